@@ -1,0 +1,85 @@
+package optimizer
+
+// CurvePoints is the number of points of a SPECpower-style curve: active idle,
+// then 10 %, 20 %, ... 100 % load.
+const CurvePoints = 11
+
+// PowerCurve holds average watts at active idle and at each 10 % load step.
+type PowerCurve [CurvePoints]float64
+
+// Model is a host model: an architecture entry of the knowledge base, or a
+// default model for an ISA when the KB does not know a host.
+type Model struct {
+	Name     string
+	ISA      string
+	Cores    int // hardware threads that utilisation is measured against
+	MemoryMB int64
+	Curve    PowerCurve
+	// Default is true when the model is the service's stand-in for an ISA,
+	// not a KB entry for this host.
+	Default bool
+}
+
+// Mode says how a tag's candidate list binds (seed §4.2.1).
+type Mode int
+
+const (
+	// ModeHint: candidates are a preference list; if none of them can take
+	// the instance, other hosts may.
+	ModeHint Mode = iota
+	// ModeExact: the tag pins one architecture; nothing else passes.
+	ModeExact
+)
+
+// Candidate is one architecture (by KB name) or, when Architecture is empty,
+// any host of ISA, that a tag may run on.
+type Candidate struct {
+	Architecture       string
+	ISA                string
+	Flavor             string
+	PerformanceFactor  float64 // work per core-second relative to the tag's reference
+	UtilizationCeiling float64 // 0 = the profile's ceiling
+}
+
+// Profile is a resolved workload tag.
+type Profile struct {
+	Tag                string
+	Mode               Mode
+	Candidates         []Candidate // in order of preference
+	UtilizationCeiling float64     // 0 = none
+	CPULoad            float64     // expected busy share of each vCPU; 0 = 1
+}
+
+// Host is one candidate compute node as the optimizer sees it.
+type Host struct {
+	Name     string
+	Nodename string
+	UUID     string
+	ISA      string // from Nova's cpu_info arch; "" = unknown
+	Model    *Model // never nil: the caller resolves a default
+
+	VCPUsTotal   int
+	VCPUsUsed    int
+	CPURatio     float64 // 0 = 1
+	TotalRAMMB   int64
+	FreeRAMMB    int64
+	RAMRatio     float64
+	TotalDiskGB  int64
+	FreeDiskMB   int64
+	DiskRatio    float64
+	NumInstances int
+
+	// Utilization is the host's CPU utilisation in [0,1]. When not
+	// UtilizationMeasured, it is estimated from vCPUs in use.
+	Utilization         float64
+	UtilizationMeasured bool
+}
+
+// Request is one instance to place, reduced to what the optimizer needs.
+type Request struct {
+	Name     string
+	VCPUs    int
+	MemoryMB int64
+	DiskGB   int64 // root + ephemeral (+ swap rounded up)
+	ImageISA string // image hw_architecture, "" = any
+}
