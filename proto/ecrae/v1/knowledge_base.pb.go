@@ -2287,7 +2287,9 @@ type ImportKnowledgeBaseRequest struct {
 	// Replace the whole KB (true) or merge entries by name (false).
 	Replace bool `protobuf:"varint,2,opt,name=replace,proto3" json:"replace,omitempty"`
 	// Validate only; change nothing.
-	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The file name to cite in errors (default "yaml").
+	Name          string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2341,6 +2343,13 @@ func (x *ImportKnowledgeBaseRequest) GetDryRun() bool {
 		return x.DryRun
 	}
 	return false
+}
+
+func (x *ImportKnowledgeBaseRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type ImportKnowledgeBaseResponse struct {
@@ -2532,11 +2541,12 @@ const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
 	"\x12DeleteHostResponse\"\x1c\n" +
 	"\x1aExportKnowledgeBaseRequest\"1\n" +
 	"\x1bExportKnowledgeBaseResponse\x12\x12\n" +
-	"\x04yaml\x18\x01 \x01(\tR\x04yaml\"c\n" +
+	"\x04yaml\x18\x01 \x01(\tR\x04yaml\"w\n" +
 	"\x1aImportKnowledgeBaseRequest\x12\x12\n" +
 	"\x04yaml\x18\x01 \x01(\tR\x04yaml\x12\x18\n" +
 	"\areplace\x18\x02 \x01(\bR\areplace\x12\x17\n" +
-	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\x87\x01\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"\x87\x01\n" +
 	"\x1bImportKnowledgeBaseResponse\x12\x12\n" +
 	"\x04tags\x18\x01 \x01(\x05R\x04tags\x12$\n" +
 	"\rarchitectures\x18\x02 \x01(\x05R\rarchitectures\x12\x18\n" +

@@ -1,0 +1,43 @@
+# ECRAE. `make run` and `make test` are the two commands; see README.md.
+SHELL := /bin/bash
+GO ?= go
+GOBIN ?= $(shell $(GO) env GOPATH)/bin
+BUF := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
+# Nova and the shim need Debian's interpreter, not whatever python3 is first on PATH.
+PY := /usr/bin/python3
+
+.PHONY: build run test test-go test-python deps bench generate lint clean
+
+build:
+	$(GO) build -o bin/ecrae ./cmd/ecrae
+
+run: build
+	./bin/ecrae serve
+
+# Installs what the tests need (Debian packages, idempotent, as root), then runs every test.
+test: deps build test-go test-python
+
+deps:
+	scripts/install-test-deps.sh
+
+test-go:
+	$(GO) test -race -count=1 ./...
+
+test-python: build
+	$(PY) -m pytest -q -p no:cacheprovider nova-shim/tests integration
+
+bench: build
+	scripts/bench.sh
+
+generate:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
+	PATH="$(GOBIN):$$PATH" $(BUF) generate
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+	$(BUF) lint
+
+clean:
+	rm -rf bin

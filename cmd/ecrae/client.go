@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"gopkg.in/yaml.v3"
+)
+
+// clientFlags are the flags every client command shares.
+type clientFlags struct {
+	server  string
+	timeout time.Duration
+	json    bool
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.server, "server", "127.0.0.1:50051", "address of ecrae serve")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of each call")
+	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
+}
+
+func (c *clientFlags) dial() (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(c.server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", c.server, err)
+	}
+	return conn, nil
+}
+
+func (c *clientFlags) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// rpcError names the server in a failed call, so "connection refused" says
+// which address was tried.
+func (c *clientFlags) rpcError(what string, err error) error {
+	return fmt.Errorf("%s (server %s): %w", what, c.server, err)
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags allows flags after positional arguments ("place FILE --json").
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// readInput reads a file, or stdin for "-".
+func readInput(name string, stdin io.Reader) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(stdin)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// yamlToProto decodes YAML written with the proto's field names into m.
+func yamlToProto(file string, data []byte, m proto.Message) error {
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	j, err := json.Marshal(jsonable(v))
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if err := protojson.Unmarshal(j, m); err != nil {
+		// protojson's offsets refer to the JSON we made, not the file: keep
+		// only its message, which names the field.
+		msg := err.Error()
+		if i := strings.Index(msg, "): "); i >= 0 {
+			msg = msg[i+3:]
+		}
+		return fmt.Errorf("%s: %s", file, strings.TrimPrefix(msg, "proto: "))
+	}
+	return nil
+}
+
+// jsonable turns yaml.v3's map[string]any trees into what encoding/json takes.
+func jsonable(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = jsonable(x)
+		}
+		return t
+	case map[any]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[fmt.Sprint(k)] = jsonable(x)
+		}
+		return out
+	case []any:
+		for i, x := range t {
+			t[i] = jsonable(x)
+		}
+		return t
+	}
+	return v
+}
+
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+func table(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}

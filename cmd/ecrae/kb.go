@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/ecrae/ecrae/kbstore"
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+)
+
+const kbUsage = `Usage:
+  ecrae kb show [--json]                  list architectures, tags, flavors and hosts
+  ecrae kb export [--out FILE]            write the whole KB as YAML
+  ecrae kb import FILE [--replace] [--dry-run]
+                                          merge (or replace) the KB from YAML, atomically
+  ecrae kb validate FILE                  check a KB YAML file offline
+  ecrae kb host set NAME --arch ARCH [--rack R] [--power-cap W]
+  ecrae kb host delete NAME               map a compute host to its architecture, or unmap it
+`
+
+func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, kbUsage)
+		return fmt.Errorf("%w: kb needs a subcommand", errUsage)
+	}
+	var cf clientFlags
+	fs := newFlagSet("kb "+args[0], stderr)
+	cf.register(fs)
+	switch args[0] {
+	case "show":
+		if _, err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		return kbShow(ctx, &cf, stdout)
+	case "export":
+		out := fs.String("out", "-", "file to write, - for stdout")
+		if _, err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		return kbExport(ctx, &cf, *out, stdout)
+	case "import":
+		replace := fs.Bool("replace", false, "replace the whole KB instead of merging by name")
+		dry := fs.Bool("dry-run", false, "validate only")
+		pos, err := parseFlags(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: kb import takes one FILE (or - for stdin)", errUsage)
+		}
+		return kbImport(ctx, &cf, pos[0], *replace, *dry, stdin, stdout)
+	case "validate":
+		pos, err := parseFlags(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: kb validate takes one FILE", errUsage)
+		}
+		data, err := readInput(pos[0], stdin)
+		if err != nil {
+			return err
+		}
+		kb, err := kbstore.ParseYAML(pos[0], data)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: valid (%d architectures, %d tags, %d flavors, %d hosts)\n", pos[0],
+			len(kb.Architectures), len(kb.Tags), len(kb.Flavors), len(kb.Hosts))
+		return nil
+	case "host":
+		return kbHost(ctx, args[1:], stderr, stdout)
+	}
+	fmt.Fprint(stderr, kbUsage)
+	return fmt.Errorf("%w: unknown kb subcommand %q", errUsage, args[0])
+}
+
+func kbShow(ctx context.Context, cf *clientFlags, stdout io.Writer) error {
+	conn, err := cf.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := ecraev1.NewKnowledgeBaseServiceClient(conn)
+	ctx, cancel := cf.call(ctx)
+	defer cancel()
+	as, err := c.ListArchitectures(ctx, &ecraev1.ListArchitecturesRequest{})
+	if err != nil {
+		return cf.rpcError("list architectures", err)
+	}
+	ts, err := c.ListTags(ctx, &ecraev1.ListTagsRequest{})
+	if err != nil {
+		return cf.rpcError("list tags", err)
+	}
+	fls, err := c.ListFlavors(ctx, &ecraev1.ListFlavorsRequest{})
+	if err != nil {
+		return cf.rpcError("list flavors", err)
+	}
+	hs, err := c.ListHosts(ctx, &ecraev1.ListHostsRequest{})
+	if err != nil {
+		return cf.rpcError("list hosts", err)
+	}
+	if cf.json {
+		if err := printJSON(stdout, as); err != nil {
+			return err
+		}
+		if err := printJSON(stdout, ts); err != nil {
+			return err
+		}
+		if err := printJSON(stdout, fls); err != nil {
+			return err
+		}
+		return printJSON(stdout, hs)
+	}
+	tw := table(stdout)
+	fmt.Fprintln(tw, "ARCHITECTURE\tISA\tTHREADS\tMEMORY GB\tIDLE W\t100% W\tSSJ_OPS/W\tESTIMATE")
+	for _, a := range as.GetArchitectures() {
+		pw := a.GetPowerWatts()
+		idle, full := 0.0, 0.0
+		if len(pw) > 0 {
+			idle, full = pw[0], pw[len(pw)-1]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.1f\t%.0f\t%v\n", a.GetName(), a.GetIsa(), a.GetThreads(), a.GetMemoryMb()/1024, idle, full, a.GetSsjOpsPerWatt(), a.GetEstimate())
+	}
+	fmt.Fprintln(tw, "\nTAG\tMODE\tCANDIDATES (architecture×factor)")
+	for _, t := range ts.GetTags() {
+		var cs []string
+		for _, c := range t.GetCandidates() {
+			name := c.GetArchitecture()
+			if name == "" {
+				name = "any " + c.GetIsa()
+			}
+			cs = append(cs, fmt.Sprintf("%s×%.2f", name, c.GetPerformanceFactor()))
+		}
+		mode := strings.ToLower(strings.TrimPrefix(t.GetMode().String(), "TAG_MODE_"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.GetName(), mode, strings.Join(cs, ", "))
+	}
+	fmt.Fprintln(tw, "\nFLAVOR\tVCPUS\tRAM MB\tDISK GB\tTAGS")
+	for _, f := range fls.GetFlavors() {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", f.GetName(), f.GetVcpus(), f.GetMemoryMb(), f.GetRootGb()+f.GetEphemeralGb(), strings.Join(f.GetTags(), ","))
+	}
+	fmt.Fprintln(tw, "\nHOST\tARCHITECTURE\tRACK\tPOWER CAP W")
+	for _, h := range hs.GetHosts() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\n", h.GetName(), h.GetArchitecture(), h.GetRack(), h.GetPowerCapWatts())
+	}
+	return tw.Flush()
+}
+
+func kbExport(ctx context.Context, cf *clientFlags, out string, stdout io.Writer) error {
+	conn, err := cf.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := cf.call(ctx)
+	defer cancel()
+	resp, err := ecraev1.NewKnowledgeBaseServiceClient(conn).ExportKnowledgeBase(ctx, &ecraev1.ExportKnowledgeBaseRequest{})
+	if err != nil {
+		return cf.rpcError("export", err)
+	}
+	if out == "-" {
+		_, err = io.WriteString(stdout, resp.GetYaml())
+		return err
+	}
+	// Write beside the target and rename, so a failed export never leaves a
+	// half-written file where a good one was.
+	tmp := out + ".tmp"
+	if err := os.WriteFile(tmp, []byte(resp.GetYaml()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, out)
+}
+
+func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bool, stdin io.Reader, stdout io.Writer) error {
+	data, err := readInput(file, stdin)
+	if err != nil {
+		return err
+	}
+	// A replacing import must be whole on its own: check it here, offline.
+	// A merge may refer to what the service holds, so the service checks it
+	// and names this file in its errors.
+	if replace {
+		if _, err := kbstore.ParseYAML(file, data); err != nil {
+			return err
+		}
+	}
+	conn, err := cf.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := cf.call(ctx)
+	defer cancel()
+	resp, err := ecraev1.NewKnowledgeBaseServiceClient(conn).ImportKnowledgeBase(ctx, &ecraev1.ImportKnowledgeBaseRequest{Yaml: string(data), Replace: replace, DryRun: dry, Name: file})
+	if err != nil {
+		return cf.rpcError("import "+file, err)
+	}
+	if cf.json {
+		return printJSON(stdout, resp)
+	}
+	verb := "merged"
+	if replace {
+		verb = "replaced the KB with"
+	}
+	if dry {
+		verb = "would have " + verb + " (dry run)"
+	}
+	fmt.Fprintf(stdout, "%s %s: %d architectures, %d tags, %d flavors, %d hosts\n", verb, file,
+		resp.GetArchitectures(), resp.GetTags(), resp.GetFlavors(), resp.GetHosts())
+	return nil
+}
+
+func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, kbUsage)
+		return fmt.Errorf("%w: kb host needs set or delete", errUsage)
+	}
+	var cf clientFlags
+	fs := newFlagSet("kb host "+args[0], stderr)
+	cf.register(fs)
+	arch := fs.String("arch", "", "architecture (KB name) of the host")
+	rack := fs.String("rack", "", "rack")
+	pcap := fs.Float64("power-cap", 0, "power cap in watts")
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: kb host %s takes one NAME", errUsage, args[0])
+	}
+	conn, err := cf.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := ecraev1.NewKnowledgeBaseServiceClient(conn)
+	ctx, cancel := cf.call(ctx)
+	defer cancel()
+	switch args[0] {
+	case "set":
+		h := &ecraev1.Host{Name: pos[0], Architecture: *arch, Rack: *rack, PowerCapWatts: *pcap}
+		if _, err := c.GetHost(ctx, &ecraev1.GetHostRequest{Name: pos[0]}); err == nil {
+			_, err = c.UpdateHost(ctx, &ecraev1.UpdateHostRequest{Host: h})
+			if err != nil {
+				return cf.rpcError("update host", err)
+			}
+		} else if _, err := c.CreateHost(ctx, &ecraev1.CreateHostRequest{Host: h}); err != nil {
+			return cf.rpcError("create host", err)
+		}
+		fmt.Fprintf(stdout, "host %s → %s\n", pos[0], *arch)
+		return nil
+	case "delete":
+		if _, err := c.DeleteHost(ctx, &ecraev1.DeleteHostRequest{Name: pos[0]}); err != nil {
+			return cf.rpcError("delete host", err)
+		}
+		fmt.Fprintf(stdout, "host %s deleted\n", pos[0])
+		return nil
+	}
+	return fmt.Errorf("%w: unknown kb host subcommand %q", errUsage, args[0])
+}

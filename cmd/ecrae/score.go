@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cf clientFlags
+	fs := newFlagSet("score", stderr)
+	cf.register(fs)
+	tag := fs.String("tag", "", "workload tag (default: the service's default profile)")
+	flavor := fs.String("flavor", "", "a flavor of the knowledge base (instead of --vcpus/--ram-mb/--disk-gb)")
+	vcpus := fs.Int("vcpus", 0, "vCPUs of the instance")
+	ram := fs.Int64("ram-mb", 0, "RAM of the instance in MB")
+	disk := fs.Int64("disk-gb", 0, "disk of the instance in GB")
+	arch := fs.String("arch", "", "image hw_architecture (x86_64, aarch64, ...)")
+	hostsFile := fs.String("hosts", "", "YAML file with `hosts:` as Nova sees them (proto field names); default: the hosts the service knows")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: score takes flags only, got %q", errUsage, pos[0])
+	}
+	if *flavor == "" && *vcpus == 0 {
+		return fmt.Errorf("%w: give --flavor NAME or --vcpus and --ram-mb", errUsage)
+	}
+	inst := &ecraev1.InstanceRequest{Name: "instance", Tag: *tag,
+		Flavor: &ecraev1.Flavor{Name: *flavor, Vcpus: int32(*vcpus), MemoryMb: *ram, RootGb: *disk}}
+	if *arch != "" {
+		inst.ImageProperties = map[string]string{"hw_architecture": *arch}
+	}
+	conn, err := cf.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := ecraev1.NewPlacementServiceClient(conn)
+	ctx, cancel := cf.call(ctx)
+	defer cancel()
+
+	if *hostsFile == "" {
+		resp, err := c.WhatIf(ctx, &ecraev1.WhatIfRequest{Instances: []*ecraev1.InstanceRequest{inst}, MaxAlternatives: 1000})
+		if err != nil {
+			return cf.rpcError("score", err)
+		}
+		if cf.json {
+			return printJSON(stdout, resp)
+		}
+		return printPlacements(stdout, resp, true)
+	}
+	data, err := os.ReadFile(*hostsFile)
+	if err != nil {
+		return err
+	}
+	var hf ecraev1.FilterHostsRequest
+	if err := yamlToProto(*hostsFile, data, &hf); err != nil {
+		return err
+	}
+	fr, err := c.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: inst, Hosts: hf.GetHosts()})
+	if err != nil {
+		return cf.rpcError("filter", err)
+	}
+	wr, err := c.WeighHosts(ctx, &ecraev1.WeighHostsRequest{Instance: inst, Hosts: hf.GetHosts()})
+	if err != nil {
+		return cf.rpcError("weigh", err)
+	}
+	if cf.json {
+		f, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(fr)
+		w, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(wr)
+		b, err := json.MarshalIndent(map[string]json.RawMessage{"filter": f, "weigh": w}, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, string(b))
+		return err
+	}
+	fmt.Fprintf(stdout, "tag %s (from %s)\n", fr.GetTag(), fr.GetTagSource())
+	order := make([]int, len(wr.GetScores()))
+	for i := range order {
+		order[i] = i
+	}
+	verdicts := fr.GetVerdicts()
+	sort.SliceStable(order, func(a, b int) bool {
+		pa, pb := verdicts[order[a]].GetPassed(), verdicts[order[b]].GetPassed()
+		if pa != pb {
+			return pa
+		}
+		return wr.GetScores()[order[a]].GetScore() > wr.GetScores()[order[b]].GetScore()
+	})
+	tw := table(stdout)
+	fmt.Fprintln(tw, "RANK\tHOST\tARCHITECTURE\tPASSED\tSCORE\tMARGINAL W\tWHY")
+	rank := 0
+	for _, i := range order {
+		s, v := wr.GetScores()[i], verdicts[i]
+		r := "-"
+		why := v.GetReason()
+		if v.GetPassed() {
+			rank++
+			r = fmt.Sprint(rank)
+			why = explain(s.GetBreakdown())
+		} else {
+			why = v.GetFilter() + ": " + why
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%.1f\t%.1f\t%s\n", r, s.GetHost(), s.GetArchitecture(), v.GetPassed(), s.GetScore(), s.GetMarginalWatts(), why)
+	}
+	return tw.Flush()
+}
+
+func explain(cs []*ecraev1.ScoreComponent) string {
+	var parts []string
+	for _, c := range cs {
+		parts = append(parts, fmt.Sprintf("%s %.0f×%.2g: %s", c.GetScorer(), c.GetNormalized(), c.GetWeight(), c.GetExplanation()))
+	}
+	return strings.Join(parts, "; ")
+}

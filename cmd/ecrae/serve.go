@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ecrae/ecrae/kbstore"
+	"github.com/ecrae/ecrae/server"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+type serveConfig struct {
+	grpcAddr, httpAddr string
+	natsURL, natsAddr  string
+	dbPath             string
+	defaultTag         string
+	weights            string
+	logFormat          string
+	logLevel           string
+	shutdownGrace      time.Duration
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:9180", "HTTP listen address for /healthz and /metrics")
+	fs.StringVar(&c.natsURL, "nats", "embedded", `"embedded" for an in-process NATS server, or a nats:// URL`)
+	fs.StringVar(&c.natsAddr, "nats-addr", "127.0.0.1:4222", "listen address of the embedded NATS server")
+	fs.StringVar(&c.dbPath, "db", "./var/ecrae.db", "knowledge base file (bbolt); created and seeded with the default KB on first start")
+	fs.StringVar(&c.defaultTag, "default-tag", "default", "profile for requests that carry no tag")
+	fs.StringVar(&c.weights, "weights", "", `scorer weights, e.g. "energy=1,consolidation=0.5" (0 disables a scorer)`)
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight calls may finish on SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Arg(0))
+	}
+	log, err := newLogger(stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return err
+	}
+	weights, err := parseWeights(c.weights)
+	if err != nil {
+		return fmt.Errorf("%w: --weights: %v", errUsage, err)
+	}
+	return serve(ctx, c, weights, log)
+}
+
+func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *slog.Logger) error {
+	store, err := kbstore.Open(c.dbPath, kbstore.Options{Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	seeded, err := store.SeedDefault(ctx)
+	if err != nil {
+		return fmt.Errorf("seed knowledge base: %w", err)
+	}
+	log.Info("knowledge base open", "path", c.dbPath, "seeded_default", seeded)
+
+	nc, shutdownNATS, err := startNATS(c, log)
+	if err != nil {
+		return err
+	}
+	defer shutdownNATS()
+	defer nc.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	stats := server.NewMetrics(reg)
+	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights}, store, log, stats)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(stats.UnaryInterceptor()))
+	srv.Register(g)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	reflection.Register(g)
+
+	gl, err := net.Listen("tcp", c.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("gRPC listen on %s: %w", c.grpcAddr, err)
+	}
+	hl, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		gl.Close()
+		return fmt.Errorf("HTTP listen on %s: %w", c.httpAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := hs.Check(r.Context(), &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			http.Error(w, "not serving", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		if err := g.Serve(gl); err != nil {
+			return fmt.Errorf("gRPC server: %w", err)
+		}
+		return nil
+	})
+	eg.Go(func() error {
+		if err := hsrv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("HTTP server: %w", err)
+		}
+		return nil
+	})
+	eg.Go(func() error {
+		<-ctx.Done()
+		log.Info("shutting down", "grace", c.shutdownGrace)
+		hs.Shutdown() // NOT_SERVING first, so balancers and the shim's health checks move away
+		done := make(chan struct{})
+		go func() { g.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(c.shutdownGrace):
+			g.Stop()
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), c.shutdownGrace)
+		defer cancel()
+		return hsrv.Shutdown(sctx)
+	})
+	log.Info("ecrae serving", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "nats", nc.ConnectedUrl(), "default_tag", c.defaultTag)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range []string{"ecrae.v1.PlacementService", "ecrae.v1.KnowledgeBaseService"} {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	err = eg.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// startNATS runs the embedded server (with JetStream, stored beside the KB)
+// or checks that an external one answers, and returns a connection to it.
+func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, func(), error) {
+	if c.natsURL != "embedded" {
+		nc, err := nats.Connect(c.natsURL, nats.Name("ecrae"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+		if err != nil {
+			return nil, nil, fmt.Errorf("NATS %s: %w", c.natsURL, err)
+		}
+		log.Info("using external NATS", "url", c.natsURL)
+		return nc, func() {}, nil
+	}
+	host, portStr, err := net.SplitHostPort(c.natsAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: --nats-addr %q: %v", errUsage, c.natsAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: --nats-addr %q: port: %v", errUsage, c.natsAddr, err)
+	}
+	storeDir := filepath.Join(filepath.Dir(c.dbPath), "nats")
+	if err := os.MkdirAll(storeDir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("NATS store %s: %w", storeDir, err)
+	}
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		ServerName: "ecrae", Host: host, Port: port, JetStream: true, StoreDir: storeDir,
+		NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, nil, fmt.Errorf("embedded NATS did not start on %s (is the port taken?)", c.natsAddr)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("ecrae"))
+	if err != nil {
+		ns.Shutdown()
+		return nil, nil, fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	log.Info("embedded NATS started", "addr", ns.ClientURL(), "jetstream_store", storeDir)
+	return nc, func() { ns.Shutdown(); ns.WaitForShutdown() }, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, format)
+}
+
+// parseWeights reads "name=value,..."; empty means the defaults.
+func parseWeights(s string) (map[string]float64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]float64{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not name=value", kv)
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a number", k, v)
+		}
+		out[k] = f
+	}
+	return out, nil
+}

@@ -1,0 +1,426 @@
+package kbstore
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors; callers test them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrLocked   = errors.New("locked")
+	ErrInUse    = errors.New("in use")
+)
+
+// maxNameLen bounds names so they stay usable as bbolt keys, Nova names and
+// metric labels.
+const maxNameLen = 255
+
+// ValidationError is the first problem found in a KB or an entity.
+type ValidationError struct {
+	File string
+	Line int
+	// Field is a path such as "tags[2].candidates[0].performance_factor", or
+	// "tag.candidates[0].architecture" for a single-entity write.
+	Field string
+	Msg   string
+}
+
+// Error formats "file:line: field: msg", leaving out empty parts.
+func (e *ValidationError) Error() string {
+	var parts []string
+	switch {
+	case e.File != "" && e.Line > 0:
+		parts = append(parts, e.File+":"+strconv.Itoa(e.Line))
+	case e.File != "":
+		parts = append(parts, e.File)
+	case e.Line > 0:
+		parts = append(parts, "line "+strconv.Itoa(e.Line))
+	}
+	if e.Field != "" {
+		parts = append(parts, e.Field)
+	}
+	if e.Msg != "" {
+		parts = append(parts, e.Msg)
+	}
+	return strings.Join(parts, ": ")
+}
+
+// Validate checks a whole KB, references included, and returns the first
+// problem as a *ValidationError, or nil.
+func Validate(kb *KB) error {
+	if err := validate(kb, indexPaths); err != nil {
+		return err
+	}
+	return nil
+}
+
+// pathFunc names entity i (of kind "architecture", "tag", "flavor" or
+// "host") in a field path.
+type pathFunc func(kind string, i int, name string) string
+
+// indexPaths names entities by position, which maps back to a YAML line.
+func indexPaths(kind string, i int, _ string) string { return fmt.Sprintf("%ss[%d]", kind, i) }
+
+// namePaths names entities by name: positions mean nothing to a caller of
+// a store write, whose KB is the store's, not theirs.
+func namePaths(kind string, _ int, name string) string { return fmt.Sprintf("%ss[%q]", kind, name) }
+
+// filePaths names the entities of file by their position in it, which maps
+// back to a YAML line, and every other entity (of the KB file is merged
+// into) by name.
+func filePaths(file *KB) pathFunc {
+	pos := map[string]int{}
+	add := func(kind, name string, i int) { pos[kind+"\x00"+name] = i }
+	for i, a := range file.Architectures {
+		add("architecture", a.Name, i)
+	}
+	for i, t := range file.Tags {
+		add("tag", t.Name, i)
+	}
+	for i, f := range file.Flavors {
+		add("flavor", f.Name, i)
+	}
+	for i, h := range file.Hosts {
+		add("host", h.Name, i)
+	}
+	return func(kind string, i int, name string) string {
+		if j, ok := pos[kind+"\x00"+name]; ok {
+			return indexPaths(kind, j, name)
+		}
+		return namePaths(kind, i, name)
+	}
+}
+
+// focusPaths names the entity being written just by its kind ("tag"), so a
+// single-entity write reports "tag.candidates[0].architecture".
+func focusPaths(focusKind, focusName string) pathFunc {
+	return func(kind string, i int, name string) string {
+		if kind == focusKind && name == focusName {
+			return kind
+		}
+		return namePaths(kind, i, name)
+	}
+}
+
+// validate does the work of Validate; paths decides how entities are named
+// in ValidationError.Field.
+func validate(kb *KB, paths pathFunc) *ValidationError {
+	if kb == nil {
+		return &ValidationError{Msg: "no knowledge base"}
+	}
+	if kb.SchemaVersion != 0 && kb.SchemaVersion != CurrentSchemaVersion {
+		return fail("schema_version", "unsupported schema version %d (this binary reads %d; 0 or absent means %d)",
+			kb.SchemaVersion, CurrentSchemaVersion, CurrentSchemaVersion)
+	}
+	// Name sets first: tags and flavors refer to each other.
+	archs := make(map[string]*Architecture, len(kb.Architectures))
+	for i := range kb.Architectures {
+		if _, dup := archs[kb.Architectures[i].Name]; !dup {
+			archs[kb.Architectures[i].Name] = &kb.Architectures[i]
+		}
+	}
+	tags := nameSet(kb.Tags, func(t *Tag) string { return t.Name })
+	flavors := nameSet(kb.Flavors, func(f *Flavor) string { return f.Name })
+
+	seen := map[string]int{}
+	for i := range kb.Architectures {
+		a := &kb.Architectures[i]
+		p := paths("architecture", i, a.Name)
+		if err := checkName(p, "architecture", a.Name, i, seen, paths); err != nil {
+			return err
+		}
+		if err := checkArchitecture(p, a); err != nil {
+			return err
+		}
+	}
+	clear(seen)
+	for i := range kb.Tags {
+		t := &kb.Tags[i]
+		p := paths("tag", i, t.Name)
+		if err := checkName(p, "tag", t.Name, i, seen, paths); err != nil {
+			return err
+		}
+		if err := checkTag(p, t, archs, flavors); err != nil {
+			return err
+		}
+	}
+	clear(seen)
+	for i := range kb.Flavors {
+		f := &kb.Flavors[i]
+		p := paths("flavor", i, f.Name)
+		if err := checkName(p, "flavor", f.Name, i, seen, paths); err != nil {
+			return err
+		}
+		if err := checkFlavor(p, f, tags); err != nil {
+			return err
+		}
+	}
+	clear(seen)
+	for i := range kb.Hosts {
+		h := &kb.Hosts[i]
+		p := paths("host", i, h.Name)
+		if err := checkName(p, "host", h.Name, i, seen, paths); err != nil {
+			return err
+		}
+		if err := checkHost(p, h, archs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func nameSet[T any](items []T, name func(*T) string) map[string]bool {
+	set := make(map[string]bool, len(items))
+	for i := range items {
+		set[name(&items[i])] = true
+	}
+	return set
+}
+
+func fail(field, format string, args ...any) *ValidationError {
+	return &ValidationError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func join(prefix, field string) string {
+	if prefix == "" {
+		return field
+	}
+	return prefix + "." + field
+}
+
+func idx(prefix string, i int) string { return prefix + "[" + strconv.Itoa(i) + "]" }
+
+// checkName validates an entity name and records it in seen to catch
+// duplicates.
+func checkName(p, kind, name string, i int, seen map[string]int, paths pathFunc) *ValidationError {
+	f := join(p, "name")
+	if err := checkNameValue(f, name); err != nil {
+		return err
+	}
+	if first, dup := seen[name]; dup {
+		return fail(f, "duplicate %s name %q (first defined at %s)", kind, name, paths(kind, first, name))
+	}
+	seen[name] = i
+	return nil
+}
+
+// checkNameValue enforces [A-Za-z0-9._-]+: names are bbolt keys, Nova
+// extra_spec values and metric labels, so they stay plain.
+func checkNameValue(field, name string) *ValidationError {
+	if name == "" {
+		return fail(field, "must not be empty")
+	}
+	if len(name) > maxNameLen {
+		return fail(field, "must be at most %d characters, got %d", maxNameLen, len(name))
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return fail(field, "%q may only contain letters, digits, '.', '_' and '-'", name)
+		}
+	}
+	return nil
+}
+
+func checkISA(field, isa string) *ValidationError {
+	if isa == "" {
+		return fail(field, "must not be empty; one of %s", strings.Join(ISAs(), ", "))
+	}
+	if !slices.Contains(ISAs(), isa) {
+		return fail(field, "unknown ISA %q; must be one of %s", isa, strings.Join(ISAs(), ", "))
+	}
+	return nil
+}
+
+// checkNonNeg rejects negative and non-finite numbers; NaN would otherwise
+// slip through every comparison and cannot be stored as JSON.
+func checkNonNeg(field string, v float64) *ValidationError {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fail(field, "must be a finite number, got %v", v)
+	}
+	if v < 0 {
+		return fail(field, "must be >= 0, got %v", v)
+	}
+	return nil
+}
+
+// checkShare accepts [0,1]: utilisation ceilings and CPU loads, where 0
+// means "use the default".
+func checkShare(field string, v float64) *ValidationError {
+	if err := checkNonNeg(field, v); err != nil {
+		return err
+	}
+	if v > 1 {
+		return fail(field, "must be between 0 and 1, got %v", v)
+	}
+	return nil
+}
+
+func checkArchitecture(p string, a *Architecture) *ValidationError {
+	if err := checkISA(join(p, "isa"), a.ISA); err != nil {
+		return err
+	}
+	if a.Sockets < 0 {
+		return fail(join(p, "sockets"), "must be >= 0, got %d", a.Sockets)
+	}
+	if a.Cores <= 0 {
+		return fail(join(p, "cores"), "must be > 0, got %d", a.Cores)
+	}
+	if a.Threads <= 0 {
+		return fail(join(p, "threads"), "must be > 0, got %d", a.Threads)
+	}
+	if a.Threads < a.Cores {
+		return fail(join(p, "threads"), "must be >= cores (%d), got %d", a.Cores, a.Threads)
+	}
+	if err := checkNonNeg(join(p, "core_mhz"), a.CoreMHz); err != nil {
+		return err
+	}
+	if a.MemoryMB <= 0 {
+		return fail(join(p, "memory_mb"), "must be > 0, got %d", a.MemoryMB)
+	}
+	if a.DiskGB < 0 {
+		return fail(join(p, "disk_gb"), "must be >= 0, got %d", a.DiskGB)
+	}
+	pw := join(p, "power_watts")
+	if len(a.PowerWatts) != PowerPoints {
+		return fail(pw, "must have %d values (active idle, then 10 %% ... 100 %% load), got %d", PowerPoints, len(a.PowerWatts))
+	}
+	for i, w := range a.PowerWatts {
+		if err := checkNonNeg(idx(pw, i), w); err != nil {
+			return err
+		}
+		if i > 0 && w < a.PowerWatts[i-1] {
+			return fail(idx(pw, i), "%v W is below the previous point %v W; the curve must not decrease", w, a.PowerWatts[i-1])
+		}
+	}
+	if a.PowerWatts[PowerPoints-1] == 0 {
+		return fail(idx(pw, PowerPoints-1), "power at 100 %% load must be > 0")
+	}
+	if err := checkNonNeg(join(p, "ssj_ops_100"), a.SSJOps100); err != nil {
+		return err
+	}
+	if err := checkNonNeg(join(p, "ssj_ops_per_watt"), a.SSJOpsPerWatt); err != nil {
+		return err
+	}
+	if a.Year < 0 {
+		return fail(join(p, "year"), "must be >= 0, got %d", a.Year)
+	}
+	return nil
+}
+
+func checkTag(p string, t *Tag, archs map[string]*Architecture, flavors map[string]bool) *ValidationError {
+	switch t.Mode {
+	case "", ModeHint, ModeExact:
+	default:
+		return fail(join(p, "mode"), "unknown mode %q; must be %q or %q (empty means %q)", t.Mode, ModeExact, ModeHint, ModeHint)
+	}
+	cp := join(p, "candidates")
+	if len(t.Candidates) == 0 {
+		// A tag with no candidates cannot steer placement; it is a mistake.
+		return fail(cp, "must list at least one candidate")
+	}
+	if t.IsExact() && len(t.Candidates) != 1 {
+		return fail(cp, "an exact tag pins one architecture, so it needs exactly 1 candidate, got %d", len(t.Candidates))
+	}
+	if err := checkShare(join(p, "utilization_ceiling"), t.UtilizationCeiling); err != nil {
+		return err
+	}
+	if err := checkShare(join(p, "cpu_load"), t.CPULoad); err != nil {
+		return err
+	}
+	seen := map[Candidate]int{}
+	for i := range t.Candidates {
+		c := &t.Candidates[i]
+		cf := idx(cp, i)
+		if err := checkCandidate(cf, c, archs, flavors); err != nil {
+			return err
+		}
+		key := Candidate{Architecture: c.Architecture, ISA: c.ISA, Flavor: c.Flavor}
+		if first, dup := seen[key]; dup {
+			return fail(cf, "duplicates %s", idx(cp, first))
+		}
+		seen[key] = i
+	}
+	return nil
+}
+
+func checkCandidate(cf string, c *Candidate, archs map[string]*Architecture, flavors map[string]bool) *ValidationError {
+	if c.Architecture == "" && c.ISA == "" {
+		return fail(cf, "needs an architecture or an isa")
+	}
+	if c.ISA != "" {
+		if err := checkISA(join(cf, "isa"), c.ISA); err != nil {
+			return err
+		}
+	}
+	if c.Architecture != "" {
+		a, ok := archs[c.Architecture]
+		if !ok {
+			return fail(join(cf, "architecture"), "architecture %q does not exist", c.Architecture)
+		}
+		if c.ISA != "" && c.ISA != a.ISA {
+			return fail(join(cf, "isa"), "%q contradicts architecture %q, whose isa is %q", c.ISA, a.Name, a.ISA)
+		}
+	}
+	if c.Flavor != "" && !flavors[c.Flavor] {
+		return fail(join(cf, "flavor"), "flavor %q does not exist", c.Flavor)
+	}
+	pf := join(cf, "performance_factor")
+	if err := checkNonNeg(pf, c.PerformanceFactor); err != nil {
+		return err
+	}
+	if c.PerformanceFactor == 0 {
+		return fail(pf, "must be > 0 (1 = the tag's reference)")
+	}
+	return checkShare(join(cf, "utilization_ceiling"), c.UtilizationCeiling)
+}
+
+func checkFlavor(p string, f *Flavor, tags map[string]bool) *ValidationError {
+	if f.VCPUs <= 0 {
+		return fail(join(p, "vcpus"), "must be > 0, got %d", f.VCPUs)
+	}
+	if f.MemoryMB <= 0 {
+		return fail(join(p, "memory_mb"), "must be > 0, got %d", f.MemoryMB)
+	}
+	for _, v := range []struct {
+		field string
+		n     int64
+	}{{"root_gb", f.RootGB}, {"ephemeral_gb", f.EphemeralGB}, {"swap_mb", f.SwapMB}} {
+		if v.n < 0 {
+			return fail(join(p, v.field), "must be >= 0, got %d", v.n)
+		}
+	}
+	if _, ok := f.ExtraSpecs[""]; ok {
+		return fail(join(p, "extra_specs"), "keys must not be empty")
+	}
+	tp := join(p, "tags")
+	for i, t := range f.Tags {
+		if t == "" {
+			return fail(idx(tp, i), "must not be empty")
+		}
+		if !tags[t] {
+			return fail(idx(tp, i), "tag %q does not exist", t)
+		}
+		if j := slices.Index(f.Tags, t); j < i {
+			return fail(idx(tp, i), "duplicates %s", idx(tp, j))
+		}
+	}
+	return nil
+}
+
+func checkHost(p string, h *Host, archs map[string]*Architecture) *ValidationError {
+	af := join(p, "architecture")
+	if h.Architecture == "" {
+		return fail(af, "must name an architecture")
+	}
+	if _, ok := archs[h.Architecture]; !ok {
+		return fail(af, "architecture %q does not exist", h.Architecture)
+	}
+	return checkNonNeg(join(p, "power_cap_watts"), h.PowerCapWatts)
+}

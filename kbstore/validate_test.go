@@ -1,0 +1,312 @@
+package kbstore
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+// validateCase mutates testKB() into an invalid KB; want is the exact error.
+type validateCase struct {
+	name   string
+	mutate func(kb *KB)
+	want   string
+}
+
+func validateCases() []validateCase {
+	return []validateCase{
+		{
+			// A newer format may mean things this binary does not know.
+			name:   "schema version from the future",
+			mutate: func(kb *KB) { kb.SchemaVersion = 2 },
+			want:   "schema_version: unsupported schema version 2 (this binary reads 1; 0 or absent means 1)",
+		},
+		{
+			// Names are bbolt keys; empty keys are impossible.
+			name:   "empty architecture name",
+			mutate: func(kb *KB) { kb.Architectures[1].Name = "" },
+			want:   "architectures[1].name: must not be empty",
+		},
+		{
+			// Spaces are outside [A-Za-z0-9._-].
+			name:   "architecture name with a space",
+			mutate: func(kb *KB) { kb.Architectures[0].Name = "x86 a" },
+			want:   `architectures[0].name: "x86 a" may only contain letters, digits, '.', '_' and '-'`,
+		},
+		{
+			// Names are keys, so they must be unique per kind.
+			name:   "duplicate architecture",
+			mutate: func(kb *KB) { kb.Architectures[1].Name = "x86-a" },
+			want:   `architectures[1].name: duplicate architecture name "x86-a" (first defined at architectures[0])`,
+		},
+		{
+			// Aliases are refused: one spelling per ISA keeps matching exact.
+			name:   "isa alias amd64",
+			mutate: func(kb *KB) { kb.Architectures[0].ISA = "amd64" },
+			want:   `architectures[0].isa: unknown ISA "amd64"; must be one of x86_64, aarch64, ppc64le, s390x, riscv64`,
+		},
+		{
+			// Capacity is counted in cores; zero cores cannot host anything.
+			name:   "zero cores",
+			mutate: func(kb *KB) { kb.Architectures[0].Cores = 0 },
+			want:   "architectures[0].cores: must be > 0, got 0",
+		},
+		{
+			// Every core runs at least one hardware thread.
+			name:   "fewer threads than cores",
+			mutate: func(kb *KB) { kb.Architectures[0].Threads = 4 },
+			want:   "architectures[0].threads: must be >= cores (8), got 4",
+		},
+		{
+			// A model without memory cannot take any flavor.
+			name:   "zero memory",
+			mutate: func(kb *KB) { kb.Architectures[1].MemoryMB = 0 },
+			want:   "architectures[1].memory_mb: must be > 0, got 0",
+		},
+		{
+			// The curve must have the 11 SPECpower load levels.
+			name:   "curve too short",
+			mutate: func(kb *KB) { kb.Architectures[0].PowerWatts = kb.Architectures[0].PowerWatts[:10] },
+			want:   "architectures[0].power_watts: must have 11 values (active idle, then 10 % ... 100 % load), got 10",
+		},
+		{
+			// More load never costs less power; a dip is a typo.
+			name:   "curve decreases",
+			mutate: func(kb *KB) { kb.Architectures[0].PowerWatts[5] = 100 },
+			want:   "architectures[0].power_watts[5]: 100 W is below the previous point 130 W; the curve must not decrease",
+		},
+		{
+			// Negative watts are meaningless.
+			name:   "negative idle power",
+			mutate: func(kb *KB) { kb.Architectures[1].PowerWatts[0] = -1 },
+			want:   "architectures[1].power_watts[0]: must be >= 0, got -1",
+		},
+		{
+			// NaN passes every comparison and cannot be stored as JSON.
+			name:   "NaN in curve",
+			mutate: func(kb *KB) { kb.Architectures[1].PowerWatts[3] = math.NaN() },
+			want:   "architectures[1].power_watts[3]: must be a finite number, got NaN",
+		},
+		{
+			// An all-zero curve would make the model look free.
+			name:   "zero curve",
+			mutate: func(kb *KB) { kb.Architectures[1].PowerWatts = make([]float64, PowerPoints) },
+			want:   "architectures[1].power_watts[10]: power at 100 % load must be > 0",
+		},
+		{
+			// Published throughput is never negative.
+			name:   "negative ssj_ops",
+			mutate: func(kb *KB) { kb.Architectures[0].SSJOps100 = -5 },
+			want:   "architectures[0].ssj_ops_100: must be >= 0, got -5",
+		},
+		{
+			// Only exact and hint exist (seed §4.2.1).
+			name:   "unknown mode",
+			mutate: func(kb *KB) { kb.Tags[0].Mode = "strict" },
+			want:   `tags[0].mode: unknown mode "strict"; must be "exact" or "hint" (empty means "hint")`,
+		},
+		{
+			// A tag that names nothing cannot steer placement.
+			name:   "no candidates",
+			mutate: func(kb *KB) { kb.Tags[2].Candidates = nil },
+			want:   "tags[2].candidates: must list at least one candidate",
+		},
+		{
+			// Exact mode forces one architecture; two is ambiguous.
+			name: "exact with two candidates",
+			mutate: func(kb *KB) {
+				kb.Tags[1].Candidates = append(kb.Tags[1].Candidates, Candidate{Architecture: "arm-b", PerformanceFactor: 1})
+			},
+			want: "tags[1].candidates: an exact tag pins one architecture, so it needs exactly 1 candidate, got 2",
+		},
+		{
+			// A candidate must say where the workload may run.
+			name:   "candidate with neither architecture nor isa",
+			mutate: func(kb *KB) { kb.Tags[0].Candidates[1].Architecture = "" },
+			want:   "tags[0].candidates[1]: needs an architecture or an isa",
+		},
+		{
+			// Referential integrity: tag → architecture.
+			name:   "candidate names a missing architecture",
+			mutate: func(kb *KB) { kb.Tags[0].Candidates[0].Architecture = "power9" },
+			want:   `tags[0].candidates[0].architecture: architecture "power9" does not exist`,
+		},
+		{
+			// An isa that disagrees with the named architecture is a mistake.
+			name:   "candidate isa contradicts architecture",
+			mutate: func(kb *KB) { kb.Tags[1].Candidates[0].ISA = ISAAarch64 },
+			want:   `tags[1].candidates[0].isa: "aarch64" contradicts architecture "x86-a", whose isa is "x86_64"`,
+		},
+		{
+			// Candidate ISAs follow the same closed list.
+			name:   "candidate isa unknown",
+			mutate: func(kb *KB) { kb.Tags[2].Candidates[0].ISA = "sparc64" },
+			want:   `tags[2].candidates[0].isa: unknown ISA "sparc64"; must be one of x86_64, aarch64, ppc64le, s390x, riscv64`,
+		},
+		{
+			// Referential integrity: candidate → flavor.
+			name:   "candidate names a missing flavor",
+			mutate: func(kb *KB) { kb.Tags[0].Candidates[1].Flavor = "huge" },
+			want:   `tags[0].candidates[1].flavor: flavor "huge" does not exist`,
+		},
+		{
+			// Zero work per second would make energy per work infinite.
+			name:   "zero performance factor",
+			mutate: func(kb *KB) { kb.Tags[0].Candidates[0].PerformanceFactor = 0 },
+			want:   "tags[0].candidates[0].performance_factor: must be > 0 (1 = the tag's reference)",
+		},
+		{
+			// Negative work is meaningless.
+			name:   "negative performance factor",
+			mutate: func(kb *KB) { kb.Tags[2].Candidates[0].PerformanceFactor = -1 },
+			want:   "tags[2].candidates[0].performance_factor: must be >= 0, got -1",
+		},
+		{
+			// Utilisation is a share of the host.
+			name:   "candidate ceiling above 1",
+			mutate: func(kb *KB) { kb.Tags[0].Candidates[0].UtilizationCeiling = 1.5 },
+			want:   "tags[0].candidates[0].utilization_ceiling: must be between 0 and 1, got 1.5",
+		},
+		{
+			// CPU load is a share of a vCPU.
+			name:   "negative cpu load",
+			mutate: func(kb *KB) { kb.Tags[0].CPULoad = -0.1 },
+			want:   "tags[0].cpu_load: must be >= 0, got -0.1",
+		},
+		{
+			// The same candidate twice would be counted twice.
+			name: "duplicate candidate",
+			mutate: func(kb *KB) {
+				kb.Tags[0].Candidates = append(kb.Tags[0].Candidates, Candidate{Architecture: "arm-b", PerformanceFactor: 2})
+			},
+			want: "tags[0].candidates[2]: duplicates tags[0].candidates[0]",
+		},
+		{
+			// A flavor without vCPUs cannot be scheduled.
+			name:   "flavor without vcpus",
+			mutate: func(kb *KB) { kb.Flavors[0].VCPUs = 0 },
+			want:   "flavors[0].vcpus: must be > 0, got 0",
+		},
+		{
+			// Nor without memory.
+			name:   "flavor without memory",
+			mutate: func(kb *KB) { kb.Flavors[0].MemoryMB = -1 },
+			want:   "flavors[0].memory_mb: must be > 0, got -1",
+		},
+		{
+			// Disk sizes are never negative.
+			name:   "negative swap",
+			mutate: func(kb *KB) { kb.Flavors[0].SwapMB = -1 },
+			want:   "flavors[0].swap_mb: must be >= 0, got -1",
+		},
+		{
+			// Nova rejects empty extra_spec keys.
+			name:   "empty extra_spec key",
+			mutate: func(kb *KB) { kb.Flavors[0].ExtraSpecs[""] = "x" },
+			want:   "flavors[0].extra_specs: keys must not be empty",
+		},
+		{
+			// Referential integrity: flavor → tag.
+			name:   "flavor names a missing tag",
+			mutate: func(kb *KB) { kb.Flavors[0].Tags[1] = "db" },
+			want:   `flavors[0].tags[1]: tag "db" does not exist`,
+		},
+		{
+			// A repeated tag is a copy-paste slip.
+			name:   "flavor repeats a tag",
+			mutate: func(kb *KB) { kb.Flavors[0].Tags[1] = "web" },
+			want:   "flavors[0].tags[1]: duplicates flavors[0].tags[0]",
+		},
+		{
+			// Referential integrity: host → architecture.
+			name:   "host names a missing architecture",
+			mutate: func(kb *KB) { kb.Hosts[0].Architecture = "mystery" },
+			want:   `hosts[0].architecture: architecture "mystery" does not exist`,
+		},
+		{
+			// A host without a model cannot be scored.
+			name:   "host without architecture",
+			mutate: func(kb *KB) { kb.Hosts[0].Architecture = "" },
+			want:   "hosts[0].architecture: must name an architecture",
+		},
+		{
+			// Infinity is not a power cap.
+			name:   "infinite power cap",
+			mutate: func(kb *KB) { kb.Hosts[0].PowerCapWatts = math.Inf(1) },
+			want:   "hosts[0].power_cap_watts: must be a finite number, got +Inf",
+		},
+		{
+			// Host names are Nova compute names: unique.
+			name:   "duplicate host",
+			mutate: func(kb *KB) { kb.Hosts = append(kb.Hosts, Host{Name: "node-1", Architecture: "arm-b"}) },
+			want:   `hosts[1].name: duplicate host name "node-1" (first defined at hosts[0])`,
+		},
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	for _, tc := range validateCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			kb := testKB()
+			tc.mutate(kb)
+			err := Validate(kb)
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("Validate() = %v, want a *ValidationError", err)
+			}
+			if got := err.Error(); got != tc.want {
+				t.Errorf("Validate() error\n got: %s\nwant: %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	def, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		kb   *KB
+	}{
+		{"test KB", testKB()},
+		{"default KB", def},
+		{"empty KB", &KB{}},
+		// 0 means "current": hand-written files may omit the version.
+		{"schema version omitted", func() *KB { kb := testKB(); kb.SchemaVersion = 0; return kb }()},
+		// An empty mode means hint.
+		{"mode omitted", func() *KB { kb := testKB(); kb.Tags[0].Mode = ""; return kb }()},
+		// Ceilings and loads of exactly 0 and 1 are inside [0,1].
+		{"share bounds", func() *KB {
+			kb := testKB()
+			kb.Tags[0].UtilizationCeiling, kb.Tags[0].CPULoad = 1, 0
+			return kb
+		}()},
+		// A flat curve is non-decreasing.
+		{"flat curve", func() *KB { kb := testKB(); kb.Architectures[0].PowerWatts = linearCurve(100, 100); return kb }()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := Validate(tc.kb); err != nil {
+				t.Errorf("Validate() = %v, want nil", err)
+			}
+		})
+	}
+}
+
+func TestValidationErrorFormat(t *testing.T) {
+	for _, tc := range []struct {
+		err  ValidationError
+		want string
+	}{
+		{ValidationError{File: "kb.yaml", Line: 3, Field: "tags[0].name", Msg: "bad"}, "kb.yaml:3: tags[0].name: bad"},
+		{ValidationError{File: "kb.yaml", Field: "tags[0].name", Msg: "bad"}, "kb.yaml: tags[0].name: bad"},
+		{ValidationError{Line: 7, Msg: "bad"}, "line 7: bad"},
+		{ValidationError{Field: "tag.mode", Msg: "bad"}, "tag.mode: bad"},
+		{ValidationError{Msg: "bad"}, "bad"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("%+v.Error() = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}

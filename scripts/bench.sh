@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make bench: the Go benchmarks (scoring in-process and over gRPC) and the
+# shim's pass inside Nova's handlers next to Nova's own weighers, all in one
+# run on this machine. Prints a summary; numbers are measurements, not estimates.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$out"' EXIT
+
+echo "== Go benchmarks (go test -bench, -count=3) =="
+go test -run '^$' -bench 'BenchmarkScore|BenchmarkWhatIf' -benchmem -count=3 ./optimizer/ | tee "$out/optimizer.txt"
+go test -run '^$' -bench 'BenchmarkWeighHosts' -benchmem -count=3 ./server/ | tee "$out/server.txt"
+
+echo
+echo "== Summary: one request scored against N hosts (mean of 3 runs) =="
+awk '
+  /^Benchmark/ {
+    name=$1; sub(/-[0-9]+$/, "", name)
+    for (i=2; i<=NF; i++) { if ($i=="ns/op") ns[name]+=$(i-1); if ($i=="p99-ms") p99[name]+=$(i-1) }
+    n[name]++
+  }
+  END {
+    printf "%-40s %12s %12s\n", "benchmark", "mean ms", "p99 ms"
+    for (k in n) printf "%-40s %12.3f %12s\n", k, ns[k]/n[k]/1e6, (k in p99) ? sprintf("%.3f", p99[k]/n[k]) : "-"
+  }' "$out/optimizer.txt" "$out/server.txt" | sort
+echo "targets: BenchmarkScore/hosts=1000 < 1 ms in-process; BenchmarkWeighHosts/hosts=1000 p99 < 3 ms over gRPC"
+
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import nova' 2>/dev/null && [ -f nova-shim/bench/bench_shim.py ]; then
+  echo
+  echo "== Nova shim: one EcraeFilter + EcraeWeigher pass inside Nova's handlers vs Nova's RAM+CPU+Disk weighers =="
+  port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  g=$(port); h=$(port); n=$(port)
+  ./bin/ecrae serve --grpc-addr "127.0.0.1:$g" --http-addr "127.0.0.1:$h" --nats-addr "127.0.0.1:$n" \
+    --db "$out/var/ecrae.db" --log-level warn &
+  pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$h/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  /usr/bin/python3 nova-shim/bench/bench_shim.py --endpoint "127.0.0.1:$g"
+  kill -TERM "$pid"; wait "$pid" || true
+else
+  echo "(python3-nova not installed: skipping the shim benchmark; run make test once to install it)"
+fi

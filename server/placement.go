@@ -1,0 +1,173 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ecrae/ecrae/optimizer"
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// FilterHosts answers one Nova filter pass.
+func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsRequest) (*ecraev1.FilterHostsResponse, error) {
+	c, err := s.catalog(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	r, prof, tag, source, err := c.instance(req.GetInstance(), "instance", s.cfg.DefaultTag)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := c.hosts(req.GetHosts(), s.cfg.MaxHosts)
+	if err != nil {
+		return nil, err
+	}
+	verdicts := optimizer.FilterHosts(r, prof, hosts)
+	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source, Verdicts: make([]*ecraev1.HostVerdict, len(hosts))}
+	passed := 0
+	for i, v := range verdicts {
+		out.Verdicts[i] = &ecraev1.HostVerdict{Host: hosts[i].Name, Nodename: hosts[i].Nodename, Passed: v.Passed, Filter: v.Filter, Reason: v.Reason}
+		if v.Passed {
+			passed++
+		}
+	}
+	s.stats.filtered(tag, len(hosts), passed)
+	return out, nil
+}
+
+// WeighHosts answers one Nova weigher pass.
+func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest) (*ecraev1.WeighHostsResponse, error) {
+	c, err := s.catalog(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	r, prof, tag, source, err := c.instance(req.GetInstance(), "instance", s.cfg.DefaultTag)
+	if err != nil {
+		return nil, err
+	}
+	weights, err := s.weights(req.GetScorerWeights())
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := c.hosts(req.GetHosts(), s.cfg.MaxHosts)
+	if err != nil {
+		return nil, err
+	}
+	scored := optimizer.WeighHosts(r, prof, hosts, weights)
+	out := &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, Scores: make([]*ecraev1.HostScore, len(hosts))}
+	for i := range scored {
+		h := &hosts[i]
+		out.Scores[i] = &ecraev1.HostScore{
+			Host: h.Name, Nodename: h.Nodename, Score: scored[i].Score,
+			Breakdown:     components(scored[i].Components),
+			Architecture:  h.Model.Name,
+			MarginalWatts: scored[i].MarginalWatts,
+			DefaultModel:  h.Model.Default,
+		}
+	}
+	return out, nil
+}
+
+// WhatIf places a batch without committing anything.
+func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecraev1.WhatIfResponse, error) {
+	c, err := s.catalog(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	if len(req.GetInstances()) == 0 {
+		return nil, invalid("instances", "at least one instance is required")
+	}
+	if req.GetMaxAlternatives() < 0 {
+		return nil, invalid("max_alternatives", "must not be negative, got %d", req.GetMaxAlternatives())
+	}
+	weights, err := s.weights(req.GetScorerWeights())
+	if err != nil {
+		return nil, err
+	}
+	var items []optimizer.WhatIfItem
+	var tags []string
+	var index []int32
+	for i, ir := range req.GetInstances() {
+		field := fmt.Sprintf("instances[%d]", i)
+		r, prof, tag, _, err := c.instance(ir, field, s.cfg.DefaultTag)
+		if err != nil {
+			return nil, err
+		}
+		n := max(1, int(ir.GetNumInstances()))
+		if len(items)+n > 10000 {
+			return nil, invalid(field+".num_instances", "the batch exceeds 10000 instances")
+		}
+		for range n {
+			items = append(items, optimizer.WhatIfItem{Request: r, Profile: prof})
+			tags = append(tags, tag)
+			index = append(index, int32(i))
+		}
+	}
+	var hosts []optimizer.Host
+	source := "request"
+	if len(req.GetHosts()) > 0 {
+		if hosts, err = c.hosts(req.GetHosts(), s.cfg.MaxHosts); err != nil {
+			return nil, err
+		}
+	} else {
+		hosts, source = c.knownHosts(), "knowledge base (hosts empty, sized by their architecture)"
+		if len(hosts) == 0 {
+			return nil, status.Error(codes.FailedPrecondition, "hosts: none given and the knowledge base lists no hosts; add hosts to the KB or pass them in the request")
+		}
+	}
+	maxAlt := int(req.GetMaxAlternatives())
+	if maxAlt == 0 {
+		maxAlt = 3
+	}
+	res := optimizer.WhatIf(items, hosts, weights, maxAlt)
+	out := &ecraev1.WhatIfResponse{HostSource: source, TotalMarginalWatts: res.TotalMarginalWatts}
+	for k, p := range res.Placements {
+		ip := &ecraev1.InstancePlacement{Name: items[k].Request.Name, Index: index[k], Tag: tags[k]}
+		if p.Host < 0 {
+			ip.Error = "no host can take this instance"
+			out.Unplaced++
+			for i, v := range p.Verdicts {
+				if !v.Passed {
+					ip.Rejected = append(ip.Rejected, &ecraev1.HostVerdict{Host: hosts[i].Name, Nodename: hosts[i].Nodename, Filter: v.Filter, Reason: v.Reason})
+				}
+			}
+		} else {
+			h := &hosts[p.Host]
+			ip.Host, ip.Nodename, ip.Architecture = h.Name, h.Nodename, h.Model.Name
+			ip.MarginalWatts, ip.Score, ip.Breakdown = p.MarginalWatts, p.Score, components(p.Components)
+			for _, a := range p.Alternatives {
+				ah := &hosts[a.Host]
+				ip.Alternatives = append(ip.Alternatives, &ecraev1.Alternative{Host: ah.Name, Nodename: ah.Nodename, Score: a.Score, MarginalWatts: a.MarginalWatts, Architecture: ah.Model.Name})
+			}
+		}
+		out.Placements = append(out.Placements, ip)
+	}
+	return out, nil
+}
+
+func (s *Server) weights(override map[string]float64) (map[string]float64, error) {
+	if len(override) == 0 {
+		return s.cfg.Weights, nil
+	}
+	w := make(map[string]float64, len(s.cfg.Weights))
+	for k, v := range s.cfg.Weights {
+		w[k] = v
+	}
+	for k, v := range override {
+		w[k] = v
+	}
+	if err := optimizer.ValidateWeights(w); err != nil {
+		return nil, invalid("scorer_weights", "%v", err)
+	}
+	return w, nil
+}
+
+func components(cs []optimizer.Component) []*ecraev1.ScoreComponent {
+	out := make([]*ecraev1.ScoreComponent, len(cs))
+	for i, c := range cs {
+		out[i] = &ecraev1.ScoreComponent{Scorer: c.Scorer, Raw: c.Raw, Normalized: c.Normalized, Weight: c.Weight, Weighted: c.Weighted, Explanation: c.Explanation}
+	}
+	return out
+}

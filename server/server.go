@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ecrae/ecrae/kbstore"
+	"github.com/ecrae/ecrae/optimizer"
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"google.golang.org/grpc"
+)
+
+// KBStore is what the server needs of the knowledge base.
+type KBStore interface {
+	Revision() uint64
+	Snapshot(ctx context.Context) (*kbstore.KB, error)
+	Import(ctx context.Context, kb *kbstore.KB, replace bool) error
+
+	ListTags(ctx context.Context) ([]kbstore.Tag, error)
+	GetTag(ctx context.Context, name string) (kbstore.Tag, error)
+	CreateTag(ctx context.Context, t kbstore.Tag) error
+	UpdateTag(ctx context.Context, t kbstore.Tag) error
+	DeleteTag(ctx context.Context, name string) error
+
+	ListArchitectures(ctx context.Context) ([]kbstore.Architecture, error)
+	GetArchitecture(ctx context.Context, name string) (kbstore.Architecture, error)
+	CreateArchitecture(ctx context.Context, a kbstore.Architecture) error
+	UpdateArchitecture(ctx context.Context, a kbstore.Architecture) error
+	DeleteArchitecture(ctx context.Context, name string) error
+
+	ListFlavors(ctx context.Context) ([]kbstore.Flavor, error)
+	GetFlavor(ctx context.Context, name string) (kbstore.Flavor, error)
+	CreateFlavor(ctx context.Context, f kbstore.Flavor) error
+	UpdateFlavor(ctx context.Context, f kbstore.Flavor) error
+	DeleteFlavor(ctx context.Context, name string) error
+
+	ListHosts(ctx context.Context) ([]kbstore.Host, error)
+	GetHost(ctx context.Context, name string) (kbstore.Host, error)
+	CreateHost(ctx context.Context, h kbstore.Host) error
+	UpdateHost(ctx context.Context, h kbstore.Host) error
+	DeleteHost(ctx context.Context, name string) error
+}
+
+var _ KBStore = (*kbstore.Store)(nil)
+
+// Config holds the service's placement settings.
+type Config struct {
+	// DefaultTag is the profile for requests that carry no tag.
+	DefaultTag string
+	// Weights per scorer, over optimizer.DefaultWeights().
+	Weights map[string]float64
+	// MaxHosts bounds the hosts of one call (protects the service from a
+	// runaway client); 0 means 100000.
+	MaxHosts int
+}
+
+// Server implements the ECRAE gRPC services.
+type Server struct {
+	ecraev1.UnimplementedPlacementServiceServer
+	ecraev1.UnimplementedKnowledgeBaseServiceServer
+
+	cfg   Config
+	kb    KBStore
+	log   *slog.Logger
+	stats *Metrics
+
+	mu  sync.Mutex // serialises catalog rebuilds
+	cat atomic.Pointer[catalog]
+}
+
+// New checks the configuration and returns a server reading kb.
+func New(cfg Config, kb KBStore, log *slog.Logger, stats *Metrics) (*Server, error) {
+	if cfg.DefaultTag == "" {
+		cfg.DefaultTag = "default"
+	}
+	weights := optimizer.DefaultWeights()
+	for k, v := range cfg.Weights {
+		weights[k] = v
+	}
+	cfg.Weights = weights
+	if err := optimizer.ValidateWeights(cfg.Weights); err != nil {
+		return nil, fmt.Errorf("scorer weights: %w", err)
+	}
+	if cfg.MaxHosts <= 0 {
+		cfg.MaxHosts = 100000
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if stats == nil {
+		stats = NewMetrics(nil)
+	}
+	return &Server{cfg: cfg, kb: kb, log: log, stats: stats}, nil
+}
+
+// Register adds the placement and KB services to g.
+func (s *Server) Register(g *grpc.Server) {
+	ecraev1.RegisterPlacementServiceServer(g, s)
+	ecraev1.RegisterKnowledgeBaseServiceServer(g, s)
+}
+
+// catalog returns the KB view for the store's current revision, rebuilding
+// it after a write.
+func (s *Server) catalog(ctx context.Context) (*catalog, error) {
+	rev := s.kb.Revision()
+	if c := s.cat.Load(); c != nil && c.revision == rev {
+		return c, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rev = s.kb.Revision()
+	if c := s.cat.Load(); c != nil && c.revision == rev {
+		return c, nil
+	}
+	kb, err := s.kb.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read knowledge base: %w", err)
+	}
+	c, err := newCatalog(rev, kb)
+	if err != nil {
+		return nil, fmt.Errorf("knowledge base: %w", err)
+	}
+	s.cat.Store(c)
+	return c, nil
+}
