@@ -73,6 +73,10 @@ type Host struct {
 	// UtilizationMeasured, it is estimated from vCPUs in use.
 	Utilization         float64
 	UtilizationMeasured bool
+	// UsedCPULoad is the expected busy share of the vCPUs already in use,
+	// when the caller knows it (from the tags of the instances on the host);
+	// 0 = unknown, counted as 1. It only feeds the utilisation estimate.
+	UsedCPULoad float64
 }
 
 // Request is one instance to place, reduced to what the optimizer needs.
@@ -80,6 +84,6 @@ type Request struct {
 	Name     string
 	VCPUs    int
 	MemoryMB int64
-	DiskGB   int64 // root + ephemeral (+ swap rounded up)
+	DiskGB   int64  // root + ephemeral (+ swap rounded up)
 	ImageISA string // image hw_architecture, "" = any
 }

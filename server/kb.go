@@ -32,7 +32,6 @@ func kbError(err error, field string) error {
 	return status.Errorf(codes.Internal, "%s: %v", field, err)
 }
 
-
 // Tags.
 
 func (s *Server) ListTags(ctx context.Context, _ *ecraev1.ListTagsRequest) (*ecraev1.ListTagsResponse, error) {

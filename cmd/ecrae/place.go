@@ -49,6 +49,7 @@ func runPlace(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 func printPlacements(w io.Writer, resp *ecraev1.WhatIfResponse, why bool) error {
 	tw := table(w)
 	fmt.Fprintln(tw, "INSTANCE\tTAG\tHOST\tARCHITECTURE\tMARGINAL W\tSCORE\tALTERNATIVES")
+	var reasons []string
 	for _, p := range resp.GetPlacements() {
 		name := p.GetName()
 		if name == "" {
@@ -68,11 +69,14 @@ func printPlacements(w io.Writer, resp *ecraev1.WhatIfResponse, why bool) error 
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\n", name, p.GetTag(), p.GetHost(), p.GetArchitecture(), p.GetMarginalWatts(), p.GetScore(), strings.Join(alts, ", "))
 		if why {
-			fmt.Fprintf(tw, "\t\t↳ %s\t\t\t\t\n", explain(p.GetBreakdown()))
+			reasons = append(reasons, fmt.Sprintf("%s on %s: %s", name, p.GetHost(), explain(p.GetBreakdown())))
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, r := range reasons {
+		fmt.Fprintln(w, "  "+r)
 	}
 	fmt.Fprintf(w, "total predicted marginal power: %.1f W; unplaced: %d; hosts: %s\n", resp.GetTotalMarginalWatts(), resp.GetUnplaced(), resp.GetHostSource())
 	return nil

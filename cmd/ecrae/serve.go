@@ -83,7 +83,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	}
 	log.Info("knowledge base open", "path", c.dbPath, "seeded_default", seeded)
 
-	nc, shutdownNATS, err := startNATS(c, log)
+	nc, natsURL, shutdownNATS, err := startNATS(c, log)
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		defer cancel()
 		return hsrv.Shutdown(sctx)
 	})
-	log.Info("ecrae serving", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "nats", nc.ConnectedUrl(), "default_tag", c.defaultTag)
+	log.Info("ecrae serving", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "nats", natsURL, "default_tag", c.defaultTag)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for _, name := range []string{"ecrae.v1.PlacementService", "ecrae.v1.KnowledgeBaseService"} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
@@ -165,46 +165,46 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 
 // startNATS runs the embedded server (with JetStream, stored beside the KB)
 // or checks that an external one answers, and returns a connection to it.
-func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, func(), error) {
+func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), error) {
 	if c.natsURL != "embedded" {
 		nc, err := nats.Connect(c.natsURL, nats.Name("ecrae"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
 		if err != nil {
-			return nil, nil, fmt.Errorf("NATS %s: %w", c.natsURL, err)
+			return nil, "", nil, fmt.Errorf("NATS %s: %w", c.natsURL, err)
 		}
 		log.Info("using external NATS", "url", c.natsURL)
-		return nc, func() {}, nil
+		return nc, c.natsURL, func() {}, nil
 	}
 	host, portStr, err := net.SplitHostPort(c.natsAddr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: --nats-addr %q: %v", errUsage, c.natsAddr, err)
+		return nil, "", nil, fmt.Errorf("%w: --nats-addr %q: %v", errUsage, c.natsAddr, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: --nats-addr %q: port: %v", errUsage, c.natsAddr, err)
+		return nil, "", nil, fmt.Errorf("%w: --nats-addr %q: port: %v", errUsage, c.natsAddr, err)
 	}
 	storeDir := filepath.Join(filepath.Dir(c.dbPath), "nats")
 	if err := os.MkdirAll(storeDir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("NATS store %s: %w", storeDir, err)
+		return nil, "", nil, fmt.Errorf("NATS store %s: %w", storeDir, err)
 	}
 	ns, err := natsserver.NewServer(&natsserver.Options{
 		ServerName: "ecrae", Host: host, Port: port, JetStream: true, StoreDir: storeDir,
 		NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
+		return nil, "", nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return nil, nil, fmt.Errorf("embedded NATS did not start on %s (is the port taken?)", c.natsAddr)
+		return nil, "", nil, fmt.Errorf("embedded NATS did not start on %s (is the port taken?)", c.natsAddr)
 	}
 	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("ecrae"))
 	if err != nil {
 		ns.Shutdown()
-		return nil, nil, fmt.Errorf("connect to embedded NATS: %w", err)
+		return nil, "", nil, fmt.Errorf("connect to embedded NATS: %w", err)
 	}
 	log.Info("embedded NATS started", "addr", ns.ClientURL(), "jetstream_store", storeDir)
-	return nc, func() { ns.Shutdown(); ns.WaitForShutdown() }, nil
+	return nc, ns.ClientURL(), func() { ns.Shutdown(); ns.WaitForShutdown() }, nil
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

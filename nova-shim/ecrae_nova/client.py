@@ -1,0 +1,113 @@
+"""The gRPC side of the shim: lazily opened channels cached per process and
+endpoint, and calls that do not block eventlet's hub."""
+
+import os
+import sys
+import threading
+
+import grpc
+
+from ecrae.v1 import placement_pb2_grpc
+
+# Reconnect quickly once the service is back (gRPC's default backoff grows to
+# 120 s, which would keep the shim failing open long after a restart), and
+# never route the scheduler's calls through an HTTP proxy from the env.
+CHANNEL_OPTIONS = (
+    ('grpc.initial_reconnect_backoff_ms', 100),
+    ('grpc.min_reconnect_backoff_ms', 100),
+    ('grpc.max_reconnect_backoff_ms', 2000),
+    ('grpc.enable_http_proxy', 0),
+    ('grpc.max_receive_message_length', 64 * 1024 * 1024),
+    ('grpc.max_send_message_length', 64 * 1024 * 1024),
+)
+
+_lock = threading.Lock()
+_stubs = {}     # (pid, endpoint, tls) -> PlacementServiceStub
+_channels = {}  # same keys -> grpc.Channel
+
+
+def _read(path):
+    if not path:
+        return None
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def _tls_key(conf):
+    g = conf.ecrae
+    if not g.tls_enabled:
+        return None
+    return (g.ca_file, g.cert_file, g.key_file)
+
+
+def get_stub(conf):
+    """The PlacementService stub for this process and ``[ecrae] endpoint``.
+
+    Channels are opened on first use, never at import or when Nova
+    instantiates the filter (that happens before nova-scheduler forks its
+    workers), and a forked worker opens its own."""
+    endpoint = conf.ecrae.endpoint
+    tls = _tls_key(conf)
+    key = (os.getpid(), endpoint, tls)
+    stub = _stubs.get(key)
+    if stub is not None:
+        return stub
+    with _lock:
+        stub = _stubs.get(key)
+        if stub is None:
+            if tls is None:
+                channel = grpc.insecure_channel(
+                    endpoint, options=CHANNEL_OPTIONS)
+            else:
+                creds = grpc.ssl_channel_credentials(
+                    root_certificates=_read(tls[0]),
+                    private_key=_read(tls[2]),
+                    certificate_chain=_read(tls[1]))
+                channel = grpc.secure_channel(
+                    endpoint, creds, options=CHANNEL_OPTIONS)
+            stub = placement_pb2_grpc.PlacementServiceStub(channel)
+            # Channels inherited from a parent process stay referenced (and
+            # unused): closing them after a fork is not safe.
+            _channels[key] = channel
+            _stubs[key] = stub
+    return stub
+
+
+def close_channels():
+    """Close this process's channels (tests, shutdown); the next call
+    opens a new one."""
+    pid = os.getpid()
+    with _lock:
+        for key in [k for k in _stubs if k[0] == pid]:
+            _stubs.pop(key)
+            _channels.pop(key).close()
+
+
+def eventlet_patched():
+    """True when eventlet has monkey-patched this process (nova-scheduler
+    does): a blocking gRPC call would then freeze every green thread."""
+    patcher = sys.modules.get('eventlet.patcher')
+    if patcher is None:
+        return False
+    try:
+        return any(patcher.is_monkey_patched(m)
+                   for m in ('thread', 'socket', 'select', 'time'))
+    except Exception:
+        return False
+
+
+def run_blocking(fn, *args, **kwargs):
+    """fn(*args, **kwargs) in eventlet's native thread pool when eventlet is
+    in charge of the process, directly otherwise."""
+    if eventlet_patched():
+        from eventlet import tpool
+        return tpool.execute(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
+def call(conf, method, request):
+    """Call PlacementService.<method>(request) with the ``[ecrae] timeout``
+    deadline. Raises grpc.RpcError (or whatever went wrong)."""
+    stub = get_stub(conf)
+    rpc = getattr(stub, method)
+    return run_blocking(rpc, request, timeout=conf.ecrae.timeout)

@@ -1,0 +1,160 @@
+"""EcraeFilter and EcraeWeigher: each Nova filter or weigher pass becomes one
+FilterHosts or WeighHosts call to the ECRAE service. No scoring here."""
+
+import time
+
+import grpc
+from oslo_log import log as logging
+
+import nova.conf
+from nova.scheduler import filters
+from nova.scheduler import utils as scheduler_utils
+from nova.scheduler import weights
+
+from ecrae_nova import _ratelimit
+from ecrae_nova import client
+from ecrae_nova import opts
+from ecrae_nova import translate
+
+LOG = logging.getLogger(__name__)
+CONF = nova.conf.CONF
+opts.register_opts(CONF)
+
+# One warning per minute per process for all failed calls, filter or weigher.
+FAILURE_WARNING = _ratelimit.RateLimitedWarning(LOG, interval=60.0)
+
+
+class ServiceError(Exception):
+    """The service answered, but not with one result per host."""
+
+
+def _describe(exc):
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, 'code'):
+        try:
+            return '%s: %s' % (exc.code().name, exc.details())
+        except Exception:
+            pass
+    return '%s: %s' % (type(exc).__name__, exc)
+
+
+def _call(method, request, n_hosts, outcome):
+    """One RPC; None (after a rate-limited warning) when it failed."""
+    start = time.monotonic()
+    try:
+        return client.call(CONF, method, request)
+    except Exception as exc:
+        FAILURE_WARNING.warning(
+            'ECRAE %s to %s failed after %.3fs (%s); %s for %d host(s)',
+            method, CONF.ecrae.endpoint, time.monotonic() - start,
+            _describe(exc), outcome, n_hosts)
+        return None
+
+
+def _check_order(results, hosts, what):
+    if len(results) != len(hosts):
+        raise ServiceError('%d %s for %d hosts'
+                           % (len(results), what, len(hosts)))
+    for r, h in zip(results, hosts):
+        if r.host and r.host != h.host:
+            raise ServiceError('%s for host %r at the place of %r'
+                               % (what, r.host, h.host))
+
+
+def _failed(method, exc, n_hosts, outcome):
+    FAILURE_WARNING.warning(
+        'ECRAE %s to %s answered unusably (%s); %s for %d host(s)',
+        method, CONF.ecrae.endpoint, exc, outcome, n_hosts)
+
+
+class EcraeFilter(filters.BaseHostFilter):
+    """Passes the hosts the ECRAE service accepts for the request.
+
+    The whole pass is one FilterHosts call. Like any BaseHostFilter with
+    RUN_ON_REBUILD = False, a rebuild passes every host (without a call).
+    """
+
+    RUN_ON_REBUILD = False
+
+    def filter_all(self, filter_obj_list, spec_obj):
+        hosts = list(filter_obj_list)
+        if not hosts:
+            return hosts
+        if (not self.RUN_ON_REBUILD and
+                scheduler_utils.request_is_rebuild(spec_obj)):
+            return hosts
+        return self._filter(hosts, spec_obj)
+
+    def host_passes(self, host_state, spec_obj):
+        return bool(self._filter([host_state], spec_obj))
+
+    def _filter(self, hosts, spec_obj):
+        fail_open = CONF.ecrae.fail_open
+        outcome = ('failing open: every host passes' if fail_open else
+                   'failing closed (fail_open = false): every host rejected')
+        try:
+            request = translate.filter_request(spec_obj, hosts)
+        except Exception as exc:
+            _failed('FilterHosts', 'translation: %r' % exc, len(hosts),
+                    outcome)
+            return hosts if fail_open else []
+        resp = _call('FilterHosts', request, len(hosts), outcome)
+        if resp is None:
+            return hosts if fail_open else []
+        try:
+            _check_order(resp.verdicts, hosts, 'verdicts')
+        except ServiceError as exc:
+            _failed('FilterHosts', exc, len(hosts), outcome)
+            return hosts if fail_open else []
+        passed = []
+        for host, verdict in zip(hosts, resp.verdicts):
+            if verdict.passed:
+                passed.append(host)
+            else:
+                LOG.debug('EcraeFilter rejected (%s, %s) [%s]: %s (tag %r '
+                          'from %s)', host.host, host.nodename,
+                          verdict.filter, verdict.reason, resp.tag,
+                          resp.tag_source or '-')
+        return passed
+
+
+class EcraeWeigher(weights.BaseHostWeigher):
+    """Weighs hosts by the ECRAE service's score (higher is better).
+
+    The whole pass is one WeighHosts call; raw scores are returned in host
+    order and Nova normalises them. Any failure weighs every host 0.
+    """
+
+    def weight_multiplier(self, host_state):
+        return scheduler_utils.get_weight_multiplier(
+            host_state, 'ecrae_weight_multiplier',
+            CONF.ecrae.weight_multiplier)
+
+    def _weigh_object(self, host_state, weight_properties):
+        return self._weigh([host_state], weight_properties)[0]
+
+    def weigh_objects(self, weighed_obj_list, weight_properties):
+        hosts = [w.obj for w in weighed_obj_list]
+        if not hosts:
+            return []
+        if scheduler_utils.request_is_rebuild(weight_properties):
+            return [0.0] * len(hosts)
+        return self._weigh(hosts, weight_properties)
+
+    def _weigh(self, hosts, spec_obj):
+        outcome = 'every host weighs 0'
+        zeros = [0.0] * len(hosts)
+        try:
+            request = translate.weigh_request(spec_obj, hosts)
+        except Exception as exc:
+            _failed('WeighHosts', 'translation: %r' % exc, len(hosts),
+                    outcome)
+            return zeros
+        resp = _call('WeighHosts', request, len(hosts), outcome)
+        if resp is None:
+            return zeros
+        try:
+            _check_order(resp.scores, hosts, 'scores')
+        except ServiceError as exc:
+            _failed('WeighHosts', exc, len(hosts), outcome)
+            return zeros
+        return [s.score for s in resp.scores]

@@ -1,0 +1,214 @@
+"""Nova objects → ecrae.v1 protobuf messages. Translation only: unset or None
+fields become the proto default; no field is ever lazy-loaded (no DB access).
+"""
+
+import json
+
+from ecrae.v1 import placement_pb2
+
+
+def _is_set(obj, name):
+    """True when a Nova object's field is set (never triggers a lazy load)."""
+    if obj is None:
+        return False
+    check = getattr(obj, 'obj_attr_is_set', None)
+    if check is not None:
+        try:
+            return check(name)
+        except Exception:  # not a field of this object version
+            return False
+    return getattr(obj, name, None) is not None
+
+
+def _field(obj, name, default=None):
+    if not _is_set(obj, name):
+        return default
+    value = getattr(obj, name, default)
+    return default if value is None else value
+
+
+def _int(value):
+    try:
+        return int(value) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value):
+    try:
+        return float(value) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _str(value):
+    """An image property value as a string, as Glance would hold it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return ','.join(sorted(str(v) for v in value))
+    if isinstance(value, (list, tuple)):
+        return ','.join(_str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    prim = getattr(value, 'obj_to_primitive', None)
+    if prim is not None:
+        try:
+            return json.dumps(prim(), sort_keys=True, default=str)
+        except Exception:
+            pass
+    return str(value)
+
+
+def image_properties(spec_obj):
+    """spec_obj.image.properties (an ImageMetaProps) → {name: str}, set
+    fields only."""
+    image = _field(spec_obj, 'image')
+    props = _field(image, 'properties')
+    if props is None:
+        return {}
+    if isinstance(props, dict):
+        items = props.items()
+    else:
+        names = getattr(props, 'fields', None) or {}
+        items = ((n, getattr(props, n)) for n in names if _is_set(props, n))
+    return {str(k): _str(v) for k, v in items if v is not None}
+
+
+def scheduler_hints(spec_obj):
+    """{name: [str, ...]} → {name: HintValues}. Nova keeps hints as lists of
+    strings; a bare value becomes a one-item list."""
+    hints = _field(spec_obj, 'scheduler_hints') or {}
+    out = {}
+    for name, values in hints.items():
+        if values is None:
+            values = []
+        elif isinstance(values, (str, bytes)) or not hasattr(values,
+                                                               '__iter__'):
+            values = [values]
+        out[str(name)] = placement_pb2.HintValues(
+            values=[v if isinstance(v, str) else str(v) for v in values])
+    return out
+
+
+def flavor(spec_obj):
+    fl = _field(spec_obj, 'flavor')
+    if fl is None:
+        return placement_pb2.Flavor()
+    specs = _field(fl, 'extra_specs') or {}
+    return placement_pb2.Flavor(
+        name=_field(fl, 'name', ''),
+        vcpus=_int(_field(fl, 'vcpus')),
+        memory_mb=_int(_field(fl, 'memory_mb')),
+        root_gb=_int(_field(fl, 'root_gb')),
+        ephemeral_gb=_int(_field(fl, 'ephemeral_gb')),
+        swap_mb=_int(_field(fl, 'swap')),
+        extra_specs={str(k): _str(v) for k, v in specs.items()
+                     if v is not None})
+
+
+def instance_request(spec_obj):
+    """RequestSpec → InstanceRequest. ``tag`` is left empty: the service
+    reads flavor extra spec ``ecrae:tag``, then hint ``ecrae_tag``."""
+    return placement_pb2.InstanceRequest(
+        flavor=flavor(spec_obj),
+        image_properties=image_properties(spec_obj),
+        scheduler_hints=scheduler_hints(spec_obj),
+        project_id=_field(spec_obj, 'project_id', ''),
+        num_instances=_int(_field(spec_obj, 'num_instances')),
+        instance_uuid=str(_field(spec_obj, 'instance_uuid', '')))
+
+
+def _metrics(metrics):
+    """HostState.metrics (MonitorMetricList or dict) → {name: float}. Values
+    are Nova's own (what MetricsWeigher reads): cpu.*.percent in 0..100."""
+    if not metrics:
+        return {}
+    out = {}
+    objs = getattr(metrics, 'objects', None)
+    if objs is not None and not isinstance(metrics, dict):
+        # MonitorMetricList: the fast path, it is on every host of a pass.
+        for m in objs:
+            if m.obj_attr_is_set('name') and m.obj_attr_is_set('value'):
+                value = m.value
+                if value is not None:
+                    out[m.name] = float(value)
+        return out
+    if isinstance(metrics, dict):
+        items = metrics.items()
+    else:
+        items = ((getattr(m, 'name', None), m) for m in metrics)
+    for name, m in items:
+        if name is None:
+            continue
+        if isinstance(m, dict):
+            value = m.get('value')
+        elif hasattr(m, 'obj_attr_is_set') or hasattr(m, 'value'):
+            value = _field(m, 'value')
+        else:
+            value = m
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        out[str(name)] = float(value)
+    return out
+
+
+def _aggregates(aggregates):
+    out = []
+    for agg in aggregates or ():
+        meta = _field(agg, 'metadata') or {}
+        out.append(placement_pb2.Aggregate(
+            name=str(_field(agg, 'name', '')),
+            metadata={str(k): _str(v) for k, v in meta.items()
+                      if v is not None}))
+    return out
+
+
+def _cpu_info(value):
+    if value is None:
+        return ''
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def host_state(hs):
+    """nova.scheduler.host_manager.HostState → HostState."""
+    g = getattr
+    return placement_pb2.HostState(
+        host=g(hs, 'host', None) or '',
+        nodename=g(hs, 'nodename', None) or '',
+        uuid=str(g(hs, 'uuid', None) or ''),
+        free_ram_mb=_int(g(hs, 'free_ram_mb', None)),
+        total_usable_ram_mb=_int(g(hs, 'total_usable_ram_mb', None)),
+        free_disk_mb=_int(g(hs, 'free_disk_mb', None)),
+        total_usable_disk_gb=_int(g(hs, 'total_usable_disk_gb', None)),
+        vcpus_total=_int(g(hs, 'vcpus_total', None)),
+        vcpus_used=_int(g(hs, 'vcpus_used', None)),
+        cpu_allocation_ratio=_float(g(hs, 'cpu_allocation_ratio', None)),
+        ram_allocation_ratio=_float(g(hs, 'ram_allocation_ratio', None)),
+        disk_allocation_ratio=_float(g(hs, 'disk_allocation_ratio', None)),
+        hypervisor_type=g(hs, 'hypervisor_type', None) or '',
+        cpu_info=_cpu_info(g(hs, 'cpu_info', None)),
+        metrics=_metrics(g(hs, 'metrics', None)),
+        aggregates=_aggregates(g(hs, 'aggregates', None)),
+        num_instances=_int(g(hs, 'num_instances', None)))
+
+
+def filter_request(spec_obj, hosts):
+    return placement_pb2.FilterHostsRequest(
+        instance=instance_request(spec_obj),
+        hosts=[host_state(h) for h in hosts])
+
+
+def weigh_request(spec_obj, hosts):
+    return placement_pb2.WeighHostsRequest(
+        instance=instance_request(spec_obj),
+        hosts=[host_state(h) for h in hosts])

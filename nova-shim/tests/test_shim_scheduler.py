@@ -1,0 +1,413 @@
+"""EcraeFilter / EcraeWeigher driven by Nova's own handlers with real
+HostStates and RequestSpecs, against FakePlacement (see shimtest.py)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+
+import nova.conf
+from nova import objects
+from nova.scheduler import filters as nova_filters
+from nova.scheduler import weights as nova_weights
+
+import shimtest
+from ecrae_nova import client
+from ecrae_nova import opts
+from ecrae_nova import scheduler
+
+CONF = nova.conf.CONF
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_filter(hosts, spec, index=0):
+    handler = nova_filters.HostFilterHandler()
+    classes = handler.get_matching_classes(['ecrae_nova.EcraeFilter'])
+    return handler.get_filtered_objects([c() for c in classes], hosts, spec,
+                                        index=index)
+
+
+def run_weigher(hosts, spec):
+    handler = nova_weights.HostWeightHandler()
+    classes = handler.get_matching_classes(['ecrae_nova.EcraeWeigher'])
+    return handler.get_weighed_objects([c() for c in classes], hosts, spec)
+
+
+def names(hosts):
+    return [h.host for h in hosts]
+
+
+# -- loading and options -----------------------------------------------------
+
+def test_import_is_cheap_and_classes_load():
+    code = ('import sys, ecrae_nova\n'
+            'heavy = [m for m in ("grpc", "nova", "nova.scheduler") '
+            'if m in sys.modules]\n'
+            'assert not heavy, heavy\n'
+            'from nova.scheduler import filters, weights\n'
+            'f = filters.HostFilterHandler().get_matching_classes('
+            '["ecrae_nova.EcraeFilter"])\n'
+            'w = weights.HostWeightHandler().get_matching_classes(['
+            '"nova.scheduler.weights.all_weighers", '
+            '"ecrae_nova.EcraeWeigher"])\n'
+            'assert f == [ecrae_nova.EcraeFilter], f\n'
+            'assert ecrae_nova.EcraeWeigher in w\n'
+            'from ecrae_nova import client\n'
+            'assert client._stubs == {}\n'
+            'print("ok")\n')
+    env = dict(os.environ, PYTHONPATH=shimtest.SHIM_DIR)
+    out = subprocess.run([sys.executable, '-c', code], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'ok'
+
+
+def test_options_registered_on_nova_conf():
+    g = CONF.ecrae
+    assert g.endpoint == '127.0.0.1:50051'
+    assert g.timeout == 0.2
+    assert g.weight_multiplier == 1.0
+    assert g.fail_open is True
+    assert g.tls_enabled is False
+    assert g.ca_file is None and g.cert_file is None and g.key_file is None
+    assert CONF.ecrae_nats.url == 'nats://127.0.0.1:4222'
+    listed = {getattr(grp, 'name', grp): [o.name for o in o_]
+              for grp, o_ in opts.list_opts()}
+    assert set(listed['ecrae']) == {'endpoint', 'timeout', 'weight_multiplier',
+                                    'fail_open', 'tls_enabled', 'ca_file',
+                                    'cert_file', 'key_file'}
+    assert 'subject_prefix' in listed['ecrae_nats']
+
+
+# -- the happy path: one call per pass, translation, order ---------------------
+
+def test_filter_one_call_per_pass_and_translation(fake_service):
+    aggs = {2: [shimtest.aggregate('green', ecrae_weight_multiplier='2')]}
+    hosts = shimtest.host_states(5, aggregates=aggs)
+    fake_service.reject = {'host2', 'host4'}
+    spec = shimtest.request_spec(extra_specs={'ecrae:tag': 'web'},
+                                 hints={'ecrae_tag': ['batch'],
+                                        'group': ['a', 'b']})
+
+    passed = run_filter(hosts, spec)
+
+    assert names(passed) == ['host1', 'host3', 'host5']
+    assert fake_service.methods() == ['FilterHosts']
+    req = fake_service.calls[0][1]
+    assert [h.host for h in req.hosts] == names(hosts)
+    inst = req.instance
+    assert inst.tag == ''   # the service resolves the tag itself
+    assert inst.flavor.name == 'm1.small'
+    assert (inst.flavor.vcpus, inst.flavor.memory_mb, inst.flavor.root_gb,
+            inst.flavor.ephemeral_gb, inst.flavor.swap_mb) == (
+        2, 2048, 20, 5, 512)
+    assert dict(inst.flavor.extra_specs) == {'ecrae:tag': 'web'}
+    assert list(inst.scheduler_hints['ecrae_tag'].values) == ['batch']
+    assert list(inst.scheduler_hints['group'].values) == ['a', 'b']
+    assert inst.image_properties['hw_architecture'] == 'aarch64'
+    assert inst.image_properties['hw_disk_bus'] == 'virtio'
+    assert inst.project_id == 'project-a'
+    assert inst.num_instances == 1
+    assert inst.instance_uuid == spec.instance_uuid
+
+    h2, hs2 = req.hosts[1], hosts[1]
+    assert (h2.host, h2.nodename, h2.uuid) == ('host2', 'node2', hs2.uuid)
+    assert h2.free_ram_mb == hs2.free_ram_mb
+    assert h2.total_usable_ram_mb == 65536
+    assert h2.free_disk_mb == hs2.free_disk_mb
+    assert h2.total_usable_disk_gb == 1000
+    assert (h2.vcpus_total, h2.vcpus_used) == (16, 2)
+    assert (h2.cpu_allocation_ratio, h2.ram_allocation_ratio,
+            h2.disk_allocation_ratio) == (16.0, 1.5, 1.0)
+    assert h2.hypervisor_type == 'QEMU'
+    assert json.loads(h2.cpu_info)['arch'] == 'x86_64'
+    assert h2.metrics['cpu.percent'] == pytest.approx(27.0)
+    assert h2.metrics['cpu.frequency'] == 2402.0
+    assert [(a.name, dict(a.metadata)) for a in h2.aggregates] == [
+        ('green', {'ecrae_weight_multiplier': '2'})]
+    assert len(req.hosts[0].aggregates) == 0
+    assert h2.num_instances == 2
+
+
+def test_filter_runs_once_per_instance_index(fake_service):
+    hosts = shimtest.host_states(3)
+    spec = shimtest.request_spec()
+    spec.num_instances = 2
+    run_filter(hosts, spec, index=0)
+    run_filter(hosts, spec, index=1)
+    assert fake_service.methods() == ['FilterHosts', 'FilterHosts']
+    assert fake_service.calls[0][1].instance.num_instances == 2
+
+
+def test_host_passes(fake_service):
+    hosts = shimtest.host_states(2)
+    fake_service.reject = {'host2'}
+    f = scheduler.EcraeFilter()
+    spec = shimtest.request_spec()
+    assert f.host_passes(hosts[0], spec) is True
+    assert f.host_passes(hosts[1], spec) is False
+    assert [len(r.hosts) for _, r in fake_service.calls] == [1, 1]
+
+
+def test_weigher_one_call_raw_weights_in_order(fake_service):
+    hosts = shimtest.host_states(4)
+    fake_service.scores = {'host1': 10.0, 'host2': 40.0, 'host3': 20.0,
+                           'host4': 30.0}
+    spec = shimtest.request_spec(hints={'ecrae_tag': ['web']})
+
+    raw = scheduler.EcraeWeigher().weigh_objects(
+        [nova_weights.HostWeightHandler.object_class(h, 0.0) for h in hosts],
+        spec)
+    assert raw == [10.0, 40.0, 20.0, 30.0]
+
+    weighed = run_weigher(hosts, spec)
+    assert [w.obj.host for w in weighed] == ['host2', 'host4', 'host3',
+                                             'host1']
+    assert [w.weight for w in weighed] == pytest.approx(
+        [1.0, 2 / 3, 1 / 3, 0.0])
+    assert fake_service.methods() == ['WeighHosts', 'WeighHosts']
+    req = fake_service.calls[1][1]
+    assert [h.host for h in req.hosts] == names(hosts)
+    assert list(req.instance.scheduler_hints['ecrae_tag'].values) == ['web']
+
+
+def test_weigher_multiplier_from_conf_and_aggregate(fake_service, ecrae_conf):
+    aggs = {1: [shimtest.aggregate('slow', ecrae_weight_multiplier='2.5')]}
+    hosts = shimtest.host_states(3, aggregates=aggs)
+    fake_service.scores = {'host1': 3.0, 'host2': 2.0, 'host3': 1.0}
+    ecrae_conf(weight_multiplier=0.5)
+    w = scheduler.EcraeWeigher()
+    assert w.weight_multiplier(hosts[0]) == 2.5
+    assert w.weight_multiplier(hosts[1]) == 0.5
+    weighed = run_weigher(hosts, shimtest.request_spec())
+    got = {x.obj.host: x.weight for x in weighed}
+    assert got == pytest.approx({'host1': 2.5, 'host2': 0.25, 'host3': 0.0})
+
+
+def test_weight_multiplier_zero_switches_it_off(fake_service, ecrae_conf):
+    ecrae_conf(weight_multiplier=0.0)
+    weighed = run_weigher(shimtest.host_states(3), shimtest.request_spec())
+    assert [w.weight for w in weighed] == [0.0, 0.0, 0.0]
+
+
+def test_single_host_is_not_weighed(fake_service):
+    run_weigher(shimtest.host_states(1), shimtest.request_spec())
+    assert fake_service.calls == []   # Nova skips weighers for <= 1 host
+
+
+# -- rebuild -----------------------------------------------------------------
+
+def test_rebuild_makes_no_call(fake_service):
+    hosts = shimtest.host_states(3)
+    fake_service.reject = {'host1', 'host2', 'host3'}
+    spec = shimtest.request_spec(rebuild=True)
+    assert names(run_filter(hosts, spec)) == names(hosts)
+    assert [w.weight for w in run_weigher(hosts, spec)] == [0.0] * 3
+    assert fake_service.calls == []
+    # ... while the same request without the rebuild marker is filtered.
+    assert run_filter(hosts, shimtest.request_spec()) == []
+
+
+# -- failures ------------------------------------------------------------------
+
+def _check_fail_open(hosts, spec):
+    assert names(run_filter(hosts, spec)) == names(hosts)
+    weighed = run_weigher(hosts, spec)
+    assert [w.weight for w in weighed] == [0.0] * len(hosts)
+
+
+def test_fail_open_when_down(no_service, warnings_log):
+    _check_fail_open(shimtest.host_states(3), shimtest.request_spec())
+    assert len(warnings_log()) == 1
+    assert 'UNAVAILABLE' in warnings_log()[0].getMessage()
+
+
+def test_fail_open_when_slow(fake_service, ecrae_conf, warnings_log):
+    hosts = shimtest.host_states(3)
+    fake_service.delay = 1.0
+    ecrae_conf(timeout=0.1)
+    passed = run_filter(hosts, shimtest.request_spec())
+    assert names(passed) == names(hosts)
+    assert fake_service.methods() == ['FilterHosts']
+    assert fake_service.done.wait(10)
+    assert fake_service.cancelled == ['FilterHosts']
+    assert 'DEADLINE_EXCEEDED' in warnings_log()[0].getMessage()
+
+    weighed = run_weigher(hosts, shimtest.request_spec())
+    assert [w.weight for w in weighed] == [0.0] * 3
+    assert fake_service.done.wait(10)
+    assert fake_service.cancelled == ['FilterHosts', 'WeighHosts']
+
+
+def test_fail_open_on_error(fake_service, warnings_log):
+    fake_service.error = grpc.StatusCode.INTERNAL
+    _check_fail_open(shimtest.host_states(3), shimtest.request_spec())
+    assert fake_service.methods() == ['FilterHosts', 'WeighHosts']
+    assert 'INTERNAL: fake failure' in warnings_log()[0].getMessage()
+
+
+def test_fail_open_on_wrong_result_count(fake_service, warnings_log):
+    fake_service.drop_last = True
+    fake_service.reject = {'host1'}
+    _check_fail_open(shimtest.host_states(3), shimtest.request_spec())
+    assert fake_service.methods() == ['FilterHosts', 'WeighHosts']
+    assert '2 verdicts for 3 hosts' in warnings_log()[0].getMessage()
+
+
+def test_fail_closed_rejects_all(no_service, ecrae_conf):
+    ecrae_conf(fail_open=False)
+    hosts = shimtest.host_states(3)
+    assert run_filter(hosts, shimtest.request_spec()) == []
+    weighed = run_weigher(hosts, shimtest.request_spec())
+    assert [w.weight for w in weighed] == [0.0] * 3
+
+
+def test_fail_closed_still_skips_rebuild(no_service, ecrae_conf):
+    ecrae_conf(fail_open=False)
+    hosts = shimtest.host_states(2)
+    assert names(run_filter(hosts, shimtest.request_spec(rebuild=True))) == \
+        names(hosts)
+
+
+def test_warning_is_rate_limited(no_service, warnings_log):
+    now = [1000.0]
+    scheduler.FAILURE_WARNING.clock = lambda: now[0]
+    try:
+        hosts = shimtest.host_states(2)
+        for _ in range(5):
+            run_filter(hosts, shimtest.request_spec())
+            run_weigher(hosts, shimtest.request_spec())
+        assert len(warnings_log()) == 1
+        now[0] += 61
+        run_filter(hosts, shimtest.request_spec())
+        logged = warnings_log()
+        assert len(logged) == 2
+        assert '9 similar warning(s) suppressed' in logged[1].getMessage()
+    finally:
+        scheduler.FAILURE_WARNING.clock = time.monotonic
+
+
+# -- channels --------------------------------------------------------------------
+
+def test_channel_cached_per_pid_and_endpoint(fake_service, ecrae_conf,
+                                             monkeypatch):
+    hosts = shimtest.host_states(2)
+    run_filter(hosts, shimtest.request_spec())
+    stub = client.get_stub(CONF)
+    assert client.get_stub(CONF) is stub
+    monkeypatch.setattr(client.os, 'getpid', lambda: -42)   # a forked worker
+    child = client.get_stub(CONF)
+    assert child is not stub
+    assert client.get_stub(CONF) is child
+    # the "child" still reaches the service through its own channel
+    assert names(run_filter(hosts, shimtest.request_spec())) == names(hosts)
+    assert fake_service.methods() == ['FilterHosts', 'FilterHosts']
+    ecrae_conf(endpoint='127.0.0.1:1')
+    assert client.get_stub(CONF) is not child
+
+
+def test_no_channel_before_first_pass(ecrae_conf):
+    ecrae_conf(endpoint='127.0.0.1:%d' % shimtest.free_port())
+    before = dict(client._stubs)
+    scheduler.EcraeFilter()
+    scheduler.EcraeWeigher()
+    assert client._stubs == before
+
+
+# -- translation corner cases -------------------------------------------------
+
+def test_translation_of_unset_and_odd_fields():
+    from nova.tests.unit.scheduler import fakes
+    from ecrae_nova import translate
+
+    hs = fakes.FakeHostState('h', 'n', {
+        'cpu_info': {'arch': 'aarch64'},
+        'metrics': {'cpu.percent': 12, 'cpu.frequency': {'value': 1800},
+                    'bogus': 'x'},
+        'free_ram_mb': None, 'cpu_allocation_ratio': None})
+    msg = translate.host_state(hs)
+    assert json.loads(msg.cpu_info) == {'arch': 'aarch64'}
+    assert dict(msg.metrics) == {'cpu.percent': 12.0, 'cpu.frequency': 1800.0}
+    assert msg.free_ram_mb == 0 and msg.cpu_allocation_ratio == 0.0
+    assert msg.uuid == '' and msg.hypervisor_type == ''
+
+    spec = objects.RequestSpec(flavor=objects.Flavor(name='tiny', vcpus=1,
+                                                     memory_mb=64))
+    inst = translate.instance_request(spec)   # no image, hints, extra_specs
+    assert inst.flavor.name == 'tiny' and inst.flavor.root_gb == 0
+    assert dict(inst.flavor.extra_specs) == {}
+    assert dict(inst.image_properties) == {}
+    assert dict(inst.scheduler_hints) == {}
+    assert inst.project_id == '' and inst.instance_uuid == ''
+
+    spec = shimtest.request_spec(image_props={
+        'hw_architecture': 'x86_64', 'hw_cpu_policy': 'dedicated',
+        'hw_numa_nodes': 2, 'traits_required': ['CUSTOM_A', 'CUSTOM_B']})
+    props = translate.instance_request(spec).image_properties
+    assert props['hw_architecture'] == 'x86_64'
+    assert props['hw_numa_nodes'] == '2'
+    assert props['traits_required'] == 'CUSTOM_A,CUSTOM_B'
+
+
+# -- eventlet -------------------------------------------------------------------
+
+EVENTLET_SCRIPT = r'''
+import eventlet
+eventlet.monkey_patch()
+import json, sys
+sys.path.insert(0, sys.argv[2])
+import shimtest
+import nova.conf
+from eventlet import tpool
+from nova.scheduler import filters
+from ecrae_nova import client
+
+executed = []
+real_execute = tpool.execute
+def spy(fn, *args, **kwargs):
+    executed.append(getattr(fn, '__name__', repr(fn)))
+    return real_execute(fn, *args, **kwargs)
+tpool.execute = spy
+
+nova.conf.CONF.set_override('endpoint', '127.0.0.1:' + sys.argv[1], 'ecrae')
+nova.conf.CONF.set_override('timeout', 10.0, 'ecrae')
+ticks = [0]
+def ticker():
+    while True:
+        eventlet.sleep(0.01)
+        ticks[0] += 1
+eventlet.spawn(ticker)
+eventlet.sleep(0)
+handler = filters.HostFilterHandler()
+cls = handler.get_matching_classes(['ecrae_nova.EcraeFilter'])
+passed = handler.get_filtered_objects([c() for c in cls],
+                                      shimtest.host_states(3),
+                                      shimtest.request_spec())
+print(json.dumps({'patched': client.eventlet_patched(),
+                  'tpool_calls': len(executed), 'ticks': ticks[0],
+                  'passed': [h.host for h in passed]}))
+'''
+
+
+def test_under_eventlet_the_call_goes_through_tpool(fake_service):
+    fake_service.reject = {'host2'}
+    fake_service.delay = 0.5   # long enough for the hub to tick meanwhile
+    out = subprocess.run(
+        [sys.executable, '-c', EVENTLET_SCRIPT, str(fake_service.port), HERE],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res['patched'] is True
+    assert res['tpool_calls'] == 1
+    assert res['passed'] == ['host1', 'host3']
+    # the hub kept running during the 0.5 s call (a blocking call gives 0)
+    assert res['ticks'] >= 5
+    assert fake_service.methods() == ['FilterHosts']
+
+
+def test_without_eventlet_no_tpool():
+    assert client.eventlet_patched() is False

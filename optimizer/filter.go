@@ -1,0 +1,285 @@
+package optimizer
+
+// Filter stage names, as they appear in Verdict.Filter.
+const (
+	FilterCapacity   = "capacity"
+	FilterISA        = "isa"
+	FilterCandidates = "candidates"
+	FilterCeiling    = "ceiling"
+)
+
+// Verdict is one host's answer from FilterHosts.
+type Verdict struct {
+	Passed bool
+	// Filter is the stage that rejected the host; "" when it passed.
+	Filter string
+	// Reason says why the host was rejected, or carries a note on why it
+	// passed (a relaxed hint); often "" for a pass.
+	Reason string
+}
+
+// filter is one stage of the filter chain.
+type filter interface {
+	name() string
+	// filter reports whether the host passes. It appends to why the reason
+	// for a rejection, or a note on a pass, and returns the buffer.
+	filter(st *state, f *fit, why []byte) (bool, []byte)
+}
+
+// preparer is implemented by a stage that must see every host still in the
+// running before it decides any one of them (the soft hint).
+type preparer interface {
+	prepare(st *state, fits []fit)
+}
+
+var (
+	_ filter   = capacityFilter{}
+	_ filter   = isaFilter{}
+	_ filter   = candidatesFilter{}
+	_ preparer = candidatesFilter{}
+	_ filter   = ceilingFilter{}
+)
+
+// filterChain is the filter pipeline, in order. The stages are stateless
+// values, so building the chain costs nothing.
+func filterChain() [4]filter {
+	return [4]filter{
+		// capacity first: it is a hard constraint Nova enforces anyway, the
+		// cheapest test and the most selective; and the soft hint below must
+		// only count candidates that can really take the instance.
+		capacityFilter{},
+		// isa next: an image cannot boot on another instruction set. Before
+		// candidates for the same reason as capacity.
+		isaFilter{},
+		// candidates: needs every host that passed the hard constraints, to
+		// decide whether a hint may be relaxed; it also fixes the candidate
+		// entry (factor, ceiling) the next stage and the scorers use.
+		candidatesFilter{},
+		// ceiling last: its threshold comes from the host's candidate entry.
+		ceilingFilter{},
+	}
+}
+
+// capacityFilter: vCPUs, RAM and disk with Nova's allocation ratios.
+type capacityFilter struct{}
+
+func (capacityFilter) name() string { return FilterCapacity }
+
+func (capacityFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
+	h := f.h
+	if st.vcpus > 0 {
+		r := ratio(h.CPURatio)
+		free := float64(h.VCPUsTotal)*r - float64(h.VCPUsUsed)
+		if free < st.vcpus {
+			why = append(why, "needs "...)
+			why = appendShort(why, st.vcpus)
+			why = append(why, " vCPUs, "...)
+			why = appendShort(why, free)
+			why = append(why, " free of "...)
+			why = appendShort(why, float64(h.VCPUsTotal))
+			why = append(why, "×"...)
+			return false, appendRatio(why, r)
+		}
+	}
+	if st.ramMB > 0 {
+		r := ratio(h.RAMRatio)
+		free := float64(h.FreeRAMMB) + float64(h.TotalRAMMB)*(r-1)
+		if free < st.ramMB {
+			why = append(why, "needs "...)
+			why = appendShort(why, st.ramMB)
+			why = append(why, " MB RAM, "...)
+			why = appendFixed(why, free, 0)
+			why = append(why, " MB free of "...)
+			why = appendShort(why, float64(h.TotalRAMMB))
+			why = append(why, " MB×"...)
+			return false, appendRatio(why, r)
+		}
+	}
+	if st.diskMB > 0 {
+		r := ratio(h.DiskRatio)
+		free := float64(h.FreeDiskMB) + float64(h.TotalDiskGB)*1024*(r-1)
+		if free < st.diskMB {
+			why = append(why, "needs "...)
+			why = appendShort(why, st.diskMB/1024)
+			why = append(why, " GB disk, "...)
+			why = appendFixed(why, free/1024, 1)
+			why = append(why, " GB free of "...)
+			why = appendShort(why, float64(h.TotalDiskGB))
+			why = append(why, " GB×"...)
+			return false, appendRatio(why, r)
+		}
+	}
+	return true, why
+}
+
+// isaFilter: the image's hw_architecture must equal the host's ISA, after
+// normalisation. An image that names no ISA runs anywhere; a host whose ISA
+// is unknown cannot take an image that names one (as Nova's
+// ImagePropertiesFilter).
+type isaFilter struct{}
+
+func (isaFilter) name() string { return FilterISA }
+
+func (isaFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
+	if st.imageISA == "" || st.imageISA == f.isa {
+		return true, why
+	}
+	why = append(why, "image needs "...)
+	why = append(why, st.imageISA...)
+	if f.isa == "" {
+		return false, append(why, ", host ISA unknown"...)
+	}
+	why = append(why, ", host is "...)
+	return false, append(why, f.isa...)
+}
+
+// candidatesFilter: the host's model must be one of the tag's candidates.
+// Exact mode rejects every other host. Hint mode rejects them only when some
+// candidate host can take the instance; otherwise they pass with a note.
+type candidatesFilter struct{}
+
+func (candidatesFilter) name() string { return FilterCandidates }
+
+// prepare decides, in hint mode, whether the hint must be relaxed. A
+// candidate "can take it" when it passed the earlier stages and is within
+// its ceiling: the ceiling stage comes later, but a candidate that would fail
+// it cannot take the instance either, and rejecting everyone else because of
+// it would turn a hint into a refusal.
+func (candidatesFilter) prepare(st *state, fits []fit) {
+	st.relaxed = false
+	if st.open || st.exact {
+		return
+	}
+	for i := range fits {
+		if !fits[i].out && fits[i].cand >= 0 && !fits[i].overCeiling() {
+			return
+		}
+	}
+	st.relaxed = true
+}
+
+func (candidatesFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
+	if st.candidate(f) {
+		return true, why
+	}
+	if st.relaxed {
+		return true, append(why, "hint relaxed: no candidate architecture can take it"...)
+	}
+	why = append(why, "not a candidate for tag "...)
+	why = append(why, st.tag...)
+	if st.exact {
+		why = append(why, " (exact: "...)
+		why = append(why, st.candText...)
+		return false, append(why, ')')
+	}
+	why = append(why, "; a candidate ("...)
+	why = append(why, st.candText...)
+	return false, append(why, ") can take it"...)
+}
+
+// ceilingFilter: utilisation after placement must stay within the ceiling
+// of the host's candidate entry, else the profile's (0 = none).
+type ceilingFilter struct{}
+
+func (ceilingFilter) name() string { return FilterCeiling }
+
+func (ceilingFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
+	if !f.overCeiling() {
+		return true, why
+	}
+	why = append(why, "would reach "...)
+	why = appendFixed(why, (f.u+f.du)*100, 1)
+	why = append(why, "% CPU, over the "...)
+	why = appendFixed(why, f.ceiling*100, 1)
+	why = append(why, "% ceiling"...)
+	if st.tag != "" {
+		why = append(why, " for tag "...)
+		why = append(why, st.tag...)
+	}
+	return false, why
+}
+
+// FilterHosts runs the filter chain for one request over all hosts and
+// answers one Verdict per host, in input order. It needs all hosts at once:
+// whether a hint is relaxed depends on the others. Reasons share one string
+// (see the package doc).
+func FilterHosts(req Request, prof Profile, hosts []Host) []Verdict {
+	st := newState(req, prof)
+	var e evaluator
+	e.reset(len(hosts))
+	for i := range hosts {
+		u, m := hosts[i].CurrentUtilization()
+		st.fit(&hosts[i], u, m, &e.fits[i])
+	}
+	verdicts := make([]Verdict, len(hosts))
+	e.runFilters(st, verdicts)
+	e.reasons(verdicts)
+	return verdicts
+}
+
+// evaluator holds the per-host scratch of one call; WhatIf reuses it across
+// the items of a batch.
+type evaluator struct {
+	fits []fit
+	why  []byte // reasons and notes of this pass, see fit.why
+}
+
+func (e *evaluator) reset(n int) {
+	if cap(e.fits) < n {
+		e.fits = make([]fit, n)
+		// Reasons run to 40-60 bytes; usually fewer than half the hosts
+		// get one.
+		e.why = make([]byte, 0, 32*n)
+	}
+	e.fits = e.fits[:n]
+	e.why = e.why[:0]
+}
+
+// runFilters runs the chain over e.fits (as set by state.fit), stage by
+// stage, and fills Passed and Filter of verdicts; reasons stay in e.why until
+// e.reasons. A later stage's text replaces an earlier one's (a relaxed-hint
+// note, then a ceiling rejection).
+func (e *evaluator) runFilters(st *state, verdicts []Verdict) (passed int) {
+	for i := range verdicts {
+		verdicts[i] = Verdict{}
+	}
+	for _, fl := range filterChain() {
+		if p, ok := fl.(preparer); ok {
+			p.prepare(st, e.fits)
+		}
+		for i := range e.fits {
+			f := &e.fits[i]
+			if f.out {
+				continue
+			}
+			start := len(e.why)
+			ok, why := fl.filter(st, f, e.why)
+			e.why = why
+			if len(why) > start {
+				f.why = span{start, len(why)}
+			}
+			if !ok {
+				f.out = true
+				verdicts[i].Filter = fl.name()
+			}
+		}
+	}
+	for i := range e.fits {
+		if !e.fits[i].out {
+			verdicts[i].Passed = true
+			passed++
+		}
+	}
+	return passed
+}
+
+// reasons copies the reasons into verdicts, all sharing one string.
+func (e *evaluator) reasons(verdicts []Verdict) {
+	if len(e.why) == 0 {
+		return
+	}
+	text := string(e.why)
+	for i := range e.fits {
+		verdicts[i].Reason = e.fits[i].why.of(text)
+	}
+}

@@ -1,0 +1,131 @@
+package optimizer
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// with applies edits to a copy of h.
+func with(h Host, edit func(*Host)) Host {
+	edit(&h)
+	return h
+}
+
+func TestFilterHostsOneHost(t *testing.T) {
+	pass := Verdict{Passed: true}
+	tests := []struct {
+		name string
+		req  Request
+		prof Profile
+		h    Host
+		want Verdict
+	}{
+		// capacity. small needs 4 vCPUs, 4096 MB RAM, 40 GB disk.
+		{"fits", small, Profile{}, host("a", xeon, 8), pass}, // 16×1 − 8 = 8 free vCPUs
+		{"vCPUs", small, Profile{}, host("a", xeon, 14),
+			Verdict{Filter: "capacity", Reason: "needs 4 vCPUs, 2 free of 16×1.0"}}, // 16×1 − 14 = 2
+		{"vCPU ratio 0 means 1", small, Profile{}, with(host("a", xeon, 14), func(h *Host) { h.CPURatio = 0 }),
+			Verdict{Filter: "capacity", Reason: "needs 4 vCPUs, 2 free of 16×1.0"}},
+		{"vCPU overcommit short", small, Profile{}, with(host("a", xeon, 30), func(h *Host) { h.CPURatio = 2 }),
+			Verdict{Filter: "capacity", Reason: "needs 4 vCPUs, 2 free of 16×2.0"}}, // 16×2 − 30 = 2
+		{"vCPU overcommit fits", small, Profile{}, with(host("a", xeon, 28), func(h *Host) { h.CPURatio = 2 }), pass}, // 32 − 28 = 4
+		{"RAM", small, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.TotalRAMMB, h.FreeRAMMB = 16384, 2048 }),
+			Verdict{Filter: "capacity", Reason: "needs 4096 MB RAM, 2048 MB free of 16384 MB×1.0"}},
+		{"RAM ratio 1.5", small, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.TotalRAMMB, h.FreeRAMMB, h.RAMRatio = 16384, 2048, 1.5 }),
+			pass}, // 2048 + 16384×0.5 = 10240 ≥ 4096
+		{"RAM ratio 0 means 1", small, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.TotalRAMMB, h.FreeRAMMB, h.RAMRatio = 16384, 2048, 0 }),
+			Verdict{Filter: "capacity", Reason: "needs 4096 MB RAM, 2048 MB free of 16384 MB×1.0"}},
+		{"disk", small, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.TotalDiskGB, h.FreeDiskMB = 100, 20480 }),
+			Verdict{Filter: "capacity", Reason: "needs 40 GB disk, 20.0 GB free of 100 GB×1.0"}}, // 20480 MB = 20 GB
+		{"disk ratio 1.5", small, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.TotalDiskGB, h.FreeDiskMB, h.DiskRatio = 100, 20480, 1.5 }),
+			pass}, // 20480 + 100×1024×0.5 = 71680 MB ≥ 40960
+		{"NaN ratio means 1", small, Profile{}, with(host("a", xeon, 14), func(h *Host) { h.CPURatio = nan }),
+			Verdict{Filter: "capacity", Reason: "needs 4 vCPUs, 2 free of 16×1.0"}},
+		{"zero-size request fits a full host", Request{}, Profile{}, host("a", xeon, 16), pass},
+
+		// isa
+		{"image amd64 on x86_64", Request{ImageISA: "amd64"}, Profile{}, host("a", xeon, 8), pass},
+		{"image arm64 on aarch64", Request{ImageISA: "arm64"}, Profile{}, host("a", altra, 8), pass},
+		{"image x86_64 on aarch64", Request{ImageISA: "x86_64"}, Profile{}, host("a", altra, 8),
+			Verdict{Filter: "isa", Reason: "image needs x86_64, host is aarch64"}},
+		{"host ISA beats model ISA", Request{ImageISA: "x86_64"}, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.ISA = "ppc64el" }),
+			Verdict{Filter: "isa", Reason: "image needs x86_64, host is ppc64le"}},
+		{"host ISA unknown", Request{ImageISA: "x86_64"}, Profile{}, host("a", &Model{Cores: 16}, 8),
+			Verdict{Filter: "isa", Reason: "image needs x86_64, host ISA unknown"}},
+		{"image without ISA runs anywhere", Request{}, Profile{}, host("a", &Model{}, 8), pass},
+
+		// candidates (hint relaxation needs several hosts: see below)
+		{"no candidate list: every host", small, Profile{Tag: "any"}, host("a", xeon, 8), pass},
+		{"exact by architecture", small, Profile{Tag: "arm", Mode: ModeExact, Candidates: []Candidate{{Architecture: "altra"}}},
+			host("a", altra, 8), pass},
+		{"exact by ISA", small, Profile{Tag: "x", Mode: ModeExact, Candidates: []Candidate{{ISA: "x64"}}}, host("a", xeon, 8), pass},
+		{"exact rejects others", small, Profile{Tag: "arm", Mode: ModeExact, Candidates: []Candidate{{Architecture: "altra"}, {ISA: "ppc64le"}}},
+			host("a", xeon, 8), Verdict{Filter: "candidates", Reason: "not a candidate for tag arm (exact: altra, any ppc64le)"}},
+
+		// ceiling. xeon 16 threads, small adds Δu = 0.25.
+		{"profile ceiling", small, web, measured(host("a", xeon, 8), 0.7),
+			Verdict{Filter: "ceiling", Reason: "would reach 95.0% CPU, over the 80.0% ceiling for tag web"}}, // 0.7 + 0.25 > 0.8
+		{"exactly at the ceiling", small, web, measured(host("a", xeon, 8), 0.55), pass},                    // 0.55 + 0.25 = 0.8
+		{"candidate ceiling overrides the profile's", small, web, measured(host("a", altra, 8), 0.6), pass}, // 0.85 ≤ 0.9
+		{"candidate ceiling", small, web, measured(host("a", altra, 8), 0.7),
+			Verdict{Filter: "ceiling", Reason: "would reach 95.0% CPU, over the 90.0% ceiling for tag web"}},
+		{"no ceiling", small, Profile{}, measured(host("a", xeon, 8), 0.99), pass},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := FilterHosts(tc.req, tc.prof, []Host{tc.h})
+			if d := cmp.Diff([]Verdict{tc.want}, got); d != "" {
+				t.Errorf("FilterHosts (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestFilterHostsHint(t *testing.T) {
+	full := host("arm-full", altra, 16)             // 0 vCPUs free
+	hot := measured(host("arm-hot", altra, 8), 0.8) // 0.8 + 0.25 = 1.05 > its 0.9 ceiling
+	arm := host("arm", altra, 8)
+	x86 := host("x86", xeon, 8)
+	ppc := with(host("ppc", xeon, 8), func(h *Host) { h.ISA = "ppc64le" })
+	armOnly := []Candidate{{Architecture: "altra", PerformanceFactor: 0.7, UtilizationCeiling: 0.9}}
+	hint := Profile{Tag: "arm", Candidates: armOnly}
+	exact := Profile{Tag: "arm", Mode: ModeExact, Candidates: armOnly}
+	relaxed := Verdict{Passed: true, Reason: "hint relaxed: no candidate architecture can take it"}
+	notCand := Verdict{Filter: "candidates", Reason: "not a candidate for tag arm; a candidate (altra) can take it"}
+	noRoom := Verdict{Filter: "capacity", Reason: "needs 4 vCPUs, 0 free of 16×1.0"}
+	tooHot := Verdict{Filter: "ceiling", Reason: "would reach 105.0% CPU, over the 90.0% ceiling for tag arm"}
+	tests := []struct {
+		name  string
+		prof  Profile
+		req   Request
+		hosts []Host
+		want  []Verdict
+	}{
+		{"a candidate can take it: the others are rejected", hint, small,
+			[]Host{x86, arm, ppc}, []Verdict{notCand, {Passed: true}, notCand}},
+		{"the candidate is full: the hint is relaxed", hint, small,
+			[]Host{x86, full, ppc}, []Verdict{relaxed, noRoom, relaxed}},
+		// The ceiling stage comes after candidates, but a candidate that
+		// would break its ceiling cannot take the instance either.
+		{"the candidate is over its ceiling: the hint is relaxed", hint, small,
+			[]Host{x86, hot}, []Verdict{relaxed, tooHot}},
+		{"the candidate has the wrong ISA: the hint is relaxed", hint, Request{VCPUs: 4, ImageISA: "x86_64"},
+			[]Host{x86, arm}, []Verdict{relaxed, {Filter: "isa", Reason: "image needs x86_64, host is aarch64"}}},
+		{"a relaxed host still meets the profile ceiling", Profile{Tag: "arm", Candidates: armOnly, UtilizationCeiling: 0.8}, small,
+			[]Host{measured(x86, 0.7), full}, []Verdict{{Filter: "ceiling", Reason: "would reach 95.0% CPU, over the 80.0% ceiling for tag arm"}, noRoom}},
+		{"exact never relaxes", exact, small,
+			[]Host{x86, full}, []Verdict{{Filter: "candidates", Reason: "not a candidate for tag arm (exact: altra)"}, noRoom}},
+		{"unknown mode counts as hint", Profile{Tag: "arm", Mode: Mode(7), Candidates: armOnly}, small,
+			[]Host{x86, full}, []Verdict{relaxed, noRoom}},
+		{"no hosts", hint, small, nil, []Verdict{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := FilterHosts(tc.req, tc.prof, tc.hosts)
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("FilterHosts (-want +got):\n%s", d)
+			}
+		})
+	}
+}

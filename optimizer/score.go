@@ -1,0 +1,311 @@
+package optimizer
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Scorer names, as they appear in Component.Scorer and weight maps.
+const (
+	ScorerEnergy        = "energy"
+	ScorerConsolidation = "consolidation"
+)
+
+// Component is one scorer's contribution to a host's score.
+type Component struct {
+	Scorer string
+	// Raw is the scorer's own measure (watts per unit of work, share of the
+	// ceiling).
+	Raw float64
+	// Normalized is Raw mapped to [0, 100] among the hosts of the call,
+	// 100 = best.
+	Normalized float64
+	Weight     float64
+	// Weighted is Normalized × Weight.
+	Weighted    float64
+	Explanation string
+}
+
+// Scored is one host's answer from WeighHosts.
+type Scored struct {
+	// Score is the sum of the components' Weighted; higher is better.
+	Score float64
+	// MarginalWatts is the power the host draws more with the instance,
+	// including its idle power when it is empty.
+	MarginalWatts float64
+	// Factor is the performance factor of the host's candidate entry (1 when
+	// the host matches none, or the profile lists none).
+	Factor     float64
+	Components []Component
+}
+
+// scorer is one extension point of the score step: a raw measure per host,
+// and its explanation. Normalisation and weighting are separate steps.
+type scorer interface {
+	name() string
+	defaultWeight() float64
+	// lowerIsBetter asks normalisation to reverse the measure.
+	lowerIsBetter() bool
+	raw(st *state, f *fit) float64
+	// explain appends the explanation of raw to b.
+	explain(st *state, f *fit, raw float64, b []byte) []byte
+}
+
+var (
+	_ scorer = energyScorer{}
+	_ scorer = consolidationScorer{}
+)
+
+// scoreChain is every scorer, in the order of Components.
+func scoreChain() [2]scorer {
+	return [2]scorer{energyScorer{}, consolidationScorer{}}
+}
+
+// DefaultWeights returns a fresh map of every scorer's default weight.
+func DefaultWeights() map[string]float64 {
+	chain := scoreChain()
+	w := make(map[string]float64, len(chain))
+	for _, s := range chain {
+		w[s.name()] = s.defaultWeight()
+	}
+	return w
+}
+
+// ValidateWeights checks a weights map: every name must be a scorer, and
+// every weight a finite number ≥ 0 (0 disables the scorer). A scorer the map
+// leaves out keeps its default weight.
+func ValidateWeights(weights map[string]float64) error {
+	names := make([]string, 0, len(weights))
+	for name := range weights {
+		names = append(names, name)
+	}
+	slices.Sort(names) // report the same error whatever the map order
+	known := scoreChain()
+	for _, name := range names {
+		if !slices.ContainsFunc(known[:], func(s scorer) bool { return s.name() == name }) {
+			all := make([]string, len(known))
+			for i, s := range known {
+				all[i] = s.name()
+			}
+			return fmt.Errorf("unknown scorer %q (known: %s)", name, strings.Join(all, ", "))
+		}
+		if w := weights[name]; !(w >= 0) || math.IsInf(w, 0) {
+			return fmt.Errorf("scorer %q: weight must be a finite number >= 0, got %v", name, w)
+		}
+	}
+	return nil
+}
+
+// weightedScorer is an enabled scorer and its weight.
+type weightedScorer struct {
+	s scorer
+	w float64
+}
+
+// enabled lists the scorers with a positive weight, in chain order. A name
+// missing from weights keeps its default (nil means all defaults); unknown
+// names are ignored; a weight that is not a finite positive number disables
+// the scorer (ValidateWeights reports those).
+func enabled(weights map[string]float64) (out [2]weightedScorer, n int) {
+	for _, s := range scoreChain() {
+		w := s.defaultWeight()
+		if v, ok := weights[s.name()]; ok {
+			w = v
+		}
+		if w > 0 && w <= math.MaxFloat64 {
+			out[n] = weightedScorer{s, w}
+			n++
+		}
+	}
+	return out, n
+}
+
+// energyScorer: watts per unit of work, lower is better.
+type energyScorer struct{}
+
+func (energyScorer) name() string           { return ScorerEnergy }
+func (energyScorer) defaultWeight() float64 { return 1 }
+func (energyScorer) lowerIsBetter() bool    { return true }
+
+// raw is marginal watts ÷ performance factor: the power of adding the
+// instance, per unit of the reference architecture's work.
+func (energyScorer) raw(_ *state, f *fit) float64 { return f.marginal / f.factor }
+
+// explain: "ampere-altra does 0.70x the work of the reference for tag
+// web-frontend at 38.0 W marginal (54.3 W per unit of work); utilisation 45%
+// measured".
+func (energyScorer) explain(st *state, f *fit, raw float64, b []byte) []byte {
+	b = appendModel(b, f)
+	b = append(b, " does "...)
+	b = appendFixed(b, f.factor, 2)
+	b = append(b, "x the work of the reference"...)
+	switch {
+	case st.open && st.tag == "":
+		b = append(b, " (no tag)"...)
+	case st.open:
+		b = append(b, " (tag "...)
+		b = append(b, st.tag...)
+		b = append(b, " lists no candidates)"...)
+	case f.cand < 0:
+		b = append(b, " (assumed: not a candidate for tag "...)
+		b = append(b, st.tag...)
+		b = append(b, ')')
+	default:
+		b = append(b, " for tag "...)
+		b = append(b, st.tag...)
+	}
+	b = append(b, " at "...)
+	b = appendFixed(b, f.marginal, 1)
+	b = append(b, " W marginal"...)
+	if f.empty {
+		b = append(b, ", "...)
+		b = appendFixed(b, watts(f.model.Curve[0]), 1)
+		b = append(b, " W of it idle to wake the empty host"...)
+	}
+	b = append(b, " ("...)
+	b = appendFixed(b, raw, 1)
+	b = append(b, " W per unit of work); utilisation "...)
+	b = appendPct(b, f.u)
+	if f.measured {
+		return append(b, " measured"...)
+	}
+	return append(b, " estimated"...)
+}
+
+func appendModel(b []byte, f *fit) []byte {
+	switch {
+	case f.model.Default:
+		b = append(b, "default model for "...)
+		if f.isa == "" {
+			return append(b, "unknown ISA"...)
+		}
+		return append(b, f.isa...)
+	case f.model.Name == "":
+		return append(b, "unnamed model"...)
+	}
+	return append(b, f.model.Name...)
+}
+
+// consolidationScorer: prefer hosts that are on and busy, up to their
+// ceiling; higher is better.
+type consolidationScorer struct{}
+
+func (consolidationScorer) name() string           { return ScorerConsolidation }
+func (consolidationScorer) defaultWeight() float64 { return 0.5 }
+func (consolidationScorer) lowerIsBetter() bool    { return false }
+
+// raw is utilisation after placement ÷ ceiling (1 when none), and 0 for an
+// empty host: waking a host is the opposite of consolidating.
+func (consolidationScorer) raw(_ *state, f *fit) float64 {
+	if f.empty {
+		return 0
+	}
+	c := f.ceiling
+	if c == 0 {
+		c = 1
+	}
+	return f.after() / c
+}
+
+// explain: "host at 45% → 52% of its 80% ceiling".
+func (consolidationScorer) explain(_ *state, f *fit, _ float64, b []byte) []byte {
+	if f.empty {
+		b = append(b, "host is empty: choosing it wakes it, "...)
+	} else {
+		b = append(b, "host at "...)
+	}
+	b = appendPct(b, f.u)
+	b = append(b, " → "...)
+	b = appendPct(b, f.after())
+	if f.ceiling == 0 {
+		return append(b, ", no ceiling"...)
+	}
+	b = append(b, " of its "...)
+	b = appendPct(b, f.ceiling)
+	return append(b, " ceiling"...)
+}
+
+// normalizeColumn maps the Raw of column col of a host-major component table
+// (stride components per host) to Normalized in [0, 100] by min-max, reversed
+// when lower is better, and sets Weighted. When all finite raws are equal
+// they all get 100. A raw that is NaN or infinite gets 0 and does not take
+// part in the min and max.
+func normalizeColumn(comps []Component, col, stride int, lowerIsBetter bool) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := col; i < len(comps); i += stride {
+		if r := comps[i].Raw; finite(r) {
+			lo, hi = min(lo, r), max(hi, r)
+		}
+	}
+	// Halves keep hi-lo finite even for raws near ±MaxFloat64.
+	width := hi/2 - lo/2
+	for i := col; i < len(comps); i += stride {
+		c := &comps[i]
+		switch {
+		case !finite(c.Raw):
+			c.Normalized = 0
+		case !(width > 0):
+			c.Normalized = 100
+		default:
+			n := (c.Raw/2 - lo/2) / width * 100
+			if lowerIsBetter {
+				n = 100 - n
+			}
+			c.Normalized = min(100, max(0, n))
+		}
+		c.Weighted = c.Normalized * c.Weight
+	}
+}
+
+// WeighHosts scores every host for one request, in input order: each enabled
+// scorer's raw measure is normalised to [0, 100] among these hosts, weighted,
+// and summed. It does not filter: callers pass the hosts that passed
+// FilterHosts. weights: see ValidateWeights; nil means DefaultWeights.
+//
+// Every Component carries its Explanation. All explanations of one call are
+// substrings of a single string (see the package doc), so the call allocates
+// a fixed handful of times whatever the number of hosts.
+func WeighHosts(req Request, prof Profile, hosts []Host, weights map[string]float64) []Scored {
+	st := newState(req, prof)
+	active, k := enabled(weights)
+	out := make([]Scored, len(hosts))
+	comps := make([]Component, len(hosts)*k)
+	ends := make([]int32, len(comps)) // explanations are contiguous in text
+	// text collects every explanation; a Builder grows without zeroing and
+	// turns into a string without copying.
+	var text strings.Builder
+	text.Grow(len(comps) * 112)
+	var line []byte // one explanation at a time
+	var f fit
+	for i := range hosts {
+		u, m := hosts[i].CurrentUtilization()
+		st.fit(&hosts[i], u, m, &f)
+		st.marginal(&f)
+		out[i].MarginalWatts, out[i].Factor = f.marginal, f.factor
+		cs := comps[i*k : (i+1)*k : (i+1)*k]
+		for j, a := range active[:k] {
+			c := &cs[j]
+			c.Scorer, c.Weight, c.Raw = a.s.name(), a.w, a.s.raw(st, &f)
+			line = a.s.explain(st, &f, c.Raw, line[:0])
+			text.Write(line)
+			ends[i*k+j] = int32(text.Len())
+		}
+		out[i].Components = cs
+	}
+	all, start := text.String(), int32(0)
+	for i := range comps {
+		comps[i].Explanation = all[start:ends[i]]
+		start = ends[i]
+	}
+	for j, a := range active[:k] {
+		normalizeColumn(comps, j, k, a.s.lowerIsBetter())
+	}
+	for i := range out {
+		for _, c := range out[i].Components {
+			out[i].Score += c.Weighted
+		}
+	}
+	return out
+}
