@@ -25,6 +25,22 @@ func BenchmarkScore(b *testing.B) {
 	}
 }
 
+// BenchmarkScoreQuiet is BenchmarkScore without explanations, as Nova's
+// weigher asks for them.
+func BenchmarkScoreQuiet(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			hosts := randomHosts(rand.New(rand.NewPCG(7, uint64(n))), n)
+			checkScore(b, hosts)
+			b.ReportAllocs()
+			for b.Loop() {
+				FilterHosts(benchRequest, benchProfile, hosts)
+				WeighHostsQuiet(benchRequest, benchProfile, hosts, nil)
+			}
+		})
+	}
+}
+
 // checkScore asserts the benchmark's work is sane before timing it: some
 // hosts pass and some are rejected, and every score is explained.
 func checkScore(b *testing.B, hosts []Host) {

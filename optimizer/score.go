@@ -268,6 +268,17 @@ func normalizeColumn(comps []Component, col, stride int, lowerIsBetter bool) {
 // substrings of a single string (see the package doc), so the call allocates
 // a fixed handful of times whatever the number of hosts.
 func WeighHosts(req Request, prof Profile, hosts []Host, weights map[string]float64) []Scored {
+	return weighHosts(req, prof, hosts, weights, true)
+}
+
+// WeighHostsQuiet is WeighHosts without the explanations: the same scores
+// and components, every Explanation empty. Nova's weigher needs only the
+// scores, and the text is most of the cost of a pass.
+func WeighHostsQuiet(req Request, prof Profile, hosts []Host, weights map[string]float64) []Scored {
+	return weighHosts(req, prof, hosts, weights, false)
+}
+
+func weighHosts(req Request, prof Profile, hosts []Host, weights map[string]float64, explain bool) []Scored {
 	st := newState(req, prof)
 	active, k := enabled(weights)
 	out := make([]Scored, len(hosts))
@@ -276,7 +287,9 @@ func WeighHosts(req Request, prof Profile, hosts []Host, weights map[string]floa
 	// text collects every explanation; a Builder grows without zeroing and
 	// turns into a string without copying.
 	var text strings.Builder
-	text.Grow(len(comps) * 112)
+	if explain {
+		text.Grow(len(comps) * 112)
+	}
 	var line []byte // one explanation at a time
 	var f fit
 	for i := range hosts {
@@ -288,8 +301,10 @@ func WeighHosts(req Request, prof Profile, hosts []Host, weights map[string]floa
 		for j, a := range active[:k] {
 			c := &cs[j]
 			c.Scorer, c.Weight, c.Raw = a.s.name(), a.w, a.s.raw(st, &f)
-			line = a.s.explain(st, &f, c.Raw, line[:0])
-			text.Write(line)
+			if explain {
+				line = a.s.explain(st, &f, c.Raw, line[:0])
+				text.Write(line)
+			}
 			ends[i*k+j] = int32(text.Len())
 		}
 		out[i].Components = cs

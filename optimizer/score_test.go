@@ -271,3 +271,21 @@ func TestNoMutation(t *testing.T) {
 		t.Errorf("profile changed (-before +after):\n%s", d)
 	}
 }
+
+// WeighHostsQuiet must give exactly WeighHosts' numbers, with no text.
+func TestWeighHostsQuietMatches(t *testing.T) {
+	hosts := randomHosts(rand.New(rand.NewPCG(3, 4)), 200)
+	loud := WeighHosts(benchRequest, benchProfile, hosts, nil)
+	quiet := WeighHostsQuiet(benchRequest, benchProfile, hosts, nil)
+	for i := range loud {
+		if loud[i].Score != quiet[i].Score || loud[i].MarginalWatts != quiet[i].MarginalWatts || len(loud[i].Components) != len(quiet[i].Components) {
+			t.Fatalf("host %d: %+v vs %+v", i, loud[i], quiet[i])
+		}
+		for j, c := range quiet[i].Components {
+			l := loud[i].Components[j]
+			if c.Explanation != "" || c.Raw != l.Raw || c.Normalized != l.Normalized || c.Weighted != l.Weighted {
+				t.Fatalf("host %d component %d: %+v vs %+v", i, j, c, l)
+			}
+		}
+	}
+}

@@ -36,7 +36,8 @@ func benchHosts(n int) []*ecraev1.HostState {
 
 // BenchmarkWeighHosts measures one Nova weigher pass over gRPC on a loopback
 // TCP listener, against the default KB on a real bbolt file. It reports the
-// p99 of the calls besides the mean.
+// p99 of the calls besides the mean. quiet/ is the shim's call, which leaves
+// the explanation text out.
 func BenchmarkWeighHosts(b *testing.B) {
 	ctx := context.Background()
 	store, err := kbstore.Open(filepath.Join(b.TempDir(), "kb.db"), kbstore.Options{})
@@ -67,11 +68,16 @@ func BenchmarkWeighHosts(b *testing.B) {
 	defer conn.Close()
 	client := ecraev1.NewPlacementServiceClient(conn)
 	inst := &ecraev1.InstanceRequest{Flavor: &ecraev1.Flavor{Name: "bench", Vcpus: 2, MemoryMb: 4096, RootGb: 20}}
-	for _, n := range []int{100, 1000, 10000} {
-		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
-			req := &ecraev1.WeighHostsRequest{Instance: inst, Hosts: benchHosts(n)}
+	for _, bc := range []struct {
+		name  string
+		n     int
+		quiet bool
+	}{{"hosts=100", 100, false}, {"hosts=1000", 1000, false}, {"hosts=10000", 10000, false}, {"quiet/hosts=1000", 1000, true}} {
+		n := bc.n
+		b.Run(bc.name, func(b *testing.B) {
+			req := &ecraev1.WeighHostsRequest{Instance: inst, Hosts: benchHosts(n), OmitExplanations: bc.quiet}
 			resp, err := client.WeighHosts(ctx, req)
-			if err != nil || len(resp.GetScores()) != n || len(resp.GetScores()[0].GetBreakdown()) == 0 {
+			if err != nil || len(resp.GetScores()) != n || len(resp.GetScores()[0].GetBreakdown()) == 0 || (resp.GetScores()[0].GetBreakdown()[0].GetExplanation() == "") != bc.quiet {
 				b.Fatalf("warm-up call: %v (%d scores)", err, len(resp.GetScores()))
 			}
 			lat := make([]time.Duration, 0, b.N)

@@ -26,9 +26,12 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 	}
 	verdicts := optimizer.FilterHosts(r, prof, hosts)
 	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source, Verdicts: make([]*ecraev1.HostVerdict, len(hosts))}
+	all := make([]ecraev1.HostVerdict, len(hosts))
 	passed := 0
 	for i, v := range verdicts {
-		out.Verdicts[i] = &ecraev1.HostVerdict{Host: hosts[i].Name, Nodename: hosts[i].Nodename, Passed: v.Passed, Filter: v.Filter, Reason: v.Reason}
+		hv := &all[i]
+		hv.Host, hv.Nodename, hv.Passed, hv.Filter, hv.Reason = hosts[i].Name, hosts[i].Nodename, v.Passed, v.Filter, v.Reason
+		out.Verdicts[i] = hv
 		if v.Passed {
 			passed++
 		}
@@ -55,17 +58,33 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 	if err != nil {
 		return nil, err
 	}
-	scored := optimizer.WeighHosts(r, prof, hosts, weights)
+	weigh := optimizer.WeighHosts
+	if req.GetOmitExplanations() {
+		weigh = optimizer.WeighHostsQuiet
+	}
+	scored := weigh(r, prof, hosts, weights)
 	out := &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, Scores: make([]*ecraev1.HostScore, len(hosts))}
+	// One allocation for all scores and one for all components, not one per
+	// message: this answer is on the path of every Nova boot.
+	all := make([]ecraev1.HostScore, len(hosts))
+	var k int
+	if len(scored) > 0 {
+		k = len(scored[0].Components)
+	}
+	comps := make([]ecraev1.ScoreComponent, len(hosts)*k)
+	ptrs := make([]*ecraev1.ScoreComponent, len(hosts)*k)
 	for i := range scored {
-		h := &hosts[i]
-		out.Scores[i] = &ecraev1.HostScore{
-			Host: h.Name, Nodename: h.Nodename, Score: scored[i].Score,
-			Breakdown:     components(scored[i].Components),
-			Architecture:  h.Model.Name,
-			MarginalWatts: scored[i].MarginalWatts,
-			DefaultModel:  h.Model.Default,
+		h, hs := &hosts[i], &all[i]
+		hs.Host, hs.Nodename, hs.Score = h.Name, h.Nodename, scored[i].Score
+		hs.Architecture, hs.MarginalWatts, hs.DefaultModel = h.Model.Name, scored[i].MarginalWatts, h.Model.Default
+		bd := ptrs[i*k : (i+1)*k : (i+1)*k]
+		for j, c := range scored[i].Components {
+			pc := &comps[i*k+j]
+			pc.Scorer, pc.Raw, pc.Normalized, pc.Weight, pc.Weighted, pc.Explanation = c.Scorer, c.Raw, c.Normalized, c.Weight, c.Weighted, c.Explanation
+			bd[j] = pc
 		}
+		hs.Breakdown = bd
+		out.Scores[i] = hs
 	}
 	return out, nil
 }

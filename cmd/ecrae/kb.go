@@ -26,6 +26,10 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprint(stderr, kbUsage)
 		return fmt.Errorf("%w: kb needs a subcommand", errUsage)
 	}
+	if h := args[0]; h == "help" || h == "-h" || h == "--help" {
+		fmt.Fprint(stdout, kbUsage)
+		return nil
+	}
 	var cf clientFlags
 	fs := newFlagSet("kb "+args[0], stderr)
 	cf.register(fs)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ecrae/ecrae/kbstore"
@@ -98,7 +99,8 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 
-	g := grpc.NewServer(grpc.ChainUnaryInterceptor(stats.UnaryInterceptor()))
+	var inflight atomic.Int64
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))
 	srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
@@ -142,13 +144,15 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		<-ctx.Done()
 		log.Info("shutting down", "grace", c.shutdownGrace)
 		hs.Shutdown() // NOT_SERVING first, so balancers and the shim's health checks move away
-		done := make(chan struct{})
-		go func() { g.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(c.shutdownGrace):
-			g.Stop()
+		// GracefulStop alone waits for every client to hang up, and
+		// nova-scheduler keeps its channel open for good: wait for the calls
+		// in flight instead, then close the idle connections.
+		go g.GracefulStop()
+		deadline := time.Now().Add(c.shutdownGrace)
+		for inflight.Load() > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
 		}
+		g.Stop()
 		sctx, cancel := context.WithTimeout(context.Background(), c.shutdownGrace)
 		defer cancel()
 		return hsrv.Shutdown(sctx)
@@ -161,6 +165,16 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	err = eg.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// countInflight counts the unary calls being handled, so shutdown knows
+// when the last one has answered.
+func countInflight(n *atomic.Int64) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		n.Add(1)
+		defer n.Add(-1)
+		return handler(ctx, req)
+	}
 }
 
 // startNATS runs the embedded server (with JetStream, stored beside the KB)

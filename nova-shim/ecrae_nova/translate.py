@@ -209,6 +209,8 @@ def filter_request(spec_obj, hosts):
 
 
 def weigh_request(spec_obj, hosts):
+    # Nova needs only the scores; the breakdown's text stays on the service.
     return placement_pb2.WeighHostsRequest(
         instance=instance_request(spec_obj),
-        hosts=[host_state(h) for h in hosts])
+        hosts=[host_state(h) for h in hosts],
+        omit_explanations=True)

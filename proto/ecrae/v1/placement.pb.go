@@ -700,8 +700,11 @@ type WeighHostsRequest struct {
 	Hosts    []*HostState           `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	// Per-call override of the service's scorer weights (scorer name → weight).
 	ScorerWeights map[string]float64 `protobuf:"bytes,3,rep,name=scorer_weights,json=scorerWeights,proto3" json:"scorer_weights,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Leave the explanation text out of every breakdown (the numbers stay).
+	// Nova's weigher needs only the scores; the text is most of the answer.
+	OmitExplanations bool `protobuf:"varint,4,opt,name=omit_explanations,json=omitExplanations,proto3" json:"omit_explanations,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *WeighHostsRequest) Reset() {
@@ -753,6 +756,13 @@ func (x *WeighHostsRequest) GetScorerWeights() map[string]float64 {
 		return x.ScorerWeights
 	}
 	return nil
+}
+
+func (x *WeighHostsRequest) GetOmitExplanations() bool {
+	if x != nil {
+		return x.OmitExplanations
+	}
+	return false
 }
 
 // ScoreComponent is one scorer's contribution to a host's score.
@@ -1434,11 +1444,12 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\bverdicts\x18\x01 \x03(\v2\x15.ecrae.v1.HostVerdictR\bverdicts\x12\x10\n" +
 	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x1d\n" +
 	"\n" +
-	"tag_source\x18\x03 \x01(\tR\ttagSource\"\x8e\x02\n" +
+	"tag_source\x18\x03 \x01(\tR\ttagSource\"\xbb\x02\n" +
 	"\x11WeighHostsRequest\x125\n" +
 	"\binstance\x18\x01 \x01(\v2\x19.ecrae.v1.InstanceRequestR\binstance\x12)\n" +
 	"\x05hosts\x18\x02 \x03(\v2\x13.ecrae.v1.HostStateR\x05hosts\x12U\n" +
-	"\x0escorer_weights\x18\x03 \x03(\v2..ecrae.v1.WeighHostsRequest.ScorerWeightsEntryR\rscorerWeights\x1a@\n" +
+	"\x0escorer_weights\x18\x03 \x03(\v2..ecrae.v1.WeighHostsRequest.ScorerWeightsEntryR\rscorerWeights\x12+\n" +
+	"\x11omit_explanations\x18\x04 \x01(\bR\x10omitExplanations\x1a@\n" +
 	"\x12ScorerWeightsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xb0\x01\n" +
