@@ -129,6 +129,9 @@ func (c *catalog) hosts(in []*ecraev1.HostState, maxHosts int) ([]optimizer.Host
 			TotalDiskGB: h.GetTotalUsableDiskGb(), FreeDiskMB: h.GetFreeDiskMb(), DiskRatio: h.GetDiskAllocationRatio(),
 			NumInstances: int(h.GetNumInstances()),
 		}
+		if h.DiskMbUsed != nil {
+			oh.FreeDiskMB = oh.TotalDiskGB*1024 - h.GetDiskMbUsed()
+		}
 		oh.Model = c.modelFor(oh.Name, oh.Nodename, isa, oh.VCPUsTotal)
 		if p, ok := h.GetMetrics()["cpu.percent"]; ok {
 			// Nova's cpu.virt_driver monitor reports an integer percentage.
@@ -154,6 +157,8 @@ func checkHost(h *ecraev1.HostState, i int) error {
 		return invalid(f("total_usable_ram_mb"), "must not be negative, got %d", h.GetTotalUsableRamMb())
 	case h.GetTotalUsableDiskGb() < 0:
 		return invalid(f("total_usable_disk_gb"), "must not be negative, got %d", h.GetTotalUsableDiskGb())
+	case h.GetDiskMbUsed() < 0:
+		return invalid(f("disk_mb_used"), "must not be negative, got %d", h.GetDiskMbUsed())
 	case h.GetNumInstances() < 0:
 		return invalid(f("num_instances"), "must not be negative, got %d", h.GetNumInstances())
 	}

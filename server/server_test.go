@@ -331,3 +331,27 @@ func TestKnowledgeBaseCRUDOverGRPC(t *testing.T) {
 }
 
 func near(a, b float64) bool { d := a - b; return d < 1e-6 && d > -1e-6 }
+
+func TestDiskCountedFromAllocationsWhenGiven(t *testing.T) {
+	h := newHarness(t, testKB)
+	// disk_available_least says 0 GB free (thin provisioning), but only
+	// 100 of 500 GB are allocated: Placement would accept a 10 GB root disk.
+	thin := novaHost("h-old", "x86_64", 0, 0)
+	thin.FreeDiskMb = 0
+	resp, err := h.place.FilterHosts(context.Background(), &ecraev1.FilterHostsRequest{Instance: small(""), Hosts: []*ecraev1.HostState{thin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetVerdicts()[0].GetPassed() {
+		t.Fatal("without disk_mb_used the host's 0 MB free must reject a 10 GB disk")
+	}
+	used := int64(100 * 1024)
+	thin.DiskMbUsed = &used
+	resp, err = h.place.FilterHosts(context.Background(), &ecraev1.FilterHostsRequest{Instance: small(""), Hosts: []*ecraev1.HostState{thin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := resp.GetVerdicts()[0]; !v.GetPassed() {
+		t.Errorf("500 GB − 100 GB allocated should take 10 GB: %s: %s", v.GetFilter(), v.GetReason())
+	}
+}

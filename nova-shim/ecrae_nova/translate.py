@@ -199,7 +199,8 @@ def host_state(hs):
         cpu_info=_cpu_info(g(hs, 'cpu_info', None)),
         metrics=_metrics(g(hs, 'metrics', None)),
         aggregates=_aggregates(g(hs, 'aggregates', None)),
-        num_instances=_int(g(hs, 'num_instances', None)))
+        num_instances=_int(g(hs, 'num_instances', None)),
+        disk_mb_used=_int(g(hs, 'disk_mb_used', None)))
 
 
 def filter_request(spec_obj, hosts):

@@ -346,9 +346,14 @@ type HostState struct {
 	// Nova's cpu_info JSON string ({"arch": "x86_64", ...}).
 	CpuInfo string `protobuf:"bytes,14,opt,name=cpu_info,json=cpuInfo,proto3" json:"cpu_info,omitempty"`
 	// Nova monitor metrics by name (cpu.percent, cpu.frequency, ...).
-	Metrics       map[string]float64 `protobuf:"bytes,15,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	Aggregates    []*Aggregate       `protobuf:"bytes,16,rep,name=aggregates,proto3" json:"aggregates,omitempty"`
-	NumInstances  int32              `protobuf:"varint,17,opt,name=num_instances,json=numInstances,proto3" json:"num_instances,omitempty"`
+	Metrics      map[string]float64 `protobuf:"bytes,15,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Aggregates   []*Aggregate       `protobuf:"bytes,16,rep,name=aggregates,proto3" json:"aggregates,omitempty"`
+	NumInstances int32              `protobuf:"varint,17,opt,name=num_instances,json=numInstances,proto3" json:"num_instances,omitempty"`
+	// Disk allocated to instances (Nova's disk_mb_used). When present, disk
+	// room is counted as Placement counts it, from allocations; free_disk_mb
+	// is the hypervisor's disk_available_least, which thin provisioning can
+	// drive to zero on a host Placement still accepts.
+	DiskMbUsed    *int64 `protobuf:"varint,18,opt,name=disk_mb_used,json=diskMbUsed,proto3,oneof" json:"disk_mb_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -498,6 +503,13 @@ func (x *HostState) GetAggregates() []*Aggregate {
 func (x *HostState) GetNumInstances() int32 {
 	if x != nil {
 		return x.NumInstances
+	}
+	return 0
+}
+
+func (x *HostState) GetDiskMbUsed() int64 {
+	if x != nil && x.DiskMbUsed != nil {
+		return *x.DiskMbUsed
 	}
 	return 0
 }
@@ -1403,7 +1415,7 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\bmetadata\x18\x02 \x03(\v2!.ecrae.v1.Aggregate.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdf\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x97\x06\n" +
 	"\tHostState\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1a\n" +
 	"\bnodename\x18\x02 \x01(\tR\bnodename\x12\x12\n" +
@@ -1427,10 +1439,13 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\n" +
 	"aggregates\x18\x10 \x03(\v2\x13.ecrae.v1.AggregateR\n" +
 	"aggregates\x12#\n" +
-	"\rnum_instances\x18\x11 \x01(\x05R\fnumInstances\x1a:\n" +
+	"\rnum_instances\x18\x11 \x01(\x05R\fnumInstances\x12%\n" +
+	"\fdisk_mb_used\x18\x12 \x01(\x03H\x00R\n" +
+	"diskMbUsed\x88\x01\x01\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"v\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\x0f\n" +
+	"\r_disk_mb_used\"v\n" +
 	"\x12FilterHostsRequest\x125\n" +
 	"\binstance\x18\x01 \x01(\v2\x19.ecrae.v1.InstanceRequestR\binstance\x12)\n" +
 	"\x05hosts\x18\x02 \x03(\v2\x13.ecrae.v1.HostStateR\x05hosts\"\x85\x01\n" +
@@ -1597,6 +1612,7 @@ func file_ecrae_v1_placement_proto_init() {
 	if File_ecrae_v1_placement_proto != nil {
 		return
 	}
+	file_ecrae_v1_placement_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
