@@ -99,6 +99,13 @@ def main():
     ecrae_filters = [scheduler.EcraeFilter()]
     ecrae_weighers = [scheduler.EcraeWeigher()]
     builtin = [ram.RAMWeigher(), cpu.CPUWeigher(), disk.DiskWeigher()]
+
+    class ConstantWeigher(nova_weights.BaseHostWeigher):
+        """Weighs nothing: what Nova's handler costs on its own."""
+
+        def _weigh_object(self, host_state, weight_properties):
+            return 0.0
+    floor = [ConstantWeigher()]
     spec = shimtest.request_spec(extra_specs={'ecrae:tag': args.tag},
                                  image_props={'hw_architecture': 'x86_64'})
 
@@ -113,16 +120,22 @@ def main():
         def builtin_pass():
             wh.get_weighed_objects(builtin, hosts, spec)
 
+        def floor_pass():
+            wh.get_weighed_objects(floor, hosts, spec)
+
         before = failures.count
         shim = timed(shim_pass, args.reps, args.warmup)
         failed = failures.count - before
         base = timed(builtin_pass, args.reps, args.warmup)
+        handler = timed(floor_pass, args.reps, args.warmup)
         rows.append({
             'hosts': n, 'reps': args.reps,
             'shim_p50_ms': percentile(shim, 50) * 1e3,
             'shim_p99_ms': percentile(shim, 99) * 1e3,
             'builtin_p50_ms': percentile(base, 50) * 1e3,
             'builtin_p99_ms': percentile(base, 99) * 1e3,
+            'handler_p50_ms': percentile(handler, 50) * 1e3,
+            'handler_p99_ms': percentile(handler, 99) * 1e3,
             'shim_mean_ms': statistics.mean(shim) * 1e3,
             'failed_calls': failed,
         })
@@ -137,7 +150,8 @@ def main():
                           'results': rows}, indent=1))
     else:
         print('endpoint: %s   (shim = EcraeFilter + EcraeWeigher via Nova '
-              'handlers; builtin = RAM+CPU+Disk weighers)'
+              'handlers; builtin = RAM+CPU+Disk weighers; handler = Nova\'s '
+              'weigher handler with one constant weigher, its own floor)'
               % ('in-process Python fake' if args.fake else endpoint))
         print('%6s  %-9s %10s %10s' % ('hosts', 'pass', 'p50 ms', 'p99 ms'))
         for r in rows:
@@ -147,6 +161,9 @@ def main():
             print('%6d  %-9s %10.3f %10.3f' % (r['hosts'], 'builtin',
                                                r['builtin_p50_ms'],
                                                r['builtin_p99_ms']))
+            print('%6d  %-9s %10.3f %10.3f' % (r['hosts'], 'handler',
+                                               r['handler_p50_ms'],
+                                               r['handler_p99_ms']))
             print('%6d  %-9s %9.1fx %9.1fx' % (r['hosts'], 'ratio',
                                                r['ratio_p50'],
                                                r['ratio_p99']))

@@ -7,7 +7,7 @@ import threading
 
 import grpc
 
-from ecrae.v1 import placement_pb2_grpc
+from ecrae.v1 import placement_pb2
 
 # Reconnect quickly once the service is back (gRPC's default backoff grows to
 # 120 s, which would keep the shim failing open long after a restart), and
@@ -20,6 +20,26 @@ CHANNEL_OPTIONS = (
     ('grpc.max_receive_message_length', 64 * 1024 * 1024),
     ('grpc.max_send_message_length', 64 * 1024 * 1024),
 )
+
+
+def _serialize(request):
+    # Messages and translate.EncodedRequest (already in wire form) alike.
+    return request.SerializeToString()
+
+
+class _Stub(object):
+    """PlacementService's calls on one channel. Unlike the generated stub,
+    it takes requests that translate encoded already."""
+
+    def __init__(self, channel):
+        for method, response in (('FilterHosts', 'FilterHostsResponse'),
+                                 ('WeighHosts', 'WeighHostsResponse')):
+            setattr(self, method, channel.unary_unary(
+                '/ecrae.v1.PlacementService/' + method,
+                request_serializer=_serialize,
+                response_deserializer=getattr(placement_pb2,
+                                              response).FromString))
+
 
 _lock = threading.Lock()
 _stubs = {}     # (pid, endpoint, tls) -> PlacementServiceStub
@@ -65,7 +85,7 @@ def get_stub(conf):
                     certificate_chain=_read(tls[1]))
                 channel = grpc.secure_channel(
                     endpoint, creds, options=CHANNEL_OPTIONS)
-            stub = placement_pb2_grpc.PlacementServiceStub(channel)
+            stub = _Stub(channel)
             # Channels inherited from a parent process stay referenced (and
             # unused): closing them after a fork is not safe.
             _channels[key] = channel

@@ -3,6 +3,10 @@ fields become the proto default; no field is ever lazy-loaded (no DB access).
 """
 
 import json
+import weakref
+
+from google.protobuf.internal import encoder
+from google.protobuf.internal import wire_format
 
 from ecrae.v1 import placement_pb2
 
@@ -203,15 +207,77 @@ def host_state(hs):
         disk_mb_used=_int(g(hs, 'disk_mb_used', None)))
 
 
+class EncodedRequest(object):
+    """A request in wire form, as the channel sends it, with its instance
+    kept as a message for logs and tests."""
+
+    __slots__ = ('instance', 'data')
+
+    def __init__(self, instance, data):
+        self.instance = instance
+        self.data = data
+
+    def SerializeToString(self):
+        return self.data
+
+
+def _tag(message, field):
+    number = message.DESCRIPTOR.fields_by_name[field].number
+    return encoder.TagBytes(number, wire_format.WIRETYPE_LENGTH_DELIMITED)
+
+
+_INSTANCE = _tag(placement_pb2.FilterHostsRequest, 'instance')
+_HOSTS = _tag(placement_pb2.FilterHostsRequest, 'hosts')
+assert (_INSTANCE, _HOSTS) == (
+    _tag(placement_pb2.WeighHostsRequest, 'instance'),
+    _tag(placement_pb2.WeighHostsRequest, 'hosts'))
+# Nova needs only the scores; the breakdown's text stays on the service.
+_OMIT_EXPLANATIONS = placement_pb2.WeighHostsRequest(
+    omit_explanations=True).SerializeToString()
+
+# Each Nova HostState's encoded field, reused while the host is unchanged: a
+# scheduler sends the same hosts on every pass, and translating them is most
+# of a pass's cost. Nova moves `updated` on every compute report and every
+# consume_from_request; the resources a pass consumes, the metrics object
+# and the aggregates (replaced, never edited in place) are checked too.
+_ENCODED = weakref.WeakKeyDictionary()
+
+
+def _encoded_host(hs):
+    g = getattr
+    key = (g(hs, 'updated', None), g(hs, 'free_ram_mb', None),
+           g(hs, 'free_disk_mb', None), g(hs, 'vcpus_used', None),
+           g(hs, 'num_instances', None), g(hs, 'disk_mb_used', None))
+    metrics = g(hs, 'metrics', None)
+    aggs = tuple(g(hs, 'aggregates', None) or ())
+    hit = _ENCODED.get(hs)
+    if (hit is not None and hit[0] == key and hit[1] is metrics and
+            len(hit[2]) == len(aggs) and
+            all(a is b for a, b in zip(hit[2], aggs))):
+        return hit[3]
+    data = host_state(hs).SerializeToString()
+    field = _HOSTS + encoder._VarintBytes(len(data)) + data
+    try:
+        _ENCODED[hs] = (key, metrics, aggs, field)
+    except TypeError:  # not weak-referenceable: just don't cache it
+        pass
+    return field
+
+
+def _encode(spec_obj, hosts, tail=b''):
+    inst = instance_request(spec_obj)
+    data = inst.SerializeToString()
+    parts = [_INSTANCE, encoder._VarintBytes(len(data)), data]
+    parts.extend(_encoded_host(h) for h in hosts)
+    parts.append(tail)
+    return EncodedRequest(inst, b''.join(parts))
+
+
 def filter_request(spec_obj, hosts):
-    return placement_pb2.FilterHostsRequest(
-        instance=instance_request(spec_obj),
-        hosts=[host_state(h) for h in hosts])
+    """RequestSpec + HostStates → a FilterHostsRequest in wire form."""
+    return _encode(spec_obj, hosts)
 
 
 def weigh_request(spec_obj, hosts):
-    # Nova needs only the scores; the breakdown's text stays on the service.
-    return placement_pb2.WeighHostsRequest(
-        instance=instance_request(spec_obj),
-        hosts=[host_state(h) for h in hosts],
-        omit_explanations=True)
+    """RequestSpec + HostStates → a WeighHostsRequest in wire form."""
+    return _encode(spec_obj, hosts, _OMIT_EXPLANATIONS)

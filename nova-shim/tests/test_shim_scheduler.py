@@ -19,6 +19,8 @@ import shimtest
 from ecrae_nova import client
 from ecrae_nova import opts
 from ecrae_nova import scheduler
+from ecrae_nova import translate
+from ecrae.v1 import placement_pb2
 
 CONF = nova.conf.CONF
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -411,3 +413,37 @@ def test_under_eventlet_the_call_goes_through_tpool(fake_service):
 
 def test_without_eventlet_no_tpool():
     assert client.eventlet_patched() is False
+
+
+def test_encoded_request_is_the_message_and_tracks_changes():
+    """The wire-form request equals the one built field by field, and a
+    host Nova changed (a consumed instance) is encoded again, not reused."""
+    hosts = shimtest.host_states(3)
+    spec = shimtest.request_spec(extra_specs={'ecrae:tag': 'web'})
+    want = placement_pb2.WeighHostsRequest(
+        instance=translate.instance_request(spec),
+        hosts=[translate.host_state(h) for h in hosts],
+        omit_explanations=True)
+    got = placement_pb2.WeighHostsRequest.FromString(
+        translate.weigh_request(spec, hosts).SerializeToString())
+    assert got == want
+    # Unchanged hosts are sent as the very bytes made the first time.
+    first = translate.filter_request(spec, hosts).SerializeToString()
+    for h in hosts:
+        field = translate._encoded_host(h)
+        assert translate._encoded_host(h) is field and field in first
+
+    # consume_from_request moves the resources and `updated`.
+    hosts[1].consume_from_request(spec)
+    again = placement_pb2.FilterHostsRequest.FromString(
+        translate.filter_request(spec, hosts).SerializeToString())
+    assert again.hosts[1].vcpus_used == hosts[1].vcpus_used
+    assert again.hosts[1].free_ram_mb == hosts[1].free_ram_mb
+    assert again.hosts[0] == want.hosts[0]
+
+    # New metrics from a compute report are picked up too.
+    hosts[2].metrics = objects.MonitorMetricList.from_json(
+        shimtest.metrics_json(0.77, 2400))  # stored as a fraction
+    again = placement_pb2.FilterHostsRequest.FromString(
+        translate.filter_request(spec, hosts).SerializeToString())
+    assert again.hosts[2].metrics['cpu.percent'] == 77
