@@ -100,7 +100,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	}
 
 	var inflight atomic.Int64
-	g := grpc.NewServer(grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))
+	g := grpc.NewServer(grpc.ForceServerCodec(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))
 	srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
