@@ -8,6 +8,7 @@ pkgs=(
   python3-venv python3-setuptools python3-wheel                            # pip-installing the shim into a venv
   nats-server                                                              # Python-side notifier tests
   protobuf-compiler protobuf-compiler-grpc                                 # make generate (Python stubs)
+  python3-tosca-parser                                                     # checks resolved TOSCA with a reference parser
 )
 missing=()
 for p in "${pkgs[@]}"; do

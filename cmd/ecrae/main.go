@@ -24,6 +24,7 @@ Usage:
                                        read and write the knowledge base
   ecrae score [flags]                  rank hosts for one instance
   ecrae place FILE [flags]             what-if placement of a batch (YAML)
+  ecrae tosca resolve|hot|deploy APP.yaml [flags]   tagged TOSCA → resolved TOSCA → Heat stack
 
 Run "ecrae COMMAND -h" for the flags of a command.
 `
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runScore(ctx, rest, stdout, stderr)
 	case "place":
 		return runPlace(ctx, rest, stdin, stdout, stderr)
+	case "tosca":
+		return runTosca(ctx, rest, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

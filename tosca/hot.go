@@ -1,0 +1,558 @@
+package tosca
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ecrae/ecrae/kbstore"
+	"gopkg.in/yaml.v3"
+)
+
+// HOTVersion is the heat_template_version ECRAE writes.
+const HOTVersion = "2018-08-31"
+
+// networkParam is the HOT parameter naming the network of every server.
+const networkParam = "network"
+
+// HOTOptions configures HOT.
+type HOTOptions struct {
+	// KB supplies the flavor of a compute node whose metadata names none
+	// (the smallest flavor covering its host capabilities).
+	KB *kbstore.KB
+	// Images maps os capabilities to images; nil means the template's input
+	// NODE_image or image, else one parameter per server (NODE_image).
+	Images *ImageMap
+	// ScriptTimeout bounds each server's lifecycle scripts (Heat's wait
+	// condition timeout); 0 means 30 minutes.
+	ScriptTimeout time.Duration
+}
+
+// HOTTemplate is a generated Heat template.
+type HOTTemplate struct {
+	YAML       []byte
+	Parameters []HOTParameter
+}
+
+// HOTParameter is one parameter of a generated Heat template.
+type HOTParameter struct {
+	Name        string
+	Type        string
+	Description string
+	HasDefault  bool
+	// From locates the TOSCA input it comes from ("" for parameters ECRAE
+	// adds: the network and the images).
+	From string
+	// tosca is the input's TOSCA type, "" for added parameters.
+	tosca string
+}
+
+// server is one compute node on its way to an OS::Nova::Server.
+type server struct {
+	node   *Node
+	hosted []*Node // the nodes it runs, in dependency order (itself first)
+	ops    []scriptOp
+	wait   bool // its scripts signal a wait condition when done
+	deps   []*server
+	depAt  map[*server]at
+	// refs are the servers whose address its scripts read (Heat orders
+	// those by itself, through get_attr).
+	refs     []*server
+	refAt    map[*server]at
+	userData *yaml.Node
+}
+
+type scriptOp struct {
+	node *Node
+	op   *Operation
+	file string // the implementation, as read
+	body []byte
+	deps []depFile
+}
+
+type depFile struct {
+	name string
+	body []byte
+}
+
+// lifecycle is the order Heat's user_data runs a node's Standard
+// operations in; stop and delete have no place in a create.
+var lifecycle = []string{"create", "configure", "start"}
+
+// HOT converts a resolved template into a Heat template: one
+// OS::Nova::Server per compute node, its hosted nodes' lifecycle scripts as
+// user_data, parameters from the inputs, outputs mapped.
+func HOT(t *Template, opts HOTOptions) (*HOTTemplate, error) {
+	h, err := hot(t, opts)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+type hotGen struct {
+	t       *Template
+	opts    HOTOptions
+	servers []*server
+	byNode  map[*Node]*server
+	params  []HOTParameter
+	pnodes  []*yaml.Node // parameter key/value nodes
+	names   map[string]bool
+}
+
+func hot(t *Template, opts HOTOptions) (*HOTTemplate, *Error) {
+	if opts.ScriptTimeout <= 0 {
+		opts.ScriptTimeout = 30 * time.Minute
+	}
+	g := &hotGen{t: t, opts: opts, byNode: map[*Node]*server{}, names: map[string]bool{}}
+	order, err := t.order()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range t.Nodes {
+		switch {
+		case n.IsTagged():
+			return nil, n.loc.errorf("is an unresolved %s; resolve the template first", TypeTaggedCompute)
+		case n.is("tosca.nodes.BlockStorage"):
+			return nil, n.loc.errorf("%s has no Heat mapping in ECRAE", n.TypeName)
+		case n.IsCompute():
+			s := &server{node: n, depAt: map[*server]at{}, refAt: map[*server]at{}}
+			g.servers = append(g.servers, s)
+			g.byNode[n] = s
+			g.names[n.Name] = true
+		}
+	}
+	if len(g.servers) == 0 {
+		return nil, at{file: t.File, path: "node_templates"}.errorf("no compute node: a Heat stack needs at least one tosca.nodes.Compute")
+	}
+	for _, n := range order {
+		c := n.compute()
+		var s *server
+		if c != nil {
+			s = g.byNode[c]
+		}
+		if err := g.collectOps(n, s); err != nil {
+			return nil, err
+		}
+		if s != nil {
+			s.hosted = append(s.hosted, n)
+		}
+	}
+	for _, s := range g.servers {
+		// Every server with scripts signals when they are done, so the
+		// stack is complete only once the application is set up, and a
+		// failed script fails the stack with its step named.
+		s.wait = len(s.ops) > 0
+	}
+	for _, s := range g.servers {
+		if len(s.ops) > 0 {
+			if s.userData, err = g.userData(s); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := g.dependencies(); err != nil {
+		return nil, err
+	}
+	g.parameters()
+	resources := mapNode()
+	for _, s := range g.servers {
+		if err := g.serverResources(s, resources); err != nil {
+			return nil, err
+		}
+	}
+	outputs := mapNode()
+	for _, o := range t.Outputs {
+		v, err := g.hotValue(o.value, o.loc, nil)
+		if err != nil {
+			return nil, err
+		}
+		body := mapNode()
+		if o.Description != "" {
+			mapSet(body, "description", strNode(o.Description))
+		}
+		mapSet(body, "value", v)
+		mapSet(outputs, o.Name, body)
+	}
+	desc := strings.TrimSpace(t.Description)
+	if desc == "" {
+		desc = "Generated by ECRAE from " + filepath.Base(t.File) + "."
+	}
+	root := mapNode(strNode("heat_template_version"), strNode(HOTVersion), strNode("description"), strNode(desc))
+	root.Content[0].HeadComment = fmt.Sprintf("Generated by ECRAE from %s (%s): one OS::Nova::Server per compute node,\nthe lifecycle scripts of the nodes each hosts as its user_data.", filepath.Base(t.File), t.Version)
+	if len(desc) > 70 || strings.Contains(desc, "\n") {
+		root.Content[3].Style = yaml.FoldedStyle
+	}
+	if len(g.pnodes) > 0 {
+		root.Content = append(root.Content, strNode("parameters"), mapNode(g.pnodes...))
+	}
+	root.Content = append(root.Content, strNode("resources"), resources)
+	if len(outputs.Content) > 0 {
+		root.Content = append(root.Content, strNode("outputs"), outputs)
+	}
+	b, eerr := encodeYAML(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}})
+	if eerr != nil {
+		return nil, &Error{File: t.File, Msg: eerr.Error(), Err: eerr}
+	}
+	return &HOTTemplate{YAML: b, Parameters: g.params}, nil
+}
+
+// collectOps reads the Standard create/configure/start implementations of
+// a node that s hosts (s nil: hosted by no compute node).
+func (g *hotGen) collectOps(n *Node, s *server) *Error {
+	for _, name := range lifecycle {
+		for _, op := range n.ops {
+			if op.Interface != "Standard" || op.Name != name || op.Impl == "" {
+				continue
+			}
+			if s == nil {
+				return op.loc.errorf("node %s has lifecycle scripts but runs on no compute node (no host requirement leads to one)", quote(n.Name))
+			}
+			file, body, err := g.readArtifact(n, op.Impl, op.dir, op.loc)
+			if err != nil {
+				return err
+			}
+			so := scriptOp{node: n, op: op, file: file, body: body}
+			for _, d := range op.Deps {
+				_, db, err := g.readArtifact(n, d, op.dir, op.loc)
+				if err != nil {
+					return err
+				}
+				so.deps = append(so.deps, depFile{name: path.Base(filepath.ToSlash(d)), body: db})
+			}
+			s.ops = append(s.ops, so)
+		}
+	}
+	return nil
+}
+
+// readArtifact reads an implementation: an artifact of the node by name,
+// else a path relative to the file that names it.
+func (g *hotGen) readArtifact(n *Node, ref, dir string, a at) (string, []byte, *Error) {
+	p, shown := filepath.Join(dir, ref), ref
+	if art, ok := n.artifacts[ref]; ok {
+		p, shown = filepath.Join(art.dir, art.file), art.file
+	}
+	if filepath.IsAbs(ref) {
+		p = ref
+	}
+	b, err := g.t.readFile(p)
+	if err != nil {
+		return "", nil, a.wrap(err, "cannot read implementation %s", quote(shown))
+	}
+	return shown, b, nil
+}
+
+// dependencies orders servers: a server whose nodes require nodes on
+// another server waits for that server (its scripts, when it has any).
+func (g *hotGen) dependencies() *Error {
+	for _, s := range g.servers {
+		for _, n := range s.hosted {
+			for _, r := range n.Requirements {
+				c := r.Target.compute()
+				if c == nil || c == s.node {
+					continue
+				}
+				d := g.byNode[c]
+				if _, ok := s.depAt[d]; !ok {
+					s.deps = append(s.deps, d)
+					s.depAt[d] = r.loc
+				}
+			}
+		}
+	}
+	// Nodes are acyclic, servers need not be: web on A needing a database
+	// on B while a monitor on B needs web on A would deadlock Heat.
+	state := map[*server]int{}
+	var stack []*server
+	var visit func(s *server) *Error
+	visit = func(s *server) *Error {
+		state[s] = 1
+		stack = append(stack, s)
+		for _, d := range append(slices.Clone(s.deps), s.refs...) {
+			at, ok := s.depAt[d]
+			if !ok {
+				at = s.refAt[d]
+			}
+			if state[d] == 1 {
+				var names []string
+				for i := slices.Index(stack, d); i < len(stack); i++ {
+					names = append(names, stack[i].node.Name)
+				}
+				names = append(names, d.node.Name)
+				return at.errorf("the servers would wait for each other: %s", strings.Join(names, " -> "))
+			}
+			if state[d] == 0 {
+				if err := visit(d); err != nil {
+					return err
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[s] = 2
+		return nil
+	}
+	for _, s := range g.servers {
+		if state[s] == 0 {
+			if err := visit(s); err != nil {
+				return err
+			}
+		}
+	}
+	for _, s := range g.servers {
+		for _, suffix := range []string{"_wait", "_wait_handle", "_image"} {
+			if g.names[s.node.Name+suffix] {
+				return s.node.loc.errorf("node %s%s clashes with the Heat resource ECRAE names after node %s", s.node.Name, suffix, s.node.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// hotType maps a TOSCA input type to a Heat parameter type.
+func hotType(typ string) string {
+	switch typ {
+	case "integer", "float":
+		return "number"
+	case "boolean":
+		return "boolean"
+	case "list", "map":
+		return "json"
+	}
+	return "string"
+}
+
+func (g *hotGen) addParam(p HOTParameter, body *yaml.Node) {
+	g.params = append(g.params, p)
+	g.pnodes = append(g.pnodes, strNode(p.Name), body)
+}
+
+// parameters turns the inputs into Heat parameters and adds the network's.
+func (g *hotGen) parameters() {
+	for _, in := range g.t.Inputs {
+		d := in.def
+		typ := hotType(d.typ)
+		body := mapNode(strNode("type"), strNode(typ))
+		desc := d.description
+		if d.typ != "" && typ == "string" && d.typ != "string" {
+			desc = strings.TrimSpace(desc + " (TOSCA type " + d.typ + ")")
+		}
+		if desc != "" {
+			mapSet(body, "description", strNode(strings.TrimSpace(desc)))
+		}
+		if d.def != nil {
+			mapSet(body, "default", copyNode(d.def, map[*yaml.Node]*yaml.Node{}))
+		}
+		if cs := hotConstraints(d); len(cs.Content) > 0 {
+			mapSet(body, "constraints", cs)
+		}
+		g.addParam(HOTParameter{Name: in.Name, Type: typ, Description: desc, HasDefault: d.def != nil,
+			From: fmt.Sprintf("%s:%d", d.loc.file, d.loc.line), tosca: d.typ}, body)
+	}
+	if g.t.input(networkParam) == nil {
+		desc := "The Neutron network (name or ID) every server is attached to."
+		g.addParam(HOTParameter{Name: networkParam, Type: "string", Description: desc},
+			mapNode(strNode("type"), strNode("string"), strNode("description"), strNode(desc)))
+	}
+}
+
+// hotConstraints maps TOSCA constraints to Heat's; those Heat cannot say
+// (greater_than on floats) are checked on the TOSCA side only.
+func hotConstraints(d *propDef) *yaml.Node {
+	out := seqNode()
+	add := func(k string, v *yaml.Node) { out.Content = append(out.Content, mapNode(strNode(k), v)) }
+	num := hotType(d.typ) == "number"
+	for _, c := range d.constraints {
+		arg := copyNode(deref(c.arg), map[*yaml.Node]*yaml.Node{})
+		switch c.op {
+		case "valid_values":
+			add("allowed_values", arg)
+		case "equal":
+			add("allowed_values", seqNode(arg))
+		case "pattern":
+			add("allowed_pattern", arg)
+		case "in_range":
+			if num {
+				r := mapNode(strNode("min"), arg.Content[0])
+				if arg.Content[1].Value != "UNBOUNDED" {
+					mapSet(r, "max", arg.Content[1])
+				}
+				add("range", r)
+			}
+		case "greater_or_equal", "less_or_equal":
+			if num {
+				k := map[string]string{"greater_or_equal": "min", "less_or_equal": "max"}[c.op]
+				add("range", mapNode(strNode(k), arg))
+			}
+		case "greater_than", "less_than":
+			if d.typ == "integer" {
+				v, err := strconv.ParseInt(arg.Value, 10, 64)
+				if err == nil {
+					if c.op == "greater_than" {
+						add("range", mapNode(strNode("min"), intNode(v+1)))
+					} else {
+						add("range", mapNode(strNode("max"), intNode(v-1)))
+					}
+				}
+			}
+		case "length":
+			add("length", mapNode(strNode("min"), arg, strNode("max"), arg))
+		case "min_length":
+			add("length", mapNode(strNode("min"), arg))
+		case "max_length":
+			add("length", mapNode(strNode("max"), arg))
+		}
+	}
+	return out
+}
+
+func getParam(name string) *yaml.Node {
+	n := mapNode(strNode("get_param"), strNode(name))
+	n.Style = yaml.FlowStyle
+	return n
+}
+
+// addressOf is Heat's expression for a server's address on the stack's
+// network (the networks attribute is keyed by network name and ID alike).
+func addressOf(server string) *yaml.Node {
+	n := mapNode(strNode("get_attr"), seqNode(strNode(server), strNode("networks"), getParam(networkParam), intNode(0)))
+	n.Style = yaml.FlowStyle
+	return n
+}
+
+// flavorOf says which flavor a compute node boots with, and why.
+func (g *hotGen) flavorOf(n *Node) (string, string, *Error) {
+	if f := n.metadata["ecrae_flavor"]; f != "" {
+		why := "the node's metadata"
+		if tag := n.metadata["ecrae_tag"]; tag != "" {
+			why = "ECRAE's resolution of tag " + tag
+		}
+		return f, why, nil
+	}
+	if g.opts.KB == nil {
+		return "", "", n.loc.errorf("needs a flavor: set metadata ecrae_flavor, or give a knowledge base")
+	}
+	tk := &task{node: n, tag: kbstore.Tag{Name: n.metadata["ecrae_tag"]}}
+	if err := g.t.requestedOf(tk); err != nil {
+		return "", "", err
+	}
+	f, why, err := chooseFlavor(g.opts.KB, tk)
+	if err != nil {
+		return "", "", err
+	}
+	return f.Name, why, nil
+}
+
+// osOf evaluates a compute node's os capability where it can.
+func (g *hotGen) osOf(n *Node) (map[string]string, []string, *Error) {
+	os := map[string]string{}
+	var text []string
+	for _, k := range osProps {
+		v, a, ok := n.capProp("os", k)
+		if !ok {
+			continue
+		}
+		s, err := g.t.evalString(v, a, n)
+		if err != nil {
+			if g.opts.Images != nil {
+				return nil, nil, err
+			}
+			s = "?"
+		}
+		os[k] = s
+		text = append(text, s)
+	}
+	return os, text, nil
+}
+
+func (g *hotGen) imageOf(s *server) (*yaml.Node, *Error) {
+	n := s.node
+	os, text, err := g.osOf(n)
+	if err != nil {
+		return nil, err
+	}
+	want := strings.Join(text, " ")
+	if want == "" {
+		want = "any operating system"
+	}
+	if g.opts.Images != nil {
+		img, ok := g.opts.Images.lookup(os)
+		if !ok {
+			return nil, n.loc.errorf("no image in %s for os %s", g.opts.Images.file, want)
+		}
+		return strNode(img), nil
+	}
+	name := n.Name + "_image"
+	if g.t.input(name) != nil {
+		return getParam(name), nil
+	}
+	if g.t.input("image") != nil {
+		return getParam("image"), nil
+	}
+	desc := "The Glance image of " + n.Name + ": " + want + "."
+	g.addParam(HOTParameter{Name: name, Type: "string", Description: desc},
+		mapNode(strNode("type"), strNode("string"), strNode("description"), strNode(desc)))
+	return getParam(name), nil
+}
+
+func (g *hotGen) serverResources(s *server, resources *yaml.Node) *Error {
+	n := s.node
+	flavor, why, err := g.flavorOf(n)
+	if err != nil {
+		return err
+	}
+	image, err := g.imageOf(s)
+	if err != nil {
+		return err
+	}
+	name := mapNode(strNode("list_join"), seqNode(strNode("-"), seqNode(getParam("OS::stack_name"), strNode(n.Name))))
+	name.Style = yaml.FlowStyle
+	props := mapNode(strNode("name"), name, strNode("flavor"), strNode(flavor), strNode("image"), image,
+		strNode("networks"), seqNode(mapNode(strNode("network"), getParam(networkParam))))
+	if tag := n.metadata["ecrae_tag"]; tag != "" {
+		// The Nova shim reads the same profile at boot.
+		mapSet(props, "scheduler_hints", mapNode(strNode("ecrae_tag"), strNode(tag)))
+	}
+	if s.userData != nil {
+		mapSet(props, "user_data_format", strNode("RAW"))
+		mapSet(props, "user_data", s.userData)
+	}
+	body := mapNode(strNode("type"), strNode("OS::Nova::Server"), strNode("properties"), props)
+	if len(s.deps) > 0 {
+		deps := seqNode()
+		for _, d := range s.deps {
+			dn := d.node.Name
+			if d.wait {
+				dn += "_wait"
+			}
+			deps.Content = append(deps.Content, strNode(dn))
+		}
+		mapSet(body, "depends_on", deps)
+	}
+	var hosted []string
+	for _, h := range s.hosted[1:] {
+		hosted = append(hosted, h.Name)
+	}
+	comment := fmt.Sprintf("Node %s (%s): flavor %s, from %s.", n.Name, n.TypeName, flavor, why)
+	if len(hosted) > 0 {
+		comment += "\nRuns " + strings.Join(hosted, ", ") + "."
+	}
+	key := strNode(n.Name)
+	key.HeadComment = wrap(comment, commentWidth)
+	resources.Content = append(resources.Content, key, body)
+	if s.wait {
+		h := strNode(n.Name + "_wait_handle")
+		h.HeadComment = "Signalled by " + n.Name + "'s user_data when its scripts are done: the stack completes,\nand the servers that need " + n.Name + " start, only then."
+		resources.Content = append(resources.Content, h, mapNode(strNode("type"), strNode("OS::Heat::WaitConditionHandle")))
+		wait := mapNode(strNode("type"), strNode("OS::Heat::WaitCondition"), strNode("properties"),
+			mapNode(strNode("handle"), mapNode(strNode("get_resource"), strNode(n.Name+"_wait_handle")),
+				strNode("timeout"), intNode(int64(g.opts.ScriptTimeout/time.Second))))
+		mapGet(mapGet(wait, "properties"), "handle").Style = yaml.FlowStyle
+		resources.Content = append(resources.Content, strNode(n.Name+"_wait"), wait)
+	}
+	return nil
+}

@@ -1,0 +1,4 @@
+#!/bin/bash
+# Builds the aarch64-only image.
+set -eu
+uname -m

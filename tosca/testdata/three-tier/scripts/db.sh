@@ -1,0 +1,4 @@
+#!/bin/bash
+# Installs PostgreSQL.
+set -eu
+apt-get install -y -q postgresql
