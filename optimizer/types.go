@@ -77,6 +77,17 @@ type Host struct {
 	// when the caller knows it (from the tags of the instances on the host);
 	// 0 = unknown, counted as 1. It only feeds the utilisation estimate.
 	UsedCPULoad float64
+
+	// MeasuredWatts is the host's power draw from a fresh node-agent sample
+	// (RAPL or IPMI over NATS, through the live view, package hostview);
+	// 0 = none. The live view has already scaled Model's curve (a private
+	// copy) to agree with it at the current utilisation, so scorers need
+	// only report it. Added for the live view (issue 4).
+	MeasuredWatts float64
+	// Stale marks a host the live view has not heard from within its
+	// staleness limit: its measurements were dropped, and its utilisation
+	// and power are the model's estimate. Added for the live view (issue 4).
+	Stale bool
 }
 
 // Request is one instance to place, reduced to what the optimizer needs.

@@ -24,6 +24,7 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 	if err != nil {
 		return nil, err
 	}
+	s.live(c, hosts, false) // measured utilisation decides the ceiling
 	verdicts := optimizer.FilterHosts(r, prof, hosts)
 	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source, Verdicts: make([]*ecraev1.HostVerdict, len(hosts))}
 	all := make([]ecraev1.HostVerdict, len(hosts))
@@ -58,11 +59,15 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 	if err != nil {
 		return nil, err
 	}
+	notes := s.live(c, hosts, !req.GetOmitExplanations())
 	weigh := optimizer.WeighHosts
 	if req.GetOmitExplanations() {
 		weigh = optimizer.WeighHostsQuiet
 	}
 	scored := weigh(r, prof, hosts, weights)
+	for i := range notes {
+		appendNote(scored[i].Components, notes[i])
+	}
 	out := &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, Scores: make([]*ecraev1.HostScore, len(hosts))}
 	// One allocation for all scores and one for all components, not one per
 	// message: this answer is on the path of every Nova boot.
@@ -125,15 +130,18 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 		}
 	}
 	var hosts []optimizer.Host
+	var notes []string
 	source := "request"
 	if len(req.GetHosts()) > 0 {
 		if hosts, err = c.hosts(req.GetHosts(), s.cfg.MaxHosts); err != nil {
 			return nil, err
 		}
-	} else {
-		hosts, source = c.knownHosts(), "knowledge base (hosts empty, sized by their architecture)"
+		notes = s.live(c, hosts, true)
+	} else if hosts, notes, source = s.liveHosts(c); len(hosts) == 0 {
+		// No live view, or it knows no host it can size yet.
+		hosts, notes, source = c.knownHosts(), nil, "knowledge base (hosts empty, sized by their architecture)"
 		if len(hosts) == 0 {
-			return nil, status.Error(codes.FailedPrecondition, "hosts: none given and the knowledge base lists no hosts; add hosts to the KB or pass them in the request")
+			return nil, status.Error(codes.FailedPrecondition, "hosts: none given, the live view has none and the knowledge base lists none; add hosts to the KB or pass them in the request")
 		}
 	}
 	maxAlt := int(req.GetMaxAlternatives())
@@ -154,6 +162,9 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 			}
 		} else {
 			h := &hosts[p.Host]
+			if notes != nil {
+				appendNote(p.Components, notes[p.Host])
+			}
 			ip.Host, ip.Nodename, ip.Architecture = h.Name, h.Nodename, h.Model.Name
 			ip.MarginalWatts, ip.Score, ip.Breakdown = p.MarginalWatts, p.Score, components(p.Components)
 			for _, a := range p.Alternatives {

@@ -55,12 +55,19 @@ type Config struct {
 	// MaxHosts bounds the hosts of one call (protects the service from a
 	// runaway client); 0 means 100000.
 	MaxHosts int
+	// Live is the live host view: scoring uses its measured utilisation
+	// and power and the instances it knows, WhatIf places on its hosts.
+	// nil = each request's own data, and the KB's hosts for WhatIf.
+	Live LiveView
+	// LiveSources says what feeds Live (for ecrae hosts).
+	LiveSources string
 }
 
 // Server implements the ECRAE gRPC services.
 type Server struct {
 	ecraev1.UnimplementedPlacementServiceServer
 	ecraev1.UnimplementedKnowledgeBaseServiceServer
+	ecraev1.UnimplementedHostViewServiceServer
 
 	cfg   Config
 	kb    KBStore
@@ -96,10 +103,11 @@ func New(cfg Config, kb KBStore, log *slog.Logger, stats *Metrics) (*Server, err
 	return &Server{cfg: cfg, kb: kb, log: log, stats: stats}, nil
 }
 
-// Register adds the placement and KB services to g.
+// Register adds the placement, KB and host view services to g.
 func (s *Server) Register(g *grpc.Server) {
 	ecraev1.RegisterPlacementServiceServer(g, s)
 	ecraev1.RegisterKnowledgeBaseServiceServer(g, s)
+	ecraev1.RegisterHostViewServiceServer(g, s)
 }
 
 // catalog returns the KB view for the store's current revision, rebuilding

@@ -24,6 +24,7 @@ Usage:
                                        read and write the knowledge base
   ecrae score [flags]                  rank hosts for one instance
   ecrae place FILE [flags]             what-if placement of a batch (YAML)
+  ecrae hosts [--json] [--instances]   the live host view: instances, use, power, staleness
   ecrae tosca resolve|hot|deploy APP.yaml [flags]   tagged TOSCA → resolved TOSCA → Heat stack
 
 Run "ecrae COMMAND -h" for the flags of a command.
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runScore(ctx, rest, stdout, stderr)
 	case "place":
 		return runPlace(ctx, rest, stdin, stdout, stderr)
+	case "hosts":
+		return runHosts(ctx, rest, stdout, stderr)
 	case "tosca":
 		return runTosca(ctx, rest, stdin, stdout, stderr)
 	case "help", "-h", "--help":

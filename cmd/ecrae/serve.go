@@ -16,7 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ecrae/ecrae/events"
+	"github.com/ecrae/ecrae/hostview"
 	"github.com/ecrae/ecrae/kbstore"
+	"github.com/ecrae/ecrae/openstack"
 	"github.com/ecrae/ecrae/server"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -39,6 +42,11 @@ type serveConfig struct {
 	logFormat          string
 	logLevel           string
 	shutdownGrace      time.Duration
+	// The live host view (issue 4).
+	osCloud        string        // clouds.yaml entry; "" = $OS_CLOUD, then OS_* variables
+	resyncInterval time.Duration // 0 = bootstrap only
+	staleAfter     time.Duration // 0 = hostview's default
+	subjectPrefix  string        // Nova's notifications: <prefix>.versioned_notifications.>
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -55,6 +63,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight calls may finish on SIGTERM")
+	fs.StringVar(&c.osCloud, "os-cloud", "", "clouds.yaml cloud to read Nova and Placement from (default $OS_CLOUD, then the OS_* variables; none: events alone)")
+	fs.DurationVar(&c.resyncInterval, "resync-interval", 10*time.Minute, "how often the host view is reconciled with Nova and Placement (0: at start only)")
+	fs.DurationVar(&c.staleAfter, "stale-after", hostview.DefaultStaleAfter, "a host not heard from for this long is stale: its measurements fall back to the model's estimate")
+	fs.StringVar(&c.subjectPrefix, "subject-prefix", "nova", "NATS subject prefix of Nova's notifications (<prefix>.versioned_notifications.<priority>.<event_type>)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -94,7 +106,35 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	stats := server.NewMetrics(reg)
-	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights}, store, log, stats)
+
+	// The live host view: Nova's notifications and node samples from
+	// JetStream, reconciled with Nova and Placement when credentials exist.
+	view := hostview.New(hostview.Options{StaleAfter: c.staleAfter})
+	events.RegisterViewMetrics(reg, view)
+	consumer, err := events.New(nc, view, events.Config{
+		SubjectPrefix: c.subjectPrefix,
+		StateFile:     filepath.Join(filepath.Dir(c.dbPath), "hostview.json"),
+	}, log, events.NewMetrics(reg))
+	if err != nil {
+		return fmt.Errorf("%w: --subject-prefix: %v", errUsage, err)
+	}
+	cloud, err := openstack.Connect(ctx, openstack.Options{Cloud: c.osCloud})
+	sources := fmt.Sprintf("events (%s)", strings.Join(consumer.Subjects(), ", "))
+	switch {
+	case errors.Is(err, openstack.ErrNoCredentials):
+		log.Info("no OpenStack credentials: running on events alone")
+		cloud = nil
+	case err != nil:
+		// The placement service must not go down with Keystone: run on
+		// events, and say why there is no resync.
+		log.Error("OpenStack unreachable: running on events alone, no resync until restart", "err", err)
+		cloud = nil
+		sources += " (resync failed to connect: " + oneLine(err) + ")"
+	default:
+		log.Info("OpenStack credentials found", "source", cloud.Source, "resync_interval", c.resyncInterval)
+		sources += fmt.Sprintf(" + resync with Nova and Placement every %s (%s)", c.resyncInterval, cloud.Source)
+	}
+	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources}, store, log, stats)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -129,6 +169,18 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
+		// A broken stream (an external NATS without JetStream) costs the
+		// live view, not the placement service.
+		if err := consumer.Run(ctx); err != nil {
+			log.Error("host view: NATS ingestion stopped", "err", err)
+		}
+		return nil
+	})
+	if cloud != nil {
+		syncer := openstack.NewSyncer(cloud, view, c.resyncInterval, log, openstack.NewMetrics(reg))
+		eg.Go(func() error { return syncer.Run(ctx) })
+	}
+	eg.Go(func() error {
 		if err := g.Serve(gl); err != nil {
 			return fmt.Errorf("gRPC server: %w", err)
 		}
@@ -159,7 +211,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	})
 	log.Info("ecrae serving", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "nats", natsURL, "default_tag", c.defaultTag)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, name := range []string{"ecrae.v1.PlacementService", "ecrae.v1.KnowledgeBaseService"} {
+	for _, name := range []string{"ecrae.v1.PlacementService", "ecrae.v1.KnowledgeBaseService", "ecrae.v1.HostViewService"} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	err = eg.Wait()

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+)
+
+// runHosts prints the service's live host view.
+func runHosts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cf clientFlags
+	fs := newFlagSet("hosts", stderr)
+	cf.register(fs)
+	instances := fs.Bool("instances", false, "list each host's instances too")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: hosts takes no arguments, got %q", errUsage, pos[0])
+	}
+	conn, err := cf.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	cctx, cancel := cf.call(ctx)
+	defer cancel()
+	resp, err := ecraev1.NewHostViewServiceClient(conn).ListLiveHosts(cctx, &ecraev1.ListLiveHostsRequest{IncludeInstances: *instances})
+	if err != nil {
+		return cf.rpcError("list live hosts", err)
+	}
+	if cf.json {
+		return printJSON(stdout, resp)
+	}
+	return printHosts(stdout, resp, *instances)
+}
+
+func printHosts(w io.Writer, resp *ecraev1.ListLiveHostsResponse, instances bool) error {
+	tw := table(w)
+	fmt.Fprintln(tw, "HOST\tARCHITECTURE\tISA\tSERVICE\tINSTANCES\tVCPUS\tRAM GB\tUTIL\tWATTS\tSEEN")
+	asOf := resp.GetAsOf().AsTime()
+	for _, h := range resp.GetHosts() {
+		arch := h.GetArchitecture()
+		switch {
+		case arch == "":
+			arch = "?"
+		case h.GetDefaultModel():
+			arch += " (default)"
+		}
+		vcpus := fmt.Sprintf("%d/%d", h.GetVcpusUsed(), h.GetVcpusTotal())
+		if r := h.GetCpuAllocationRatio(); r > 0 && r != 1 {
+			vcpus += fmt.Sprintf("×%g", r)
+		}
+		ram := fmt.Sprintf("%.1f/%.1f", float64(h.GetMemoryMbUsed())/1024, float64(h.GetMemoryMbTotal())/1024)
+		if h.GetCapacitySource() == "unknown" {
+			vcpus, ram = fmt.Sprintf("%d/?", h.GetVcpusUsed()), fmt.Sprintf("%.1f/?", float64(h.GetMemoryMbUsed())/1024)
+		}
+		util := fmt.Sprintf("%.0f%% %s", 100*h.GetUtilization(), short(h.GetUtilizationSource()))
+		if h.GetUtilizationSource() == "unknown" {
+			util = "?"
+		}
+		watts := "-"
+		switch {
+		case h.GetWattsMeasured():
+			watts = fmt.Sprintf("%.1f measured", h.GetWatts())
+		case h.GetCapacitySource() != "unknown":
+			watts = fmt.Sprintf("%.1f estimated", h.GetWatts())
+		}
+		seen := "never"
+		if h.GetLastSeen() != nil {
+			seen = roundAge(asOf.Sub(h.GetLastSeen().AsTime())) + " ago"
+		}
+		if h.GetStale() {
+			seen += " STALE"
+		}
+		state := h.GetServiceState()
+		if !h.GetCompute() {
+			state = "samples only"
+		}
+		isa := h.GetIsa()
+		if isa == "" {
+			isa = "?"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", h.GetHost(), arch, isa, state,
+			h.GetInstances(), vcpus, ram, util, watts, seen)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if instances {
+		for _, h := range resp.GetHosts() {
+			for _, in := range h.GetInstanceList() {
+				fmt.Fprintf(w, "  %s  %s  %s %dvCPU %dMB  tag=%s  %s/%s\n", h.GetHost(), in.GetUuid(), in.GetFlavor(),
+					in.GetVcpus(), in.GetMemoryMb(), in.GetTag(), in.GetState(), in.GetPowerState())
+			}
+		}
+	}
+	for _, h := range resp.GetHosts() {
+		if n := h.GetNote(); n != "" {
+			fmt.Fprintf(w, "  %s: %s\n", h.GetHost(), strings.TrimPrefix(n, "live view: "))
+		}
+	}
+	fmt.Fprintf(w, "%d hosts, %d instances; stale after %s; fed by %s\n", len(resp.GetHosts()), resp.GetInstances(),
+		resp.GetStaleAfter().AsDuration(), resp.GetSources())
+	return nil
+}
+
+func short(source string) string {
+	switch source {
+	case "node agent":
+		return "(agent)"
+	case "nova cpu.percent":
+		return "(nova)"
+	}
+	return "(est.)"
+}
+
+func roundAge(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < time.Hour:
+		return d.Round(time.Minute).String()
+	}
+	return d.Round(time.Hour).String()
+}

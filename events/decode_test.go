@@ -1,0 +1,237 @@
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/ecrae/ecrae/hostview"
+	"github.com/google/go-cmp/cmp"
+)
+
+// requiredTypes are the event types issue 4 names; the captured fixtures
+// must hold each, and each must decode to an event the view applies.
+var requiredTypes = []string{
+	"instance.create.end", "instance.delete.end",
+	"instance.live_migration_post_dest.end", "instance.live_migration_post.end",
+	"instance.resize_finish.end", "instance.resize_confirm.end", "instance.resize_revert.end",
+	"instance.evacuate", "instance.rebuild.end", "instance.shelve_offload.end", "instance.unshelve.end",
+	"instance.power_off.end", "instance.power_on.end",
+	"service.create", "service.update", "service.delete", "metrics.update",
+}
+
+func TestDecodeCapturedFixtures(t *testing.T) {
+	plain, v2 := loadFixtures(t, plainFixtures), loadFixtures(t, v2Fixtures)
+	if len(plain) != len(v2) {
+		t.Fatalf("%d plain fixtures, %d messagingv2", len(plain), len(v2))
+	}
+	seen := map[string]int{}
+	for i := range plain {
+		ev, typ, err := DecodeNotification(plain[i].Message)
+		if err != nil {
+			t.Fatalf("fixture %d (%s): %v", i, plain[i].Subject, err)
+		}
+		if want := plain[i].Subject[len("nova.versioned_notifications.info."):]; typ != want {
+			t.Errorf("fixture %d: type %q, subject says %q", i, typ, want)
+		}
+		// The oslo messagingv2 envelope decodes to the same event.
+		ev2, typ2, err := DecodeNotification(v2[i].Message)
+		if err != nil || typ2 != typ {
+			t.Fatalf("fixture %d in the messagingv2 envelope: %q %v", i, typ2, err)
+		}
+		if diff := cmp.Diff(ev, ev2); diff != "" {
+			t.Errorf("fixture %d: plain vs envelope (-plain,+v2):\n%s", i, diff)
+		}
+		if Handled(typ) != (ev != nil) {
+			t.Errorf("fixture %d (%s): handled %v but event %v", i, typ, Handled(typ), ev)
+		}
+		if ev != nil {
+			seen[typ]++
+			if ev.MessageID == "" || ev.Timestamp.IsZero() || ev.Type != typ {
+				t.Errorf("fixture %d: %+v", i, ev)
+			}
+		}
+	}
+	for _, typ := range requiredTypes {
+		if seen[typ] == 0 {
+			t.Errorf("no captured %s decoded", typ)
+		}
+	}
+}
+
+// findFixture returns the n-th (from 0) captured message of a type.
+func findFixture(t *testing.T, typ string, n int) []byte {
+	t.Helper()
+	for _, f := range loadFixtures(t, plainFixtures) {
+		if f.eventType(t) == typ {
+			if n == 0 {
+				return f.Message
+			}
+			n--
+		}
+	}
+	t.Fatalf("no fixture %s #%d", typ, n)
+	return nil
+}
+
+func TestDecodeSemantics(t *testing.T) {
+	decode := func(typ string, n int) *hostview.Event {
+		ev, _, err := DecodeNotification(findFixture(t, typ, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	ev := decode("instance.create.end", 0)
+	in := ev.Instance.Instance
+	if ev.Kind != hostview.KindInstance || ev.Instance.Op != hostview.OpUpsert || in.Host != "host1" || in.Tag != "web" ||
+		in.Flavor.VCPUs != 1 || in.Flavor.MemoryMB != 1024 || in.State != "active" || in.PowerState != "running" || ev.Publisher != "host1" {
+		t.Errorf("create.end: %+v", ev)
+	}
+	if ev.Timestamp.Location() != time.UTC || ev.Timestamp.Nanosecond() == 0 {
+		t.Errorf("timestamp %v: want UTC with microseconds", ev.Timestamp)
+	}
+	if ev := decode("instance.shelve_offload.end", 0); ev.Instance.Instance.Host != "" || ev.Instance.Instance.State != "shelved_offloaded" {
+		t.Errorf("shelve_offload.end: %+v", ev.Instance.Instance)
+	}
+	// After an evacuation the payload still names the source; the
+	// destination compute published it.
+	if ev := decode("instance.rebuild.end", 1); ev.Instance.Instance.Host != ev.Publisher || ev.Publisher == "" {
+		t.Errorf("evacuation rebuild.end: host %q publisher %q", ev.Instance.Instance.Host, ev.Publisher)
+	}
+	if ev := decode("instance.live_migration_post.end", 0); ev.Kind != hostview.KindNone {
+		t.Errorf("live_migration_post.end: kind %v", ev.Kind)
+	}
+	if ev := decode("instance.delete.end", 0); ev.Instance.Op != hostview.OpDelete {
+		t.Errorf("delete.end: %+v", ev.Instance)
+	}
+	if ev := decode("service.update", 0); ev.Kind != hostview.KindService || !ev.Service.ForcedDown || ev.Publisher != "" {
+		t.Errorf("forced-down service.update: %+v", ev)
+	}
+	if ev := decode("service.delete", 0); !ev.Service.Deleted || ev.Service.Binary != "nova-compute" {
+		t.Errorf("service.delete: %+v", ev.Service)
+	}
+	// The fake driver's cpu.percent is 2.
+	if ev := decode("metrics.update", 0); ev.Kind != hostview.KindMetrics || !ev.Metrics.HasCPU || ev.Metrics.CPU != 0.02 || ev.Metrics.At.IsZero() {
+		t.Errorf("metrics.update: %+v", ev.Metrics)
+	}
+	if ev, typ, err := DecodeNotification(findFixture(t, "flavor.create", 0)); ev != nil || typ != "flavor.create" || err != nil {
+		t.Errorf("flavor.create: %v %q %v", ev, typ, err)
+	}
+}
+
+func TestDecodeMalformed(t *testing.T) {
+	create := string(findFixture(t, "instance.create.end", 0))
+	wrap := func(inner string) string {
+		b, _ := json.Marshal(map[string]string{"oslo.version": "2.0", "oslo.message": inner})
+		return string(b)
+	}
+	for _, tc := range []struct{ name, data string }{
+		{"not JSON", "hello"},
+		{"JSON array", "[1,2]"},
+		{"no event_type", `{"message_id": "x", "timestamp": "2026-01-01 00:00:00.0"}`},
+		{"bad timestamp", `{"event_type": "instance.create.end", "timestamp": "yesterday", "payload": {}}`},
+		{"no timestamp", `{"event_type": "service.update", "payload": {}}`},
+		{"instance without uuid", `{"event_type": "instance.create.end", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {"host": "h"}}}`},
+		{"payload not an object", `{"event_type": "instance.create.end", "timestamp": "2026-01-01 00:00:00.0", "payload": "x"}`},
+		{"negative flavor", `{"event_type": "instance.create.end", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {"uuid": "u", "flavor": {"nova_object.data": {"vcpus": -1}}}}}`},
+		{"service without host", `{"event_type": "service.update", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {"binary": "nova-compute"}}}`},
+		{"metrics without host", `{"event_type": "metrics.update", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {}}}`},
+		{"oslo.message not JSON", wrap("{")},
+		{"oslo envelope v1", `{"oslo.version": "1.0", "oslo.message": "{}"}`},
+		{"nested envelope", wrap(wrap(create))},
+	} {
+		if _, _, err := DecodeNotification([]byte(tc.data)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err %v, want ErrMalformed", tc.name, err)
+		}
+	}
+	if _, _, err := DecodeNotification([]byte(wrap(create))); err != nil {
+		t.Errorf("well-formed envelope: %v", err)
+	}
+}
+
+func TestDecodeSample(t *testing.T) {
+	ev, err := DecodeSample("n1", []byte(`{"timestamp": "2026-05-01T10:00:00.5Z", "watts": 210.5, "cpu_utilization": 0.42}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := hostview.PowerSample{Host: "n1", At: time.Date(2026, 5, 1, 10, 0, 0, 5e8, time.UTC), Watts: 210.5, HasWatts: true, Utilization: 0.42, HasUtil: true}
+	if diff := cmp.Diff(want, ev.Power); diff != "" || ev.Kind != hostview.KindPower || ev.Type != TypeSample {
+		t.Errorf("sample (-want,+got):\n%s", diff)
+	}
+	if ev, err := DecodeSample("subject-host", []byte(`{"host": "body-host", "timestamp": "2026-05-01T12:00:00+02:00", "watts": 0}`)); err != nil || ev.Power.Host != "body-host" || ev.Power.HasUtil || !ev.Power.At.Equal(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("watts only: %+v %v", ev, err)
+	}
+	for _, bad := range []string{
+		`nope`, `{"watts": 1}`, `{"timestamp": "2026-05-01 10:00:00", "watts": 1}`, `{"timestamp": "2026-05-01T10:00:00Z"}`,
+		`{"timestamp": "2026-05-01T10:00:00Z", "watts": -1}`, `{"timestamp": "2026-05-01T10:00:00Z", "cpu_utilization": 42}`,
+		`{"timestamp": "2026-05-01T10:00:00Z", "watts": "100"}`,
+	} {
+		if _, err := DecodeSample("h", []byte(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", bad, err)
+		}
+	}
+	if _, err := DecodeSample("", []byte(`{"timestamp": "2026-05-01T10:00:00Z", "watts": 1}`)); !errors.Is(err, ErrMalformed) {
+		t.Error("a sample naming no host was accepted")
+	}
+}
+
+// FuzzDecode: the decoders never panic, and what they accept is sane.
+func FuzzDecode(f *testing.F) {
+	for _, name := range []string{plainFixtures, v2Fixtures} {
+		for i, fx := range loadFixtures(f, name) {
+			if i%4 == 0 { // a spread of types, without making the corpus huge
+				f.Add(string(fx.Message), "")
+			}
+		}
+	}
+	f.Add(`{"event_type": "instance.create.end", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {"uuid": "u", "host": null, "flavor": null}}}`, "")
+	f.Add(`{"oslo.version": "2.0", "oslo.message": "{\"event_type\": \"service.delete\"}"}`, "")
+	f.Add(`{"host": "h", "timestamp": "2026-05-01T10:00:00Z", "watts": 1e308, "cpu_utilization": 1}`, "h")
+	f.Fuzz(func(t *testing.T, data, sampleHost string) {
+		check := func(ev *hostview.Event, err error) {
+			if err != nil {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("error %v does not wrap ErrMalformed", err)
+				}
+				if ev != nil {
+					t.Fatal("an event with an error")
+				}
+				return
+			}
+			if ev == nil {
+				return
+			}
+			if ev.Timestamp.IsZero() {
+				t.Fatalf("accepted without a timestamp: %+v", ev)
+			}
+			switch ev.Kind {
+			case hostview.KindInstance:
+				if ev.Instance.Instance.UUID == "" || ev.Instance.Instance.Flavor.VCPUs < 0 {
+					t.Fatalf("instance %+v", ev.Instance)
+				}
+			case hostview.KindService:
+				if ev.Service.Host == "" {
+					t.Fatal("service without host")
+				}
+			case hostview.KindMetrics:
+				if ev.Metrics.Host == "" || ev.Metrics.CPU < 0 || ev.Metrics.CPU > 1 {
+					t.Fatalf("metrics %+v", ev.Metrics)
+				}
+			case hostview.KindPower:
+				p := ev.Power
+				if p.Host == "" || p.Watts < 0 || math.IsInf(p.Watts, 0) || p.Utilization < 0 || p.Utilization > 1 {
+					t.Fatalf("sample %+v", p)
+				}
+			}
+			// Whatever decodes must apply without harm.
+			hostview.New(hostview.Options{}).Apply(1, ev)
+		}
+		ev, _, err := DecodeNotification([]byte(data))
+		check(ev, err)
+		ev, err = DecodeSample(sampleHost, []byte(data))
+		check(ev, err)
+	})
+}
