@@ -10,21 +10,40 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// FilterHosts answers one Nova filter pass.
-func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsRequest) (*ecraev1.FilterHostsResponse, error) {
+// pass is one Nova filter or weigher pass, validated and converted.
+type pass struct {
+	cat         *catalog
+	req         optimizer.Request
+	prof        optimizer.Profile
+	tag, source string
+	hosts       []optimizer.Host
+}
+
+// newPass reads the KB view and validates and converts the instance and the
+// hosts of a filter or weigher call.
+func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hosts []*ecraev1.HostState) (*pass, error) {
 	c, err := s.catalog(ctx)
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
-	r, prof, tag, source, err := c.instance(req.GetInstance(), "instance", s.cfg.DefaultTag)
+	p := &pass{cat: c}
+	if p.req, p.prof, p.tag, p.source, err = c.instance(inst, "instance", s.cfg.DefaultTag); err != nil {
+		return nil, err
+	}
+	if p.hosts, err = c.hosts(hosts, s.cfg.MaxHosts); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// FilterHosts answers one Nova filter pass.
+func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsRequest) (*ecraev1.FilterHostsResponse, error) {
+	p, err := s.newPass(ctx, req.GetInstance(), req.GetHosts())
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := c.hosts(req.GetHosts(), s.cfg.MaxHosts)
-	if err != nil {
-		return nil, err
-	}
-	s.live(c, hosts, false) // measured utilisation decides the ceiling
+	r, prof, tag, source, hosts := p.req, p.prof, p.tag, p.source, p.hosts
+	s.live(p.cat, hosts, false) // measured utilisation decides the ceiling
 	verdicts := optimizer.FilterHosts(r, prof, hosts)
 	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source, Verdicts: make([]*ecraev1.HostVerdict, len(hosts))}
 	all := make([]ecraev1.HostVerdict, len(hosts))
@@ -43,11 +62,7 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 
 // WeighHosts answers one Nova weigher pass.
 func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest) (*ecraev1.WeighHostsResponse, error) {
-	c, err := s.catalog(ctx)
-	if err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
-	}
-	r, prof, tag, source, err := c.instance(req.GetInstance(), "instance", s.cfg.DefaultTag)
+	p, err := s.newPass(ctx, req.GetInstance(), req.GetHosts())
 	if err != nil {
 		return nil, err
 	}
@@ -55,11 +70,8 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := c.hosts(req.GetHosts(), s.cfg.MaxHosts)
-	if err != nil {
-		return nil, err
-	}
-	notes := s.live(c, hosts, !req.GetOmitExplanations())
+	r, prof, tag, source, hosts := p.req, p.prof, p.tag, p.source, p.hosts
+	notes := s.live(p.cat, hosts, !req.GetOmitExplanations())
 	weigh := optimizer.WeighHosts
 	if req.GetOmitExplanations() {
 		weigh = optimizer.WeighHostsQuiet
