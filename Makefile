@@ -29,8 +29,11 @@ test-python: build
 	$(PY) -m pytest -q -p no:cacheprovider nova-shim/tests
 	$(PY) -m pytest -q -p no:cacheprovider integration
 
+# Scoring in-process and over gRPC, the shim inside Nova's handlers, and the
+# consolidation optimizer on the shared bin-packing benchmarks.
 bench: build
 	scripts/bench.sh
+	scripts/bench-pack.sh
 
 generate:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12

@@ -25,6 +25,9 @@ Usage:
   ecrae score [flags]                  rank hosts for one instance
   ecrae place FILE [flags]             what-if placement of a batch (YAML)
   ecrae hosts [--json] [--instances]   the live host view: instances, use, power, staleness
+  ecrae rebalance plan|execute|show [flags]
+                                       plan, run and follow consolidation plans
+  ecrae pack FILE [flags]              solve one bin-packing instance (.vbp, .vmp)
   ecrae tosca resolve|hot|deploy APP.yaml [flags]   tagged TOSCA → resolved TOSCA → Heat stack
 
 Run "ecrae COMMAND -h" for the flags of a command.
@@ -63,6 +66,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runPlace(ctx, rest, stdin, stdout, stderr)
 	case "hosts":
 		return runHosts(ctx, rest, stdout, stderr)
+	case "pack":
+		return runPack(ctx, rest, stdout, stderr)
+	case "rebalance":
+		return runRebalance(ctx, rest, stdin, stdout, stderr)
 	case "tosca":
 		return runTosca(ctx, rest, stdin, stdout, stderr)
 	case "help", "-h", "--help":

@@ -47,6 +47,8 @@ type serveConfig struct {
 	resyncInterval time.Duration // 0 = bootstrap only
 	staleAfter     time.Duration // 0 = hostview's default
 	subjectPrefix  string        // Nova's notifications: <prefix>.versioned_notifications.>
+	// Consolidation plans and the optional periodic mode (issue 5).
+	rebalance rebalanceServe
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -67,6 +69,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&c.resyncInterval, "resync-interval", 10*time.Minute, "how often the host view is reconciled with Nova and Placement (0: at start only)")
 	fs.DurationVar(&c.staleAfter, "stale-after", hostview.DefaultStaleAfter, "a host not heard from for this long is stale: its measurements fall back to the model's estimate")
 	fs.StringVar(&c.subjectPrefix, "subject-prefix", "nova", "NATS subject prefix of Nova's notifications (<prefix>.versioned_notifications.<priority>.<event_type>)")
+	c.rebalance.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -142,6 +145,9 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	var inflight atomic.Int64
 	g := grpc.NewServer(grpc.ForceServerCodec(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))
 	srv.Register(g)
+	if err := c.rebalance.start(ctx, g, srv, cloud, c.dbPath, log); err != nil {
+		return err
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
@@ -211,7 +217,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	})
 	log.Info("ecrae serving", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "nats", natsURL, "default_tag", c.defaultTag)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, name := range []string{"ecrae.v1.PlacementService", "ecrae.v1.KnowledgeBaseService", "ecrae.v1.HostViewService"} {
+	for _, name := range []string{"ecrae.v1.PlacementService", "ecrae.v1.KnowledgeBaseService", "ecrae.v1.HostViewService", "ecrae.v1.RebalanceService"} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	err = eg.Wait()

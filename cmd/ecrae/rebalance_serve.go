@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/ecrae/ecrae/openstack"
+	"github.com/ecrae/ecrae/optimizer"
+	"github.com/ecrae/ecrae/planstore"
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"github.com/ecrae/ecrae/server"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// rebalanceServe is the rebalancing part of `ecrae serve` (issue 5): its
+// flags, the plan store beside the knowledge base (plans.db), the Nova
+// executor when OpenStack credentials exist, and the optional periodic
+// mode (off by default).
+type rebalanceServe struct {
+	interval      time.Duration
+	minSavingW    float64
+	execute       bool
+	algorithm     string
+	timeLimit     time.Duration
+	maxMigrations int
+	maxPerHost    int
+	maxParallel   int
+	stepTimeout   time.Duration
+}
+
+func (r *rebalanceServe) register(fs *flag.FlagSet) {
+	fs.DurationVar(&r.interval, "rebalance-interval", 0, "plan a rebalance on the live view this often (0: never; plans on demand only)")
+	fs.Float64Var(&r.minSavingW, "rebalance-min-saving", 50, "periodic mode: execute only when the predicted saving exceeds this many watts (migration energy deducted)")
+	fs.BoolVar(&r.execute, "rebalance-execute", false, "periodic mode: execute the plans that pass the threshold (default: plan and log only)")
+	fs.StringVar(&r.algorithm, "rebalance-algorithm", "", "periodic mode: algorithm (default "+optimizer.DefaultAlgorithm+")")
+	fs.DurationVar(&r.timeLimit, "rebalance-time-limit", time.Second, "time budget of a plan's search when the request names none")
+	fs.IntVar(&r.maxMigrations, "rebalance-max-migrations", 0, "periodic mode: cap on the migrations of a plan (0: none)")
+	fs.IntVar(&r.maxPerHost, "rebalance-max-per-host", optimizer.DefaultMaxPerHost, "periodic mode: migrations in flight at once touching one host")
+	fs.IntVar(&r.maxParallel, "rebalance-max-parallel", optimizer.DefaultMaxParallel, "periodic mode: migrations in flight at once in all")
+	fs.DurationVar(&r.stepTimeout, "rebalance-step-timeout", 10*time.Minute, "time a live migration may take before its plan stops")
+}
+
+// start opens <db dir>/plans.db (marking any execution a previous process
+// left running as interrupted), registers the RebalanceService on g,
+// and runs the periodic mode if asked. Everything stops when ctx ends:
+// executions are marked interrupted, then the plan store is closed.
+func (r *rebalanceServe) start(ctx context.Context, g *grpc.Server, srv *server.Server, cloud *openstack.Client, dbPath string, log *slog.Logger) error {
+	// Zero values (a config built without the flags) take the flags' defaults.
+	if r.timeLimit == 0 {
+		r.timeLimit = time.Second
+	}
+	if r.stepTimeout == 0 {
+		r.stepTimeout = 10 * time.Minute
+	}
+	if r.interval < 0 || r.timeLimit < 0 || r.stepTimeout < 0 || r.maxMigrations < 0 || r.maxPerHost < 0 || r.maxParallel < 0 {
+		return fmt.Errorf("%w: --rebalance-*: durations and limits must not be negative", errUsage)
+	}
+	path := filepath.Join(filepath.Dir(dbPath), "plans.db")
+	store, err := planstore.Open(path, planstore.Options{Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	if ids := store.Recovered(); len(ids) > 0 {
+		log.Warn("rebalance: executions cut short by the last stop, marked interrupted", "plans", ids)
+	}
+	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout}
+	if cloud != nil && cloud.Compute != nil {
+		m := openstack.NewMigrator(cloud.Compute, 0)
+		cfg.Migrator = m
+		cfg.Groups = groupsOf(m)
+	}
+	rb := server.NewRebalancer(srv, cfg)
+	rb.Register(g)
+	log.Info("rebalance service ready", "plans", path, "executor", cfg.Migrator != nil, "periodic", r.interval)
+	go func() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			err := rb.RunPeriodic(ctx, server.PeriodicConfig{
+				Interval: r.interval, MinSavingW: r.minSavingW, Execute: r.execute,
+				Request: &ecraev1.PlanRebalanceRequest{
+					Algorithm: r.algorithm, TimeLimit: durationpb.New(r.timeLimit), MaxMigrations: int32(r.maxMigrations),
+					MaxPerHost: int32(r.maxPerHost), MaxParallel: int32(r.maxParallel),
+				},
+			})
+			if err != nil {
+				log.Error("periodic rebalance stopped", "err", err)
+			}
+		}()
+		<-ctx.Done()
+		<-done
+		rb.Close()
+		if err := store.Close(); err != nil {
+			log.Error("rebalance: close plan store", "err", err)
+		}
+	}()
+	return nil
+}
+
+// groupsOf reads Nova's server groups for the live view's plans.
+func groupsOf(m *openstack.Migrator) server.GroupsFunc {
+	return func(ctx context.Context) ([]optimizer.ServerGroup, map[string]string, error) {
+		gs, err := m.ServerGroups(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		var out []optimizer.ServerGroup
+		members := map[string]string{}
+		for _, g := range gs {
+			p := optimizer.PolicyNone
+			switch g.Policy {
+			case "affinity":
+				p = optimizer.PolicyAffinity
+			case "anti-affinity":
+				p = optimizer.PolicyAntiAffinity
+			}
+			// Names may repeat across projects: the id is the key.
+			out = append(out, optimizer.ServerGroup{Name: g.ID, Policy: p})
+			for _, id := range g.Members {
+				members[id] = g.ID
+			}
+		}
+		return out, members, nil
+	}
+}

@@ -1,0 +1,332 @@
+package optimizer
+
+import (
+	"cmp"
+	"math"
+	"slices"
+)
+
+// The constructive heuristics. Each places the movable items of a solution
+// that holds only its fixed items; an item that fits nowhere stays
+// unplaced (the caller puts it back home, or reports it).
+
+// measure is how a vector of normalised sizes becomes one number.
+type measure int
+
+const (
+	measureL1   measure = iota // Σ w_k x_k
+	measureL2                  // √Σ w_k x_k²
+	measureLinf                // max w_k x_k
+)
+
+// weights returns the per-dimension weights of the measures: 1 for every
+// dimension that has a capacity ("unit"), or the mean normalised demand of
+// the movable items ("avg": a dimension most items fill a lot counts more,
+// the weighting the Mommessin et al. study found best for greedy VBP).
+func (p *problem) weights(avg bool) []float64 {
+	w := make([]float64, p.d)
+	for k := range w {
+		if p.ref[k] > 0 {
+			w[k] = 1
+		}
+	}
+	if !avg {
+		return w
+	}
+	n := 0
+	sum := make([]float64, p.d)
+	for i := range p.n {
+		if !p.movable(i) {
+			continue
+		}
+		n++
+		for k, x := range p.sizeOf(i) {
+			if p.ref[k] > 0 {
+				sum[k] += x / p.ref[k]
+			}
+		}
+	}
+	for k := range w {
+		if n > 0 && w[k] > 0 {
+			w[k] = sum[k] / float64(n)
+		}
+	}
+	return w
+}
+
+// measureOf reduces x (already normalised) with weights w.
+func measureOf(m measure, w, x []float64) float64 {
+	v := 0.0
+	for k, xk := range x {
+		switch m {
+		case measureL1:
+			v += w[k] * xk
+		case measureL2:
+			v += w[k] * xk * xk
+		case measureLinf:
+			v = max(v, w[k]*xk)
+		}
+	}
+	if m == measureL2 {
+		return math.Sqrt(v)
+	}
+	return v
+}
+
+// normSize writes item i's normalised size into x.
+func (p *problem) normSize(i int, x []float64) {
+	for k, s := range p.sizeOf(i) {
+		if p.ref[k] > 0 {
+			x[k] = s / p.ref[k]
+		} else {
+			x[k] = 0
+		}
+	}
+}
+
+// effCap is the room bin b offers in dimension k: its capacity, with the
+// ceiling of its items on the busy-cores dimension, and 100 % of its cores
+// there when nothing limits it.
+func (s *solution) effCap(b, k int) float64 {
+	p := s.p
+	c := p.cap[b*p.d+k]
+	if k == p.util {
+		c = min(c, s.minCeil[b])
+		if math.IsInf(c, 1) {
+			c = p.cores[b]
+		}
+	}
+	return c
+}
+
+// unplacedMovable lists the movable items not placed yet.
+func (s *solution) unplacedMovable() []int32 {
+	var out []int32
+	for i, b := range s.assign {
+		if b < 0 && s.p.movable(i) {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}
+
+// sortDecreasing orders items by key, largest first; ties keep index order
+// so the result does not depend on the sort's stability.
+func sortDecreasing(items []int32, key []float64) {
+	slices.SortFunc(items, func(a, b int32) int {
+		if c := cmp.Compare(key[b], key[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+}
+
+// sizeKeys is every item's measure.
+func (p *problem) sizeKeys(m measure, w []float64) []float64 {
+	key := make([]float64, p.n)
+	x := make([]float64, p.d)
+	for i := range key {
+		p.normSize(i, x)
+		key[i] = measureOf(m, w, x)
+	}
+	return key
+}
+
+// firstFit is the first bin in opening order that takes item i. An empty bin
+// whose shape already failed for i is skipped: it would fail too. seen and
+// tick implement that set without clearing it per item.
+func (s *solution) firstFit(i int, seen []int32, tick int32) int {
+	p := s.p
+	for _, b32 := range p.order {
+		b := int(b32)
+		empty := len(s.items[b]) == 0
+		if empty && seen[p.shape[b]] == tick {
+			continue
+		}
+		if s.fits(i, b) {
+			return b
+		}
+		if empty {
+			seen[p.shape[b]] = tick
+		}
+	}
+	return -1
+}
+
+// constructFFD is first-fit decreasing by measure m with weights w.
+func (s *solution) constructFFD(m measure, w []float64) {
+	items := s.unplacedMovable()
+	sortDecreasing(items, s.p.sizeKeys(m, w))
+	s.firstFitAll(items)
+}
+
+// firstFitAll places items in the given order, each in the first bin (in
+// opening order) that takes it.
+func (s *solution) firstFitAll(items []int32) {
+	seen := make([]int32, s.p.nShapes)
+	for t, i := range items {
+		if b := s.firstFit(int(i), seen, int32(t+1)); b >= 0 {
+			s.add(int(i), b)
+		}
+	}
+}
+
+// constructBFD is best-fit decreasing: each item, largest first, goes to the
+// used bin it leaves with the least room (by the same measure); a new bin is
+// opened, in opening order, only when no used bin takes it.
+func (s *solution) constructBFD(m measure, w []float64) {
+	p := s.p
+	items := s.unplacedMovable()
+	sortDecreasing(items, p.sizeKeys(m, w))
+	seen := make([]int32, p.nShapes)
+	x := make([]float64, p.d)
+	for t, i32 := range items {
+		i := int(i32)
+		best, bestV := -1, math.Inf(1)
+		for b := range p.m {
+			if len(s.items[b]) == 0 || !s.fits(i, b) {
+				continue
+			}
+			s.residual(b, i, x)
+			if v := measureOf(m, w, x); v < bestV || (v == bestV && b < best) {
+				best, bestV = b, v
+			}
+		}
+		if best < 0 {
+			best = s.firstFit(i, seen, int32(t+1))
+		}
+		if best >= 0 {
+			s.add(i, best)
+		}
+	}
+}
+
+// residual writes the normalised room bin b would keep after taking item i
+// (i < 0: none) into x.
+func (s *solution) residual(b, i int, x []float64) {
+	p := s.p
+	for k := range x {
+		if p.ref[k] == 0 {
+			x[k] = 0
+			continue
+		}
+		r := min(s.effCap(b, k), p.ref[k]) - s.load[b*p.d+k]
+		if i >= 0 {
+			r -= p.size[i*p.d+k]
+		}
+		x[k] = max(r, 0) / p.ref[k]
+	}
+}
+
+// constructBinCentric is Panigrahy et al.'s bin-centric greedy: open bins
+// one at a time, in opening order (bins already holding fixed items first),
+// and fill each with the item that best matches its remaining room until
+// none fits. dot scores an item by the weighted dot product of its size and
+// the room (largest wins); otherwise by the weighted squared L2 norm of
+// room minus size (smallest wins).
+//
+// It costs O(n²·d); when the budget runs out before every item is placed,
+// the rest go by first fit in decreasing L2 order, so the time stays
+// bounded on very large inputs.
+func (s *solution) constructBinCentric(dot bool, w []float64, m *meter) {
+	p := s.p
+	rem := s.unplacedMovable()
+	seq := make([]int32, 0, p.m)
+	for _, b := range p.order {
+		if len(s.items[b]) > 0 {
+			seq = append(seq, b)
+		}
+	}
+	for _, b := range p.order {
+		if len(s.items[b]) == 0 {
+			seq = append(seq, b)
+		}
+	}
+	// Normalised sizes once: the inner loop runs n² times.
+	ns := make([]float64, p.n*p.d)
+	for i := range p.n {
+		p.normSize(i, ns[i*p.d:i*p.d+p.d])
+	}
+	room := make([]float64, p.d)
+	for _, b32 := range seq {
+		if len(rem) == 0 {
+			break
+		}
+		if m.out() {
+			sortDecreasing(rem, p.sizeKeys(measureL2, p.weights(false)))
+			s.firstFitAll(rem)
+			return
+		}
+		b := int(b32)
+		for {
+			s.residual(b, -1, room)
+			best, bestV := -1, math.Inf(-1)
+			for j, i32 := range rem {
+				i := int(i32)
+				if !s.fits(i, b) {
+					continue
+				}
+				x := ns[i*p.d : i*p.d+p.d]
+				v := 0.0
+				for k, r := range room {
+					if dot {
+						v += w[k] * x[k] * r
+					} else {
+						dd := r - x[k]
+						v -= w[k] * dd * dd
+					}
+				}
+				if v > bestV {
+					best, bestV = j, v
+				}
+			}
+			if best < 0 {
+				break
+			}
+			s.add(int(rem[best]), b)
+			// Keep rem in its original order (ties go to the first).
+			rem = slices.Delete(rem, best, best+1)
+		}
+	}
+}
+
+// constructPABFD is Beloglazov & Buyya's power-aware best-fit decreasing
+// (CCPE 2012): items by decreasing CPU demand, each to the bin whose power
+// grows the least with it (an empty bin's growth includes its idle power).
+// Ties go to the bin first in opening order. On the bin-count objective
+// every used bin grows by 0 and every empty one by 1: first fit by CPU.
+func (s *solution) constructPABFD() {
+	p := s.p
+	items := s.unplacedMovable()
+	dim := max(p.util, 0)
+	key := make([]float64, p.n)
+	for i := range key {
+		key[i] = p.size[i*p.d+dim]
+	}
+	sortDecreasing(items, key)
+	seen := make([]int32, p.nShapes)
+	for t, i32 := range items {
+		i := int(i32)
+		best, bestV := -1, math.Inf(1)
+		tick := int32(t + 1)
+		for _, b32 := range p.order {
+			b := int(b32)
+			empty := len(s.items[b]) == 0
+			if empty && seen[p.shape[b]] == tick {
+				continue
+			}
+			if empty {
+				seen[p.shape[b]] = tick // one empty bin per shape is enough
+			}
+			if !s.fits(i, b) {
+				continue
+			}
+			if v := s.costWith(i, b) - s.bcost[b]; v < bestV-1e-12 {
+				best, bestV = b, v
+			}
+		}
+		if best >= 0 {
+			s.add(i, best)
+		}
+	}
+}

@@ -1,0 +1,302 @@
+package optimizer
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Consolidation (seed §4.2.3, issue 5), the pipeline of Consolidate:
+//
+//	compile   the snapshot becomes a vector packing problem: per instance
+//	          vCPUs, RAM, disk and busy cores; per host its capacities after
+//	          reservations and allocation ratios; kinds (ISA, exact tags)
+//	          and ceilings; anti-affinity groups; fixed instances (pinned,
+//	          on a stale or down host, in an affinity group)    [cluster.go]
+//	bound     lower bounds on hosts and watts                    [bounds.go]
+//	search    a named constructor (binpack.go, pso.go), the
+//	          relabelling of a from-scratch packing onto the hosts
+//	          the instances are on (algorithms.go), the local search
+//	          (localsearch.go); under a migration cap, a repair
+//	sequence  an order of live migrations, each feasible alone,
+//	          with detours to break cycles, or a shorter plan  [plan.go]
+//	waves     concurrent groups within the limits, each safe with
+//	          all its migrations in flight at once              [plan.go]
+//
+// The objective is the power of the hosts left holding instances (idle
+// plus load-dependent, by their curves; an emptied host is a candidate to
+// power down) plus the energy of the migrations spread over a horizon.
+
+// ConsolidateOptions tunes Consolidate. Zero values take the defaults.
+type ConsolidateOptions struct {
+	Algorithm string // "" = DefaultAlgorithm
+	Seed      uint64
+	Budget    Budget
+	// MaxMigrations caps the live migrations of the plan (detours
+	// included); 0 = no cap.
+	MaxMigrations int
+	// The energy of one live migration, after Liu et al. ("Performance and
+	// energy modeling for live migration of virtual machines", HPDC 2011):
+	// E = MigrationJoulesPerMB × memory + MigrationJoules. Defaults 0.512 J
+	// per MB and 20.165 J; a negative value counts as 0.
+	MigrationJoulesPerMB float64
+	MigrationJoules      float64
+	// Horizon spreads a migration's energy over the time the new placement
+	// is expected to last, to compare it with watts; default 1 h.
+	Horizon time.Duration
+	// MaxPerHost bounds the migrations in flight touching one host (as
+	// source or destination; Nova's max_concurrent_live_migrations
+	// defaults to 1); default 1. MaxParallel bounds them in all; default 8.
+	MaxPerHost  int
+	MaxParallel int
+}
+
+// Default migration energy model (Liu et al., HPDC 2011).
+const (
+	DefaultMigrationJoulesPerMB = 0.512
+	DefaultMigrationJoules      = 20.165
+	DefaultHorizon              = time.Hour
+	DefaultMaxPerHost           = 1
+	DefaultMaxParallel          = 8
+)
+
+func (o *ConsolidateOptions) defaults() {
+	if o.MigrationJoulesPerMB == 0 {
+		o.MigrationJoulesPerMB = DefaultMigrationJoulesPerMB
+	}
+	if o.MigrationJoules == 0 {
+		o.MigrationJoules = DefaultMigrationJoules
+	}
+	o.MigrationJoulesPerMB = max(o.MigrationJoulesPerMB, 0)
+	o.MigrationJoules = max(o.MigrationJoules, 0)
+	if o.Horizon <= 0 {
+		o.Horizon = DefaultHorizon
+	}
+	if o.MaxPerHost <= 0 {
+		o.MaxPerHost = DefaultMaxPerHost
+	}
+	if o.MaxParallel <= 0 {
+		o.MaxParallel = DefaultMaxParallel
+	}
+	o.MaxMigrations = max(o.MaxMigrations, 0)
+}
+
+// Move is one live migration of a plan.
+type Move struct {
+	Instance int // index in Cluster.Instances
+	From, To int // indices in Cluster.Hosts
+	// Wave numbers the group of moves that may run together, from 0; all
+	// moves of a wave finish before the next begins.
+	Wave int
+	// Detour marks a stop on a host with room to spare, to break a
+	// deadlock; the instance moves on later in the plan.
+	Detour   bool
+	MemoryMB int64
+}
+
+// Plan is the answer of Consolidate: the moves, in order, and what they
+// achieve.
+type Plan struct {
+	Algorithm string
+	Seed      uint64
+	Moves     []Move
+	Waves     int
+	// Power of the hosts that hold instances, before and after, by their
+	// curves (an empty host is counted as powered down).
+	PowerBeforeW, PowerAfterW float64
+	// MigrationMB is the memory the moves copy; MigrationW their energy
+	// spread over the horizon.
+	MigrationMB int64
+	MigrationW  float64
+	// HostsFreed lists the hosts that hold instances now and none after;
+	// PowerDown every host empty after the plan (candidates to power down),
+	// both as indices in Cluster.Hosts.
+	HostsFreed []int
+	PowerDown  []int
+	// Placement is each instance's host after the plan.
+	Placement []int
+	Bounds    Bounds
+	// Stopped says why the search ended (StoppedStalled, …); Iterations how
+	// many steps it took.
+	Stopped    string
+	Iterations int
+	Elapsed    time.Duration // on the Budget's clock, 0 without one
+	// Unreachable lists the moves the optimizer wanted that no safe order
+	// of live migrations reaches; the plan stops short of them.
+	Unreachable []Unreachable
+	// Fixed says, per instance that could not move, why (index → reason).
+	Fixed map[int]string
+	// Note explains an empty plan.
+	Note string
+}
+
+// Notes of an empty plan.
+const (
+	NoteNoSaving   = "no placement found that saves more power than its migrations cost"
+	NoteNoMovable  = "no instance can move"
+	NoteBlocked    = "the better placement found is not reachable by live migrations"
+	NoteNoMoveNeed = "the instances are already where they use the least power"
+)
+
+// Consolidate plans a rebalance of the cluster: it searches a placement that
+// costs less power (plus migration energy), then orders the live migrations
+// that reach it so that every intermediate state keeps every rule, in waves
+// within the concurrency limits.
+func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
+	opts.defaults()
+	a, err := parseAlgorithm(opts.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	m := newMeter(opts.Budget)
+	start := m.now()
+	horizon := opts.Horizon.Seconds()
+	cost := func(in *ClusterInstance) float64 {
+		return (opts.MigrationJoulesPerMB*float64(in.MemoryMB) + opts.MigrationJoules) / horizon
+	}
+	cc, err := c.compile(cost)
+	if err != nil {
+		return nil, err
+	}
+	p := cc.p
+	p.maxMig = opts.MaxMigrations
+	plan := &Plan{Algorithm: a.name, Seed: opts.Seed, Bounds: p.lowerBounds(), Fixed: map[int]string{}}
+	for i, why := range cc.fixedWhy {
+		if why != "" {
+			plan.Fixed[i] = why
+		}
+	}
+	home := newSolution(p)
+	home.placeFixed()
+	home.placeHome()
+	before := home.exactObjective()
+	plan.PowerBeforeW = before
+
+	goal := slices.Clone(home.assign)
+	if len(plan.Fixed) == p.n {
+		plan.Note = NoteNoMovable
+	} else {
+		s, out, err := solve(p, a, opts.Seed, m, 0)
+		if err != nil {
+			return nil, err
+		}
+		plan.Stopped, plan.Iterations = out.stopped, out.iterations
+		if p.maxMig > 0 && s.moved > p.maxMig {
+			s = capMigrations(s, a, opts.Seed, m)
+		}
+		if s.exactObjective() < before-1e-6 {
+			goal = s.assign
+		} else {
+			plan.Note = NoteNoSaving
+		}
+	}
+
+	steps, final, dropped := sequence(p, goal)
+	plan.Unreachable = dropped
+	ordered := waves(p, steps, limits{perHost: opts.MaxPerHost, parallel: opts.MaxParallel})
+	if len(ordered) != len(steps) {
+		return nil, fmt.Errorf("internal error: %d of %d moves could not be put in waves", len(steps)-len(ordered), len(steps))
+	}
+	if p.maxMig > 0 && len(ordered) > p.maxMig {
+		// Detours can take a plan past the cap. Any prefix of the waves is
+		// safe (a part of a wave is checked by the whole), so cut there.
+		for _, st := range ordered[p.maxMig:] {
+			if final[st.item] == st.to {
+				plan.Unreachable = append(plan.Unreachable, Unreachable{Instance: int(st.item), Target: int(st.to), Reason: ReasonCapped})
+			}
+		}
+		ordered = ordered[:p.maxMig]
+		final = slices.Clone(home.assign)
+		for _, st := range ordered {
+			final[st.item] = st.to
+		}
+	}
+	end := newSolution(p)
+	for i, b := range final {
+		end.add(i, int(b))
+	}
+	after := end.exactObjective()
+	if len(ordered) > 0 && after >= before-1e-6 {
+		// What is reachable does not pay for itself: plan nothing.
+		ordered = nil
+		final = home.assign
+		end = home
+		after = before
+		plan.Note = NoteBlocked
+	}
+	if len(ordered) == 0 && plan.Note == "" {
+		plan.Note = NoteNoMoveNeed
+	}
+	for _, st := range ordered {
+		in := &c.Instances[st.item]
+		plan.Moves = append(plan.Moves, Move{Instance: int(st.item), From: int(st.from), To: int(st.to),
+			Wave: st.wave, Detour: st.detour, MemoryMB: in.MemoryMB})
+		plan.MigrationMB += in.MemoryMB
+		plan.MigrationW += cost(in)
+		plan.Waves = max(plan.Waves, st.wave+1)
+	}
+	plan.PowerAfterW = end.cost
+	plan.Placement = make([]int, p.n)
+	for i, b := range final {
+		plan.Placement[i] = int(b)
+	}
+	for b := range p.m {
+		if len(end.items[b]) == 0 {
+			plan.PowerDown = append(plan.PowerDown, b)
+			if len(home.items[b]) > 0 {
+				plan.HostsFreed = append(plan.HostsFreed, b)
+			}
+		}
+	}
+	plan.Elapsed = m.elapsed(start)
+	return plan, nil
+}
+
+// capMigrations brings a placement under the migration cap: first by
+// sending migrated items home where they fit, cheapest first; if that is
+// not enough, by searching again from the current placement, where the
+// local search never goes past the cap.
+func capMigrations(s *solution, a algorithm, seed uint64, m *meter) *solution {
+	p := s.p
+	type back struct {
+		i     int
+		delta float64
+	}
+	var cands []back
+	for i := range p.n {
+		if h := p.home[i]; h >= 0 && s.assign[i] != h && p.movable(i) {
+			d := s.costWithout(i) - s.bcost[s.assign[i]] + s.costWith(i, int(h)) - s.bcost[h] - p.mig[i]
+			cands = append(cands, back{i, d})
+		}
+	}
+	slices.SortStableFunc(cands, func(x, y back) int {
+		switch {
+		case x.delta < y.delta:
+			return -1
+		case x.delta > y.delta:
+			return 1
+		}
+		return 0
+	})
+	for _, c := range cands {
+		if s.moved <= p.maxMig {
+			return s
+		}
+		if s.fits(c.i, int(p.home[c.i])) {
+			s.move(c.i, int(p.home[c.i]))
+		}
+	}
+	if s.moved <= p.maxMig {
+		return s
+	}
+	cur := a
+	cur.kind, cur.ls = kindCurrent, true
+	alt, _, err := solve(p, cur, seed, newMeter(Budget{Now: m.b.Now, Deadline: m.b.Deadline, MaxIterations: m.b.MaxIterations}), 0)
+	if err != nil || alt.moved > p.maxMig {
+		home := newSolution(p)
+		home.placeFixed()
+		home.placeHome()
+		return home
+	}
+	return alt
+}

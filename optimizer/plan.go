@@ -1,0 +1,332 @@
+package optimizer
+
+import (
+	"cmp"
+	"math"
+	"slices"
+)
+
+// Turning a target placement into live migrations. Two steps:
+//
+//  1. sequence: an order in which every move, made alone, leaves every host
+//     within every rule. A move waits until its destination has room; when
+//     every waiting move waits on another (a cycle, or hosts full until
+//     someone leaves), one instance takes a detour through a host with room
+//     to spare and moves on later. If no instance can, the moves left are
+//     dropped: the target is unreachable as planned, and the plan stops
+//     short of it.
+//  2. waves: moves that may run at the same time, within the limits per
+//     host and in total. A wave is checked as if all its migrations were in
+//     flight at once: each destination must hold its arrivals on top of
+//     everything it held when the wave began (a migrating instance holds
+//     room on both hosts until it is done, as Nova's claims do), so any
+//     order of completion is safe. A move joins a wave only if no earlier
+//     move still waiting shares a host with it, which keeps each host's
+//     history in the sequence's order: the first waiting move can always
+//     run, so every wave makes progress.
+
+// step is one planned migration.
+type step struct {
+	item     int32
+	from, to int32
+	detour   bool
+	wave     int
+}
+
+// Unreachable is a move of the target placement the plan does not make.
+type Unreachable struct {
+	Instance int // index in Cluster.Instances
+	Target   int // the host the optimizer wanted, index in Cluster.Hosts
+	Reason   string
+}
+
+// Reasons for Unreachable.
+const (
+	ReasonBlocked = "no order of live migrations reaches it: every host it could wait on was full"
+	ReasonCapped  = "cut by the migration cap"
+)
+
+// limits bound concurrency.
+type limits struct {
+	perHost  int // migrations in flight touching one host (in or out)
+	parallel int // migrations in flight in all
+}
+
+// sequence orders the moves from the home placement to goal.
+func sequence(p *problem, goal []int32) (steps []step, final []int32, dropped []Unreachable) {
+	s := newSolution(p)
+	s.placeFixed()
+	s.placeHome()
+	goal = slices.Clone(goal)
+	var pending []int32
+	for i := range p.n {
+		if goal[i] != s.assign[i] {
+			pending = append(pending, int32(i))
+		}
+	}
+	if len(pending) == 0 {
+		return nil, slices.Clone(s.assign), nil
+	}
+	// Moves out of hosts that end up empty first, then by size, largest
+	// first: the big ones are the hardest to fit later.
+	endUsed := make([]int, p.m)
+	for _, b := range goal {
+		endUsed[b]++
+	}
+	ns := make([]float64, p.n)
+	x := make([]float64, p.d)
+	for i := range p.n {
+		p.normSize(i, x)
+		for _, v := range x {
+			ns[i] += v
+		}
+	}
+	slices.SortFunc(pending, func(a, b int32) int {
+		ea, eb := endUsed[s.assign[a]] == 0, endUsed[s.assign[b]] == 0
+		if ea != eb {
+			if ea {
+				return -1
+			}
+			return 1
+		}
+		if c := cmp.Compare(ns[b], ns[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	done := make([]bool, p.n)
+	for i := range done {
+		done[i] = goal[i] == s.assign[i]
+	}
+	detoured := make([]bool, p.n)
+	waiting := make([][]int32, p.m)
+	queue := slices.Clone(pending)
+	left := len(pending)
+
+	// Final loads, to pick detour hosts that will have room to spare.
+	finalLoad := make([]float64, p.m*p.d)
+	for i, b := range goal {
+		for k, v := range p.sizeOf(i) {
+			finalLoad[int(b)*p.d+k] += v
+		}
+	}
+
+	moveTo := func(i int32, b int32, detour bool) {
+		from := s.assign[i]
+		s.move(int(i), int(b))
+		steps = append(steps, step{item: i, from: from, to: b, detour: detour})
+		// Room appeared at from: whoever waited on it may fit now.
+		queue = append(queue, waiting[from]...)
+		waiting[from] = waiting[from][:0]
+	}
+	for left > 0 {
+		for len(queue) > 0 {
+			i := queue[0]
+			queue = queue[1:]
+			if done[i] {
+				continue
+			}
+			g := goal[i]
+			if s.fits(int(i), int(g)) {
+				moveTo(i, g, false)
+				done[i] = true
+				left--
+				continue
+			}
+			waiting[g] = append(waiting[g], i)
+		}
+		if left == 0 {
+			break
+		}
+		// Deadlock: every move left waits. Detour the smallest instance
+		// that can go somewhere it blocks nobody at the end.
+		var stuck []int32
+		for _, i := range pending {
+			if !done[i] {
+				stuck = append(stuck, i)
+			}
+		}
+		slices.SortStableFunc(stuck, func(a, b int32) int { return cmp.Compare(ns[a], ns[b]) })
+		moved := false
+		for _, i := range stuck {
+			if detoured[i] {
+				continue
+			}
+			if h := detourHost(s, int(i), goal, finalLoad); h >= 0 {
+				detoured[i] = true
+				for b := range waiting {
+					waiting[b] = waiting[b][:0]
+				}
+				queue = append(queue[:0], stuck...)
+				moveTo(i, int32(h), true)
+				moved = true
+				break
+			}
+		}
+		if moved {
+			continue
+		}
+		// Nothing can leave anywhere: nothing will ever make room. The
+		// moves left stay undone; an instance that made a detour stays on
+		// its detour host, which had room for it.
+		for _, i := range stuck {
+			dropped = append(dropped, Unreachable{Instance: int(i), Target: int(goal[i]), Reason: ReasonBlocked})
+			goal[i] = s.assign[i]
+			done[i] = true
+		}
+		left = 0
+	}
+	return steps, slices.Clone(s.assign), dropped
+}
+
+// detourHost picks a host that takes item i now and can keep it at the end
+// without going over its capacity, the one with the most room left then;
+// -1 if none.
+func detourHost(s *solution, i int, goal []int32, finalLoad []float64) int {
+	p := s.p
+	cur := int(s.assign[i])
+	best, bestV := -1, math.Inf(-1)
+	for b := range p.m {
+		if b == cur || int32(b) == goal[i] || (p.target != nil && !p.target[b]) || !s.fits(i, b) {
+			continue
+		}
+		v := math.Inf(1)
+		for k, x := range p.sizeOf(i) {
+			if p.ref[k] == 0 || math.IsInf(p.cap[b*p.d+k], 1) {
+				continue
+			}
+			v = min(v, (p.cap[b*p.d+k]-finalLoad[b*p.d+k]-x)/p.ref[k])
+		}
+		if v < 0 {
+			continue // it would be in the way at the end
+		}
+		if v > bestV {
+			best, bestV = b, v
+		}
+	}
+	return best
+}
+
+// overlay is what a wave adds on top of the state it began with: its
+// arrivals, counted while the departures still hold their room.
+type overlay struct {
+	load []float64 // m×d
+	ceil []float64 // per bin: lowest ceiling of the arrivals (busy cores)
+	anti map[int64]int32
+}
+
+func newOverlay(p *problem) *overlay {
+	o := &overlay{load: make([]float64, p.m*p.d), ceil: make([]float64, p.m), anti: map[int64]int32{}}
+	o.reset()
+	return o
+}
+
+func (o *overlay) reset() {
+	clear(o.load)
+	for b := range o.ceil {
+		o.ceil[b] = math.Inf(1)
+	}
+	clear(o.anti)
+}
+
+// fitsWave reports whether item i can arrive at b on top of s and the
+// wave's other arrivals.
+func (s *solution) fitsWave(i, b int, o *overlay) bool {
+	p := s.p
+	if p.target != nil && !p.target[b] {
+		return false
+	}
+	c, ok := p.kindCeil(i, b)
+	if !ok {
+		return false
+	}
+	d := p.d
+	for k, x := range p.sizeOf(i) {
+		if s.load[b*d+k]+o.load[b*d+k]+x > p.cap[b*d+k]*(1+eps)+eps {
+			return false
+		}
+	}
+	if p.util >= 0 {
+		// Every instance on b, staying, leaving or arriving, sets a limit.
+		c = min(c, s.minCeil[b], o.ceil[b])
+		ai, ki, xi := s.load[b*d+p.util], o.load[b*d+p.util], p.size[i*d+p.util]
+		if ai+ki+xi > c*(1+eps)+eps {
+			return false
+		}
+		// The arrivals already in the wave must accept i's ceiling too:
+		// covered, since c is the minimum over all of them and i.
+	}
+	if p.anti != nil && p.anti[i] >= 0 {
+		key := antiKey(b, p.anti[i])
+		if s.anti[key] > 0 || o.anti[key] > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (o *overlay) add(p *problem, i, b int) {
+	for k, x := range p.sizeOf(i) {
+		o.load[b*p.d+k] += x
+	}
+	if c, ok := p.kindCeil(i, b); ok {
+		o.ceil[b] = min(o.ceil[b], c)
+	}
+	if p.anti != nil && p.anti[i] >= 0 {
+		o.anti[antiKey(b, p.anti[i])]++
+	}
+}
+
+// waves groups the sequenced steps into waves (see the top of the file)
+// and returns them in execution order.
+func waves(p *problem, steps []step, lim limits) []step {
+	if len(steps) == 0 {
+		return nil
+	}
+	s := newSolution(p)
+	s.placeFixed()
+	s.placeHome()
+	o := newOverlay(p)
+	pending := slices.Clone(steps)
+	out := make([]step, 0, len(steps))
+	blocked := make([]bool, p.m)
+	busyItem := make([]bool, p.n)
+	count := make([]int, p.m)
+	for w := 0; len(pending) > 0; w++ {
+		o.reset()
+		clear(blocked)
+		clear(busyItem)
+		clear(count)
+		var wave, rest []step
+		for _, st := range pending {
+			f, t := int(st.from), int(st.to)
+			ok := len(wave) < lim.parallel && !blocked[f] && !blocked[t] && !busyItem[st.item] &&
+				count[f] < lim.perHost && count[t] < lim.perHost &&
+				s.fitsWave(int(st.item), t, o)
+			if !ok {
+				// Later moves on these hosts (or of this instance) wait
+				// for this one.
+				blocked[f], blocked[t], busyItem[st.item] = true, true, true
+				rest = append(rest, st)
+				continue
+			}
+			o.add(p, int(st.item), t)
+			busyItem[st.item] = true // its next move waits for this one
+			count[f]++
+			count[t]++
+			st.wave = w
+			wave = append(wave, st)
+		}
+		if len(wave) == 0 {
+			// Cannot happen (the first waiting move always fits); stop
+			// rather than loop if a bug makes it so.
+			break
+		}
+		for _, st := range wave {
+			s.move(int(st.item), int(st.to))
+		}
+		out = append(out, wave...)
+		pending = rest
+	}
+	return out
+}

@@ -1,0 +1,416 @@
+// Package planstore keeps rebalance plans and the progress of their
+// execution in their own bbolt file (plans.db beside the knowledge base),
+// so that an execution cut short by a restart is visible afterwards: Open
+// marks what was running as interrupted.
+package planstore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Plan statuses.
+const (
+	StatusPlanned     = "planned"
+	StatusExecuting   = "executing"
+	StatusSucceeded   = "succeeded"
+	StatusFailed      = "failed"
+	StatusInterrupted = "interrupted"
+)
+
+// Step statuses.
+const (
+	StepPending = "pending"
+	StepRunning = "running"
+	StepDone    = "done"
+	StepFailed  = "failed"
+	// StepSkipped: not run, because the plan stopped before it.
+	StepSkipped = "skipped"
+	// StepUnknown: in flight when the service stopped; the instance may be
+	// on either host.
+	StepUnknown = "unknown"
+)
+
+// Plan is a stored rebalance plan.
+type Plan struct {
+	ID        string    `json:"id"`
+	Status    string    `json:"status"`
+	Source    string    `json:"source"`
+	CreatedAt time.Time `json:"created_at"`
+
+	Algorithm  string  `json:"algorithm"`
+	Seed       uint64  `json:"seed"`
+	Seconds    float64 `json:"seconds"`
+	Stopped    string  `json:"stopped"`
+	Iterations int64   `json:"iterations"`
+
+	Steps        []Step        `json:"steps"`
+	Waves        int           `json:"waves"`
+	PowerBeforeW float64       `json:"power_before_w"`
+	PowerAfterW  float64       `json:"power_after_w"`
+	MigrationMB  int64         `json:"migration_mb"`
+	MigrationW   float64       `json:"migration_w"`
+	HostsFreed   []string      `json:"hosts_freed,omitempty"`
+	PowerDown    []string      `json:"power_down,omitempty"`
+	HostsBefore  int           `json:"hosts_before"`
+	HostsAfter   int           `json:"hosts_after"`
+	Bounds       Bounds        `json:"bounds"`
+	Unreachable  []Unreachable `json:"unreachable,omitempty"`
+	Fixed        []Fixed       `json:"fixed,omitempty"`
+	Note         string        `json:"note,omitempty"`
+	MaxPerHost   int           `json:"max_per_host"`
+	MaxParallel  int           `json:"max_parallel"`
+
+	// Execution.
+	Message    string    `json:"message,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Step is one live migration of a plan.
+type Step struct {
+	Wave         int       `json:"wave"`
+	InstanceID   string    `json:"instance_id"`
+	InstanceName string    `json:"instance_name,omitempty"`
+	From         string    `json:"from"`
+	To           string    `json:"to"`
+	MemoryMB     int64     `json:"memory_mb"`
+	Detour       bool      `json:"detour,omitempty"`
+	Status       string    `json:"status"`
+	Error        string    `json:"error,omitempty"`
+	ConfirmedBy  string    `json:"confirmed_by,omitempty"`
+	StartedAt    time.Time `json:"started_at,omitzero"`
+	FinishedAt   time.Time `json:"finished_at,omitzero"`
+}
+
+// Bounds are the optimizer's lower bounds.
+type Bounds struct {
+	Hosts      int     `json:"hosts"`
+	Continuous int     `json:"continuous"`
+	L2         int     `json:"l2"`
+	Conflicts  int     `json:"conflicts"`
+	Watts      float64 `json:"watts"`
+}
+
+// Unreachable is a move the optimizer wanted that the plan does not make.
+type Unreachable struct {
+	InstanceID string `json:"instance_id"`
+	Target     string `json:"target"`
+	Reason     string `json:"reason"`
+}
+
+// Fixed is an instance that could not move, and why.
+type Fixed struct {
+	InstanceID string `json:"instance_id"`
+	Reason     string `json:"reason"`
+}
+
+// Errors.
+var (
+	ErrNotFound = errors.New("plan not found")
+	ErrLocked   = errors.New("locked")
+)
+
+const (
+	bucketPlans = "plans"
+	bucketMeta  = "meta"
+	keyVersion  = "schema_version"
+	// schemaVersion of the file; a newer file is refused.
+	schemaVersion = 1
+)
+
+// Options configures Open.
+type Options struct {
+	// Timeout bounds the wait for bbolt's file lock; 0 means 1s.
+	Timeout time.Duration
+	// Now is the clock recovery stamps interrupted plans with; nil =
+	// time.Now.
+	Now func() time.Time
+}
+
+// Store is the plan file. It is safe for concurrent use.
+type Store struct {
+	db        *bolt.DB
+	path      string
+	recovered []string
+}
+
+// Open opens (creating if needed) the plan file at path. bbolt's file lock
+// means no other process has it open, so any plan still executing was cut
+// short: Open marks it interrupted, a running step unknown and the steps
+// after it skipped, and says so in the plan's message.
+func Open(path string, opts Options) (*Store, error) {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("plan store %s: create directory: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("plan store %s is %w by another process (waited %s)", path, ErrLocked, timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open plan store %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		if v := meta.Get([]byte(keyVersion)); v != nil {
+			n, err := strconv.Atoi(string(v))
+			if err != nil {
+				return fmt.Errorf("schema version %q is not a number", v)
+			}
+			if n > schemaVersion {
+				return fmt.Errorf("schema version %d is newer than this program's %d", n, schemaVersion)
+			}
+		}
+		if err := meta.Put([]byte(keyVersion), []byte(strconv.Itoa(schemaVersion))); err != nil {
+			return err
+		}
+		b, err := tx.CreateBucketIfNotExists([]byte(bucketPlans))
+		if err != nil {
+			return err
+		}
+		return s.recover(b, now())
+	})
+	if err != nil {
+		_ = db.Close() // the error above is the one worth reporting
+		return nil, fmt.Errorf("plan store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// recover marks the plans left executing as interrupted.
+func (s *Store) recover(b *bolt.Bucket, now time.Time) error {
+	type fix struct {
+		k []byte
+		p *Plan
+	}
+	var fixes []fix
+	err := b.ForEach(func(k, v []byte) error {
+		var p Plan
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("plan %x: %w", k, err)
+		}
+		if p.Status != StatusExecuting {
+			return nil
+		}
+		fixes = append(fixes, fix{append([]byte(nil), k...), &p})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range fixes {
+		Interrupt(f.p, now)
+		v, err := json.Marshal(f.p)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(f.k, v); err != nil {
+			return err
+		}
+		s.recovered = append(s.recovered, f.p.ID)
+	}
+	return nil
+}
+
+// Interrupt marks an executing plan as cut short at now: the running steps
+// unknown, the pending ones skipped, and a message saying what moved.
+func Interrupt(p *Plan, now time.Time) {
+	p.Status = StatusInterrupted
+	p.FinishedAt = now
+	var unknown []string
+	for i := range p.Steps {
+		st := &p.Steps[i]
+		switch st.Status {
+		case StepRunning:
+			st.Status = StepUnknown
+			st.Error = "the service stopped while this migration was in flight: check where the instance runs"
+			unknown = append(unknown, st.InstanceID)
+		case StepPending, "":
+			st.Status = StepSkipped
+		}
+	}
+	p.Message = Summary(p) + "; execution interrupted (the service stopped)"
+	if len(unknown) > 0 {
+		p.Message += "; in flight, outcome unknown: " + strings.Join(unknown, ", ")
+	}
+}
+
+// Summary counts a plan's steps by status, as "3 done, 1 failed, 4 skipped".
+func Summary(p *Plan) string {
+	order := []string{StepDone, StepRunning, StepFailed, StepUnknown, StepPending, StepSkipped}
+	n := map[string]int{}
+	for _, st := range p.Steps {
+		n[st.Status]++
+	}
+	var parts []string
+	for _, s := range order {
+		if n[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[s], s))
+		}
+	}
+	if len(parts) == 0 {
+		return "no steps"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Recovered lists the plans Open found executing and marked interrupted.
+func (s *Store) Recovered() []string { return append([]string(nil), s.recovered...) }
+
+// Path is the file Open was given.
+func (s *Store) Path() string { return s.path }
+
+// Close releases the file and its lock.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close plan store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// key is the bucket key of plan number n: big-endian, so the cursor's
+// order is the order of creation.
+func key(n uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], n)
+	return k[:]
+}
+
+// parseID reads "p17".
+func parseID(id string) (uint64, error) {
+	n, err := strconv.ParseUint(strings.TrimPrefix(id, "p"), 10, 64)
+	if err != nil || !strings.HasPrefix(id, "p") || n == 0 {
+		return 0, fmt.Errorf("%w: %q is not a plan id (p1, p2, ...)", ErrNotFound, id)
+	}
+	return n, nil
+}
+
+// Create stores a new plan, gives it the next id (p1, p2, ...) and returns
+// the id.
+func (s *Store) Create(ctx context.Context, p *Plan) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	var id string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketPlans))
+		n, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		id = "p" + strconv.FormatUint(n, 10)
+		p.ID = id
+		v, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		return b.Put(key(n), v)
+	})
+	if err != nil {
+		return "", fmt.Errorf("store plan: %w", err)
+	}
+	return id, nil
+}
+
+// Get returns plan id; an empty id means the latest plan.
+func (s *Store) Get(ctx context.Context, id string) (*Plan, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var p *Plan
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketPlans))
+		var v []byte
+		if id == "" {
+			_, v = b.Cursor().Last()
+			if v == nil {
+				return fmt.Errorf("%w: no plan stored yet", ErrNotFound)
+			}
+		} else {
+			n, err := parseID(id)
+			if err != nil {
+				return err
+			}
+			if v = b.Get(key(n)); v == nil {
+				return fmt.Errorf("%w: %s", ErrNotFound, id)
+			}
+		}
+		p = new(Plan)
+		return json.Unmarshal(v, p) // copies: v is only valid in the transaction
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Update reads plan id, lets fn change it, and writes it back, in one
+// transaction. An error from fn aborts the update and is returned.
+func (s *Store) Update(ctx context.Context, id string, fn func(*Plan) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n, err := parseID(id)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketPlans))
+		v := b.Get(key(n))
+		if v == nil {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		var p Plan
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("plan %s: %w", id, err)
+		}
+		if err := fn(&p); err != nil {
+			return err
+		}
+		out, err := json.Marshal(&p)
+		if err != nil {
+			return err
+		}
+		return b.Put(key(n), out)
+	})
+}
+
+// List returns the ids of the latest plans, newest first, at most limit
+// (0 = all).
+func (s *Store) List(ctx context.Context, limit int) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var ids []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(bucketPlans)).Cursor()
+		for k, _ := c.Last(); k != nil && (limit <= 0 || len(ids) < limit); k, _ = c.Prev() {
+			ids = append(ids, "p"+strconv.FormatUint(binary.BigEndian.Uint64(k), 10))
+		}
+		return nil
+	})
+	return ids, err
+}

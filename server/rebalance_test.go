@@ -1,0 +1,525 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/kbstore"
+	"github.com/ecrae/ecrae/planstore"
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// fakeMigrator is Nova as the executor sees it: where each instance is, and
+// live migrations that succeed, fail, or hang until released.
+type fakeMigrator struct {
+	mu      sync.Mutex
+	at      map[string]string
+	fail    map[string]string // instance → error
+	hang    chan struct{}     // non-nil: migrations wait for it (or ctx)
+	calls   []string
+	started chan string
+	view    *hostview.View // non-nil: a done move is notified to it
+	seq     uint64
+}
+
+func newFakeMigrator(at map[string]string) *fakeMigrator {
+	return &fakeMigrator{at: at, fail: map[string]string{}, started: make(chan string, 100)}
+}
+
+func (f *fakeMigrator) Locate(_ context.Context, id string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, ok := f.at[id]
+	if !ok {
+		return "", fmt.Errorf("server %s not found", id)
+	}
+	return h, nil
+}
+
+func (f *fakeMigrator) LiveMigrate(ctx context.Context, id, target string) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, id+"→"+target)
+	hang, why := f.hang, f.fail[id]
+	f.mu.Unlock()
+	f.started <- id
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if why != "" {
+		return errors.New(why)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.at[id] = target
+	if f.view != nil {
+		f.seq++
+		f.view.Apply(0, &hostview.Event{Kind: hostview.KindInstance, Type: "instance.live_migration_post_dest.end",
+			MessageID: fmt.Sprintf("m%d", f.seq), Timestamp: time.Now(), Publisher: target,
+			Instance: hostview.InstanceChange{Instance: hostview.Instance{UUID: id, Host: target, Node: target, State: "active", PowerState: "running"}}})
+	}
+	return nil
+}
+
+func (f *fakeMigrator) callCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+type rbHarness struct {
+	client ecraev1.RebalanceServiceClient
+	rb     *Rebalancer
+	plans  *planstore.Store
+	view   *hostview.View
+}
+
+// newRB serves the RebalanceService over bufconn on testKB, a plan store in
+// a temporary directory (integrity-checked at the end), an optional live
+// view and an optional migrator.
+func newRB(t *testing.T, view *hostview.View, m Migrator) *rbHarness {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	kbs, err := kbstore.Open(filepath.Join(dir, "kb.db"), kbstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := kbstore.ParseYAML("testKB", []byte(testKB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kbs.Import(ctx, kb, true); err != nil {
+		t.Fatal(err)
+	}
+	plans, err := planstore.Open(filepath.Join(dir, "plans.db"), planstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{}
+	if view != nil {
+		cfg.Live = view
+	}
+	srv, err := New(cfg, kbs, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := NewRebalancer(srv, RebalanceConfig{Plans: plans, Migrator: m, ViewGrace: time.Second})
+	lis := bufconn.Listen(1 << 20)
+	g := grpc.NewServer(grpc.ForceServerCodec(Codec{}))
+	rb.Register(g)
+	go g.Serve(lis)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(Codec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		g.Stop()
+		rb.Close()
+		if err := plans.Close(); err != nil {
+			t.Errorf("close plans: %v", err)
+		}
+		kbs.Close()
+	})
+	return &rbHarness{client: ecraev1.NewRebalanceServiceClient(conn), rb: rb, plans: plans, view: view}
+}
+
+// spread is a snapshot of four "old" hosts (10 threads, 100 → 200 W), two
+// 2-vCPU instances on each: everything fits on two hosts.
+func spread() *ecraev1.ClusterSnapshot {
+	s := &ecraev1.ClusterSnapshot{}
+	for j := range 4 {
+		s.Hosts = append(s.Hosts, &ecraev1.SnapshotHost{Name: fmt.Sprintf("h%d", j), Architecture: "old",
+			Vcpus: 10, MemoryMb: 16384, DiskGb: 500})
+	}
+	for i := range 8 {
+		u := 0.5
+		s.Instances = append(s.Instances, &ecraev1.SnapshotInstance{Id: fmt.Sprintf("i%d", i), Name: fmt.Sprintf("vm%d", i),
+			Host: fmt.Sprintf("h%d", i%4), Vcpus: 2, MemoryMb: 2048, DiskGb: 10, CpuUtilization: &u})
+	}
+	return s
+}
+
+func placement(s *ecraev1.ClusterSnapshot) map[string]string {
+	at := map[string]string{}
+	for _, in := range s.GetInstances() {
+		at[in.GetId()] = in.GetHost()
+	}
+	return at
+}
+
+// wait polls GetPlan until the plan is no longer executing.
+func (h *rbHarness) wait(t *testing.T, id string) *ecraev1.Plan {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := h.client.GetPlan(context.Background(), &ecraev1.GetPlanRequest{PlanId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := resp.GetPlan(); p.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_EXECUTING {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plan %s still executing", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestPlanOnSnapshotIsStored(t *testing.T) {
+	h := newRB(t, nil, nil)
+	ctx := context.Background()
+	resp, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: spread(), Seed: 1, MaxParallel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.GetPlan()
+	// Four hosts at 20 % (2×2×0.5 of 10 threads) → two at 40 %:
+	// 4 × 120 W = 480 W → 2 × 140 W = 280 W.
+	if p.GetId() != "p1" || p.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_PLANNED || p.GetSource() != SourceSnapshot ||
+		len(p.GetHostsFreed()) != 2 || p.GetHostsUsedAfter() != 2 || !near(p.GetPowerBeforeWatts(), 480) || !near(p.GetPowerAfterWatts(), 280) {
+		t.Fatalf("plan %v", p)
+	}
+	if p.GetLowerBounds().GetHosts() != 2 || p.GetAlgorithm() == "" || p.GetMaxParallel() != 2 || len(p.GetSteps()) != 4 {
+		t.Errorf("plan %v", p)
+	}
+	for _, st := range p.GetSteps() {
+		if st.GetStatus() != ecraev1.StepStatus_STEP_STATUS_PENDING || st.GetMemoryMb() != 2048 {
+			t.Errorf("step %v", st)
+		}
+	}
+	got, err := h.client.GetPlan(ctx, &ecraev1.GetPlanRequest{})
+	if err != nil || got.GetPlan().GetId() != "p1" || len(got.GetPlan().GetSteps()) != 4 {
+		t.Fatalf("latest plan: %v, %v", got, err)
+	}
+	if _, err := h.client.GetPlan(ctx, &ecraev1.GetPlanRequest{PlanId: "p9"}); status.Code(err) != codes.NotFound {
+		t.Errorf("GetPlan(p9) = %v, want NotFound", err)
+	}
+}
+
+func TestPlanRequestErrors(t *testing.T) {
+	h := newRB(t, nil, nil)
+	ctx := context.Background()
+	bad := spread()
+	bad.Hosts[1].Architecture = "nope"
+	unknownTag := spread()
+	unknownTag.Instances[0].Tag = "nope"
+	badUtil := spread()
+	u := 1.5
+	badUtil.Instances[2].CpuUtilization = &u
+	lostHost := spread()
+	lostHost.Instances[3].Host = "h9"
+	cases := []struct {
+		name string
+		req  *ecraev1.PlanRebalanceRequest
+		code codes.Code
+		want string
+	}{
+		{"no live view", &ecraev1.PlanRebalanceRequest{}, codes.FailedPrecondition, "no live view"},
+		{"architecture", &ecraev1.PlanRebalanceRequest{Snapshot: bad}, codes.InvalidArgument, "snapshot.hosts[1].architecture"},
+		{"tag", &ecraev1.PlanRebalanceRequest{Snapshot: unknownTag}, codes.InvalidArgument, "snapshot.instances[0].tag"},
+		{"utilization", &ecraev1.PlanRebalanceRequest{Snapshot: badUtil}, codes.InvalidArgument, "snapshot.instances[2].cpu_utilization"},
+		{"host", &ecraev1.PlanRebalanceRequest{Snapshot: lostHost}, codes.InvalidArgument, "h9"},
+		{"algorithm", &ecraev1.PlanRebalanceRequest{Snapshot: spread(), Algorithm: "magic"}, codes.InvalidArgument, "unknown algorithm"},
+		{"time limit", &ecraev1.PlanRebalanceRequest{Snapshot: spread(), TimeLimit: durationpb.New(time.Hour)}, codes.InvalidArgument, "time_limit"},
+		{"cap", &ecraev1.PlanRebalanceRequest{Snapshot: spread(), MaxMigrations: -1}, codes.InvalidArgument, "max_migrations"},
+	}
+	for _, c := range cases {
+		_, err := h.client.PlanRebalance(ctx, c.req)
+		if status.Code(err) != c.code || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %s saying %q", c.name, err, c.code, c.want)
+		}
+	}
+}
+
+func TestExecuteDryRunThenForReal(t *testing.T) {
+	snap := spread()
+	m := newFakeMigrator(placement(snap))
+	h := newRB(t, nil, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := p.GetPlan().GetId()
+
+	// Dry run by default: nothing moves.
+	dry, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dry.GetDryRun() || len(dry.GetProblems()) != 0 || m.callCount() != 0 || dry.GetPlan().GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_PLANNED {
+		t.Fatalf("dry run: %v (problems %v), %d migrations", dry.GetPlan().GetStatus(), dry.GetProblems(), m.callCount())
+	}
+
+	resp, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: id, Execute: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetDryRun() || resp.GetPlan().GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_EXECUTING {
+		t.Fatalf("execute: %v", resp)
+	}
+	done := h.wait(t, id)
+	if done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED || !strings.Contains(done.GetMessage(), "all 4 steps done") {
+		t.Fatalf("plan %v: %s", done.GetStatus(), done.GetMessage())
+	}
+	for _, st := range done.GetSteps() {
+		if st.GetStatus() != ecraev1.StepStatus_STEP_STATUS_DONE || m.at[st.GetInstanceId()] != st.GetToHost() ||
+			st.GetStartedAt() == nil || st.GetFinishedAt() == nil || !strings.Contains(st.GetConfirmedBy(), "nova") {
+			t.Errorf("step %v; the instance is on %s", st, m.at[st.GetInstanceId()])
+		}
+	}
+	// The final placement uses exactly the hosts the plan keeps.
+	used := map[string]bool{}
+	for _, h := range m.at {
+		used[h] = true
+	}
+	for _, f := range done.GetHostsFreed() {
+		if used[f] {
+			t.Errorf("freed host %s still holds an instance", f)
+		}
+	}
+	// A finished plan does not run again.
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: id, Execute: true}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("second execution: %v, want FailedPrecondition", err)
+	}
+}
+
+// TestFailedStepStopsThePlan: the first failure stops the plan after its
+// wave, the rest is skipped, nothing is retried, and the message says what
+// happened.
+func TestFailedStepStopsThePlan(t *testing.T) {
+	snap := spread()
+	m := newFakeMigrator(placement(snap))
+	h := newRB(t, nil, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1, MaxParallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := p.GetPlan()
+	if plan.GetWaves() != 4 {
+		t.Fatalf("%d waves, want one move per wave", plan.GetWaves())
+	}
+	victim := plan.GetSteps()[1].GetInstanceId()
+	m.fail[victim] = "No valid host was found"
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId(), Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	done := h.wait(t, plan.GetId())
+	var got []ecraev1.StepStatus
+	for _, st := range done.GetSteps() {
+		got = append(got, st.GetStatus())
+	}
+	want := []ecraev1.StepStatus{ecraev1.StepStatus_STEP_STATUS_DONE, ecraev1.StepStatus_STEP_STATUS_FAILED,
+		ecraev1.StepStatus_STEP_STATUS_SKIPPED, ecraev1.StepStatus_STEP_STATUS_SKIPPED}
+	if done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_FAILED || !slices.Equal(got, want) {
+		t.Fatalf("plan %v, steps %v; want failed, %v", done.GetStatus(), got, want)
+	}
+	if e := done.GetSteps()[1].GetError(); e != "No valid host was found" {
+		t.Errorf("step error %q", e)
+	}
+	for _, s := range []string{"step 1 (", victim, "No valid host was found", "1 done, 1 failed, 2 skipped", "nothing was retried"} {
+		if !strings.Contains(done.GetMessage(), s) {
+			t.Errorf("message %q does not say %q", done.GetMessage(), s)
+		}
+	}
+	if m.callCount() != 2 {
+		t.Errorf("%d migrations asked, want 2 (no retry, nothing after the failure)", m.callCount())
+	}
+}
+
+// TestStalePlanStepFails: an instance no longer where the plan expects it
+// fails its step before any migration is asked; the dry run says so first.
+func TestStalePlanStepFails(t *testing.T) {
+	snap := spread()
+	m := newFakeMigrator(placement(snap))
+	h := newRB(t, nil, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1, MaxParallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := p.GetPlan().GetSteps()[0]
+	m.at[first.GetInstanceId()] = "elsewhere"
+	dry, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dry.GetProblems()) != 1 || !strings.Contains(dry.GetProblems()[0], "is on elsewhere, not on "+first.GetFromHost()) {
+		t.Errorf("problems %v", dry.GetProblems())
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	done := h.wait(t, p.GetPlan().GetId())
+	if done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_FAILED || !strings.Contains(done.GetSteps()[0].GetError(), "out of date") || m.callCount() != 0 {
+		t.Errorf("plan %v, step 0 error %q, %d migrations", done.GetStatus(), done.GetSteps()[0].GetError(), m.callCount())
+	}
+}
+
+// TestInterruptedExecutionVisible: a service stopping mid-migration leaves
+// the plan interrupted, the in-flight step unknown, the rest skipped.
+func TestInterruptedExecutionVisible(t *testing.T) {
+	snap := spread()
+	m := newFakeMigrator(placement(snap))
+	m.hang = make(chan struct{})
+	h := newRB(t, nil, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1, MaxParallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	<-m.started
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{Execute: true}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("a second execution while one runs: %v", err)
+	}
+	h.rb.Close() // the service stops
+	got, err := h.plans.Get(ctx, p.GetPlan().GetId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st []string
+	for _, s := range got.Steps {
+		st = append(st, s.Status)
+	}
+	if got.Status != planstore.StatusInterrupted || !slices.Equal(st, []string{"unknown", "skipped", "skipped", "skipped"}) ||
+		!strings.Contains(got.Message, "interrupted") {
+		t.Fatalf("plan %s %v: %s", got.Status, st, got.Message)
+	}
+}
+
+// liveView builds a view of the four hosts and eight instances of spread.
+func liveView(t *testing.T) *hostview.View {
+	t.Helper()
+	view := hostview.New(hostview.Options{StaleAfter: time.Hour})
+	inv := hostview.Inventory{At: time.Now()}
+	for j := range 4 {
+		inv.Hosts = append(inv.Hosts, hostview.HostInventory{Name: fmt.Sprintf("h%d", j), Nodename: fmt.Sprintf("h%d", j),
+			ISA: "x86_64", State: "up", Capacity: hostview.Capacity{VCPUs: 10, CPURatio: 1, MemoryMB: 16384, RAMRatio: 1, DiskGB: 500, DiskRatio: 1}})
+	}
+	for i := range 8 {
+		inv.Instances = append(inv.Instances, hostview.Instance{UUID: fmt.Sprintf("i%d", i), Name: fmt.Sprintf("vm%d", i),
+			Host: fmt.Sprintf("h%d", i%4), Node: fmt.Sprintf("h%d", i%4), State: "active", PowerState: "running",
+			Flavor: hostview.Flavor{Name: "f", VCPUs: 2, MemoryMB: 2048, RootGB: 10}})
+	}
+	view.Reconcile(inv)
+	return view
+}
+
+// TestPlanAndExecuteOnLiveView: the plan comes from the live view, and each
+// done step is confirmed by the view's notification too.
+func TestPlanAndExecuteOnLiveView(t *testing.T) {
+	view := liveView(t)
+	m := newFakeMigrator(placement(spread()))
+	m.view = view
+	h := newRB(t, view, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := p.GetPlan()
+	if plan.GetSource() != SourceLive || len(plan.GetHostsFreed()) != 2 || len(plan.GetSteps()) != 4 {
+		t.Fatalf("plan %v", plan)
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	done := h.wait(t, plan.GetId())
+	if done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED {
+		t.Fatalf("%v: %s", done.GetStatus(), done.GetMessage())
+	}
+	for _, st := range done.GetSteps() {
+		if !strings.Contains(st.GetConfirmedBy(), "live view") {
+			t.Errorf("step %d confirmed by %q", st.GetIndex(), st.GetConfirmedBy())
+		}
+	}
+	for _, f := range done.GetHostsFreed() {
+		if n := len(view.Instances(f)); n != 0 {
+			t.Errorf("the view still has %d instances on freed host %s", n, f)
+		}
+	}
+}
+
+// TestPeriodicExecutesAboveThreshold: the periodic mode plans on the live
+// view and executes when the saving passes the threshold, not otherwise.
+func TestPeriodicExecutesAboveThreshold(t *testing.T) {
+	for _, c := range []struct {
+		threshold float64
+		execute   bool
+	}{{1e6, false}, {10, true}} {
+		view := liveView(t)
+		m := newFakeMigrator(placement(spread()))
+		m.view = view
+		h := newRB(t, view, m)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- h.rb.RunPeriodic(ctx, PeriodicConfig{Interval: 20 * time.Millisecond, MinSavingW: c.threshold, Execute: true})
+		}()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			p, err := h.plans.Get(context.Background(), "")
+			if err == nil && (!c.execute || p.Status == planstore.StatusSucceeded) {
+				if p.Source != SourcePeriodic {
+					t.Errorf("source %q", p.Source)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("threshold %v: no plan (%v) or not executed", c.threshold, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		h.rb.Close()
+		if got := m.callCount() > 0; got != c.execute {
+			t.Errorf("threshold %v W: executed %v, want %v", c.threshold, got, c.execute)
+		}
+	}
+}
+
+func TestExecuteWithoutMigrator(t *testing.T) {
+	h := newRB(t, nil, nil)
+	ctx := context.Background()
+	if _, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: spread()}); err != nil {
+		t.Fatal(err)
+	}
+	dry, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{})
+	if err != nil || !dry.GetDryRun() || len(dry.GetProblems()) != 1 || !strings.Contains(dry.GetProblems()[0], "no Nova connection") {
+		t.Errorf("dry run: %v, %v", dry, err)
+	}
+	_, err = h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{Execute: true})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no Nova connection") {
+		t.Errorf("execute: %v", err)
+	}
+}
