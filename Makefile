@@ -6,7 +6,7 @@ BUF := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 # Nova and the shim need Debian's interpreter, not whatever python3 is first on PATH.
 PY := /usr/bin/python3
 
-.PHONY: build run test test-go test-python deps bench generate lint clean
+.PHONY: build run test test-go test-python deps bench bench-sim generate lint clean
 
 build:
 	$(GO) build -o bin/ecrae ./cmd/ecrae
@@ -34,6 +34,11 @@ test-python: build
 bench: build
 	scripts/bench.sh
 	scripts/bench-pack.sh
+
+# The trace-driven simulator on the three shared PlanetLab days, side by side
+# with CloudSim's policies.
+bench-sim: build
+	scripts/bench-sim.sh
 
 generate:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12

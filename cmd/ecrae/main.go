@@ -28,6 +28,7 @@ Usage:
   ecrae rebalance plan|execute|show [flags]
                                        plan, run and follow consolidation plans
   ecrae pack FILE [flags]              solve one bin-packing instance (.vbp, .vmp)
+  ecrae sim --trace DIR [flags]        simulate a day of traces: energy, SLA, migrations (--compare: side by side)
   ecrae tosca resolve|hot|deploy APP.yaml [flags]   tagged TOSCA → resolved TOSCA → Heat stack
 
 Run "ecrae COMMAND -h" for the flags of a command.
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runHosts(ctx, rest, stdout, stderr)
 	case "pack":
 		return runPack(ctx, rest, stdout, stderr)
+	case "sim":
+		return runSim(ctx, rest, stdout, stderr)
 	case "rebalance":
 		return runRebalance(ctx, rest, stdin, stdout, stderr)
 	case "tosca":

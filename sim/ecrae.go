@@ -1,0 +1,333 @@
+package sim
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ecrae/ecrae/optimizer"
+)
+
+// ecraePolicy is ECRAE as the service runs it, fed from the simulator
+// instead of Nova and the live view:
+//
+//   - placement of a new VM, and of a VM that must leave an overloaded host,
+//     is the service's filter and score chain (optimizer.WhatIf, the code
+//     behind the WhatIf RPC and Nova's weigher): among the hosts that can
+//     take it, the one with the best weighted energy and consolidation
+//     score;
+//   - every step, the consolidation optimizer (optimizer.Consolidate, the
+//     code behind PlanRebalance) plans a cheaper placement from the current
+//     one, pricing each migration's energy, and orders the live migrations
+//     into waves that keep every intermediate state within the rules; the
+//     engine runs the waves one after the other, as the executor does.
+//
+// Units: the optimizer counts utilisation in cores and vCPUs; here a
+// "core" is one MIPS, so a host model has as many cores as MIPS and a VM
+// as many vCPUs as its nominal MIPS, its measured utilisation the busy
+// share. That makes busy cores = MIPS demanded, which is what the power
+// curves and CloudSim's capacity speak in. A VM whose PE is faster than a
+// model's PE may not run there (exact candidates), since a VM PE never gets
+// more than one host PE.
+type ecraePolicy struct {
+	ceiling   float64 // utilisation ceiling for placement and consolidation
+	overload  float64 // relieve a host asking for more than this share
+	horizon   time.Duration
+	maxMig    int
+	iters     int // 0: 3 per VM, at least 3000
+	weights   map[string]float64
+	algorithm string
+	seed      uint64
+	perHost   int
+	parallel  int
+	settle    float64
+
+	models   []optimizer.Model
+	profiles []optimizer.Profile // per VM type, for consolidation
+	names    []string            // host names
+	ids      []string            // VM ids
+	ramRatio float64
+	step     uint64
+}
+
+// ecraeDefaults are the options of the ecrae policy, tuned on the three
+// shared PlanetLab days (CloudSim mode; see sim/README.md):
+//
+//	ceiling     host utilisation the placement and the plan may fill up to
+//	overload    a host asked for more than this share of its MIPS sheds VMs
+//	settle      hosts at least this busy keep their VMs in the step's plan
+//	            (pinned); the plan empties the others into the room left
+//	horizon     seconds over which a migration's energy is spread (s)
+//	maxmig      cap on the migrations of one plan (0 = none)
+//	iterations  the optimizer's iteration budget per step (0 = 3 per VM,
+//	            at least 3000)
+//	perhost     live migrations in flight per host (Nova's
+//	            max_concurrent_live_migrations)
+//	parallel    live migrations in flight in all (0 = no limit)
+//	energy, consolid  the placement scorers' weights (the service's defaults)
+//	ls          1 = the optimizer's local search after "current", 0 = none
+func ecraeDefaults() map[string]float64 {
+	return map[string]float64{
+		"ceiling":    0.9,
+		"overload":   1.0,
+		"settle":     0.5,
+		"horizon":    3600,
+		"maxmig":     0,
+		"iterations": 0,
+		"perhost":    3,
+		"parallel":   0,
+		"energy":     1,
+		"consolid":   0.5,
+		"ls":         1,
+	}
+}
+
+func buildEcrae(p map[string]float64, s *Setup, seed uint64) (policy, error) {
+	if !(p["ceiling"] > 0 && p["ceiling"] <= 1) {
+		return nil, fmt.Errorf("%w: ecrae: ceiling must be in (0, 1], got %g", ErrPolicy, p["ceiling"])
+	}
+	if !(p["overload"] > 0) {
+		return nil, fmt.Errorf("%w: ecrae: overload must be > 0, got %g", ErrPolicy, p["overload"])
+	}
+	algo := "current"
+	if p["ls"] != 0 {
+		algo = "current+ls"
+	}
+	return &ecraePolicy{
+		ceiling:   p["ceiling"],
+		overload:  p["overload"],
+		horizon:   time.Duration(max(p["horizon"], 1) * float64(time.Second)),
+		maxMig:    int(p["maxmig"]),
+		iters:     int(p["iterations"]),
+		weights:   map[string]float64{optimizer.ScorerEnergy: p["energy"], optimizer.ScorerConsolidation: p["consolid"]},
+		algorithm: algo,
+		seed:      seed,
+		perHost:   max(int(p["perhost"]), 1),
+		parallel:  int(p["parallel"]),
+		settle:    p["settle"],
+	}, nil
+}
+
+func (*ecraePolicy) nonPowerAware() bool { return false }
+
+func (p *ecraePolicy) init(e *engine) error {
+	s := e.s
+	p.models = make([]optimizer.Model, len(s.Models))
+	for i, m := range s.Models {
+		p.models[i] = optimizer.Model{Name: m.Name, ISA: m.ISA, Cores: int(math.Round(m.TotalMIPS())), MemoryMB: m.RAMMB, Curve: m.Curve}
+	}
+	p.profiles = make([]optimizer.Profile, len(s.VMTypes))
+	for i, t := range s.VMTypes {
+		p.profiles[i] = p.profile(s, &t, p.ceiling)
+	}
+	p.names = make([]string, len(e.hosts))
+	for h := range p.names {
+		p.names[h] = "h" + strconv.Itoa(h)
+	}
+	p.ids = make([]string, len(e.vms))
+	for i := range p.ids {
+		p.ids[i] = "vm" + strconv.Itoa(i)
+	}
+	// CloudSim mode: RAM is not asked for after start, so it must not
+	// bind; the real size still prices a migration.
+	p.ramRatio = 1
+	if e.s.Mode == ModeCloudSim {
+		p.ramRatio = 1e6
+	}
+	return nil
+}
+
+// profile is the tag of a VM type: the ceiling, and exact candidates when
+// some models' PEs are too slow for its PEs.
+func (p *ecraePolicy) profile(s *Setup, t *VMType, ceiling float64) optimizer.Profile {
+	prof := optimizer.Profile{Tag: t.Name, UtilizationCeiling: ceiling}
+	var ok []optimizer.Candidate
+	for _, m := range s.Models {
+		if m.PEMIPS >= t.MIPS {
+			ok = append(ok, optimizer.Candidate{Architecture: m.Name, PerformanceFactor: 1})
+		}
+	}
+	if len(ok) < len(s.Models) {
+		prof.Mode, prof.Candidates = optimizer.ModeExact, ok
+	}
+	return prof
+}
+
+// hostView is the placement chain's view of host h: demand measured, the
+// nominal size of its VMs as vCPUs in use.
+func (p *ecraePolicy) hostView(e *engine, h int, demand float64) optimizer.Host {
+	hs := &e.hosts[h]
+	mi := e.s.Hosts[h]
+	used := 0.0
+	ram := int64(0)
+	for _, vi := range hs.vms {
+		used += e.vms[vi].total
+		ram += e.vms[vi].ram
+	}
+	return optimizer.Host{
+		Name: p.names[h], ISA: hs.model.ISA, Model: &p.models[mi],
+		VCPUsTotal: p.models[mi].Cores, VCPUsUsed: int(math.Round(used)), CPURatio: 1e6,
+		TotalRAMMB: hs.model.RAMMB, FreeRAMMB: hs.model.RAMMB - ram, RAMRatio: p.ramRatio,
+		NumInstances: len(hs.vms),
+		Utilization:  min(demand/hs.total, 1), UtilizationMeasured: true,
+	}
+}
+
+// place is a new VM at time 0: the service's chain over the hosts that can
+// take its full size now (the engine's test stands for Nova's other
+// filters: RAM, and CloudSim's bandwidth at start).
+func (p *ecraePolicy) place(e *engine, vi int32) int {
+	v := &e.vms[vi]
+	var cand []int
+	var hosts []optimizer.Host
+	for h := range e.hosts {
+		if !e.suitable(h, vi) {
+			continue
+		}
+		cand = append(cand, h)
+		hosts = append(hosts, p.hostView(e, h, e.allocated(h)))
+	}
+	if len(cand) == 0 {
+		return -1
+	}
+	prof := p.profile(e.s, v.typ, 1) // a new VM must fit its full size
+	prof.CPULoad = 1
+	req := optimizer.Request{Name: p.ids[vi], VCPUs: int(math.Round(v.total)), MemoryMB: v.ram}
+	res := optimizer.WhatIf([]optimizer.WhatIfItem{{Request: req, Profile: prof}}, hosts, p.weights, 0)
+	if res.Placements[0].Host < 0 {
+		return -1
+	}
+	return cand[res.Placements[0].Host]
+}
+
+func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
+	p.step++
+	n := len(e.hosts)
+	demand := make([]float64, n) // MIPS asked for, after the moves decided so far
+	where := make([]int, len(e.vms))
+	for h := range e.hosts {
+		for _, vi := range e.hosts[h].vms {
+			demand[h] += e.vms[vi].req
+			where[vi] = h
+		}
+	}
+	for i := range e.vms {
+		if !e.vms[i].alive {
+			where[i] = -1
+		}
+	}
+
+	// 1. Overloaded hosts shed VMs, least RAM first (the quickest to
+	// move), until under the ceiling; the placement chain finds them a
+	// host among those that are not overloaded.
+	var moves []move
+	over := make([]bool, n)
+	var evict []int32
+	for h := range e.hosts {
+		hs := &e.hosts[h]
+		if demand[h] <= p.overload*hs.total && hs.util >= hs.req {
+			continue
+		}
+		over[h] = true
+		vms := slices.Clone(hs.vms)
+		slices.SortStableFunc(vms, func(a, b int32) int {
+			if c := cmp.Compare(e.vms[a].ram, e.vms[b].ram); c != 0 {
+				return c
+			}
+			return cmp.Compare(e.vms[b].req, e.vms[a].req)
+		})
+		for _, vi := range vms {
+			if demand[h] <= p.ceiling*hs.total && hs.peCap >= e.vms[vi].req/float64(e.vms[vi].pes) {
+				continue
+			}
+			evict = append(evict, vi)
+			demand[h] -= e.vms[vi].req
+		}
+	}
+	if len(evict) > 0 {
+		slices.SortStableFunc(evict, func(a, b int32) int { return cmp.Compare(e.vms[b].req, e.vms[a].req) })
+		var cand []int
+		var hosts []optimizer.Host
+		for h := range e.hosts {
+			if over[h] {
+				continue
+			}
+			cand = append(cand, h)
+			hosts = append(hosts, p.hostView(e, h, demand[h]))
+		}
+		items := make([]optimizer.WhatIfItem, len(evict))
+		for k, vi := range evict {
+			v := &e.vms[vi]
+			prof := p.profiles[e.vms[vi].ti]
+			prof.CPULoad = v.req / v.total
+			items[k] = optimizer.WhatIfItem{
+				Request: optimizer.Request{Name: p.ids[vi], VCPUs: int(math.Round(v.total)), MemoryMB: v.ram},
+				Profile: prof,
+			}
+		}
+		res := optimizer.WhatIf(items, hosts, p.weights, 0)
+		for k, pl := range res.Placements {
+			vi := evict[k]
+			if pl.Host < 0 {
+				demand[where[vi]] += e.vms[vi].req // stays
+				continue
+			}
+			h := cand[pl.Host]
+			demand[h] += e.vms[vi].req
+			where[vi] = h
+			moves = append(moves, move{vm: int(vi), to: h})
+		}
+	}
+
+	// 2. The consolidation optimizer plans from there.
+	c := optimizer.Cluster{Hosts: make([]optimizer.ClusterHost, n)}
+	for h := range e.hosts {
+		hs := &e.hosts[h]
+		mi := e.s.Hosts[h]
+		c.Hosts[h] = optimizer.ClusterHost{
+			Name: p.names[h], Model: &p.models[mi],
+			VCPUs: p.models[mi].Cores, CPURatio: 1e6,
+			MemoryMB: hs.model.RAMMB, RAMRatio: p.ramRatio,
+		}
+	}
+	var inst []int32
+	for i := range e.vms {
+		if where[i] < 0 {
+			continue
+		}
+		v := &e.vms[i]
+		h := where[i]
+		inst = append(inst, int32(i))
+		c.Instances = append(c.Instances, optimizer.ClusterInstance{
+			ID: p.ids[i], Host: p.names[where[i]],
+			VCPUs: int(math.Round(v.total)), MemoryMB: v.ram,
+			CPUUtil: v.req / v.total, CPUUtilKnown: true,
+			Profile: p.profiles[v.ti],
+			// A host that is busy enough is settled: its VMs stay, and the
+			// plan is about emptying the others into the room left.
+			Pinned: p.settle > 0 && demand[h] >= p.settle*e.hosts[h].total,
+		})
+	}
+	plan, err := optimizer.Consolidate(c, optimizer.ConsolidateOptions{
+		Algorithm: p.algorithm, Seed: p.seed ^ p.step,
+		Budget:        optimizer.Budget{MaxIterations: cmp.Or(p.iters, max(3000, 3*len(inst)))},
+		MaxMigrations: p.maxMig,
+		Horizon:       p.horizon,
+		MaxPerHost:    p.perHost,
+		MaxParallel:   cmp.Or(p.parallel, len(e.hosts)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ecrae: consolidation: %w", err)
+	}
+	shift := 0
+	if len(moves) > 0 {
+		shift = 1
+	}
+	for _, m := range plan.Moves {
+		moves = append(moves, move{vm: int(inst[m.Instance]), to: m.To, wave: m.Wave + shift})
+	}
+	return moves, nil
+}
