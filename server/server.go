@@ -46,6 +46,12 @@ type KBStore interface {
 
 var _ KBStore = (*kbstore.Store)(nil)
 
+// DefaultGCPercent is the garbage collector target `ecrae serve` runs with
+// (GOGC). The live heap is small (the KB and the host view), while every Nova
+// pass allocates its hosts afresh: collecting at 4× the live heap instead of
+// 1× costs some megabytes and halves the p99 of a 1,000-host pass.
+const DefaultGCPercent = 400
+
 // Config holds the service's placement settings.
 type Config struct {
 	// DefaultTag is the profile for requests that carry no tag.

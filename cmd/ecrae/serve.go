@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -49,6 +50,7 @@ type serveConfig struct {
 	subjectPrefix  string        // Nova's notifications: <prefix>.versioned_notifications.>
 	// Consolidation plans and the optional periodic mode (issue 5).
 	rebalance rebalanceServe
+	gcPercent int
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -70,6 +72,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&c.staleAfter, "stale-after", hostview.DefaultStaleAfter, "a host not heard from for this long is stale: its measurements fall back to the model's estimate")
 	fs.StringVar(&c.subjectPrefix, "subject-prefix", "nova", "NATS subject prefix of Nova's notifications (<prefix>.versioned_notifications.<priority>.<event_type>)")
 	c.rebalance.register(fs)
+	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for shorter pauses on the placement path; the GOGC variable, when set, wins")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -79,6 +82,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	log, err := newLogger(stderr, c.logFormat, c.logLevel)
 	if err != nil {
 		return err
+	}
+	if _, set := os.LookupEnv("GOGC"); !set && c.gcPercent != 0 {
+		debug.SetGCPercent(c.gcPercent)
 	}
 	weights, err := parseWeights(c.weights)
 	if err != nil {
@@ -173,6 +179,11 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
+	// The stream exists before the service says it is serving, so nothing
+	// published from then on can be missed (Run ensures it again).
+	if _, err := consumer.EnsureStream(ctx); err != nil {
+		log.Error("host view: JetStream stream unavailable", "err", err)
+	}
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
 		// A broken stream (an external NATS without JetStream) costs the
