@@ -244,12 +244,15 @@ _ENCODED = weakref.WeakKeyDictionary()
 
 
 def _encoded_host(hs):
-    g = getattr
-    key = (g(hs, 'updated', None), g(hs, 'free_ram_mb', None),
-           g(hs, 'free_disk_mb', None), g(hs, 'vcpus_used', None),
-           g(hs, 'num_instances', None), g(hs, 'disk_mb_used', None))
-    metrics = g(hs, 'metrics', None)
-    aggs = tuple(g(hs, 'aggregates', None) or ())
+    try:
+        # Plain attribute reads: this runs for every host of every pass.
+        key = (hs.updated, hs.free_ram_mb, hs.free_disk_mb, hs.vcpus_used,
+               hs.num_instances, hs.disk_mb_used)
+        metrics = hs.metrics
+        aggs = tuple(hs.aggregates or ())
+    except AttributeError:  # not a nova HostState: translate, don't cache
+        data = host_state(hs).SerializeToString()
+        return _HOSTS + encoder._VarintBytes(len(data)) + data
     hit = _ENCODED.get(hs)
     if (hit is not None and hit[0] == key and hit[1] is metrics and
             len(hit[2]) == len(aggs) and
