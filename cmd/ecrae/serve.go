@@ -128,6 +128,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		return fmt.Errorf("%w: --subject-prefix: %v", errUsage, err)
 	}
 	cloud, err := openstack.Connect(ctx, openstack.Options{Cloud: c.osCloud})
+	retryConnect := err != nil && !errors.Is(err, openstack.ErrNoCredentials)
 	sources := fmt.Sprintf("events (%s)", strings.Join(consumer.Subjects(), ", "))
 	switch {
 	case errors.Is(err, openstack.ErrNoCredentials):
@@ -135,10 +136,10 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		cloud = nil
 	case err != nil:
 		// The placement service must not go down with Keystone: run on
-		// events, and say why there is no resync.
-		log.Error("OpenStack unreachable: running on events alone, no resync until restart", "err", err)
+		// events, and keep trying (below).
+		log.Error("OpenStack unreachable: running on events alone until it answers", "err", err)
 		cloud = nil
-		sources += " (resync failed to connect: " + oneLine(err) + ")"
+		sources += " (resync failed to connect, retrying: " + oneLine(err) + ")"
 	default:
 		log.Info("OpenStack credentials found", "source", cloud.Source, "resync_interval", c.resyncInterval)
 		sources += fmt.Sprintf(" + resync with Nova and Placement every %s (%s)", c.resyncInterval, cloud.Source)
@@ -193,9 +194,34 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		}
 		return nil
 	})
-	if cloud != nil {
-		syncer := openstack.NewSyncer(cloud, view, c.resyncInterval, log, openstack.NewMetrics(reg))
+	syncMetrics := openstack.NewMetrics(reg)
+	switch {
+	case cloud != nil:
+		syncer := openstack.NewSyncer(cloud, view, c.resyncInterval, log, syncMetrics)
 		eg.Go(func() error { return syncer.Run(ctx) })
+	case retryConnect:
+		eg.Go(func() error {
+			every := c.resyncInterval
+			if every <= 0 || every > time.Minute {
+				every = time.Minute
+			}
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+				}
+				cl, err := openstack.Connect(ctx, openstack.Options{Cloud: c.osCloud})
+				if err != nil {
+					log.Warn("OpenStack still unreachable", "err", err, "retry_in", every)
+					continue
+				}
+				log.Info("OpenStack reachable: bootstrap and resync start", "source", cl.Source)
+				return openstack.NewSyncer(cl, view, c.resyncInterval, log, syncMetrics).Run(ctx)
+			}
+		})
 	}
 	eg.Go(func() error {
 		if err := g.Serve(gl); err != nil {
