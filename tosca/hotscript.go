@@ -36,6 +36,14 @@ var shellName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
+// shellEscaped has Heat escape a value known only at stack creation (a
+// parameter) for a single-quoted shell word: every ' becomes '\''.
+func shellEscaped(v *yaml.Node) *yaml.Node {
+	return mapNode(strNode("str_replace"), mapNode(
+		strNode("template"), v,
+		strNode("params"), flow(mapNode(strNode("'"), strNode(`'\''`)))))
+}
+
 // safeName keeps a node name usable in file names.
 func safeName(s string) string {
 	return strings.Map(func(r rune) rune {
@@ -163,7 +171,13 @@ func (g *hotGen) shellWord(v *yaml.Node, a at, self *Node, s *server, ts *tokens
 		if err != nil {
 			return "", err
 		}
-		return "'" + ts.add(getParam(in.Name)) + "'", nil
+		p := getParam(in.Name)
+		if in.def == nil || in.def.typ == "" || in.def.typ == "string" {
+			// Only strings can hold a quote (and Heat's str_replace
+			// takes only a string template).
+			p = shellEscaped(p)
+		}
+		return "'" + ts.add(p) + "'", nil
 	case "get_property":
 		nd, p, err := g.t.ref(name, arg, fa, self)
 		if err != nil {
