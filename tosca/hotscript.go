@@ -37,7 +37,7 @@ var shellName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // shellEscaped has Heat escape a value known only at stack creation (a
-// parameter) for a single-quoted shell word: every ' becomes '\''.
+// parameter) for a single-quoted shell word: every ' becomes '\”.
 func shellEscaped(v *yaml.Node) *yaml.Node {
 	return mapNode(strNode("str_replace"), mapNode(
 		strNode("template"), v,
