@@ -44,6 +44,17 @@ func (c *clientFlags) call(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, c.timeout)
 }
 
+// connect dials the service and derives the calls' context with the
+// --timeout deadline; done closes both.
+func (c *clientFlags) connect(ctx context.Context) (*grpc.ClientConn, context.Context, func(), error) {
+	conn, err := c.dial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cctx, cancel := c.call(ctx)
+	return conn, cctx, func() { cancel(); conn.Close() }, nil
+}
+
 // rpcError names the server in a failed call, so "connection refused" says
 // which address was tried.
 func (c *clientFlags) rpcError(what string, err error) error {

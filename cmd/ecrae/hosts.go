@@ -23,13 +23,11 @@ func runHosts(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: hosts takes no arguments, got %q", errUsage, pos[0])
 	}
-	conn, err := cf.dial()
+	conn, cctx, done, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	cctx, cancel := cf.call(ctx)
-	defer cancel()
+	defer done()
 	resp, err := ecraev1.NewHostViewServiceClient(conn).ListLiveHosts(cctx, &ecraev1.ListLiveHostsRequest{IncludeInstances: *instances})
 	if err != nil {
 		return cf.rpcError("list live hosts", err)

@@ -83,14 +83,12 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 }
 
 func kbShow(ctx context.Context, cf *clientFlags, stdout io.Writer) error {
-	conn, err := cf.dial()
+	conn, ctx, done, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer done()
 	c := ecraev1.NewKnowledgeBaseServiceClient(conn)
-	ctx, cancel := cf.call(ctx)
-	defer cancel()
 	as, err := c.ListArchitectures(ctx, &ecraev1.ListArchitecturesRequest{})
 	if err != nil {
 		return cf.rpcError("list architectures", err)
@@ -154,13 +152,11 @@ func kbShow(ctx context.Context, cf *clientFlags, stdout io.Writer) error {
 }
 
 func kbExport(ctx context.Context, cf *clientFlags, out string, stdout io.Writer) error {
-	conn, err := cf.dial()
+	conn, ctx, done, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	ctx, cancel := cf.call(ctx)
-	defer cancel()
+	defer done()
 	resp, err := ecraev1.NewKnowledgeBaseServiceClient(conn).ExportKnowledgeBase(ctx, &ecraev1.ExportKnowledgeBaseRequest{})
 	if err != nil {
 		return cf.rpcError("export", err)
@@ -191,13 +187,11 @@ func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bo
 			return err
 		}
 	}
-	conn, err := cf.dial()
+	conn, ctx, done, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	ctx, cancel := cf.call(ctx)
-	defer cancel()
+	defer done()
 	resp, err := ecraev1.NewKnowledgeBaseServiceClient(conn).ImportKnowledgeBase(ctx, &ecraev1.ImportKnowledgeBaseRequest{Yaml: string(data), Replace: replace, DryRun: dry, Name: file})
 	if err != nil {
 		return cf.rpcError("import "+file, err)
@@ -235,14 +229,12 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: kb host %s takes one NAME", errUsage, args[0])
 	}
-	conn, err := cf.dial()
+	conn, ctx, done, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer done()
 	c := ecraev1.NewKnowledgeBaseServiceClient(conn)
-	ctx, cancel := cf.call(ctx)
-	defer cancel()
 	switch args[0] {
 	case "set":
 		h := &ecraev1.Host{Name: pos[0], Architecture: *arch, Rack: *rack, PowerCapWatts: *pcap}

@@ -29,13 +29,11 @@ func runPlace(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := yamlToProto(pos[0], data, &req); err != nil {
 		return err
 	}
-	conn, err := cf.dial()
+	conn, ctx, done, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	ctx, cancel := cf.call(ctx)
-	defer cancel()
+	defer done()
 	resp, err := ecraev1.NewPlacementServiceClient(conn).WhatIf(ctx, &req)
 	if err != nil {
 		return cf.rpcError("what-if "+pos[0], err)

@@ -106,13 +106,11 @@ func runRebalanceShow(ctx context.Context, args []string, stdout, stderr io.Writ
 	if len(pos) > 1 {
 		return fmt.Errorf("%w: rebalance show takes at most one PLAN id", errUsage)
 	}
-	conn, err := cf.dial()
+	conn, cctx, done, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	cctx, cancel := cf.call(ctx)
-	defer cancel()
+	defer done()
 	resp, err := ecraev1.NewRebalanceServiceClient(conn).GetPlan(cctx, &ecraev1.GetPlanRequest{PlanId: first(pos)})
 	if err != nil {
 		return cf.rpcError("get plan", err)

@@ -39,14 +39,12 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *arch != "" {
 		inst.ImageProperties = map[string]string{"hw_architecture": *arch}
 	}
-	conn, err := cf.dial()
+	conn, ctx, done, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer done()
 	c := ecraev1.NewPlacementServiceClient(conn)
-	ctx, cancel := cf.call(ctx)
-	defer cancel()
 
 	if *hostsFile == "" {
 		resp, err := c.WhatIf(ctx, &ecraev1.WhatIfRequest{Instances: []*ecraev1.InstanceRequest{inst}, MaxAlternatives: 1000})
