@@ -35,12 +35,17 @@ func benchHosts(n int) []*ecraev1.HostState {
 	return hosts
 }
 
-// BenchmarkWeighHosts measures one Nova weigher pass over gRPC on a loopback
-// TCP listener, against the default KB on a real bbolt file. It reports the
-// p99 of the calls besides the mean. quiet/ is the shim's call, which leaves
-// the explanation text out. Client and server share this process (and its
-// collector setting); in production the client is the Python shim.
-func BenchmarkWeighHosts(b *testing.B) {
+// BenchmarkPlacementCalls measures Nova's filter and weigher passes over
+// gRPC on a loopback TCP listener, against the default KB on a real bbolt
+// file, and reports the p99 of the calls besides the mean:
+//   - weigh/hosts=N: the full breakdown, as the CLI and tools ask for it;
+//   - weigh-quiet/hosts=1000: the numbers without the explanation text;
+//   - weigh-scores/hosts=1000 and filter-flags/hosts=1000: what Nova's shim
+//     asks for (scores_only, passed_only).
+//
+// Client and server share this process (and its collector setting); in
+// production the client is the Python shim (see nova-shim/bench).
+func BenchmarkPlacementCalls(b *testing.B) {
 	// The collector as `ecrae serve` sets it (its --gc-percent default).
 	defer debug.SetGCPercent(debug.SetGCPercent(DefaultGCPercent))
 	ctx := context.Background()
@@ -60,36 +65,60 @@ func BenchmarkWeighHosts(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := grpc.NewServer(grpc.ForceServerCodec(Codec{}))
+	g := grpc.NewServer(grpc.ForceServerCodecV2(Codec{}))
 	srv.Register(g)
 	go g.Serve(lis)
 	defer g.Stop()
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.ForceCodec(Codec{})))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.ForceCodecV2(Codec{})))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer conn.Close()
 	client := ecraev1.NewPlacementServiceClient(conn)
 	inst := &ecraev1.InstanceRequest{Flavor: &ecraev1.Flavor{Name: "bench", Vcpus: 2, MemoryMb: 4096, RootGb: 20}}
-	for _, bc := range []struct {
-		name  string
-		n     int
-		quiet bool
-	}{{"hosts=100", 100, false}, {"hosts=1000", 1000, false}, {"hosts=10000", 10000, false}, {"quiet/hosts=1000", 1000, true}} {
-		n := bc.n
-		b.Run(bc.name, func(b *testing.B) {
-			req := &ecraev1.WeighHostsRequest{Instance: inst, Hosts: benchHosts(n), OmitExplanations: bc.quiet}
+
+	// Each call returns how many answers it got and whether they have the
+	// form asked for.
+	weigh := func(n int, quiet, scoresOnly bool) func() (bool, error) {
+		req := &ecraev1.WeighHostsRequest{Instance: inst, Hosts: benchHosts(n), OmitExplanations: quiet, ScoresOnly: scoresOnly}
+		return func() (bool, error) {
 			resp, err := client.WeighHosts(ctx, req)
-			if err != nil || len(resp.GetScores()) != n || len(resp.GetScores()[0].GetBreakdown()) == 0 || (resp.GetScores()[0].GetBreakdown()[0].GetExplanation() == "") != bc.quiet {
-				b.Fatalf("warm-up call: %v (%d scores)", err, len(resp.GetScores()))
+			if scoresOnly {
+				return len(resp.GetScoreValues()) == n && len(resp.GetScores()) == 0, err
+			}
+			s := resp.GetScores()
+			return len(s) == n && len(s[0].GetBreakdown()) > 0 && (s[0].GetBreakdown()[0].GetExplanation() == "") == quiet, err
+		}
+	}
+	filter := func(n int) func() (bool, error) {
+		req := &ecraev1.FilterHostsRequest{Instance: inst, Hosts: benchHosts(n), PassedOnly: true}
+		return func() (bool, error) {
+			resp, err := client.FilterHosts(ctx, req)
+			return len(resp.GetPassed()) == n && len(resp.GetVerdicts()) == 0, err
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		call func() (bool, error)
+	}{
+		{"weigh/hosts=100", weigh(100, false, false)},
+		{"weigh/hosts=1000", weigh(1000, false, false)},
+		{"weigh/hosts=10000", weigh(10000, false, false)},
+		{"weigh-quiet/hosts=1000", weigh(1000, true, false)},
+		{"weigh-scores/hosts=1000", weigh(1000, false, true)},
+		{"filter-flags/hosts=1000", filter(1000)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if ok, err := bc.call(); err != nil || !ok {
+				b.Fatalf("warm-up call: %v (answer complete and in the form asked: %v)", err, ok)
 			}
 			lat := make([]time.Duration, 0, b.N)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
 				start := time.Now()
-				if _, err := client.WeighHosts(ctx, req); err != nil {
+				if _, err := bc.call(); err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(start))

@@ -48,12 +48,12 @@ func newLiveHarness(t *testing.T) *liveHarness {
 		t.Fatal(err)
 	}
 	lis := bufconn.Listen(1 << 20)
-	g := grpc.NewServer(grpc.ForceServerCodec(Codec{}))
+	g := grpc.NewServer(grpc.ForceServerCodecV2(Codec{}))
 	srv.Register(g)
 	go g.Serve(lis)
 	conn, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(Codec{})))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(Codec{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestListLiveHosts(t *testing.T) {
 
 // BenchmarkLive measures what the live view adds to one weigher pass over
 // 1000 hosts, all in the view with instances of two tags and fresh samples
-// (the enrichment alone; BenchmarkWeighHosts has the rest of the call).
+// (the enrichment alone; BenchmarkPlacementCalls has the rest of the call).
 func BenchmarkLive(b *testing.B) {
 	ctx := context.Background()
 	store, err := kbstore.Open(filepath.Join(b.TempDir(), "kb.db"), kbstore.Options{})

@@ -45,15 +45,26 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 	r, prof, tag, source, hosts := p.req, p.prof, p.tag, p.source, p.hosts
 	s.live(p.cat, hosts, false) // measured utilisation decides the ceiling
 	verdicts := optimizer.FilterHosts(r, prof, hosts)
-	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source, Verdicts: make([]*ecraev1.HostVerdict, len(hosts))}
-	all := make([]ecraev1.HostVerdict, len(hosts))
+	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source}
 	passed := 0
-	for i, v := range verdicts {
-		hv := &all[i]
-		hv.Host, hv.Nodename, hv.Passed, hv.Filter, hv.Reason = hosts[i].Name, hosts[i].Nodename, v.Passed, v.Filter, v.Reason
-		out.Verdicts[i] = hv
-		if v.Passed {
-			passed++
+	if req.GetPassedOnly() {
+		out.Passed = make([]bool, len(hosts))
+		for i, v := range verdicts {
+			out.Passed[i] = v.Passed
+			if v.Passed {
+				passed++
+			}
+		}
+	} else {
+		out.Verdicts = make([]*ecraev1.HostVerdict, len(hosts))
+		all := make([]ecraev1.HostVerdict, len(hosts))
+		for i, v := range verdicts {
+			hv := &all[i]
+			hv.Host, hv.Nodename, hv.Passed, hv.Filter, hv.Reason = hosts[i].Name, hosts[i].Nodename, v.Passed, v.Filter, v.Reason
+			out.Verdicts[i] = hv
+			if v.Passed {
+				passed++
+			}
 		}
 	}
 	s.stats.filtered(tag, len(hosts), passed)
@@ -71,12 +82,20 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 		return nil, err
 	}
 	r, prof, tag, source, hosts := p.req, p.prof, p.tag, p.source, p.hosts
-	notes := s.live(p.cat, hosts, !req.GetOmitExplanations())
+	quiet := req.GetOmitExplanations() || req.GetScoresOnly()
+	notes := s.live(p.cat, hosts, !quiet)
 	weigh := optimizer.WeighHosts
-	if req.GetOmitExplanations() {
+	if quiet {
 		weigh = optimizer.WeighHostsQuiet
 	}
 	scored := weigh(r, prof, hosts, weights)
+	if req.GetScoresOnly() {
+		values := make([]float64, len(scored))
+		for i := range scored {
+			values[i] = scored[i].Score
+		}
+		return &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, ScoreValues: values}, nil
+	}
 	for i := range notes {
 		appendNote(scored[i].Components, notes[i])
 	}

@@ -124,12 +124,12 @@ func newRB(t *testing.T, view *hostview.View, m Migrator) *rbHarness {
 	}
 	rb := NewRebalancer(srv, RebalanceConfig{Plans: plans, Migrator: m, ViewGrace: time.Second})
 	lis := bufconn.Listen(1 << 20)
-	g := grpc.NewServer(grpc.ForceServerCodec(Codec{}))
+	g := grpc.NewServer(grpc.ForceServerCodecV2(Codec{}))
 	rb.Register(g)
 	go g.Serve(lis)
 	conn, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(Codec{})))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(Codec{})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -192,6 +193,51 @@ func TestFilterHostsExactTagPinsArchitecture(t *testing.T) {
 	}
 	if f := resp.GetVerdicts()[2].GetFilter(); f != "capacity" {
 		t.Errorf("full host rejected by %q, want capacity", f)
+	}
+}
+
+// The compact answers Nova's shim asks for carry exactly what the full
+// answers do, one value per host in request order, and nothing else.
+func TestCompactAnswersMatchFullAnswers(t *testing.T) {
+	h := newHarness(t, testKB)
+	ctx := context.Background()
+	hosts := []*ecraev1.HostState{novaHost("h-old", "x86_64", 5, 5), novaHost("h-arm", "aarch64", 2, 2), novaHost("full", "x86_64", 10, 10)}
+	full, err := h.place.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: small("web"), Hosts: hosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact, err := h.place.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: small("web"), Hosts: hosts, PassedOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// h-old and h-arm have room, full has none: [true true false].
+	if got, want := compact.GetPassed(), []bool{true, true, false}; !slices.Equal(got, want) || len(compact.GetVerdicts()) != 0 {
+		t.Errorf("passed_only: passed=%v verdicts=%d, want %v and none", got, len(compact.GetVerdicts()), want)
+	}
+	for i, v := range full.GetVerdicts() {
+		if v.GetPassed() != compact.GetPassed()[i] {
+			t.Errorf("%s: full says %v, compact %v", v.GetHost(), v.GetPassed(), compact.GetPassed()[i])
+		}
+	}
+	if compact.GetTag() != "web" || len(full.GetPassed()) != 0 {
+		t.Errorf("compact tag %q, full answer has %d flags", compact.GetTag(), len(full.GetPassed()))
+	}
+
+	scored, err := h.place.WeighHosts(ctx, &ecraev1.WeighHostsRequest{Instance: small("web"), Hosts: hosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	values, err := h.place.WeighHosts(ctx, &ecraev1.WeighHostsRequest{Instance: small("web"), Hosts: hosts, ScoresOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(values.GetScores()) != 0 || len(values.GetScoreValues()) != len(hosts) || len(scored.GetScoreValues()) != 0 {
+		t.Fatalf("scores_only: %d messages, %d values; full: %d values", len(values.GetScores()), len(values.GetScoreValues()), len(scored.GetScoreValues()))
+	}
+	for i, s := range scored.GetScores() {
+		if s.GetScore() != values.GetScoreValues()[i] {
+			t.Errorf("%s: full score %v, scores_only %v", s.GetHost(), s.GetScore(), values.GetScoreValues()[i])
+		}
 	}
 }
 

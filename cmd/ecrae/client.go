@@ -33,7 +33,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 }
 
 func (c *clientFlags) dial() (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(c.server, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(server.Codec{})))
+	conn, err := grpc.NewClient(c.server, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(server.Codec{})))
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", c.server, err)
 	}

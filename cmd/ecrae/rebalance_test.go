@@ -69,7 +69,7 @@ func kbServer(t *testing.T, dir string) (*server.Server, *grpc.Server, net.Liste
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(grpc.ForceServerCodec(server.Codec{}))
+	g := grpc.NewServer(grpc.ForceServerCodecV2(server.Codec{}))
 	t.Cleanup(func() { g.Stop(); store.Close() })
 	return srv, g, l
 }

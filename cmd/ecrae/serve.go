@@ -150,7 +150,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	}
 
 	var inflight atomic.Int64
-	g := grpc.NewServer(grpc.ForceServerCodec(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))
+	g := grpc.NewServer(grpc.ForceServerCodecV2(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))
 	srv.Register(g)
 	if err := c.rebalance.start(ctx, g, srv, cloud, c.dbPath, log); err != nil {
 		return err

@@ -295,22 +295,47 @@ class EcraeNovaTestCase(NovaThreeHostsTestCase):
 
     def _ecrae_ranking(self, server_uuid):
         """ECRAE's scores from the WeighHosts call of this boot: host ->
-        score, as the service answered them to the shim."""
+        score, as the service answered them to the shim (in host order)."""
         for method, req, resp, exc in self.spy.of('WeighHosts'):
             if req.instance.instance_uuid == server_uuid:
                 self.assertIsNone(exc, 'WeighHosts failed: %r' % exc)
-                return {s.host: s.score for s in resp.scores}
+                hosts = placement_pb2.WeighHostsRequest.FromString(
+                    req.SerializeToString()).hosts
+                self.assertEqual(len(hosts), len(resp.score_values))
+                return {h.host: s for h, s in zip(hosts, resp.score_values)}
         self.fail('no WeighHosts call for %s (calls: %s)' % (
             server_uuid, [(c[0], c[1].instance.instance_uuid)
                           for c in self.spy.calls]))
 
     def _verdicts(self, server_uuid):
+        """Per FilterHosts call of this server: host -> passed, as the
+        service answered the shim."""
         out = []
         for method, req, resp, exc in self.spy.of('FilterHosts'):
             if req.instance.instance_uuid == server_uuid:
                 self.assertIsNone(exc, 'FilterHosts failed: %r' % exc)
-                out.append({v.host: v for v in resp.verdicts})
+                hosts = self._request(req).hosts
+                self.assertEqual(len(hosts), len(resp.passed))
+                out.append({h.host: ok for h, ok in zip(hosts, resp.passed)})
         return out
+
+    def _rejections(self, server_uuid):
+        """The last FilterHosts call of this server asked again with full
+        verdicts (the shim asks only for flags unless it logs at debug):
+        host -> the filter stage that rejected it, '' when it passed."""
+        calls = [c for c in self.spy.of('FilterHosts')
+                 if c[1].instance.instance_uuid == server_uuid]
+        self.assertTrue(calls, 'no FilterHosts call for %s' % server_uuid)
+        req = self._request(calls[-1][1])
+        req.passed_only = False
+        resp = ecrae_client.run_blocking(
+            self.ecrae.stub().FilterHosts, req, timeout=5)
+        return {v.host: v.filter for v in resp.verdicts}
+
+    @staticmethod
+    def _request(encoded):
+        return placement_pb2.FilterHostsRequest.FromString(
+            encoded.SerializeToString())
 
     def _notification(self, event_type, instance_uuid, timeout=10.0):
         subject = 'nova.versioned_notifications.info.' + event_type
@@ -361,8 +386,8 @@ class EcraeInNovaTest(EcraeNovaTestCase):
         self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
         verdicts = self._verdicts(server['id'])[-1]
         self.assertEqual({'host2'},
-                         {h for h, v in verdicts.items() if v.passed})
-        self.assertEqual('candidates', verdicts['host1'].filter)
+                         {h for h, ok in verdicts.items() if ok})
+        self.assertEqual('candidates', self._rejections(server['id'])['host1'])
 
     # 2b. The same through a scheduler hint.
     def test_exact_tag_from_scheduler_hint_pins_architecture(self):
@@ -371,7 +396,7 @@ class EcraeInNovaTest(EcraeNovaTestCase):
         self.assertEqual('host3', server['OS-EXT-SRV-ATTR:host'])
         verdicts = self._verdicts(server['id'])[-1]
         self.assertEqual({'host3'},
-                         {h for h, v in verdicts.items() if v.passed})
+                         {h for h, ok in verdicts.items() if ok})
 
     # 2c. No host has the pinned architecture: Nova's NoValidHost.
     def test_exact_tag_no_host_has_is_no_valid_host(self):
@@ -380,7 +405,7 @@ class EcraeInNovaTest(EcraeNovaTestCase):
         server = self.api.get_server(server['id'])
         self.assertIn('No valid host', server['fault']['message'])
         verdicts = self._verdicts(server['id'])[-1]
-        self.assertFalse(any(v.passed for v in verdicts.values()))
+        self.assertFalse(any(verdicts.values()))
 
     # 4. A live migration to a host ECRAE's filter rejects is refused.
     def test_live_migration_to_rejected_host_is_refused(self):
@@ -395,7 +420,7 @@ class EcraeInNovaTest(EcraeNovaTestCase):
         verdicts = self._verdicts(server['id'])
         self.assertTrue(verdicts, 'no FilterHosts call for the migration')
         self.assertEqual(['host1'], list(verdicts[-1]))
-        self.assertFalse(verdicts[-1]['host1'].passed)
+        self.assertFalse(verdicts[-1]['host1'])
         event = self._wait_for_action_fail_completion(
             server, 'live-migration', 'conductor_live_migrate_instance')
         self.assertIn('No valid host', str(event.get('traceback')) +

@@ -60,6 +60,12 @@ def _check_order(results, hosts, what):
                                % (what, r.host, h.host))
 
 
+def _check_count(values, hosts, what):
+    if len(values) != len(hosts):
+        raise ServiceError('%d %s for %d hosts'
+                           % (len(values), what, len(hosts)))
+
+
 def _failed(method, exc, n_hosts, outcome):
     FAILURE_WARNING.warning(
         'ECRAE %s to %s answered unusably (%s); %s for %d host(s)',
@@ -91,8 +97,10 @@ class EcraeFilter(filters.BaseHostFilter):
         fail_open = CONF.ecrae.fail_open
         outcome = ('failing open: every host passes' if fail_open else
                    'failing closed (fail_open = false): every host rejected')
+        # The rejections' reasons are only worth their cost when logged.
+        verdicts = LOG.isEnabledFor(logging.DEBUG)
         try:
-            request = translate.filter_request(spec_obj, hosts)
+            request = translate.filter_request(spec_obj, hosts, verdicts)
         except Exception as exc:
             _failed('FilterHosts', 'translation: %r' % exc, len(hosts),
                     outcome)
@@ -100,11 +108,19 @@ class EcraeFilter(filters.BaseHostFilter):
         resp = _call('FilterHosts', request, len(hosts), outcome)
         if resp is None:
             return hosts if fail_open else []
+        # Full verdicts come when asked for, and from a service older than
+        # passed_only (which ignores it): both forms are read.
+        full = len(resp.verdicts) > 0
         try:
-            _check_order(resp.verdicts, hosts, 'verdicts')
+            if full:
+                _check_order(resp.verdicts, hosts, 'verdicts')
+            else:
+                _check_count(resp.passed, hosts, 'flags')
         except ServiceError as exc:
             _failed('FilterHosts', exc, len(hosts), outcome)
             return hosts if fail_open else []
+        if not full:
+            return [h for h, ok in zip(hosts, resp.passed) if ok]
         passed = []
         for host, verdict in zip(hosts, resp.verdicts):
             if verdict.passed:
@@ -124,7 +140,17 @@ class EcraeWeigher(weights.BaseHostWeigher):
     order and Nova normalises them. Any failure weighs every host 0.
     """
 
+    def __init__(self):
+        super().__init__()
+        self._multiplier = CONF.ecrae.weight_multiplier
+
     def weight_multiplier(self, host_state):
+        # Nova asks once per host after every pass. A host in no aggregate
+        # gets the option read at the start of the pass: what
+        # get_weight_multiplier returns, without its per-host aggregate scan
+        # and option lookup.
+        if not host_state.aggregates:
+            return self._multiplier
         return scheduler_utils.get_weight_multiplier(
             host_state, 'ecrae_weight_multiplier',
             CONF.ecrae.weight_multiplier)
@@ -134,6 +160,7 @@ class EcraeWeigher(weights.BaseHostWeigher):
 
     def weigh_objects(self, weighed_obj_list, weight_properties):
         hosts = [w.obj for w in weighed_obj_list]
+        self._multiplier = CONF.ecrae.weight_multiplier
         if not hosts:
             return []
         if scheduler_utils.request_is_rebuild(weight_properties):
@@ -152,9 +179,13 @@ class EcraeWeigher(weights.BaseHostWeigher):
         resp = _call('WeighHosts', request, len(hosts), outcome)
         if resp is None:
             return zeros
+        # A service older than scores_only answers HostScore messages.
         try:
-            _check_order(resp.scores, hosts, 'scores')
+            if resp.scores:
+                _check_order(resp.scores, hosts, 'scores')
+                return [s.score for s in resp.scores]
+            _check_count(resp.score_values, hosts, 'scores')
         except ServiceError as exc:
             _failed('WeighHosts', exc, len(hosts), outcome)
             return zeros
-        return [s.score for s in resp.scores]
+        return list(resp.score_values)

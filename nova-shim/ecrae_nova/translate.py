@@ -3,7 +3,6 @@ fields become the proto default; no field is ever lazy-loaded (no DB access).
 """
 
 import json
-import weakref
 
 from google.protobuf.internal import encoder
 from google.protobuf.internal import wire_format
@@ -231,39 +230,38 @@ _HOSTS = _tag(placement_pb2.FilterHostsRequest, 'hosts')
 assert (_INSTANCE, _HOSTS) == (
     _tag(placement_pb2.WeighHostsRequest, 'instance'),
     _tag(placement_pb2.WeighHostsRequest, 'hosts'))
-# Nova needs only the scores; the breakdown's text stays on the service.
-_OMIT_EXPLANATIONS = placement_pb2.WeighHostsRequest(
-    omit_explanations=True).SerializeToString()
+# Nova needs one flag or one score per host, in host order: compact answers
+# decode in microseconds, a thousand messages with names and text do not.
+_PASSED_ONLY = placement_pb2.FilterHostsRequest(
+    passed_only=True).SerializeToString()
+_SCORES_ONLY = placement_pb2.WeighHostsRequest(
+    scores_only=True).SerializeToString()
 
 # Each Nova HostState's encoded field, reused while the host is unchanged: a
 # scheduler sends the same hosts on every pass, and translating them is most
 # of a pass's cost. Nova moves `updated` on every compute report and every
 # consume_from_request; the resources a pass consumes, the metrics object
-# and the aggregates (replaced, never edited in place) are checked too.
-_ENCODED = weakref.WeakKeyDictionary()
+# and the aggregates (replaced, never edited in place) are checked too. The
+# bytes ride on the HostState itself (Nova keeps one per compute node for the
+# scheduler's lifetime): a plain attribute is the cheapest lookup there is,
+# and this one runs for every host of every pass.
+_WIRE = '_ecrae_wire'
 
 
 def _encoded_host(hs):
     try:
-        # Plain attribute reads: this runs for every host of every pass.
         key = (hs.updated, hs.free_ram_mb, hs.free_disk_mb, hs.vcpus_used,
-               hs.num_instances, hs.disk_mb_used)
-        metrics = hs.metrics
-        aggs = tuple(hs.aggregates or ())
+               hs.num_instances, hs.disk_mb_used, hs.metrics,
+               tuple(hs.aggregates or ()))
+        hit = hs.__dict__.get(_WIRE)
     except AttributeError:  # not a nova HostState: translate, don't cache
-        data = host_state(hs).SerializeToString()
-        return _HOSTS + encoder._VarintBytes(len(data)) + data
-    hit = _ENCODED.get(hs)
-    if (hit is not None and hit[0] == key and hit[1] is metrics and
-            len(hit[2]) == len(aggs) and
-            all(a is b for a, b in zip(hit[2], aggs))):
-        return hit[3]
+        key = hit = None
+    if hit is not None and hit[0] == key:
+        return hit[1]
     data = host_state(hs).SerializeToString()
     field = _HOSTS + encoder._VarintBytes(len(data)) + data
-    try:
-        _ENCODED[hs] = (key, metrics, aggs, field)
-    except TypeError:  # not weak-referenceable: just don't cache it
-        pass
+    if key is not None:
+        setattr(hs, _WIRE, (key, field))
     return field
 
 
@@ -276,11 +274,14 @@ def _encode(spec_obj, hosts, tail=b''):
     return EncodedRequest(inst, b''.join(parts))
 
 
-def filter_request(spec_obj, hosts):
-    """RequestSpec + HostStates → a FilterHostsRequest in wire form."""
-    return _encode(spec_obj, hosts)
+def filter_request(spec_obj, hosts, verdicts=False):
+    """RequestSpec + HostStates → a FilterHostsRequest in wire form. The
+    answer carries only ``passed`` unless ``verdicts`` (which adds each
+    rejection's filter and reason) is asked for."""
+    return _encode(spec_obj, hosts, b'' if verdicts else _PASSED_ONLY)
 
 
 def weigh_request(spec_obj, hosts):
-    """RequestSpec + HostStates → a WeighHostsRequest in wire form."""
-    return _encode(spec_obj, hosts, _OMIT_EXPLANATIONS)
+    """RequestSpec + HostStates → a WeighHostsRequest in wire form; the
+    answer carries only ``score_values``."""
+    return _encode(spec_obj, hosts, _SCORES_ONLY)

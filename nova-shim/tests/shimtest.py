@@ -115,6 +115,8 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
         self.delay = 0.0
         self.error = None          # grpc.StatusCode to abort with
         self.drop_last = False     # answer one result short
+        self.legacy = False        # ignore passed_only and scores_only, as
+                                   # a service older than them does
         self.cancelled = []        # method names whose caller gave up
         self.done = threading.Event()
 
@@ -135,9 +137,12 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
         resp = placement_pb2.FilterHostsResponse(tag='web', tag_source='flavor')
         for h in hosts:
             ok = h.host not in self.reject
-            resp.verdicts.add(host=h.host, nodename=h.nodename, passed=ok,
-                              filter='' if ok else 'fake',
-                              reason='' if ok else 'rejected by the test')
+            if request.passed_only and not self.legacy:
+                resp.passed.append(ok)
+            else:
+                resp.verdicts.add(host=h.host, nodename=h.nodename, passed=ok,
+                                  filter='' if ok else 'fake',
+                                  reason='' if ok else 'rejected by the test')
         self.done.set()
         return resp
 
@@ -146,8 +151,11 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
         hosts = list(request.hosts)[:-1] if self.drop_last else request.hosts
         resp = placement_pb2.WeighHostsResponse(tag='web', tag_source='flavor')
         for h in hosts:
-            resp.scores.add(host=h.host, nodename=h.nodename,
-                            score=self.scores.get(h.host, float(h.free_ram_mb)))
+            score = self.scores.get(h.host, float(h.free_ram_mb))
+            if request.scores_only and not self.legacy:
+                resp.score_values.append(score)
+            else:
+                resp.scores.add(host=h.host, nodename=h.nodename, score=score)
         self.done.set()
         return resp
 

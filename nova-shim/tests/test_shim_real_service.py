@@ -101,7 +101,7 @@ def test_filter_and_weigher_pass_against_ecrae_serve(ecrae_service, caplog,
     assert [m for m, _ in answers] == ['FilterHosts', 'WeighHosts']
     for _, resp in answers:
         assert resp.tag == 'web-frontend', resp
-    assert len(answers[1][1].scores) == len(hosts)
+    assert len(answers[1][1].score_values) == len(hosts)
 
     # The scheduler hint carries the tag when the flavor does not.
     answers.clear()

@@ -2,6 +2,7 @@
 HostStates and RequestSpecs, against FakePlacement (see shimtest.py)."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -135,6 +136,25 @@ def test_filter_one_call_per_pass_and_translation(fake_service):
     assert h2.num_instances == 2
 
 
+def test_filter_asks_for_flags_unless_debug_logging(fake_service, caplog):
+    hosts = shimtest.host_states(3)
+    fake_service.reject = {'host2'}
+    spec = shimtest.request_spec()
+    assert names(run_filter(hosts, spec)) == ['host1', 'host3']
+    req = fake_service.calls[-1][1]
+    assert req.passed_only is True
+
+    # With its debug log on, the filter asks for full verdicts and logs why
+    # each rejected host was rejected.
+    caplog.set_level(logging.DEBUG, logger='ecrae_nova')
+    assert names(run_filter(hosts, spec)) == ['host1', 'host3']
+    assert fake_service.calls[-1][1].passed_only is False
+    why = [r.getMessage() for r in caplog.records
+           if r.getMessage().startswith('EcraeFilter rejected')]
+    assert why == ["EcraeFilter rejected (host2, node2) [fake]: rejected by "
+                   "the test (tag 'web' from flavor)"]
+
+
 def test_filter_runs_once_per_instance_index(fake_service):
     hosts = shimtest.host_states(3)
     spec = shimtest.request_spec()
@@ -188,6 +208,27 @@ def test_weigher_multiplier_from_conf_and_aggregate(fake_service, ecrae_conf):
     weighed = run_weigher(hosts, shimtest.request_spec())
     got = {x.obj.host: x.weight for x in weighed}
     assert got == pytest.approx({'host1': 2.5, 'host2': 0.25, 'host3': 0.0})
+
+
+def test_weigher_reads_the_multiplier_on_every_pass(fake_service,
+                                                    ecrae_conf):
+    """One weigher instance lives as long as nova-scheduler: a changed
+    option (a reloaded config) applies from the next pass on."""
+    aggs = {1: [shimtest.aggregate('slow', ecrae_weight_multiplier='3')]}
+    hosts = shimtest.host_states(3, aggregates=aggs)
+    fake_service.scores = {'host1': 1.0, 'host2': 3.0, 'host3': 2.0}
+    weigher = [scheduler.EcraeWeigher()]
+    handler = nova_weights.HostWeightHandler()
+    spec = shimtest.request_spec()
+    # normalised: host1 0, host2 1, host3 0.5; host1 keeps its aggregate's 3.
+    got = {x.obj.host: x.weight
+           for x in handler.get_weighed_objects(weigher, hosts, spec)}
+    assert got == pytest.approx({'host1': 0.0, 'host2': 1.0, 'host3': 0.5})
+    ecrae_conf(weight_multiplier=-2.0)
+    got = {x.obj.host: x.weight
+           for x in handler.get_weighed_objects(weigher, hosts, spec)}
+    assert got == pytest.approx({'host1': 0.0, 'host2': -2.0, 'host3': -1.0})
+    assert fake_service.calls[-1][1].scores_only is True
 
 
 def test_weight_multiplier_zero_switches_it_off(fake_service, ecrae_conf):
@@ -257,7 +298,21 @@ def test_fail_open_on_wrong_result_count(fake_service, warnings_log):
     fake_service.reject = {'host1'}
     _check_fail_open(shimtest.host_states(3), shimtest.request_spec())
     assert fake_service.methods() == ['FilterHosts', 'WeighHosts']
-    assert '2 verdicts for 3 hosts' in warnings_log()[0].getMessage()
+    assert '2 flags for 3 hosts' in warnings_log()[0].getMessage()
+
+
+def test_answers_of_an_older_service_are_read(fake_service):
+    """A service from before passed_only / scores_only answers full
+    messages: a rolling upgrade that updates the shim first still ranks."""
+    fake_service.legacy = True
+    fake_service.reject = {'host2'}
+    fake_service.scores = {'host1': 1.0, 'host3': 2.0}
+    hosts = shimtest.host_states(3)
+    passed = run_filter(hosts, shimtest.request_spec())
+    assert names(passed) == ['host1', 'host3']
+    weighed = run_weigher(passed, shimtest.request_spec())
+    assert [w.obj.host for w in weighed] == ['host3', 'host1']
+    assert [w.weight for w in weighed] == [1.0, 0.0]
 
 
 def test_fail_closed_rejects_all(no_service, ecrae_conf):
@@ -423,7 +478,7 @@ def test_encoded_request_is_the_message_and_tracks_changes():
     want = placement_pb2.WeighHostsRequest(
         instance=translate.instance_request(spec),
         hosts=[translate.host_state(h) for h in hosts],
-        omit_explanations=True)
+        scores_only=True)
     got = placement_pb2.WeighHostsRequest.FromString(
         translate.weigh_request(spec, hosts).SerializeToString())
     assert got == want
