@@ -204,8 +204,19 @@ func (ceilingFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 // whether a hint is relaxed depends on the others. Reasons share one string
 // (see the package doc).
 func FilterHosts(req Request, prof Profile, hosts []Host) []Verdict {
+	return filterHosts(req, prof, hosts, false)
+}
+
+// FilterHostsQuiet is FilterHosts without the reasons (Reason stays empty):
+// what Nova's filter asks for, where a thousand reasons are text nobody
+// reads.
+func FilterHostsQuiet(req Request, prof Profile, hosts []Host) []Verdict {
+	return filterHosts(req, prof, hosts, true)
+}
+
+func filterHosts(req Request, prof Profile, hosts []Host, quiet bool) []Verdict {
 	st := newState(req, prof)
-	var e evaluator
+	e := evaluator{quiet: quiet}
 	e.reset(len(hosts))
 	for i := range hosts {
 		u, m := hosts[i].CurrentUtilization()
@@ -222,6 +233,8 @@ func FilterHosts(req Request, prof Profile, hosts []Host) []Verdict {
 type evaluator struct {
 	fits []fit
 	why  []byte // reasons and notes of this pass, see fit.why
+	// quiet drops each reason once written: why then holds one at most.
+	quiet bool
 }
 
 func (e *evaluator) reset(n int) {
@@ -229,7 +242,9 @@ func (e *evaluator) reset(n int) {
 		e.fits = make([]fit, n)
 		// Reasons run to 40-60 bytes; usually fewer than half the hosts
 		// get one.
-		e.why = make([]byte, 0, 32*n)
+		if !e.quiet {
+			e.why = make([]byte, 0, 32*n)
+		}
 	}
 	e.fits = e.fits[:n]
 	e.why = e.why[:0]
@@ -255,7 +270,9 @@ func (e *evaluator) runFilters(st *state, verdicts []Verdict) (passed int) {
 			start := len(e.why)
 			ok, why := fl.filter(st, f, e.why)
 			e.why = why
-			if len(why) > start {
+			if e.quiet {
+				e.why = why[:start]
+			} else if len(why) > start {
 				f.why = span{start, len(why)}
 			}
 			if !ok {

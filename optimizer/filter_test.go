@@ -78,6 +78,12 @@ func TestFilterHostsOneHost(t *testing.T) {
 			if d := cmp.Diff([]Verdict{tc.want}, got); d != "" {
 				t.Errorf("FilterHosts (-want +got):\n%s", d)
 			}
+			// The quiet form decides the same, and says nothing.
+			quiet := tc.want
+			quiet.Reason = ""
+			if d := cmp.Diff([]Verdict{quiet}, FilterHostsQuiet(tc.req, tc.prof, []Host{tc.h})); d != "" {
+				t.Errorf("FilterHostsQuiet (-want +got):\n%s", d)
+			}
 		})
 	}
 }
@@ -125,6 +131,13 @@ func TestFilterHostsHint(t *testing.T) {
 			got := FilterHosts(tc.req, tc.prof, tc.hosts)
 			if d := cmp.Diff(tc.want, got); d != "" {
 				t.Errorf("FilterHosts (-want +got):\n%s", d)
+			}
+			quiet := make([]Verdict, len(tc.want))
+			for i, v := range tc.want {
+				quiet[i] = Verdict{Passed: v.Passed, Filter: v.Filter}
+			}
+			if d := cmp.Diff(quiet, FilterHostsQuiet(tc.req, tc.prof, tc.hosts)); d != "" {
+				t.Errorf("FilterHostsQuiet (-want +got):\n%s", d)
 			}
 		})
 	}

@@ -41,7 +41,9 @@ func benchHosts(n int) []*ecraev1.HostState {
 //   - weigh/hosts=N: the full breakdown, as the CLI and tools ask for it;
 //   - weigh-quiet/hosts=1000: the numbers without the explanation text;
 //   - weigh-scores/hosts=1000 and filter-flags/hosts=1000: what Nova's shim
-//     asks for (scores_only, passed_only).
+//     asks for (scores_only, passed_only);
+//   - ...-refs/hosts=1000: the same once the service holds the states, as
+//     the shim sends them from its second call on (state_ref).
 //
 // Client and server share this process (and its collector setting); in
 // production the client is the Python shim (see nova-shim/bench).
@@ -98,6 +100,34 @@ func BenchmarkPlacementCalls(b *testing.B) {
 			return len(resp.GetPassed()) == n && len(resp.GetVerdicts()) == 0, err
 		}
 	}
+	// The shim's calls once the service holds the states: the first call
+	// sends them with their digests, every later one refers to them.
+	byRef := func(n int, call func([]*ecraev1.HostState) (int, error)) func() (bool, error) {
+		hosts := benchHosts(n)
+		refs := make([]*ecraev1.HostState, n)
+		for i, h := range hosts {
+			h.StateDigest = uint64(i + 1)
+			refs[i] = &ecraev1.HostState{Host: h.GetHost(), StateRef: h.GetStateDigest()}
+		}
+		sent := false
+		return func() (bool, error) {
+			if !sent {
+				sent = true
+				got, err := call(hosts)
+				return got == n, err
+			}
+			got, err := call(refs)
+			return got == n, err
+		}
+	}
+	filterRefs := byRef(1000, func(hosts []*ecraev1.HostState) (int, error) {
+		resp, err := client.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: inst, Hosts: hosts, PassedOnly: true})
+		return len(resp.GetPassed()), err
+	})
+	weighRefs := byRef(1000, func(hosts []*ecraev1.HostState) (int, error) {
+		resp, err := client.WeighHosts(ctx, &ecraev1.WeighHostsRequest{Instance: inst, Hosts: hosts, ScoresOnly: true})
+		return len(resp.GetScoreValues()), err
+	})
 	for _, bc := range []struct {
 		name string
 		call func() (bool, error)
@@ -108,6 +138,8 @@ func BenchmarkPlacementCalls(b *testing.B) {
 		{"weigh-quiet/hosts=1000", weigh(1000, true, false)},
 		{"weigh-scores/hosts=1000", weigh(1000, false, true)},
 		{"filter-flags/hosts=1000", filter(1000)},
+		{"weigh-scores-refs/hosts=1000", weighRefs},
+		{"filter-flags-refs/hosts=1000", filterRefs},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			if ok, err := bc.call(); err != nil || !ok {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/ecrae/ecrae/optimizer"
@@ -104,12 +105,13 @@ func mergeSpecs(base, over map[string]string) map[string]string {
 	return out
 }
 
-// hosts validates Nova's host states and resolves each one's model.
-func (c *catalog) hosts(in []*ecraev1.HostState, maxHosts int) ([]optimizer.Host, error) {
+// hosts validates Nova's host states and resolves each one's model, into
+// buf when it is large enough.
+func (c *catalog) hosts(in []*ecraev1.HostState, maxHosts int, buf []optimizer.Host) ([]optimizer.Host, error) {
 	if len(in) > maxHosts {
 		return nil, invalid("hosts", "%d hosts exceed the limit of %d per call", len(in), maxHosts)
 	}
-	out := make([]optimizer.Host, len(in))
+	out := slices.Grow(buf[:0], len(in))[:len(in)]
 	// Hosts of one model share their cpu_info string: decode each once.
 	arches := map[string]string{}
 	for i, h := range in {

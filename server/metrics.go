@@ -16,6 +16,7 @@ type Metrics struct {
 	latency   *prometheus.HistogramVec
 	hostsSeen *prometheus.CounterVec
 	hostsPass *prometheus.CounterVec
+	stateRefs *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors on reg (nil: not registered).
@@ -34,9 +35,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		hostsPass: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecrae_filter_hosts_passed_total", Help: "Hosts that passed FilterHosts, by tag.",
 		}, []string{"tag"}),
+		stateRefs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecrae_host_state_refs_total", Help: "Host state references (state_ref) by result: resolved, or unknown (the client sent full states again).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.rpcs, m.latency, m.hostsSeen, m.hostsPass)
+		reg.MustRegister(m.rpcs, m.latency, m.hostsSeen, m.hostsPass, m.stateRefs)
 	}
 	return m
 }
@@ -44,6 +48,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) filtered(tag string, seen, passed int) {
 	m.hostsSeen.WithLabelValues(tag).Add(float64(seen))
 	m.hostsPass.WithLabelValues(tag).Add(float64(passed))
+}
+
+func (m *Metrics) referenced(resolved int, unknown bool) {
+	if resolved > 0 {
+		m.stateRefs.WithLabelValues("resolved").Add(float64(resolved))
+	}
+	if unknown {
+		m.stateRefs.WithLabelValues("unknown").Inc()
+	}
 }
 
 // UnaryInterceptor counts and times every unary call.

@@ -17,6 +17,7 @@ type pass struct {
 	prof        optimizer.Profile
 	tag, source string
 	hosts       []optimizer.Host
+	buf         *[]optimizer.Host // backs hosts, recycled by done
 }
 
 // newPass reads the KB view and validates and converts the instance and the
@@ -30,10 +31,27 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 	if p.req, p.prof, p.tag, p.source, err = c.instance(inst, "instance", s.cfg.DefaultTag); err != nil {
 		return nil, err
 	}
-	if p.hosts, err = c.hosts(hosts, s.cfg.MaxHosts); err != nil {
+	if hosts, err = s.states.resolve(hosts, s.stats); err != nil {
 		return nil, err
 	}
+	buf, _ := s.hostBufs.Get().(*[]optimizer.Host)
+	if buf == nil {
+		buf = new([]optimizer.Host)
+	}
+	if p.hosts, err = c.hosts(hosts, s.cfg.MaxHosts, *buf); err != nil {
+		s.hostBufs.Put(buf)
+		return nil, err
+	}
+	*buf = p.hosts
+	p.buf = buf
 	return p, nil
+}
+
+// done hands the pass's hosts back for the next pass to convert into: the
+// answer holds none of them (names are strings, copied by value).
+func (s *Server) done(p *pass) {
+	clear(*p.buf) // drop the references the hosts hold until reused
+	s.hostBufs.Put(p.buf)
 }
 
 // FilterHosts answers one Nova filter pass.
@@ -42,9 +60,14 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 	if err != nil {
 		return nil, err
 	}
+	defer s.done(p)
 	r, prof, tag, source, hosts := p.req, p.prof, p.tag, p.source, p.hosts
 	s.live(p.cat, hosts, false) // measured utilisation decides the ceiling
-	verdicts := optimizer.FilterHosts(r, prof, hosts)
+	filter := optimizer.FilterHosts
+	if req.GetPassedOnly() {
+		filter = optimizer.FilterHostsQuiet
+	}
+	verdicts := filter(r, prof, hosts)
 	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source}
 	passed := 0
 	if req.GetPassedOnly() {
@@ -77,6 +100,7 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 	if err != nil {
 		return nil, err
 	}
+	defer s.done(p)
 	weights, err := s.weights(req.GetScorerWeights())
 	if err != nil {
 		return nil, err
@@ -164,7 +188,11 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 	var notes []string
 	source := "request"
 	if len(req.GetHosts()) > 0 {
-		if hosts, err = c.hosts(req.GetHosts(), s.cfg.MaxHosts); err != nil {
+		given, err := s.states.resolve(req.GetHosts(), s.stats)
+		if err != nil {
+			return nil, err
+		}
+		if hosts, err = c.hosts(given, s.cfg.MaxHosts, nil); err != nil {
 			return nil, err
 		}
 		notes = s.live(c, hosts, true)

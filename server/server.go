@@ -61,6 +61,9 @@ type Config struct {
 	// MaxHosts bounds the hosts of one call (protects the service from a
 	// runaway client); 0 means 100000.
 	MaxHosts int
+	// StateCacheSize bounds the host states remembered for clients that
+	// send references to them; 0 means DefaultStateCacheSize.
+	StateCacheSize int
 	// Live is the live host view: scoring uses its measured utilisation
 	// and power and the instances it knows, WhatIf places on its hosts.
 	// nil = each request's own data, and the KB's hosts for WhatIf.
@@ -82,6 +85,12 @@ type Server struct {
 
 	mu  sync.Mutex // serialises catalog rebuilds
 	cat atomic.Pointer[catalog]
+
+	states *stateCache
+	// hostBufs recycles the converted hosts of Nova's passes: at a
+	// thousand hosts they are 180 KB a call, and such garbage sets the
+	// collector's pace, whose cycles make a pass's tail latency.
+	hostBufs sync.Pool
 }
 
 // New checks the configuration and returns a server reading kb.
@@ -100,13 +109,16 @@ func New(cfg Config, kb KBStore, log *slog.Logger, stats *Metrics) (*Server, err
 	if cfg.MaxHosts <= 0 {
 		cfg.MaxHosts = 100000
 	}
+	if cfg.StateCacheSize <= 0 {
+		cfg.StateCacheSize = DefaultStateCacheSize
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if stats == nil {
 		stats = NewMetrics(nil)
 	}
-	return &Server{cfg: cfg, kb: kb, log: log, stats: stats}, nil
+	return &Server{cfg: cfg, kb: kb, log: log, stats: stats, states: newStateCache(cfg.StateCacheSize)}, nil
 }
 
 // Register adds the placement, KB and host view services to g.

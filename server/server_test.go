@@ -46,6 +46,7 @@ hosts:
 `
 
 type harness struct {
+	srv   *Server
 	store *kbstore.Store
 	place ecraev1.PlacementServiceClient
 	kb    ecraev1.KnowledgeBaseServiceClient
@@ -88,7 +89,7 @@ func newHarness(t testing.TB, kbYAML string) *harness {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &harness{store: store, place: ecraev1.NewPlacementServiceClient(conn), kb: ecraev1.NewKnowledgeBaseServiceClient(conn)}
+	return &harness{srv: srv, store: store, place: ecraev1.NewPlacementServiceClient(conn), kb: ecraev1.NewKnowledgeBaseServiceClient(conn)}
 }
 
 // novaHost is a host as Nova's HostState would describe it.

@@ -49,8 +49,9 @@ type serveConfig struct {
 	staleAfter     time.Duration // 0 = hostview's default
 	subjectPrefix  string        // Nova's notifications: <prefix>.versioned_notifications.>
 	// Consolidation plans and the optional periodic mode (issue 5).
-	rebalance rebalanceServe
-	gcPercent int
+	rebalance  rebalanceServe
+	gcPercent  int
+	stateCache int
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -72,6 +73,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&c.staleAfter, "stale-after", hostview.DefaultStaleAfter, "a host not heard from for this long is stale: its measurements fall back to the model's estimate")
 	fs.StringVar(&c.subjectPrefix, "subject-prefix", "nova", "NATS subject prefix of Nova's notifications (<prefix>.versioned_notifications.<priority>.<event_type>)")
 	c.rebalance.register(fs)
+	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (a few per host per scheduler worker)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for shorter pauses on the placement path; the GOGC variable, when set, wins")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -144,7 +146,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		log.Info("OpenStack credentials found", "source", cloud.Source, "resync_interval", c.resyncInterval)
 		sources += fmt.Sprintf(" + resync with Nova and Placement every %s (%s)", c.resyncInterval, cloud.Source)
 	}
-	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources}, store, log, stats)
+	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache}, store, log, stats)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -4,10 +4,12 @@ endpoint, and calls that do not block eventlet's hub."""
 import os
 import sys
 import threading
+import time
 
 import grpc
 
 from ecrae.v1 import placement_pb2
+from ecrae_nova import translate
 
 # Reconnect quickly once the service is back (gRPC's default backoff grows to
 # 120 s, which would keep the shim failing open long after a restart), and
@@ -29,9 +31,11 @@ def _serialize(request):
 
 class _Stub(object):
     """PlacementService's calls on one channel. Unlike the generated stub,
-    it takes requests that translate encoded already."""
+    it takes requests that translate encoded already, and keeps what the
+    service behind the channel holds of the host states (``refs``)."""
 
     def __init__(self, channel):
+        self.refs = translate.StateRefs()
         for method, response in (('FilterHosts', 'FilterHostsResponse'),
                                  ('WeighHosts', 'WeighHostsResponse')):
             setattr(self, method, channel.unary_unary(
@@ -125,9 +129,26 @@ def run_blocking(fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
-def call(conf, method, request):
-    """Call PlacementService.<method>(request) with the ``[ecrae] timeout``
+def call(conf, method, build):
+    """Call PlacementService.<method>(build(refs)) within the ``[ecrae]
+    timeout`` deadline, ``refs`` being the channel's StateRefs. When the
+    service no longer holds a state the request refers to, the request is
+    built again with full states and sent once more, in what is left of the
     deadline. Raises grpc.RpcError (or whatever went wrong)."""
     stub = get_stub(conf)
     rpc = getattr(stub, method)
-    return run_blocking(rpc, request, timeout=conf.ecrae.timeout)
+    timeout = conf.ecrae.timeout
+    deadline = time.monotonic() + timeout
+    request = build(stub.refs)
+    try:
+        resp = run_blocking(rpc, request, timeout=timeout)
+    except grpc.RpcError as exc:
+        if (not request.references or not hasattr(exc, 'code') or
+                exc.code() != grpc.StatusCode.FAILED_PRECONDITION):
+            raise
+        stub.refs.forget()
+        request = build(stub.refs)
+        resp = run_blocking(rpc, request,
+                            timeout=max(0.0, deadline - time.monotonic()))
+    request.acknowledge()
+    return resp

@@ -37,11 +37,12 @@ def _describe(exc):
     return '%s: %s' % (type(exc).__name__, exc)
 
 
-def _call(method, request, n_hosts, outcome):
-    """One RPC; None (after a rate-limited warning) when it failed."""
+def _call(method, build, n_hosts, outcome):
+    """One RPC of the request build(refs) makes; None (after a rate-limited
+    warning) when translating or calling failed."""
     start = time.monotonic()
     try:
-        return client.call(CONF, method, request)
+        return client.call(CONF, method, build)
     except Exception as exc:
         FAILURE_WARNING.warning(
             'ECRAE %s to %s failed after %.3fs (%s); %s for %d host(s)',
@@ -99,13 +100,8 @@ class EcraeFilter(filters.BaseHostFilter):
                    'failing closed (fail_open = false): every host rejected')
         # The rejections' reasons are only worth their cost when logged.
         verdicts = LOG.isEnabledFor(logging.DEBUG)
-        try:
-            request = translate.filter_request(spec_obj, hosts, verdicts)
-        except Exception as exc:
-            _failed('FilterHosts', 'translation: %r' % exc, len(hosts),
-                    outcome)
-            return hosts if fail_open else []
-        resp = _call('FilterHosts', request, len(hosts), outcome)
+        resp = _call('FilterHosts', lambda refs: translate.filter_request(
+            spec_obj, hosts, verdicts, refs), len(hosts), outcome)
         if resp is None:
             return hosts if fail_open else []
         # Full verdicts come when asked for, and from a service older than
@@ -170,13 +166,8 @@ class EcraeWeigher(weights.BaseHostWeigher):
     def _weigh(self, hosts, spec_obj):
         outcome = 'every host weighs 0'
         zeros = [0.0] * len(hosts)
-        try:
-            request = translate.weigh_request(spec_obj, hosts)
-        except Exception as exc:
-            _failed('WeighHosts', 'translation: %r' % exc, len(hosts),
-                    outcome)
-            return zeros
-        resp = _call('WeighHosts', request, len(hosts), outcome)
+        resp = _call('WeighHosts', lambda refs: translate.weigh_request(
+            spec_obj, hosts, refs), len(hosts), outcome)
         if resp is None:
             return zeros
         # A service older than scores_only answers HostScore messages.

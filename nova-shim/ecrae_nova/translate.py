@@ -2,6 +2,7 @@
 fields become the proto default; no field is ever lazy-loaded (no DB access).
 """
 
+import hashlib
 import json
 
 from google.protobuf.internal import encoder
@@ -206,18 +207,40 @@ def host_state(hs):
         disk_mb_used=_int(g(hs, 'disk_mb_used', None)))
 
 
+class StateRefs(object):
+    """What the service behind one channel holds of the host states sent to
+    it. A host sent in full (with its digest) in a call that succeeded goes
+    as a reference from then on; when the service answers that it does not
+    hold one (it restarted, or evicted it), forget() makes every host go in
+    full again."""
+
+    def __init__(self):
+        self.token = object()
+
+    def forget(self):
+        self.token = object()
+
+
 class EncodedRequest(object):
     """A request in wire form, as the channel sends it, with its instance
     kept as a message for logs and tests."""
 
-    __slots__ = ('instance', 'data')
+    __slots__ = ('instance', 'data', 'references', '_sent', '_token')
 
-    def __init__(self, instance, data):
+    def __init__(self, instance, data, references=0, sent=(), token=None):
         self.instance = instance
         self.data = data
+        self.references = references   # hosts sent as a state_ref
+        self._sent = sent               # cache entries sent in full
+        self._token = token
 
     def SerializeToString(self):
         return self.data
+
+    def acknowledge(self):
+        """The service answered: it holds the states sent in full."""
+        for entry in self._sent:
+            entry[3] = self._token
 
 
 def _tag(message, field):
@@ -237,51 +260,79 @@ _PASSED_ONLY = placement_pb2.FilterHostsRequest(
 _SCORES_ONLY = placement_pb2.WeighHostsRequest(
     scores_only=True).SerializeToString()
 
-# Each Nova HostState's encoded field, reused while the host is unchanged: a
+# Each Nova HostState's encoded forms, reused while the host is unchanged: a
 # scheduler sends the same hosts on every pass, and translating them is most
 # of a pass's cost. Nova moves `updated` on every compute report and every
 # consume_from_request; the resources a pass consumes, the metrics object
 # and the aggregates (replaced, never edited in place) are checked too. The
-# bytes ride on the HostState itself (Nova keeps one per compute node for the
-# scheduler's lifetime): a plain attribute is the cheapest lookup there is,
-# and this one runs for every host of every pass.
+# entry rides on the HostState itself (Nova keeps one per compute node for
+# the scheduler's lifetime): a plain attribute is the cheapest lookup there
+# is, and this one runs for every host of every pass.
+#
+# An entry is [key, full field (state + state_digest), reference field
+# (host + state_ref), StateRefs token of the channel that holds the state].
 _WIRE = '_ecrae_wire'
 
 
-def _encoded_host(hs):
+def _field_bytes(data):
+    return _HOSTS + encoder._VarintBytes(len(data)) + data
+
+
+def _entry(hs):
     try:
         key = (hs.updated, hs.free_ram_mb, hs.free_disk_mb, hs.vcpus_used,
                hs.num_instances, hs.disk_mb_used, hs.metrics,
                tuple(hs.aggregates or ()))
         hit = hs.__dict__.get(_WIRE)
-    except AttributeError:  # not a nova HostState: translate, don't cache
-        key = hit = None
+    except AttributeError:  # not a nova HostState: no cache, no reference
+        return [None, _field_bytes(host_state(hs).SerializeToString()),
+                None, None]
     if hit is not None and hit[0] == key:
-        return hit[1]
-    data = host_state(hs).SerializeToString()
-    field = _HOSTS + encoder._VarintBytes(len(data)) + data
-    if key is not None:
-        setattr(hs, _WIRE, (key, field))
-    return field
+        return hit
+    msg = host_state(hs)
+    data = msg.SerializeToString()
+    # Names included, so equal digests mean equal states; 0 means unset.
+    digest = int.from_bytes(
+        hashlib.blake2b(data, digest_size=8).digest(), 'little') or 1
+    # Appending a field to an encoded message is a valid encoding of both.
+    full = data + placement_pb2.HostState(
+        state_digest=digest).SerializeToString()
+    ref = placement_pb2.HostState(host=msg.host,
+                                  state_ref=digest).SerializeToString()
+    entry = [key, _field_bytes(full), _field_bytes(ref), None]
+    setattr(hs, _WIRE, entry)
+    return entry
 
 
-def _encode(spec_obj, hosts, tail=b''):
+def _encode(spec_obj, hosts, tail, refs):
     inst = instance_request(spec_obj)
     data = inst.SerializeToString()
     parts = [_INSTANCE, encoder._VarintBytes(len(data)), data]
-    parts.extend(_encoded_host(h) for h in hosts)
+    token = refs.token if refs is not None else None
+    sent = []
+    references = 0
+    for h in hosts:
+        entry = _entry(h)
+        if token is not None and entry[3] is token:
+            parts.append(entry[2])
+            references += 1
+        else:
+            parts.append(entry[1])
+            if entry[2] is not None:
+                sent.append(entry)
     parts.append(tail)
-    return EncodedRequest(inst, b''.join(parts))
+    return EncodedRequest(inst, b''.join(parts), references, sent, token)
 
 
-def filter_request(spec_obj, hosts, verdicts=False):
+def filter_request(spec_obj, hosts, verdicts=False, refs=None):
     """RequestSpec + HostStates → a FilterHostsRequest in wire form. The
     answer carries only ``passed`` unless ``verdicts`` (which adds each
-    rejection's filter and reason) is asked for."""
-    return _encode(spec_obj, hosts, b'' if verdicts else _PASSED_ONLY)
+    rejection's filter and reason) is asked for. With ``refs`` (the
+    channel's StateRefs), hosts the service holds go as references."""
+    return _encode(spec_obj, hosts, b'' if verdicts else _PASSED_ONLY, refs)
 
 
-def weigh_request(spec_obj, hosts):
+def weigh_request(spec_obj, hosts, refs=None):
     """RequestSpec + HostStates → a WeighHostsRequest in wire form; the
-    answer carries only ``score_values``."""
-    return _encode(spec_obj, hosts, _SCORES_ONLY)
+    answer carries only ``score_values``. ``refs`` as for filter_request."""
+    return _encode(spec_obj, hosts, _SCORES_ONLY, refs)

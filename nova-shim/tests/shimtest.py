@@ -117,6 +117,8 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
         self.drop_last = False     # answer one result short
         self.legacy = False        # ignore passed_only and scores_only, as
                                    # a service older than them does
+        self.states = {}           # state_digest -> HostState, as the
+                                   # service keeps them (clear() = restart)
         self.cancelled = []        # method names whose caller gave up
         self.done = threading.Event()
 
@@ -131,9 +133,25 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
             self.done.set()
             context.abort(self.error, 'fake failure')
 
+    def _hosts(self, request, context):
+        """The request's hosts with references resolved, as the service
+        does it; an unknown one aborts with FAILED_PRECONDITION."""
+        hosts = []
+        for i, h in enumerate(request.hosts):
+            if h.state_ref:
+                if h.state_ref not in self.states:
+                    self.done.set()
+                    context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                  'hosts[%d].state_ref: not held here' % i)
+                h = self.states[h.state_ref]
+            elif h.state_digest:
+                self.states[h.state_digest] = h
+            hosts.append(h)
+        return hosts[:-1] if self.drop_last else hosts
+
     def FilterHosts(self, request, context):
         self._prologue('FilterHosts', request, context)
-        hosts = list(request.hosts)[:-1] if self.drop_last else request.hosts
+        hosts = self._hosts(request, context)
         resp = placement_pb2.FilterHostsResponse(tag='web', tag_source='flavor')
         for h in hosts:
             ok = h.host not in self.reject
@@ -148,7 +166,7 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
 
     def WeighHosts(self, request, context):
         self._prologue('WeighHosts', request, context)
-        hosts = list(request.hosts)[:-1] if self.drop_last else request.hosts
+        hosts = self._hosts(request, context)
         resp = placement_pb2.WeighHostsResponse(tag='web', tag_source='flavor')
         for h in hosts:
             score = self.scores.get(h.host, float(h.free_ram_mb))

@@ -20,46 +20,70 @@ REPO = os.path.dirname(shimtest.SHIM_DIR)
 ECRAE = os.environ.get('ECRAE_BIN', os.path.join(REPO, 'bin', 'ecrae'))
 
 
+class Service(object):
+    """`ecrae serve` on fixed ports and a bbolt file in tmp_path."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.ports = [shimtest.free_port() for _ in range(3)]
+        self.endpoint = '127.0.0.1:%d' % self.ports[0]
+        self.proc = None
+        self.log = open(tmp_path / 'ecrae.log', 'a')
+
+    def start(self):
+        grpc_port, http_port, nats_port = self.ports
+        self.proc = subprocess.Popen(
+            [ECRAE, 'serve', '--grpc-addr', self.endpoint,
+             '--http-addr', '127.0.0.1:%d' % http_port,
+             '--nats-addr', '127.0.0.1:%d' % nats_port,
+             '--db', str(self.tmp_path / 'ecrae.db')],
+            cwd=str(self.tmp_path), stdout=self.log, stderr=subprocess.STDOUT)
+        channel = grpc.insecure_channel(self.endpoint)
+        deadline = time.monotonic() + 30
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    pytest.fail('ecrae serve exited with %s:\n%s' % (
+                        self.proc.returncode, self.output()))
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=0.5)
+                    return
+                except grpc.FutureTimeoutError:
+                    if time.monotonic() > deadline:
+                        pytest.fail('ecrae serve not ready on %s:\n%s' % (
+                            self.endpoint, self.output()))
+        finally:
+            channel.close()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def output(self):
+        self.log.flush()
+        return (self.tmp_path / 'ecrae.log').read_text()
+
+
 @pytest.fixture
 def ecrae_service(tmp_path, ecrae_conf):
     if not os.access(ECRAE, os.X_OK):
         pytest.skip('%s not built (run `make build`); the real-service test '
                     'needs it' % ECRAE)
-    grpc_port, http_port, nats_port = (shimtest.free_port() for _ in range(3))
-    log = open(tmp_path / 'ecrae.log', 'w')
-    proc = subprocess.Popen(
-        [ECRAE, 'serve', '--grpc-addr', '127.0.0.1:%d' % grpc_port,
-         '--http-addr', '127.0.0.1:%d' % http_port,
-         '--nats-addr', '127.0.0.1:%d' % nats_port,
-         '--db', str(tmp_path / 'ecrae.db')],
-        cwd=str(tmp_path), stdout=log, stderr=subprocess.STDOUT)
-    endpoint = '127.0.0.1:%d' % grpc_port
+    service = Service(tmp_path)
     try:
-        channel = grpc.insecure_channel(endpoint)
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail('ecrae serve exited with %s:\n%s' % (
-                    proc.returncode, (tmp_path / 'ecrae.log').read_text()))
-            try:
-                grpc.channel_ready_future(channel).result(timeout=0.5)
-                break
-            except grpc.FutureTimeoutError:
-                if time.monotonic() > deadline:
-                    pytest.fail('ecrae serve not ready on %s:\n%s' % (
-                        endpoint, (tmp_path / 'ecrae.log').read_text()))
-        channel.close()
+        service.start()
         # A first call may load the knowledge base: a generous deadline.
-        ecrae_conf(endpoint=endpoint, timeout=10.0)
-        yield proc
+        ecrae_conf(endpoint=service.endpoint, timeout=10.0)
+        yield service
     finally:
         client.close_channels()   # lets the server's graceful stop finish
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        if service.proc is not None:
+            service.stop()
+        service.log.close()
 
 
 def test_filter_and_weigher_pass_against_ecrae_serve(ecrae_service, caplog,
@@ -110,3 +134,52 @@ def test_filter_and_weigher_pass_against_ecrae_serve(ecrae_service, caplog,
         [c() for c in fh.get_matching_classes(['ecrae_nova.EcraeFilter'])],
         hosts, spec, index=0)
     assert answers[0][1].tag == 'batch'
+
+
+def test_references_against_ecrae_serve_and_its_restart(ecrae_service,
+                                                        caplog, monkeypatch):
+    """Unchanged hosts go as references once sent and get the same
+    answers; after a restart (the service holds no state) the pass
+    sends full states again, without a failure or a warning."""
+    caplog.set_level(logging.WARNING, logger='ecrae_nova')
+    sent = []
+    real_call = client.call
+
+    def spy(conf, method, build):
+        def recorded(refs):
+            request = build(refs)
+            sent.append((method, request.references))
+            return request
+        return real_call(conf, method, recorded)
+    monkeypatch.setattr(client, 'call', spy)
+    hosts = shimtest.host_states(6)
+    spec = shimtest.request_spec(
+        extra_specs={'ecrae:tag': 'web-frontend'},
+        image_props={'hw_architecture': 'x86_64'})
+    fh = nova_filters.HostFilterHandler()
+    wh = nova_weights.HostWeightHandler()
+    filters = [scheduler.EcraeFilter()]
+    weighers = [scheduler.EcraeWeigher()]
+
+    def one_pass():
+        passed = fh.get_filtered_objects(filters, hosts, spec, index=0)
+        return [(w.obj.host, w.weight)
+                for w in wh.get_weighed_objects(weighers, passed, spec)]
+
+    first = one_pass()
+    assert len(first) > 1
+    n = len(first)
+    again = one_pass()
+    assert again == first
+    # The first call sends full states; every later one refers to them.
+    assert sent == [('FilterHosts', 0), ('WeighHosts', n),
+                    ('FilterHosts', 6), ('WeighHosts', n)]
+
+    del sent[:]
+    ecrae_service.stop()
+    ecrae_service.start()
+    assert one_pass() == first
+    assert sent == [('FilterHosts', 6), ('FilterHosts', 0),
+                    ('WeighHosts', n)]
+    assert [r.getMessage() for r in caplog.records
+            if r.name.startswith('ecrae_nova')] == []

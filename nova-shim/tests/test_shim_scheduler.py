@@ -470,35 +470,129 @@ def test_without_eventlet_no_tpool():
     assert client.eventlet_patched() is False
 
 
+def _decoded(request, kind=placement_pb2.FilterHostsRequest):
+    return kind.FromString(request.SerializeToString())
+
+
+def _without_digests(hosts):
+    out = []
+    for h in hosts:
+        h = placement_pb2.HostState.FromString(h.SerializeToString())
+        h.ClearField('state_digest')
+        out.append(h)
+    return out
+
+
 def test_encoded_request_is_the_message_and_tracks_changes():
-    """The wire-form request equals the one built field by field, and a
-    host Nova changed (a consumed instance) is encoded again, not reused."""
+    """The wire-form request equals the one built field by field (plus each
+    state's digest), and a host Nova changed (a consumed instance, a compute
+    report) is encoded again, not reused."""
     hosts = shimtest.host_states(3)
     spec = shimtest.request_spec(extra_specs={'ecrae:tag': 'web'})
     want = placement_pb2.WeighHostsRequest(
         instance=translate.instance_request(spec),
         hosts=[translate.host_state(h) for h in hosts],
         scores_only=True)
-    got = placement_pb2.WeighHostsRequest.FromString(
-        translate.weigh_request(spec, hosts).SerializeToString())
+    got = _decoded(translate.weigh_request(spec, hosts),
+                   placement_pb2.WeighHostsRequest)
+    assert all(h.state_digest for h in got.hosts)
+    assert len({h.state_digest for h in got.hosts}) == 3
+    del got.hosts[:]
+    del want.hosts[:]
     assert got == want
+    got = _decoded(translate.weigh_request(spec, hosts),
+                   placement_pb2.WeighHostsRequest)
+    assert _without_digests(got.hosts) == [translate.host_state(h)
+                                           for h in hosts]
     # Unchanged hosts are sent as the very bytes made the first time.
     first = translate.filter_request(spec, hosts).SerializeToString()
+    digests = [h.state_digest for h in _decoded(
+        translate.filter_request(spec, hosts)).hosts]
     for h in hosts:
-        field = translate._encoded_host(h)
-        assert translate._encoded_host(h) is field and field in first
+        field = translate._entry(h)[1]
+        assert translate._entry(h)[1] is field and field in first
 
     # consume_from_request moves the resources and `updated`.
     hosts[1].consume_from_request(spec)
-    again = placement_pb2.FilterHostsRequest.FromString(
-        translate.filter_request(spec, hosts).SerializeToString())
+    again = _decoded(translate.filter_request(spec, hosts))
     assert again.hosts[1].vcpus_used == hosts[1].vcpus_used
     assert again.hosts[1].free_ram_mb == hosts[1].free_ram_mb
-    assert again.hosts[0] == want.hosts[0]
+    assert again.hosts[1].state_digest != digests[1]
+    assert [again.hosts[i].state_digest for i in (0, 2)] == [digests[0],
+                                                           digests[2]]
 
     # New metrics from a compute report are picked up too.
     hosts[2].metrics = objects.MonitorMetricList.from_json(
         shimtest.metrics_json(0.77, 2400))  # stored as a fraction
-    again = placement_pb2.FilterHostsRequest.FromString(
-        translate.filter_request(spec, hosts).SerializeToString())
+    again = _decoded(translate.filter_request(spec, hosts))
     assert again.hosts[2].metrics['cpu.percent'] == 77
+    assert again.hosts[2].state_digest != digests[2]
+
+
+def test_hosts_the_service_holds_go_as_references():
+    hosts = shimtest.host_states(3)
+    spec = shimtest.request_spec()
+    refs = translate.StateRefs()
+    first = translate.filter_request(spec, hosts, refs=refs)
+    assert first.references == 0
+    # Not acknowledged (the call failed, say): full states again.
+    assert translate.filter_request(spec, hosts, refs=refs).references == 0
+    first.acknowledge()
+    full = _decoded(first).hosts
+    again = translate.weigh_request(spec, hosts, refs=refs)
+    assert again.references == 3
+    sent = _decoded(again, placement_pb2.WeighHostsRequest).hosts
+    assert [(h.host, h.state_ref) for h in sent] == [
+        (h.host, h.state_digest) for h in full]
+    assert all(h.ByteSize() < 25 for h in sent)
+    # A changed host goes in full with its new digest; the others by
+    # reference.
+    hosts[0].consume_from_request(spec)
+    mixed = _decoded(translate.filter_request(spec, hosts, refs=refs)).hosts
+    assert mixed[0].vcpus_used == hosts[0].vcpus_used and mixed[0].state_digest
+    assert [h.state_ref for h in mixed[1:]] == [h.state_digest
+                                                for h in full[1:]]
+    # Another channel (another endpoint) holds nothing yet; after forget()
+    # this one neither.
+    assert translate.filter_request(
+        spec, hosts, refs=translate.StateRefs()).references == 0
+    refs.forget()
+    assert translate.filter_request(spec, hosts, refs=refs).references == 0
+
+
+def test_pass_after_pass_sends_references(fake_service):
+    hosts = shimtest.host_states(4)
+    fake_service.reject = {'host2'}
+    spec = shimtest.request_spec()
+    assert names(run_filter(hosts, spec)) == ['host1', 'host3', 'host4']
+    assert names(run_filter(hosts, spec)) == ['host1', 'host3', 'host4']
+    first, second = [r for _, r in fake_service.calls]
+    assert [h.state_ref for h in first.hosts] == [0, 0, 0, 0]
+    assert [h.state_ref for h in second.hosts] == [
+        h.state_digest for h in first.hosts]
+    # The weigher's pass on the passed hosts refers to them as well.
+    fake_service.scores = {'host1': 1.0, 'host3': 3.0, 'host4': 2.0}
+    weighed = run_weigher(run_filter(hosts, spec), spec)
+    assert names([w.obj for w in weighed]) == ['host3', 'host4', 'host1']
+    assert all(h.state_ref for h in fake_service.calls[-1][1].hosts)
+
+
+def test_service_that_lost_the_states_gets_them_again(fake_service,
+                                                      warnings_log):
+    """A restarted service answers FAILED_PRECONDITION to references: the
+    same pass sends full states, succeeds, and warns of nothing."""
+    hosts = shimtest.host_states(3)
+    spec = shimtest.request_spec()
+    fake_service.scores = {'host1': 1.0, 'host2': 3.0, 'host3': 2.0}
+    run_weigher(hosts, spec)
+    fake_service.states.clear()
+    weighed = run_weigher(hosts, spec)
+    assert names([w.obj for w in weighed]) == ['host2', 'host3', 'host1']
+    calls = [r for _, r in fake_service.calls]
+    assert len(calls) == 3
+    assert all(h.state_ref for h in calls[1].hosts)
+    assert not any(h.state_ref for h in calls[2].hosts)
+    assert warnings_log() == []
+    # ...and refers to them again on the next pass.
+    run_weigher(hosts, spec)
+    assert all(h.state_ref for h in fake_service.calls[-1][1].hosts)

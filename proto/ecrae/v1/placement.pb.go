@@ -353,7 +353,18 @@ type HostState struct {
 	// room is counted as Placement counts it, from allocations; free_disk_mb
 	// is the hypervisor's disk_available_least, which thin provisioning can
 	// drive to zero on a host Placement still accepts.
-	DiskMbUsed    *int64 `protobuf:"varint,18,opt,name=disk_mb_used,json=diskMbUsed,proto3,oneof" json:"disk_mb_used,omitempty"`
+	DiskMbUsed *int64 `protobuf:"varint,18,opt,name=disk_mb_used,json=diskMbUsed,proto3,oneof" json:"disk_mb_used,omitempty"`
+	// The client's digest of this state (64 bits of a hash of its other
+	// fields, names included). The service remembers a state sent with a
+	// digest, so a later call can send `state_ref` for the host instead.
+	StateDigest uint64 `protobuf:"fixed64,19,opt,name=state_digest,json=stateDigest,proto3" json:"state_digest,omitempty"`
+	// Stands for the state sent earlier with this digest: set with `host`
+	// and nothing else. Nova sends every candidate host on every filter and
+	// weigher pass, mostly unchanged; a reference is about 20 bytes where a
+	// state is 250 (over 1,000 with libvirt's cpu_info). When the service
+	// does not hold it (restarted, or the state evicted) the call fails with
+	// FAILED_PRECONDITION naming the field, and the client sends full states.
+	StateRef      uint64 `protobuf:"fixed64,20,opt,name=state_ref,json=stateRef,proto3" json:"state_ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -510,6 +521,20 @@ func (x *HostState) GetNumInstances() int32 {
 func (x *HostState) GetDiskMbUsed() int64 {
 	if x != nil && x.DiskMbUsed != nil {
 		return *x.DiskMbUsed
+	}
+	return 0
+}
+
+func (x *HostState) GetStateDigest() uint64 {
+	if x != nil {
+		return x.StateDigest
+	}
+	return 0
+}
+
+func (x *HostState) GetStateRef() uint64 {
+	if x != nil {
+		return x.StateRef
 	}
 	return 0
 }
@@ -1456,7 +1481,7 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\bmetadata\x18\x02 \x03(\v2!.ecrae.v1.Aggregate.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x97\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x06\n" +
 	"\tHostState\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1a\n" +
 	"\bnodename\x18\x02 \x01(\tR\bnodename\x12\x12\n" +
@@ -1482,7 +1507,9 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"aggregates\x12#\n" +
 	"\rnum_instances\x18\x11 \x01(\x05R\fnumInstances\x12%\n" +
 	"\fdisk_mb_used\x18\x12 \x01(\x03H\x00R\n" +
-	"diskMbUsed\x88\x01\x01\x1a:\n" +
+	"diskMbUsed\x88\x01\x01\x12!\n" +
+	"\fstate_digest\x18\x13 \x01(\x06R\vstateDigest\x12\x1b\n" +
+	"\tstate_ref\x18\x14 \x01(\x06R\bstateRef\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\x0f\n" +

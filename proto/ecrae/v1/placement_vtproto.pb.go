@@ -361,6 +361,22 @@ func (m *HostState) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.StateRef != 0 {
+		i -= 8
+		binary.LittleEndian.PutUint64(dAtA[i:], uint64(m.StateRef))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xa1
+	}
+	if m.StateDigest != 0 {
+		i -= 8
+		binary.LittleEndian.PutUint64(dAtA[i:], uint64(m.StateDigest))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0x99
+	}
 	if m.DiskMbUsed != nil {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(*m.DiskMbUsed))
 		i--
@@ -1566,6 +1582,12 @@ func (m *HostState) SizeVT() (n int) {
 	}
 	if m.DiskMbUsed != nil {
 		n += 2 + protohelpers.SizeOfVarint(uint64(*m.DiskMbUsed))
+	}
+	if m.StateDigest != 0 {
+		n += 10
+	}
+	if m.StateRef != 0 {
+		n += 10
 	}
 	n += len(m.unknownFields)
 	return n
@@ -3561,6 +3583,26 @@ func (m *HostState) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.DiskMbUsed = &v
+		case 19:
+			if wireType != 1 {
+				return fmt.Errorf("proto: wrong wireType = %d for field StateDigest", wireType)
+			}
+			m.StateDigest = 0
+			if (iNdEx + 8) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.StateDigest = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
+			iNdEx += 8
+		case 20:
+			if wireType != 1 {
+				return fmt.Errorf("proto: wrong wireType = %d for field StateRef", wireType)
+			}
+			m.StateRef = 0
+			if (iNdEx + 8) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.StateRef = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
+			iNdEx += 8
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// withDigest is h as the shim sends it the first time: the state and its
+// digest.
+func withDigest(h *ecraev1.HostState, d uint64) *ecraev1.HostState {
+	h = proto.Clone(h).(*ecraev1.HostState)
+	h.StateDigest = d
+	return h
+}
+
+func ref(host string, d uint64) *ecraev1.HostState {
+	return &ecraev1.HostState{Host: host, StateRef: d}
+}
+
+// A pass that names unchanged hosts by reference gets the answers the same
+// pass with full states gets, over gRPC.
+func TestStateRefsAnswerAsFullStates(t *testing.T) {
+	h := newHarness(t, testKB)
+	ctx := context.Background()
+	full := []*ecraev1.HostState{withDigest(novaHost("h-old", "x86_64", 5, 5), 11), withDigest(novaHost("h-arm", "aarch64", 2, 2), 12), withDigest(novaHost("full", "x86_64", 10, 10), 13)}
+	first, err := h.place.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: small("web"), Hosts: full, PassedOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two references and one host sent again in full (it changed: one more
+	// vCPU used), with a new digest.
+	changed := withDigest(novaHost("h-arm", "aarch64", 3, 3), 14)
+	refs := []*ecraev1.HostState{ref("h-old", 11), changed, ref("full", 13)}
+	again, err := h.place.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: small("web"), Hosts: refs, PassedOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// h-old and h-arm have room, full has none, as before.
+	if got, want := again.GetPassed(), first.GetPassed(); len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] || got[2] {
+		t.Errorf("with references: %v, with full states: %v", got, want)
+	}
+	plain := []*ecraev1.HostState{full[0], changed, full[2]}
+	wantScores, err := h.place.WeighHosts(ctx, &ecraev1.WeighHostsRequest{Instance: small("web"), Hosts: plain, ScoresOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotScores, err := h.place.WeighHosts(ctx, &ecraev1.WeighHostsRequest{Instance: small("web"), Hosts: []*ecraev1.HostState{ref("h-old", 11), ref("h-arm", 14), ref("full", 13)}, ScoresOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range wantScores.GetScoreValues() {
+		if gotScores.GetScoreValues()[i] != s {
+			t.Errorf("host %d: %v by reference, %v in full", i, gotScores.GetScoreValues()[i], s)
+		}
+	}
+	// The full verdicts name the hosts the references stand for.
+	verdicts, err := h.place.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: small("web"), Hosts: []*ecraev1.HostState{ref("full", 13)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := verdicts.GetVerdicts()[0]; v.GetHost() != "full" || v.GetNodename() != "full" || v.GetFilter() != "capacity" {
+		t.Errorf("verdict for a reference: %v", v)
+	}
+}
+
+// A reference the service does not hold, or one that names another host
+// than the state it stands for, is FAILED_PRECONDITION naming the entry: the
+// shim then sends full states. The caller's request is left as it was.
+func TestUnknownStateRefIsFailedPrecondition(t *testing.T) {
+	h := newHarness(t, testKB)
+	ctx := context.Background()
+	if _, err := h.place.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: small("web"), Hosts: []*ecraev1.HostState{withDigest(novaHost("h-old", "x86_64", 0, 0), 21)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		hosts []*ecraev1.HostState
+		want  string
+	}{
+		{"never sent", []*ecraev1.HostState{ref("h-old", 21), ref("h-arm", 99)}, `hosts[1].state_ref: state 0000000000000063 of host "h-arm" is not held here`},
+		{"another host's state", []*ecraev1.HostState{ref("h-arm", 21)}, `hosts[0].state_ref: state 0000000000000015 of host "h-arm"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := h.place.WeighHosts(ctx, &ecraev1.WeighHostsRequest{Instance: small("web"), Hosts: c.hosts})
+			if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), c.want) {
+				t.Errorf("err = %v, want FailedPrecondition with %q", err, c.want)
+			}
+		})
+	}
+	hosts := []*ecraev1.HostState{ref("h-old", 21)}
+	if _, err := h.srv.states.resolve(hosts, h.srv.stats); err != nil || hosts[0].GetVcpusTotal() != 0 || hosts[0].GetStateRef() != 21 {
+		t.Errorf("resolve changed its input or failed: %v %v", err, hosts[0])
+	}
+}
+
+// The cache keeps at most its limit: past it a quarter goes, and the
+// references to what went fail as unknown.
+func TestStateCacheIsBounded(t *testing.T) {
+	c := newStateCache(8)
+	stats := NewMetrics(nil)
+	var sent []*ecraev1.HostState
+	for d := uint64(1); d <= 9; d++ {
+		sent = append(sent, withDigest(novaHost("h", "x86_64", 0, 0), d))
+	}
+	if _, err := c.resolve(sent, stats); err != nil {
+		t.Fatal(err)
+	}
+	// Eight fit; the ninth makes room by dropping 8/4 = 2: seven are held.
+	if len(c.states) != 7 {
+		t.Fatalf("%d states held, want 7", len(c.states))
+	}
+	if _, ok := c.states[9]; !ok {
+		t.Error("the newest state must be held")
+	}
+	missing := 0
+	for d := uint64(1); d <= 9; d++ {
+		if _, err := c.resolve([]*ecraev1.HostState{ref("h", d)}, stats); status.Code(err) == codes.FailedPrecondition {
+			missing++
+		}
+	}
+	if missing != 2 {
+		t.Errorf("%d references unknown, want the 2 evicted", missing)
+	}
+}
