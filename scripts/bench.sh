@@ -13,6 +13,7 @@ go test -run '^$' -bench 'BenchmarkPlacementCalls' -benchmem -count=3 ./server/ 
 
 echo
 echo "== Summary: one request scored against N hosts (mean of 3 runs) =="
+printf "%-52s %10s %10s\n" "benchmark" "mean ms" "p99 ms"
 awk '
   /^Benchmark/ {
     name=$1; sub(/-[0-9]+$/, "", name)
@@ -20,8 +21,7 @@ awk '
     n[name]++
   }
   END {
-    printf "%-40s %12s %12s\n", "benchmark", "mean ms", "p99 ms"
-    for (k in n) printf "%-40s %12.3f %12s\n", k, ns[k]/n[k]/1e6, (k in p99) ? sprintf("%.3f", p99[k]/n[k]) : "-"
+    for (k in n) printf "%-52s %10.3f %10s\n", k, ns[k]/n[k]/1e6, (k in p99) ? sprintf("%.3f", p99[k]/n[k]) : "-"
   }' "$out/optimizer.txt" "$out/server.txt" | sort
 echo "targets: BenchmarkScore/hosts=1000 < 1 ms in-process; BenchmarkPlacementCalls/weigh/hosts=1000 (the full breakdown) p99 < 3 ms over gRPC; weigh-scores and filter-flags are the shim's calls"
 

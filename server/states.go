@@ -9,9 +9,14 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// DefaultStateCacheSize bounds the host states remembered by digest: a few
-// states per host for a few scheduler workers of a thousand-host cloud.
-const DefaultStateCacheSize = 20000
+// DefaultStateCacheSize bounds the host states remembered by digest:
+// statesPerHost for each host of a 5,000-host cloud.
+const DefaultStateCacheSize = 40000
+
+// statesPerHost is how many states of one host are kept, the newest: each
+// scheduler worker holds its own (its consume_from_request moves it), and a
+// compute report supersedes them all.
+const statesPerHost = 8
 
 // stateCache remembers the host states clients send with a digest
 // (HostState.state_digest), so that a later call can name an unchanged host
@@ -21,11 +26,12 @@ const DefaultStateCacheSize = 20000
 type stateCache struct {
 	mu     sync.Mutex
 	states map[uint64]*ecraev1.HostState
+	recent map[string][]uint64 // per host, the digests held, oldest first
 	limit  int
 }
 
 func newStateCache(limit int) *stateCache {
-	return &stateCache{states: make(map[uint64]*ecraev1.HostState), limit: limit}
+	return &stateCache{states: make(map[uint64]*ecraev1.HostState), recent: make(map[string][]uint64), limit: limit}
 }
 
 // resolve returns hosts with every reference replaced by the state it
@@ -57,24 +63,53 @@ func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) ([]*ecr
 			out[i] = st
 			resolved++
 		case h.GetStateDigest() != 0:
-			if _, ok := c.states[h.GetStateDigest()]; !ok && len(c.states) >= c.limit {
-				c.evict()
-			}
-			c.states[h.GetStateDigest()] = h
+			c.remember(h)
 		}
 	}
 	return out, nil
 }
 
-// evict forgets a quarter of the states, whichever the map yields first: a
-// client whose reference is gone just sends that state again.
-func (c *stateCache) evict() {
-	drop := max(1, c.limit/4)
-	for d := range c.states {
-		if drop == 0 {
-			return
+// remember holds h under its digest, dropping its host's oldest state past
+// statesPerHost, and a quarter of all states (whichever the map yields
+// first) past the limit: a client whose reference is gone just sends that
+// state again.
+func (c *stateCache) remember(h *ecraev1.HostState) {
+	d := h.GetStateDigest()
+	if _, ok := c.states[d]; ok {
+		c.states[d] = h
+		return
+	}
+	if len(c.states) >= c.limit {
+		drop := max(1, c.limit/4)
+		for old, st := range c.states {
+			if drop == 0 {
+				break
+			}
+			delete(c.states, old)
+			c.forgetDigest(st.GetHost(), old)
+			drop--
 		}
-		delete(c.states, d)
-		drop--
+	}
+	c.states[d] = h
+	held := append(c.recent[h.GetHost()], d)
+	if len(held) > statesPerHost {
+		delete(c.states, held[0])
+		held = held[1:]
+	}
+	c.recent[h.GetHost()] = held
+}
+
+func (c *stateCache) forgetDigest(host string, d uint64) {
+	held := c.recent[host]
+	for i, x := range held {
+		if x == d {
+			held = append(held[:i:i], held[i+1:]...)
+			break
+		}
+	}
+	if len(held) == 0 {
+		delete(c.recent, host)
+	} else {
+		c.recent[host] = held
 	}
 }

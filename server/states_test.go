@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -99,32 +100,51 @@ func TestUnknownStateRefIsFailedPrecondition(t *testing.T) {
 	}
 }
 
-// The cache keeps at most its limit: past it a quarter goes, and the
-// references to what went fail as unknown.
+// The cache keeps the newest statesPerHost states of a host, and at most its
+// limit in all: past it a quarter goes. References to what went fail as
+// unknown.
 func TestStateCacheIsBounded(t *testing.T) {
-	c := newStateCache(8)
 	stats := NewMetrics(nil)
+	unknown := func(c *stateCache, host string, d uint64) bool {
+		_, err := c.resolve([]*ecraev1.HostState{ref(host, d)}, stats)
+		return status.Code(err) == codes.FailedPrecondition
+	}
+
+	// Nine states of one host (nine compute reports, say): the first goes.
+	c := newStateCache(100)
+	for d := uint64(1); d <= statesPerHost+1; d++ {
+		if _, err := c.resolve([]*ecraev1.HostState{withDigest(novaHost("h", "x86_64", int32(d), 0), d)}, stats); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.states) != statesPerHost || !unknown(c, "h", 1) || unknown(c, "h", 2) || unknown(c, "h", statesPerHost+1) {
+		t.Errorf("%d states held; want the newest %d of host h", len(c.states), statesPerHost)
+	}
+	// Sending a held state again keeps one copy.
+	if _, err := c.resolve([]*ecraev1.HostState{withDigest(novaHost("h", "x86_64", 2, 0), 2)}, stats); err != nil || len(c.states) != statesPerHost || len(c.recent["h"]) != statesPerHost {
+		t.Errorf("a state sent twice: %v, %d held, %d recent", err, len(c.states), len(c.recent["h"]))
+	}
+
+	// Nine hosts in a cache of eight: the ninth makes room by dropping
+	// 8/4 = 2 of the others, so seven are held.
+	c = newStateCache(8)
 	var sent []*ecraev1.HostState
 	for d := uint64(1); d <= 9; d++ {
-		sent = append(sent, withDigest(novaHost("h", "x86_64", 0, 0), d))
+		sent = append(sent, withDigest(novaHost(fmt.Sprintf("h%d", d), "x86_64", 0, 0), d))
 	}
 	if _, err := c.resolve(sent, stats); err != nil {
 		t.Fatal(err)
 	}
-	// Eight fit; the ninth makes room by dropping 8/4 = 2: seven are held.
-	if len(c.states) != 7 {
-		t.Fatalf("%d states held, want 7", len(c.states))
-	}
-	if _, ok := c.states[9]; !ok {
-		t.Error("the newest state must be held")
+	if len(c.states) != 7 || len(c.recent) != 7 {
+		t.Fatalf("%d states of %d hosts held, want 7 of 7", len(c.states), len(c.recent))
 	}
 	missing := 0
 	for d := uint64(1); d <= 9; d++ {
-		if _, err := c.resolve([]*ecraev1.HostState{ref("h", d)}, stats); status.Code(err) == codes.FailedPrecondition {
+		if unknown(c, fmt.Sprintf("h%d", d), d) {
 			missing++
 		}
 	}
-	if missing != 2 {
-		t.Errorf("%d references unknown, want the 2 evicted", missing)
+	if missing != 2 || unknown(c, "h9", 9) {
+		t.Errorf("%d references unknown, want the 2 evicted (and the newest held)", missing)
 	}
 }
