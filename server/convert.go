@@ -106,8 +106,10 @@ func mergeSpecs(base, over map[string]string) map[string]string {
 }
 
 // hosts validates Nova's host states and resolves each one's model, into
-// buf when it is large enough.
-func (c *catalog) hosts(in []*ecraev1.HostState, maxHosts int, buf []optimizer.Host) ([]optimizer.Host, error) {
+// buf when it is large enough. memo (nil, or one per host) holds the
+// conversions of remembered states: reused for this KB revision, stored
+// otherwise.
+func (c *catalog) hosts(in []*ecraev1.HostState, maxHosts int, buf []optimizer.Host, memo []*held) ([]optimizer.Host, error) {
 	if len(in) > maxHosts {
 		return nil, invalid("hosts", "%d hosts exceed the limit of %d per call", len(in), maxHosts)
 	}
@@ -115,6 +117,16 @@ func (c *catalog) hosts(in []*ecraev1.HostState, maxHosts int, buf []optimizer.H
 	// Hosts of one model share their cpu_info string: decode each once.
 	arches := map[string]string{}
 	for i, h := range in {
+		var e *held
+		if memo != nil {
+			e = memo[i]
+		}
+		if e != nil {
+			if cv := e.conv.Load(); cv != nil && cv.revision == c.revision {
+				out[i] = cv.host
+				continue
+			}
+		}
 		if err := checkHost(h, i); err != nil {
 			return nil, err
 		}
@@ -139,6 +151,9 @@ func (c *catalog) hosts(in []*ecraev1.HostState, maxHosts int, buf []optimizer.H
 			// Nova's cpu.virt_driver monitor reports an integer percentage.
 			oh.Utilization = math.Min(1, math.Max(0, p/100))
 			oh.UtilizationMeasured = true
+		}
+		if e != nil {
+			e.conv.Store(&converted{revision: c.revision, host: *oh})
 		}
 	}
 	return out, nil

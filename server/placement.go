@@ -31,14 +31,15 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 	if p.req, p.prof, p.tag, p.source, err = c.instance(inst, "instance", s.cfg.DefaultTag); err != nil {
 		return nil, err
 	}
-	if hosts, err = s.states.resolve(hosts, s.stats); err != nil {
+	hosts, memo, err := s.states.resolve(hosts, s.stats)
+	if err != nil {
 		return nil, err
 	}
 	buf, _ := s.hostBufs.Get().(*[]optimizer.Host)
 	if buf == nil {
 		buf = new([]optimizer.Host)
 	}
-	if p.hosts, err = c.hosts(hosts, s.cfg.MaxHosts, *buf); err != nil {
+	if p.hosts, err = c.hosts(hosts, s.cfg.MaxHosts, *buf, memo); err != nil {
 		s.hostBufs.Put(buf)
 		return nil, err
 	}
@@ -188,11 +189,11 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 	var notes []string
 	source := "request"
 	if len(req.GetHosts()) > 0 {
-		given, err := s.states.resolve(req.GetHosts(), s.stats)
+		given, memo, err := s.states.resolve(req.GetHosts(), s.stats)
 		if err != nil {
 			return nil, err
 		}
-		if hosts, err = c.hosts(given, s.cfg.MaxHosts, nil); err != nil {
+		if hosts, err = c.hosts(given, s.cfg.MaxHosts, nil, memo); err != nil {
 			return nil, err
 		}
 		notes = s.live(c, hosts, true)

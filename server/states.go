@@ -3,7 +3,9 @@ package server
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
+	"github.com/ecrae/ecrae/optimizer"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -25,78 +27,100 @@ const statesPerHost = 8
 // a thousand hosts moving and decoding the repeats is most of a call.
 type stateCache struct {
 	mu     sync.Mutex
-	states map[uint64]*ecraev1.HostState
+	states map[uint64]*held
 	recent map[string][]uint64 // per host, the digests held, oldest first
 	limit  int
 }
 
+// held is a remembered state and, once a call has converted it, its
+// conversion (valid for one KB revision): a state sent by reference is
+// neither validated nor converted again.
+type held struct {
+	state *ecraev1.HostState
+	conv  atomic.Pointer[converted]
+}
+
+type converted struct {
+	revision uint64
+	host     optimizer.Host
+}
+
 func newStateCache(limit int) *stateCache {
-	return &stateCache{states: make(map[uint64]*ecraev1.HostState), recent: make(map[string][]uint64), limit: limit}
+	return &stateCache{states: make(map[uint64]*held), recent: make(map[string][]uint64), limit: limit}
 }
 
 // resolve returns hosts with every reference replaced by the state it
-// stands for, and remembers the states sent with a digest. hosts itself is
-// left as it is. A reference the cache does not hold (the service
+// stands for, and remembers the states sent with a digest; memo[i] is the
+// entry of hosts[i] when it has one (memo is nil when none has). hosts itself
+// is left as it is. A reference the cache does not hold (the service
 // restarted, or the state was evicted), or one naming another host, is
 // FAILED_PRECONDITION: the client then sends the full states.
-func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) ([]*ecraev1.HostState, error) {
-	out := hosts
+func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) (out []*ecraev1.HostState, memo []*held, err error) {
+	out = hosts
 	resolved, unknown := 0, false
 	defer func() { stats.referenced(resolved, unknown) }()
-	var mine bool // out is a copy of hosts
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, h := range hosts {
+		var e *held
 		switch {
 		case h == nil:
 		case h.GetStateRef() != 0:
-			st, ok := c.states[h.GetStateRef()]
-			if !ok || st.GetHost() != h.GetHost() {
+			var ok bool
+			e, ok = c.states[h.GetStateRef()]
+			if !ok || e.state.GetHost() != h.GetHost() {
 				unknown = true
-				return nil, status.Error(codes.FailedPrecondition, fmt.Sprintf(
+				return nil, nil, status.Error(codes.FailedPrecondition, fmt.Sprintf(
 					"hosts[%d].state_ref: state %016x of host %q is not held here (the service restarted or evicted it); send the full state",
 					i, h.GetStateRef(), h.GetHost()))
 			}
-			if !mine {
-				out, mine = append([]*ecraev1.HostState(nil), hosts...), true
+			if resolved == 0 {
+				out = append([]*ecraev1.HostState(nil), hosts...)
 			}
-			out[i] = st
+			out[i] = e.state
 			resolved++
 		case h.GetStateDigest() != 0:
-			c.remember(h)
+			e = c.remember(h)
+		}
+		if e != nil {
+			if memo == nil {
+				memo = make([]*held, len(hosts))
+			}
+			memo[i] = e
 		}
 	}
-	return out, nil
+	return out, memo, nil
 }
 
 // remember holds h under its digest, dropping its host's oldest state past
 // statesPerHost, and a quarter of all states (whichever the map yields
 // first) past the limit: a client whose reference is gone just sends that
 // state again.
-func (c *stateCache) remember(h *ecraev1.HostState) {
+func (c *stateCache) remember(h *ecraev1.HostState) *held {
 	d := h.GetStateDigest()
-	if _, ok := c.states[d]; ok {
-		c.states[d] = h
-		return
+	if e, ok := c.states[d]; ok {
+		return e // the same digest: the same state
 	}
 	if len(c.states) >= c.limit {
 		drop := max(1, c.limit/4)
-		for old, st := range c.states {
+		for old, e := range c.states {
 			if drop == 0 {
 				break
 			}
 			delete(c.states, old)
-			c.forgetDigest(st.GetHost(), old)
+			c.forgetDigest(e.state.GetHost(), old)
 			drop--
 		}
 	}
-	c.states[d] = h
-	held := append(c.recent[h.GetHost()], d)
-	if len(held) > statesPerHost {
-		delete(c.states, held[0])
-		held = held[1:]
+	e := &held{state: h}
+	c.states[d] = e
+	kept := append(c.recent[h.GetHost()], d)
+	if len(kept) > statesPerHost {
+		delete(c.states, kept[0])
+		kept = kept[1:]
 	}
-	c.recent[h.GetHost()] = held
+	c.recent[h.GetHost()] = kept
+	return e
 }
 
 func (c *stateCache) forgetDigest(host string, d uint64) {

@@ -70,6 +70,35 @@ func TestStateRefsAnswerAsFullStates(t *testing.T) {
 	}
 }
 
+// A state sent by reference is converted once per KB revision: after a KB
+// write maps the host to another architecture, its reference scores as the
+// new architecture.
+func TestStateRefFollowsKBChanges(t *testing.T) {
+	h := newHarness(t, testKB)
+	ctx := context.Background()
+	arch := func(hs *ecraev1.HostState) string {
+		t.Helper()
+		resp, err := h.place.WeighHosts(ctx, &ecraev1.WeighHostsRequest{Instance: small("web"), Hosts: []*ecraev1.HostState{hs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetScores()[0].GetArchitecture()
+	}
+	// h-new is in no KB host entry: the x86_64 default (the only x86 model).
+	if got := arch(withDigest(novaHost("h-new", "x86_64", 1, 1), 31)); got != "default-x86_64" {
+		t.Fatalf("first call: %q", got)
+	}
+	if got := arch(ref("h-new", 31)); got != "default-x86_64" {
+		t.Fatalf("by reference: %q", got)
+	}
+	if _, err := h.kb.CreateHost(ctx, &ecraev1.CreateHostRequest{Host: &ecraev1.Host{Name: "h-new", Architecture: "old"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := arch(ref("h-new", 31)); got != "old" {
+		t.Errorf("by reference after the KB write: %q, want old", got)
+	}
+}
+
 // A reference the service does not hold, or one that names another host
 // than the state it stands for, is FAILED_PRECONDITION naming the entry: the
 // shim then sends full states. The caller's request is left as it was.
@@ -95,7 +124,7 @@ func TestUnknownStateRefIsFailedPrecondition(t *testing.T) {
 		})
 	}
 	hosts := []*ecraev1.HostState{ref("h-old", 21)}
-	if _, err := h.srv.states.resolve(hosts, h.srv.stats); err != nil || hosts[0].GetVcpusTotal() != 0 || hosts[0].GetStateRef() != 21 {
+	if _, _, err := h.srv.states.resolve(hosts, h.srv.stats); err != nil || hosts[0].GetVcpusTotal() != 0 || hosts[0].GetStateRef() != 21 {
 		t.Errorf("resolve changed its input or failed: %v %v", err, hosts[0])
 	}
 }
@@ -106,14 +135,14 @@ func TestUnknownStateRefIsFailedPrecondition(t *testing.T) {
 func TestStateCacheIsBounded(t *testing.T) {
 	stats := NewMetrics(nil)
 	unknown := func(c *stateCache, host string, d uint64) bool {
-		_, err := c.resolve([]*ecraev1.HostState{ref(host, d)}, stats)
+		_, _, err := c.resolve([]*ecraev1.HostState{ref(host, d)}, stats)
 		return status.Code(err) == codes.FailedPrecondition
 	}
 
 	// Nine states of one host (nine compute reports, say): the first goes.
 	c := newStateCache(100)
 	for d := uint64(1); d <= statesPerHost+1; d++ {
-		if _, err := c.resolve([]*ecraev1.HostState{withDigest(novaHost("h", "x86_64", int32(d), 0), d)}, stats); err != nil {
+		if _, _, err := c.resolve([]*ecraev1.HostState{withDigest(novaHost("h", "x86_64", int32(d), 0), d)}, stats); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,7 +150,7 @@ func TestStateCacheIsBounded(t *testing.T) {
 		t.Errorf("%d states held; want the newest %d of host h", len(c.states), statesPerHost)
 	}
 	// Sending a held state again keeps one copy.
-	if _, err := c.resolve([]*ecraev1.HostState{withDigest(novaHost("h", "x86_64", 2, 0), 2)}, stats); err != nil || len(c.states) != statesPerHost || len(c.recent["h"]) != statesPerHost {
+	if _, _, err := c.resolve([]*ecraev1.HostState{withDigest(novaHost("h", "x86_64", 2, 0), 2)}, stats); err != nil || len(c.states) != statesPerHost || len(c.recent["h"]) != statesPerHost {
 		t.Errorf("a state sent twice: %v, %d held, %d recent", err, len(c.states), len(c.recent["h"]))
 	}
 
@@ -132,7 +161,7 @@ func TestStateCacheIsBounded(t *testing.T) {
 	for d := uint64(1); d <= 9; d++ {
 		sent = append(sent, withDigest(novaHost(fmt.Sprintf("h%d", d), "x86_64", 0, 0), d))
 	}
-	if _, err := c.resolve(sent, stats); err != nil {
+	if _, _, err := c.resolve(sent, stats); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.states) != 7 || len(c.recent) != 7 {
