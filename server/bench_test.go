@@ -107,7 +107,7 @@ func BenchmarkPlacementCalls(b *testing.B) {
 		refs := make([]*ecraev1.HostState, n)
 		for i, h := range hosts {
 			h.StateDigest = uint64(i + 1)
-			refs[i] = &ecraev1.HostState{Host: h.GetHost(), StateRef: h.GetStateDigest()}
+			refs[i] = &ecraev1.HostState{Host: h.GetHost(), Nodename: h.GetNodename(), StateRef: h.GetStateDigest()}
 		}
 		sent := false
 		return func() (bool, error) {

@@ -89,4 +89,21 @@ func TestCodecDecodedMessageOutlivesItsBuffer(t *testing.T) {
 	if !proto.Equal(&got, want) {
 		t.Fatalf("the decoded message changed with its buffer: %v", &got)
 	}
+
+	// In pieces, the codec copies them into a pooled buffer and frees it;
+	// the next Get of that size most likely hands the same buffer out.
+	wire, _ = proto.Marshal(want)
+	half := len(wire) / 2
+	var split ecraev1.FilterHostsRequest
+	if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire[:half]), mem.SliceBuffer(wire[half:])}, &split); err != nil {
+		t.Fatal(err)
+	}
+	reused := mem.DefaultBufferPool().Get(len(wire))
+	for i := range *reused {
+		(*reused)[i] = 'X'
+	}
+	mem.DefaultBufferPool().Put(reused)
+	if !proto.Equal(&split, want) {
+		t.Fatalf("the message decoded from pieces changed with the pooled buffer: %v", &split)
+	}
 }

@@ -31,7 +31,7 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 	if p.req, p.prof, p.tag, p.source, err = c.instance(inst, "instance", s.cfg.DefaultTag); err != nil {
 		return nil, err
 	}
-	hosts, memo, err := s.states.resolve(hosts, s.stats)
+	hosts, memo, err := s.resolveHosts(hosts)
 	if err != nil {
 		return nil, err
 	}
@@ -46,6 +46,15 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 	*buf = p.hosts
 	p.buf = buf
 	return p, nil
+}
+
+// resolveHosts replaces the references among hosts by the states they stand
+// for (see stateCache.resolve), once the call is known not to be oversized.
+func (s *Server) resolveHosts(hosts []*ecraev1.HostState) ([]*ecraev1.HostState, []*held, error) {
+	if len(hosts) > s.cfg.MaxHosts {
+		return nil, nil, invalid("hosts", "%d hosts exceed the limit of %d per call", len(hosts), s.cfg.MaxHosts)
+	}
+	return s.states.resolve(hosts, s.stats)
 }
 
 // done hands the pass's hosts back for the next pass to convert into: the
@@ -69,7 +78,7 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 		filter = optimizer.FilterHostsQuiet
 	}
 	verdicts := filter(r, prof, hosts)
-	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source}
+	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source, StatesHeld: true}
 	passed := 0
 	if req.GetPassedOnly() {
 		out.Passed = make([]bool, len(hosts))
@@ -119,12 +128,12 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 		for i := range scored {
 			values[i] = scored[i].Score
 		}
-		return &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, ScoreValues: values}, nil
+		return &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, ScoreValues: values, StatesHeld: true}, nil
 	}
 	for i := range notes {
 		appendNote(scored[i].Components, notes[i])
 	}
-	out := &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, Scores: make([]*ecraev1.HostScore, len(hosts))}
+	out := &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, Scores: make([]*ecraev1.HostScore, len(hosts)), StatesHeld: true}
 	// One allocation for all scores and one for all components, not one per
 	// message: this answer is on the path of every Nova boot.
 	all := make([]ecraev1.HostScore, len(hosts))
@@ -189,7 +198,7 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 	var notes []string
 	source := "request"
 	if len(req.GetHosts()) > 0 {
-		given, memo, err := s.states.resolve(req.GetHosts(), s.stats)
+		given, memo, err := s.resolveHosts(req.GetHosts())
 		if err != nil {
 			return nil, err
 		}

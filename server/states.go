@@ -1,7 +1,9 @@
 package server
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -9,16 +11,17 @@ import (
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // DefaultStateCacheSize bounds the host states remembered by digest:
-// statesPerHost for each host of a 5,000-host cloud.
+// statesPerNode for each node of a 5,000-node cloud.
 const DefaultStateCacheSize = 40000
 
-// statesPerHost is how many states of one host are kept, the newest: each
-// scheduler worker holds its own (its consume_from_request moves it), and a
-// compute report supersedes them all.
-const statesPerHost = 8
+// statesPerNode is how many states of one node (host and nodename) are
+// kept, the most recently used: each scheduler worker holds its own copy of
+// a node's state, which its own consume_from_request moves.
+const statesPerNode = 8
 
 // stateCache remembers the host states clients send with a digest
 // (HostState.state_digest), so that a later call can name an unchanged host
@@ -28,15 +31,25 @@ const statesPerHost = 8
 type stateCache struct {
 	mu     sync.Mutex
 	states map[uint64]*held
-	recent map[string][]uint64 // per host, the digests held, oldest first
+	recent map[node]*ring // per node, its digests held
 	limit  int
+	clock  uint64 // stamps held.used
 }
+
+type node struct{ host, nodename string }
+
+// ring is a node's digests held, least recently used first.
+type ring struct{ digests []uint64 }
+
+func nodeOf(h *ecraev1.HostState) node { return node{h.GetHost(), h.GetNodename()} }
 
 // held is a remembered state and, once a call has converted it, its
 // conversion (valid for one KB revision): a state sent by reference is
 // neither validated nor converted again.
 type held struct {
 	state *ecraev1.HostState
+	ring  *ring // its node's
+	used  uint64
 	conv  atomic.Pointer[converted]
 }
 
@@ -46,14 +59,14 @@ type converted struct {
 }
 
 func newStateCache(limit int) *stateCache {
-	return &stateCache{states: make(map[uint64]*held), recent: make(map[string][]uint64), limit: limit}
+	return &stateCache{states: make(map[uint64]*held), recent: make(map[node]*ring), limit: limit}
 }
 
 // resolve returns hosts with every reference replaced by the state it
 // stands for, and remembers the states sent with a digest; memo[i] is the
 // entry of hosts[i] when it has one (memo is nil when none has). hosts itself
 // is left as it is. A reference the cache does not hold (the service
-// restarted, or the state was evicted), or one naming another host, is
+// restarted, or the state was evicted), or one naming another node, is
 // FAILED_PRECONDITION: the client then sends the full states.
 func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) (out []*ecraev1.HostState, memo []*held, err error) {
 	out = hosts
@@ -68,12 +81,13 @@ func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) (out []
 		case h.GetStateRef() != 0:
 			var ok bool
 			e, ok = c.states[h.GetStateRef()]
-			if !ok || e.state.GetHost() != h.GetHost() {
+			if !ok || nodeOf(e.state) != nodeOf(h) {
 				unknown = true
 				return nil, nil, status.Error(codes.FailedPrecondition, fmt.Sprintf(
-					"hosts[%d].state_ref: state %016x of host %q is not held here (the service restarted or evicted it); send the full state",
-					i, h.GetStateRef(), h.GetHost()))
+					"hosts[%d].state_ref: state %016x of host %q (node %q) is not held here (the service restarted or evicted it); send the full state",
+					i, h.GetStateRef(), h.GetHost(), h.GetNodename()))
 			}
+			c.touch(e, h.GetStateRef())
 			if resolved == 0 {
 				out = append([]*ecraev1.HostState(nil), hosts...)
 			}
@@ -92,48 +106,78 @@ func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) (out []
 	return out, memo, nil
 }
 
-// remember holds h under its digest, dropping its host's oldest state past
-// statesPerHost, and a quarter of all states (whichever the map yields
-// first) past the limit: a client whose reference is gone just sends that
-// state again.
+// touch marks e (held under d) as just used.
+func (c *stateCache) touch(e *held, d uint64) {
+	c.clock++
+	e.used = c.clock
+	if ds := e.ring.digests; ds[len(ds)-1] != d {
+		if i := slices.Index(ds, d); i >= 0 {
+			e.ring.digests = append(slices.Delete(ds, i, i+1), d)
+		}
+	}
+}
+
+// remember holds h under its digest. The digest of a state already held
+// stands for that state only if it is the same one; otherwise (a client
+// whose digests are not content hashes) h replaces it. Past statesPerNode
+// states of h's node the least recently used goes, and past the limit the
+// least recently used quarter of all: a client whose reference is gone just
+// sends that state again.
 func (c *stateCache) remember(h *ecraev1.HostState) *held {
 	d := h.GetStateDigest()
 	if e, ok := c.states[d]; ok {
-		return e // the same digest: the same state
+		if proto.Equal(e.state, h) {
+			c.touch(e, d)
+			return e
+		}
+		c.drop(d)
 	}
 	if len(c.states) >= c.limit {
-		drop := max(1, c.limit/4)
-		for old, e := range c.states {
-			if drop == 0 {
-				break
-			}
-			delete(c.states, old)
-			c.forgetDigest(e.state.GetHost(), old)
-			drop--
-		}
+		c.evict(max(1, c.limit/4))
 	}
-	e := &held{state: h}
+	n := nodeOf(h)
+	r := c.recent[n]
+	if r == nil {
+		r = &ring{}
+		c.recent[n] = r
+	}
+	if len(r.digests) == statesPerNode {
+		c.drop(r.digests[0])
+	}
+	c.clock++
+	e := &held{state: h, ring: r, used: c.clock}
 	c.states[d] = e
-	kept := append(c.recent[h.GetHost()], d)
-	if len(kept) > statesPerHost {
-		delete(c.states, kept[0])
-		kept = kept[1:]
-	}
-	c.recent[h.GetHost()] = kept
+	r.digests = append(r.digests, d)
 	return e
 }
 
-func (c *stateCache) forgetDigest(host string, d uint64) {
-	held := c.recent[host]
-	for i, x := range held {
-		if x == d {
-			held = append(held[:i:i], held[i+1:]...)
-			break
-		}
+// evict drops the n least recently used states.
+func (c *stateCache) evict(n int) {
+	type aged struct {
+		digest, used uint64
 	}
-	if len(held) == 0 {
-		delete(c.recent, host)
-	} else {
-		c.recent[host] = held
+	all := make([]aged, 0, len(c.states))
+	for d, e := range c.states {
+		all = append(all, aged{d, e.used})
+	}
+	slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.used, b.used) })
+	for _, a := range all[:min(n, len(all))] {
+		c.drop(a.digest)
+	}
+}
+
+// drop forgets the state held under d.
+func (c *stateCache) drop(d uint64) {
+	e, ok := c.states[d]
+	if !ok {
+		return
+	}
+	delete(c.states, d)
+	r := e.ring
+	if i := slices.Index(r.digests, d); i >= 0 {
+		r.digests = slices.Delete(r.digests, i, i+1)
+	}
+	if len(r.digests) == 0 {
+		delete(c.recent, nodeOf(e.state))
 	}
 }

@@ -137,18 +137,22 @@ def call(conf, method, build):
     deadline. Raises grpc.RpcError (or whatever went wrong)."""
     stub = get_stub(conf)
     rpc = getattr(stub, method)
-    timeout = conf.ecrae.timeout
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + conf.ecrae.timeout
+
+    def left():
+        return max(0.0, deadline - time.monotonic())
     request = build(stub.refs)
     try:
-        resp = run_blocking(rpc, request, timeout=timeout)
+        resp = run_blocking(rpc, request, timeout=left())
     except grpc.RpcError as exc:
         if (not request.references or not hasattr(exc, 'code') or
                 exc.code() != grpc.StatusCode.FAILED_PRECONDITION):
             raise
         stub.refs.forget()
         request = build(stub.refs)
-        resp = run_blocking(rpc, request,
-                            timeout=max(0.0, deadline - time.monotonic()))
-    request.acknowledge()
+        resp = run_blocking(rpc, request, timeout=left())
+    # Only a service that says it keeps the states gets references: an
+    # older one would read each as an empty host.
+    if resp.states_held:
+        request.acknowledge()
     return resp

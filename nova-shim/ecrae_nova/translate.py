@@ -209,10 +209,10 @@ def host_state(hs):
 
 class StateRefs(object):
     """What the service behind one channel holds of the host states sent to
-    it. A host sent in full (with its digest) in a call that succeeded goes
-    as a reference from then on; when the service answers that it does not
-    hold one (it restarted, or evicted it), forget() makes every host go in
-    full again."""
+    it. A host sent in full (with its digest) in a call whose answer said
+    `states_held` goes as a reference from then on; when the service answers
+    that it does not hold one (it restarted, or evicted it), forget() makes
+    every host go in full again."""
 
     def __init__(self):
         self.token = object()
@@ -238,7 +238,7 @@ class EncodedRequest(object):
         return self.data
 
     def acknowledge(self):
-        """The service answered: it holds the states sent in full."""
+        """The service answered that it holds the states sent in full."""
         for entry in self._sent:
             entry[3] = self._token
 
@@ -270,7 +270,7 @@ _SCORES_ONLY = placement_pb2.WeighHostsRequest(
 # is, and this one runs for every host of every pass.
 #
 # An entry is [key, full field (state + state_digest), reference field
-# (host + state_ref), StateRefs token of the channel that holds the state].
+# (host, nodename + state_ref), StateRefs token of the channel that holds the state].
 _WIRE = '_ecrae_wire'
 
 
@@ -301,7 +301,7 @@ def _entry(hs):
     # Appending a field to an encoded message is a valid encoding of both.
     full = data + placement_pb2.HostState(
         state_digest=digest).SerializeToString()
-    ref = placement_pb2.HostState(host=msg.host,
+    ref = placement_pb2.HostState(host=msg.host, nodename=msg.nodename,
                                   state_ref=digest).SerializeToString()
     entry = [key, _field_bytes(full), _field_bytes(ref), None]
     setattr(hs, _WIRE, entry)

@@ -115,8 +115,9 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
         self.delay = 0.0
         self.error = None          # grpc.StatusCode to abort with
         self.drop_last = False     # answer one result short
-        self.legacy = False        # ignore passed_only and scores_only, as
-                                   # a service older than them does
+        self.legacy = False        # ignore passed_only, scores_only and
+                                   # host state references, as a service
+                                   # older than them does
         self.states = {}           # state_digest -> HostState, as the
                                    # service keeps them (clear() = restart)
         self.cancelled = []        # method names whose caller gave up
@@ -135,9 +136,13 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
 
     def _hosts(self, request, context):
         """The request's hosts with references resolved, as the service
-        does it; an unknown one aborts with FAILED_PRECONDITION."""
+        does it; an unknown one aborts with FAILED_PRECONDITION. In legacy
+        mode, references and digests are unknown fields, ignored."""
         hosts = []
         for i, h in enumerate(request.hosts):
+            if self.legacy:
+                hosts.append(h)
+                continue
             if h.state_ref:
                 if h.state_ref not in self.states:
                     self.done.set()
@@ -152,7 +157,8 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
     def FilterHosts(self, request, context):
         self._prologue('FilterHosts', request, context)
         hosts = self._hosts(request, context)
-        resp = placement_pb2.FilterHostsResponse(tag='web', tag_source='flavor')
+        resp = placement_pb2.FilterHostsResponse(
+            tag='web', tag_source='flavor', states_held=not self.legacy)
         for h in hosts:
             ok = h.host not in self.reject
             if request.passed_only and not self.legacy:
@@ -167,7 +173,8 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
     def WeighHosts(self, request, context):
         self._prologue('WeighHosts', request, context)
         hosts = self._hosts(request, context)
-        resp = placement_pb2.WeighHostsResponse(tag='web', tag_source='flavor')
+        resp = placement_pb2.WeighHostsResponse(
+            tag='web', tag_source='flavor', states_held=not self.legacy)
         for h in hosts:
             score = self.scores.get(h.host, float(h.free_ram_mb))
             if request.scores_only and not self.legacy:

@@ -213,21 +213,23 @@ def test_weigher_multiplier_from_conf_and_aggregate(fake_service, ecrae_conf):
 def test_weigher_reads_the_multiplier_on_every_pass(fake_service,
                                                     ecrae_conf):
     """One weigher instance lives as long as nova-scheduler: a changed
-    option (a reloaded config) applies from the next pass on."""
+    option (a reloaded config) applies from the next pass on; a host in an
+    aggregate keeps the aggregate's multiplier."""
     aggs = {1: [shimtest.aggregate('slow', ecrae_weight_multiplier='3')]}
     hosts = shimtest.host_states(3, aggregates=aggs)
-    fake_service.scores = {'host1': 1.0, 'host2': 3.0, 'host3': 2.0}
+    fake_service.scores = {'host1': 2.0, 'host2': 3.0, 'host3': 1.0}
     weigher = [scheduler.EcraeWeigher()]
     handler = nova_weights.HostWeightHandler()
     spec = shimtest.request_spec()
-    # normalised: host1 0, host2 1, host3 0.5; host1 keeps its aggregate's 3.
+    # normalised: host1 0.5, host2 1, host3 0; host1 × 3 (its aggregate),
+    # the others × the option (1.0, then -2.0).
     got = {x.obj.host: x.weight
            for x in handler.get_weighed_objects(weigher, hosts, spec)}
-    assert got == pytest.approx({'host1': 0.0, 'host2': 1.0, 'host3': 0.5})
+    assert got == pytest.approx({'host1': 1.5, 'host2': 1.0, 'host3': 0.0})
     ecrae_conf(weight_multiplier=-2.0)
     got = {x.obj.host: x.weight
            for x in handler.get_weighed_objects(weigher, hosts, spec)}
-    assert got == pytest.approx({'host1': 0.0, 'host2': -2.0, 'host3': -1.0})
+    assert got == pytest.approx({'host1': 1.5, 'host2': -2.0, 'host3': 0.0})
     assert fake_service.calls[-1][1].scores_only is True
 
 
@@ -302,17 +304,23 @@ def test_fail_open_on_wrong_result_count(fake_service, warnings_log):
 
 
 def test_answers_of_an_older_service_are_read(fake_service):
-    """A service from before passed_only / scores_only answers full
-    messages: a rolling upgrade that updates the shim first still ranks."""
+    """A service from before passed_only / scores_only / references answers
+    full messages and never says it holds states: a rolling upgrade that
+    updates the shim first still ranks, and keeps sending full states."""
     fake_service.legacy = True
     fake_service.reject = {'host2'}
     fake_service.scores = {'host1': 1.0, 'host3': 2.0}
     hosts = shimtest.host_states(3)
-    passed = run_filter(hosts, shimtest.request_spec())
-    assert names(passed) == ['host1', 'host3']
-    weighed = run_weigher(passed, shimtest.request_spec())
-    assert [w.obj.host for w in weighed] == ['host3', 'host1']
-    assert [w.weight for w in weighed] == [1.0, 0.0]
+    for _ in range(2):
+        passed = run_filter(hosts, shimtest.request_spec())
+        assert names(passed) == ['host1', 'host3']
+        weighed = run_weigher(passed, shimtest.request_spec())
+        assert [w.obj.host for w in weighed] == ['host3', 'host1']
+        assert [w.weight for w in weighed] == [1.0, 0.0]
+    assert len(fake_service.calls) == 4
+    for _, req in fake_service.calls:
+        assert not any(h.state_ref for h in req.hosts)
+        assert all(h.vcpus_total for h in req.hosts)
 
 
 def test_fail_closed_rejects_all(no_service, ecrae_conf):
@@ -542,8 +550,8 @@ def test_hosts_the_service_holds_go_as_references():
     again = translate.weigh_request(spec, hosts, refs=refs)
     assert again.references == 3
     sent = _decoded(again, placement_pb2.WeighHostsRequest).hosts
-    assert [(h.host, h.state_ref) for h in sent] == [
-        (h.host, h.state_digest) for h in full]
+    assert [(h.host, h.nodename, h.state_ref) for h in sent] == [
+        (h.host, h.nodename, h.state_digest) for h in full]
     assert all(h.ByteSize() < 25 for h in sent)
     # A changed host goes in full with its new digest; the others by
     # reference.

@@ -359,11 +359,13 @@ type HostState struct {
 	// digest, so a later call can send `state_ref` for the host instead.
 	StateDigest uint64 `protobuf:"fixed64,19,opt,name=state_digest,json=stateDigest,proto3" json:"state_digest,omitempty"`
 	// Stands for the state sent earlier with this digest: set with `host`
-	// and nothing else. Nova sends every candidate host on every filter and
-	// weigher pass, mostly unchanged; a reference is about 20 bytes where a
-	// state is 250 (over 1,000 with libvirt's cpu_info). When the service
-	// does not hold it (restarted, or the state evicted) the call fails with
-	// FAILED_PRECONDITION naming the field, and the client sends full states.
+	// and `nodename` and nothing else. Nova sends every candidate host on every
+	// filter and weigher pass, mostly unchanged; a reference is about 25 bytes
+	// where a state is 250 (over 1,000 with libvirt's cpu_info). When the
+	// service does not hold it (restarted, or the state evicted) the call fails
+	// with FAILED_PRECONDITION naming the field, and the client sends full
+	// states. Send references only to a service whose answers said
+	// `states_held`.
 	StateRef      uint64 `protobuf:"fixed64,20,opt,name=state_ref,json=stateRef,proto3" json:"state_ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -689,7 +691,12 @@ type FilterHostsResponse struct {
 	Tag       string `protobuf:"bytes,2,opt,name=tag,proto3" json:"tag,omitempty"`
 	TagSource string `protobuf:"bytes,3,opt,name=tag_source,json=tagSource,proto3" json:"tag_source,omitempty"`
 	// With passed_only: one flag per host, in the order of the request.
-	Passed        []bool `protobuf:"varint,4,rep,packed,name=passed,proto3" json:"passed,omitempty"`
+	Passed []bool `protobuf:"varint,4,rep,packed,name=passed,proto3" json:"passed,omitempty"`
+	// The service keeps the states sent with a digest (HostState.state_digest)
+	// and takes references to them from now on. A client sends references only
+	// after an answer that says so: a service older than references ignores
+	// them and would read each as an empty host.
+	StatesHeld    bool `protobuf:"varint,5,opt,name=states_held,json=statesHeld,proto3" json:"states_held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -750,6 +757,13 @@ func (x *FilterHostsResponse) GetPassed() []bool {
 		return x.Passed
 	}
 	return nil
+}
+
+func (x *FilterHostsResponse) GetStatesHeld() bool {
+	if x != nil {
+		return x.StatesHeld
+	}
+	return false
 }
 
 type WeighHostsRequest struct {
@@ -1024,7 +1038,9 @@ type WeighHostsResponse struct {
 	TagSource string       `protobuf:"bytes,3,opt,name=tag_source,json=tagSource,proto3" json:"tag_source,omitempty"`
 	// With scores_only: HostScore.score of each host, in the order of the
 	// request.
-	ScoreValues   []float64 `protobuf:"fixed64,4,rep,packed,name=score_values,json=scoreValues,proto3" json:"score_values,omitempty"`
+	ScoreValues []float64 `protobuf:"fixed64,4,rep,packed,name=score_values,json=scoreValues,proto3" json:"score_values,omitempty"`
+	// As FilterHostsResponse.states_held.
+	StatesHeld    bool `protobuf:"varint,5,opt,name=states_held,json=statesHeld,proto3" json:"states_held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1085,6 +1101,13 @@ func (x *WeighHostsResponse) GetScoreValues() []float64 {
 		return x.ScoreValues
 	}
 	return nil
+}
+
+func (x *WeighHostsResponse) GetStatesHeld() bool {
+	if x != nil {
+		return x.StatesHeld
+	}
+	return false
 }
 
 type WhatIfRequest struct {
@@ -1524,13 +1547,15 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\bnodename\x18\x02 \x01(\tR\bnodename\x12\x16\n" +
 	"\x06passed\x18\x03 \x01(\bR\x06passed\x12\x16\n" +
 	"\x06filter\x18\x04 \x01(\tR\x06filter\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x91\x01\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xb2\x01\n" +
 	"\x13FilterHostsResponse\x121\n" +
 	"\bverdicts\x18\x01 \x03(\v2\x15.ecrae.v1.HostVerdictR\bverdicts\x12\x10\n" +
 	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x1d\n" +
 	"\n" +
 	"tag_source\x18\x03 \x01(\tR\ttagSource\x12\x16\n" +
-	"\x06passed\x18\x04 \x03(\bR\x06passed\"\xdc\x02\n" +
+	"\x06passed\x18\x04 \x03(\bR\x06passed\x12\x1f\n" +
+	"\vstates_held\x18\x05 \x01(\bR\n" +
+	"statesHeld\"\xdc\x02\n" +
 	"\x11WeighHostsRequest\x125\n" +
 	"\binstance\x18\x01 \x01(\v2\x19.ecrae.v1.InstanceRequestR\binstance\x12)\n" +
 	"\x05hosts\x18\x02 \x03(\v2\x13.ecrae.v1.HostStateR\x05hosts\x12U\n" +
@@ -1557,13 +1582,15 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\tbreakdown\x18\x04 \x03(\v2\x18.ecrae.v1.ScoreComponentR\tbreakdown\x12\"\n" +
 	"\farchitecture\x18\x05 \x01(\tR\farchitecture\x12%\n" +
 	"\x0emarginal_watts\x18\x06 \x01(\x01R\rmarginalWatts\x12#\n" +
-	"\rdefault_model\x18\a \x01(\bR\fdefaultModel\"\x95\x01\n" +
+	"\rdefault_model\x18\a \x01(\bR\fdefaultModel\"\xb6\x01\n" +
 	"\x12WeighHostsResponse\x12+\n" +
 	"\x06scores\x18\x01 \x03(\v2\x13.ecrae.v1.HostScoreR\x06scores\x12\x10\n" +
 	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x1d\n" +
 	"\n" +
 	"tag_source\x18\x03 \x01(\tR\ttagSource\x12!\n" +
-	"\fscore_values\x18\x04 \x03(\x01R\vscoreValues\"\xb3\x02\n" +
+	"\fscore_values\x18\x04 \x03(\x01R\vscoreValues\x12\x1f\n" +
+	"\vstates_held\x18\x05 \x01(\bR\n" +
+	"statesHeld\"\xb3\x02\n" +
 	"\rWhatIfRequest\x127\n" +
 	"\tinstances\x18\x01 \x03(\v2\x19.ecrae.v1.InstanceRequestR\tinstances\x12)\n" +
 	"\x05hosts\x18\x02 \x03(\v2\x13.ecrae.v1.HostStateR\x05hosts\x12)\n" +

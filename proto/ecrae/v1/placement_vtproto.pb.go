@@ -675,6 +675,16 @@ func (m *FilterHostsResponse) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.StatesHeld {
+		i--
+		if m.StatesHeld {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x28
+	}
 	if len(m.Passed) > 0 {
 		for iNdEx := len(m.Passed) - 1; iNdEx >= 0; iNdEx-- {
 			i--
@@ -998,6 +1008,16 @@ func (m *WeighHostsResponse) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if m.StatesHeld {
+		i--
+		if m.StatesHeld {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x28
 	}
 	if len(m.ScoreValues) > 0 {
 		for iNdEx := len(m.ScoreValues) - 1; iNdEx >= 0; iNdEx-- {
@@ -1668,6 +1688,9 @@ func (m *FilterHostsResponse) SizeVT() (n int) {
 	if len(m.Passed) > 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(len(m.Passed))) + len(m.Passed)*1
 	}
+	if m.StatesHeld {
+		n += 2
+	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -1795,6 +1818,9 @@ func (m *WeighHostsResponse) SizeVT() (n int) {
 	}
 	if len(m.ScoreValues) > 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(len(m.ScoreValues)*8)) + len(m.ScoreValues)*8
+	}
+	if m.StatesHeld {
+		n += 2
 	}
 	n += len(m.unknownFields)
 	return n
@@ -4162,6 +4188,26 @@ func (m *FilterHostsResponse) UnmarshalVT(dAtA []byte) error {
 			} else {
 				return fmt.Errorf("proto: wrong wireType = %d for field Passed", wireType)
 			}
+		case 5:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field StatesHeld", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.StatesHeld = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -5014,6 +5060,26 @@ func (m *WeighHostsResponse) UnmarshalVT(dAtA []byte) error {
 			} else {
 				return fmt.Errorf("proto: wrong wireType = %d for field ScoreValues", wireType)
 			}
+		case 5:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field StatesHeld", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.StatesHeld = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
