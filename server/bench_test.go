@@ -48,8 +48,10 @@ func benchHosts(n int) []*ecraev1.HostState {
 // Client and server share this process (and its collector setting); in
 // production the client is the Python shim (see nova-shim/bench).
 func BenchmarkPlacementCalls(b *testing.B) {
-	// The collector as `ecrae serve` sets it (its --gc-percent default).
+	// The collector as `ecrae serve` sets it (its --gc-percent and
+	// --memory-limit defaults).
 	defer debug.SetGCPercent(debug.SetGCPercent(DefaultGCPercent))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(DefaultMemoryLimit))
 	ctx := context.Background()
 	store, err := kbstore.Open(filepath.Join(b.TempDir(), "kb.db"), kbstore.Options{})
 	if err != nil {

@@ -47,10 +47,17 @@ type KBStore interface {
 var _ KBStore = (*kbstore.Store)(nil)
 
 // DefaultGCPercent is the garbage collector target `ecrae serve` runs with
-// (GOGC). The live heap is small (the KB and the host view), while every Nova
-// pass allocates its hosts afresh: collecting at 4× the live heap instead of
-// 1× costs some megabytes and halves the p99 of a 1,000-host pass.
-const DefaultGCPercent = 400
+// (GOGC). The live heap is small (the KB, the host view, the state cache),
+// while every Nova pass allocates its hosts afresh, and a pass that meets a
+// collection is what a pass's p99 is made of: collecting at 16× the live
+// heap instead of 1× makes that rare. DefaultMemoryLimit caps what this
+// costs when the live heap is large.
+const DefaultGCPercent = 1600
+
+// DefaultMemoryLimit is the soft memory limit `ecrae serve` runs with
+// (GOMEMLIMIT): past it the collector runs more often, whatever
+// DefaultGCPercent says.
+const DefaultMemoryLimit = 1 << 30
 
 // Config holds the service's placement settings.
 type Config struct {

@@ -204,6 +204,7 @@ func TestCLIErrorsAreOneReadableLine(t *testing.T) {
 		{[]string{"place", filepath.Join(dir, "missing.yaml")}, "no such file"},
 		{[]string{"score", "--vcpus=1", "--ram-mb=1", "--server=127.0.0.1:1", "--timeout=2s"}, "127.0.0.1:1"},
 		{[]string{"serve", "--weights=energy"}, "--weights"},
+		{[]string{"serve", "--memory-limit=lots"}, `--memory-limit: "lots" is not a size`},
 	}
 	for _, c := range cases {
 		_, err := cli(t, c.args...)
@@ -214,6 +215,29 @@ func TestCLIErrorsAreOneReadableLine(t *testing.T) {
 		line := oneLine(err)
 		if strings.Contains(line, "\n") || !strings.Contains(line, c.want) {
 			t.Errorf("%v: %q, want one line containing %q", c.args, line, c.want)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64 // -1: an error
+	}{
+		{"0", 0},
+		{"1048576", 1 << 20},
+		{"512MiB", 512 << 20}, // 512 × 2^20
+		{"1 GiB", 1 << 30},
+		{"64KiB", 64 << 10},
+		{"1.5GiB", -1}, // whole numbers only
+		{"-1MiB", -1},
+		{"8589934592GiB", -1}, // 2^33 GiB = 2^63 bytes: overflows int64
+		{"lots", -1},
+		{"", -1},
+	} {
+		got, err := parseBytes(c.in)
+		if (err != nil) != (c.want < 0) || (err == nil && got != c.want) {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", c.in, got, err, c.want)
 		}
 	}
 }

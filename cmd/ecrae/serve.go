@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -51,6 +52,7 @@ type serveConfig struct {
 	// Consolidation plans and the optional periodic mode (issue 5).
 	rebalance  rebalanceServe
 	gcPercent  int
+	memLimit   string
 	stateCache int
 }
 
@@ -74,7 +76,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&c.subjectPrefix, "subject-prefix", "nova", "NATS subject prefix of Nova's notifications (<prefix>.versioned_notifications.<priority>.<event_type>)")
 	c.rebalance.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
-	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for shorter pauses on the placement path; the GOGC variable, when set, wins")
+	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
+	fs.StringVar(&c.memLimit, "memory-limit", fmt.Sprintf("%dMiB", server.DefaultMemoryLimit>>20), `soft memory limit (GOMEMLIMIT), e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -85,8 +88,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	limit, err := parseBytes(c.memLimit)
+	if err != nil {
+		return fmt.Errorf("%w: --memory-limit: %v", errUsage, err)
+	}
 	if _, set := os.LookupEnv("GOGC"); !set && c.gcPercent != 0 {
 		debug.SetGCPercent(c.gcPercent)
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && limit > 0 {
+		debug.SetMemoryLimit(limit)
 	}
 	weights, err := parseWeights(c.weights)
 	if err != nil {
@@ -334,6 +344,26 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 // parseWeights reads "name=value,..."; empty means the defaults.
+// parseBytes reads a size: bytes, or a number with a KiB, MiB or GiB
+// suffix.
+func parseBytes(s string) (int64, error) {
+	n, unit := strings.TrimSpace(s), int64(1)
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(n, u.suffix) {
+			n, unit = strings.TrimSpace(strings.TrimSuffix(n, u.suffix)), u.size
+			break
+		}
+	}
+	v, err := strconv.ParseInt(n, 10, 64)
+	if err != nil || v < 0 || v > math.MaxInt64/unit {
+		return 0, fmt.Errorf("%q is not a size (bytes, or a whole number of KiB, MiB or GiB)", s)
+	}
+	return v * unit, nil
+}
+
 func parseWeights(s string) (map[string]float64, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
