@@ -241,3 +241,18 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// Port 0 means any free port, for the embedded NATS server as for the
+// others (NATS itself would read it as 4222).
+func TestEmbeddedNATSOnPortZero(t *testing.T) {
+	c := serveConfig{natsURL: "embedded", natsAddr: "127.0.0.1:0", dbPath: filepath.Join(t.TempDir(), "ecrae.db")}
+	nc, url, stop, err := startNATS(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	defer nc.Close()
+	if strings.HasSuffix(url, ":4222") || strings.HasSuffix(url, ":0") {
+		t.Errorf("embedded NATS on %s, want a free port", url)
+	}
+}

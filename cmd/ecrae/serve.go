@@ -303,6 +303,11 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("%w: --nats-addr %q: port: %v", errUsage, c.natsAddr, err)
 	}
+	if port == 0 {
+		// NATS reads port 0 as its default, 4222; here it means any free
+		// port, as for --grpc-addr and --http-addr.
+		port = natsserver.RANDOM_PORT
+	}
 	storeDir := filepath.Join(filepath.Dir(c.dbPath), "nats")
 	if err := os.MkdirAll(storeDir, 0o750); err != nil {
 		return nil, "", nil, fmt.Errorf("NATS store %s: %w", storeDir, err)
