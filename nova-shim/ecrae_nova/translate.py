@@ -270,7 +270,7 @@ _SCORES_ONLY = placement_pb2.WeighHostsRequest(
 # is, and this one runs for every host of every pass.
 #
 # An entry is [key, full field (state + state_digest), reference field
-# (host, nodename + state_ref), StateRefs token of the channel that holds the state].
+# (host, nodename, state_ref), token of the StateRefs that holds the state].
 _WIRE = '_ecrae_wire'
 
 
