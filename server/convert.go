@@ -105,14 +105,11 @@ func mergeSpecs(base, over map[string]string) map[string]string {
 	return out
 }
 
-// hosts validates Nova's host states and resolves each one's model, into
-// buf when it is large enough. memo (nil, or one per host) holds the
-// conversions of remembered states: reused for this KB revision, stored
-// otherwise.
-func (c *catalog) hosts(in []*ecraev1.HostState, maxHosts int, buf []optimizer.Host, memo []*held) ([]optimizer.Host, error) {
-	if len(in) > maxHosts {
-		return nil, invalid("hosts", "%d hosts exceed the limit of %d per call", len(in), maxHosts)
-	}
+// hosts validates Nova's host states (their number is checked by
+// Server.resolveHosts) and resolves each one's model, into buf when it is
+// large enough. memo (nil, or one per host) holds the conversions of
+// remembered states: reused for this KB revision, stored otherwise.
+func (c *catalog) hosts(in []*ecraev1.HostState, buf []optimizer.Host, memo []*held) ([]optimizer.Host, error) {
 	out := slices.Grow(buf[:0], len(in))[:len(in)]
 	// Hosts of one model share their cpu_info string: decode each once.
 	arches := map[string]string{}

@@ -39,7 +39,7 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 	if buf == nil {
 		buf = new([]optimizer.Host)
 	}
-	if p.hosts, err = c.hosts(hosts, s.cfg.MaxHosts, *buf, memo); err != nil {
+	if p.hosts, err = c.hosts(hosts, *buf, memo); err != nil {
 		s.hostBufs.Put(buf)
 		return nil, err
 	}
@@ -202,7 +202,7 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 		if err != nil {
 			return nil, err
 		}
-		if hosts, err = c.hosts(given, s.cfg.MaxHosts, nil, memo); err != nil {
+		if hosts, err = c.hosts(given, nil, memo); err != nil {
 			return nil, err
 		}
 		notes = s.live(c, hosts, true)
