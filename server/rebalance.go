@@ -195,6 +195,13 @@ func (r *Rebalancer) plan(ctx context.Context, req *ecraev1.PlanRebalanceRequest
 	if sp.MaxParallel == 0 {
 		sp.MaxParallel = optimizer.DefaultMaxParallel
 	}
+	if len(sp.Steps) == 0 {
+		// Nothing to execute: returned to the caller, never stored, so a
+		// periodic loop on a packed cluster does not fill the plan file
+		// nor bury the plans that matter under empty ones.
+		r.log.Info("rebalance planned: nothing to move, not stored", "source", source, "note", sp.Note)
+		return sp, nil
+	}
 	if _, err := store.Create(ctx, sp); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
@@ -951,7 +958,7 @@ func (r *Rebalancer) RunPeriodic(ctx context.Context, pc PeriodicConfig) error {
 		saving := p.PowerBeforeW - p.PowerAfterW - p.MigrationW
 		switch {
 		case len(p.Steps) == 0:
-			r.log.Info("periodic rebalance: nothing to move", "plan", p.ID, "note", p.Note)
+			r.log.Info("periodic rebalance: nothing to move", "note", p.Note)
 		case saving <= pc.MinSavingW:
 			r.log.Info("periodic rebalance: saving below the threshold", "plan", p.ID, "saving_w", round1(saving), "threshold_w", pc.MinSavingW)
 		case !pc.Execute:

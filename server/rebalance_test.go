@@ -483,17 +483,22 @@ func TestPeriodicExecutesAboveThreshold(t *testing.T) {
 		go func() {
 			done <- h.rb.RunPeriodic(ctx, PeriodicConfig{Interval: 20 * time.Millisecond, MinSavingW: c.threshold, Execute: true})
 		}()
-		deadline := time.Now().Add(5 * time.Second)
+		// Watch every stored plan, not the latest: the loop keeps planning
+		// while the test polls.
+		deadline := time.Now().Add(10 * time.Second)
 		for {
-			p, err := h.plans.Get(context.Background(), "")
-			if err == nil && (!c.execute || p.Status == planstore.StatusSucceeded) {
+			p, err := h.periodicPlan(c.execute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p != nil {
 				if p.Source != SourcePeriodic {
 					t.Errorf("source %q", p.Source)
 				}
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("threshold %v: no plan (%v) or not executed", c.threshold, err)
+				t.Fatalf("threshold %v: no plan stored, or none executed", c.threshold)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -505,6 +510,45 @@ func TestPeriodicExecutesAboveThreshold(t *testing.T) {
 		if got := m.callCount() > 0; got != c.execute {
 			t.Errorf("threshold %v W: executed %v, want %v", c.threshold, got, c.execute)
 		}
+	}
+}
+
+// periodicPlan returns a stored plan that succeeded (or, when !executed, any
+// stored plan), nil when there is none yet.
+func (h *rbHarness) periodicPlan(executed bool) (*planstore.Plan, error) {
+	ctx := context.Background()
+	ids, err := h.plans.List(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		p, err := h.plans.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !executed || p.Status == planstore.StatusSucceeded {
+			return p, nil
+		}
+	}
+	return nil, nil
+}
+
+// TestEmptyPlanNotStored: a plan with nothing to move is returned, not
+// stored.
+func TestEmptyPlanNotStored(t *testing.T) {
+	h := newRB(t, nil, nil)
+	ctx := context.Background()
+	packed := spread()
+	packed.Instances = packed.Instances[:1] // one instance on h0: nothing to gain
+	resp, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: packed, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := resp.GetPlan(); p.GetId() != "" || len(p.GetSteps()) != 0 || p.GetNote() == "" {
+		t.Fatalf("plan %v: want no id, no steps, a note", p)
+	}
+	if ids, err := h.plans.List(ctx, 0); err != nil || len(ids) != 0 {
+		t.Fatalf("stored %v (%v), want none", ids, err)
 	}
 }
 

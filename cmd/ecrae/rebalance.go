@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 
@@ -264,7 +265,10 @@ func statusWord2(s ecraev1.PlanStatus) string {
 
 // printPlan prints a plan's summary and its steps as a table.
 func printPlan(w io.Writer, p *ecraev1.Plan) error {
-	fmt.Fprintf(w, "plan %s (%s), from %s; %s, seed %d, %.2f s (search %s)\n", p.GetId(), statusWord2(p.GetStatus()),
+	if p.GetId() == "" { // an empty plan is not stored
+		fmt.Fprintf(w, "nothing to move (not stored): %s\n", p.GetNote())
+	}
+	fmt.Fprintf(w, "plan %s (%s), from %s; %s, seed %d, %.2f s (search %s)\n", cmp.Or(p.GetId(), "-"), statusWord2(p.GetStatus()),
 		p.GetSource(), p.GetAlgorithm(), p.GetSeed(), p.GetSeconds(), p.GetStopped())
 	saving := p.GetPowerBeforeWatts() - p.GetPowerAfterWatts()
 	fmt.Fprintf(w, "power %.1f W → %.1f W (saving %.1f W; the migrations copy %.1f GB, %.1f W over the horizon)\n",
