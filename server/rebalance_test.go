@@ -16,6 +16,7 @@ import (
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/planstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"github.com/ecrae/ecrae/rebalance"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -95,7 +96,7 @@ type rbHarness struct {
 // newRB serves the RebalanceService over bufconn on testKB, a plan store in
 // a temporary directory (integrity-checked at the end), an optional live
 // view and an optional migrator.
-func newRB(t *testing.T, view *hostview.View, m Migrator) *rbHarness {
+func newRB(t *testing.T, view *hostview.View, m rebalance.Migrator) *rbHarness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -492,7 +493,7 @@ func TestPeriodicExecutesAboveThreshold(t *testing.T) {
 				t.Fatal(err)
 			}
 			if p != nil {
-				if p.Source != SourcePeriodic {
+				if p.Source != rebalance.SourcePeriodic {
 					t.Errorf("source %q", p.Source)
 				}
 				break
