@@ -27,10 +27,12 @@ type Migrator interface {
 	LiveMigrate(ctx context.Context, id, target string) error
 }
 
-// PlanStore keeps plans (planstore.Store).
+// PlanStore keeps plans and their status (planstore.Store).
 type PlanStore interface {
 	Get(ctx context.Context, id string) (*planstore.Plan, error)
 	Update(ctx context.Context, id string, fn func(*planstore.Plan) error) error
+	Start(ctx context.Context, id, who string, now time.Time) (*planstore.Plan, error)
+	Finish(ctx context.Context, id, to string, now time.Time, fn func(*planstore.Plan)) (*planstore.Plan, error)
 }
 
 var _ PlanStore = (*planstore.Store)(nil)
@@ -41,7 +43,12 @@ type LiveView interface {
 	Snapshot() *hostview.Snapshot
 	// Instances lists the instances of one host ("" = all).
 	Instances(host string) []hostview.Instance
+	// SetDraining and ClearDraining mark the hosts a running plan empties.
+	SetDraining(planID string, hosts []string)
+	ClearDraining(planID string)
 }
+
+var _ LiveView = (*hostview.View)(nil)
 
 // Config wires an Executor.
 type Config struct {
@@ -57,6 +64,9 @@ type Config struct {
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 	Log *slog.Logger
+	// Parent is the context executions run under (serve's); nil =
+	// Background. Close cancels them either way.
+	Parent context.Context
 }
 
 // Errors of Start.
@@ -94,7 +104,11 @@ func NewExecutor(cfg Config) *Executor {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	parent := cfg.Parent
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
 	return &Executor{cfg: cfg, log: cfg.Log, base: ctx, cancel: cancel}
 }
 
@@ -118,8 +132,10 @@ func (r *Executor) CanExecute() bool { return r.cfg.Migrator != nil }
 // StepTimeout is the configured time a migration may take.
 func (r *Executor) StepTimeout() time.Duration { return r.cfg.StepTimeout }
 
-// Start marks a plan executing and runs it in the background.
-func (r *Executor) Start(ctx context.Context, id string, timeout time.Duration) (*planstore.Plan, error) {
+// Start marks a plan executing, started by who, and runs it in the
+// background. The hosts it frees are marked draining in the live view
+// until it ends, so that placement does not fill them meanwhile.
+func (r *Executor) Start(ctx context.Context, id, who string, timeout time.Duration) (*planstore.Plan, error) {
 	r.mu.Lock()
 	if r.active != "" {
 		r.mu.Unlock()
@@ -127,29 +143,27 @@ func (r *Executor) Start(ctx context.Context, id string, timeout time.Duration) 
 	}
 	r.active = id
 	r.mu.Unlock()
-	var started *planstore.Plan
-	err := r.cfg.Plans.Update(ctx, id, func(p *planstore.Plan) error {
-		if p.Status != planstore.StatusPlanned {
-			return fmt.Errorf("%w: plan %s is %s, not planned: plan again", ErrNotPlanned, p.ID, p.Status)
-		}
-		p.Status, p.StartedAt, p.Message = planstore.StatusExecuting, r.cfg.Now(), "executing"
-		for i := range p.Steps {
-			p.Steps[i].Status = planstore.StepPending
-		}
-		started = p
-		return nil
-	})
+	started, err := r.cfg.Plans.Start(ctx, id, who, r.cfg.Now())
 	if err != nil {
 		r.mu.Lock()
 		r.active = ""
 		r.mu.Unlock()
+		if errors.Is(err, planstore.ErrTransition) {
+			return nil, fmt.Errorf("%w: %w", ErrNotPlanned, err)
+		}
 		return nil, err
 	}
-	r.log.Info("rebalance executing", "plan", id, "steps", len(started.Steps), "waves", started.Waves, "step_timeout", timeout)
+	if r.cfg.Live != nil {
+		r.cfg.Live.SetDraining(id, started.HostsFreed)
+	}
+	r.log.Info("rebalance executing", "plan", id, "by", who, "steps", len(started.Steps), "waves", started.Waves, "step_timeout", timeout)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer func() {
+			if r.cfg.Live != nil {
+				r.cfg.Live.ClearDraining(id)
+			}
 			r.mu.Lock()
 			r.active = ""
 			r.mu.Unlock()
@@ -160,9 +174,11 @@ func (r *Executor) Start(ctx context.Context, id string, timeout time.Duration) 
 }
 
 // execute runs the plan's waves in order; the steps of a wave run
-// together. The first failure stops the plan after its wave: the steps
-// after it are skipped, nothing is retried. Cancelling ctx (the service
-// stopping) interrupts it.
+// together. Before each wave the plan is checked against the live view
+// (and the store, for an abort): a stale plan stops there with the reason.
+// The first failure stops the plan after its wave: the steps after it are
+// skipped, nothing is retried. Cancelling ctx (the service stopping)
+// interrupts it.
 func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.Duration) {
 	id := p.ID
 	// Store writes must land even while ctx is being cancelled.
@@ -173,17 +189,36 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 			r.log.Error("rebalance: cannot record progress", "plan", id, "err", err)
 		}
 	}
-	// Waves in order of their numbers (steps are stored wave by wave).
-	var waves [][]int
-	for i, st := range p.Steps {
-		if len(waves) == 0 || p.Steps[waves[len(waves)-1][0]].Wave != st.Wave {
-			waves = append(waves, nil)
+	finish := func(to string, fn func(*planstore.Plan)) {
+		if _, err := r.cfg.Plans.Finish(wctx, id, to, r.cfg.Now(), fn); err != nil {
+			r.log.Error("rebalance: cannot record the end", "plan", id, "status", to, "err", err)
 		}
-		waves[len(waves)-1] = append(waves[len(waves)-1], i)
 	}
+	skipRest := func(p *planstore.Plan) {
+		for i := range p.Steps {
+			if p.Steps[i].Status == planstore.StepPending {
+				p.Steps[i].Status = planstore.StepSkipped
+			}
+		}
+	}
+	waves := wavesOf(p.Steps)
 	var failed []string
-	for _, wave := range waves {
+	var stale []string
+	aborted := false
+	for w, wave := range waves {
 		if ctx.Err() != nil {
+			break
+		}
+		cur, err := r.cfg.Plans.Get(wctx, id)
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("cannot read the plan before wave %d: %v", w, err))
+			break
+		}
+		if cur.AbortRequested {
+			aborted = true
+			break
+		}
+		if stale = r.stale(p, wave[0]); len(stale) > 0 {
 			break
 		}
 		var mu sync.Mutex
@@ -224,25 +259,35 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 			break
 		}
 	}
-	now := r.cfg.Now()
+	if ctx.Err() == nil && len(failed) == 0 && !aborted && len(stale) == 0 {
+		// Every step done: a host is reported freed only if the live view
+		// shows it empty (a boot may have landed after the last check).
+		stale = r.notFreed(p)
+	}
 	switch {
 	case ctx.Err() != nil && len(failed) == 0:
-		update(func(p *planstore.Plan) { planstore.Interrupt(p, now) })
+		finish(planstore.StatusInterrupted, func(p *planstore.Plan) { planstore.Interrupt(p, p.FinishedAt) })
 		r.log.Warn("rebalance interrupted", "plan", id)
 	case len(failed) > 0:
 		slices.Sort(failed)
-		update(func(p *planstore.Plan) {
-			p.Status, p.FinishedAt = planstore.StatusFailed, now
-			for i := range p.Steps {
-				if p.Steps[i].Status == planstore.StepPending {
-					p.Steps[i].Status = planstore.StepSkipped
-				}
-			}
+		finish(planstore.StatusFailed, func(p *planstore.Plan) {
+			skipRest(p)
 			p.Message = fmt.Sprintf("stopped: %s; %s; nothing was retried", strings.Join(failed, "; "), planstore.Summary(p))
 		})
+	case aborted:
+		finish(planstore.StatusAborted, func(p *planstore.Plan) {
+			skipRest(p)
+			p.Message = fmt.Sprintf("aborted: the steps in flight finished, no more started; %s", planstore.Summary(p))
+		})
+		r.log.Warn("rebalance aborted", "plan", id)
+	case len(stale) > 0:
+		finish(planstore.StatusFailed, func(p *planstore.Plan) {
+			skipRest(p)
+			p.Message = fmt.Sprintf("stopped, the plan is out of date: %s; %s; plan again", strings.Join(stale, "; "), planstore.Summary(p))
+		})
+		r.log.Warn("rebalance stopped: plan out of date", "plan", id, "reasons", stale)
 	default:
-		update(func(p *planstore.Plan) {
-			p.Status, p.FinishedAt = planstore.StatusSucceeded, now
+		finish(planstore.StatusSucceeded, func(p *planstore.Plan) {
 			p.Message = fmt.Sprintf("all %d steps done", len(p.Steps))
 			if len(p.HostsFreed) > 0 {
 				p.Message += "; hosts freed: " + strings.Join(p.HostsFreed, ", ")
@@ -250,6 +295,106 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 		})
 		r.log.Info("rebalance succeeded", "plan", id)
 	}
+}
+
+// wavesOf groups step indices by wave, in order (steps are stored wave by
+// wave).
+func wavesOf(steps []planstore.Step) [][]int {
+	var waves [][]int
+	for i, st := range steps {
+		if len(waves) == 0 || steps[waves[len(waves)-1][0]].Wave != st.Wave {
+			waves = append(waves, nil)
+		}
+		waves[len(waves)-1] = append(waves[len(waves)-1], i)
+	}
+	return waves
+}
+
+// stale checks the steps from index from on against the live view: each
+// instance still exists, at its planned size, where its next move expects
+// it; each destination still takes instances; and each host to be freed
+// holds only instances the plan moves away. It returns what is wrong (nil:
+// the plan still holds, or there is no live view to check with).
+func (r *Executor) stale(p *planstore.Plan, from int) []string {
+	lv := r.cfg.Live
+	if lv == nil {
+		return nil
+	}
+	at := map[string]hostview.Instance{}
+	for _, in := range lv.Instances("") {
+		at[in.UUID] = in
+	}
+	state := map[string]hostview.ServiceState{}
+	snap := lv.Snapshot()
+	for i := range snap.Hosts {
+		state[snap.Hosts[i].Name] = snap.Hosts[i].Service
+	}
+	var why []string
+	seen := map[string]bool{}
+	// host → instances the plan moves off it. All steps, done ones too: the
+	// view may not have seen a done move yet.
+	leaving := map[string]map[string]bool{}
+	for _, st := range p.Steps {
+		if leaving[st.From] == nil {
+			leaving[st.From] = map[string]bool{}
+		}
+		leaving[st.From][st.InstanceID] = true
+	}
+	for i := from; i < len(p.Steps); i++ {
+		st := p.Steps[i]
+		if s, ok := state[st.To]; ok && !s.Placeable() {
+			why = append(why, fmt.Sprintf("step %d: destination %s is %s", i, st.To, s))
+		}
+		if seen[st.InstanceID] {
+			continue
+		}
+		seen[st.InstanceID] = true
+		in, ok := at[st.InstanceID]
+		switch {
+		case !ok || in.State == "deleted":
+			why = append(why, fmt.Sprintf("step %d: %s is gone (deleted)", i, name(st)))
+		case in.Host != st.From:
+			why = append(why, fmt.Sprintf("step %d: %s is on %s, not on %s as planned", i, name(st), in.Host, st.From))
+		case st.MemoryMB > 0 && in.Flavor.MemoryMB > 0 && in.Flavor.MemoryMB != st.MemoryMB:
+			why = append(why, fmt.Sprintf("step %d: %s was resized (%d MB, planned %d MB)", i, name(st), in.Flavor.MemoryMB, st.MemoryMB))
+		}
+	}
+	for _, h := range p.HostsFreed {
+		for _, in := range lv.Instances(h) {
+			if in.State != "deleted" && !leaving[h][in.UUID] {
+				why = append(why, fmt.Sprintf("host %s to be freed now holds %s, which the plan does not move", h, label(in)))
+			}
+		}
+	}
+	return why
+}
+
+// notFreed lists the hosts the plan frees that the live view does not
+// show empty.
+func (r *Executor) notFreed(p *planstore.Plan) []string {
+	if r.cfg.Live == nil {
+		return nil
+	}
+	var why []string
+	for _, h := range p.HostsFreed {
+		var names []string
+		for _, in := range r.cfg.Live.Instances(h) {
+			if in.State != "deleted" {
+				names = append(names, label(in))
+			}
+		}
+		if len(names) > 0 {
+			why = append(why, fmt.Sprintf("host %s is not freed: it holds %s", h, strings.Join(names, ", ")))
+		}
+	}
+	return why
+}
+
+func label(in hostview.Instance) string {
+	if in.Name != "" && in.Name != in.UUID {
+		return in.Name + " " + in.UUID
+	}
+	return in.UUID
 }
 
 // name labels a step's instance: its name and uuid, or the uuid alone.
@@ -295,7 +440,9 @@ func (r *Executor) step(ctx context.Context, st planstore.Step, timeout time.Dur
 }
 
 // Check is a dry run: is every instance where the plan's first move of it
-// expects it, and is every destination still a host that may receive?
+// expects it, at its planned size, is every destination still a host that
+// may receive, and does every host to be freed hold only what the plan
+// moves (stale; without a live view, Nova is asked where instances are)?
 func (r *Executor) Check(ctx context.Context, p *planstore.Plan) []string {
 	var problems []string
 	if p.Status != planstore.StatusPlanned {
@@ -304,51 +451,21 @@ func (r *Executor) Check(ctx context.Context, p *planstore.Plan) []string {
 	if len(p.Steps) == 0 {
 		problems = append(problems, "the plan has no moves")
 	}
-	where := map[string]string{}
-	hostState := map[string]hostview.ServiceState{}
-	lv := r.cfg.Live
-	if lv != nil {
-		for _, in := range lv.Instances("") {
-			where[in.UUID] = in.Host
-		}
-		snap := lv.Snapshot()
-		for i := range snap.Hosts {
-			hostState[snap.Hosts[i].Name] = snap.Hosts[i].Service
-		}
-	}
-	seen := map[string]bool{}
-	for i, st := range p.Steps {
-		if seen[st.InstanceID] {
-			continue
-		}
-		seen[st.InstanceID] = true
-		var at string
-		switch {
-		case lv != nil:
-			h, ok := where[st.InstanceID]
-			if !ok {
-				problems = append(problems, fmt.Sprintf("step %d: %s is not in the live view (deleted?)", i, name(st)))
-				continue
-			}
-			at = h
-		case r.cfg.Migrator != nil:
-			h, err := r.cfg.Migrator.Locate(ctx, st.InstanceID)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("step %d: %v", i, err))
-				continue
-			}
-			at = h
-		default:
-			continue
-		}
-		if at != st.From {
-			problems = append(problems, fmt.Sprintf("step %d: %s is on %s, not on %s as planned", i, name(st), at, st.From))
-		}
-	}
-	if lv != nil {
+	if r.cfg.Live != nil {
+		problems = append(problems, r.stale(p, 0)...)
+	} else if r.cfg.Migrator != nil {
+		seen := map[string]bool{}
 		for i, st := range p.Steps {
-			if s, ok := hostState[st.To]; ok && !s.Placeable() {
-				problems = append(problems, fmt.Sprintf("step %d: destination %s is %s", i, st.To, s))
+			if seen[st.InstanceID] {
+				continue
+			}
+			seen[st.InstanceID] = true
+			at, err := r.cfg.Migrator.Locate(ctx, st.InstanceID)
+			switch {
+			case err != nil:
+				problems = append(problems, fmt.Sprintf("step %d: %v", i, err))
+			case at != st.From:
+				problems = append(problems, fmt.Sprintf("step %d: %s is on %s, not on %s as planned", i, name(st), at, st.From))
 			}
 		}
 	}

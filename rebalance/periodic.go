@@ -21,6 +21,9 @@ type PeriodicConfig struct {
 // SourcePeriodic is the source of the plans of the periodic mode.
 const SourcePeriodic = "periodic (live view)"
 
+// ExecutedByPeriodic is who executes the plans the periodic mode starts.
+const ExecutedByPeriodic = "periodic"
+
 // PlanFunc plans on the live view and stores the plan.
 type PlanFunc func(ctx context.Context) (*planstore.Plan, error)
 
@@ -59,7 +62,7 @@ func (r *Executor) RunPeriodic(ctx context.Context, pc PeriodicConfig, plan Plan
 		case r.cfg.Migrator == nil:
 			r.log.Warn("periodic rebalance: no Nova connection to execute with", "plan", p.ID)
 		default:
-			if _, err := r.Start(ctx, p.ID, r.cfg.StepTimeout); err != nil {
+			if _, err := r.Start(ctx, p.ID, ExecutedByPeriodic, r.cfg.StepTimeout); err != nil {
 				r.log.Warn("periodic rebalance: not started", "plan", p.ID, "err", err)
 			}
 		}

@@ -2,6 +2,7 @@ package rebalance
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ecrae/ecrae/optimizer"
@@ -45,13 +46,29 @@ func NewPlan(cl optimizer.Cluster, p *optimizer.Plan, source string, now time.Ti
 	for _, u := range p.Unreachable {
 		sp.Unreachable = append(sp.Unreachable, planstore.Unreachable{InstanceID: cl.Instances[u.Instance].ID, Target: host(u.Target), Reason: u.Reason})
 	}
+	// The instances that cannot move, grouped by reason: one entry per
+	// instance made a plan of a large cloud megabytes long, rewritten at
+	// every step.
 	fixed := make([]int, 0, len(p.Fixed))
 	for i := range p.Fixed {
 		fixed = append(fixed, i)
 	}
-	slices.Sort(fixed)
+	slices.SortFunc(fixed, func(a, b int) int { return strings.Compare(cl.Instances[a].ID, cl.Instances[b].ID) })
+	group := map[string]int{}
 	for _, i := range fixed {
-		sp.Fixed = append(sp.Fixed, planstore.Fixed{InstanceID: cl.Instances[i].ID, Reason: p.Fixed[i]})
+		why := p.Fixed[i]
+		g, ok := group[why]
+		if !ok {
+			g = len(sp.FixedGroups)
+			group[why] = g
+			sp.FixedGroups = append(sp.FixedGroups, planstore.FixedGroup{Reason: why})
+		}
+		fg := &sp.FixedGroups[g]
+		fg.Count++
+		if len(fg.Examples) < planstore.MaxFixedExamples {
+			fg.Examples = append(fg.Examples, cl.Instances[i].ID)
+		}
 	}
+	slices.SortFunc(sp.FixedGroups, func(a, b planstore.FixedGroup) int { return strings.Compare(a.Reason, b.Reason) })
 	return sp
 }

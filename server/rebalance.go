@@ -16,6 +16,7 @@ import (
 	"github.com/ecrae/ecrae/rebalance"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -43,6 +44,32 @@ type RebalanceConfig struct {
 	ViewGrace        time.Duration
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// PlanTTL: a plan not started within it expires; 0 = 15 min.
+	// Keep: how many plans the store keeps (the newest); 0 = 100.
+	PlanTTL time.Duration
+	Keep    int
+	// Identity names the caller of an RPC for the plan's executed_by; nil
+	// = PeerIdentity.
+	Identity func(ctx context.Context) string
+	// Parent is the context executions run under (serve's); nil =
+	// Background.
+	Parent context.Context
+}
+
+// Defaults of RebalanceConfig.
+const (
+	DefaultPlanTTL = 15 * time.Minute
+	DefaultKeep    = 100
+)
+
+// PeerIdentity names a caller by its network address: the one identity
+// the service has until callers authenticate (issue 13 replaces it with
+// the certificate subject or Keystone user, here and nowhere else).
+func PeerIdentity(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return "grpc peer " + p.Addr.String()
+	}
+	return "grpc peer (unknown)"
 }
 
 // maxTimeLimit of a search a request may ask.
@@ -58,6 +85,11 @@ const (
 type PlanStore interface {
 	rebalance.PlanStore
 	Create(ctx context.Context, p *planstore.Plan) (string, error)
+	Plans(ctx context.Context, limit int) ([]*planstore.Plan, error)
+	Cancel(ctx context.Context, id, who string, now time.Time) (*planstore.Plan, error)
+	RequestAbort(ctx context.Context, id string) (*planstore.Plan, error)
+	Expire(ctx context.Context, now time.Time) ([]string, error)
+	Prune(ctx context.Context, keep int) (int, error)
 }
 
 var _ PlanStore = (*planstore.Store)(nil)
@@ -80,13 +112,22 @@ func NewRebalancer(srv *Server, cfg RebalanceConfig) *Rebalancer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.PlanTTL <= 0 {
+		cfg.PlanTTL = DefaultPlanTTL
+	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = DefaultKeep
+	}
+	if cfg.Identity == nil {
+		cfg.Identity = PeerIdentity
+	}
 	ec := rebalance.Config{Plans: cfg.Plans, Migrator: cfg.Migrator, StepTimeout: cfg.StepTimeout,
-		ViewGrace: cfg.ViewGrace, Now: cfg.Now, Log: srv.log}
+		ViewGrace: cfg.ViewGrace, Now: cfg.Now, Log: srv.log, Parent: cfg.Parent}
 	if cfg.Plans == nil {
 		ec.Plans = nil // no typed nil behind the interface
 	}
-	if srv.cfg.Live != nil {
-		ec.Live = srv.cfg.Live
+	if lv, ok := srv.cfg.Live.(rebalance.LiveView); ok && srv.cfg.Live != nil {
+		ec.Live = lv
 	}
 	return &Rebalancer{srv: srv, cfg: cfg, log: srv.log, exec: rebalance.NewExecutor(ec)}
 }
@@ -175,8 +216,14 @@ func (r *Rebalancer) plan(ctx context.Context, req *ecraev1.PlanRebalanceRequest
 		r.log.Info("rebalance planned: nothing to move, not stored", "source", source, "note", sp.Note)
 		return sp, nil
 	}
+	sp.ExpiresAt = sp.CreatedAt.Add(r.cfg.PlanTTL)
 	if _, err := store.Create(ctx, sp); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
+	}
+	if n, err := store.Prune(ctx, r.cfg.Keep); err != nil {
+		r.log.Warn("rebalance: cannot prune old plans", "err", err)
+	} else if n > 0 {
+		r.log.Info("rebalance: old plans pruned", "deleted", n, "keep", r.cfg.Keep)
 	}
 	r.log.Info("rebalance planned", "plan", sp.ID, "source", source, "algorithm", sp.Algorithm,
 		"moves", len(sp.Steps), "waves", sp.Waves, "power_before_w", round1(sp.PowerBeforeW),
@@ -274,14 +321,80 @@ func (r *Rebalancer) ExecutePlan(ctx context.Context, req *ecraev1.ExecutePlanRe
 	if len(p.Steps) == 0 {
 		return nil, status.Errorf(codes.FailedPrecondition, "plan %s has no moves: %s", p.ID, p.Note)
 	}
-	p, err = r.exec.Start(ctx, p.ID, timeout)
-	switch {
-	case errors.Is(err, rebalance.ErrBusy) || errors.Is(err, rebalance.ErrNotPlanned):
-		return nil, status.Error(codes.FailedPrecondition, err.Error())
-	case err != nil:
-		return nil, storeError(err)
+	p, err = r.exec.Start(ctx, p.ID, r.cfg.Identity(ctx), timeout)
+	if err != nil {
+		return nil, startError(err)
 	}
 	return &ecraev1.ExecutePlanResponse{Plan: planToProto(p)}, nil
+}
+
+func startError(err error) error {
+	switch {
+	case errors.Is(err, rebalance.ErrBusy), errors.Is(err, rebalance.ErrNotPlanned), errors.Is(err, planstore.ErrExpired),
+		errors.Is(err, planstore.ErrTransition):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return storeError(err)
+}
+
+// ListPlans returns the stored plans, newest first, without their steps;
+// the plans past their expiry are marked expired first.
+func (r *Rebalancer) ListPlans(ctx context.Context, req *ecraev1.ListPlansRequest) (*ecraev1.ListPlansResponse, error) {
+	store, err := r.plans()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetLimit() < 0 {
+		return nil, invalid("limit", "must not be negative, got %d", req.GetLimit())
+	}
+	if _, err := store.Expire(ctx, r.cfg.Now()); err != nil {
+		return nil, storeError(err)
+	}
+	ps, err := store.Plans(ctx, int(req.GetLimit()))
+	if err != nil {
+		return nil, storeError(err)
+	}
+	out := &ecraev1.ListPlansResponse{}
+	for _, p := range ps {
+		pp := planToProto(p)
+		pp.Steps = nil
+		out.Plans = append(out.Plans, pp)
+	}
+	return out, nil
+}
+
+// CancelPlan withdraws a planned plan.
+func (r *Rebalancer) CancelPlan(ctx context.Context, req *ecraev1.CancelPlanRequest) (*ecraev1.CancelPlanResponse, error) {
+	store, err := r.plans()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetPlanId() == "" {
+		return nil, invalid("plan_id", "required")
+	}
+	p, err := store.Cancel(ctx, req.GetPlanId(), r.cfg.Identity(ctx), r.cfg.Now())
+	if err != nil {
+		return nil, startError(err)
+	}
+	r.log.Info("rebalance plan cancelled", "plan", p.ID, "by", r.cfg.Identity(ctx))
+	return &ecraev1.CancelPlanResponse{Plan: planToProto(p)}, nil
+}
+
+// AbortPlan asks an executing plan to stop after its steps in flight.
+func (r *Rebalancer) AbortPlan(ctx context.Context, req *ecraev1.AbortPlanRequest) (*ecraev1.AbortPlanResponse, error) {
+	store, err := r.plans()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetPlanId() == "" {
+		return nil, invalid("plan_id", "required")
+	}
+	p, err := store.RequestAbort(ctx, req.GetPlanId())
+	if err != nil {
+		return nil, startError(err)
+	}
+	r.log.Warn("rebalance abort requested", "plan", p.ID, "by", r.cfg.Identity(ctx))
+	return &ecraev1.AbortPlanResponse{Plan: planToProto(p)}, nil
 }
 
 var planStatus = map[string]ecraev1.PlanStatus{
@@ -290,6 +403,9 @@ var planStatus = map[string]ecraev1.PlanStatus{
 	planstore.StatusSucceeded:   ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED,
 	planstore.StatusFailed:      ecraev1.PlanStatus_PLAN_STATUS_FAILED,
 	planstore.StatusInterrupted: ecraev1.PlanStatus_PLAN_STATUS_INTERRUPTED,
+	planstore.StatusAborted:     ecraev1.PlanStatus_PLAN_STATUS_ABORTED,
+	planstore.StatusCancelled:   ecraev1.PlanStatus_PLAN_STATUS_CANCELLED,
+	planstore.StatusExpired:     ecraev1.PlanStatus_PLAN_STATUS_EXPIRED,
 }
 
 var stepStatus = map[string]ecraev1.StepStatus{
@@ -320,6 +436,10 @@ func planToProto(p *planstore.Plan) *ecraev1.Plan {
 			L2: int32(p.Bounds.L2), Conflicts: int32(p.Bounds.Conflicts), Watts: p.Bounds.Watts},
 		Note: p.Note, MaxPerHost: int32(p.MaxPerHost), MaxParallel: int32(p.MaxParallel),
 		Message: p.Message, StartedAt: ts(p.StartedAt), FinishedAt: ts(p.FinishedAt),
+		ExecutedBy: p.ExecutedBy, ExpiresAt: ts(p.ExpiresAt), AbortRequested: p.AbortRequested,
+	}
+	for _, g := range p.FixedGroups {
+		out.FixedGroups = append(out.FixedGroups, &ecraev1.FixedGroup{Reason: g.Reason, Count: int32(g.Count), ExampleInstanceIds: g.Examples})
 	}
 	for i, st := range p.Steps {
 		out.Steps = append(out.Steps, &ecraev1.PlanStep{
