@@ -86,11 +86,11 @@ type Plan struct {
 	// Fixed lists each instance that cannot move; plans stored since
 	// FixedGroups exists leave it empty (it made plans of large clouds
 	// megabytes long).
-	Fixed        []Fixed       `json:"fixed,omitempty"`
-	FixedGroups  []FixedGroup  `json:"fixed_groups,omitempty"`
-	Note         string        `json:"note,omitempty"`
-	MaxPerHost   int           `json:"max_per_host"`
-	MaxParallel  int           `json:"max_parallel"`
+	Fixed       []Fixed      `json:"fixed,omitempty"`
+	FixedGroups []FixedGroup `json:"fixed_groups,omitempty"`
+	Note        string       `json:"note,omitempty"`
+	MaxPerHost  int          `json:"max_per_host"`
+	MaxParallel int          `json:"max_parallel"`
 
 	// Execution.
 	Message    string    `json:"message,omitempty"`
