@@ -64,9 +64,6 @@ type Config struct {
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 	Log *slog.Logger
-	// Parent is the context executions run under (serve's); nil =
-	// Background. Close cancels them either way.
-	Parent context.Context
 }
 
 // Errors of Start.
@@ -82,11 +79,11 @@ type Executor struct {
 	cfg Config
 	log *slog.Logger
 
-	base   context.Context // executions run under it; Close cancels it
+	mu     sync.Mutex
+	base   context.Context // executions run under it: Run's once it runs; Close cancels it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
 	active string // the plan executing, "" = none
 }
 
@@ -104,18 +101,31 @@ func NewExecutor(cfg Config) *Executor {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	parent := cfg.Parent
-	if parent == nil {
-		parent = context.Background()
-	}
-	ctx, cancel := context.WithCancel(parent)
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Executor{cfg: cfg, log: cfg.Log, base: ctx, cancel: cancel}
+}
+
+// Run makes the executions started from now on run under ctx (the
+// owner's, e.g. serve's errgroup), and when ctx ends, stops them all
+// (Close).
+func (r *Executor) Run(ctx context.Context) error {
+	r.mu.Lock()
+	old := r.cancel
+	r.base, r.cancel = context.WithCancel(ctx)
+	r.mu.Unlock()
+	<-ctx.Done()
+	old() // executions started before Run stop too
+	r.Close()
+	return nil
 }
 
 // Close stops executions (each marks its plan interrupted) and waits for
 // them.
 func (r *Executor) Close() {
-	r.cancel()
+	r.mu.Lock()
+	cancel := r.cancel
+	r.mu.Unlock()
+	cancel()
 	r.wg.Wait()
 }
 
@@ -142,6 +152,7 @@ func (r *Executor) Start(ctx context.Context, id, who string, timeout time.Durat
 		return nil, fmt.Errorf("%w: plan %s is executing: one plan at a time", ErrBusy, r.active)
 	}
 	r.active = id
+	base := r.base
 	r.mu.Unlock()
 	started, err := r.cfg.Plans.Start(ctx, id, who, r.cfg.Now())
 	if err != nil {
@@ -168,7 +179,7 @@ func (r *Executor) Start(ctx context.Context, id, who string, timeout time.Durat
 			r.active = ""
 			r.mu.Unlock()
 		}()
-		r.execute(r.base, started, timeout)
+		r.execute(base, started, timeout)
 	}()
 	return started, nil
 }

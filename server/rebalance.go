@@ -51,9 +51,6 @@ type RebalanceConfig struct {
 	// Identity names the caller of an RPC for the plan's executed_by; nil
 	// = PeerIdentity.
 	Identity func(ctx context.Context) string
-	// Parent is the context executions run under (serve's); nil =
-	// Background.
-	Parent context.Context
 }
 
 // Defaults of RebalanceConfig.
@@ -122,7 +119,7 @@ func NewRebalancer(srv *Server, cfg RebalanceConfig) *Rebalancer {
 		cfg.Identity = PeerIdentity
 	}
 	ec := rebalance.Config{Plans: cfg.Plans, Migrator: cfg.Migrator, StepTimeout: cfg.StepTimeout,
-		ViewGrace: cfg.ViewGrace, Now: cfg.Now, Log: srv.log, Parent: cfg.Parent}
+		ViewGrace: cfg.ViewGrace, Now: cfg.Now, Log: srv.log}
 	if cfg.Plans == nil {
 		ec.Plans = nil // no typed nil behind the interface
 	}
@@ -138,6 +135,10 @@ func (r *Rebalancer) Register(g *grpc.Server) { ecraev1.RegisterRebalanceService
 // Close stops executions (each marks its plan interrupted) and waits for
 // them.
 func (r *Rebalancer) Close() { r.exec.Close() }
+
+// Run runs executions under ctx until it ends, then stops them
+// (rebalance.Executor.Run): its owner is serve's errgroup.
+func (r *Rebalancer) Run(ctx context.Context) error { return r.exec.Run(ctx) }
 
 // Executing returns the id of the plan executing, "" when none.
 func (r *Rebalancer) Executing() string { return r.exec.Executing() }

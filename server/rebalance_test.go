@@ -832,3 +832,33 @@ func TestFixedInstancesGrouped(t *testing.T) {
 		t.Errorf("proto fixed_groups %v", g)
 	}
 }
+
+// TestRunOwnsExecutions: an execution started while Run runs stops when
+// Run's context ends, and Run returns only after it is recorded
+// interrupted.
+func TestRunOwnsExecutions(t *testing.T) {
+	snap := spread()
+	m := newFakeMigrator(placement(snap))
+	m.hang = make(chan struct{})
+	h := newRB(t, nil, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- h.rb.Run(ctx) }()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1, MaxParallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: p.GetPlan().GetId(), Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	<-m.started
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.plans.Get(context.Background(), p.GetPlan().GetId())
+	if err != nil || got.Status != planstore.StatusInterrupted {
+		t.Fatalf("plan after Run ended: %+v, %v; want interrupted", got, err)
+	}
+}

@@ -87,9 +87,13 @@ func TestRebalanceServeHook(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := rs.start(ctx, g, srv, nil, filepath.Join(dir, "ecrae.db"), slog.New(slog.DiscardHandler)); err != nil {
+	run, stop, err := rs.start(g, srv, nil, filepath.Join(dir, "ecrae.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer stop()
+	ran := make(chan error, 1)
+	go func() { ran <- run(ctx) }() // serve's errgroup, here the test, owns it
 	go g.Serve(l)
 	addr := "--server=" + l.Addr().String()
 	snap := filepath.Join(dir, "snap.yaml")
@@ -151,8 +155,12 @@ func TestRebalanceServeHook(t *testing.T) {
 		t.Errorf("unknown subcommand: %v", err)
 	}
 
-	// serve's context ends: the store is closed, so it opens again.
+	// serve's context ends: run returns and the store is closed, so it
+	// opens again.
 	cancel()
+	if err := <-ran; err != nil {
+		t.Errorf("run: %v", err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s, err := planstore.Open(filepath.Join(dir, "plans.db"), planstore.Options{Timeout: 50 * time.Millisecond})
