@@ -431,3 +431,22 @@ func TestDraining(t *testing.T) {
 		t.Fatalf("after ClearDraining(p1): %v", m)
 	}
 }
+
+// TestDrainingNotSaved: a saved view comes back without draining marks
+// (the plan that set them did not survive the restart).
+func TestDrainingNotSaved(t *testing.T) {
+	v := New(Options{})
+	v.Apply(1, create("m1", "i1", "h1", t0, small(), "web"))
+	v.SetDraining("p1", []string{"h1"})
+	path := filepath.Join(t.TempDir(), "view.json")
+	if err := v.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	w := New(Options{})
+	if found, err := w.LoadFile(path); err != nil || !found {
+		t.Fatal(found, err)
+	}
+	if h, ok := w.Snapshot().Lookup("h1", ""); !ok || h.Draining != "" {
+		t.Errorf("loaded h1: %+v (found %v), want not draining", h, ok)
+	}
+}
