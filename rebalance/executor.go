@@ -459,6 +459,9 @@ func (r *Executor) Check(ctx context.Context, p *planstore.Plan) []string {
 	if p.Status != planstore.StatusPlanned {
 		problems = append(problems, fmt.Sprintf("plan %s is %s, not planned: it cannot run again", p.ID, p.Status))
 	}
+	if p.Status == planstore.StatusPlanned && !p.ExpiresAt.IsZero() && !r.cfg.Now().Before(p.ExpiresAt) {
+		problems = append(problems, fmt.Sprintf("plan %s expired at %s: plan again", p.ID, p.ExpiresAt.UTC().Format(time.RFC3339)))
+	}
 	if len(p.Steps) == 0 {
 		problems = append(problems, "the plan has no moves")
 	}

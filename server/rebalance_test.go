@@ -750,6 +750,10 @@ func TestPlanExpires(t *testing.T) {
 	mu.Lock()
 	offset = 16 * time.Minute
 	mu.Unlock()
+	dry, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId()})
+	if err != nil || !slices.ContainsFunc(dry.GetProblems(), func(s string) bool { return strings.Contains(s, "expired") }) {
+		t.Errorf("dry run after the TTL: %v, %v; want a problem saying expired", dry.GetProblems(), err)
+	}
 	_, err = h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId(), Execute: true})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("execute after the TTL: %v, want FailedPrecondition saying expired", err)
