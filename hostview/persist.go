@@ -46,6 +46,9 @@ func (v *View) Save(w io.Writer) error {
 		h := r.h
 		// Derived from the instances: rebuilt by Load.
 		h.Usage, h.Instances, h.Busy = Usage{}, 0, nil
+		// A running plan does not survive a restart (the plan store marks
+		// it interrupted): its draining marks must not either.
+		h.Draining = ""
 		st.Hosts = append(st.Hosts, savedHost{Host: h, ServiceAt: r.svcAt})
 	}
 	for _, i := range v.insts {

@@ -127,6 +127,9 @@ type Host struct {
 	// instance or metrics event, or a resync), not only a node agent's
 	// samples.
 	Compute bool `json:"compute,omitempty"`
+	// Draining is the ID of the running rebalance plan that is emptying
+	// the host, "" when none: placement must not choose it.
+	Draining string `json:"draining,omitempty"`
 
 	// Capacity from Placement at the last resync; zero when unknown (the
 	// service runs on events alone): the KB's model stands in.

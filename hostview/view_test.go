@@ -403,3 +403,50 @@ func TestSnapshotUnderConcurrency(t *testing.T) {
 		t.Errorf("hosts count %d instances, the view holds %d", total, len(v.Instances("")))
 	}
 }
+
+// TestDraining: a plan's hosts are marked, the snapshot shows it, and
+// clearing one plan leaves another's marks alone.
+func TestDraining(t *testing.T) {
+	v := New(Options{})
+	inv := Inventory{At: time.Now()}
+	for _, n := range []string{"a", "b", "c"} {
+		inv.Hosts = append(inv.Hosts, HostInventory{Name: n, Nodename: n, State: "up"})
+	}
+	v.Reconcile(inv)
+	v.SetDraining("p1", []string{"a", "b", "nope"})
+	v.SetDraining("p2", []string{"c"})
+	got := func() map[string]string {
+		m := map[string]string{}
+		s := v.Snapshot()
+		for _, h := range s.Hosts {
+			m[h.Name] = h.Draining
+		}
+		return m
+	}
+	if m := got(); m["a"] != "p1" || m["b"] != "p1" || m["c"] != "p2" || len(m) != 3 {
+		t.Fatalf("after SetDraining: %v", m)
+	}
+	v.ClearDraining("p1")
+	if m := got(); m["a"] != "" || m["b"] != "" || m["c"] != "p2" {
+		t.Fatalf("after ClearDraining(p1): %v", m)
+	}
+}
+
+// TestDrainingNotSaved: a saved view comes back without draining marks
+// (the plan that set them did not survive the restart).
+func TestDrainingNotSaved(t *testing.T) {
+	v := New(Options{})
+	v.Apply(1, create("m1", "i1", "h1", t0, small(), "web"))
+	v.SetDraining("p1", []string{"h1"})
+	path := filepath.Join(t.TempDir(), "view.json")
+	if err := v.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	w := New(Options{})
+	if found, err := w.LoadFile(path); err != nil || !found {
+		t.Fatal(found, err)
+	}
+	if h, ok := w.Snapshot().Lookup("h1", ""); !ok || h.Draining != "" {
+		t.Errorf("loaded h1: %+v (found %v), want not draining", h, ok)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,7 +28,22 @@ const (
 	StatusSucceeded   = "succeeded"
 	StatusFailed      = "failed"
 	StatusInterrupted = "interrupted"
+	// StatusAborted: stopped by an operator after the steps in flight.
+	StatusAborted = "aborted"
+	// StatusCancelled: withdrawn before it ran.
+	StatusCancelled = "cancelled"
+	// StatusExpired: not started before its ExpiresAt.
+	StatusExpired = "expired"
 )
+
+// transitions are the legal status changes; every other is refused.
+var transitions = map[string][]string{
+	StatusPlanned:   {StatusExecuting, StatusCancelled, StatusExpired},
+	StatusExecuting: {StatusSucceeded, StatusFailed, StatusAborted, StatusInterrupted},
+}
+
+// Terminal says whether a plan in status st can change no more.
+func Terminal(st string) bool { return len(transitions[st]) == 0 }
 
 // Step statuses.
 const (
@@ -67,16 +83,37 @@ type Plan struct {
 	HostsAfter   int           `json:"hosts_after"`
 	Bounds       Bounds        `json:"bounds"`
 	Unreachable  []Unreachable `json:"unreachable,omitempty"`
-	Fixed        []Fixed       `json:"fixed,omitempty"`
-	Note         string        `json:"note,omitempty"`
-	MaxPerHost   int           `json:"max_per_host"`
-	MaxParallel  int           `json:"max_parallel"`
+	// Fixed lists each instance that cannot move; plans stored since
+	// FixedGroups exists leave it empty (it made plans of large clouds
+	// megabytes long).
+	Fixed       []Fixed      `json:"fixed,omitempty"`
+	FixedGroups []FixedGroup `json:"fixed_groups,omitempty"`
+	Note        string       `json:"note,omitempty"`
+	MaxPerHost  int          `json:"max_per_host"`
+	MaxParallel int          `json:"max_parallel"`
 
 	// Execution.
 	Message    string    `json:"message,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// ExpiresAt: a planned plan not started by then expires (zero: never).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// ExecutedBy is who started the execution.
+	ExecutedBy string `json:"executed_by,omitempty"`
+	// AbortRequested: stop after the steps in flight.
+	AbortRequested bool `json:"abort_requested,omitempty"`
 }
+
+// FixedGroup counts the instances that cannot move for one reason and
+// names the first few (MaxFixedExamples).
+type FixedGroup struct {
+	Reason   string   `json:"reason"`
+	Count    int      `json:"count"`
+	Examples []string `json:"examples,omitempty"`
+}
+
+// MaxFixedExamples is how many instances a FixedGroup names.
+const MaxFixedExamples = 10
 
 // Step is one live migration of a plan.
 type Step struct {
@@ -120,6 +157,11 @@ type Fixed struct {
 var (
 	ErrNotFound = errors.New("plan not found")
 	ErrLocked   = errors.New("locked")
+	// ErrTransition: the status change asked is not legal from the
+	// plan's status.
+	ErrTransition = errors.New("illegal status change")
+	// ErrExpired: the plan expired before it was started.
+	ErrExpired = errors.New("plan expired")
 )
 
 const (
@@ -368,7 +410,8 @@ func (s *Store) Get(ctx context.Context, id string) (*Plan, error) {
 }
 
 // Update reads plan id, lets fn change it, and writes it back, in one
-// transaction. An error from fn aborts the update and is returned.
+// transaction. An error from fn aborts the update and is returned. fn may
+// not change the status: Start, Finish, Cancel and Expire do.
 func (s *Store) Update(ctx context.Context, id string, fn func(*Plan) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -387,8 +430,12 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*Plan) error) err
 		if err := json.Unmarshal(v, &p); err != nil {
 			return fmt.Errorf("plan %s: %w", id, err)
 		}
+		was := p.Status
 		if err := fn(&p); err != nil {
 			return err
+		}
+		if p.Status != was {
+			return fmt.Errorf("%w: plan %s: %s → %s through Update (use the status methods)", ErrTransition, id, was, p.Status)
 		}
 		out, err := json.Marshal(&p)
 		if err != nil {
@@ -413,4 +460,226 @@ func (s *Store) List(ctx context.Context, limit int) ([]string, error) {
 		return nil
 	})
 	return ids, err
+}
+
+// change is Update for a status change: it refuses a transition the table
+// does not allow, then lets fn fill in the rest.
+func (s *Store) change(ctx context.Context, id, to string, fn func(*Plan) error) (*Plan, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n, err := parseID(id)
+	if err != nil {
+		return nil, err
+	}
+	var out *Plan
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketPlans))
+		v := b.Get(key(n))
+		if v == nil {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		var p Plan
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("plan %s: %w", id, err)
+		}
+		if !slices.Contains(transitions[p.Status], to) {
+			return fmt.Errorf("%w: plan %s is %s, it cannot become %s", ErrTransition, id, p.Status, to)
+		}
+		p.Status = to
+		if fn != nil {
+			if err := fn(&p); err != nil {
+				return err
+			}
+		}
+		data, err := json.Marshal(&p)
+		if err != nil {
+			return err
+		}
+		out = &p
+		return b.Put(key(n), data)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Start marks a planned plan executing, started by who at now, its steps
+// pending. A plan past its ExpiresAt is marked expired instead and
+// ErrExpired returned.
+func (s *Store) Start(ctx context.Context, id, who string, now time.Time) (*Plan, error) {
+	p, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if p.Status == StatusPlanned && !p.ExpiresAt.IsZero() && !now.Before(p.ExpiresAt) {
+		if _, err := s.Expire(ctx, now); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: plan %s expired at %s: plan again", ErrExpired, id, p.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return s.change(ctx, id, StatusExecuting, func(p *Plan) error {
+		// Checked again inside the transaction: Expire may have run since.
+		if !p.ExpiresAt.IsZero() && !now.Before(p.ExpiresAt) {
+			return fmt.Errorf("%w: plan %s: plan again", ErrExpired, id)
+		}
+		p.StartedAt, p.ExecutedBy, p.Message = now, who, "executing"
+		for i := range p.Steps {
+			p.Steps[i].Status = StepPending
+		}
+		return nil
+	})
+}
+
+// Finish ends an executing plan with status to (succeeded, failed,
+// aborted, interrupted) at now; fn sets the message and the steps.
+func (s *Store) Finish(ctx context.Context, id, to string, now time.Time, fn func(*Plan)) (*Plan, error) {
+	if to == StatusExecuting || !slices.Contains(transitions[StatusExecuting], to) {
+		return nil, fmt.Errorf("%w: %q does not end an execution", ErrTransition, to)
+	}
+	return s.change(ctx, id, to, func(p *Plan) error {
+		p.FinishedAt = now
+		if fn != nil {
+			fn(p)
+		}
+		return nil
+	})
+}
+
+// Cancel withdraws a planned plan.
+func (s *Store) Cancel(ctx context.Context, id, who string, now time.Time) (*Plan, error) {
+	return s.change(ctx, id, StatusCancelled, func(p *Plan) error {
+		p.FinishedAt = now
+		p.Message = "cancelled"
+		if who != "" {
+			p.Message += " by " + who
+		}
+		return nil
+	})
+}
+
+// RequestAbort asks an executing plan to stop after its steps in flight:
+// the executor reads the flag before each wave.
+func (s *Store) RequestAbort(ctx context.Context, id string) (*Plan, error) {
+	var out *Plan
+	err := s.Update(ctx, id, func(p *Plan) error {
+		if p.Status != StatusExecuting {
+			return fmt.Errorf("%w: plan %s is %s, not executing: only a running plan can be aborted", ErrTransition, id, p.Status)
+		}
+		p.AbortRequested = true
+		out = p
+		return nil
+	})
+	return out, err
+}
+
+// Expire marks every planned plan whose ExpiresAt is not after now as
+// expired, in one transaction, and returns their ids.
+func (s *Store) Expire(ctx context.Context, now time.Time) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var ids []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketPlans))
+		type upd struct {
+			k []byte
+			v []byte
+		}
+		var ups []upd
+		err := b.ForEach(func(k, v []byte) error {
+			var p Plan
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("plan %x: %w", k, err)
+			}
+			if p.Status != StatusPlanned || p.ExpiresAt.IsZero() || now.Before(p.ExpiresAt) {
+				return nil
+			}
+			p.Status, p.FinishedAt = StatusExpired, now
+			p.Message = "expired unexecuted at " + p.ExpiresAt.UTC().Format(time.RFC3339)
+			data, err := json.Marshal(&p)
+			if err != nil {
+				return err
+			}
+			ups = append(ups, upd{append([]byte(nil), k...), data})
+			ids = append(ids, p.ID)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, u := range ups {
+			if err := b.Put(u.k, u.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// Prune deletes the oldest plans beyond the newest keep, in one
+// transaction, never an executing one; it returns how many it deleted.
+func (s *Store) Prune(ctx context.Context, keep int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if keep <= 0 {
+		return 0, fmt.Errorf("prune: keep must be positive, got %d", keep)
+	}
+	deleted := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketPlans))
+		var doomed [][]byte
+		c := b.Cursor()
+		seen := 0
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			seen++
+			if seen <= keep {
+				continue
+			}
+			var p struct {
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("plan %x: %w", k, err)
+			}
+			if p.Status == StatusExecuting {
+				continue
+			}
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		deleted = len(doomed)
+		return nil
+	})
+	return deleted, err
+}
+
+// Plans returns the latest plans, newest first, at most limit (0 = all).
+func (s *Store) Plans(ctx context.Context, limit int) ([]*Plan, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*Plan
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(bucketPlans)).Cursor()
+		for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+			p := new(Plan)
+			if err := json.Unmarshal(v, p); err != nil {
+				return fmt.Errorf("plan %x: %w", k, err)
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
 }

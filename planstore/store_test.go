@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,8 +70,10 @@ func TestCreateGetUpdateList(t *testing.T) {
 	if err != nil || latest.ID != "p2" {
 		t.Fatalf("latest = %v, %v; want p2", latest, err)
 	}
+	if _, err := s.Start(ctx, "p1", "tester", t0); err != nil {
+		t.Fatal(err)
+	}
 	err = s.Update(ctx, "p1", func(p *Plan) error {
-		p.Status = StatusExecuting
 		p.Steps[0].Status = StepDone
 		return nil
 	})
@@ -83,6 +86,7 @@ func TestCreateGetUpdateList(t *testing.T) {
 	}
 	want := samplePlan()
 	want.ID, want.Status, want.Steps[0].Status = "p1", StatusExecuting, StepDone
+	want.StartedAt, want.ExecutedBy, want.Message = t0, "tester", "executing"
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("p1 (-want +got):\n%s", d)
 	}
@@ -118,8 +122,10 @@ func TestInterruptedAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Start(ctx, id, "tester", t0); err != nil {
+		t.Fatal(err)
+	}
 	err = s.Update(ctx, id, func(p *Plan) error {
-		p.Status = StatusExecuting
 		p.Steps[0].Status = StepDone
 		p.Steps[1].Status = StepRunning
 		return nil
@@ -182,5 +188,116 @@ func TestNewerSchemaRefused(t *testing.T) {
 	db.Close()
 	if _, err := Open(path, Options{}); err == nil {
 		t.Fatal("Open of a newer schema succeeded")
+	}
+}
+
+// TestStatusTransitions: the legal changes pass, every other is refused
+// and leaves the plan as it was; Update cannot change a status.
+func TestStatusTransitions(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "plans.db"))
+	mk := func() string {
+		id, err := s.Create(ctx, samplePlan())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a := mk()
+	if _, err := s.Finish(ctx, a, StatusSucceeded, t0, nil); !errors.Is(err, ErrTransition) {
+		t.Errorf("planned → succeeded: %v, want ErrTransition", err)
+	}
+	if err := s.Update(ctx, a, func(p *Plan) error { p.Status = StatusSucceeded; return nil }); !errors.Is(err, ErrTransition) {
+		t.Errorf("status through Update: %v, want ErrTransition", err)
+	}
+	if _, err := s.Start(ctx, a, "x", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(ctx, a, "x", t0); !errors.Is(err, ErrTransition) {
+		t.Errorf("executing → cancelled: %v, want ErrTransition", err)
+	}
+	if _, err := s.Start(ctx, a, "x", t0); !errors.Is(err, ErrTransition) {
+		t.Errorf("executing → executing: %v, want ErrTransition", err)
+	}
+	if _, err := s.RequestAbort(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Finish(ctx, a, StatusAborted, t0, func(p *Plan) { p.Message = "aborted" })
+	if err != nil || p.Status != StatusAborted || !p.AbortRequested {
+		t.Fatalf("finish aborted: %+v, %v", p, err)
+	}
+	for _, to := range []string{StatusExecuting, StatusSucceeded, StatusPlanned} {
+		if _, err := s.change(ctx, a, to, nil); !errors.Is(err, ErrTransition) {
+			t.Errorf("aborted → %s: %v, want ErrTransition", to, err)
+		}
+	}
+	b := mk()
+	if _, err := s.RequestAbort(ctx, b); !errors.Is(err, ErrTransition) {
+		t.Errorf("abort of a planned plan: %v, want ErrTransition", err)
+	}
+	if p, err := s.Cancel(ctx, b, "alice", t0); err != nil || p.Status != StatusCancelled || p.Message != "cancelled by alice" {
+		t.Errorf("cancel: %+v, %v", p, err)
+	}
+	if _, err := s.Start(ctx, b, "x", t0); !errors.Is(err, ErrTransition) {
+		t.Errorf("cancelled → executing: %v, want ErrTransition", err)
+	}
+}
+
+// TestExpiry: a planned plan past its ExpiresAt cannot start and is
+// marked expired; one before it starts.
+func TestExpiry(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "plans.db"))
+	old := samplePlan()
+	old.ExpiresAt = t0.Add(15 * time.Minute)
+	a, err := s.Create(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := samplePlan()
+	fresh.ExpiresAt = t0.Add(30 * time.Minute)
+	b, err := s.Create(ctx, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(20 * time.Minute) // past a's expiry, before b's
+	if _, err := s.Start(ctx, a, "x", at); !errors.Is(err, ErrExpired) {
+		t.Fatalf("start of an expired plan: %v, want ErrExpired", err)
+	}
+	if p, _ := s.Get(ctx, a); p.Status != StatusExpired || !strings.Contains(p.Message, "expired") {
+		t.Errorf("plan %s: %s %q", a, p.Status, p.Message)
+	}
+	if ids, err := s.Expire(ctx, at); err != nil || len(ids) != 0 {
+		t.Errorf("Expire again: %v, %v; want nothing", ids, err)
+	}
+	if _, err := s.Start(ctx, b, "x", at); err != nil {
+		t.Errorf("start before expiry: %v", err)
+	}
+}
+
+// TestPruneKeepsNewest: 7 plans, keep 3 → the 4 oldest go, except one
+// still executing.
+func TestPruneKeepsNewest(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "plans.db"))
+	for range 7 {
+		if _, err := s.Create(ctx, samplePlan()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Start(ctx, "p2", "x", t0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Prune(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := s.List(ctx, 0)
+	// p7, p6, p5 kept (newest 3); p4, p3, p1 deleted; p2 kept (executing).
+	if n != 3 || !cmp.Equal(ids, []string{"p7", "p6", "p5", "p2"}) {
+		t.Errorf("pruned %d, left %v", n, ids)
+	}
+	if _, err := s.Prune(ctx, 0); err == nil {
+		t.Error("Prune(0) accepted")
 	}
 }

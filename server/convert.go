@@ -3,14 +3,13 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/ecrae/ecrae/catalog"
 	"math"
 	"slices"
 	"strings"
 
 	"github.com/ecrae/ecrae/optimizer"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Where a tag can come from, in the order they are tried.
@@ -20,7 +19,7 @@ const (
 )
 
 func invalid(field, format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
+	return catalog.Invalid(field, format, args...)
 }
 
 // resolveTag finds the instance's workload tag and says where it came from.
@@ -37,9 +36,9 @@ func resolveTag(ir *ecraev1.InstanceRequest, defaultTag string) (tag, source str
 	return defaultTag, "default"
 }
 
-// instance validates one request and turns it into optimizer inputs. field
+// convertInstance validates one request and turns it into optimizer inputs. field
 // names the request in errors ("instance", "instances[2]").
-func (c *catalog) instance(ir *ecraev1.InstanceRequest, field, defaultTag string) (optimizer.Request, optimizer.Profile, string, string, error) {
+func convertInstance(c *catalog.Catalog, ir *ecraev1.InstanceRequest, field, defaultTag string) (optimizer.Request, optimizer.Profile, string, string, error) {
 	var none optimizer.Request
 	if ir == nil {
 		return none, optimizer.Profile{}, "", "", invalid(field, "required")
@@ -50,7 +49,7 @@ func (c *catalog) instance(ir *ecraev1.InstanceRequest, field, defaultTag string
 	}
 	if fl.GetVcpus() == 0 && fl.GetName() != "" {
 		// A flavor given by name only is taken from the knowledge base.
-		kf, ok := c.flavors[fl.GetName()]
+		kf, ok := c.Flavor(fl.GetName())
 		if !ok {
 			return none, optimizer.Profile{}, "", "", invalid(field+".flavor.name", "unknown flavor %q (give vcpus and memory_mb, or a flavor of the knowledge base)", fl.GetName())
 		}
@@ -76,7 +75,7 @@ func (c *catalog) instance(ir *ecraev1.InstanceRequest, field, defaultTag string
 		return none, optimizer.Profile{}, "", "", invalid(field+".num_instances", "must not be negative, got %d", ir.GetNumInstances())
 	}
 	tag, source := resolveTag(ir, defaultTag)
-	prof, ok := c.profiles[tag]
+	prof, ok := c.Profile(tag)
 	if !ok {
 		if source != "default" {
 			return none, optimizer.Profile{}, "", "", invalid(field+".tag", "unknown tag %q (from %s)", tag, source)
@@ -105,11 +104,11 @@ func mergeSpecs(base, over map[string]string) map[string]string {
 	return out
 }
 
-// hosts validates Nova's host states (their number is checked by
+// convertHosts validates Nova's host states (their number is checked by
 // Server.resolveHosts) and resolves each one's model, into buf when it is
 // large enough. memo (nil, or one per host) holds the conversions of
 // remembered states: reused for this KB revision, stored otherwise.
-func (c *catalog) hosts(in []*ecraev1.HostState, buf []optimizer.Host, memo []*held) ([]optimizer.Host, error) {
+func convertHosts(c *catalog.Catalog, in []*ecraev1.HostState, buf []optimizer.Host, memo []*held) ([]optimizer.Host, error) {
 	out := slices.Grow(buf[:0], len(in))[:len(in)]
 	// Hosts of one model share their cpu_info string: decode each once.
 	arches := map[string]string{}
@@ -119,7 +118,7 @@ func (c *catalog) hosts(in []*ecraev1.HostState, buf []optimizer.Host, memo []*h
 			e = memo[i]
 		}
 		if e != nil {
-			if cv := e.conv.Load(); cv != nil && cv.revision == c.revision {
+			if cv := e.conv.Load(); cv != nil && cv.revision == c.Revision() {
 				out[i] = cv.host
 				continue
 			}
@@ -143,14 +142,14 @@ func (c *catalog) hosts(in []*ecraev1.HostState, buf []optimizer.Host, memo []*h
 		if h.DiskMbUsed != nil {
 			oh.FreeDiskMB = oh.TotalDiskGB*1024 - h.GetDiskMbUsed()
 		}
-		oh.Model = c.modelFor(oh.Name, oh.Nodename, isa, oh.VCPUsTotal)
+		oh.Model = c.ModelFor(oh.Name, oh.Nodename, isa, oh.VCPUsTotal)
 		if p, ok := h.GetMetrics()["cpu.percent"]; ok {
 			// Nova's cpu.virt_driver monitor reports an integer percentage.
 			oh.Utilization = math.Min(1, math.Max(0, p/100))
 			oh.UtilizationMeasured = true
 		}
 		if e != nil {
-			e.conv.Store(&converted{revision: c.revision, host: *oh})
+			e.conv.Store(&converted{revision: c.Revision(), host: *oh})
 		}
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/ecrae/ecrae/catalog"
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
@@ -27,26 +28,12 @@ type LiveView interface {
 
 var _ LiveView = (*hostview.View)(nil)
 
-// load returns the busy share of a vCPU for each workload tag (the KB
-// profile's CPULoad; an instance without a tag runs the default profile).
-func (c *catalog) load(defaultTag string) hostview.LoadFunc {
-	return func(tag string) float64 {
-		if tag == "" {
-			tag = defaultTag
-		}
-		if p, ok := c.profiles[tag]; ok {
-			return p.CPULoad
-		}
-		return c.profiles[defaultTag].CPULoad
-	}
-}
-
 // live applies the live view to hosts built from a request's HostStates:
 // measured utilisation and power where fresh, the instance mix, staleness.
 // notes[i], when notes is not nil, says what it did to host i ("" =
 // nothing to say); it is nil when asked not to explain or when there is
 // nothing to say at all.
-func (s *Server) live(c *catalog, hosts []optimizer.Host, explain bool) (notes []string) {
+func (s *Server) live(c *catalog.Catalog, hosts []optimizer.Host, explain bool) (notes []string) {
 	lv := s.cfg.Live
 	if lv == nil {
 		return nil
@@ -55,7 +42,7 @@ func (s *Server) live(c *catalog, hosts []optimizer.Host, explain bool) (notes [
 	if len(snap.Hosts) == 0 {
 		return nil
 	}
-	now, load := lv.Now(), c.load(s.cfg.DefaultTag)
+	now, load := lv.Now(), c.Load(s.cfg.DefaultTag)
 	for i := range hosts {
 		h, ok := snap.Lookup(hosts[i].Name, hosts[i].Nodename)
 		if !ok {
@@ -94,24 +81,24 @@ func appendNote(comps []optimizer.Component, note string) {
 // liveHosts is what WhatIf places on when the request names no hosts: the
 // hosts of the live view Nova could schedule to, sized by Placement (or by
 // their KB architecture when the service runs on events alone).
-func (s *Server) liveHosts(c *catalog) (hosts []optimizer.Host, notes []string, source string) {
+func (s *Server) liveHosts(c *catalog.Catalog) (hosts []optimizer.Host, notes []string, source string) {
 	lv := s.cfg.Live
 	if lv == nil {
 		return nil, nil, ""
 	}
 	snap := lv.Snapshot()
-	now, load := lv.Now(), c.load(s.cfg.DefaultTag)
+	now, load := lv.Now(), c.Load(s.cfg.DefaultTag)
 	var fromPlacement, fromKB, stale, unsized int
 	for i := range snap.Hosts {
 		h := &snap.Hosts[i]
 		if !h.Compute || !h.Service.Placeable() {
 			continue
 		}
-		if !h.Capacity.Known() && c.hostModels[h.Name] == nil && c.hostModels[h.Nodename] == nil {
+		if !h.Capacity.Known() && c.HostModel(h.Name) == nil && c.HostModel(h.Nodename) == nil {
 			unsized++ // no Placement inventory and no KB entry: its size is unknown
 			continue
 		}
-		oh := hostview.Base(h, c.modelFor(h.Name, h.Nodename, h.ISA, h.Capacity.VCPUs-h.Capacity.VCPUsReserved))
+		oh := hostview.Base(h, c.ModelFor(h.Name, h.Nodename, h.ISA, h.Capacity.VCPUs-h.Capacity.VCPUsReserved))
 		n := hostview.Enrich(&oh, h, lv.Freshness(h, now), load)
 		if h.Capacity.Known() {
 			fromPlacement++
@@ -142,7 +129,7 @@ func (s *Server) ListLiveHosts(ctx context.Context, req *ecraev1.ListLiveHostsRe
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	snap := lv.Snapshot()
-	now, load := lv.Now(), c.load(s.cfg.DefaultTag)
+	now, load := lv.Now(), c.Load(s.cfg.DefaultTag)
 	out := &ecraev1.ListLiveHostsResponse{
 		AsOf: timestamppb.New(now), StaleAfter: durationpb.New(lv.StaleAfter()),
 		AppliedSeq: snap.AppliedSeq, Sources: s.cfg.LiveSources,
@@ -158,10 +145,10 @@ func (s *Server) ListLiveHosts(ctx context.Context, req *ecraev1.ListLiveHostsRe
 	}
 	for i := range snap.Hosts {
 		h := &snap.Hosts[i]
-		m := c.modelFor(h.Name, h.Nodename, h.ISA, h.Capacity.VCPUs-h.Capacity.VCPUsReserved)
+		m := c.ModelFor(h.Name, h.Nodename, h.ISA, h.Capacity.VCPUs-h.Capacity.VCPUsReserved)
 		// Neither Placement nor the KB sizes it: no model to estimate
 		// with, only what was measured.
-		unsized := !h.Capacity.Known() && c.hostModels[h.Name] == nil && c.hostModels[h.Nodename] == nil
+		unsized := !h.Capacity.Known() && c.HostModel(h.Name) == nil && c.HostModel(h.Nodename) == nil
 		oh := hostview.Base(h, m)
 		if unsized {
 			oh.Model = nil

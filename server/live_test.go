@@ -199,7 +199,7 @@ func BenchmarkLive(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pristine, err := c.hosts(benchHosts(1000), nil, nil)
+	pristine, err := convertHosts(c, benchHosts(1000), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/ecrae/ecrae/catalog"
 
 	"github.com/ecrae/ecrae/optimizer"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
@@ -12,7 +13,7 @@ import (
 
 // pass is one Nova filter or weigher pass, validated and converted.
 type pass struct {
-	cat         *catalog
+	cat         *catalog.Catalog
 	req         optimizer.Request
 	prof        optimizer.Profile
 	tag, source string
@@ -28,7 +29,7 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	p := &pass{cat: c}
-	if p.req, p.prof, p.tag, p.source, err = c.instance(inst, "instance", s.cfg.DefaultTag); err != nil {
+	if p.req, p.prof, p.tag, p.source, err = convertInstance(c, inst, "instance", s.cfg.DefaultTag); err != nil {
 		return nil, err
 	}
 	hosts, memo, err := s.resolveHosts(hosts)
@@ -39,7 +40,7 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 	if buf == nil {
 		buf = new([]optimizer.Host)
 	}
-	if p.hosts, err = c.hosts(hosts, *buf, memo); err != nil {
+	if p.hosts, err = convertHosts(c, hosts, *buf, memo); err != nil {
 		s.hostBufs.Put(buf)
 		return nil, err
 	}
@@ -180,7 +181,7 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 	var index []int32
 	for i, ir := range req.GetInstances() {
 		field := fmt.Sprintf("instances[%d]", i)
-		r, prof, tag, _, err := c.instance(ir, field, s.cfg.DefaultTag)
+		r, prof, tag, _, err := convertInstance(c, ir, field, s.cfg.DefaultTag)
 		if err != nil {
 			return nil, err
 		}
@@ -202,13 +203,13 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 		if err != nil {
 			return nil, err
 		}
-		if hosts, err = c.hosts(given, nil, memo); err != nil {
+		if hosts, err = convertHosts(c, given, nil, memo); err != nil {
 			return nil, err
 		}
 		notes = s.live(c, hosts, true)
 	} else if hosts, notes, source = s.liveHosts(c); len(hosts) == 0 {
 		// No live view, or it knows no host it can size yet.
-		hosts, notes, source = c.knownHosts(), nil, "knowledge base (hosts empty, sized by their architecture)"
+		hosts, notes, source = c.KnownHosts(), nil, "knowledge base (hosts empty, sized by their architecture)"
 		if len(hosts) == 0 {
 			return nil, status.Error(codes.FailedPrecondition, "hosts: none given, the live view has none and the knowledge base lists none; add hosts to the KB or pass them in the request")
 		}

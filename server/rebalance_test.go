@@ -16,6 +16,7 @@ import (
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/planstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"github.com/ecrae/ecrae/rebalance"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -95,7 +96,13 @@ type rbHarness struct {
 // newRB serves the RebalanceService over bufconn on testKB, a plan store in
 // a temporary directory (integrity-checked at the end), an optional live
 // view and an optional migrator.
-func newRB(t *testing.T, view *hostview.View, m Migrator) *rbHarness {
+func newRB(t *testing.T, view *hostview.View, m rebalance.Migrator) *rbHarness {
+	t.Helper()
+	return newRBWith(t, view, m, nil)
+}
+
+// newRBWith is newRB with tune changing the RebalanceConfig first.
+func newRBWith(t *testing.T, view *hostview.View, m rebalance.Migrator, tune func(*RebalanceConfig)) *rbHarness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -122,7 +129,11 @@ func newRB(t *testing.T, view *hostview.View, m Migrator) *rbHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb := NewRebalancer(srv, RebalanceConfig{Plans: plans, Migrator: m, ViewGrace: time.Second})
+	rcfg := RebalanceConfig{Plans: plans, Migrator: m, ViewGrace: time.Second}
+	if tune != nil {
+		tune(&rcfg)
+	}
+	rb := NewRebalancer(srv, rcfg)
 	lis := bufconn.Listen(1 << 20)
 	g := grpc.NewServer(grpc.ForceServerCodecV2(Codec{}))
 	rb.Register(g)
@@ -483,17 +494,25 @@ func TestPeriodicExecutesAboveThreshold(t *testing.T) {
 		go func() {
 			done <- h.rb.RunPeriodic(ctx, PeriodicConfig{Interval: 20 * time.Millisecond, MinSavingW: c.threshold, Execute: true})
 		}()
-		deadline := time.Now().Add(5 * time.Second)
+		// Watch every stored plan, not the latest: the loop keeps planning
+		// while the test polls.
+		deadline := time.Now().Add(10 * time.Second)
 		for {
-			p, err := h.plans.Get(context.Background(), "")
-			if err == nil && (!c.execute || p.Status == planstore.StatusSucceeded) {
-				if p.Source != SourcePeriodic {
+			p, err := h.periodicPlan(c.execute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p != nil {
+				if p.Source != rebalance.SourcePeriodic {
 					t.Errorf("source %q", p.Source)
+				}
+				if c.execute && p.ExecutedBy != rebalance.ExecutedByPeriodic {
+					t.Errorf("executed by %q, want %q", p.ExecutedBy, rebalance.ExecutedByPeriodic)
 				}
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("threshold %v: no plan (%v) or not executed", c.threshold, err)
+				t.Fatalf("threshold %v: no plan stored, or none executed", c.threshold)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -505,6 +524,45 @@ func TestPeriodicExecutesAboveThreshold(t *testing.T) {
 		if got := m.callCount() > 0; got != c.execute {
 			t.Errorf("threshold %v W: executed %v, want %v", c.threshold, got, c.execute)
 		}
+	}
+}
+
+// periodicPlan returns a stored plan that succeeded (or, when !executed, any
+// stored plan), nil when there is none yet.
+func (h *rbHarness) periodicPlan(executed bool) (*planstore.Plan, error) {
+	ctx := context.Background()
+	ids, err := h.plans.List(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		p, err := h.plans.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !executed || p.Status == planstore.StatusSucceeded {
+			return p, nil
+		}
+	}
+	return nil, nil
+}
+
+// TestEmptyPlanNotStored: a plan with nothing to move is returned, not
+// stored.
+func TestEmptyPlanNotStored(t *testing.T) {
+	h := newRB(t, nil, nil)
+	ctx := context.Background()
+	packed := spread()
+	packed.Instances = packed.Instances[:1] // one instance on h0: nothing to gain
+	resp, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: packed, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := resp.GetPlan(); p.GetId() != "" || len(p.GetSteps()) != 0 || p.GetNote() == "" {
+		t.Fatalf("plan %v: want no id, no steps, a note", p)
+	}
+	if ids, err := h.plans.List(ctx, 0); err != nil || len(ids) != 0 {
+		t.Fatalf("stored %v (%v), want none", ids, err)
 	}
 }
 
@@ -521,5 +579,290 @@ func TestExecuteWithoutMigrator(t *testing.T) {
 	_, err = h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{Execute: true})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no Nova connection") {
 		t.Errorf("execute: %v", err)
+	}
+}
+
+// boot lands a new instance on host in the view, as Nova's notification
+// of a finished boot would.
+func boot(view *hostview.View, id, host string) {
+	view.Apply(0, &hostview.Event{Kind: hostview.KindInstance, Type: "instance.create.end",
+		MessageID: "boot-" + id, Timestamp: time.Now(), Publisher: host,
+		Instance: hostview.InstanceChange{HasFlavor: true, Instance: hostview.Instance{UUID: id, Name: id, Host: host, Node: host,
+			State: "active", PowerState: "running", Flavor: hostview.Flavor{Name: "f", VCPUs: 2, MemoryMB: 2048, RootGB: 10}}}})
+}
+
+func draining(view *hostview.View) map[string]string {
+	m := map[string]string{}
+	s := view.Snapshot()
+	for _, h := range s.Hosts {
+		if h.Draining != "" {
+			m[h.Name] = h.Draining
+		}
+	}
+	return m
+}
+
+// TestBootOnFreedHostStopsPlan: a boot lands on a host the plan frees
+// while its first wave runs; the next wave's check stops the plan with
+// that reason, nothing more migrates, and the host is not reported freed.
+// The hosts were marked draining while the plan ran, and are no more.
+// (The fake migrator stands in for Nova, which cannot run in Go tests.)
+func TestBootOnFreedHostStopsPlan(t *testing.T) {
+	view := liveView(t)
+	m := newFakeMigrator(placement(spread()))
+	m.view = view
+	m.hang = make(chan struct{})
+	h := newRB(t, view, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Seed: 1, MaxParallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := p.GetPlan()
+	if len(plan.GetHostsFreed()) != 2 || plan.GetWaves() != 4 {
+		t.Fatalf("plan frees %v in %d waves; want 2 hosts, one move per wave", plan.GetHostsFreed(), plan.GetWaves())
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId(), Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	<-m.started // wave 0 in flight
+	freed := plan.GetHostsFreed()[1]
+	if d := draining(view); d[plan.GetHostsFreed()[0]] != plan.GetId() || d[freed] != plan.GetId() || len(d) != 2 {
+		t.Errorf("draining while running: %v, want both freed hosts marked %s", d, plan.GetId())
+	}
+	boot(view, "intruder", freed)
+	close(m.hang)
+	done := h.wait(t, plan.GetId())
+	if done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_FAILED {
+		t.Fatalf("plan %v: %s; want failed", done.GetStatus(), done.GetMessage())
+	}
+	for _, want := range []string{"out of date", "host " + freed + " to be freed now holds intruder", "1 done, 3 skipped"} {
+		if !strings.Contains(done.GetMessage(), want) {
+			t.Errorf("message %q does not say %q", done.GetMessage(), want)
+		}
+	}
+	if strings.Contains(done.GetMessage(), "hosts freed") {
+		t.Errorf("message %q reports hosts freed", done.GetMessage())
+	}
+	if n := m.callCount(); n != 1 {
+		t.Errorf("%d migrations, want 1 (none after the boot)", n)
+	}
+	if d := draining(view); len(d) != 0 {
+		t.Errorf("draining after the end: %v", d)
+	}
+}
+
+// TestBootAfterLastWaveNotFreed: every step done, but a boot landed on a
+// freed host meanwhile: the plan fails saying the host is not freed.
+func TestBootAfterLastWaveNotFreed(t *testing.T) {
+	view := liveView(t)
+	m := newFakeMigrator(placement(spread()))
+	m.view = view
+	m.hang = make(chan struct{})
+	h := newRB(t, view, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Seed: 1, MaxParallel: 8, MaxPerHost: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := p.GetPlan()
+	if plan.GetWaves() != 1 {
+		t.Fatalf("%d waves, want 1", plan.GetWaves())
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId(), Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	<-m.started
+	freed := plan.GetHostsFreed()[0]
+	boot(view, "late", freed)
+	close(m.hang)
+	done := h.wait(t, plan.GetId())
+	if done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_FAILED || !strings.Contains(done.GetMessage(), "host "+freed+" is not freed: it holds late") ||
+		!strings.Contains(done.GetMessage(), "4 done") {
+		t.Fatalf("plan %v: %s", done.GetStatus(), done.GetMessage())
+	}
+}
+
+// TestAbortFinishesStepInFlight: AbortPlan during the first wave lets its
+// migration finish and starts no other; the plan ends aborted.
+func TestAbortFinishesStepInFlight(t *testing.T) {
+	snap := spread()
+	m := newFakeMigrator(placement(snap))
+	m.hang = make(chan struct{})
+	h := newRB(t, nil, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1, MaxParallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := p.GetPlan().GetId()
+	if _, err := h.client.AbortPlan(ctx, &ecraev1.AbortPlanRequest{PlanId: id}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("abort of a planned plan: %v, want FailedPrecondition", err)
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: id, Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	<-m.started
+	ab, err := h.client.AbortPlan(ctx, &ecraev1.AbortPlanRequest{PlanId: id})
+	if err != nil || !ab.GetPlan().GetAbortRequested() {
+		t.Fatalf("abort: %v, %v", ab, err)
+	}
+	close(m.hang)
+	done := h.wait(t, id)
+	var got []ecraev1.StepStatus
+	for _, st := range done.GetSteps() {
+		got = append(got, st.GetStatus())
+	}
+	want := []ecraev1.StepStatus{ecraev1.StepStatus_STEP_STATUS_DONE, ecraev1.StepStatus_STEP_STATUS_SKIPPED,
+		ecraev1.StepStatus_STEP_STATUS_SKIPPED, ecraev1.StepStatus_STEP_STATUS_SKIPPED}
+	if done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_ABORTED || !slices.Equal(got, want) || !strings.Contains(done.GetMessage(), "aborted") {
+		t.Fatalf("plan %v %v: %s; want aborted, %v", done.GetStatus(), got, done.GetMessage(), want)
+	}
+	if n := m.callCount(); n != 1 {
+		t.Errorf("%d migrations, want 1", n)
+	}
+	if by := done.GetExecutedBy(); !strings.HasPrefix(by, "grpc peer") {
+		t.Errorf("executed_by %q, want the gRPC peer", by)
+	}
+}
+
+// TestPlanExpires: a plan not started within the TTL cannot start and is
+// listed expired. The clock is real time plus an offset the test moves.
+func TestPlanExpires(t *testing.T) {
+	snap := spread()
+	m := newFakeMigrator(placement(snap))
+	var mu sync.Mutex
+	var offset time.Duration
+	h := newRBWith(t, nil, m, func(c *RebalanceConfig) {
+		c.PlanTTL = 15 * time.Minute
+		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) }
+	})
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := p.GetPlan()
+	// expires_at = created_at + 15 min.
+	if got := plan.GetExpiresAt().AsTime().Sub(plan.GetCreatedAt().AsTime()); got != 15*time.Minute {
+		t.Errorf("expires %s after creation, want 15m", got)
+	}
+	mu.Lock()
+	offset = 16 * time.Minute
+	mu.Unlock()
+	dry, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId()})
+	if err != nil || !slices.ContainsFunc(dry.GetProblems(), func(s string) bool { return strings.Contains(s, "expired") }) {
+		t.Errorf("dry run after the TTL: %v, %v; want a problem saying expired", dry.GetProblems(), err)
+	}
+	_, err = h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId(), Execute: true})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("execute after the TTL: %v, want FailedPrecondition saying expired", err)
+	}
+	l, err := h.client.ListPlans(ctx, &ecraev1.ListPlansRequest{})
+	if err != nil || len(l.GetPlans()) != 1 || l.GetPlans()[0].GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_EXPIRED {
+		t.Fatalf("list: %v, %v", l, err)
+	}
+	if m.callCount() != 0 {
+		t.Errorf("%d migrations of an expired plan", m.callCount())
+	}
+}
+
+// TestPlansPrunedAndListed: with keep 3, five plans leave the newest
+// three; the list has no steps; a cancelled plan cannot run.
+func TestPlansPrunedAndListed(t *testing.T) {
+	snap := spread()
+	h := newRBWith(t, nil, newFakeMigrator(placement(snap)), func(c *RebalanceConfig) { c.Keep = 3 })
+	ctx := context.Background()
+	for range 5 {
+		if _, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := h.client.ListPlans(ctx, &ecraev1.ListPlansRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range l.GetPlans() {
+		ids = append(ids, p.GetId())
+		if len(p.GetSteps()) != 0 {
+			t.Errorf("plan %s listed with its steps", p.GetId())
+		}
+	}
+	if !slices.Equal(ids, []string{"p5", "p4", "p3"}) {
+		t.Fatalf("listed %v, want [p5 p4 p3]", ids)
+	}
+	if _, err := h.client.GetPlan(ctx, &ecraev1.GetPlanRequest{PlanId: "p1"}); status.Code(err) != codes.NotFound {
+		t.Errorf("pruned p1: %v, want NotFound", err)
+	}
+	c, err := h.client.CancelPlan(ctx, &ecraev1.CancelPlanRequest{PlanId: "p4"})
+	if err != nil || c.GetPlan().GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_CANCELLED {
+		t.Fatalf("cancel: %v, %v", c, err)
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: "p4", Execute: true}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("execute a cancelled plan: %v, want FailedPrecondition", err)
+	}
+	if _, err := h.client.CancelPlan(ctx, &ecraev1.CancelPlanRequest{}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "plan_id") {
+		t.Errorf("cancel without id: %v", err)
+	}
+}
+
+// TestFixedInstancesGrouped: 400 instances on 100 stale hosts cannot move;
+// the plan stores one group (count 400, 10 examples), not 400 entries.
+func TestFixedInstancesGrouped(t *testing.T) {
+	h := newRB(t, nil, nil)
+	s := spread()
+	for j := range 100 {
+		s.Hosts = append(s.Hosts, &ecraev1.SnapshotHost{Name: fmt.Sprintf("stale%d", j), Architecture: "old", Vcpus: 10,
+			MemoryMb: 16384, DiskGb: 500, State: ecraev1.SnapshotHostState_SNAPSHOT_HOST_STATE_STALE})
+	}
+	for i := range 400 {
+		s.Instances = append(s.Instances, &ecraev1.SnapshotInstance{Id: fmt.Sprintf("f%03d", i), Host: fmt.Sprintf("stale%d", i%100),
+			Vcpus: 1, MemoryMb: 512, DiskGb: 1})
+	}
+	resp, err := h.client.PlanRebalance(context.Background(), &ecraev1.PlanRebalanceRequest{Snapshot: s, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.plans.Get(context.Background(), resp.GetPlan().GetId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Fixed) != 0 || len(p.FixedGroups) != 1 || p.FixedGroups[0].Count != 400 || len(p.FixedGroups[0].Examples) != planstore.MaxFixedExamples ||
+		p.FixedGroups[0].Examples[0] != "f000" {
+		t.Fatalf("fixed %d entries, groups %+v", len(p.Fixed), p.FixedGroups)
+	}
+	if g := resp.GetPlan().GetFixedGroups(); len(g) != 1 || g[0].GetCount() != 400 {
+		t.Errorf("proto fixed_groups %v", g)
+	}
+}
+
+// TestRunOwnsExecutions: an execution started while Run runs stops when
+// Run's context ends, and Run returns only after it is recorded
+// interrupted.
+func TestRunOwnsExecutions(t *testing.T) {
+	snap := spread()
+	m := newFakeMigrator(placement(snap))
+	m.hang = make(chan struct{})
+	h := newRB(t, nil, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- h.rb.Run(ctx) }()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1, MaxParallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: p.GetPlan().GetId(), Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	<-m.started
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.plans.Get(context.Background(), p.GetPlan().GetId())
+	if err != nil || got.Status != planstore.StatusInterrupted {
+		t.Fatalf("plan after Run ended: %+v, %v; want interrupted", got, err)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/ecrae/ecrae/catalog"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -91,7 +92,7 @@ type Server struct {
 	stats *Metrics
 
 	mu  sync.Mutex // serialises catalog rebuilds
-	cat atomic.Pointer[catalog]
+	cat atomic.Pointer[catalog.Catalog]
 
 	states *stateCache
 	// hostBufs recycles the converted hosts of Nova's passes: at a
@@ -137,22 +138,22 @@ func (s *Server) Register(g *grpc.Server) {
 
 // catalog returns the KB view for the store's current revision, rebuilding
 // it after a write.
-func (s *Server) catalog(ctx context.Context) (*catalog, error) {
+func (s *Server) catalog(ctx context.Context) (*catalog.Catalog, error) {
 	rev := s.kb.Revision()
-	if c := s.cat.Load(); c != nil && c.revision == rev {
+	if c := s.cat.Load(); c != nil && c.Revision() == rev {
 		return c, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rev = s.kb.Revision()
-	if c := s.cat.Load(); c != nil && c.revision == rev {
+	if c := s.cat.Load(); c != nil && c.Revision() == rev {
 		return c, nil
 	}
 	kb, err := s.kb.Snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read knowledge base: %w", err)
 	}
-	c, err := newCatalog(rev, kb)
+	c, err := catalog.New(rev, kb)
 	if err != nil {
 		return nil, fmt.Errorf("knowledge base: %w", err)
 	}

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
-
 	"fmt"
 	"io"
 	"strings"
@@ -14,13 +14,18 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-const rebalanceUsage = `ecrae rebalance plan|execute|show [flags]
+const rebalanceUsage = `ecrae rebalance plan|execute|show|list|cancel|abort [flags]
 
   plan [--snapshot FILE]     plan a consolidation on the live view (or on a snapshot,
                              YAML or JSON with the ClusterSnapshot field names) and store it
-  execute [PLAN] [--yes]     dry run (default): check the plan against the live state;
+                             (a plan with nothing to move is shown, not stored)
+  execute [PLAN] [--yes]     dry run (default): check the plan against the live state,
+                             exit 1 if anything is in the way;
                              --yes: migrate, showing progress until the plan ends
   show [PLAN]                a stored plan and the status of each step
+  list [--limit N]           the stored plans, newest first
+  cancel PLAN                withdraw a planned plan
+  abort PLAN                 stop a running plan: the migrations in flight finish, no more start
 
 PLAN is a plan id (p1, p2, ...); none means the latest. Add --json for JSON.
 `
@@ -29,7 +34,7 @@ func runRebalance(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, rebalanceUsage)
 		if len(args) == 0 {
-			return fmt.Errorf("%w: rebalance needs plan, execute or show", errUsage)
+			return fmt.Errorf("%w: rebalance needs plan, execute, show, list, cancel or abort", errUsage)
 		}
 		return nil
 	}
@@ -40,6 +45,10 @@ func runRebalance(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return runRebalanceExecute(ctx, args[1:], stdout, stderr)
 	case "show":
 		return runRebalanceShow(ctx, args[1:], stdout, stderr)
+	case "list":
+		return runRebalanceList(ctx, args[1:], stdout, stderr)
+	case "cancel", "abort":
+		return runRebalanceStop(ctx, args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, rebalanceUsage)
 	return fmt.Errorf("%w: unknown rebalance command %q", errUsage, args[0])
@@ -131,6 +140,93 @@ func first(s []string) string {
 // errPlanFailed marks an execution that ended without succeeding.
 var errPlanFailed = errors.New("the plan did not succeed")
 
+// errPlanStale marks a dry run that found the plan cannot run as it is.
+var errPlanStale = errors.New("the plan cannot run as it is")
+
+func runRebalanceList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cf clientFlags
+	fs := newFlagSet("rebalance list", stderr)
+	cf.register(fs)
+	limit := fs.Int("limit", 0, "at most this many plans, newest first (0: all)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: rebalance list takes no arguments", errUsage)
+	}
+	if *limit < 0 {
+		return fmt.Errorf("%w: --limit must not be negative", errUsage)
+	}
+	conn, cctx, done, err := cf.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := ecraev1.NewRebalanceServiceClient(conn).ListPlans(cctx, &ecraev1.ListPlansRequest{Limit: int32(*limit)})
+	if err != nil {
+		return cf.rpcError("list plans", err)
+	}
+	if cf.json {
+		return printJSON(stdout, resp)
+	}
+	tw := table(stdout)
+	fmt.Fprintln(tw, "PLAN\tSTATUS\tCREATED\tSOURCE\tWAVES\tHOSTS USED\tSAVING W\tEXPIRES\tEXECUTED BY")
+	for _, p := range resp.GetPlans() {
+		expires := "-"
+		if p.GetStatus() == ecraev1.PlanStatus_PLAN_STATUS_PLANNED && p.GetExpiresAt() != nil {
+			expires = p.GetExpiresAt().AsTime().Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d → %d\t%.1f\t%s\t%s\n", p.GetId(), statusWord2(p.GetStatus()),
+			p.GetCreatedAt().AsTime().Local().Format(time.DateTime), p.GetSource(), p.GetWaves(),
+			p.GetHostsUsedBefore(), p.GetHostsUsedAfter(), p.GetPowerBeforeWatts()-p.GetPowerAfterWatts(), expires, cmp.Or(p.GetExecutedBy(), "-"))
+	}
+	return tw.Flush()
+}
+
+// runRebalanceStop is cancel (a planned plan) and abort (a running one).
+func runRebalanceStop(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
+	var cf clientFlags
+	fs := newFlagSet("rebalance "+verb, stderr)
+	cf.register(fs)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || pos[0] == "" {
+		return fmt.Errorf("%w: rebalance %s takes one PLAN id", errUsage, verb)
+	}
+	conn, cctx, done, err := cf.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	client := ecraev1.NewRebalanceServiceClient(conn)
+	var p *ecraev1.Plan
+	if verb == "cancel" {
+		resp, err := client.CancelPlan(cctx, &ecraev1.CancelPlanRequest{PlanId: pos[0]})
+		if err != nil {
+			return cf.rpcError("cancel plan", err)
+		}
+		p = resp.GetPlan()
+	} else {
+		resp, err := client.AbortPlan(cctx, &ecraev1.AbortPlanRequest{PlanId: pos[0]})
+		if err != nil {
+			return cf.rpcError("abort plan", err)
+		}
+		p = resp.GetPlan()
+	}
+	if cf.json {
+		return printJSON(stdout, p)
+	}
+	if verb == "cancel" {
+		fmt.Fprintf(stdout, "plan %s cancelled\n", p.GetId())
+	} else {
+		fmt.Fprintf(stdout, "plan %s: abort requested; the migrations in flight finish, no more start (follow with ecrae rebalance show %s)\n", p.GetId(), p.GetId())
+	}
+	return nil
+}
+
 func runRebalanceExecute(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cf clientFlags
 	fs := newFlagSet("rebalance execute", stderr)
@@ -168,7 +264,13 @@ func runRebalanceExecute(ctx context.Context, args []string, stdout, stderr io.W
 	p := resp.GetPlan()
 	if resp.GetDryRun() {
 		if cf.json {
-			return printJSON(stdout, resp)
+			if err := printJSON(stdout, resp); err != nil {
+				return err
+			}
+			if len(resp.GetProblems()) > 0 {
+				return fmt.Errorf("plan %s: %d problems: %w", p.GetId(), len(resp.GetProblems()), errPlanStale)
+			}
+			return nil
 		}
 		fmt.Fprintf(stdout, "dry run of plan %s: %d migrations in %d waves would run (add --yes to execute)\n",
 			p.GetId(), len(p.GetSteps()), p.GetWaves())
@@ -183,7 +285,7 @@ func runRebalanceExecute(ctx context.Context, args []string, stdout, stderr io.W
 		for _, pr := range resp.GetProblems() {
 			fmt.Fprintln(stdout, "  - "+pr)
 		}
-		return nil
+		return fmt.Errorf("plan %s: %d problems: %w", p.GetId(), len(resp.GetProblems()), errPlanStale)
 	}
 	if !cf.json {
 		fmt.Fprintf(stdout, "executing plan %s: %d migrations in %d waves\n", p.GetId(), len(p.GetSteps()), p.GetWaves())
@@ -264,7 +366,10 @@ func statusWord2(s ecraev1.PlanStatus) string {
 
 // printPlan prints a plan's summary and its steps as a table.
 func printPlan(w io.Writer, p *ecraev1.Plan) error {
-	fmt.Fprintf(w, "plan %s (%s), from %s; %s, seed %d, %.2f s (search %s)\n", p.GetId(), statusWord2(p.GetStatus()),
+	if p.GetId() == "" { // an empty plan is not stored
+		fmt.Fprintf(w, "nothing to move (not stored): %s\n", p.GetNote())
+	}
+	fmt.Fprintf(w, "plan %s (%s), from %s; %s, seed %d, %.2f s (search %s)\n", cmp.Or(p.GetId(), "-"), statusWord2(p.GetStatus()),
 		p.GetSource(), p.GetAlgorithm(), p.GetSeed(), p.GetSeconds(), p.GetStopped())
 	saving := p.GetPowerBeforeWatts() - p.GetPowerAfterWatts()
 	fmt.Fprintf(w, "power %.1f W → %.1f W (saving %.1f W; the migrations copy %.1f GB, %.1f W over the horizon)\n",
@@ -305,6 +410,19 @@ func printPlan(w io.Writer, p *ecraev1.Plan) error {
 			parts = append(parts, fmt.Sprintf("%d %s", why[r], r))
 		}
 		fmt.Fprintf(w, "instances that cannot move: %s\n", strings.Join(parts, "; "))
+	}
+	if gs := p.GetFixedGroups(); len(gs) > 0 {
+		var parts []string
+		for _, g := range gs {
+			parts = append(parts, fmt.Sprintf("%d %s (e.g. %s)", g.GetCount(), g.GetReason(), strings.Join(g.GetExampleInstanceIds(), ", ")))
+		}
+		fmt.Fprintf(w, "instances that cannot move: %s\n", strings.Join(parts, "; "))
+	}
+	if p.GetStatus() == ecraev1.PlanStatus_PLAN_STATUS_PLANNED && p.GetExpiresAt() != nil {
+		fmt.Fprintf(w, "expires at %s unless executed\n", p.GetExpiresAt().AsTime().Local().Format(time.DateTime))
+	}
+	if p.GetExecutedBy() != "" {
+		fmt.Fprintf(w, "executed by: %s\n", p.GetExecutedBy())
 	}
 	if p.GetMessage() != "" {
 		fmt.Fprintf(w, "execution: %s\n", p.GetMessage())

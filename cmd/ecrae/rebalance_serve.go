@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/ecrae/ecrae/openstack"
@@ -13,6 +14,7 @@ import (
 	"github.com/ecrae/ecrae/planstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/ecrae/ecrae/server"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -31,6 +33,8 @@ type rebalanceServe struct {
 	maxPerHost    int
 	maxParallel   int
 	stepTimeout   time.Duration
+	planTTL       time.Duration
+	keep          int
 }
 
 func (r *rebalanceServe) register(fs *flag.FlagSet) {
@@ -43,13 +47,17 @@ func (r *rebalanceServe) register(fs *flag.FlagSet) {
 	fs.IntVar(&r.maxPerHost, "rebalance-max-per-host", optimizer.DefaultMaxPerHost, "periodic mode: migrations in flight at once touching one host")
 	fs.IntVar(&r.maxParallel, "rebalance-max-parallel", optimizer.DefaultMaxParallel, "periodic mode: migrations in flight at once in all")
 	fs.DurationVar(&r.stepTimeout, "rebalance-step-timeout", 10*time.Minute, "time a live migration may take before its plan stops")
+	fs.DurationVar(&r.planTTL, "rebalance-plan-ttl", server.DefaultPlanTTL, "a plan not executed within this long expires (the cluster has moved on)")
+	fs.IntVar(&r.keep, "rebalance-keep", server.DefaultKeep, "plans kept in plans.db: the newest; older ones are deleted (never a running one)")
 }
 
 // start opens <db dir>/plans.db (marking any execution a previous process
-// left running as interrupted), registers the RebalanceService on g,
-// and runs the periodic mode if asked. Everything stops when ctx ends:
-// executions are marked interrupted, then the plan store is closed.
-func (r *rebalanceServe) start(ctx context.Context, g *grpc.Server, srv *server.Server, cloud *openstack.Client, dbPath string, log *slog.Logger) error {
+// left running as interrupted) and registers the RebalanceService on g.
+// The returned run executes plans and the periodic mode under ctx (serve's
+// errgroup owns it); when ctx ends, executions are marked interrupted and
+// the plan store is closed. stop closes the store if run never ran (serve
+// failing before its errgroup starts); it is safe to call after run.
+func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openstack.Client, dbPath string, log *slog.Logger) (run func(ctx context.Context) error, stop func(), err error) {
 	// Zero values (a config built without the flags) take the flags' defaults.
 	if r.timeLimit == 0 {
 		r.timeLimit = time.Second
@@ -57,18 +65,30 @@ func (r *rebalanceServe) start(ctx context.Context, g *grpc.Server, srv *server.
 	if r.stepTimeout == 0 {
 		r.stepTimeout = 10 * time.Minute
 	}
+	if r.planTTL == 0 {
+		r.planTTL = server.DefaultPlanTTL
+	}
+	if r.keep == 0 {
+		r.keep = server.DefaultKeep
+	}
 	if r.interval < 0 || r.timeLimit < 0 || r.stepTimeout < 0 || r.maxMigrations < 0 || r.maxPerHost < 0 || r.maxParallel < 0 {
-		return fmt.Errorf("%w: --rebalance-*: durations and limits must not be negative", errUsage)
+		return nil, nil, fmt.Errorf("%w: --rebalance-*: durations and limits must not be negative", errUsage)
+	}
+	if r.planTTL < 0 {
+		return nil, nil, fmt.Errorf("%w: --rebalance-plan-ttl must be positive, got %s", errUsage, r.planTTL)
+	}
+	if r.keep < 0 {
+		return nil, nil, fmt.Errorf("%w: --rebalance-keep must be positive, got %d", errUsage, r.keep)
 	}
 	path := filepath.Join(filepath.Dir(dbPath), "plans.db")
 	store, err := planstore.Open(path, planstore.Options{Timeout: time.Second})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if ids := store.Recovered(); len(ids) > 0 {
 		log.Warn("rebalance: executions cut short by the last stop, marked interrupted", "plans", ids)
 	}
-	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout}
+	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout, PlanTTL: r.planTTL, Keep: r.keep}
 	if cloud != nil && cloud.Compute != nil {
 		m := openstack.NewMigrator(cloud.Compute, 0)
 		cfg.Migrator = m
@@ -76,11 +96,22 @@ func (r *rebalanceServe) start(ctx context.Context, g *grpc.Server, srv *server.
 	}
 	rb := server.NewRebalancer(srv, cfg)
 	rb.Register(g)
-	log.Info("rebalance service ready", "plans", path, "executor", cfg.Migrator != nil, "periodic", r.interval)
-	go func() {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
+	log.Info("rebalance service ready", "plans", path, "executor", cfg.Migrator != nil, "periodic", r.interval,
+		"plan_ttl", r.planTTL, "keep", r.keep)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			rb.Close()
+			if err := store.Close(); err != nil {
+				log.Error("rebalance: close plan store", "err", err)
+			}
+		})
+	}
+	run = func(ctx context.Context) error {
+		defer stop()
+		eg, ctx := errgroup.WithContext(ctx)
+		eg.Go(func() error { return rb.Run(ctx) })
+		eg.Go(func() error {
 			err := rb.RunPeriodic(ctx, server.PeriodicConfig{
 				Interval: r.interval, MinSavingW: r.minSavingW, Execute: r.execute,
 				Request: &ecraev1.PlanRebalanceRequest{
@@ -91,15 +122,11 @@ func (r *rebalanceServe) start(ctx context.Context, g *grpc.Server, srv *server.
 			if err != nil {
 				log.Error("periodic rebalance stopped", "err", err)
 			}
-		}()
-		<-ctx.Done()
-		<-done
-		rb.Close()
-		if err := store.Close(); err != nil {
-			log.Error("rebalance: close plan store", "err", err)
-		}
-	}()
-	return nil
+			return nil // the service keeps serving without the periodic mode
+		})
+		return eg.Wait()
+	}
+	return run, stop, nil
 }
 
 // groupsOf reads Nova's server groups for the live view's plans.

@@ -87,9 +87,13 @@ func TestRebalanceServeHook(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := rs.start(ctx, g, srv, nil, filepath.Join(dir, "ecrae.db"), slog.New(slog.DiscardHandler)); err != nil {
+	run, stop, err := rs.start(g, srv, nil, filepath.Join(dir, "ecrae.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer stop()
+	ran := make(chan error, 1)
+	go func() { ran <- run(ctx) }() // serve's errgroup, here the test, owns it
 	go g.Serve(l)
 	addr := "--server=" + l.Addr().String()
 	snap := filepath.Join(dir, "snap.yaml")
@@ -111,10 +115,39 @@ func TestRebalanceServeHook(t *testing.T) {
 		t.Fatalf("rebalance show --json: %v\n%s", err, out)
 	}
 	out, err = cli(t, "rebalance", "execute", addr)
-	if err != nil || !strings.Contains(out, "dry run of plan p1") || !strings.Contains(out, "no Nova connection") {
-		t.Fatalf("dry run: %v\n%s", err, out)
+	if !errors.Is(err, errPlanStale) || !strings.Contains(out, "dry run of plan p1") || !strings.Contains(out, "no Nova connection") {
+		t.Fatalf("dry run: %v (want exit 1: a problem)\n%s", err, out)
 	}
-	out, err = cli(t, "rebalance", "execute", "--yes", addr)
+	if _, err := cli(t, "rebalance", "plan", "--snapshot", snap, addr); err != nil {
+		t.Fatal(err)
+	}
+	out, err = cli(t, "rebalance", "list", addr)
+	for _, want := range []string{"PLAN", "p2", "p1", "planned", "request snapshot", "4 → 2"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Fatalf("rebalance list: %v; output lacks %q:\n%s", err, want, out)
+		}
+	}
+	if out, err = cli(t, "rebalance", "cancel", "p2", addr); err != nil || !strings.Contains(out, "plan p2 cancelled") {
+		t.Fatalf("cancel: %v\n%s", err, out)
+	}
+	out, err = cli(t, "rebalance", "list", "--json", "--limit", "1", addr)
+	var listed struct {
+		Plans []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"plans"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &listed) != nil || len(listed.Plans) != 1 || listed.Plans[0].ID != "p2" ||
+		listed.Plans[0].Status != "PLAN_STATUS_CANCELLED" {
+		t.Fatalf("list --json: %v\n%s", err, out)
+	}
+	if _, err := cli(t, "rebalance", "abort", "p1", addr); err == nil || !strings.Contains(err.Error(), "not executing") {
+		t.Errorf("abort of a planned plan: %v", err)
+	}
+	if _, err := cli(t, "rebalance", "cancel", addr); !errors.Is(err, errUsage) {
+		t.Errorf("cancel without PLAN: %v", err)
+	}
+	out, err = cli(t, "rebalance", "execute", "p1", "--yes", addr)
 	if err == nil || !strings.Contains(err.Error(), "no Nova connection") {
 		t.Fatalf("execute without Nova: %v\n%s", err, out)
 	}
@@ -122,8 +155,12 @@ func TestRebalanceServeHook(t *testing.T) {
 		t.Errorf("unknown subcommand: %v", err)
 	}
 
-	// serve's context ends: the store is closed, so it opens again.
+	// serve's context ends: run returns and the store is closed, so it
+	// opens again.
 	cancel()
+	if err := <-ran; err != nil {
+		t.Errorf("run: %v", err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s, err := planstore.Open(filepath.Join(dir, "plans.db"), planstore.Options{Timeout: 50 * time.Millisecond})

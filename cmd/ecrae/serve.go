@@ -164,9 +164,11 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	var inflight atomic.Int64
 	g := grpc.NewServer(grpc.ForceServerCodecV2(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))
 	srv.Register(g)
-	if err := c.rebalance.start(ctx, g, srv, cloud, c.dbPath, log); err != nil {
+	runRebalance, stopRebalance, err := c.rebalance.start(g, srv, cloud, c.dbPath, log)
+	if err != nil {
 		return err
 	}
+	defer stopRebalance()
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
@@ -235,6 +237,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 			}
 		})
 	}
+	eg.Go(func() error { return runRebalance(ctx) })
 	eg.Go(func() error {
 		if err := g.Serve(gl); err != nil {
 			return fmt.Errorf("gRPC server: %w", err)
@@ -254,7 +257,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		// GracefulStop alone waits for every client to hang up, and
 		// nova-scheduler keeps its channel open for good: wait for the calls
 		// in flight instead, then close the idle connections.
-		go g.GracefulStop()
+		eg.Go(func() error { g.GracefulStop(); return nil }) // returns at g.Stop() below at the latest
 		deadline := time.Now().Add(c.shutdownGrace)
 		for inflight.Load() > 0 && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)

@@ -34,6 +34,21 @@ class RebalanceServiceStub(object):
                 request_serializer=ecrae_dot_v1_dot_rebalance__pb2.GetPlanRequest.SerializeToString,
                 response_deserializer=ecrae_dot_v1_dot_rebalance__pb2.GetPlanResponse.FromString,
                 )
+        self.ListPlans = channel.unary_unary(
+                '/ecrae.v1.RebalanceService/ListPlans',
+                request_serializer=ecrae_dot_v1_dot_rebalance__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=ecrae_dot_v1_dot_rebalance__pb2.ListPlansResponse.FromString,
+                )
+        self.CancelPlan = channel.unary_unary(
+                '/ecrae.v1.RebalanceService/CancelPlan',
+                request_serializer=ecrae_dot_v1_dot_rebalance__pb2.CancelPlanRequest.SerializeToString,
+                response_deserializer=ecrae_dot_v1_dot_rebalance__pb2.CancelPlanResponse.FromString,
+                )
+        self.AbortPlan = channel.unary_unary(
+                '/ecrae.v1.RebalanceService/AbortPlan',
+                request_serializer=ecrae_dot_v1_dot_rebalance__pb2.AbortPlanRequest.SerializeToString,
+                response_deserializer=ecrae_dot_v1_dot_rebalance__pb2.AbortPlanResponse.FromString,
+                )
 
 
 class RebalanceServiceServicer(object):
@@ -69,6 +84,29 @@ class RebalanceServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPlans(self, request, context):
+        """ListPlans returns the stored plans, newest first, without their steps
+        (GetPlan has them). Plans past their expiry are marked expired first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelPlan(self, request, context):
+        """CancelPlan withdraws a planned plan: it can no longer run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortPlan(self, request, context):
+        """AbortPlan stops an executing plan: the migrations in flight finish,
+        no more start; the plan ends aborted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RebalanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -86,6 +124,21 @@ def add_RebalanceServiceServicer_to_server(servicer, server):
                     servicer.GetPlan,
                     request_deserializer=ecrae_dot_v1_dot_rebalance__pb2.GetPlanRequest.FromString,
                     response_serializer=ecrae_dot_v1_dot_rebalance__pb2.GetPlanResponse.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=ecrae_dot_v1_dot_rebalance__pb2.ListPlansRequest.FromString,
+                    response_serializer=ecrae_dot_v1_dot_rebalance__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'CancelPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelPlan,
+                    request_deserializer=ecrae_dot_v1_dot_rebalance__pb2.CancelPlanRequest.FromString,
+                    response_serializer=ecrae_dot_v1_dot_rebalance__pb2.CancelPlanResponse.SerializeToString,
+            ),
+            'AbortPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortPlan,
+                    request_deserializer=ecrae_dot_v1_dot_rebalance__pb2.AbortPlanRequest.FromString,
+                    response_serializer=ecrae_dot_v1_dot_rebalance__pb2.AbortPlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -150,5 +203,56 @@ class RebalanceService(object):
         return grpc.experimental.unary_unary(request, target, '/ecrae.v1.RebalanceService/GetPlan',
             ecrae_dot_v1_dot_rebalance__pb2.GetPlanRequest.SerializeToString,
             ecrae_dot_v1_dot_rebalance__pb2.GetPlanResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/ecrae.v1.RebalanceService/ListPlans',
+            ecrae_dot_v1_dot_rebalance__pb2.ListPlansRequest.SerializeToString,
+            ecrae_dot_v1_dot_rebalance__pb2.ListPlansResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CancelPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/ecrae.v1.RebalanceService/CancelPlan',
+            ecrae_dot_v1_dot_rebalance__pb2.CancelPlanRequest.SerializeToString,
+            ecrae_dot_v1_dot_rebalance__pb2.CancelPlanResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def AbortPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/ecrae.v1.RebalanceService/AbortPlan',
+            ecrae_dot_v1_dot_rebalance__pb2.AbortPlanRequest.SerializeToString,
+            ecrae_dot_v1_dot_rebalance__pb2.AbortPlanResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -153,6 +153,12 @@ const (
 	PlanStatus_PLAN_STATUS_FAILED PlanStatus = 4
 	// The service stopped while executing.
 	PlanStatus_PLAN_STATUS_INTERRUPTED PlanStatus = 5
+	// Stopped by AbortPlan after the migrations in flight.
+	PlanStatus_PLAN_STATUS_ABORTED PlanStatus = 6
+	// Withdrawn by CancelPlan before it ran.
+	PlanStatus_PLAN_STATUS_CANCELLED PlanStatus = 7
+	// Not run before its expiry: the cluster has moved on since.
+	PlanStatus_PLAN_STATUS_EXPIRED PlanStatus = 8
 )
 
 // Enum value maps for PlanStatus.
@@ -164,6 +170,9 @@ var (
 		3: "PLAN_STATUS_SUCCEEDED",
 		4: "PLAN_STATUS_FAILED",
 		5: "PLAN_STATUS_INTERRUPTED",
+		6: "PLAN_STATUS_ABORTED",
+		7: "PLAN_STATUS_CANCELLED",
+		8: "PLAN_STATUS_EXPIRED",
 	}
 	PlanStatus_value = map[string]int32{
 		"PLAN_STATUS_UNSPECIFIED": 0,
@@ -172,6 +181,9 @@ var (
 		"PLAN_STATUS_SUCCEEDED":   3,
 		"PLAN_STATUS_FAILED":      4,
 		"PLAN_STATUS_INTERRUPTED": 5,
+		"PLAN_STATUS_ABORTED":     6,
+		"PLAN_STATUS_CANCELLED":   7,
+		"PLAN_STATUS_EXPIRED":     8,
 	}
 )
 
@@ -1227,9 +1239,18 @@ type Plan struct {
 	MaxPerHost  int32  `protobuf:"varint,24,opt,name=max_per_host,json=maxPerHost,proto3" json:"max_per_host,omitempty"`
 	MaxParallel int32  `protobuf:"varint,25,opt,name=max_parallel,json=maxParallel,proto3" json:"max_parallel,omitempty"`
 	// The execution's outcome: what moved, what did not, and why.
-	Message       string                 `protobuf:"bytes,26,opt,name=message,proto3" json:"message,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,27,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,28,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	Message    string                 `protobuf:"bytes,26,opt,name=message,proto3" json:"message,omitempty"`
+	StartedAt  *timestamppb.Timestamp `protobuf:"bytes,27,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,28,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// Who started the execution: the gRPC caller, or "periodic".
+	ExecutedBy string `protobuf:"bytes,29,opt,name=executed_by,json=executedBy,proto3" json:"executed_by,omitempty"`
+	// A planned plan not started by then expires.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,30,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// AbortPlan was asked; the plan stops after the migrations in flight.
+	AbortRequested bool `protobuf:"varint,31,opt,name=abort_requested,json=abortRequested,proto3" json:"abort_requested,omitempty"`
+	// The instances that cannot move, counted by reason, with a few of
+	// them named (fixed lists each one only in plans stored before this).
+	FixedGroups   []*FixedGroup `protobuf:"bytes,32,rep,name=fixed_groups,json=fixedGroups,proto3" json:"fixed_groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1460,6 +1481,362 @@ func (x *Plan) GetFinishedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Plan) GetExecutedBy() string {
+	if x != nil {
+		return x.ExecutedBy
+	}
+	return ""
+}
+
+func (x *Plan) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Plan) GetAbortRequested() bool {
+	if x != nil {
+		return x.AbortRequested
+	}
+	return false
+}
+
+func (x *Plan) GetFixedGroups() []*FixedGroup {
+	if x != nil {
+		return x.FixedGroups
+	}
+	return nil
+}
+
+// FixedGroup counts the instances that cannot move for one reason.
+type FixedGroup struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Reason string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Count  int32                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// The first few, by id.
+	ExampleInstanceIds []string `protobuf:"bytes,3,rep,name=example_instance_ids,json=exampleInstanceIds,proto3" json:"example_instance_ids,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *FixedGroup) Reset() {
+	*x = FixedGroup{}
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FixedGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FixedGroup) ProtoMessage() {}
+
+func (x *FixedGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FixedGroup.ProtoReflect.Descriptor instead.
+func (*FixedGroup) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FixedGroup) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FixedGroup) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *FixedGroup) GetExampleInstanceIds() []string {
+	if x != nil {
+		return x.ExampleInstanceIds
+	}
+	return nil
+}
+
+type ListPlansRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many, newest first; 0 = all.
+	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPlansRequest) Reset() {
+	*x = ListPlansRequest{}
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPlansRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPlansRequest) ProtoMessage() {}
+
+func (x *ListPlansRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPlansRequest.ProtoReflect.Descriptor instead.
+func (*ListPlansRequest) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListPlansRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListPlansResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Steps left out.
+	Plans         []*Plan `protobuf:"bytes,1,rep,name=plans,proto3" json:"plans,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPlansResponse) Reset() {
+	*x = ListPlansResponse{}
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPlansResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPlansResponse) ProtoMessage() {}
+
+func (x *ListPlansResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPlansResponse.ProtoReflect.Descriptor instead.
+func (*ListPlansResponse) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListPlansResponse) GetPlans() []*Plan {
+	if x != nil {
+		return x.Plans
+	}
+	return nil
+}
+
+type CancelPlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PlanId        string                 `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPlanRequest) Reset() {
+	*x = CancelPlanRequest{}
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPlanRequest) ProtoMessage() {}
+
+func (x *CancelPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPlanRequest.ProtoReflect.Descriptor instead.
+func (*CancelPlanRequest) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CancelPlanRequest) GetPlanId() string {
+	if x != nil {
+		return x.PlanId
+	}
+	return ""
+}
+
+type CancelPlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *Plan                  `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPlanResponse) Reset() {
+	*x = CancelPlanResponse{}
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPlanResponse) ProtoMessage() {}
+
+func (x *CancelPlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPlanResponse.ProtoReflect.Descriptor instead.
+func (*CancelPlanResponse) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CancelPlanResponse) GetPlan() *Plan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+type AbortPlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PlanId        string                 `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortPlanRequest) Reset() {
+	*x = AbortPlanRequest{}
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortPlanRequest) ProtoMessage() {}
+
+func (x *AbortPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortPlanRequest.ProtoReflect.Descriptor instead.
+func (*AbortPlanRequest) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AbortPlanRequest) GetPlanId() string {
+	if x != nil {
+		return x.PlanId
+	}
+	return ""
+}
+
+type AbortPlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *Plan                  `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortPlanResponse) Reset() {
+	*x = AbortPlanResponse{}
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortPlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortPlanResponse) ProtoMessage() {}
+
+func (x *AbortPlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortPlanResponse.ProtoReflect.Descriptor instead.
+func (*AbortPlanResponse) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AbortPlanResponse) GetPlan() *Plan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
 type ExecutePlanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: the latest plan.
@@ -1474,7 +1851,7 @@ type ExecutePlanRequest struct {
 
 func (x *ExecutePlanRequest) Reset() {
 	*x = ExecutePlanRequest{}
-	mi := &file_ecrae_v1_rebalance_proto_msgTypes[11]
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1863,7 @@ func (x *ExecutePlanRequest) String() string {
 func (*ExecutePlanRequest) ProtoMessage() {}
 
 func (x *ExecutePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_rebalance_proto_msgTypes[11]
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1876,7 @@ func (x *ExecutePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutePlanRequest.ProtoReflect.Descriptor instead.
 func (*ExecutePlanRequest) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{11}
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExecutePlanRequest) GetPlanId() string {
@@ -1536,7 +1913,7 @@ type ExecutePlanResponse struct {
 
 func (x *ExecutePlanResponse) Reset() {
 	*x = ExecutePlanResponse{}
-	mi := &file_ecrae_v1_rebalance_proto_msgTypes[12]
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1925,7 @@ func (x *ExecutePlanResponse) String() string {
 func (*ExecutePlanResponse) ProtoMessage() {}
 
 func (x *ExecutePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_rebalance_proto_msgTypes[12]
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1938,7 @@ func (x *ExecutePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutePlanResponse.ProtoReflect.Descriptor instead.
 func (*ExecutePlanResponse) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{12}
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ExecutePlanResponse) GetPlan() *Plan {
@@ -1595,7 +1972,7 @@ type GetPlanRequest struct {
 
 func (x *GetPlanRequest) Reset() {
 	*x = GetPlanRequest{}
-	mi := &file_ecrae_v1_rebalance_proto_msgTypes[13]
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1984,7 @@ func (x *GetPlanRequest) String() string {
 func (*GetPlanRequest) ProtoMessage() {}
 
 func (x *GetPlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_rebalance_proto_msgTypes[13]
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1997,7 @@ func (x *GetPlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPlanRequest.ProtoReflect.Descriptor instead.
 func (*GetPlanRequest) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{13}
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetPlanRequest) GetPlanId() string {
@@ -1639,7 +2016,7 @@ type GetPlanResponse struct {
 
 func (x *GetPlanResponse) Reset() {
 	*x = GetPlanResponse{}
-	mi := &file_ecrae_v1_rebalance_proto_msgTypes[14]
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +2028,7 @@ func (x *GetPlanResponse) String() string {
 func (*GetPlanResponse) ProtoMessage() {}
 
 func (x *GetPlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_rebalance_proto_msgTypes[14]
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +2041,7 @@ func (x *GetPlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPlanResponse.ProtoReflect.Descriptor instead.
 func (*GetPlanResponse) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{14}
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetPlanResponse) GetPlan() *Plan {
@@ -1769,7 +2146,7 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\rFixedInstance\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xbf\b\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xfd\t\n" +
 	"\x04Plan\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x14.ecrae.v1.PlanStatusR\x06status\x12\x16\n" +
@@ -1806,7 +2183,30 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\x1b \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x1c \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\"\x85\x01\n" +
+	"finishedAt\x12\x1f\n" +
+	"\vexecuted_by\x18\x1d \x01(\tR\n" +
+	"executedBy\x129\n" +
+	"\n" +
+	"expires_at\x18\x1e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12'\n" +
+	"\x0fabort_requested\x18\x1f \x01(\bR\x0eabortRequested\x127\n" +
+	"\ffixed_groups\x18  \x03(\v2\x14.ecrae.v1.FixedGroupR\vfixedGroups\"l\n" +
+	"\n" +
+	"FixedGroup\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\x120\n" +
+	"\x14example_instance_ids\x18\x03 \x03(\tR\x12exampleInstanceIds\"(\n" +
+	"\x10ListPlansRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"9\n" +
+	"\x11ListPlansResponse\x12$\n" +
+	"\x05plans\x18\x01 \x03(\v2\x0e.ecrae.v1.PlanR\x05plans\",\n" +
+	"\x11CancelPlanRequest\x12\x17\n" +
+	"\aplan_id\x18\x01 \x01(\tR\x06planId\"8\n" +
+	"\x12CancelPlanResponse\x12\"\n" +
+	"\x04plan\x18\x01 \x01(\v2\x0e.ecrae.v1.PlanR\x04plan\"+\n" +
+	"\x10AbortPlanRequest\x12\x17\n" +
+	"\aplan_id\x18\x01 \x01(\tR\x06planId\"7\n" +
+	"\x11AbortPlanResponse\x12\"\n" +
+	"\x04plan\x18\x01 \x01(\v2\x0e.ecrae.v1.PlanR\x04plan\"\x85\x01\n" +
 	"\x12ExecutePlanRequest\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x18\n" +
 	"\aexecute\x18\x02 \x01(\bR\aexecute\x12<\n" +
@@ -1830,7 +2230,7 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\x1cSERVER_GROUP_POLICY_AFFINITY\x10\x01\x12%\n" +
 	"!SERVER_GROUP_POLICY_ANTI_AFFINITY\x10\x02\x12%\n" +
 	"!SERVER_GROUP_POLICY_SOFT_AFFINITY\x10\x03\x12*\n" +
-	"&SERVER_GROUP_POLICY_SOFT_ANTI_AFFINITY\x10\x04*\xad\x01\n" +
+	"&SERVER_GROUP_POLICY_SOFT_ANTI_AFFINITY\x10\x04*\xfa\x01\n" +
 	"\n" +
 	"PlanStatus\x12\x1b\n" +
 	"\x17PLAN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1838,7 +2238,10 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\x15PLAN_STATUS_EXECUTING\x10\x02\x12\x19\n" +
 	"\x15PLAN_STATUS_SUCCEEDED\x10\x03\x12\x16\n" +
 	"\x12PLAN_STATUS_FAILED\x10\x04\x12\x1b\n" +
-	"\x17PLAN_STATUS_INTERRUPTED\x10\x05*\xbb\x01\n" +
+	"\x17PLAN_STATUS_INTERRUPTED\x10\x05\x12\x17\n" +
+	"\x13PLAN_STATUS_ABORTED\x10\x06\x12\x19\n" +
+	"\x15PLAN_STATUS_CANCELLED\x10\a\x12\x17\n" +
+	"\x13PLAN_STATUS_EXPIRED\x10\b*\xbb\x01\n" +
 	"\n" +
 	"StepStatus\x12\x1b\n" +
 	"\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1847,11 +2250,15 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\x10STEP_STATUS_DONE\x10\x03\x12\x16\n" +
 	"\x12STEP_STATUS_FAILED\x10\x04\x12\x17\n" +
 	"\x13STEP_STATUS_SKIPPED\x10\x05\x12\x17\n" +
-	"\x13STEP_STATUS_UNKNOWN\x10\x062\xf0\x01\n" +
+	"\x13STEP_STATUS_UNKNOWN\x10\x062\xc5\x03\n" +
 	"\x10RebalanceService\x12P\n" +
 	"\rPlanRebalance\x12\x1e.ecrae.v1.PlanRebalanceRequest\x1a\x1f.ecrae.v1.PlanRebalanceResponse\x12J\n" +
 	"\vExecutePlan\x12\x1c.ecrae.v1.ExecutePlanRequest\x1a\x1d.ecrae.v1.ExecutePlanResponse\x12>\n" +
-	"\aGetPlan\x12\x18.ecrae.v1.GetPlanRequest\x1a\x19.ecrae.v1.GetPlanResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
+	"\aGetPlan\x12\x18.ecrae.v1.GetPlanRequest\x1a\x19.ecrae.v1.GetPlanResponse\x12D\n" +
+	"\tListPlans\x12\x1a.ecrae.v1.ListPlansRequest\x1a\x1b.ecrae.v1.ListPlansResponse\x12G\n" +
+	"\n" +
+	"CancelPlan\x12\x1b.ecrae.v1.CancelPlanRequest\x1a\x1c.ecrae.v1.CancelPlanResponse\x12D\n" +
+	"\tAbortPlan\x12\x1a.ecrae.v1.AbortPlanRequest\x1a\x1b.ecrae.v1.AbortPlanResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
 
 var (
 	file_ecrae_v1_rebalance_proto_rawDescOnce sync.Once
@@ -1866,7 +2273,7 @@ func file_ecrae_v1_rebalance_proto_rawDescGZIP() []byte {
 }
 
 var file_ecrae_v1_rebalance_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ecrae_v1_rebalance_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_ecrae_v1_rebalance_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_ecrae_v1_rebalance_proto_goTypes = []any{
 	(SnapshotHostState)(0),        // 0: ecrae.v1.SnapshotHostState
 	(ServerGroupPolicy)(0),        // 1: ecrae.v1.ServerGroupPolicy
@@ -1883,12 +2290,19 @@ var file_ecrae_v1_rebalance_proto_goTypes = []any{
 	(*UnreachableMove)(nil),       // 12: ecrae.v1.UnreachableMove
 	(*FixedInstance)(nil),         // 13: ecrae.v1.FixedInstance
 	(*Plan)(nil),                  // 14: ecrae.v1.Plan
-	(*ExecutePlanRequest)(nil),    // 15: ecrae.v1.ExecutePlanRequest
-	(*ExecutePlanResponse)(nil),   // 16: ecrae.v1.ExecutePlanResponse
-	(*GetPlanRequest)(nil),        // 17: ecrae.v1.GetPlanRequest
-	(*GetPlanResponse)(nil),       // 18: ecrae.v1.GetPlanResponse
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*FixedGroup)(nil),            // 15: ecrae.v1.FixedGroup
+	(*ListPlansRequest)(nil),      // 16: ecrae.v1.ListPlansRequest
+	(*ListPlansResponse)(nil),     // 17: ecrae.v1.ListPlansResponse
+	(*CancelPlanRequest)(nil),     // 18: ecrae.v1.CancelPlanRequest
+	(*CancelPlanResponse)(nil),    // 19: ecrae.v1.CancelPlanResponse
+	(*AbortPlanRequest)(nil),      // 20: ecrae.v1.AbortPlanRequest
+	(*AbortPlanResponse)(nil),     // 21: ecrae.v1.AbortPlanResponse
+	(*ExecutePlanRequest)(nil),    // 22: ecrae.v1.ExecutePlanRequest
+	(*ExecutePlanResponse)(nil),   // 23: ecrae.v1.ExecutePlanResponse
+	(*GetPlanRequest)(nil),        // 24: ecrae.v1.GetPlanRequest
+	(*GetPlanResponse)(nil),       // 25: ecrae.v1.GetPlanResponse
+	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
 }
 var file_ecrae_v1_rebalance_proto_depIdxs = []int32{
 	0,  // 0: ecrae.v1.SnapshotHost.state:type_name -> ecrae.v1.SnapshotHostState
@@ -1897,34 +2311,45 @@ var file_ecrae_v1_rebalance_proto_depIdxs = []int32{
 	5,  // 3: ecrae.v1.ClusterSnapshot.instances:type_name -> ecrae.v1.SnapshotInstance
 	6,  // 4: ecrae.v1.ClusterSnapshot.server_groups:type_name -> ecrae.v1.SnapshotServerGroup
 	7,  // 5: ecrae.v1.PlanRebalanceRequest.snapshot:type_name -> ecrae.v1.ClusterSnapshot
-	19, // 6: ecrae.v1.PlanRebalanceRequest.time_limit:type_name -> google.protobuf.Duration
-	19, // 7: ecrae.v1.PlanRebalanceRequest.horizon:type_name -> google.protobuf.Duration
+	26, // 6: ecrae.v1.PlanRebalanceRequest.time_limit:type_name -> google.protobuf.Duration
+	26, // 7: ecrae.v1.PlanRebalanceRequest.horizon:type_name -> google.protobuf.Duration
 	14, // 8: ecrae.v1.PlanRebalanceResponse.plan:type_name -> ecrae.v1.Plan
 	3,  // 9: ecrae.v1.PlanStep.status:type_name -> ecrae.v1.StepStatus
-	20, // 10: ecrae.v1.PlanStep.started_at:type_name -> google.protobuf.Timestamp
-	20, // 11: ecrae.v1.PlanStep.finished_at:type_name -> google.protobuf.Timestamp
+	27, // 10: ecrae.v1.PlanStep.started_at:type_name -> google.protobuf.Timestamp
+	27, // 11: ecrae.v1.PlanStep.finished_at:type_name -> google.protobuf.Timestamp
 	2,  // 12: ecrae.v1.Plan.status:type_name -> ecrae.v1.PlanStatus
-	20, // 13: ecrae.v1.Plan.created_at:type_name -> google.protobuf.Timestamp
+	27, // 13: ecrae.v1.Plan.created_at:type_name -> google.protobuf.Timestamp
 	10, // 14: ecrae.v1.Plan.steps:type_name -> ecrae.v1.PlanStep
 	11, // 15: ecrae.v1.Plan.lower_bounds:type_name -> ecrae.v1.LowerBounds
 	12, // 16: ecrae.v1.Plan.unreachable:type_name -> ecrae.v1.UnreachableMove
 	13, // 17: ecrae.v1.Plan.fixed:type_name -> ecrae.v1.FixedInstance
-	20, // 18: ecrae.v1.Plan.started_at:type_name -> google.protobuf.Timestamp
-	20, // 19: ecrae.v1.Plan.finished_at:type_name -> google.protobuf.Timestamp
-	19, // 20: ecrae.v1.ExecutePlanRequest.step_timeout:type_name -> google.protobuf.Duration
-	14, // 21: ecrae.v1.ExecutePlanResponse.plan:type_name -> ecrae.v1.Plan
-	14, // 22: ecrae.v1.GetPlanResponse.plan:type_name -> ecrae.v1.Plan
-	8,  // 23: ecrae.v1.RebalanceService.PlanRebalance:input_type -> ecrae.v1.PlanRebalanceRequest
-	15, // 24: ecrae.v1.RebalanceService.ExecutePlan:input_type -> ecrae.v1.ExecutePlanRequest
-	17, // 25: ecrae.v1.RebalanceService.GetPlan:input_type -> ecrae.v1.GetPlanRequest
-	9,  // 26: ecrae.v1.RebalanceService.PlanRebalance:output_type -> ecrae.v1.PlanRebalanceResponse
-	16, // 27: ecrae.v1.RebalanceService.ExecutePlan:output_type -> ecrae.v1.ExecutePlanResponse
-	18, // 28: ecrae.v1.RebalanceService.GetPlan:output_type -> ecrae.v1.GetPlanResponse
-	26, // [26:29] is the sub-list for method output_type
-	23, // [23:26] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	27, // 18: ecrae.v1.Plan.started_at:type_name -> google.protobuf.Timestamp
+	27, // 19: ecrae.v1.Plan.finished_at:type_name -> google.protobuf.Timestamp
+	27, // 20: ecrae.v1.Plan.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 21: ecrae.v1.Plan.fixed_groups:type_name -> ecrae.v1.FixedGroup
+	14, // 22: ecrae.v1.ListPlansResponse.plans:type_name -> ecrae.v1.Plan
+	14, // 23: ecrae.v1.CancelPlanResponse.plan:type_name -> ecrae.v1.Plan
+	14, // 24: ecrae.v1.AbortPlanResponse.plan:type_name -> ecrae.v1.Plan
+	26, // 25: ecrae.v1.ExecutePlanRequest.step_timeout:type_name -> google.protobuf.Duration
+	14, // 26: ecrae.v1.ExecutePlanResponse.plan:type_name -> ecrae.v1.Plan
+	14, // 27: ecrae.v1.GetPlanResponse.plan:type_name -> ecrae.v1.Plan
+	8,  // 28: ecrae.v1.RebalanceService.PlanRebalance:input_type -> ecrae.v1.PlanRebalanceRequest
+	22, // 29: ecrae.v1.RebalanceService.ExecutePlan:input_type -> ecrae.v1.ExecutePlanRequest
+	24, // 30: ecrae.v1.RebalanceService.GetPlan:input_type -> ecrae.v1.GetPlanRequest
+	16, // 31: ecrae.v1.RebalanceService.ListPlans:input_type -> ecrae.v1.ListPlansRequest
+	18, // 32: ecrae.v1.RebalanceService.CancelPlan:input_type -> ecrae.v1.CancelPlanRequest
+	20, // 33: ecrae.v1.RebalanceService.AbortPlan:input_type -> ecrae.v1.AbortPlanRequest
+	9,  // 34: ecrae.v1.RebalanceService.PlanRebalance:output_type -> ecrae.v1.PlanRebalanceResponse
+	23, // 35: ecrae.v1.RebalanceService.ExecutePlan:output_type -> ecrae.v1.ExecutePlanResponse
+	25, // 36: ecrae.v1.RebalanceService.GetPlan:output_type -> ecrae.v1.GetPlanResponse
+	17, // 37: ecrae.v1.RebalanceService.ListPlans:output_type -> ecrae.v1.ListPlansResponse
+	19, // 38: ecrae.v1.RebalanceService.CancelPlan:output_type -> ecrae.v1.CancelPlanResponse
+	21, // 39: ecrae.v1.RebalanceService.AbortPlan:output_type -> ecrae.v1.AbortPlanResponse
+	34, // [34:40] is the sub-list for method output_type
+	28, // [28:34] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_ecrae_v1_rebalance_proto_init() }
@@ -1939,7 +2364,7 @@ func file_ecrae_v1_rebalance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ecrae_v1_rebalance_proto_rawDesc), len(file_ecrae_v1_rebalance_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   15,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

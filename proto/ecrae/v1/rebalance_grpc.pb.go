@@ -22,6 +22,9 @@ const (
 	RebalanceService_PlanRebalance_FullMethodName = "/ecrae.v1.RebalanceService/PlanRebalance"
 	RebalanceService_ExecutePlan_FullMethodName   = "/ecrae.v1.RebalanceService/ExecutePlan"
 	RebalanceService_GetPlan_FullMethodName       = "/ecrae.v1.RebalanceService/GetPlan"
+	RebalanceService_ListPlans_FullMethodName     = "/ecrae.v1.RebalanceService/ListPlans"
+	RebalanceService_CancelPlan_FullMethodName    = "/ecrae.v1.RebalanceService/CancelPlan"
+	RebalanceService_AbortPlan_FullMethodName     = "/ecrae.v1.RebalanceService/AbortPlan"
 )
 
 // RebalanceServiceClient is the client API for RebalanceService service.
@@ -44,6 +47,14 @@ type RebalanceServiceClient interface {
 	// GetPlan returns a stored plan and the status of each step; an empty id
 	// returns the latest plan.
 	GetPlan(ctx context.Context, in *GetPlanRequest, opts ...grpc.CallOption) (*GetPlanResponse, error)
+	// ListPlans returns the stored plans, newest first, without their steps
+	// (GetPlan has them). Plans past their expiry are marked expired first.
+	ListPlans(ctx context.Context, in *ListPlansRequest, opts ...grpc.CallOption) (*ListPlansResponse, error)
+	// CancelPlan withdraws a planned plan: it can no longer run.
+	CancelPlan(ctx context.Context, in *CancelPlanRequest, opts ...grpc.CallOption) (*CancelPlanResponse, error)
+	// AbortPlan stops an executing plan: the migrations in flight finish,
+	// no more start; the plan ends aborted.
+	AbortPlan(ctx context.Context, in *AbortPlanRequest, opts ...grpc.CallOption) (*AbortPlanResponse, error)
 }
 
 type rebalanceServiceClient struct {
@@ -84,6 +95,36 @@ func (c *rebalanceServiceClient) GetPlan(ctx context.Context, in *GetPlanRequest
 	return out, nil
 }
 
+func (c *rebalanceServiceClient) ListPlans(ctx context.Context, in *ListPlansRequest, opts ...grpc.CallOption) (*ListPlansResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPlansResponse)
+	err := c.cc.Invoke(ctx, RebalanceService_ListPlans_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rebalanceServiceClient) CancelPlan(ctx context.Context, in *CancelPlanRequest, opts ...grpc.CallOption) (*CancelPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelPlanResponse)
+	err := c.cc.Invoke(ctx, RebalanceService_CancelPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rebalanceServiceClient) AbortPlan(ctx context.Context, in *AbortPlanRequest, opts ...grpc.CallOption) (*AbortPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AbortPlanResponse)
+	err := c.cc.Invoke(ctx, RebalanceService_AbortPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RebalanceServiceServer is the server API for RebalanceService service.
 // All implementations must embed UnimplementedRebalanceServiceServer
 // for forward compatibility.
@@ -104,6 +145,14 @@ type RebalanceServiceServer interface {
 	// GetPlan returns a stored plan and the status of each step; an empty id
 	// returns the latest plan.
 	GetPlan(context.Context, *GetPlanRequest) (*GetPlanResponse, error)
+	// ListPlans returns the stored plans, newest first, without their steps
+	// (GetPlan has them). Plans past their expiry are marked expired first.
+	ListPlans(context.Context, *ListPlansRequest) (*ListPlansResponse, error)
+	// CancelPlan withdraws a planned plan: it can no longer run.
+	CancelPlan(context.Context, *CancelPlanRequest) (*CancelPlanResponse, error)
+	// AbortPlan stops an executing plan: the migrations in flight finish,
+	// no more start; the plan ends aborted.
+	AbortPlan(context.Context, *AbortPlanRequest) (*AbortPlanResponse, error)
 	mustEmbedUnimplementedRebalanceServiceServer()
 }
 
@@ -122,6 +171,15 @@ func (UnimplementedRebalanceServiceServer) ExecutePlan(context.Context, *Execute
 }
 func (UnimplementedRebalanceServiceServer) GetPlan(context.Context, *GetPlanRequest) (*GetPlanResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPlan not implemented")
+}
+func (UnimplementedRebalanceServiceServer) ListPlans(context.Context, *ListPlansRequest) (*ListPlansResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPlans not implemented")
+}
+func (UnimplementedRebalanceServiceServer) CancelPlan(context.Context, *CancelPlanRequest) (*CancelPlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelPlan not implemented")
+}
+func (UnimplementedRebalanceServiceServer) AbortPlan(context.Context, *AbortPlanRequest) (*AbortPlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AbortPlan not implemented")
 }
 func (UnimplementedRebalanceServiceServer) mustEmbedUnimplementedRebalanceServiceServer() {}
 func (UnimplementedRebalanceServiceServer) testEmbeddedByValue()                          {}
@@ -198,6 +256,60 @@ func _RebalanceService_GetPlan_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RebalanceService_ListPlans_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPlansRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RebalanceServiceServer).ListPlans(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RebalanceService_ListPlans_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RebalanceServiceServer).ListPlans(ctx, req.(*ListPlansRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RebalanceService_CancelPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RebalanceServiceServer).CancelPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RebalanceService_CancelPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RebalanceServiceServer).CancelPlan(ctx, req.(*CancelPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RebalanceService_AbortPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbortPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RebalanceServiceServer).AbortPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RebalanceService_AbortPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RebalanceServiceServer).AbortPlan(ctx, req.(*AbortPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RebalanceService_ServiceDesc is the grpc.ServiceDesc for RebalanceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -216,6 +328,18 @@ var RebalanceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPlan",
 			Handler:    _RebalanceService_GetPlan_Handler,
+		},
+		{
+			MethodName: "ListPlans",
+			Handler:    _RebalanceService_ListPlans_Handler,
+		},
+		{
+			MethodName: "CancelPlan",
+			Handler:    _RebalanceService_CancelPlan_Handler,
+		},
+		{
+			MethodName: "AbortPlan",
+			Handler:    _RebalanceService_AbortPlan_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

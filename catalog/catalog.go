@@ -1,17 +1,24 @@
-package server
+// Package catalog turns the knowledge base into the optimizer's inputs (host
+// models, workload profiles, flavors) and builds the optimizer's cluster from
+// a request snapshot or the live host view: what placement and rebalancing
+// both read, so that neither depends on the other.
+package catalog
 
 import (
 	"fmt"
 	"sort"
 	"sync"
 
+	"github.com/ecrae/ecrae/hostview"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/optimizer"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
-// catalog is the KB turned into optimizer inputs. It is rebuilt only when the
+// Catalog is the KB turned into optimizer inputs. It is rebuilt only when the
 // store's revision changes, so the hot path reads maps, not bbolt.
-type catalog struct {
+type Catalog struct {
 	revision   uint64
 	kb         *kbstore.KB
 	profiles   map[string]optimizer.Profile
@@ -39,8 +46,9 @@ type defaultKey struct {
 // range of the 2019–2024 SPECpower results of the default KB.
 var genericPerThread = optimizer.PowerCurve{1.5, 1.9, 2.2, 2.4, 2.6, 2.8, 3.0, 3.2, 3.45, 3.7, 4.0}
 
-func newCatalog(rev uint64, kb *kbstore.KB) (*catalog, error) {
-	c := &catalog{
+// New builds the catalog of KB revision rev.
+func New(rev uint64, kb *kbstore.KB) (*Catalog, error) {
+	c := &Catalog{
 		revision:   rev,
 		kb:         kb,
 		profiles:   make(map[string]optimizer.Profile, len(kb.Tags)),
@@ -131,9 +139,9 @@ func profileOf(t kbstore.Tag) optimizer.Profile {
 	return p
 }
 
-// modelFor says which model a Nova host is: the KB's entry for its host name
+// ModelFor says which model a Nova host is: the KB's entry for its host name
 // (or node name), else a default model for its ISA sized to its vCPUs.
-func (c *catalog) modelFor(host, nodename, isa string, threads int) *optimizer.Model {
+func (c *Catalog) ModelFor(host, nodename, isa string, threads int) *optimizer.Model {
 	if m := c.hostModels[host]; m != nil {
 		return m
 	}
@@ -162,9 +170,9 @@ func (c *catalog) modelFor(host, nodename, isa string, threads int) *optimizer.M
 	return actual.(*optimizer.Model)
 }
 
-// knownHosts turns the KB's host entries into empty hosts sized by their
+// KnownHosts turns the KB's host entries into empty hosts sized by their
 // architecture: what WhatIf places on when the caller gives no hosts.
-func (c *catalog) knownHosts() []optimizer.Host {
+func (c *Catalog) KnownHosts() []optimizer.Host {
 	names := make([]string, 0, len(c.kb.Hosts))
 	byName := map[string]kbstore.Host{}
 	for _, h := range c.kb.Hosts {
@@ -196,11 +204,48 @@ func (c *catalog) knownHosts() []optimizer.Host {
 	return hosts
 }
 
-func (c *catalog) archByName(name string) (kbstore.Architecture, bool) {
+func (c *Catalog) archByName(name string) (kbstore.Architecture, bool) {
 	for _, a := range c.kb.Architectures {
 		if a.Name == name {
 			return a, true
 		}
 	}
 	return kbstore.Architecture{}, false
+}
+
+// Revision is the KB revision the catalog was built from.
+func (c *Catalog) Revision() uint64 { return c.revision }
+
+// Profile is the KB profile of a tag, if the KB has it.
+func (c *Catalog) Profile(tag string) (optimizer.Profile, bool) {
+	p, ok := c.profiles[tag]
+	return p, ok
+}
+
+// Flavor is the KB flavor of that name, if any.
+func (c *Catalog) Flavor(name string) (kbstore.Flavor, bool) {
+	f, ok := c.flavors[name]
+	return f, ok
+}
+
+// HostModel is the model the KB maps a host name to, nil when none.
+func (c *Catalog) HostModel(name string) *optimizer.Model { return c.hostModels[name] }
+
+// Invalid is a gRPC InvalidArgument error naming the field.
+func Invalid(field, format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
+}
+
+// Load returns the busy share of a vCPU for each workload tag (the KB
+// profile's CPULoad; an instance without a tag runs the default profile).
+func (c *Catalog) Load(defaultTag string) hostview.LoadFunc {
+	return func(tag string) float64 {
+		if tag == "" {
+			tag = defaultTag
+		}
+		if p, ok := c.profiles[tag]; ok {
+			return p.CPULoad
+		}
+		return c.profiles[defaultTag].CPULoad
+	}
 }
