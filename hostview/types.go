@@ -147,6 +147,9 @@ type Host struct {
 
 	// LastSeen is when the host was last heard from.
 	LastSeen time.Time `json:"last_seen"`
+	// Draining is the ID of the running rebalance plan that is emptying the
+	// host, "" when none: the filter chain sends nothing there.
+	Draining string `json:"draining,omitempty"`
 }
 
 // Kind of an Event: which of its fields is set.

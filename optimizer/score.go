@@ -197,28 +197,34 @@ func (consolidationScorer) defaultWeight() float64 { return 0.5 }
 func (consolidationScorer) lowerIsBetter() bool    { return false }
 
 // raw is utilisation after placement ÷ ceiling (1 when none), and 0 for an
-// empty host: waking a host is the opposite of consolidating.
+// empty host: waking a host is the opposite of consolidating. A host the
+// instance would take past its ceiling (or past 100 % busy, without one)
+// gets 0 too: going over is no consolidation to reward, and the ceiling
+// filter rejects it anyway.
 func (consolidationScorer) raw(_ *state, f *fit) float64 {
-	if f.empty {
+	if f.empty || f.pastCeiling() {
 		return 0
 	}
-	c := f.ceiling
-	if c == 0 {
-		c = 1
-	}
-	return f.after() / c
+	return f.after() / f.ceilingOr1()
 }
 
 // explain: "host at 45% → 52% of its 80% ceiling".
 func (consolidationScorer) explain(_ *state, f *fit, _ float64, b []byte) []byte {
-	if f.empty {
+	switch {
+	case f.empty:
 		b = append(b, "host is empty: choosing it wakes it, "...)
-	} else {
+	case f.pastCeiling():
+		b = append(b, "no credit, past the ceiling: "...)
+	default:
 		b = append(b, "host at "...)
 	}
 	b = appendPct(b, f.u)
 	b = append(b, " → "...)
-	b = appendPct(b, f.after())
+	if f.pastCeiling() {
+		b = appendPct(b, f.u+f.du)
+	} else {
+		b = appendPct(b, f.after())
+	}
 	if f.ceiling == 0 {
 		return append(b, ", no ceiling"...)
 	}
@@ -262,27 +268,45 @@ func normalizeColumn(comps []Component, col, stride int, lowerIsBetter bool) {
 // WeighHosts scores every host for one request, in input order: each enabled
 // scorer's raw measure is normalised to [0, 100] among these hosts, weighted,
 // and summed. It does not filter: callers pass the hosts that passed
-// FilterHosts. weights: see ValidateWeights; nil means DefaultWeights.
+// FilterHosts, or use WeighPassed. weights: see ValidateWeights; nil means
+// DefaultWeights.
 //
 // Every Component carries its Explanation. All explanations of one call are
 // substrings of a single string (see the package doc), so the call allocates
 // a fixed handful of times whatever the number of hosts.
 func WeighHosts(req Request, prof Profile, hosts []Host, weights map[string]float64) []Scored {
-	return weighHosts(req, prof, hosts, weights, true)
+	return weighHosts(req, prof, hosts, nil, weights, true)
 }
 
 // WeighHostsQuiet is WeighHosts without the explanations: the same scores
 // and components, every Explanation empty. Nova's weigher needs only the
 // scores, and the text is most of the cost of a pass.
 func WeighHostsQuiet(req Request, prof Profile, hosts []Host, weights map[string]float64) []Scored {
-	return weighHosts(req, prof, hosts, weights, false)
+	return weighHosts(req, prof, hosts, nil, weights, false)
 }
 
-func weighHosts(req Request, prof Profile, hosts []Host, weights map[string]float64, explain bool) []Scored {
+// WeighPassed is WeighHosts (explain) or WeighHostsQuiet over the hosts
+// whose verdict (FilterHosts' answer for the same request and hosts)
+// passed: a rejected host gets a zero Scored, no score and no components,
+// and takes no part in the normalisation of the others.
+func WeighPassed(req Request, prof Profile, hosts []Host, verdicts []Verdict, weights map[string]float64, explain bool) []Scored {
+	return weighHosts(req, prof, hosts, verdicts, weights, explain)
+}
+
+func weighHosts(req Request, prof Profile, hosts []Host, verdicts []Verdict, weights map[string]float64, explain bool) []Scored {
 	st := newState(req, prof)
 	active, k := enabled(weights)
 	out := make([]Scored, len(hosts))
-	comps := make([]Component, len(hosts)*k)
+	kept := len(hosts)
+	if verdicts != nil {
+		kept = 0
+		for _, v := range verdicts {
+			if v.Passed {
+				kept++
+			}
+		}
+	}
+	comps := make([]Component, kept*k)
 	ends := make([]int32, len(comps)) // explanations are contiguous in text
 	// text collects every explanation; a Builder grows without zeroing and
 	// turns into a string without copying.
@@ -292,12 +316,16 @@ func weighHosts(req Request, prof Profile, hosts []Host, weights map[string]floa
 	}
 	var line []byte // one explanation at a time
 	var f fit
+	n := 0 // hosts scored so far
 	for i := range hosts {
+		if verdicts != nil && !verdicts[i].Passed {
+			continue
+		}
 		u, m := hosts[i].CurrentUtilization()
 		st.fit(&hosts[i], u, m, &f)
 		st.marginal(&f)
 		out[i].MarginalWatts, out[i].Factor = f.marginal, f.factor
-		cs := comps[i*k : (i+1)*k : (i+1)*k]
+		cs := comps[n*k : (n+1)*k : (n+1)*k]
 		for j, a := range active[:k] {
 			c := &cs[j]
 			c.Scorer, c.Weight, c.Raw = a.s.name(), a.w, a.s.raw(st, &f)
@@ -305,9 +333,10 @@ func weighHosts(req Request, prof Profile, hosts []Host, weights map[string]floa
 				line = a.s.explain(st, &f, c.Raw, line[:0])
 				text.Write(line)
 			}
-			ends[i*k+j] = int32(text.Len())
+			ends[n*k+j] = int32(text.Len())
 		}
 		out[i].Components = cs
+		n++
 	}
 	all, start := text.String(), int32(0)
 	for i := range comps {

@@ -149,5 +149,17 @@ func (f *fit) overCeiling() bool {
 	return f.ceiling > 0 && f.u+f.du > f.ceiling+1e-9
 }
 
+// ceilingOr1 is the host's ceiling, 1 when it has none.
+func (f *fit) ceilingOr1() float64 {
+	if f.ceiling == 0 {
+		return 1
+	}
+	return f.ceiling
+}
+
+// pastCeiling reports whether the host would pass its ceiling, or 100 %
+// busy when it has none.
+func (f *fit) pastCeiling() bool { return f.u+f.du > f.ceilingOr1()+1e-9 }
+
 // after is the utilisation once the request runs, capped at 1.
 func (f *fit) after() float64 { return clamp01(f.u + f.du) }
