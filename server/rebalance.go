@@ -716,6 +716,7 @@ func (r *Rebalancer) liveCluster(ctx context.Context, c *catalog) (optimizer.Clu
 			Name: h.Name, ISA: h.ISA, Model: m,
 			VCPUs: oh.VCPUsTotal, MemoryMB: oh.TotalRAMMB, DiskGB: oh.TotalDiskGB,
 			CPURatio: oh.CPURatio, RAMRatio: oh.RAMRatio, DiskRatio: oh.DiskRatio,
+			Draining: h.Draining, // another plan is emptying it: no destination
 		}
 		switch {
 		case !sized || fr.Stale:
