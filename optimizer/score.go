@@ -268,44 +268,49 @@ func normalizeColumn(comps []Component, col, stride int, lowerIsBetter bool) {
 // WeighHosts scores every host for one request, in input order: each enabled
 // scorer's raw measure is normalised to [0, 100] among these hosts, weighted,
 // and summed. It does not filter: callers pass the hosts that passed
-// FilterHosts, or use WeighPassed. weights: see ValidateWeights; nil means
+// FilterHosts, or use FilterWeigh. weights: see ValidateWeights; nil means
 // DefaultWeights.
 //
 // Every Component carries its Explanation. All explanations of one call are
 // substrings of a single string (see the package doc), so the call allocates
 // a fixed handful of times whatever the number of hosts.
 func WeighHosts(req Request, prof Profile, hosts []Host, weights map[string]float64) []Scored {
-	return weighHosts(req, prof, hosts, nil, weights, true)
+	return weighHosts(req, prof, hosts, weights, true)
 }
 
 // WeighHostsQuiet is WeighHosts without the explanations: the same scores
 // and components, every Explanation empty. Nova's weigher needs only the
 // scores, and the text is most of the cost of a pass.
 func WeighHostsQuiet(req Request, prof Profile, hosts []Host, weights map[string]float64) []Scored {
-	return weighHosts(req, prof, hosts, nil, weights, false)
+	return weighHosts(req, prof, hosts, weights, false)
 }
 
-// WeighPassed is WeighHosts (explain) or WeighHostsQuiet over the hosts
-// whose verdict (FilterHosts' answer for the same request and hosts)
-// passed: a rejected host gets a zero Scored, no score and no components,
-// and takes no part in the normalisation of the others.
-func WeighPassed(req Request, prof Profile, hosts []Host, verdicts []Verdict, weights map[string]float64, explain bool) []Scored {
-	return weighHosts(req, prof, hosts, verdicts, weights, explain)
-}
-
-func weighHosts(req Request, prof Profile, hosts []Host, verdicts []Verdict, weights map[string]float64, explain bool) []Scored {
+// FilterWeigh runs FilterHostsQuiet, then WeighHosts (explain) or
+// WeighHostsQuiet over the hosts that passed, computing each host's fit
+// once for both: a rejected host gets a zero Scored, no score and no
+// components, and takes no part in the normalisation of the others.
+func FilterWeigh(req Request, prof Profile, hosts []Host, weights map[string]float64, explain bool) ([]Verdict, []Scored) {
 	st := newState(req, prof)
+	e := evaluator{quiet: true}
+	e.reset(len(hosts))
+	for i := range hosts {
+		u, m := hosts[i].CurrentUtilization()
+		st.fit(&hosts[i], u, m, &e.fits[i])
+	}
+	verdicts := make([]Verdict, len(hosts))
+	passed := e.runFilters(st, verdicts)
+	return verdicts, weigh(st, hosts, e.fits, passed, weights, explain)
+}
+
+func weighHosts(req Request, prof Profile, hosts []Host, weights map[string]float64, explain bool) []Scored {
+	return weigh(newState(req, prof), hosts, nil, len(hosts), weights, explain)
+}
+
+// weigh scores the hosts; with fits (from the filter chain), only those
+// not out, kept of them.
+func weigh(st *state, hosts []Host, fits []fit, kept int, weights map[string]float64, explain bool) []Scored {
 	active, k := enabled(weights)
 	out := make([]Scored, len(hosts))
-	kept := len(hosts)
-	if verdicts != nil {
-		kept = 0
-		for _, v := range verdicts {
-			if v.Passed {
-				kept++
-			}
-		}
-	}
 	comps := make([]Component, kept*k)
 	ends := make([]int32, len(comps)) // explanations are contiguous in text
 	// text collects every explanation; a Builder grows without zeroing and
@@ -315,22 +320,26 @@ func weighHosts(req Request, prof Profile, hosts []Host, verdicts []Verdict, wei
 		text.Grow(len(comps) * 112)
 	}
 	var line []byte // one explanation at a time
-	var f fit
+	var own fit
 	n := 0 // hosts scored so far
 	for i := range hosts {
-		if verdicts != nil && !verdicts[i].Passed {
-			continue
+		f := &own
+		if fits != nil {
+			if f = &fits[i]; f.out {
+				continue
+			}
+		} else {
+			u, m := hosts[i].CurrentUtilization()
+			st.fit(&hosts[i], u, m, f)
 		}
-		u, m := hosts[i].CurrentUtilization()
-		st.fit(&hosts[i], u, m, &f)
-		st.marginal(&f)
+		st.marginal(f)
 		out[i].MarginalWatts, out[i].Factor = f.marginal, f.factor
 		cs := comps[n*k : (n+1)*k : (n+1)*k]
 		for j, a := range active[:k] {
 			c := &cs[j]
-			c.Scorer, c.Weight, c.Raw = a.s.name(), a.w, a.s.raw(st, &f)
+			c.Scorer, c.Weight, c.Raw = a.s.name(), a.w, a.s.raw(st, f)
 			if explain {
-				line = a.s.explain(st, &f, c.Raw, line[:0])
+				line = a.s.explain(st, f, c.Raw, line[:0])
 				text.Write(line)
 			}
 			ends[n*k+j] = int32(text.Len())

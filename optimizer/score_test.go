@@ -314,19 +314,54 @@ func TestScoresHonest(t *testing.T) {
 		t.Errorf("host past 100%% busy without a ceiling: raw %v, want 0", r)
 	}
 
-	// WeighPassed: hot is rejected (ceiling); warm alone is normalised:
+	// FilterWeigh: hot is rejected (ceiling); warm alone is normalised:
 	// energy and consolidation both 100 → 100 × 1 + 100 × 0.5 = 150.
-	v := FilterHosts(small, web, []Host{hot, warm})
-	if v[0].Passed || !v[1].Passed {
-		t.Fatalf("verdicts %+v", v)
-	}
 	for _, explain := range []bool{true, false} {
-		s := WeighPassed(small, web, []Host{hot, warm}, v, nil, explain)
+		v, s := FilterWeigh(small, web, []Host{hot, warm}, nil, explain)
+		if v[0].Passed || v[0].Filter != "ceiling" || !v[1].Passed {
+			t.Fatalf("verdicts %+v", v)
+		}
 		if s[0].Score != 0 || s[0].Components != nil || s[0].MarginalWatts != 0 {
 			t.Errorf("rejected host scored: %+v", s[0])
 		}
 		if math.Abs(s[1].Score-150) > 1e-9 || len(s[1].Components) != 2 {
 			t.Errorf("passed host: %+v, want score 150", s[1])
 		}
+	}
+}
+
+// TestFilterWeighMatchesSeparateCalls: FilterWeigh decides as
+// FilterHostsQuiet and scores as WeighHosts over the hosts that passed.
+func TestFilterWeighMatchesSeparateCalls(t *testing.T) {
+	rejected, scored := 0, 0
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 3))
+		hosts := randomHosts(r, 5+r.IntN(60))
+		req := Request{VCPUs: 1 + r.IntN(16), MemoryMB: 1024 * int64(1+r.IntN(32)), DiskGB: 20, ImageISA: []string{"", "x86_64", "aarch64"}[r.IntN(3)]}
+		prof := []Profile{{}, web, {Tag: "arm", Mode: ModeExact, Candidates: []Candidate{{ISA: "aarch64", UtilizationCeiling: 0.6}}}}[r.IntN(3)]
+		v, s := FilterWeigh(req, prof, hosts, nil, true)
+		if d := cmp.Diff(FilterHostsQuiet(req, prof, hosts), v); d != "" {
+			t.Fatalf("seed %d: verdicts (-FilterHostsQuiet +FilterWeigh):\n%s", seed, d)
+		}
+		var passed []Host
+		var idx []int
+		for i, x := range v {
+			if x.Passed {
+				passed = append(passed, hosts[i])
+				idx = append(idx, i)
+			} else if s[i].Score != 0 || s[i].Components != nil {
+				t.Fatalf("seed %d: rejected host %d scored %+v", seed, i, s[i])
+			}
+		}
+		rejected, scored = rejected+len(hosts)-len(passed), scored+len(passed)
+		want := WeighHosts(req, prof, passed, nil)
+		for k, i := range idx {
+			if d := diffApprox(want[k], s[i]); d != "" {
+				t.Fatalf("seed %d host %d (-WeighHosts +FilterWeigh):\n%s", seed, i, d)
+			}
+		}
+	}
+	if rejected == 0 || scored == 0 {
+		t.Fatalf("%d rejected, %d scored: the cases test nothing", rejected, scored)
 	}
 }

@@ -123,8 +123,7 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 	notes := s.live(p.cat, hosts, !quiet)
 	// A host the rules reject gets no score: it is not weighed, nor counted
 	// in the others' normalisation.
-	verdicts := optimizer.FilterHostsQuiet(r, prof, hosts)
-	scored := optimizer.WeighPassed(r, prof, hosts, verdicts, weights, !quiet)
+	verdicts, scored := optimizer.FilterWeigh(r, prof, hosts, weights, !quiet)
 	if req.GetScoresOnly() {
 		values := make([]float64, len(scored))
 		for i := range scored {
