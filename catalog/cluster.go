@@ -184,6 +184,7 @@ func (c *Catalog) LiveCluster(lv LiveView, defaultTag string, gs []optimizer.Ser
 			Name: h.Name, ISA: h.ISA, Model: m,
 			VCPUs: oh.VCPUsTotal, MemoryMB: oh.TotalRAMMB, DiskGB: oh.TotalDiskGB,
 			CPURatio: oh.CPURatio, RAMRatio: oh.RAMRatio, DiskRatio: oh.DiskRatio,
+			Draining: h.Draining, // another plan is emptying it: no destination
 		}
 		switch {
 		case !sized || fr.Stale:

@@ -125,6 +125,10 @@ func round(d time.Duration) time.Duration {
 func Enrich(oh *optimizer.Host, h *Host, fr Freshness, load LoadFunc) Note {
 	n := Note{Stale: fr.Stale, Heard: fr.Heard, Since: fr.Since, Limit: fr.Limit}
 	oh.Stale = fr.Stale
+	// Nova may not know yet what the view knows: the rules refuse a
+	// disabled or down host, and one a running plan is emptying.
+	oh.Disabled = !h.Service.Placeable()
+	oh.Draining = h.Draining
 	if h.Usage.VCPUs > 0 && load != nil {
 		busy := 0.0
 		for _, b := range h.Busy {

@@ -128,7 +128,8 @@ type Host struct {
 	// samples.
 	Compute bool `json:"compute,omitempty"`
 	// Draining is the ID of the running rebalance plan that is emptying
-	// the host, "" when none: placement must not choose it.
+	// the host, "" when none: the filter chain sends nothing there (boots
+	// and plan moves alike).
 	Draining string `json:"draining,omitempty"`
 
 	// Capacity from Placement at the last resync; zero when unknown (the

@@ -276,6 +276,32 @@ func TestAllStoppedIsNotUnknown(t *testing.T) {
 	}
 }
 
+// TestEnrichCarriesHostRules: what the view knows of a host's service
+// state and of a plan draining it reaches the filter chain, whatever Nova's
+// call says.
+func TestEnrichCarriesHostRules(t *testing.T) {
+	tests := []struct {
+		service  ServiceState
+		draining string
+		disabled bool
+	}{
+		{StateUp, "", false},
+		{StateUnknown, "", false}, // known from events only: Nova decides
+		{StateDisabled, "", true},
+		{StateDown, "", true},
+		{StateDeleted, "", true},
+		{StateUp, "plan-7", false},
+	}
+	for _, tc := range tests {
+		h := Host{Name: "h1", Service: tc.service, Draining: tc.draining}
+		oh := Base(&h, testModel())
+		Enrich(&oh, &h, Freshness{}, nil)
+		if oh.Disabled != tc.disabled || oh.Draining != tc.draining {
+			t.Errorf("service %q draining %q: Disabled %v Draining %q", tc.service, tc.draining, oh.Disabled, oh.Draining)
+		}
+	}
+}
+
 func TestReconcileDrift(t *testing.T) {
 	v := New(Options{})
 	v.Apply(0, create("m1", "keep", "h1", t0, small(), ""))

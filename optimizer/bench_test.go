@@ -41,6 +41,27 @@ func BenchmarkScoreQuiet(b *testing.B) {
 	}
 }
 
+// BenchmarkWeigher is the service's weigher pass as Nova asks for it
+// (scores only): WeighHostsQuiet alone (the former pass, a baseline), and
+// FilterWeigh, which runs the filter chain first so that a rejected host
+// gets no score, sharing each host's fit between the two.
+func BenchmarkWeigher(b *testing.B) {
+	hosts := randomHosts(rand.New(rand.NewPCG(7, 1000)), 1000)
+	checkScore(b, hosts)
+	b.Run("weigh-only/hosts=1000", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			WeighHostsQuiet(benchRequest, benchProfile, hosts, nil)
+		}
+	})
+	b.Run("filter-weigh/hosts=1000", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			FilterWeigh(benchRequest, benchProfile, hosts, nil, false)
+		}
+	})
+}
+
 // checkScore asserts the benchmark's work is sane before timing it: some
 // hosts pass and some are rejected, and every score is explained.
 func checkScore(b *testing.B, hosts []Host) {

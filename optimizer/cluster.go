@@ -61,6 +61,9 @@ type ClusterHost struct {
 	// NoTarget excludes the host as a destination (an operator's choice),
 	// whatever its state.
 	NoTarget bool
+	// Draining is the ID of the running rebalance plan that is emptying the
+	// host, "" when none: no other plan moves anything there.
+	Draining string
 }
 
 // ClusterInstance is one running instance.
@@ -178,37 +181,6 @@ func (in *ClusterInstance) Busy() float64 {
 	return float64(max(in.VCPUs, 0)) * u
 }
 
-// AllowedOn reports whether the instance may run on host h at all (its ISA,
-// and in exact mode its tag's architectures), and the utilisation ceiling
-// it sets there (0 = none): the matching candidate's, else the profile's.
-// These are the rules of the placement filter, which Nova runs again on a
-// live migration's destination.
-func (in *ClusterInstance) AllowedOn(instISA string, h *ClusterHost) (bool, float64) {
-	hisa := h.hostISA()
-	if instISA != hisa {
-		return false, 0
-	}
-	prof := &in.Profile
-	name := ""
-	if h.Model != nil {
-		name = h.Model.Name
-	}
-	for _, c := range prof.Candidates {
-		if (c.Architecture != "" && c.Architecture == name) ||
-			(c.Architecture == "" && c.ISA != "" && NormalizeISA(c.ISA) == hisa) {
-			ceil := positive(c.UtilizationCeiling)
-			if ceil == 0 {
-				ceil = positive(prof.UtilizationCeiling)
-			}
-			return true, ceil
-		}
-	}
-	if prof.Mode == ModeExact && len(prof.Candidates) > 0 {
-		return false, 0
-	}
-	return true, positive(prof.UtilizationCeiling)
-}
-
 // compile checks the snapshot and builds its problem. cost is the
 // migration cost of an instance (in watts).
 func (c *Cluster) compile(cost func(*ClusterInstance) float64) (*compiled, error) {
@@ -280,7 +252,7 @@ func (c *Cluster) compile(cost func(*ClusterInstance) float64) (*compiled, error
 		p.cap[j*clusterDims+dimBusy] = math.Inf(1) // ceilings apply per item
 		p.cores[j] = h.Cores()
 		p.curve[j] = &h.Model.Curve
-		p.target[j] = h.State == HostUp && !h.NoTarget
+		p.target[j] = h.Receives()
 		key := h.Model.Name + "\x00" + h.hostISA()
 		k, ok := binKinds[key]
 		if !ok {
@@ -356,6 +328,12 @@ func (c *Cluster) compile(cost func(*ClusterInstance) float64) (*compiled, error
 		for b, j := range kindHost {
 			ok, ceil := in.AllowedOn(cc.isa[i], &c.Hosts[j])
 			p.allow[a*p.nBinKinds+b] = ok
+			if !ok {
+				// Where it may not go it may still be (its home): there
+				// it sets the profile's ceiling, as FilterHosts uses for a
+				// host that is no candidate.
+				ceil = positive(in.Profile.UtilizationCeiling)
+			}
 			if ceil == 0 {
 				ceil = math.Inf(1)
 			}

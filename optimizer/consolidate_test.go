@@ -124,6 +124,11 @@ func (g clusterGen) draw(r *rand.Rand, nHosts, nInst int) Cluster {
 // ISA for exact tags.
 func initialFit(h *ClusterHost, in *ClusterInstance, used [4]float64) bool {
 	ok, ceil := in.AllowedOn(h.hostISA(), h)
+	if !ok && in.Profile.Mode == ModeHint {
+		// A boot may have relaxed the hint: start some instances off
+		// their candidates, as Nova may have placed them.
+		ok, ceil = true, in.Profile.UtilizationCeiling
+	}
 	if !ok {
 		return false
 	}

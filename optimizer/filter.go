@@ -2,7 +2,9 @@ package optimizer
 
 // Filter stage names, as they appear in Verdict.Filter.
 const (
+	FilterHost       = "host"
 	FilterCapacity   = "capacity"
+	FilterGroup      = "group"
 	FilterISA        = "isa"
 	FilterCandidates = "candidates"
 	FilterCeiling    = "ceiling"
@@ -33,17 +35,27 @@ type preparer interface {
 }
 
 var (
+	_ filter   = hostFilter{}
 	_ filter   = capacityFilter{}
+	_ filter   = groupFilter{}
 	_ filter   = isaFilter{}
 	_ filter   = candidatesFilter{}
 	_ preparer = candidatesFilter{}
 	_ filter   = ceilingFilter{}
 )
 
-// filterChain is the filter pipeline, in order. The stages are stateless
-// values, so building the chain costs nothing.
-func filterChain() [4]filter {
-	return [4]filter{
+// filterChain is the filter pipeline, in order: the one rule set of ECRAE.
+// Placement runs it per request (FilterHosts); consolidation compiles its
+// load-free stages per instance kind and host (ClusterInstance.AllowedOn,
+// ClusterHost.Receives) and checks capacity, ceilings and groups with the
+// same arithmetic on its own load vectors, which a property test holds to
+// FilterHosts. The stages are stateless values, so building the chain costs
+// nothing.
+func filterChain() [6]filter {
+	return [6]filter{
+		// host first: a host that may receive nothing (disabled, draining,
+		// stale for a move) needs no other test.
+		hostFilter{},
 		// capacity first: it is a hard constraint Nova enforces anyway, the
 		// cheapest test and the most selective; and the soft hint below must
 		// only count candidates that can really take the instance.
@@ -51,6 +63,9 @@ func filterChain() [4]filter {
 		// isa next: an image cannot boot on another instruction set. Before
 		// candidates for the same reason as capacity.
 		isaFilter{},
+		// group: a hard server group policy, before candidates for the
+		// same reason: a host the group forbids cannot take it.
+		groupFilter{},
 		// candidates: needs every host that passed the hard constraints, to
 		// decide whether a hint may be relaxed; it also fixes the candidate
 		// entry (factor, ceiling) the next stage and the scorers use.
@@ -58,6 +73,55 @@ func filterChain() [4]filter {
 		// ceiling last: its threshold comes from the host's candidate entry.
 		ceilingFilter{},
 	}
+}
+
+// hostFilter: the host's state. A disabled (or down) host and a host a
+// running plan is emptying receive nothing; a stale host receives no move
+// (a plan must not add load to a host whose load it does not know), but
+// still boots, as Nova's own service state decides that.
+type hostFilter struct{}
+
+func (hostFilter) name() string { return FilterHost }
+
+func (hostFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
+	h := f.h
+	switch {
+	case h.Disabled:
+		return false, append(why, "host is disabled or down"...)
+	case h.Draining != "":
+		why = append(why, "host is being emptied by rebalance plan "...)
+		return false, append(why, h.Draining...)
+	case h.Stale && st.move:
+		return false, append(why, "host is stale: no move goes to a host whose load is not known"...)
+	}
+	return true, why
+}
+
+// groupFilter: a server group's hard policy, as Nova's
+// ServerGroupAffinityFilter and ServerGroupAntiAffinityFilter.
+type groupFilter struct{}
+
+func (groupFilter) name() string { return FilterGroup }
+
+func (groupFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
+	g := &st.group
+	if len(g.Hosts) == 0 {
+		return true, why
+	}
+	on := false
+	for _, h := range g.Hosts {
+		if h == f.h.Name {
+			on = true
+			break
+		}
+	}
+	switch {
+	case g.Policy == PolicyAffinity && !on:
+		return false, append(why, "affinity group: its other members run elsewhere"...)
+	case g.Policy == PolicyAntiAffinity && on:
+		return false, append(why, "anti-affinity group: another member runs here"...)
+	}
+	return true, why
 }
 
 // capacityFilter: vCPUs, RAM and disk with Nova's allocation ratios.
@@ -145,9 +209,19 @@ func (candidatesFilter) name() string { return FilterCandidates }
 // its ceiling: the ceiling stage comes later, but a candidate that would fail
 // it cannot take the instance either, and rejecting everyone else because of
 // it would turn a hint into a refusal.
+//
+// For a move the request says (Request.Relax): its call may hold just the
+// requested host, so the call cannot tell whether a candidate could take it.
 func (candidatesFilter) prepare(st *state, fits []fit) {
 	st.relaxed = false
 	if st.open || st.exact {
+		return
+	}
+	switch st.relax {
+	case RelaxNever:
+		return
+	case RelaxAllowed:
+		st.relaxed = true
 		return
 	}
 	for i := range fits {
@@ -164,6 +238,13 @@ func (candidatesFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 	}
 	if st.relaxed {
 		return true, append(why, "hint relaxed: no candidate architecture can take it"...)
+	}
+	if st.relax == RelaxNever && !st.exact {
+		why = append(why, "not a candidate for tag "...)
+		why = append(why, st.tag...)
+		why = append(why, "; a move never leaves the candidates ("...)
+		why = append(why, st.candText...)
+		return false, append(why, ") while one can take it"...)
 	}
 	why = append(why, "not a candidate for tag "...)
 	why = append(why, st.tag...)

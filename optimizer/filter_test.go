@@ -71,6 +71,30 @@ func TestFilterHostsOneHost(t *testing.T) {
 		{"candidate ceiling", small, web, measured(host("a", altra, 8), 0.7),
 			Verdict{Filter: "ceiling", Reason: "would reach 95.0% CPU, over the 90.0% ceiling for tag web"}},
 		{"no ceiling", small, Profile{}, measured(host("a", xeon, 8), 0.99), pass},
+
+		// host state: what may receive at all.
+		{"disabled", small, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.Disabled = true }),
+			Verdict{Filter: "host", Reason: "host is disabled or down"}},
+		{"draining", small, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.Draining = "p-1" }),
+			Verdict{Filter: "host", Reason: "host is being emptied by rebalance plan p-1"}},
+		{"stale boots", small, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.Stale = true }), pass},
+		{"stale takes no move", Request{VCPUs: 4, Move: true}, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.Stale = true }),
+			Verdict{Filter: "host", Reason: "host is stale: no move goes to a host whose load is not known"}},
+
+		// server groups: the hosts of the other members.
+		{"anti-affinity: a member here", Request{VCPUs: 4, Group: GroupRule{Policy: PolicyAntiAffinity, Hosts: []string{"b", "a"}}}, Profile{},
+			host("a", xeon, 8), Verdict{Filter: "group", Reason: "anti-affinity group: another member runs here"}},
+		{"anti-affinity: none here", Request{VCPUs: 4, Group: GroupRule{Policy: PolicyAntiAffinity, Hosts: []string{"b"}}}, Profile{},
+			host("a", xeon, 8), pass},
+		{"affinity: members elsewhere", Request{VCPUs: 4, Group: GroupRule{Policy: PolicyAffinity, Hosts: []string{"b"}}}, Profile{},
+			host("a", xeon, 8), Verdict{Filter: "group", Reason: "affinity group: its other members run elsewhere"}},
+		{"affinity: members here", Request{VCPUs: 4, Group: GroupRule{Policy: PolicyAffinity, Hosts: []string{"a"}}}, Profile{},
+			host("a", xeon, 8), pass},
+		{"affinity: first member", Request{VCPUs: 4, Group: GroupRule{Policy: PolicyAffinity}}, Profile{}, host("a", xeon, 8), pass},
+
+		// a known busy share replaces vCPUs × CPU load: 1.6 busy cores
+		// add 1.6/16 = 0.1, 0.65 + 0.1 ≤ 0.8.
+		{"measured busy share", Request{VCPUs: 4, Busy: 1.6, BusyKnown: true}, web, measured(host("a", xeon, 8), 0.65), pass},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,6 +149,13 @@ func TestFilterHostsHint(t *testing.T) {
 		{"unknown mode counts as hint", Profile{Tag: "arm", Mode: Mode(7), Candidates: armOnly}, small,
 			[]Host{x86, full}, []Verdict{relaxed, noRoom}},
 		{"no hosts", hint, small, nil, []Verdict{}},
+
+		// A move's call may hold the requested destination alone: the
+		// call does not decide the relax, the request does (MoveRelax).
+		{"a move never relaxes on its own call", hint, Request{VCPUs: 4, Move: true, Relax: RelaxNever},
+			[]Host{x86}, []Verdict{{Filter: "candidates", Reason: "not a candidate for tag arm; a move never leaves the candidates (altra) while one can take it"}}},
+		{"a move relaxed by the cluster", hint, Request{VCPUs: 4, Move: true, Relax: RelaxAllowed},
+			[]Host{x86, arm}, []Verdict{relaxed, {Passed: true}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

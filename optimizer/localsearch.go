@@ -489,7 +489,7 @@ func (ls *lsState) swapFits(c int, in1, in2, out1, out2 int32) bool {
 			return false
 		}
 		ci, ok := p.kindCeil(int(i), c)
-		if !ok {
+		if !ok && (p.home == nil || int(p.home[i]) != c) {
 			return false
 		}
 		ceil = min(ceil, ci)
@@ -498,9 +498,8 @@ func (ls *lsState) swapFits(c int, in1, in2, out1, out2 int32) bool {
 		// The lowest ceiling of what stays and what comes.
 		for _, q := range s.items[c] {
 			if q != out1 && q != out2 {
-				if cq, ok := p.kindCeil(int(q), c); ok {
-					ceil = min(ceil, cq)
-				}
+				cq, _ := p.kindCeil(int(q), c)
+				ceil = min(ceil, cq)
 			}
 		}
 		busy := ld[p.util] + p.size[int(in1)*d+p.util] - p.size[int(out1)*d+p.util]

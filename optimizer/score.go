@@ -197,28 +197,34 @@ func (consolidationScorer) defaultWeight() float64 { return 0.5 }
 func (consolidationScorer) lowerIsBetter() bool    { return false }
 
 // raw is utilisation after placement ÷ ceiling (1 when none), and 0 for an
-// empty host: waking a host is the opposite of consolidating.
+// empty host: waking a host is the opposite of consolidating. A host the
+// instance would take past its ceiling (or past 100 % busy, without one)
+// gets 0 too: going over is no consolidation to reward, and the ceiling
+// filter rejects it anyway.
 func (consolidationScorer) raw(_ *state, f *fit) float64 {
-	if f.empty {
+	if f.empty || f.pastCeiling() {
 		return 0
 	}
-	c := f.ceiling
-	if c == 0 {
-		c = 1
-	}
-	return f.after() / c
+	return f.after() / f.ceilingOr1()
 }
 
 // explain: "host at 45% → 52% of its 80% ceiling".
 func (consolidationScorer) explain(_ *state, f *fit, _ float64, b []byte) []byte {
-	if f.empty {
+	switch {
+	case f.empty:
 		b = append(b, "host is empty: choosing it wakes it, "...)
-	} else {
+	case f.pastCeiling():
+		b = append(b, "no credit, past the ceiling: "...)
+	default:
 		b = append(b, "host at "...)
 	}
 	b = appendPct(b, f.u)
 	b = append(b, " → "...)
-	b = appendPct(b, f.after())
+	if f.pastCeiling() {
+		b = appendPct(b, f.u+f.du)
+	} else {
+		b = appendPct(b, f.after())
+	}
 	if f.ceiling == 0 {
 		return append(b, ", no ceiling"...)
 	}
@@ -262,7 +268,8 @@ func normalizeColumn(comps []Component, col, stride int, lowerIsBetter bool) {
 // WeighHosts scores every host for one request, in input order: each enabled
 // scorer's raw measure is normalised to [0, 100] among these hosts, weighted,
 // and summed. It does not filter: callers pass the hosts that passed
-// FilterHosts. weights: see ValidateWeights; nil means DefaultWeights.
+// FilterHosts, or use FilterWeigh. weights: see ValidateWeights; nil means
+// DefaultWeights.
 //
 // Every Component carries its Explanation. All explanations of one call are
 // substrings of a single string (see the package doc), so the call allocates
@@ -278,11 +285,33 @@ func WeighHostsQuiet(req Request, prof Profile, hosts []Host, weights map[string
 	return weighHosts(req, prof, hosts, weights, false)
 }
 
-func weighHosts(req Request, prof Profile, hosts []Host, weights map[string]float64, explain bool) []Scored {
+// FilterWeigh runs FilterHostsQuiet, then WeighHosts (explain) or
+// WeighHostsQuiet over the hosts that passed, computing each host's fit
+// once for both: a rejected host gets a zero Scored, no score and no
+// components, and takes no part in the normalisation of the others.
+func FilterWeigh(req Request, prof Profile, hosts []Host, weights map[string]float64, explain bool) ([]Verdict, []Scored) {
 	st := newState(req, prof)
+	e := evaluator{quiet: true}
+	e.reset(len(hosts))
+	for i := range hosts {
+		u, m := hosts[i].CurrentUtilization()
+		st.fit(&hosts[i], u, m, &e.fits[i])
+	}
+	verdicts := make([]Verdict, len(hosts))
+	passed := e.runFilters(st, verdicts)
+	return verdicts, weigh(st, hosts, e.fits, passed, weights, explain)
+}
+
+func weighHosts(req Request, prof Profile, hosts []Host, weights map[string]float64, explain bool) []Scored {
+	return weigh(newState(req, prof), hosts, nil, len(hosts), weights, explain)
+}
+
+// weigh scores the hosts; with fits (from the filter chain), only those
+// not out, kept of them.
+func weigh(st *state, hosts []Host, fits []fit, kept int, weights map[string]float64, explain bool) []Scored {
 	active, k := enabled(weights)
 	out := make([]Scored, len(hosts))
-	comps := make([]Component, len(hosts)*k)
+	comps := make([]Component, kept*k)
 	ends := make([]int32, len(comps)) // explanations are contiguous in text
 	// text collects every explanation; a Builder grows without zeroing and
 	// turns into a string without copying.
@@ -291,23 +320,32 @@ func weighHosts(req Request, prof Profile, hosts []Host, weights map[string]floa
 		text.Grow(len(comps) * 112)
 	}
 	var line []byte // one explanation at a time
-	var f fit
+	var own fit
+	n := 0 // hosts scored so far
 	for i := range hosts {
-		u, m := hosts[i].CurrentUtilization()
-		st.fit(&hosts[i], u, m, &f)
-		st.marginal(&f)
+		f := &own
+		if fits != nil {
+			if f = &fits[i]; f.out {
+				continue
+			}
+		} else {
+			u, m := hosts[i].CurrentUtilization()
+			st.fit(&hosts[i], u, m, f)
+		}
+		st.marginal(f)
 		out[i].MarginalWatts, out[i].Factor = f.marginal, f.factor
-		cs := comps[i*k : (i+1)*k : (i+1)*k]
+		cs := comps[n*k : (n+1)*k : (n+1)*k]
 		for j, a := range active[:k] {
 			c := &cs[j]
-			c.Scorer, c.Weight, c.Raw = a.s.name(), a.w, a.s.raw(st, &f)
+			c.Scorer, c.Weight, c.Raw = a.s.name(), a.w, a.s.raw(st, f)
 			if explain {
-				line = a.s.explain(st, &f, c.Raw, line[:0])
+				line = a.s.explain(st, f, c.Raw, line[:0])
 				text.Write(line)
 			}
-			ends[i*k+j] = int32(text.Len())
+			ends[n*k+j] = int32(text.Len())
 		}
 		out[i].Components = cs
+		n++
 	}
 	all, start := text.String(), int32(0)
 	for i := range comps {

@@ -289,3 +289,79 @@ func TestWeighHostsQuietMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestScoresHonest: no credit past the ceiling, and a rejected host gets no
+// score at all, nor a say in the others' normalisation.
+func TestScoresHonest(t *testing.T) {
+	// web on xeon: profile ceiling 0.8; small adds Δu = 4/16 = 0.25.
+	//   hot:  measured 0.7 → 0.95, past 0.8: consolidation raw 0
+	//   warm: measured 0.5 → 0.75 ≤ 0.8: raw 0.75 / 0.8 = 0.9375
+	//   none: no ceiling (no tag), measured 0.9 → 1.15, past 100 %: raw 0
+	hot := measured(host("hot", xeon, 8), 0.7)
+	warm := measured(host("warm", xeon, 8), 0.5)
+	cons := map[string]float64{"energy": 0}
+	got := WeighHosts(small, web, []Host{hot, warm}, cons)
+	if r := got[0].Components[0].Raw; r != 0 {
+		t.Errorf("host past its ceiling: consolidation raw %v, want 0", r)
+	}
+	if e := got[0].Components[0].Explanation; e != "no credit, past the ceiling: 70% → 95% of its 80% ceiling" {
+		t.Errorf("explanation %q", e)
+	}
+	if r := got[1].Components[0].Raw; math.Abs(r-0.9375) > 1e-9 {
+		t.Errorf("warm host: raw %v, want 0.9375", r)
+	}
+	if r := WeighHosts(small, Profile{}, []Host{measured(host("full", xeon, 8), 0.9)}, cons)[0].Components[0].Raw; r != 0 {
+		t.Errorf("host past 100%% busy without a ceiling: raw %v, want 0", r)
+	}
+
+	// FilterWeigh: hot is rejected (ceiling); warm alone is normalised:
+	// energy and consolidation both 100 → 100 × 1 + 100 × 0.5 = 150.
+	for _, explain := range []bool{true, false} {
+		v, s := FilterWeigh(small, web, []Host{hot, warm}, nil, explain)
+		if v[0].Passed || v[0].Filter != "ceiling" || !v[1].Passed {
+			t.Fatalf("verdicts %+v", v)
+		}
+		if s[0].Score != 0 || s[0].Components != nil || s[0].MarginalWatts != 0 {
+			t.Errorf("rejected host scored: %+v", s[0])
+		}
+		if math.Abs(s[1].Score-150) > 1e-9 || len(s[1].Components) != 2 {
+			t.Errorf("passed host: %+v, want score 150", s[1])
+		}
+	}
+}
+
+// TestFilterWeighMatchesSeparateCalls: FilterWeigh decides as
+// FilterHostsQuiet and scores as WeighHosts over the hosts that passed.
+func TestFilterWeighMatchesSeparateCalls(t *testing.T) {
+	rejected, scored := 0, 0
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 3))
+		hosts := randomHosts(r, 5+r.IntN(60))
+		req := Request{VCPUs: 1 + r.IntN(16), MemoryMB: 1024 * int64(1+r.IntN(32)), DiskGB: 20, ImageISA: []string{"", "x86_64", "aarch64"}[r.IntN(3)]}
+		prof := []Profile{{}, web, {Tag: "arm", Mode: ModeExact, Candidates: []Candidate{{ISA: "aarch64", UtilizationCeiling: 0.6}}}}[r.IntN(3)]
+		v, s := FilterWeigh(req, prof, hosts, nil, true)
+		if d := cmp.Diff(FilterHostsQuiet(req, prof, hosts), v); d != "" {
+			t.Fatalf("seed %d: verdicts (-FilterHostsQuiet +FilterWeigh):\n%s", seed, d)
+		}
+		var passed []Host
+		var idx []int
+		for i, x := range v {
+			if x.Passed {
+				passed = append(passed, hosts[i])
+				idx = append(idx, i)
+			} else if s[i].Score != 0 || s[i].Components != nil {
+				t.Fatalf("seed %d: rejected host %d scored %+v", seed, i, s[i])
+			}
+		}
+		rejected, scored = rejected+len(hosts)-len(passed), scored+len(passed)
+		want := WeighHosts(req, prof, passed, nil)
+		for k, i := range idx {
+			if d := diffApprox(want[k], s[i]); d != "" {
+				t.Fatalf("seed %d host %d (-WeighHosts +FilterWeigh):\n%s", seed, i, d)
+			}
+		}
+	}
+	if rejected == 0 || scored == 0 {
+		t.Fatalf("%d rejected, %d scored: the cases test nothing", rejected, scored)
+	}
+}

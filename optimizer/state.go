@@ -1,6 +1,9 @@
 package optimizer
 
-import "strings"
+import (
+	"math"
+	"strings"
+)
 
 // state is what one request needs, computed once before the host loop (the
 // PreFilter/PreScore step): the sanitised request and profile, normalised
@@ -15,6 +18,10 @@ type state struct {
 	imageISA             string
 	vcpus, ramMB, diskMB float64
 	load                 float64 // busy share of each requested vCPU, (0, 1]
+	busy                 float64 // busy cores the request adds: vcpus × load, or Request.Busy
+	move                 bool
+	relax                HintRelax
+	group                GroupRule
 	ceiling              float64 // the profile's ceiling, 0 = none
 	relaxed              bool    // hint mode and no candidate can take it; set by the candidates stage
 	noModel              Model   // stands in for a nil Host.Model
@@ -59,6 +66,13 @@ func newState(req Request, prof Profile) *state {
 		diskMB:   float64(max(req.DiskGB, 0)) * 1024,
 		load:     share(prof.CPULoad),
 		ceiling:  positive(prof.UtilizationCeiling),
+		move:     req.Move,
+		relax:    req.Relax,
+		group:    req.Group,
+	}
+	st.busy = st.vcpus * st.load
+	if req.BusyKnown && req.Busy >= 0 && req.Busy <= math.MaxFloat64 {
+		st.busy = req.Busy
 	}
 	if st.open {
 		return st
@@ -102,7 +116,7 @@ func (st *state) fit(h *Host, u float64, measured bool, f *fit) {
 	}
 	*f = fit{
 		h: h, model: m, isa: isa, cand: -1, factor: 1, ceiling: st.ceiling,
-		u: u, du: st.vcpus * st.load / h.cores(), measured: measured,
+		u: u, du: st.busy / h.cores(), measured: measured,
 		empty: h.NumInstances <= 0 && h.VCPUsUsed <= 0,
 	}
 	for i := range st.cands {
@@ -134,6 +148,18 @@ func (st *state) candidate(f *fit) bool { return st.open || f.cand >= 0 }
 func (f *fit) overCeiling() bool {
 	return f.ceiling > 0 && f.u+f.du > f.ceiling+1e-9
 }
+
+// ceilingOr1 is the host's ceiling, 1 when it has none.
+func (f *fit) ceilingOr1() float64 {
+	if f.ceiling == 0 {
+		return 1
+	}
+	return f.ceiling
+}
+
+// pastCeiling reports whether the host would pass its ceiling, or 100 %
+// busy when it has none.
+func (f *fit) pastCeiling() bool { return f.u+f.du > f.ceilingOr1()+1e-9 }
 
 // after is the utilisation once the request runs, capped at 1.
 func (f *fit) after() float64 { return clamp01(f.u + f.du) }

@@ -88,6 +88,12 @@ type Host struct {
 	// staleness limit: its measurements were dropped, and its utilisation
 	// and power are the model's estimate. Added for the live view (issue 4).
 	Stale bool
+	// Disabled marks a host Nova would not schedule to: its compute service
+	// is disabled, forced down or down. Nothing new arrives there.
+	Disabled bool
+	// Draining is the ID of the running rebalance plan that is emptying the
+	// host, "" when none: nothing new arrives there while it runs.
+	Draining string
 }
 
 // Request is one instance to place, reduced to what the optimizer needs.
@@ -97,4 +103,46 @@ type Request struct {
 	MemoryMB int64
 	DiskGB   int64  // root + ephemeral (+ swap rounded up)
 	ImageISA string // image hw_architecture, "" = any
+
+	// Move marks a request to move an instance that runs already (a live or
+	// cold migration, a resize, an evacuation, a step of a rebalance plan)
+	// rather than boot one: a stale host is then no destination, as for a
+	// plan (its load is not known well enough to add to it).
+	Move bool
+	// Relax says how a hint-mode tag may be relaxed; the zero value judges
+	// it among the hosts of the call, right for a boot. See HintRelax.
+	Relax HintRelax
+	// Group is the instance's server group rule; the zero value has none.
+	Group GroupRule
+	// Busy is the busy cores the instance is known to use (a running
+	// instance's measured share × its vCPUs) when BusyKnown; otherwise
+	// VCPUs × the profile's CPU load stands in. It feeds the ceiling.
+	Busy      float64
+	BusyKnown bool
+}
+
+// HintRelax says whether a hint-mode tag may let an instance go to a host
+// that is not one of its candidates.
+type HintRelax int
+
+const (
+	// RelaxInCall: relaxed when no candidate host of the call can take the
+	// instance (a boot: Nova's call holds every host it considers).
+	RelaxInCall HintRelax = iota
+	// RelaxNever: only candidates pass. Right for a move of an instance on
+	// a candidate, and for a move when some candidate of the cluster can
+	// take it: a move's call may hold one requested host, so "no other host
+	// in the call" says nothing (see MoveRelax).
+	RelaxNever
+	// RelaxAllowed: non-candidates pass too; for a move when no candidate
+	// host of the cluster can take the instance (see MoveRelax).
+	RelaxAllowed
+)
+
+// GroupRule is a server group's hard policy as one request sees it: the
+// hosts the group's other members run on (Nova's RequestSpec
+// instance_group.hosts, less the moving instance's own host).
+type GroupRule struct {
+	Policy GroupPolicy
+	Hosts  []string
 }

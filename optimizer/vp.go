@@ -63,24 +63,22 @@ const eps = 1e-9
 func (p *problem) sizeOf(i int) []float64 { return p.size[i*p.d : i*p.d+p.d] }
 func (p *problem) capOf(b int) []float64  { return p.cap[b*p.d : b*p.d+p.d] }
 
-// kindCeil is the ceiling (in busy cores, +Inf = none) item i accepts on bin
-// b, and whether i may go there at all.
+// kindCeil is the ceiling (in busy cores, +Inf = none) item i sets on bin
+// b, and whether i may go there at all. The ceiling holds even where i may
+// not go: an item the rules would not send there now may be there already
+// (its home), and its ceiling still binds whoever joins it.
 func (p *problem) kindCeil(i, b int) (float64, bool) {
 	if p.allow == nil {
 		return math.Inf(1), true
 	}
 	k := int(p.itemKind[i])*p.nBinKinds + int(p.binKind[b])
-	if !p.allow[k] {
-		return 0, false
-	}
 	c := p.ceil[k]
-	if math.IsInf(c, 1) {
-		return c, true
+	if !math.IsInf(c, 1) {
+		c *= p.cores[b]
 	}
-	return c * p.cores[b], true
+	return c, p.allow[k]
 }
 
-// binCost is the cost of bin b when it holds items and busy cores.
 func (p *problem) binCost(b int, busy float64) float64 {
 	if p.curve == nil {
 		return 1
@@ -286,7 +284,7 @@ func (s *solution) exactObjective() float64 {
 func antiKey(b int, g int32) int64 { return int64(b)<<32 | int64(g) }
 
 // fits reports whether item i (not in b) can join bin b: b is a target (or
-// i's home), i's kind is allowed there, every dimension has room, the
+// i's home), i's kind is allowed there (or b is i's home), every dimension has room, the
 // lowest ceiling of b's items and i's own holds, and b holds no other
 // member of i's anti-affinity group.
 func (s *solution) fits(i, b int) bool {
@@ -295,7 +293,8 @@ func (s *solution) fits(i, b int) bool {
 		return false
 	}
 	c, ok := p.kindCeil(i, b)
-	if !ok {
+	if !ok && (p.home == nil || int(p.home[i]) != b) {
+		// Back home is no move: it needs room, not the rules' leave.
 		return false
 	}
 	d := p.d
@@ -331,9 +330,8 @@ func (s *solution) add(i, b int) {
 		ld[k] += x
 	}
 	if s.minCeil != nil {
-		if c, ok := p.kindCeil(i, b); ok {
-			s.minCeil[b] = min(s.minCeil[b], c)
-		}
+		c, _ := p.kindCeil(i, b)
+		s.minCeil[b] = min(s.minCeil[b], c)
 	}
 	if s.anti != nil && p.anti[i] >= 0 {
 		s.anti[antiKey(b, p.anti[i])]++
@@ -370,12 +368,11 @@ func (s *solution) remove(i int) {
 		s.used--
 	}
 	if s.minCeil != nil {
-		if c, ok := p.kindCeil(i, b); ok && c <= s.minCeil[b] {
+		if c, _ := p.kindCeil(i, b); c <= s.minCeil[b] {
 			m := math.Inf(1)
 			for _, o := range s.items[b] {
-				if oc, ok := p.kindCeil(int(o), b); ok {
-					m = min(m, oc)
-				}
+				oc, _ := p.kindCeil(int(o), b)
+				m = min(m, oc)
 			}
 			s.minCeil[b] = m
 		}

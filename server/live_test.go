@@ -30,6 +30,12 @@ type liveHarness struct {
 // newLiveHarness serves testKB with a live view whose clock the test sets.
 func newLiveHarness(t *testing.T) *liveHarness {
 	t.Helper()
+	return newLiveHarnessKB(t, testKB)
+}
+
+// newLiveHarnessKB is newLiveHarness on another knowledge base.
+func newLiveHarnessKB(t *testing.T, testKB string) *liveHarness {
+	t.Helper()
 	store, err := kbstore.Open(filepath.Join(t.TempDir(), "kb.db"), kbstore.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,9 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 	if p.req, p.prof, p.tag, p.source, err = convertInstance(c, inst, "instance", s.cfg.DefaultTag); err != nil {
 		return nil, err
 	}
+	if err := s.moveRules(c, inst, "instance", &p.req, p.prof); err != nil {
+		return nil, err
+	}
 	hosts, memo, err := s.resolveHosts(hosts)
 	if err != nil {
 		return nil, err
@@ -119,11 +122,9 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 	r, prof, tag, source, hosts := p.req, p.prof, p.tag, p.source, p.hosts
 	quiet := req.GetOmitExplanations() || req.GetScoresOnly()
 	notes := s.live(p.cat, hosts, !quiet)
-	weigh := optimizer.WeighHosts
-	if quiet {
-		weigh = optimizer.WeighHostsQuiet
-	}
-	scored := weigh(r, prof, hosts, weights)
+	// A host the rules reject gets no score: it is not weighed, nor counted
+	// in the others' normalisation.
+	verdicts, scored := optimizer.FilterWeigh(r, prof, hosts, weights, !quiet)
 	if req.GetScoresOnly() {
 		values := make([]float64, len(scored))
 		for i := range scored {
@@ -138,14 +139,20 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 	// One allocation for all scores and one for all components, not one per
 	// message: this answer is on the path of every Nova boot.
 	all := make([]ecraev1.HostScore, len(hosts))
-	var k int
-	if len(scored) > 0 {
-		k = len(scored[0].Components)
+	var k int // components per scored host (a rejected host has none)
+	for i := range scored {
+		k = max(k, len(scored[i].Components))
 	}
 	comps := make([]ecraev1.ScoreComponent, len(hosts)*k)
 	ptrs := make([]*ecraev1.ScoreComponent, len(hosts)*k)
 	for i := range scored {
 		h, hs := &hosts[i], &all[i]
+		if v := verdicts[i]; !v.Passed {
+			hs.Host, hs.Nodename, hs.Architecture, hs.DefaultModel = h.Name, h.Nodename, h.Model.Name, h.Model.Default
+			hs.Rejected, hs.Filter = true, v.Filter
+			out.Scores[i] = hs
+			continue
+		}
 		hs.Host, hs.Nodename, hs.Score = h.Name, h.Nodename, scored[i].Score
 		hs.Architecture, hs.MarginalWatts, hs.DefaultModel = h.Model.Name, scored[i].MarginalWatts, h.Model.Default
 		bd := ptrs[i*k : (i+1)*k : (i+1)*k]

@@ -100,16 +100,13 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rank := 0
 	for _, i := range order {
 		s, v := wr.GetScores()[i], verdicts[i]
-		r := "-"
-		why := v.GetReason()
-		if v.GetPassed() {
-			rank++
-			r = fmt.Sprint(rank)
-			why = explain(s.GetBreakdown())
-		} else {
-			why = v.GetFilter() + ": " + why
+		if !v.GetPassed() || s.GetRejected() {
+			// A rejected host has no score: none is printed.
+			fmt.Fprintf(tw, "-\t%s\t%s\tfalse\t-\t-\t%s: %s\n", s.GetHost(), s.GetArchitecture(), v.GetFilter(), v.GetReason())
+			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%.1f\t%.1f\t%s\n", r, s.GetHost(), s.GetArchitecture(), v.GetPassed(), s.GetScore(), s.GetMarginalWatts(), why)
+		rank++
+		fmt.Fprintf(tw, "%d\t%s\t%s\ttrue\t%.1f\t%.1f\t%s\n", rank, s.GetHost(), s.GetArchitecture(), s.GetScore(), s.GetMarginalWatts(), explain(s.GetBreakdown()))
 	}
 	return tw.Flush()
 }

@@ -115,16 +115,39 @@ def flavor(spec_obj):
                      if v is not None})
 
 
+def is_move(spec_obj):
+    """True for a request whose call may hold only the hosts it names: the
+    conductor sets ``ignore_hosts`` (the source) for live migration,
+    migrate/resize and evacuation, and ``requested_destination`` for every
+    move and for a boot to a named host. The service then judges the rules
+    against the whole cluster, not this call."""
+    return bool(_field(spec_obj, 'ignore_hosts')) or \
+        _field(spec_obj, 'requested_destination') is not None
+
+
+def _group(spec_obj):
+    """(policy, hosts of its members) of RequestSpec.instance_group."""
+    group = _field(spec_obj, 'instance_group')
+    if group is None:
+        return '', []
+    return (str(_field(group, 'policy', '') or ''),
+            [str(h) for h in (_field(group, 'hosts') or ())])
+
+
 def instance_request(spec_obj):
     """RequestSpec → InstanceRequest. ``tag`` is left empty: the service
     reads flavor extra spec ``ecrae:tag``, then hint ``ecrae_tag``."""
+    policy, group_hosts = _group(spec_obj)
     return placement_pb2.InstanceRequest(
         flavor=flavor(spec_obj),
         image_properties=image_properties(spec_obj),
         scheduler_hints=scheduler_hints(spec_obj),
         project_id=_field(spec_obj, 'project_id', ''),
         num_instances=_int(_field(spec_obj, 'num_instances')),
-        instance_uuid=str(_field(spec_obj, 'instance_uuid', '')))
+        instance_uuid=str(_field(spec_obj, 'instance_uuid', '')),
+        move=is_move(spec_obj),
+        group_policy=policy,
+        group_hosts=group_hosts)
 
 
 def _metrics(metrics):

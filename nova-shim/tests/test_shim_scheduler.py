@@ -418,6 +418,33 @@ def test_translation_of_unset_and_odd_fields():
     assert props['traits_required'] == 'CUSTOM_A,CUSTOM_B'
 
 
+def test_translation_of_moves_and_server_groups():
+    from ecrae_nova import translate
+
+    boot = shimtest.request_spec()
+    inst = translate.instance_request(boot)
+    assert not inst.move and inst.group_policy == '' and not inst.group_hosts
+
+    # A live migration, as the conductor's live_migrate task builds it: the
+    # source in ignore_hosts, a requested destination (cell, maybe host).
+    live = shimtest.request_spec()
+    live.ignore_hosts = ['src']
+    live.requested_destination = objects.Destination(host='dst')
+    assert translate.instance_request(live).move
+
+    # A cold migration names its destination (a cell) without a host.
+    cold = shimtest.request_spec()
+    cold.requested_destination = objects.Destination()
+    assert translate.instance_request(cold).move
+
+    grouped = shimtest.request_spec()
+    grouped.instance_group = objects.InstanceGroup(
+        policy='anti-affinity', hosts=['h1', 'h2'])
+    inst = translate.instance_request(grouped)
+    assert inst.group_policy == 'anti-affinity'
+    assert list(inst.group_hosts) == ['h1', 'h2']
+
+
 # -- eventlet -------------------------------------------------------------------
 
 EVENTLET_SCRIPT = r'''

@@ -183,7 +183,19 @@ type InstanceRequest struct {
 	InstanceUuid    string                 `protobuf:"bytes,7,opt,name=instance_uuid,json=instanceUuid,proto3" json:"instance_uuid,omitempty"`
 	// The workload tag, when the caller resolved it already. Otherwise the
 	// service reads flavor extra spec "ecrae:tag", then scheduler hint "ecrae_tag".
-	Tag           string `protobuf:"bytes,8,opt,name=tag,proto3" json:"tag,omitempty"`
+	Tag string `protobuf:"bytes,8,opt,name=tag,proto3" json:"tag,omitempty"`
+	// The request moves an instance that exists (live or cold migration,
+	// resize, evacuation, unshelve) or names its destination: Nova's call may
+	// then hold the one requested host, so the service judges whether a
+	// hint-mode tag may be relaxed against the whole cluster (its live view),
+	// never for an instance that runs on a candidate; and a stale host is no
+	// destination.
+	Move bool `protobuf:"varint,9,opt,name=move,proto3" json:"move,omitempty"`
+	// The instance's server group, from RequestSpec.instance_group: its
+	// policy ("affinity", "anti-affinity"; the soft policies are weights, not
+	// rules, and are ignored) and the hosts its members run on.
+	GroupPolicy   string   `protobuf:"bytes,10,opt,name=group_policy,json=groupPolicy,proto3" json:"group_policy,omitempty"`
+	GroupHosts    []string `protobuf:"bytes,11,rep,name=group_hosts,json=groupHosts,proto3" json:"group_hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -272,6 +284,27 @@ func (x *InstanceRequest) GetTag() string {
 		return x.Tag
 	}
 	return ""
+}
+
+func (x *InstanceRequest) GetMove() bool {
+	if x != nil {
+		return x.Move
+	}
+	return false
+}
+
+func (x *InstanceRequest) GetGroupPolicy() string {
+	if x != nil {
+		return x.GroupPolicy
+	}
+	return ""
+}
+
+func (x *InstanceRequest) GetGroupHosts() []string {
+	if x != nil {
+		return x.GroupHosts
+	}
+	return nil
 }
 
 type Aggregate struct {
@@ -946,7 +979,12 @@ type HostScore struct {
 	// Predicted watts the host draws more if it takes the instance.
 	MarginalWatts float64 `protobuf:"fixed64,6,opt,name=marginal_watts,json=marginalWatts,proto3" json:"marginal_watts,omitempty"`
 	// True when the host's model is the service's default for its ISA.
-	DefaultModel  bool `protobuf:"varint,7,opt,name=default_model,json=defaultModel,proto3" json:"default_model,omitempty"`
+	DefaultModel bool `protobuf:"varint,7,opt,name=default_model,json=defaultModel,proto3" json:"default_model,omitempty"`
+	// True when the host fails the filter chain for the instance: it then
+	// has no score (0), no breakdown and no marginal watts.
+	Rejected bool `protobuf:"varint,8,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	// The filter stage that rejected it.
+	Filter        string `protobuf:"bytes,9,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1028,6 +1066,20 @@ func (x *HostScore) GetDefaultModel() bool {
 		return x.DefaultModel
 	}
 	return false
+}
+
+func (x *HostScore) GetRejected() bool {
+	if x != nil {
+		return x.Rejected
+	}
+	return false
+}
+
+func (x *HostScore) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
 }
 
 type WeighHostsResponse struct {
@@ -1482,7 +1534,7 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"$\n" +
 	"\n" +
 	"HintValues\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values\"\x9a\x04\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\xf2\x04\n" +
 	"\x0fInstanceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x06flavor\x18\x02 \x01(\v2\x10.ecrae.v1.FlavorR\x06flavor\x12Y\n" +
@@ -1492,7 +1544,12 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"project_id\x18\x05 \x01(\tR\tprojectId\x12#\n" +
 	"\rnum_instances\x18\x06 \x01(\x05R\fnumInstances\x12#\n" +
 	"\rinstance_uuid\x18\a \x01(\tR\finstanceUuid\x12\x10\n" +
-	"\x03tag\x18\b \x01(\tR\x03tag\x1aB\n" +
+	"\x03tag\x18\b \x01(\tR\x03tag\x12\x12\n" +
+	"\x04move\x18\t \x01(\bR\x04move\x12!\n" +
+	"\fgroup_policy\x18\n" +
+	" \x01(\tR\vgroupPolicy\x12\x1f\n" +
+	"\vgroup_hosts\x18\v \x03(\tR\n" +
+	"groupHosts\x1aB\n" +
 	"\x14ImagePropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aW\n" +
@@ -1574,7 +1631,7 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"normalized\x12\x16\n" +
 	"\x06weight\x18\x04 \x01(\x01R\x06weight\x12\x1a\n" +
 	"\bweighted\x18\x05 \x01(\x01R\bweighted\x12 \n" +
-	"\vexplanation\x18\x06 \x01(\tR\vexplanation\"\xf9\x01\n" +
+	"\vexplanation\x18\x06 \x01(\tR\vexplanation\"\xad\x02\n" +
 	"\tHostScore\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1a\n" +
 	"\bnodename\x18\x02 \x01(\tR\bnodename\x12\x14\n" +
@@ -1582,7 +1639,9 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\tbreakdown\x18\x04 \x03(\v2\x18.ecrae.v1.ScoreComponentR\tbreakdown\x12\"\n" +
 	"\farchitecture\x18\x05 \x01(\tR\farchitecture\x12%\n" +
 	"\x0emarginal_watts\x18\x06 \x01(\x01R\rmarginalWatts\x12#\n" +
-	"\rdefault_model\x18\a \x01(\bR\fdefaultModel\"\xb6\x01\n" +
+	"\rdefault_model\x18\a \x01(\bR\fdefaultModel\x12\x1a\n" +
+	"\brejected\x18\b \x01(\bR\brejected\x12\x16\n" +
+	"\x06filter\x18\t \x01(\tR\x06filter\"\xb6\x01\n" +
 	"\x12WeighHostsResponse\x12+\n" +
 	"\x06scores\x18\x01 \x03(\v2\x13.ecrae.v1.HostScoreR\x06scores\x12\x10\n" +
 	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x1d\n" +
