@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"github.com/ecrae/ecrae/server"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// securedServe starts serve with TLS on gRPC and HTTP, client certificates
+// signed by ca, and the roles in authz; it waits for /healthz over HTTPS.
+func securedServe(t *testing.T, dir string, ca *testCA, authz string) serveConfig {
+	t.Helper()
+	cert, key, _ := ca.issue("server", "ecrae-server", []string{"localhost"})
+	authzFile := filepath.Join(dir, "authz.yaml")
+	writeFile(t, authzFile, authz)
+	c := serveConfig{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), natsURL: "embedded", natsAddr: freeAddr(t),
+		dbPath: filepath.Join(dir, "ecrae.db"), defaultTag: "default", shutdownGrace: 5 * time.Second,
+		security: securityServe{tlsCert: cert, tlsKey: key, tlsClientCA: ca.File, authz: authzFile, insecureWarnEvery: time.Hour}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, c, nil, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	tc, err := server.ClientTLS(ca.File, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 5 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := hc.Get("https://" + c.httpAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return c
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not become healthy over HTTPS: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMutualTLSAndRoles: with a client CA every client needs a certificate
+// signed by it; the certificate's name gives the role, and each role may
+// call only its methods.
+func TestMutualTLSAndRoles(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ecrae")
+	c := securedServe(t, dir, ca, "operator: [ops.example.org]\nscheduler: [nova-scheduler]\nagent: [spiffe://cloud/agent/compute1]\n")
+	srv := "--server=" + c.grpcAddr
+	schedCert, schedKey, _ := ca.issue("sched", "nova-scheduler", nil)
+	opsCert, opsKey, _ := ca.issue("ops", "alice", []string{"ops.example.org"})
+	agentCert, agentKey, _ := ca.issue("agent", "compute1", nil, "spiffe://cloud/agent/compute1")
+	noRoleCert, noRoleKey, _ := ca.issue("norole", "mallory", nil)
+	other := newTestCA(t, dir, "other")
+	foreignCert, foreignKey, _ := other.issue("foreign", "nova-scheduler", nil)
+	as := func(cert, key string) []string {
+		return []string{srv, "--tls-ca=" + ca.File, "--tls-cert=" + cert, "--tls-key=" + key, "--timeout=5s"}
+	}
+	kbFile := filepath.Join(dir, "lab.yaml")
+	writeFile(t, kbFile, labHostsYAML(t, c))
+
+	// scheduler (CN): reads and placement, not KB writes.
+	if out, err := cli(t, append([]string{"kb", "show"}, as(schedCert, schedKey)...)...); err != nil {
+		t.Fatalf("scheduler kb show: %v\n%s", err, out)
+	}
+	if out, err := cli(t, append([]string{"score", "--vcpus=2", "--ram-mb=2048", "--hosts=../../examples/nova-hosts.yaml"}, as(schedCert, schedKey)...)...); err != nil {
+		t.Fatalf("scheduler score: %v\n%s", err, out)
+	}
+	_, err := cli(t, append([]string{"kb", "import", kbFile}, as(schedCert, schedKey)...)...)
+	if st := statusOf(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "ImportKnowledgeBase") || !strings.Contains(st.Message(), "role scheduler") {
+		t.Fatalf("scheduler kb import: want PermissionDenied naming the method and role, got %v", err)
+	}
+	// operator (DNS SAN): KB writes.
+	if out, err := cli(t, append([]string{"kb", "import", kbFile}, as(opsCert, opsKey)...)...); err != nil {
+		t.Fatalf("operator kb import: %v\n%s", err, out)
+	}
+	// agent (URI SAN) and a certificate with no role: nothing but health.
+	for name, certKey := range map[string][2]string{"agent": {agentCert, agentKey}, "no role": {noRoleCert, noRoleKey}} {
+		_, err := cli(t, append([]string{"kb", "show"}, as(certKey[0], certKey[1])...)...)
+		if st := statusOf(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "role agent") {
+			t.Errorf("%s kb show: want PermissionDenied for role agent, got %v", name, err)
+		}
+	}
+	// No certificate, a certificate of another CA, or no TLS at all: the
+	// handshake fails.
+	for name, args := range map[string][]string{
+		"no client certificate": {srv, "--tls-ca=" + ca.File, "--timeout=3s"},
+		"foreign CA":            as(foreignCert, foreignKey),
+		"plaintext":             {srv, "--timeout=3s"},
+	} {
+		if _, err := cli(t, append([]string{"kb", "show"}, args...)...); statusOf(err).Code() != codes.Unavailable {
+			t.Errorf("%s: want Unavailable (handshake refused), got %v", name, err)
+		}
+	}
+	// Refusals are counted.
+	metrics := httpsGet(t, ca, "https://"+c.httpAddr+"/metrics")
+	if !strings.Contains(metrics, `ecrae_grpc_refused_total{code="PermissionDenied",method="/ecrae.v1.KnowledgeBaseService/ImportKnowledgeBase",role="scheduler"} 1`) {
+		t.Errorf("refusal not counted:\n%s", grepLines(metrics, "ecrae_grpc_refused_total"))
+	}
+}
+
+// TestTLSReloadOnSIGHUP: a SIGHUP swaps in a rotated certificate for new
+// handshakes while a connection made before keeps working.
+func TestTLSReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ecrae")
+	c := securedServe(t, dir, ca, "operator: [ops]\n")
+	opsCert, opsKey, _ := ca.issue("ops", "ops", nil)
+	cf := clientFlags{server: c.grpcAddr, timeout: 5 * time.Second, tlsCA: ca.File, tlsCert: opsCert, tlsKey: opsKey}
+	conn, err := cf.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return conn.Invoke(ctx, "/ecrae.v1.KnowledgeBaseService/ListTags", &ecraev1.ListTagsRequest{}, &ecraev1.ListTagsResponse{})
+	}
+	if err := call(); err != nil {
+		t.Fatal(err)
+	}
+	before := servedSerial(t, ca, c.grpcAddr)
+	_, _, rotated := ca.issue("server", "ecrae-server", []string{"localhost"}) // same files, new serial
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for servedSerial(t, ca, c.grpcAddr) != rotated {
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving serial %d after SIGHUP, want %d", before, rotated)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := call(); err != nil {
+		t.Errorf("the connection made before the reload: %v", err)
+	}
+}
+
+// TestNonLoopbackNeedsTLS: listening beyond loopback without TLS refuses to
+// start (before the KB file is made) unless --insecure.
+func TestNonLoopbackNeedsTLS(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--grpc-addr=0.0.0.0:0"}, "--grpc-addr 0.0.0.0:0 listens beyond this machine without TLS"},
+		{[]string{"--http-addr=:0"}, "--http-addr :0"},
+		{[]string{"--nats-addr=[::]:0"}, "--nats-addr [::]:0"},
+		{[]string{"--tls-client-ca=x.pem"}, "--tls-client-ca needs --tls-cert"},
+		{[]string{"--tls-cert=x.pem"}, "--tls-cert and --tls-key go together"},
+	} {
+		dir := t.TempDir()
+		db := filepath.Join(dir, "ecrae.db")
+		err := run(context.Background(), append([]string{"serve", "--db=" + db, "--grpc-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0", "--nats-addr=127.0.0.1:0"}, tc.args...), strings.NewReader(""), io.Discard, io.Discard)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%v: want usage error containing %q, got %v", tc.args, tc.wantErr, err)
+		}
+		if _, err := os.Stat(db); !os.IsNotExist(err) {
+			t.Errorf("%v: the KB file was created before the flags were checked", tc.args)
+		}
+	}
+	// --insecure accepts it, and says so.
+	var sec securityServe
+	sec.insecure, sec.insecureWarnEvery = true, time.Hour
+	c := serveConfig{grpcAddr: "0.0.0.0:50051", httpAddr: "127.0.0.1:9180", natsURL: "embedded", natsAddr: "127.0.0.1:4222"}
+	rt, err := sec.setup(&c, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.close()
+	if len(rt.exposed) != 1 || rt.exposed[0] != "--grpc-addr 0.0.0.0:50051" {
+		t.Errorf("exposed %v", rt.exposed)
+	}
+}
+
+func statusOf(err error) *status.Status {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if st, ok := status.FromError(e); ok {
+			return st
+		}
+	}
+	return status.New(codes.OK, "")
+}
+
+func servedSerial(t *testing.T, ca *testCA, addr string) int64 {
+	t.Helper()
+	tc, err := server.ClientTLS(ca.File, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In TLS 1.3 the client's side of the handshake ends before the server
+	// checks the (missing) client certificate: enough to see the server's.
+	conn, err := tls.Dial("tcp", addr, tc)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+func httpsGet(t *testing.T, ca *testCA, url string) string {
+	t.Helper()
+	tc, err := server.ClientTLS(ca.File, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 5 * time.Second}
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
