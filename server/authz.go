@@ -218,6 +218,9 @@ func (a *Authorizer) SetNames(n RoleNames) { a.names.Store(&n) }
 
 func (a *Authorizer) authorize(ctx context.Context, method string) (context.Context, error) {
 	id, err := a.identify(ctx)
+	if err == nil {
+		fillSlot(ctx, id)
+	}
 	if err != nil {
 		a.refused.WithLabelValues(method, "none", codes.Unauthenticated.String()).Inc()
 		return nil, status.Errorf(codes.Unauthenticated, "%s: %v", method, err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,6 +119,20 @@ func TestMutualTLSAndRoles(t *testing.T) {
 			t.Errorf("%s: want Unavailable (handshake refused), got %v", name, err)
 		}
 	}
+	// The audit trail has the refused and the allowed import, with who.
+	out, err := cli(t, append([]string{"audit", "--json"}, as(opsCert, opsKey)...)...)
+	if err != nil {
+		t.Fatalf("audit: %v\n%s", err, out)
+	}
+	out = regexp.MustCompile(`":\s+`).ReplaceAllString(out, `": `) // protojson varies its spacing
+	for _, want := range []string{`"who": "cert:nova-scheduler"`, `"code": "PermissionDenied"`, `"who": "cert:ops.example.org"`, `"role": "operator"`, `"method": "/ecrae.v1.KnowledgeBaseService/ImportKnowledgeBase"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("audit lacks %s:\n%s", want, out)
+		}
+	}
+	if _, err := cli(t, append([]string{"audit"}, as(schedCert, schedKey)...)...); statusOf(err).Code() != codes.PermissionDenied {
+		t.Errorf("a scheduler read the audit trail: %v", err)
+	}
 	// Refusals are counted.
 	metrics := httpsGet(t, ca, "https://"+c.httpAddr+"/metrics")
 	if !strings.Contains(metrics, `ecrae_grpc_refused_total{code="PermissionDenied",method="/ecrae.v1.KnowledgeBaseService/ImportKnowledgeBase",role="scheduler"} 1`) {
@@ -189,7 +204,7 @@ func TestNonLoopbackNeedsTLS(t *testing.T) {
 	// --insecure accepts it, and says so.
 	var sec securityServe
 	sec.insecure, sec.insecureWarnEvery = true, time.Hour
-	c := serveConfig{grpcAddr: "0.0.0.0:50051", httpAddr: "127.0.0.1:9180", natsURL: "embedded", natsAddr: "127.0.0.1:4222"}
+	c := serveConfig{grpcAddr: "0.0.0.0:50051", httpAddr: "127.0.0.1:9180", natsURL: "embedded", natsAddr: "127.0.0.1:4222", dbPath: filepath.Join(t.TempDir(), "ecrae.db")}
 	rt, err := sec.setup(&c, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -125,6 +125,9 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		return err
 	}
 	defer store.Close()
+	if err := sec.openAudit(c.dbPath); err != nil {
+		return err
+	}
 	seeded, err := store.SeedDefault(ctx)
 	if err != nil {
 		return fmt.Errorf("seed knowledge base: %w", err)
@@ -177,6 +180,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor()}, authUnary...)...),
 		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
+	sec.audit.Register(g)
 	if err := c.rebalance.start(ctx, g, srv, cloud, c.dbPath, log); err != nil {
 		return err
 	}

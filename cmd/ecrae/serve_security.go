@@ -9,10 +9,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/ecrae/ecrae/audit"
 	"github.com/ecrae/ecrae/openstack"
 	"github.com/ecrae/ecrae/server"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +28,7 @@ type securityServe struct {
 	authz                        string
 	keystoneURL                  string
 	insecure                     bool
+	auditKeep                    int
 	// insecureWarnEvery is how often --insecure is logged again.
 	insecureWarnEvery time.Duration
 }
@@ -37,6 +40,7 @@ func (s *securityServe) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.authz, "authz", "", "roles by client certificate name: YAML {operator: [NAMES], scheduler: [NAMES], agent: [NAMES]} matched against the CN and DNS/URI SANs; reloaded on SIGHUP")
 	fs.StringVar(&s.keystoneURL, "keystone-url", "", "Keystone /v3 URL: callers may authenticate with an x-auth-token (role admin or ecrae-operator → operator, ecrae-scheduler → scheduler)")
 	fs.BoolVar(&s.insecure, "insecure", false, "allow listening on a non-loopback address without TLS (logged every hour)")
+	fs.IntVar(&s.auditKeep, "audit-keep", audit.DefaultCapacity, "audit records kept in audit.db beside the KB; the oldest go first")
 	s.insecureWarnEvery = time.Hour
 }
 
@@ -46,7 +50,9 @@ type securityRuntime struct {
 	s       securityServe
 	tls     *server.TLSFiles   // nil: no TLS
 	authz   *server.Authorizer // nil: every caller may call everything (loopback default)
-	exposed []string           // non-loopback listeners without TLS (with --insecure)
+	audit   *server.Auditor
+	store   *audit.Store
+	exposed []string // non-loopback listeners without TLS (with --insecure)
 	log     *slog.Logger
 	// hup is subscribed in setup, before anything serves, so a SIGHUP
 	// never meets the default action (exit) while the service runs.
@@ -54,6 +60,9 @@ type securityRuntime struct {
 }
 
 func (s securityServe) setup(c *serveConfig, reg prometheus.Registerer, log *slog.Logger) (*securityRuntime, error) {
+	if s.insecureWarnEvery <= 0 {
+		s.insecureWarnEvery = time.Hour
+	}
 	rt := &securityRuntime{s: s, log: log}
 	useTLS := s.tlsCert != "" || s.tlsKey != ""
 	if useTLS {
@@ -119,6 +128,7 @@ func (rt *securityRuntime) serverOptions() (creds []grpc.ServerOption, unary []g
 	if rt.tls != nil {
 		creds = append(creds, grpc.Creds(credentials.NewTLS(rt.tls.Config(true))))
 	}
+	unary = append(unary, rt.audit.Unary())
 	if rt.authz != nil {
 		unary = append(unary, rt.authz.Unary())
 		stream = append(stream, rt.authz.Stream())
@@ -159,8 +169,26 @@ func (rt *securityRuntime) run(ctx context.Context) error {
 	}
 }
 
-// close stops the SIGHUP subscription.
-func (rt *securityRuntime) close() { signal.Stop(rt.hup) }
+// openAudit opens audit.db beside the KB (after the KB, whose lock error
+// is the one a second service on the same files should see).
+func (rt *securityRuntime) openAudit(dbPath string) error {
+	st, err := audit.Open(filepath.Join(filepath.Dir(dbPath), "audit.db"), rt.s.auditKeep)
+	if err != nil {
+		return err
+	}
+	rt.store, rt.audit = st, server.NewAuditor(st, rt.log)
+	return nil
+}
+
+// close stops the SIGHUP subscription and closes the audit file.
+func (rt *securityRuntime) close() {
+	signal.Stop(rt.hup)
+	if rt.store != nil {
+		if err := rt.store.Close(); err != nil {
+			rt.log.Error("audit file close", "err", err)
+		}
+	}
+}
 
 func (rt *securityRuntime) reload() {
 	if rt.tls != nil {
