@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -40,30 +41,8 @@ func securedServe(t *testing.T, dir string, ca *testCA, authz string) serveConfi
 			t.Errorf("serve: %v", err)
 		}
 	})
-	tc, err := server.ClientTLS(ca.File, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 5 * time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := hc.Get("https://" + c.httpAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return c
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve exited early: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not become healthy over HTTPS: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitHTTPS(t, ca, c.httpAddr, done)
+	return c
 }
 
 // TestMutualTLSAndRoles: with a client CA every client needs a certificate
@@ -242,21 +221,29 @@ func servedSerial(t *testing.T, ca *testCA, addr string) int64 {
 
 func httpsGet(t *testing.T, ca *testCA, url string) string {
 	t.Helper()
-	tc, err := server.ClientTLS(ca.File, "", "")
+	body, err := tryHTTPS(ca, url)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return body
+}
+
+func tryHTTPS(ca *testCA, url string) (string, error) {
+	tc, err := server.ClientTLS(ca.File, "", "")
+	if err != nil {
+		return "", err
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 5 * time.Second}
 	resp, err := hc.Get(url)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
 	}
-	return string(b)
+	return string(b), err
 }
 
 func grepLines(s, sub string) string {
