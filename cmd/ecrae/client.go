@@ -33,9 +33,15 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
+	c.registerConn(fs)
+	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
+}
+
+// registerConn registers how to reach the service: address, deadline, TLS
+// and token.
+func (c *clientFlags) registerConn(fs *flag.FlagSet) {
 	fs.StringVar(&c.server, "server", "127.0.0.1:50051", "address of ecrae serve")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of each call")
-	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("ECRAE_TLS_CA"), "CA (PEM) that signed the service's certificate; setting it turns TLS on ($ECRAE_TLS_CA)")
 	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("ECRAE_TLS_CERT"), "client certificate (PEM) for mutual TLS ($ECRAE_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("ECRAE_TLS_KEY"), "private key (PEM) of --tls-cert ($ECRAE_TLS_KEY)")

@@ -158,3 +158,11 @@ func FuzzParseNATSAuth(f *testing.F) {
 		}
 	})
 }
+
+func TestRedactURLs(t *testing.T) {
+	got := redactURLs("nats://nova:s3cret@h1:4222, nats://tok3n@h2:4222,tls://h3:4443")
+	want := "nats://nova:REDACTED@h1:4222,nats://REDACTED@h2:4222,tls://h3:4443"
+	if got != want || strings.Contains(got, "s3cret") || strings.Contains(got, "tok3n") {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}

@@ -314,12 +314,13 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 		if err != nil {
 			return nil, "", nil, err
 		}
+		shown := redactURLs(c.natsURL) // a nats://user:password@ URL must not reach the log
 		nc, err := nats.Connect(c.natsURL, append(auth, nats.Name("ecrae"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))...)
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("NATS %s: %w", c.natsURL, err)
+			return nil, "", nil, fmt.Errorf("NATS %s: %w", shown, err)
 		}
-		log.Info("using external NATS", "url", c.natsURL)
-		return nc, c.natsURL, func() {}, nil
+		log.Info("using external NATS", "url", shown)
+		return nc, shown, func() {}, nil
 	}
 	host, portStr, err := net.SplitHostPort(c.natsAddr)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -213,4 +214,23 @@ func quoteFlag(s string) string {
 		return fmt.Sprintf("%q…", strings.ToValidUTF8(s[:100], ""))
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// redactURLs hides the password (or token) of each URL in a comma-separated
+// list of NATS URLs.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, hasPW := u.User.Password(); hasPW {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		} else {
+			u.User = url.User("REDACTED") // a bare token
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }
