@@ -62,7 +62,7 @@ func methodAccess(fullMethod string) access {
 		"/ecrae.v1.KnowledgeBaseService/ListArchitectures", "/ecrae.v1.KnowledgeBaseService/GetArchitecture",
 		"/ecrae.v1.KnowledgeBaseService/ListFlavors", "/ecrae.v1.KnowledgeBaseService/GetFlavor",
 		"/ecrae.v1.KnowledgeBaseService/ListHosts", "/ecrae.v1.KnowledgeBaseService/GetHost",
-		"/ecrae.v1.KnowledgeBaseService/ExportKnowledgeBase",
+		"/ecrae.v1.KnowledgeBaseService/ExportKnowledgeBase", "/ecrae.v1.KnowledgeBaseService/ListKnowledgeBaseRevisions",
 		"/ecrae.v1.RebalanceService/GetPlan", "/ecrae.v1.RebalanceService/ListPlans",
 		"/ecrae.v1.PowerService/GetPowerStatus", "/ecrae.v1.PowerService/ListPowerHistory":
 		return scheduler

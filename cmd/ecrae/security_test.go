@@ -255,3 +255,53 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestKBReplaceIsUndoable: a replace that wipes the KB is kept in the
+// history; diff shows what a rollback brings back, rollback needs --yes.
+func TestKBReplaceIsUndoable(t *testing.T) {
+	dir := t.TempDir()
+	c, _ := startServe(t, dir)
+	srv := "--server=" + c.grpcAddr
+	lab := filepath.Join(dir, "lab.yaml")
+	writeFile(t, lab, labHostsYAML(t, c))
+	if out, err := cli(t, "kb", "import", lab, srv); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	empty := filepath.Join(dir, "empty.yaml")
+	writeFile(t, empty, "hosts: []\n")
+	out, err := cli(t, "kb", "import", empty, "--replace", srv)
+	if err != nil {
+		t.Fatalf("replace: %v\n%s", err, out)
+	}
+	// Seed (1→2), merge (2→3), replace (3→4).
+	if !strings.Contains(out, "the KB is now revision 4 (undo: ecrae kb rollback 3 --yes)") {
+		t.Errorf("replace output:\n%s", out)
+	}
+	out, err = cli(t, "kb", "history", srv)
+	if err != nil || !strings.Contains(out, "import --replace") || !strings.Contains(out, "4 (current)") {
+		t.Errorf("history: %v\n%s", err, out)
+	}
+	out, err = cli(t, "kb", "diff", "3", srv)
+	if err != nil || !strings.Contains(out, "+ host lab-1") {
+		t.Errorf("diff: %v\n%s", err, out)
+	}
+	out, err = cli(t, "kb", "rollback", "3", srv)
+	if !errors.Is(err, errUsage) || !strings.Contains(out, "+ host lab-2") {
+		t.Errorf("rollback without --yes: %v\n%s", err, out)
+	}
+	if out, _ := cli(t, "kb", "show", srv); strings.Contains(out, "lab-1") {
+		t.Fatalf("rollback without --yes changed the KB:\n%s", out)
+	}
+	if out, err := cli(t, "kb", "rollback", "3", "--yes", srv); err != nil || !strings.Contains(out, "now revision 5") {
+		t.Fatalf("rollback: %v\n%s", err, out)
+	}
+	if out, _ := cli(t, "kb", "show", srv); !strings.Contains(out, "lab-1") || !strings.Contains(out, "aarch64") {
+		t.Errorf("after rollback:\n%s", out)
+	}
+	if _, err := cli(t, "kb", "rollback", "999", "--yes", srv); statusOf(err).Code() != codes.NotFound {
+		t.Errorf("rollback to an unknown revision: %v", err)
+	}
+	if _, err := cli(t, "kb", "diff", "x", srv); !errors.Is(err, errUsage) {
+		t.Errorf("diff x: %v", err)
+	}
+}
