@@ -65,7 +65,11 @@ func get[T any](ctx context.Context, s *Store, k kind[T], name string) (T, error
 // hundreds of entities), so this costs little.
 func write[T any](ctx context.Context, s *Store, k kind[T], e T, create bool) error {
 	name := k.name(&e)
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	change := "update " + k.noun + " " + name
+	if create {
+		change = "create " + k.noun + " " + name
+	}
+	return s.update(ctx, change, func(tx *bolt.Tx) error {
 		kb, err := readKB(tx)
 		if err != nil {
 			return err
@@ -90,7 +94,7 @@ func write[T any](ctx context.Context, s *Store, k kind[T], e T, create bool) er
 }
 
 func remove[T any](ctx context.Context, s *Store, k kind[T], name string) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	return s.update(ctx, "delete "+k.noun+" "+name, func(tx *bolt.Tx) error {
 		kb, err := readKB(tx)
 		if err != nil {
 			return err

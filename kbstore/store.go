@@ -44,6 +44,7 @@ type Store struct {
 	db   *bolt.DB
 	path string
 	rev  atomic.Uint64
+	now  func() time.Time
 
 	// afterPut, when set (tests only), runs inside the write transaction
 	// after each entity is written by Import; a crash test kills the process
@@ -76,11 +77,16 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open knowledge base %s: %w", path, err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return migrate(tx, path) }); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := migrate(tx, path); err != nil {
+			return err
+		}
+		return ensureHistory(tx)
+	}); err != nil {
 		_ = db.Close() // the migration error is the one worth reporting
 		return nil, err
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{db: db, path: path, now: time.Now}
 	// Start at 1 so a cache stamped with the zero revision is always stale.
 	s.rev.Store(1)
 	return s, nil
@@ -110,15 +116,23 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return s.db.View(fn)
 }
 
-// update runs fn in one write transaction and bumps the revision if it
+// update runs fn in one write transaction, keeps the KB as it was in the
+// history (change says what fn does), and bumps the revision if it
 // committed.
-func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+func (s *Store) update(ctx context.Context, change string, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		before, err := readKB(tx)
+		if err != nil {
+			return err
+		}
 		if err := fn(tx); err != nil {
 			return err
+		}
+		if err := recordHistory(tx, before, change, s.now()); err != nil {
+			return fmt.Errorf("knowledge base history: %w", err)
 		}
 		// A caller that gave up while we waited for the writer lock or
 		// worked gets nothing committed.
@@ -138,7 +152,7 @@ func (s *Store) SeedDefault(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, "seed the default KB", func(tx *bolt.Tx) error {
 		for _, b := range entityBuckets() {
 			if k, _ := tx.Bucket([]byte(b)).Cursor().First(); k != nil {
 				return errUnchanged
@@ -180,28 +194,37 @@ func (s *Store) Import(ctx context.Context, kb *KB, replace bool) error {
 			return err
 		}
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	change := "import (merge)"
+	if replace {
+		change = "import --replace"
+	}
+	return s.update(ctx, change, func(tx *bolt.Tx) error {
 		if replace {
-			for _, b := range entityBuckets() {
-				if err := tx.DeleteBucket([]byte(b)); err != nil {
-					return fmt.Errorf("import: clear %s: %w", b, err)
-				}
-				if _, err := tx.CreateBucket([]byte(b)); err != nil {
-					return fmt.Errorf("import: clear %s: %w", b, err)
-				}
-			}
-		} else {
-			cur, err := readKB(tx)
-			if err != nil {
-				return err
-			}
-			if verr := validate(merge(cur, kb), namePaths); verr != nil {
-				verr.Msg += " (after merging the import into the current KB)"
-				return verr
-			}
+			return replaceAll(s, tx, kb)
+		}
+		cur, err := readKB(tx)
+		if err != nil {
+			return err
+		}
+		if verr := validate(merge(cur, kb), namePaths); verr != nil {
+			verr.Msg += " (after merging the import into the current KB)"
+			return verr
 		}
 		return s.putAll(tx, kb)
 	})
+}
+
+// replaceAll makes kb the whole KB.
+func replaceAll(s *Store, tx *bolt.Tx, kb *KB) error {
+	for _, b := range entityBuckets() {
+		if err := tx.DeleteBucket([]byte(b)); err != nil {
+			return fmt.Errorf("clear %s: %w", b, err)
+		}
+		if _, err := tx.CreateBucket([]byte(b)); err != nil {
+			return fmt.Errorf("clear %s: %w", b, err)
+		}
+	}
+	return s.putAll(tx, kb)
 }
 
 // merge upserts src's entities into dst by name.

@@ -168,18 +168,24 @@ func (r *Executor) Start(ctx context.Context, id, who string, timeout time.Durat
 		r.cfg.Live.SetDraining(id, started.HostsFreed)
 	}
 	r.log.Info("rebalance executing", "plan", id, "by", who, "steps", len(started.Steps), "waves", started.Waves, "step_timeout", timeout)
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer func() {
+	// release runs before the plan's end is recorded, so whoever sees the
+	// end sees its hosts undrained and may start the next plan at once.
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
 			if r.cfg.Live != nil {
 				r.cfg.Live.ClearDraining(id)
 			}
 			r.mu.Lock()
 			r.active = ""
 			r.mu.Unlock()
-		}()
-		r.execute(base, started, timeout)
+		})
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer release()
+		r.execute(base, started, timeout, release)
 	}()
 	return started, nil
 }
@@ -190,7 +196,7 @@ func (r *Executor) Start(ctx context.Context, id, who string, timeout time.Durat
 // The first failure stops the plan after its wave: the steps after it are
 // skipped, nothing is retried. Cancelling ctx (the service stopping)
 // interrupts it.
-func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.Duration) {
+func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.Duration, release func()) {
 	id := p.ID
 	// Store writes must land even while ctx is being cancelled.
 	wctx := context.WithoutCancel(ctx)
@@ -201,6 +207,7 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 		}
 	}
 	finish := func(to string, fn func(*planstore.Plan)) {
+		release()
 		if _, err := r.cfg.Plans.Finish(wctx, id, to, r.cfg.Now(), fn); err != nil {
 			r.log.Error("rebalance: cannot record the end", "plan", id, "status", to, "err", err)
 		}

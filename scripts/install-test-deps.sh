@@ -9,6 +9,8 @@ pkgs=(
   nats-server                                                              # Python-side notifier tests
   protobuf-compiler protobuf-compiler-grpc                                 # make generate (Python stubs)
   python3-tosca-parser                                                     # checks resolved TOSCA with a reference parser
+  python3-keystone curl                                                    # a throw-away Keystone for the token test (scripts/keystone-local.sh)
+  openssl                                                                  # certificates for the shim's mutual TLS test in Nova's harness
 )
 missing=()
 for p in "${pkgs[@]}"; do

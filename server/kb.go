@@ -8,6 +8,7 @@ import (
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // kbError maps store errors to gRPC codes; field prefixes a validation
@@ -20,7 +21,7 @@ func kbError(err error, field string) error {
 	switch {
 	case errors.As(err, &ve):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, kbstore.ErrNotFound):
+	case errors.Is(err, kbstore.ErrNotFound), errors.Is(err, kbstore.ErrNoRevision):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, kbstore.ErrExists):
 		return status.Error(codes.AlreadyExists, err.Error())
@@ -250,10 +251,16 @@ func (s *Server) DeleteHost(ctx context.Context, req *ecraev1.DeleteHostRequest)
 
 // Whole KB.
 
-func (s *Server) ExportKnowledgeBase(ctx context.Context, _ *ecraev1.ExportKnowledgeBaseRequest) (*ecraev1.ExportKnowledgeBaseResponse, error) {
-	kb, err := s.kb.Snapshot(ctx)
+func (s *Server) ExportKnowledgeBase(ctx context.Context, req *ecraev1.ExportKnowledgeBaseRequest) (*ecraev1.ExportKnowledgeBaseResponse, error) {
+	var kb *kbstore.KB
+	var err error
+	if req.GetRevision() == 0 {
+		kb, err = s.kb.Snapshot(ctx)
+	} else {
+		kb, err = s.kb.AtRevision(ctx, req.GetRevision())
+	}
 	if err != nil {
-		return nil, kbError(err, "knowledge base")
+		return nil, kbError(err, "revision")
 	}
 	y, err := kbstore.EncodeYAML(kb)
 	if err != nil {
@@ -294,7 +301,39 @@ func (s *Server) ImportKnowledgeBase(ctx context.Context, req *ecraev1.ImportKno
 	if err := s.kb.Import(ctx, kb, req.GetReplace()); err != nil {
 		return nil, kbError(err, "yaml")
 	}
+	if _, rev, err := s.kb.History(ctx); err == nil {
+		counts.Revision = rev
+	}
 	s.log.InfoContext(ctx, "kb imported", "replace", req.GetReplace(), "tags", counts.Tags,
-		"architectures", counts.Architectures, "flavors", counts.Flavors, "hosts", counts.Hosts)
+		"architectures", counts.Architectures, "flavors", counts.Flavors, "hosts", counts.Hosts, "revision", counts.Revision)
 	return counts, nil
+}
+
+func (s *Server) ListKnowledgeBaseRevisions(ctx context.Context, _ *ecraev1.ListKnowledgeBaseRevisionsRequest) (*ecraev1.ListKnowledgeBaseRevisionsResponse, error) {
+	hist, cur, err := s.kb.History(ctx)
+	if err != nil {
+		return nil, kbError(err, "knowledge base")
+	}
+	out := &ecraev1.ListKnowledgeBaseRevisionsResponse{Current: cur}
+	for _, h := range hist {
+		out.Revisions = append(out.Revisions, &ecraev1.KnowledgeBaseRevision{
+			Revision: h.Revision, Until: timestamppb.New(h.Until), Change: h.Change,
+			Architectures: int32(h.Architectures), Tags: int32(h.Tags), Flavors: int32(h.Flavors), Hosts: int32(h.Hosts),
+		})
+	}
+	return out, nil
+}
+
+func (s *Server) RollbackKnowledgeBase(ctx context.Context, req *ecraev1.RollbackKnowledgeBaseRequest) (*ecraev1.RollbackKnowledgeBaseResponse, error) {
+	if req.GetRevision() == 0 {
+		return nil, status.Error(codes.InvalidArgument, "revision: required (see ListKnowledgeBaseRevisions)")
+	}
+	if err := s.kb.Rollback(ctx, req.GetRevision()); err != nil {
+		return nil, kbError(err, "revision")
+	}
+	_, cur, err := s.kb.History(ctx)
+	if err != nil {
+		return nil, kbError(err, "knowledge base")
+	}
+	return &ecraev1.RollbackKnowledgeBaseResponse{Revision: cur}, nil
 }

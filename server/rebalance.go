@@ -16,7 +16,6 @@ import (
 	"github.com/ecrae/ecrae/rebalance"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -49,7 +48,7 @@ type RebalanceConfig struct {
 	PlanTTL time.Duration
 	Keep    int
 	// Identity names the caller of an RPC for the plan's executed_by; nil
-	// = PeerIdentity.
+	// = Caller (the authenticated subject, else the peer's address).
 	Identity func(ctx context.Context) string
 }
 
@@ -58,16 +57,6 @@ const (
 	DefaultPlanTTL = 15 * time.Minute
 	DefaultKeep    = 100
 )
-
-// PeerIdentity names a caller by its network address: the one identity
-// the service has until callers authenticate (issue 13 replaces it with
-// the certificate subject or Keystone user, here and nowhere else).
-func PeerIdentity(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		return "grpc peer " + p.Addr.String()
-	}
-	return "grpc peer (unknown)"
-}
 
 // maxTimeLimit of a search a request may ask.
 const maxTimeLimit = time.Minute
@@ -116,7 +105,7 @@ func NewRebalancer(srv *Server, cfg RebalanceConfig) *Rebalancer {
 		cfg.Keep = DefaultKeep
 	}
 	if cfg.Identity == nil {
-		cfg.Identity = PeerIdentity
+		cfg.Identity = Caller
 	}
 	ec := rebalance.Config{Plans: cfg.Plans, Migrator: cfg.Migrator, StepTimeout: cfg.StepTimeout,
 		ViewGrace: cfg.ViewGrace, Now: cfg.Now, Log: srv.log}

@@ -721,7 +721,7 @@ func TestAbortFinishesStepInFlight(t *testing.T) {
 	if n := m.callCount(); n != 1 {
 		t.Errorf("%d migrations, want 1", n)
 	}
-	if by := done.GetExecutedBy(); !strings.HasPrefix(by, "grpc peer") {
+	if by := done.GetExecutedBy(); !strings.HasPrefix(by, "unauthenticated@") {
 		t.Errorf("executed_by %q, want the gRPC peer", by)
 	}
 }

@@ -19,6 +19,9 @@ type KBStore interface {
 	Revision() uint64
 	Snapshot(ctx context.Context) (*kbstore.KB, error)
 	Import(ctx context.Context, kb *kbstore.KB, replace bool) error
+	History(ctx context.Context) ([]kbstore.Revisioned, uint64, error)
+	AtRevision(ctx context.Context, rev uint64) (*kbstore.KB, error)
+	Rollback(ctx context.Context, rev uint64) error
 
 	ListTags(ctx context.Context) ([]kbstore.Tag, error)
 	GetTag(ctx context.Context, name string) (kbstore.Tag, error)

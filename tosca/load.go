@@ -1,6 +1,7 @@
 package tosca
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,11 @@ type Options struct {
 	// Inputs are values for the template's inputs as text (from --input
 	// key=value), read according to each input's type.
 	Inputs map[string]string
+	// AllowOutside lets imports and implementation scripts come from
+	// outside the main template's folder (--allow-outside). Without it a
+	// template cannot make the toolchain read, say, /etc/shadow into a
+	// Heat template's user_data.
+	AllowOutside bool
 }
 
 func (o Options) readFile() func(string) ([]byte, error) {
@@ -79,7 +85,7 @@ func Parse(file string, data []byte, opts Options) (*Template, error) {
 }
 
 func parse(file string, data []byte, opts Options) (*Template, *Error) {
-	l, err := newLoader(opts)
+	l, err := newLoader(file, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -90,9 +96,46 @@ func parse(file string, data []byte, opts Options) (*Template, *Error) {
 	return l.parseRoot(file, root, opts)
 }
 
-// newLoader returns a loader that knows the built-in types.
-func newLoader(opts Options) (*loader, *Error) {
-	l := &loader{read: opts.readFile(), reg: newRegistry(), files: map[string]*sourceFile{}}
+// ErrOutside says that a template named a file outside its folder.
+var ErrOutside = errors.New("outside the template's folder (--allow-outside reads it)")
+
+// confined wraps read so that it reads only under dir (symbolic links
+// followed), unless allowed.
+func confined(read func(string) ([]byte, error), dir string, allowed bool) func(string) ([]byte, error) {
+	if allowed {
+		return read
+	}
+	return func(name string) ([]byte, error) {
+		base, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, err
+		}
+		target, err := filepath.Abs(name)
+		if err != nil {
+			return nil, err
+		}
+		if b, err := filepath.EvalSymlinks(base); err == nil {
+			base = b
+		}
+		if t, err := filepath.EvalSymlinks(target); err == nil {
+			target = t
+		}
+		rel, err := filepath.Rel(base, target)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return nil, ErrOutside
+		}
+		return read(name)
+	}
+}
+
+// newLoader returns a loader that knows the built-in types; it reads
+// other files only under the folder of file (see Options.AllowOutside).
+func newLoader(file string, opts Options) (*loader, *Error) {
+	dir := filepath.Dir(file)
+	if file == "stdin" {
+		dir = "."
+	}
+	l := &loader{read: confined(opts.readFile(), dir, opts.AllowOutside), reg: newRegistry(), files: map[string]*sourceFile{}}
 	for _, b := range []struct{ name, text string }{{"normative types (built in)", normativeTypes}, {"ecrae-types.yaml (built in)", ecraeTypes}} {
 		root, err := parseYAML(b.name, []byte(b.text))
 		if err != nil {

@@ -192,7 +192,7 @@ func resolve(ctx context.Context, t *Template, p Placer) (*Resolved, error) {
 			what, out.HostSource, out.TotalMarginalWatts), commentWidth))
 	}
 	dropEcraeImports(root, t.main)
-	l, lerr := newLoader(t.opts)
+	l, lerr := newLoader(t.File, t.opts)
 	if lerr != nil {
 		return nil, lerr
 	}

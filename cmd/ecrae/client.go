@@ -13,7 +13,9 @@ import (
 
 	"github.com/ecrae/ecrae/server"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
@@ -24,16 +26,46 @@ type clientFlags struct {
 	server  string
 	timeout time.Duration
 	json    bool
+	// TLS to the service (ECRAE_TLS_* variables when the flags are not
+	// given), and an OpenStack token sent as x-auth-token.
+	tlsCA, tlsCert, tlsKey string
+	tokenEnv               string
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.server, "server", "127.0.0.1:50051", "address of ecrae serve")
-	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of each call")
+	c.registerConn(fs)
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 }
 
+// registerConn registers how to reach the service: address, deadline, TLS
+// and token.
+func (c *clientFlags) registerConn(fs *flag.FlagSet) {
+	fs.StringVar(&c.server, "server", "127.0.0.1:50051", "address of ecrae serve")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of each call")
+	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("ECRAE_TLS_CA"), "CA (PEM) that signed the service's certificate; setting it turns TLS on ($ECRAE_TLS_CA)")
+	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("ECRAE_TLS_CERT"), "client certificate (PEM) for mutual TLS ($ECRAE_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("ECRAE_TLS_KEY"), "private key (PEM) of --tls-cert ($ECRAE_TLS_KEY)")
+	fs.StringVar(&c.tokenEnv, "token-env", "OS_TOKEN", "environment variable holding a Keystone token to send as x-auth-token (never a flag: the process list is public)")
+}
+
 func (c *clientFlags) dial() (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(c.server, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(server.Codec{})))
+	creds := insecure.NewCredentials()
+	if c.tlsCA != "" || c.tlsCert != "" || c.tlsKey != "" {
+		tc, err := server.ClientTLS(c.tlsCA, c.tlsCert, c.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(server.Codec{}))}
+	if tok := os.Getenv(c.tokenEnv); c.tokenEnv != "" && tok != "" {
+		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
+			return invoker(metadata.AppendToOutgoingContext(ctx, "x-auth-token", tok), method, req, reply, cc, o...)
+		}), grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
+			return streamer(metadata.AppendToOutgoingContext(ctx, "x-auth-token", tok), desc, cc, method, o...)
+		}))
+	}
+	conn, err := grpc.NewClient(c.server, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", c.server, err)
 	}

@@ -17,6 +17,9 @@ const kbUsage = `Usage:
   ecrae kb import FILE [--replace] [--dry-run]
                                           merge (or replace) the KB from YAML, atomically
   ecrae kb validate FILE                  check a KB YAML file offline
+  ecrae kb history [--json]               the kept earlier revisions (every write keeps the KB it replaced)
+  ecrae kb diff REV [--json]              what rolling back to REV would change
+  ecrae kb rollback REV --yes             make the KB what it was at REV (a new, undoable revision)
   ecrae kb host set NAME --arch ARCH [--rack R] [--power-cap W]
   ecrae kb host delete NAME               map a compute host to its architecture, or unmap it
 `
@@ -77,6 +80,28 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return nil
 	case "host":
 		return kbHost(ctx, args[1:], stderr, stdout)
+	case "history":
+		pos, err := parseFlags(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) > 0 {
+			return fmt.Errorf("%w: kb history takes no arguments", errUsage)
+		}
+		return kbHistory(ctx, &cf, stdout)
+	case "diff", "rollback":
+		yes := fs.Bool("yes", false, "roll back (without it: show what would change)")
+		pos, err := parseFlags(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: kb %s takes one REV (see ecrae kb history)", errUsage, args[0])
+		}
+		if args[0] == "diff" {
+			return kbDiff(ctx, &cf, pos[0], stdout)
+		}
+		return kbRollback(ctx, &cf, pos[0], *yes, stdout)
 	}
 	fmt.Fprint(stderr, kbUsage)
 	return fmt.Errorf("%w: unknown kb subcommand %q", errUsage, args[0])
@@ -208,6 +233,9 @@ func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bo
 	}
 	fmt.Fprintf(stdout, "%s %s: %d architectures, %d tags, %d flavors, %d hosts\n", verb, file,
 		resp.GetArchitectures(), resp.GetTags(), resp.GetFlavors(), resp.GetHosts())
+	if !dry && resp.GetRevision() > 1 {
+		fmt.Fprintf(stdout, "the KB is now revision %d (undo: ecrae kb rollback %d --yes)\n", resp.GetRevision(), resp.GetRevision()-1)
+	}
 	return nil
 }
 

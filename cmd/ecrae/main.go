@@ -30,6 +30,7 @@ Usage:
   ecrae pack FILE [flags]              solve one bin-packing instance (.vbp, .vmp)
   ecrae sim --trace DIR [flags]        simulate a day of traces: energy, SLA, migrations (--compare: side by side)
   ecrae tosca resolve|hot|deploy APP.yaml [flags]   tagged TOSCA → resolved TOSCA → Heat stack
+  ecrae audit [--since D] [--json]     who changed what: KB writes, plans, power actions
 
 Run "ecrae COMMAND -h" for the flags of a command.
 `
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runRebalance(ctx, rest, stdin, stdout, stderr)
 	case "tosca":
 		return runTosca(ctx, rest, stdin, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

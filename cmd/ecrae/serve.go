@@ -54,6 +54,9 @@ type serveConfig struct {
 	gcPercent  int
 	memLimit   string
 	stateCache int
+	// TLS, roles, exposure (issue 13) and NATS security.
+	security securityServe
+	natsSec  natsSecurity
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -75,6 +78,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&c.staleAfter, "stale-after", hostview.DefaultStaleAfter, "a host not heard from for this long is stale: its measurements fall back to the model's estimate")
 	fs.StringVar(&c.subjectPrefix, "subject-prefix", "nova", "NATS subject prefix of Nova's notifications (<prefix>.versioned_notifications.<priority>.<event_type>)")
 	c.rebalance.register(fs)
+	c.security.register(fs)
+	c.natsSec.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
 	fs.StringVar(&c.memLimit, "memory-limit", fmt.Sprintf("%dMiB", server.DefaultMemoryLimit>>20), `soft memory limit (GOMEMLIMIT), e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
@@ -106,11 +111,23 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	stats := server.NewMetrics(reg)
+	// Security flags are checked before anything is opened or started.
+	sec, err := c.security.setup(&c, reg, log)
+	if err != nil {
+		return err
+	}
+	defer sec.close()
 	store, err := kbstore.Open(c.dbPath, kbstore.Options{Timeout: time.Second})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if err := sec.openAudit(c.dbPath); err != nil {
+		return err
+	}
 	seeded, err := store.SeedDefault(ctx)
 	if err != nil {
 		return fmt.Errorf("seed knowledge base: %w", err)
@@ -123,10 +140,6 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	}
 	defer shutdownNATS()
 	defer nc.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	stats := server.NewMetrics(reg)
 
 	// The live host view: Nova's notifications and node samples from
 	// JetStream, reconciled with Nova and Placement when credentials exist.
@@ -162,8 +175,12 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	}
 
 	var inflight atomic.Int64
-	g := grpc.NewServer(grpc.ForceServerCodecV2(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))
+	creds, authUnary, authStream := sec.serverOptions()
+	g := grpc.NewServer(append(creds, grpc.ForceServerCodecV2(server.Codec{}),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor()}, authUnary...)...),
+		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
+	sec.audit.Register(g)
 	runRebalance, stopRebalance, err := c.rebalance.start(g, srv, cloud, c.dbPath, log)
 	if err != nil {
 		return err
@@ -192,7 +209,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: sec.httpTLS()}
 
 	// The stream exists before the service says it is serving, so nothing
 	// published from then on can be missed (Run ensures it again).
@@ -244,8 +261,13 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		}
 		return nil
 	})
+	eg.Go(func() error { return sec.run(ctx) })
 	eg.Go(func() error {
-		if err := hsrv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serveHTTP := hsrv.Serve
+		if hsrv.TLSConfig != nil {
+			serveHTTP = func(l net.Listener) error { return hsrv.ServeTLS(l, "", "") }
+		}
+		if err := serveHTTP(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("HTTP server: %w", err)
 		}
 		return nil
@@ -291,12 +313,17 @@ func countInflight(n *atomic.Int64) grpc.UnaryServerInterceptor {
 // or checks that an external one answers, and returns a connection to it.
 func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), error) {
 	if c.natsURL != "embedded" {
-		nc, err := nats.Connect(c.natsURL, nats.Name("ecrae"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+		auth, err := c.natsSec.externalOptions()
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("NATS %s: %w", c.natsURL, err)
+			return nil, "", nil, err
 		}
-		log.Info("using external NATS", "url", c.natsURL)
-		return nc, c.natsURL, func() {}, nil
+		shown := redactURLs(c.natsURL) // a nats://user:password@ URL must not reach the log
+		nc, err := nats.Connect(c.natsURL, append(auth, nats.Name("ecrae"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))...)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("NATS %s: %w", shown, err)
+		}
+		log.Info("using external NATS", "url", shown)
+		return nc, shown, func() {}, nil
 	}
 	host, portStr, err := net.SplitHostPort(c.natsAddr)
 	if err != nil {
@@ -315,10 +342,15 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 	if err := os.MkdirAll(storeDir, 0o750); err != nil {
 		return nil, "", nil, fmt.Errorf("NATS store %s: %w", storeDir, err)
 	}
-	ns, err := natsserver.NewServer(&natsserver.Options{
+	opts := &natsserver.Options{
 		ServerName: "ecrae", Host: host, Port: port, JetStream: true, StoreDir: storeDir,
 		NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
-	})
+	}
+	self, err := c.natsSec.embeddedOptions(opts, c.subjectPrefix)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ns, err := natsserver.NewServer(opts)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("embedded NATS: %w", err)
 	}
@@ -327,7 +359,7 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 		ns.Shutdown()
 		return nil, "", nil, fmt.Errorf("embedded NATS did not start on %s (is the port taken?)", c.natsAddr)
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("ecrae"))
+	nc, err := nats.Connect("", append(self, nats.InProcessServer(ns), nats.Name("ecrae"))...)
 	if err != nil {
 		ns.Shutdown()
 		return nil, "", nil, fmt.Errorf("connect to embedded NATS: %w", err)

@@ -67,6 +67,7 @@ type toscaCmd struct {
 	poll          time.Duration
 	wait          time.Duration
 	json          bool
+	allowOutside  bool
 }
 
 func runTosca(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -86,8 +87,8 @@ func runTosca(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	fs := newFlagSet("tosca "+c.sub, stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, toscaUsage) }
-	fs.StringVar(&c.cf.server, "server", "127.0.0.1:50051", "address of ecrae serve")
-	fs.DurationVar(&c.cf.timeout, "timeout", 10*time.Second, "deadline of each service call")
+	c.cf.registerConn(fs)
+	fs.BoolVar(&c.allowOutside, "allow-outside", false, "let imports and implementation scripts come from outside the template's folder")
 	fs.BoolVar(&c.noService, "no-service", false, "resolve in-process from a knowledge base file")
 	fs.StringVar(&c.kbFile, "kb", "", "with --no-service: the knowledge base file")
 	fs.Func("input", "a template input, KEY=VALUE (repeatable)", func(s string) error {
@@ -132,7 +133,7 @@ func runTosca(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 }
 
 func (c *toscaCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
-	name, opts := c.file, tosca.Options{Inputs: c.inputs}
+	name, opts := c.file, tosca.Options{Inputs: c.inputs, AllowOutside: c.allowOutside}
 	var t *tosca.Template
 	var err error
 	if c.file == "-" {

@@ -37,11 +37,13 @@ var toscaGolden = []struct {
 	name string
 	src  string
 	hot  []string // extra flags for hot
+	args []string // extra flags for both
 }{
-	{"owncloud", "../../examples/owncloud/owncloud.yaml", []string{"--image-map", "../../examples/owncloud/images.yaml"}},
-	{"single", "../../tosca/testdata/single/app.yaml", nil},
-	{"three-tier", "../../tosca/testdata/three-tier/app.yaml", nil},
-	{"arm", "../../tosca/testdata/arm/app.yaml", []string{"--script-timeout", "10m"}},
+	{"owncloud", "../../examples/owncloud/owncloud.yaml", []string{"--image-map", "../../examples/owncloud/images.yaml"}, nil},
+	{"single", "../../tosca/testdata/single/app.yaml", nil, nil},
+	{"three-tier", "../../tosca/testdata/three-tier/app.yaml", nil, nil},
+	// It imports the types file two folders up: outside its folder.
+	{"arm", "../../tosca/testdata/arm/app.yaml", []string{"--script-timeout", "10m"}, []string{"--allow-outside"}},
 }
 
 // runCLI runs the ecrae command in-process.
@@ -96,12 +98,12 @@ func firstDiff(want, got string) string {
 func TestToscaGolden(t *testing.T) {
 	for _, c := range toscaGolden {
 		t.Run(c.name, func(t *testing.T) {
-			out, _, err := runCLI(t, "tosca", "resolve", c.src, "--no-service", "--kb", testKB)
+			out, _, err := runCLI(t, append([]string{"tosca", "resolve", c.src, "--no-service", "--kb", testKB}, c.args...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			golden(t, c.name+".resolved.yaml", []byte(out))
-			out, _, err = runCLI(t, append([]string{"tosca", "hot", c.src, "--no-service", "--kb", testKB}, c.hot...)...)
+			out, _, err = runCLI(t, append(append([]string{"tosca", "hot", c.src, "--no-service", "--kb", testKB}, c.hot...), c.args...)...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -42,8 +42,15 @@ def free_port():
 class EcraeService(object):
     """`bin/ecrae serve` on random free ports with its embedded NATS."""
 
-    def __init__(self, binary=ECRAE_BIN):
+    def __init__(self, binary=ECRAE_BIN, extra_args=(), https_ca=None,
+                 client_args=()):
+        # extra_args: more serve flags (TLS, roles); https_ca: /healthz is
+        # then HTTPS, verified with this CA; client_args: flags every
+        # `ecrae` client command of the test gets (--tls-*).
         self.binary = binary
+        self.extra_args = list(extra_args)
+        self.https_ca = https_ca
+        self.client_args = list(client_args)
         self.tmpdir = tempfile.mkdtemp(prefix='ecrae-it-')
         self.grpc_port = free_port()
         self.http_port = free_port()
@@ -70,14 +77,20 @@ class EcraeService(object):
                # gRPC's GracefulStop waits for clients to hang up, and the
                # shim keeps its channel open: without this a SIGTERM takes
                # ~5 s whenever Nova's scheduler has called the service.
-               '--shutdown-grace', '1s']
+               '--shutdown-grace', '1s'] + self.extra_args
         self._log = open(self.log_path, 'ab')
         self.proc = subprocess.Popen(cmd, stdout=self._log,
                                      stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.tmpdir)
         deadline = time.monotonic() + timeout
+        handlers = [urllib.request.ProxyHandler({})]
         url = 'http://127.0.0.1:%d/healthz' % self.http_port
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        if self.https_ca:
+            import ssl
+            url = 'https' + url[len('http'):]
+            handlers.append(urllib.request.HTTPSHandler(
+                context=ssl.create_default_context(cafile=self.https_ca)))
+        opener = urllib.request.build_opener(*handlers)
         while True:
             if self.proc.poll() is not None:
                 log, code = self.log(), self.proc.returncode
@@ -146,7 +159,7 @@ class EcraeService(object):
         with open(path, 'w') as f:
             f.write(yaml_text)
         return self.cli('kb', 'import', path, '--server', self.grpc_addr,
-                        '--replace')
+                        '--replace', *self.client_args)
 
 
 # --------------------------------------------------------------------------

@@ -127,6 +127,16 @@ class KnowledgeBaseServiceStub(object):
                 request_serializer=ecrae_dot_v1_dot_knowledge__base__pb2.ImportKnowledgeBaseRequest.SerializeToString,
                 response_deserializer=ecrae_dot_v1_dot_knowledge__base__pb2.ImportKnowledgeBaseResponse.FromString,
                 )
+        self.ListKnowledgeBaseRevisions = channel.unary_unary(
+                '/ecrae.v1.KnowledgeBaseService/ListKnowledgeBaseRevisions',
+                request_serializer=ecrae_dot_v1_dot_knowledge__base__pb2.ListKnowledgeBaseRevisionsRequest.SerializeToString,
+                response_deserializer=ecrae_dot_v1_dot_knowledge__base__pb2.ListKnowledgeBaseRevisionsResponse.FromString,
+                )
+        self.RollbackKnowledgeBase = channel.unary_unary(
+                '/ecrae.v1.KnowledgeBaseService/RollbackKnowledgeBase',
+                request_serializer=ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseRequest.SerializeToString,
+                response_deserializer=ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseResponse.FromString,
+                )
 
 
 class KnowledgeBaseServiceServicer(object):
@@ -269,6 +279,22 @@ class KnowledgeBaseServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListKnowledgeBaseRevisions(self, request, context):
+        """ListKnowledgeBaseRevisions lists the kept earlier revisions of the KB
+        (every write keeps the KB it replaced) and the current revision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackKnowledgeBase(self, request, context):
+        """RollbackKnowledgeBase makes the KB what it was at a kept revision, as a
+        new write (itself kept, so undoable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KnowledgeBaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -381,6 +407,16 @@ def add_KnowledgeBaseServiceServicer_to_server(servicer, server):
                     servicer.ImportKnowledgeBase,
                     request_deserializer=ecrae_dot_v1_dot_knowledge__base__pb2.ImportKnowledgeBaseRequest.FromString,
                     response_serializer=ecrae_dot_v1_dot_knowledge__base__pb2.ImportKnowledgeBaseResponse.SerializeToString,
+            ),
+            'ListKnowledgeBaseRevisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKnowledgeBaseRevisions,
+                    request_deserializer=ecrae_dot_v1_dot_knowledge__base__pb2.ListKnowledgeBaseRevisionsRequest.FromString,
+                    response_serializer=ecrae_dot_v1_dot_knowledge__base__pb2.ListKnowledgeBaseRevisionsResponse.SerializeToString,
+            ),
+            'RollbackKnowledgeBase': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackKnowledgeBase,
+                    request_deserializer=ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseRequest.FromString,
+                    response_serializer=ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -766,5 +802,39 @@ class KnowledgeBaseService(object):
         return grpc.experimental.unary_unary(request, target, '/ecrae.v1.KnowledgeBaseService/ImportKnowledgeBase',
             ecrae_dot_v1_dot_knowledge__base__pb2.ImportKnowledgeBaseRequest.SerializeToString,
             ecrae_dot_v1_dot_knowledge__base__pb2.ImportKnowledgeBaseResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListKnowledgeBaseRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/ecrae.v1.KnowledgeBaseService/ListKnowledgeBaseRevisions',
+            ecrae_dot_v1_dot_knowledge__base__pb2.ListKnowledgeBaseRevisionsRequest.SerializeToString,
+            ecrae_dot_v1_dot_knowledge__base__pb2.ListKnowledgeBaseRevisionsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RollbackKnowledgeBase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/ecrae.v1.KnowledgeBaseService/RollbackKnowledgeBase',
+            ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseRequest.SerializeToString,
+            ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

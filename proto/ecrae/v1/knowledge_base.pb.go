@@ -9,6 +9,7 @@ package ecraev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -2202,7 +2203,9 @@ func (*DeleteHostResponse) Descriptor() ([]byte, []int) {
 }
 
 type ExportKnowledgeBaseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A kept earlier revision (0: the current KB).
+	Revision      uint64 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2235,6 +2238,13 @@ func (x *ExportKnowledgeBaseRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ExportKnowledgeBaseRequest.ProtoReflect.Descriptor instead.
 func (*ExportKnowledgeBaseRequest) Descriptor() ([]byte, []int) {
 	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ExportKnowledgeBaseRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
 }
 
 type ExportKnowledgeBaseResponse struct {
@@ -2358,6 +2368,8 @@ type ImportKnowledgeBaseResponse struct {
 	Architectures int32                  `protobuf:"varint,2,opt,name=architectures,proto3" json:"architectures,omitempty"`
 	Flavors       int32                  `protobuf:"varint,3,opt,name=flavors,proto3" json:"flavors,omitempty"`
 	Hosts         int32                  `protobuf:"varint,4,opt,name=hosts,proto3" json:"hosts,omitempty"`
+	// The KB's revision after the import (unchanged by a dry run).
+	Revision      uint64 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2420,11 +2432,290 @@ func (x *ImportKnowledgeBaseResponse) GetHosts() int32 {
 	return 0
 }
 
+func (x *ImportKnowledgeBaseResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type ListKnowledgeBaseRevisionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKnowledgeBaseRevisionsRequest) Reset() {
+	*x = ListKnowledgeBaseRevisionsRequest{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKnowledgeBaseRevisionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKnowledgeBaseRevisionsRequest) ProtoMessage() {}
+
+func (x *ListKnowledgeBaseRevisionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKnowledgeBaseRevisionsRequest.ProtoReflect.Descriptor instead.
+func (*ListKnowledgeBaseRevisionsRequest) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{48}
+}
+
+// KnowledgeBaseRevision is one kept earlier state of the KB.
+type KnowledgeBaseRevision struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Revision uint64                 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	// When the write that replaced it committed, and what that write was.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	Change        string                 `protobuf:"bytes,3,opt,name=change,proto3" json:"change,omitempty"`
+	Architectures int32                  `protobuf:"varint,4,opt,name=architectures,proto3" json:"architectures,omitempty"`
+	Tags          int32                  `protobuf:"varint,5,opt,name=tags,proto3" json:"tags,omitempty"`
+	Flavors       int32                  `protobuf:"varint,6,opt,name=flavors,proto3" json:"flavors,omitempty"`
+	Hosts         int32                  `protobuf:"varint,7,opt,name=hosts,proto3" json:"hosts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KnowledgeBaseRevision) Reset() {
+	*x = KnowledgeBaseRevision{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KnowledgeBaseRevision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KnowledgeBaseRevision) ProtoMessage() {}
+
+func (x *KnowledgeBaseRevision) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KnowledgeBaseRevision.ProtoReflect.Descriptor instead.
+func (*KnowledgeBaseRevision) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *KnowledgeBaseRevision) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *KnowledgeBaseRevision) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *KnowledgeBaseRevision) GetChange() string {
+	if x != nil {
+		return x.Change
+	}
+	return ""
+}
+
+func (x *KnowledgeBaseRevision) GetArchitectures() int32 {
+	if x != nil {
+		return x.Architectures
+	}
+	return 0
+}
+
+func (x *KnowledgeBaseRevision) GetTags() int32 {
+	if x != nil {
+		return x.Tags
+	}
+	return 0
+}
+
+func (x *KnowledgeBaseRevision) GetFlavors() int32 {
+	if x != nil {
+		return x.Flavors
+	}
+	return 0
+}
+
+func (x *KnowledgeBaseRevision) GetHosts() int32 {
+	if x != nil {
+		return x.Hosts
+	}
+	return 0
+}
+
+type ListKnowledgeBaseRevisionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first.
+	Revisions     []*KnowledgeBaseRevision `protobuf:"bytes,1,rep,name=revisions,proto3" json:"revisions,omitempty"`
+	Current       uint64                   `protobuf:"varint,2,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKnowledgeBaseRevisionsResponse) Reset() {
+	*x = ListKnowledgeBaseRevisionsResponse{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKnowledgeBaseRevisionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKnowledgeBaseRevisionsResponse) ProtoMessage() {}
+
+func (x *ListKnowledgeBaseRevisionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKnowledgeBaseRevisionsResponse.ProtoReflect.Descriptor instead.
+func (*ListKnowledgeBaseRevisionsResponse) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListKnowledgeBaseRevisionsResponse) GetRevisions() []*KnowledgeBaseRevision {
+	if x != nil {
+		return x.Revisions
+	}
+	return nil
+}
+
+func (x *ListKnowledgeBaseRevisionsResponse) GetCurrent() uint64 {
+	if x != nil {
+		return x.Current
+	}
+	return 0
+}
+
+type RollbackKnowledgeBaseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revision      uint64                 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackKnowledgeBaseRequest) Reset() {
+	*x = RollbackKnowledgeBaseRequest{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackKnowledgeBaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackKnowledgeBaseRequest) ProtoMessage() {}
+
+func (x *RollbackKnowledgeBaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackKnowledgeBaseRequest.ProtoReflect.Descriptor instead.
+func (*RollbackKnowledgeBaseRequest) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RollbackKnowledgeBaseRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type RollbackKnowledgeBaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new current revision (the rollback is a write of its own).
+	Revision      uint64 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackKnowledgeBaseResponse) Reset() {
+	*x = RollbackKnowledgeBaseResponse{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackKnowledgeBaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackKnowledgeBaseResponse) ProtoMessage() {}
+
+func (x *RollbackKnowledgeBaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackKnowledgeBaseResponse.ProtoReflect.Descriptor instead.
+func (*RollbackKnowledgeBaseResponse) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RollbackKnowledgeBaseResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_ecrae_v1_knowledge_base_proto protoreflect.FileDescriptor
 
 const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
 	"\n" +
-	"\x1decrae/v1/knowledge_base.proto\x12\becrae.v1\x1a\x18ecrae/v1/placement.proto\"\xcd\x01\n" +
+	"\x1decrae/v1/knowledge_base.proto\x12\becrae.v1\x1a\x18ecrae/v1/placement.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x01\n" +
 	"\tCandidate\x12\"\n" +
 	"\farchitecture\x18\x01 \x01(\tR\farchitecture\x12\x10\n" +
 	"\x03isa\x18\x02 \x01(\tR\x03isa\x12\x16\n" +
@@ -2538,24 +2829,42 @@ const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
 	"\x04host\x18\x01 \x01(\v2\x0e.ecrae.v1.HostR\x04host\"'\n" +
 	"\x11DeleteHostRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
-	"\x12DeleteHostResponse\"\x1c\n" +
-	"\x1aExportKnowledgeBaseRequest\"1\n" +
+	"\x12DeleteHostResponse\"8\n" +
+	"\x1aExportKnowledgeBaseRequest\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\"1\n" +
 	"\x1bExportKnowledgeBaseResponse\x12\x12\n" +
 	"\x04yaml\x18\x01 \x01(\tR\x04yaml\"w\n" +
 	"\x1aImportKnowledgeBaseRequest\x12\x12\n" +
 	"\x04yaml\x18\x01 \x01(\tR\x04yaml\x12\x18\n" +
 	"\areplace\x18\x02 \x01(\bR\areplace\x12\x17\n" +
 	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"\x87\x01\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"\xa3\x01\n" +
 	"\x1bImportKnowledgeBaseResponse\x12\x12\n" +
 	"\x04tags\x18\x01 \x01(\x05R\x04tags\x12$\n" +
 	"\rarchitectures\x18\x02 \x01(\x05R\rarchitectures\x12\x18\n" +
 	"\aflavors\x18\x03 \x01(\x05R\aflavors\x12\x14\n" +
-	"\x05hosts\x18\x04 \x01(\x05R\x05hosts*J\n" +
+	"\x05hosts\x18\x04 \x01(\x05R\x05hosts\x12\x1a\n" +
+	"\brevision\x18\x05 \x01(\x04R\brevision\"#\n" +
+	"!ListKnowledgeBaseRevisionsRequest\"\xe7\x01\n" +
+	"\x15KnowledgeBaseRevision\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\x120\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x16\n" +
+	"\x06change\x18\x03 \x01(\tR\x06change\x12$\n" +
+	"\rarchitectures\x18\x04 \x01(\x05R\rarchitectures\x12\x12\n" +
+	"\x04tags\x18\x05 \x01(\x05R\x04tags\x12\x18\n" +
+	"\aflavors\x18\x06 \x01(\x05R\aflavors\x12\x14\n" +
+	"\x05hosts\x18\a \x01(\x05R\x05hosts\"}\n" +
+	"\"ListKnowledgeBaseRevisionsResponse\x12=\n" +
+	"\trevisions\x18\x01 \x03(\v2\x1f.ecrae.v1.KnowledgeBaseRevisionR\trevisions\x12\x18\n" +
+	"\acurrent\x18\x02 \x01(\x04R\acurrent\":\n" +
+	"\x1cRollbackKnowledgeBaseRequest\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\";\n" +
+	"\x1dRollbackKnowledgeBaseResponse\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision*J\n" +
 	"\aTagMode\x12\x18\n" +
 	"\x14TAG_MODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTAG_MODE_EXACT\x10\x01\x12\x11\n" +
-	"\rTAG_MODE_HINT\x10\x022\xe9\r\n" +
+	"\rTAG_MODE_HINT\x10\x022\xcc\x0f\n" +
 	"\x14KnowledgeBaseService\x12A\n" +
 	"\bListTags\x12\x19.ecrae.v1.ListTagsRequest\x1a\x1a.ecrae.v1.ListTagsResponse\x12;\n" +
 	"\x06GetTag\x12\x17.ecrae.v1.GetTagRequest\x1a\x18.ecrae.v1.GetTagResponse\x12D\n" +
@@ -2581,7 +2890,9 @@ const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
 	"\n" +
 	"DeleteHost\x12\x1b.ecrae.v1.DeleteHostRequest\x1a\x1c.ecrae.v1.DeleteHostResponse\x12b\n" +
 	"\x13ExportKnowledgeBase\x12$.ecrae.v1.ExportKnowledgeBaseRequest\x1a%.ecrae.v1.ExportKnowledgeBaseResponse\x12b\n" +
-	"\x13ImportKnowledgeBase\x12$.ecrae.v1.ImportKnowledgeBaseRequest\x1a%.ecrae.v1.ImportKnowledgeBaseResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
+	"\x13ImportKnowledgeBase\x12$.ecrae.v1.ImportKnowledgeBaseRequest\x1a%.ecrae.v1.ImportKnowledgeBaseResponse\x12w\n" +
+	"\x1aListKnowledgeBaseRevisions\x12+.ecrae.v1.ListKnowledgeBaseRevisionsRequest\x1a,.ecrae.v1.ListKnowledgeBaseRevisionsResponse\x12h\n" +
+	"\x15RollbackKnowledgeBase\x12&.ecrae.v1.RollbackKnowledgeBaseRequest\x1a'.ecrae.v1.RollbackKnowledgeBaseResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
 
 var (
 	file_ecrae_v1_knowledge_base_proto_rawDescOnce sync.Once
@@ -2596,58 +2907,64 @@ func file_ecrae_v1_knowledge_base_proto_rawDescGZIP() []byte {
 }
 
 var file_ecrae_v1_knowledge_base_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ecrae_v1_knowledge_base_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_ecrae_v1_knowledge_base_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_ecrae_v1_knowledge_base_proto_goTypes = []any{
-	(TagMode)(0),                        // 0: ecrae.v1.TagMode
-	(*Candidate)(nil),                   // 1: ecrae.v1.Candidate
-	(*Tag)(nil),                         // 2: ecrae.v1.Tag
-	(*Architecture)(nil),                // 3: ecrae.v1.Architecture
-	(*Host)(nil),                        // 4: ecrae.v1.Host
-	(*ListTagsRequest)(nil),             // 5: ecrae.v1.ListTagsRequest
-	(*ListTagsResponse)(nil),            // 6: ecrae.v1.ListTagsResponse
-	(*GetTagRequest)(nil),               // 7: ecrae.v1.GetTagRequest
-	(*GetTagResponse)(nil),              // 8: ecrae.v1.GetTagResponse
-	(*CreateTagRequest)(nil),            // 9: ecrae.v1.CreateTagRequest
-	(*CreateTagResponse)(nil),           // 10: ecrae.v1.CreateTagResponse
-	(*UpdateTagRequest)(nil),            // 11: ecrae.v1.UpdateTagRequest
-	(*UpdateTagResponse)(nil),           // 12: ecrae.v1.UpdateTagResponse
-	(*DeleteTagRequest)(nil),            // 13: ecrae.v1.DeleteTagRequest
-	(*DeleteTagResponse)(nil),           // 14: ecrae.v1.DeleteTagResponse
-	(*ListArchitecturesRequest)(nil),    // 15: ecrae.v1.ListArchitecturesRequest
-	(*ListArchitecturesResponse)(nil),   // 16: ecrae.v1.ListArchitecturesResponse
-	(*GetArchitectureRequest)(nil),      // 17: ecrae.v1.GetArchitectureRequest
-	(*GetArchitectureResponse)(nil),     // 18: ecrae.v1.GetArchitectureResponse
-	(*CreateArchitectureRequest)(nil),   // 19: ecrae.v1.CreateArchitectureRequest
-	(*CreateArchitectureResponse)(nil),  // 20: ecrae.v1.CreateArchitectureResponse
-	(*UpdateArchitectureRequest)(nil),   // 21: ecrae.v1.UpdateArchitectureRequest
-	(*UpdateArchitectureResponse)(nil),  // 22: ecrae.v1.UpdateArchitectureResponse
-	(*DeleteArchitectureRequest)(nil),   // 23: ecrae.v1.DeleteArchitectureRequest
-	(*DeleteArchitectureResponse)(nil),  // 24: ecrae.v1.DeleteArchitectureResponse
-	(*ListFlavorsRequest)(nil),          // 25: ecrae.v1.ListFlavorsRequest
-	(*ListFlavorsResponse)(nil),         // 26: ecrae.v1.ListFlavorsResponse
-	(*GetFlavorRequest)(nil),            // 27: ecrae.v1.GetFlavorRequest
-	(*GetFlavorResponse)(nil),           // 28: ecrae.v1.GetFlavorResponse
-	(*CreateFlavorRequest)(nil),         // 29: ecrae.v1.CreateFlavorRequest
-	(*CreateFlavorResponse)(nil),        // 30: ecrae.v1.CreateFlavorResponse
-	(*UpdateFlavorRequest)(nil),         // 31: ecrae.v1.UpdateFlavorRequest
-	(*UpdateFlavorResponse)(nil),        // 32: ecrae.v1.UpdateFlavorResponse
-	(*DeleteFlavorRequest)(nil),         // 33: ecrae.v1.DeleteFlavorRequest
-	(*DeleteFlavorResponse)(nil),        // 34: ecrae.v1.DeleteFlavorResponse
-	(*ListHostsRequest)(nil),            // 35: ecrae.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),           // 36: ecrae.v1.ListHostsResponse
-	(*GetHostRequest)(nil),              // 37: ecrae.v1.GetHostRequest
-	(*GetHostResponse)(nil),             // 38: ecrae.v1.GetHostResponse
-	(*CreateHostRequest)(nil),           // 39: ecrae.v1.CreateHostRequest
-	(*CreateHostResponse)(nil),          // 40: ecrae.v1.CreateHostResponse
-	(*UpdateHostRequest)(nil),           // 41: ecrae.v1.UpdateHostRequest
-	(*UpdateHostResponse)(nil),          // 42: ecrae.v1.UpdateHostResponse
-	(*DeleteHostRequest)(nil),           // 43: ecrae.v1.DeleteHostRequest
-	(*DeleteHostResponse)(nil),          // 44: ecrae.v1.DeleteHostResponse
-	(*ExportKnowledgeBaseRequest)(nil),  // 45: ecrae.v1.ExportKnowledgeBaseRequest
-	(*ExportKnowledgeBaseResponse)(nil), // 46: ecrae.v1.ExportKnowledgeBaseResponse
-	(*ImportKnowledgeBaseRequest)(nil),  // 47: ecrae.v1.ImportKnowledgeBaseRequest
-	(*ImportKnowledgeBaseResponse)(nil), // 48: ecrae.v1.ImportKnowledgeBaseResponse
-	(*Flavor)(nil),                      // 49: ecrae.v1.Flavor
+	(TagMode)(0),                               // 0: ecrae.v1.TagMode
+	(*Candidate)(nil),                          // 1: ecrae.v1.Candidate
+	(*Tag)(nil),                                // 2: ecrae.v1.Tag
+	(*Architecture)(nil),                       // 3: ecrae.v1.Architecture
+	(*Host)(nil),                               // 4: ecrae.v1.Host
+	(*ListTagsRequest)(nil),                    // 5: ecrae.v1.ListTagsRequest
+	(*ListTagsResponse)(nil),                   // 6: ecrae.v1.ListTagsResponse
+	(*GetTagRequest)(nil),                      // 7: ecrae.v1.GetTagRequest
+	(*GetTagResponse)(nil),                     // 8: ecrae.v1.GetTagResponse
+	(*CreateTagRequest)(nil),                   // 9: ecrae.v1.CreateTagRequest
+	(*CreateTagResponse)(nil),                  // 10: ecrae.v1.CreateTagResponse
+	(*UpdateTagRequest)(nil),                   // 11: ecrae.v1.UpdateTagRequest
+	(*UpdateTagResponse)(nil),                  // 12: ecrae.v1.UpdateTagResponse
+	(*DeleteTagRequest)(nil),                   // 13: ecrae.v1.DeleteTagRequest
+	(*DeleteTagResponse)(nil),                  // 14: ecrae.v1.DeleteTagResponse
+	(*ListArchitecturesRequest)(nil),           // 15: ecrae.v1.ListArchitecturesRequest
+	(*ListArchitecturesResponse)(nil),          // 16: ecrae.v1.ListArchitecturesResponse
+	(*GetArchitectureRequest)(nil),             // 17: ecrae.v1.GetArchitectureRequest
+	(*GetArchitectureResponse)(nil),            // 18: ecrae.v1.GetArchitectureResponse
+	(*CreateArchitectureRequest)(nil),          // 19: ecrae.v1.CreateArchitectureRequest
+	(*CreateArchitectureResponse)(nil),         // 20: ecrae.v1.CreateArchitectureResponse
+	(*UpdateArchitectureRequest)(nil),          // 21: ecrae.v1.UpdateArchitectureRequest
+	(*UpdateArchitectureResponse)(nil),         // 22: ecrae.v1.UpdateArchitectureResponse
+	(*DeleteArchitectureRequest)(nil),          // 23: ecrae.v1.DeleteArchitectureRequest
+	(*DeleteArchitectureResponse)(nil),         // 24: ecrae.v1.DeleteArchitectureResponse
+	(*ListFlavorsRequest)(nil),                 // 25: ecrae.v1.ListFlavorsRequest
+	(*ListFlavorsResponse)(nil),                // 26: ecrae.v1.ListFlavorsResponse
+	(*GetFlavorRequest)(nil),                   // 27: ecrae.v1.GetFlavorRequest
+	(*GetFlavorResponse)(nil),                  // 28: ecrae.v1.GetFlavorResponse
+	(*CreateFlavorRequest)(nil),                // 29: ecrae.v1.CreateFlavorRequest
+	(*CreateFlavorResponse)(nil),               // 30: ecrae.v1.CreateFlavorResponse
+	(*UpdateFlavorRequest)(nil),                // 31: ecrae.v1.UpdateFlavorRequest
+	(*UpdateFlavorResponse)(nil),               // 32: ecrae.v1.UpdateFlavorResponse
+	(*DeleteFlavorRequest)(nil),                // 33: ecrae.v1.DeleteFlavorRequest
+	(*DeleteFlavorResponse)(nil),               // 34: ecrae.v1.DeleteFlavorResponse
+	(*ListHostsRequest)(nil),                   // 35: ecrae.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),                  // 36: ecrae.v1.ListHostsResponse
+	(*GetHostRequest)(nil),                     // 37: ecrae.v1.GetHostRequest
+	(*GetHostResponse)(nil),                    // 38: ecrae.v1.GetHostResponse
+	(*CreateHostRequest)(nil),                  // 39: ecrae.v1.CreateHostRequest
+	(*CreateHostResponse)(nil),                 // 40: ecrae.v1.CreateHostResponse
+	(*UpdateHostRequest)(nil),                  // 41: ecrae.v1.UpdateHostRequest
+	(*UpdateHostResponse)(nil),                 // 42: ecrae.v1.UpdateHostResponse
+	(*DeleteHostRequest)(nil),                  // 43: ecrae.v1.DeleteHostRequest
+	(*DeleteHostResponse)(nil),                 // 44: ecrae.v1.DeleteHostResponse
+	(*ExportKnowledgeBaseRequest)(nil),         // 45: ecrae.v1.ExportKnowledgeBaseRequest
+	(*ExportKnowledgeBaseResponse)(nil),        // 46: ecrae.v1.ExportKnowledgeBaseResponse
+	(*ImportKnowledgeBaseRequest)(nil),         // 47: ecrae.v1.ImportKnowledgeBaseRequest
+	(*ImportKnowledgeBaseResponse)(nil),        // 48: ecrae.v1.ImportKnowledgeBaseResponse
+	(*ListKnowledgeBaseRevisionsRequest)(nil),  // 49: ecrae.v1.ListKnowledgeBaseRevisionsRequest
+	(*KnowledgeBaseRevision)(nil),              // 50: ecrae.v1.KnowledgeBaseRevision
+	(*ListKnowledgeBaseRevisionsResponse)(nil), // 51: ecrae.v1.ListKnowledgeBaseRevisionsResponse
+	(*RollbackKnowledgeBaseRequest)(nil),       // 52: ecrae.v1.RollbackKnowledgeBaseRequest
+	(*RollbackKnowledgeBaseResponse)(nil),      // 53: ecrae.v1.RollbackKnowledgeBaseResponse
+	(*Flavor)(nil),                             // 54: ecrae.v1.Flavor
+	(*timestamppb.Timestamp)(nil),              // 55: google.protobuf.Timestamp
 }
 var file_ecrae_v1_knowledge_base_proto_depIdxs = []int32{
 	0,  // 0: ecrae.v1.Tag.mode:type_name -> ecrae.v1.TagMode
@@ -2664,67 +2981,73 @@ var file_ecrae_v1_knowledge_base_proto_depIdxs = []int32{
 	3,  // 11: ecrae.v1.CreateArchitectureResponse.architecture:type_name -> ecrae.v1.Architecture
 	3,  // 12: ecrae.v1.UpdateArchitectureRequest.architecture:type_name -> ecrae.v1.Architecture
 	3,  // 13: ecrae.v1.UpdateArchitectureResponse.architecture:type_name -> ecrae.v1.Architecture
-	49, // 14: ecrae.v1.ListFlavorsResponse.flavors:type_name -> ecrae.v1.Flavor
-	49, // 15: ecrae.v1.GetFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
-	49, // 16: ecrae.v1.CreateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
-	49, // 17: ecrae.v1.CreateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
-	49, // 18: ecrae.v1.UpdateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
-	49, // 19: ecrae.v1.UpdateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
+	54, // 14: ecrae.v1.ListFlavorsResponse.flavors:type_name -> ecrae.v1.Flavor
+	54, // 15: ecrae.v1.GetFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
+	54, // 16: ecrae.v1.CreateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
+	54, // 17: ecrae.v1.CreateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
+	54, // 18: ecrae.v1.UpdateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
+	54, // 19: ecrae.v1.UpdateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
 	4,  // 20: ecrae.v1.ListHostsResponse.hosts:type_name -> ecrae.v1.Host
 	4,  // 21: ecrae.v1.GetHostResponse.host:type_name -> ecrae.v1.Host
 	4,  // 22: ecrae.v1.CreateHostRequest.host:type_name -> ecrae.v1.Host
 	4,  // 23: ecrae.v1.CreateHostResponse.host:type_name -> ecrae.v1.Host
 	4,  // 24: ecrae.v1.UpdateHostRequest.host:type_name -> ecrae.v1.Host
 	4,  // 25: ecrae.v1.UpdateHostResponse.host:type_name -> ecrae.v1.Host
-	5,  // 26: ecrae.v1.KnowledgeBaseService.ListTags:input_type -> ecrae.v1.ListTagsRequest
-	7,  // 27: ecrae.v1.KnowledgeBaseService.GetTag:input_type -> ecrae.v1.GetTagRequest
-	9,  // 28: ecrae.v1.KnowledgeBaseService.CreateTag:input_type -> ecrae.v1.CreateTagRequest
-	11, // 29: ecrae.v1.KnowledgeBaseService.UpdateTag:input_type -> ecrae.v1.UpdateTagRequest
-	13, // 30: ecrae.v1.KnowledgeBaseService.DeleteTag:input_type -> ecrae.v1.DeleteTagRequest
-	15, // 31: ecrae.v1.KnowledgeBaseService.ListArchitectures:input_type -> ecrae.v1.ListArchitecturesRequest
-	17, // 32: ecrae.v1.KnowledgeBaseService.GetArchitecture:input_type -> ecrae.v1.GetArchitectureRequest
-	19, // 33: ecrae.v1.KnowledgeBaseService.CreateArchitecture:input_type -> ecrae.v1.CreateArchitectureRequest
-	21, // 34: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:input_type -> ecrae.v1.UpdateArchitectureRequest
-	23, // 35: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:input_type -> ecrae.v1.DeleteArchitectureRequest
-	25, // 36: ecrae.v1.KnowledgeBaseService.ListFlavors:input_type -> ecrae.v1.ListFlavorsRequest
-	27, // 37: ecrae.v1.KnowledgeBaseService.GetFlavor:input_type -> ecrae.v1.GetFlavorRequest
-	29, // 38: ecrae.v1.KnowledgeBaseService.CreateFlavor:input_type -> ecrae.v1.CreateFlavorRequest
-	31, // 39: ecrae.v1.KnowledgeBaseService.UpdateFlavor:input_type -> ecrae.v1.UpdateFlavorRequest
-	33, // 40: ecrae.v1.KnowledgeBaseService.DeleteFlavor:input_type -> ecrae.v1.DeleteFlavorRequest
-	35, // 41: ecrae.v1.KnowledgeBaseService.ListHosts:input_type -> ecrae.v1.ListHostsRequest
-	37, // 42: ecrae.v1.KnowledgeBaseService.GetHost:input_type -> ecrae.v1.GetHostRequest
-	39, // 43: ecrae.v1.KnowledgeBaseService.CreateHost:input_type -> ecrae.v1.CreateHostRequest
-	41, // 44: ecrae.v1.KnowledgeBaseService.UpdateHost:input_type -> ecrae.v1.UpdateHostRequest
-	43, // 45: ecrae.v1.KnowledgeBaseService.DeleteHost:input_type -> ecrae.v1.DeleteHostRequest
-	45, // 46: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:input_type -> ecrae.v1.ExportKnowledgeBaseRequest
-	47, // 47: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:input_type -> ecrae.v1.ImportKnowledgeBaseRequest
-	6,  // 48: ecrae.v1.KnowledgeBaseService.ListTags:output_type -> ecrae.v1.ListTagsResponse
-	8,  // 49: ecrae.v1.KnowledgeBaseService.GetTag:output_type -> ecrae.v1.GetTagResponse
-	10, // 50: ecrae.v1.KnowledgeBaseService.CreateTag:output_type -> ecrae.v1.CreateTagResponse
-	12, // 51: ecrae.v1.KnowledgeBaseService.UpdateTag:output_type -> ecrae.v1.UpdateTagResponse
-	14, // 52: ecrae.v1.KnowledgeBaseService.DeleteTag:output_type -> ecrae.v1.DeleteTagResponse
-	16, // 53: ecrae.v1.KnowledgeBaseService.ListArchitectures:output_type -> ecrae.v1.ListArchitecturesResponse
-	18, // 54: ecrae.v1.KnowledgeBaseService.GetArchitecture:output_type -> ecrae.v1.GetArchitectureResponse
-	20, // 55: ecrae.v1.KnowledgeBaseService.CreateArchitecture:output_type -> ecrae.v1.CreateArchitectureResponse
-	22, // 56: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:output_type -> ecrae.v1.UpdateArchitectureResponse
-	24, // 57: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:output_type -> ecrae.v1.DeleteArchitectureResponse
-	26, // 58: ecrae.v1.KnowledgeBaseService.ListFlavors:output_type -> ecrae.v1.ListFlavorsResponse
-	28, // 59: ecrae.v1.KnowledgeBaseService.GetFlavor:output_type -> ecrae.v1.GetFlavorResponse
-	30, // 60: ecrae.v1.KnowledgeBaseService.CreateFlavor:output_type -> ecrae.v1.CreateFlavorResponse
-	32, // 61: ecrae.v1.KnowledgeBaseService.UpdateFlavor:output_type -> ecrae.v1.UpdateFlavorResponse
-	34, // 62: ecrae.v1.KnowledgeBaseService.DeleteFlavor:output_type -> ecrae.v1.DeleteFlavorResponse
-	36, // 63: ecrae.v1.KnowledgeBaseService.ListHosts:output_type -> ecrae.v1.ListHostsResponse
-	38, // 64: ecrae.v1.KnowledgeBaseService.GetHost:output_type -> ecrae.v1.GetHostResponse
-	40, // 65: ecrae.v1.KnowledgeBaseService.CreateHost:output_type -> ecrae.v1.CreateHostResponse
-	42, // 66: ecrae.v1.KnowledgeBaseService.UpdateHost:output_type -> ecrae.v1.UpdateHostResponse
-	44, // 67: ecrae.v1.KnowledgeBaseService.DeleteHost:output_type -> ecrae.v1.DeleteHostResponse
-	46, // 68: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:output_type -> ecrae.v1.ExportKnowledgeBaseResponse
-	48, // 69: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:output_type -> ecrae.v1.ImportKnowledgeBaseResponse
-	48, // [48:70] is the sub-list for method output_type
-	26, // [26:48] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	55, // 26: ecrae.v1.KnowledgeBaseRevision.until:type_name -> google.protobuf.Timestamp
+	50, // 27: ecrae.v1.ListKnowledgeBaseRevisionsResponse.revisions:type_name -> ecrae.v1.KnowledgeBaseRevision
+	5,  // 28: ecrae.v1.KnowledgeBaseService.ListTags:input_type -> ecrae.v1.ListTagsRequest
+	7,  // 29: ecrae.v1.KnowledgeBaseService.GetTag:input_type -> ecrae.v1.GetTagRequest
+	9,  // 30: ecrae.v1.KnowledgeBaseService.CreateTag:input_type -> ecrae.v1.CreateTagRequest
+	11, // 31: ecrae.v1.KnowledgeBaseService.UpdateTag:input_type -> ecrae.v1.UpdateTagRequest
+	13, // 32: ecrae.v1.KnowledgeBaseService.DeleteTag:input_type -> ecrae.v1.DeleteTagRequest
+	15, // 33: ecrae.v1.KnowledgeBaseService.ListArchitectures:input_type -> ecrae.v1.ListArchitecturesRequest
+	17, // 34: ecrae.v1.KnowledgeBaseService.GetArchitecture:input_type -> ecrae.v1.GetArchitectureRequest
+	19, // 35: ecrae.v1.KnowledgeBaseService.CreateArchitecture:input_type -> ecrae.v1.CreateArchitectureRequest
+	21, // 36: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:input_type -> ecrae.v1.UpdateArchitectureRequest
+	23, // 37: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:input_type -> ecrae.v1.DeleteArchitectureRequest
+	25, // 38: ecrae.v1.KnowledgeBaseService.ListFlavors:input_type -> ecrae.v1.ListFlavorsRequest
+	27, // 39: ecrae.v1.KnowledgeBaseService.GetFlavor:input_type -> ecrae.v1.GetFlavorRequest
+	29, // 40: ecrae.v1.KnowledgeBaseService.CreateFlavor:input_type -> ecrae.v1.CreateFlavorRequest
+	31, // 41: ecrae.v1.KnowledgeBaseService.UpdateFlavor:input_type -> ecrae.v1.UpdateFlavorRequest
+	33, // 42: ecrae.v1.KnowledgeBaseService.DeleteFlavor:input_type -> ecrae.v1.DeleteFlavorRequest
+	35, // 43: ecrae.v1.KnowledgeBaseService.ListHosts:input_type -> ecrae.v1.ListHostsRequest
+	37, // 44: ecrae.v1.KnowledgeBaseService.GetHost:input_type -> ecrae.v1.GetHostRequest
+	39, // 45: ecrae.v1.KnowledgeBaseService.CreateHost:input_type -> ecrae.v1.CreateHostRequest
+	41, // 46: ecrae.v1.KnowledgeBaseService.UpdateHost:input_type -> ecrae.v1.UpdateHostRequest
+	43, // 47: ecrae.v1.KnowledgeBaseService.DeleteHost:input_type -> ecrae.v1.DeleteHostRequest
+	45, // 48: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:input_type -> ecrae.v1.ExportKnowledgeBaseRequest
+	47, // 49: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:input_type -> ecrae.v1.ImportKnowledgeBaseRequest
+	49, // 50: ecrae.v1.KnowledgeBaseService.ListKnowledgeBaseRevisions:input_type -> ecrae.v1.ListKnowledgeBaseRevisionsRequest
+	52, // 51: ecrae.v1.KnowledgeBaseService.RollbackKnowledgeBase:input_type -> ecrae.v1.RollbackKnowledgeBaseRequest
+	6,  // 52: ecrae.v1.KnowledgeBaseService.ListTags:output_type -> ecrae.v1.ListTagsResponse
+	8,  // 53: ecrae.v1.KnowledgeBaseService.GetTag:output_type -> ecrae.v1.GetTagResponse
+	10, // 54: ecrae.v1.KnowledgeBaseService.CreateTag:output_type -> ecrae.v1.CreateTagResponse
+	12, // 55: ecrae.v1.KnowledgeBaseService.UpdateTag:output_type -> ecrae.v1.UpdateTagResponse
+	14, // 56: ecrae.v1.KnowledgeBaseService.DeleteTag:output_type -> ecrae.v1.DeleteTagResponse
+	16, // 57: ecrae.v1.KnowledgeBaseService.ListArchitectures:output_type -> ecrae.v1.ListArchitecturesResponse
+	18, // 58: ecrae.v1.KnowledgeBaseService.GetArchitecture:output_type -> ecrae.v1.GetArchitectureResponse
+	20, // 59: ecrae.v1.KnowledgeBaseService.CreateArchitecture:output_type -> ecrae.v1.CreateArchitectureResponse
+	22, // 60: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:output_type -> ecrae.v1.UpdateArchitectureResponse
+	24, // 61: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:output_type -> ecrae.v1.DeleteArchitectureResponse
+	26, // 62: ecrae.v1.KnowledgeBaseService.ListFlavors:output_type -> ecrae.v1.ListFlavorsResponse
+	28, // 63: ecrae.v1.KnowledgeBaseService.GetFlavor:output_type -> ecrae.v1.GetFlavorResponse
+	30, // 64: ecrae.v1.KnowledgeBaseService.CreateFlavor:output_type -> ecrae.v1.CreateFlavorResponse
+	32, // 65: ecrae.v1.KnowledgeBaseService.UpdateFlavor:output_type -> ecrae.v1.UpdateFlavorResponse
+	34, // 66: ecrae.v1.KnowledgeBaseService.DeleteFlavor:output_type -> ecrae.v1.DeleteFlavorResponse
+	36, // 67: ecrae.v1.KnowledgeBaseService.ListHosts:output_type -> ecrae.v1.ListHostsResponse
+	38, // 68: ecrae.v1.KnowledgeBaseService.GetHost:output_type -> ecrae.v1.GetHostResponse
+	40, // 69: ecrae.v1.KnowledgeBaseService.CreateHost:output_type -> ecrae.v1.CreateHostResponse
+	42, // 70: ecrae.v1.KnowledgeBaseService.UpdateHost:output_type -> ecrae.v1.UpdateHostResponse
+	44, // 71: ecrae.v1.KnowledgeBaseService.DeleteHost:output_type -> ecrae.v1.DeleteHostResponse
+	46, // 72: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:output_type -> ecrae.v1.ExportKnowledgeBaseResponse
+	48, // 73: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:output_type -> ecrae.v1.ImportKnowledgeBaseResponse
+	51, // 74: ecrae.v1.KnowledgeBaseService.ListKnowledgeBaseRevisions:output_type -> ecrae.v1.ListKnowledgeBaseRevisionsResponse
+	53, // 75: ecrae.v1.KnowledgeBaseService.RollbackKnowledgeBase:output_type -> ecrae.v1.RollbackKnowledgeBaseResponse
+	52, // [52:76] is the sub-list for method output_type
+	28, // [28:52] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_ecrae_v1_knowledge_base_proto_init() }
@@ -2739,7 +3062,7 @@ func file_ecrae_v1_knowledge_base_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ecrae_v1_knowledge_base_proto_rawDesc), len(file_ecrae_v1_knowledge_base_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   48,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

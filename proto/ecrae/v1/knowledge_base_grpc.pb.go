@@ -19,28 +19,30 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KnowledgeBaseService_ListTags_FullMethodName            = "/ecrae.v1.KnowledgeBaseService/ListTags"
-	KnowledgeBaseService_GetTag_FullMethodName              = "/ecrae.v1.KnowledgeBaseService/GetTag"
-	KnowledgeBaseService_CreateTag_FullMethodName           = "/ecrae.v1.KnowledgeBaseService/CreateTag"
-	KnowledgeBaseService_UpdateTag_FullMethodName           = "/ecrae.v1.KnowledgeBaseService/UpdateTag"
-	KnowledgeBaseService_DeleteTag_FullMethodName           = "/ecrae.v1.KnowledgeBaseService/DeleteTag"
-	KnowledgeBaseService_ListArchitectures_FullMethodName   = "/ecrae.v1.KnowledgeBaseService/ListArchitectures"
-	KnowledgeBaseService_GetArchitecture_FullMethodName     = "/ecrae.v1.KnowledgeBaseService/GetArchitecture"
-	KnowledgeBaseService_CreateArchitecture_FullMethodName  = "/ecrae.v1.KnowledgeBaseService/CreateArchitecture"
-	KnowledgeBaseService_UpdateArchitecture_FullMethodName  = "/ecrae.v1.KnowledgeBaseService/UpdateArchitecture"
-	KnowledgeBaseService_DeleteArchitecture_FullMethodName  = "/ecrae.v1.KnowledgeBaseService/DeleteArchitecture"
-	KnowledgeBaseService_ListFlavors_FullMethodName         = "/ecrae.v1.KnowledgeBaseService/ListFlavors"
-	KnowledgeBaseService_GetFlavor_FullMethodName           = "/ecrae.v1.KnowledgeBaseService/GetFlavor"
-	KnowledgeBaseService_CreateFlavor_FullMethodName        = "/ecrae.v1.KnowledgeBaseService/CreateFlavor"
-	KnowledgeBaseService_UpdateFlavor_FullMethodName        = "/ecrae.v1.KnowledgeBaseService/UpdateFlavor"
-	KnowledgeBaseService_DeleteFlavor_FullMethodName        = "/ecrae.v1.KnowledgeBaseService/DeleteFlavor"
-	KnowledgeBaseService_ListHosts_FullMethodName           = "/ecrae.v1.KnowledgeBaseService/ListHosts"
-	KnowledgeBaseService_GetHost_FullMethodName             = "/ecrae.v1.KnowledgeBaseService/GetHost"
-	KnowledgeBaseService_CreateHost_FullMethodName          = "/ecrae.v1.KnowledgeBaseService/CreateHost"
-	KnowledgeBaseService_UpdateHost_FullMethodName          = "/ecrae.v1.KnowledgeBaseService/UpdateHost"
-	KnowledgeBaseService_DeleteHost_FullMethodName          = "/ecrae.v1.KnowledgeBaseService/DeleteHost"
-	KnowledgeBaseService_ExportKnowledgeBase_FullMethodName = "/ecrae.v1.KnowledgeBaseService/ExportKnowledgeBase"
-	KnowledgeBaseService_ImportKnowledgeBase_FullMethodName = "/ecrae.v1.KnowledgeBaseService/ImportKnowledgeBase"
+	KnowledgeBaseService_ListTags_FullMethodName                   = "/ecrae.v1.KnowledgeBaseService/ListTags"
+	KnowledgeBaseService_GetTag_FullMethodName                     = "/ecrae.v1.KnowledgeBaseService/GetTag"
+	KnowledgeBaseService_CreateTag_FullMethodName                  = "/ecrae.v1.KnowledgeBaseService/CreateTag"
+	KnowledgeBaseService_UpdateTag_FullMethodName                  = "/ecrae.v1.KnowledgeBaseService/UpdateTag"
+	KnowledgeBaseService_DeleteTag_FullMethodName                  = "/ecrae.v1.KnowledgeBaseService/DeleteTag"
+	KnowledgeBaseService_ListArchitectures_FullMethodName          = "/ecrae.v1.KnowledgeBaseService/ListArchitectures"
+	KnowledgeBaseService_GetArchitecture_FullMethodName            = "/ecrae.v1.KnowledgeBaseService/GetArchitecture"
+	KnowledgeBaseService_CreateArchitecture_FullMethodName         = "/ecrae.v1.KnowledgeBaseService/CreateArchitecture"
+	KnowledgeBaseService_UpdateArchitecture_FullMethodName         = "/ecrae.v1.KnowledgeBaseService/UpdateArchitecture"
+	KnowledgeBaseService_DeleteArchitecture_FullMethodName         = "/ecrae.v1.KnowledgeBaseService/DeleteArchitecture"
+	KnowledgeBaseService_ListFlavors_FullMethodName                = "/ecrae.v1.KnowledgeBaseService/ListFlavors"
+	KnowledgeBaseService_GetFlavor_FullMethodName                  = "/ecrae.v1.KnowledgeBaseService/GetFlavor"
+	KnowledgeBaseService_CreateFlavor_FullMethodName               = "/ecrae.v1.KnowledgeBaseService/CreateFlavor"
+	KnowledgeBaseService_UpdateFlavor_FullMethodName               = "/ecrae.v1.KnowledgeBaseService/UpdateFlavor"
+	KnowledgeBaseService_DeleteFlavor_FullMethodName               = "/ecrae.v1.KnowledgeBaseService/DeleteFlavor"
+	KnowledgeBaseService_ListHosts_FullMethodName                  = "/ecrae.v1.KnowledgeBaseService/ListHosts"
+	KnowledgeBaseService_GetHost_FullMethodName                    = "/ecrae.v1.KnowledgeBaseService/GetHost"
+	KnowledgeBaseService_CreateHost_FullMethodName                 = "/ecrae.v1.KnowledgeBaseService/CreateHost"
+	KnowledgeBaseService_UpdateHost_FullMethodName                 = "/ecrae.v1.KnowledgeBaseService/UpdateHost"
+	KnowledgeBaseService_DeleteHost_FullMethodName                 = "/ecrae.v1.KnowledgeBaseService/DeleteHost"
+	KnowledgeBaseService_ExportKnowledgeBase_FullMethodName        = "/ecrae.v1.KnowledgeBaseService/ExportKnowledgeBase"
+	KnowledgeBaseService_ImportKnowledgeBase_FullMethodName        = "/ecrae.v1.KnowledgeBaseService/ImportKnowledgeBase"
+	KnowledgeBaseService_ListKnowledgeBaseRevisions_FullMethodName = "/ecrae.v1.KnowledgeBaseService/ListKnowledgeBaseRevisions"
+	KnowledgeBaseService_RollbackKnowledgeBase_FullMethodName      = "/ecrae.v1.KnowledgeBaseService/RollbackKnowledgeBase"
 )
 
 // KnowledgeBaseServiceClient is the client API for KnowledgeBaseService service.
@@ -75,6 +77,12 @@ type KnowledgeBaseServiceClient interface {
 	ExportKnowledgeBase(ctx context.Context, in *ExportKnowledgeBaseRequest, opts ...grpc.CallOption) (*ExportKnowledgeBaseResponse, error)
 	// ImportKnowledgeBase replaces or merges the whole KB from YAML, atomically.
 	ImportKnowledgeBase(ctx context.Context, in *ImportKnowledgeBaseRequest, opts ...grpc.CallOption) (*ImportKnowledgeBaseResponse, error)
+	// ListKnowledgeBaseRevisions lists the kept earlier revisions of the KB
+	// (every write keeps the KB it replaced) and the current revision.
+	ListKnowledgeBaseRevisions(ctx context.Context, in *ListKnowledgeBaseRevisionsRequest, opts ...grpc.CallOption) (*ListKnowledgeBaseRevisionsResponse, error)
+	// RollbackKnowledgeBase makes the KB what it was at a kept revision, as a
+	// new write (itself kept, so undoable).
+	RollbackKnowledgeBase(ctx context.Context, in *RollbackKnowledgeBaseRequest, opts ...grpc.CallOption) (*RollbackKnowledgeBaseResponse, error)
 }
 
 type knowledgeBaseServiceClient struct {
@@ -305,6 +313,26 @@ func (c *knowledgeBaseServiceClient) ImportKnowledgeBase(ctx context.Context, in
 	return out, nil
 }
 
+func (c *knowledgeBaseServiceClient) ListKnowledgeBaseRevisions(ctx context.Context, in *ListKnowledgeBaseRevisionsRequest, opts ...grpc.CallOption) (*ListKnowledgeBaseRevisionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListKnowledgeBaseRevisionsResponse)
+	err := c.cc.Invoke(ctx, KnowledgeBaseService_ListKnowledgeBaseRevisions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *knowledgeBaseServiceClient) RollbackKnowledgeBase(ctx context.Context, in *RollbackKnowledgeBaseRequest, opts ...grpc.CallOption) (*RollbackKnowledgeBaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RollbackKnowledgeBaseResponse)
+	err := c.cc.Invoke(ctx, KnowledgeBaseService_RollbackKnowledgeBase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KnowledgeBaseServiceServer is the server API for KnowledgeBaseService service.
 // All implementations must embed UnimplementedKnowledgeBaseServiceServer
 // for forward compatibility.
@@ -337,6 +365,12 @@ type KnowledgeBaseServiceServer interface {
 	ExportKnowledgeBase(context.Context, *ExportKnowledgeBaseRequest) (*ExportKnowledgeBaseResponse, error)
 	// ImportKnowledgeBase replaces or merges the whole KB from YAML, atomically.
 	ImportKnowledgeBase(context.Context, *ImportKnowledgeBaseRequest) (*ImportKnowledgeBaseResponse, error)
+	// ListKnowledgeBaseRevisions lists the kept earlier revisions of the KB
+	// (every write keeps the KB it replaced) and the current revision.
+	ListKnowledgeBaseRevisions(context.Context, *ListKnowledgeBaseRevisionsRequest) (*ListKnowledgeBaseRevisionsResponse, error)
+	// RollbackKnowledgeBase makes the KB what it was at a kept revision, as a
+	// new write (itself kept, so undoable).
+	RollbackKnowledgeBase(context.Context, *RollbackKnowledgeBaseRequest) (*RollbackKnowledgeBaseResponse, error)
 	mustEmbedUnimplementedKnowledgeBaseServiceServer()
 }
 
@@ -412,6 +446,12 @@ func (UnimplementedKnowledgeBaseServiceServer) ExportKnowledgeBase(context.Conte
 }
 func (UnimplementedKnowledgeBaseServiceServer) ImportKnowledgeBase(context.Context, *ImportKnowledgeBaseRequest) (*ImportKnowledgeBaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportKnowledgeBase not implemented")
+}
+func (UnimplementedKnowledgeBaseServiceServer) ListKnowledgeBaseRevisions(context.Context, *ListKnowledgeBaseRevisionsRequest) (*ListKnowledgeBaseRevisionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListKnowledgeBaseRevisions not implemented")
+}
+func (UnimplementedKnowledgeBaseServiceServer) RollbackKnowledgeBase(context.Context, *RollbackKnowledgeBaseRequest) (*RollbackKnowledgeBaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RollbackKnowledgeBase not implemented")
 }
 func (UnimplementedKnowledgeBaseServiceServer) mustEmbedUnimplementedKnowledgeBaseServiceServer() {}
 func (UnimplementedKnowledgeBaseServiceServer) testEmbeddedByValue()                              {}
@@ -830,6 +870,42 @@ func _KnowledgeBaseService_ImportKnowledgeBase_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KnowledgeBaseService_ListKnowledgeBaseRevisions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListKnowledgeBaseRevisionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KnowledgeBaseServiceServer).ListKnowledgeBaseRevisions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KnowledgeBaseService_ListKnowledgeBaseRevisions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KnowledgeBaseServiceServer).ListKnowledgeBaseRevisions(ctx, req.(*ListKnowledgeBaseRevisionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KnowledgeBaseService_RollbackKnowledgeBase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RollbackKnowledgeBaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KnowledgeBaseServiceServer).RollbackKnowledgeBase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KnowledgeBaseService_RollbackKnowledgeBase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KnowledgeBaseServiceServer).RollbackKnowledgeBase(ctx, req.(*RollbackKnowledgeBaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KnowledgeBaseService_ServiceDesc is the grpc.ServiceDesc for KnowledgeBaseService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -924,6 +1000,14 @@ var KnowledgeBaseService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportKnowledgeBase",
 			Handler:    _KnowledgeBaseService_ImportKnowledgeBase_Handler,
+		},
+		{
+			MethodName: "ListKnowledgeBaseRevisions",
+			Handler:    _KnowledgeBaseService_ListKnowledgeBaseRevisions_Handler,
+		},
+		{
+			MethodName: "RollbackKnowledgeBase",
+			Handler:    _KnowledgeBaseService_RollbackKnowledgeBase_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
