@@ -171,17 +171,21 @@ func (r *Executor) Start(ctx context.Context, id, who string, timeout time.Durat
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		defer func() {
-			if r.cfg.Live != nil {
-				r.cfg.Live.ClearDraining(id)
-			}
-			r.mu.Lock()
-			r.active = ""
-			r.mu.Unlock()
-		}()
 		r.execute(base, started, timeout)
 	}()
 	return started, nil
+}
+
+// release undoes Start's marks: called before the plan's end is recorded,
+// so that whoever sees the end sees the hosts placeable and may start
+// another plan.
+func (r *Executor) release(id string) {
+	if r.cfg.Live != nil {
+		r.cfg.Live.ClearDraining(id)
+	}
+	r.mu.Lock()
+	r.active = ""
+	r.mu.Unlock()
 }
 
 // execute runs the plan's waves in order; the steps of a wave run
@@ -275,6 +279,7 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 		// shows it empty (a boot may have landed after the last check).
 		stale = r.notFreed(p)
 	}
+	r.release(id)
 	switch {
 	case ctx.Err() != nil && len(failed) == 0:
 		finish(planstore.StatusInterrupted, func(p *planstore.Plan) { planstore.Interrupt(p, p.FinishedAt) })
