@@ -72,6 +72,8 @@ var (
 	ErrBusy = errors.New("busy")
 	// ErrNotPlanned: the plan is not in the planned state.
 	ErrNotPlanned = errors.New("not planned")
+	// ErrClosed: the executor is stopping.
+	ErrClosed = errors.New("the service is stopping: no plan starts")
 )
 
 // Executor runs one plan at a time in the background.
@@ -85,6 +87,7 @@ type Executor struct {
 	wg     sync.WaitGroup
 
 	active string // the plan executing, "" = none
+	closed bool   // Close was called: nothing starts any more
 }
 
 // NewExecutor returns an executor; Close stops it.
@@ -124,6 +127,7 @@ func (r *Executor) Run(ctx context.Context) error {
 func (r *Executor) Close() {
 	r.mu.Lock()
 	cancel := r.cancel
+	r.closed = true
 	r.mu.Unlock()
 	cancel()
 	r.wg.Wait()
@@ -136,9 +140,6 @@ func (r *Executor) Executing() string {
 	return r.active
 }
 
-// CanExecute says whether a Migrator is configured.
-func (r *Executor) CanExecute() bool { return r.cfg.Migrator != nil }
-
 // StepTimeout is the configured time a migration may take.
 func (r *Executor) StepTimeout() time.Duration { return r.cfg.StepTimeout }
 
@@ -147,6 +148,10 @@ func (r *Executor) StepTimeout() time.Duration { return r.cfg.StepTimeout }
 // until it ends, so that placement does not fill them meanwhile.
 func (r *Executor) Start(ctx context.Context, id, who string, timeout time.Duration) (*planstore.Plan, error) {
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
 	if r.active != "" {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("%w: plan %s is executing: one plan at a time", ErrBusy, r.active)

@@ -332,6 +332,8 @@ func (r *Rebalancer) ExecutePlan(ctx context.Context, req *ecraev1.ExecutePlanRe
 
 func startError(err error) error {
 	switch {
+	case errors.Is(err, rebalance.ErrClosed):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, rebalance.ErrBusy), errors.Is(err, rebalance.ErrNotPlanned), errors.Is(err, planstore.ErrExpired),
 		errors.Is(err, planstore.ErrTransition):
 		return status.Error(codes.FailedPrecondition, err.Error())
