@@ -3,6 +3,7 @@ package planstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -300,4 +301,27 @@ func TestPruneKeepsNewest(t *testing.T) {
 	if _, err := s.Prune(ctx, 0); err == nil {
 		t.Error("Prune(0) accepted")
 	}
+}
+
+// FuzzParseID: a plan id from a request never panics the parser; what it
+// accepts is exactly "p" and the decimal of a positive number.
+func FuzzParseID(f *testing.F) {
+	for _, s := range []string{"p1", "p18446744073709551615", "p0", "p", "x1", "p-1", "p+1", "p01", "", "p1 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		n, err := parseID(id)
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				t.Fatalf("parseID(%q): %v, want ErrNotFound", id, err)
+			}
+			return
+		}
+		if n == 0 || !strings.HasPrefix(id, "p") {
+			t.Fatalf("parseID(%q) = %d accepted", id, n)
+		}
+		if back, err := parseID(fmt.Sprintf("p%d", n)); err != nil || back != n {
+			t.Fatalf("p%d does not parse back: %d, %v", n, back, err)
+		}
+	})
 }

@@ -72,6 +72,8 @@ var (
 	ErrBusy = errors.New("busy")
 	// ErrNotPlanned: the plan is not in the planned state.
 	ErrNotPlanned = errors.New("not planned")
+	// ErrClosed: the executor is stopping.
+	ErrClosed = errors.New("the service is stopping: no plan starts")
 )
 
 // Executor runs one plan at a time in the background.
@@ -85,6 +87,7 @@ type Executor struct {
 	wg     sync.WaitGroup
 
 	active string // the plan executing, "" = none
+	closed bool   // Close was called: nothing starts any more
 }
 
 // NewExecutor returns an executor; Close stops it.
@@ -124,6 +127,7 @@ func (r *Executor) Run(ctx context.Context) error {
 func (r *Executor) Close() {
 	r.mu.Lock()
 	cancel := r.cancel
+	r.closed = true
 	r.mu.Unlock()
 	cancel()
 	r.wg.Wait()
@@ -136,9 +140,6 @@ func (r *Executor) Executing() string {
 	return r.active
 }
 
-// CanExecute says whether a Migrator is configured.
-func (r *Executor) CanExecute() bool { return r.cfg.Migrator != nil }
-
 // StepTimeout is the configured time a migration may take.
 func (r *Executor) StepTimeout() time.Duration { return r.cfg.StepTimeout }
 
@@ -147,6 +148,10 @@ func (r *Executor) StepTimeout() time.Duration { return r.cfg.StepTimeout }
 // until it ends, so that placement does not fill them meanwhile.
 func (r *Executor) Start(ctx context.Context, id, who string, timeout time.Duration) (*planstore.Plan, error) {
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
 	if r.active != "" {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("%w: plan %s is executing: one plan at a time", ErrBusy, r.active)
@@ -168,26 +173,24 @@ func (r *Executor) Start(ctx context.Context, id, who string, timeout time.Durat
 		r.cfg.Live.SetDraining(id, started.HostsFreed)
 	}
 	r.log.Info("rebalance executing", "plan", id, "by", who, "steps", len(started.Steps), "waves", started.Waves, "step_timeout", timeout)
-	// release runs before the plan's end is recorded, so whoever sees the
-	// end sees its hosts undrained and may start the next plan at once.
-	var once sync.Once
-	release := func() {
-		once.Do(func() {
-			if r.cfg.Live != nil {
-				r.cfg.Live.ClearDraining(id)
-			}
-			r.mu.Lock()
-			r.active = ""
-			r.mu.Unlock()
-		})
-	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		defer release()
-		r.execute(base, started, timeout, release)
+		r.execute(base, started, timeout)
 	}()
 	return started, nil
+}
+
+// release undoes Start's marks: called before the plan's end is recorded,
+// so that whoever sees the end sees the hosts placeable and may start
+// another plan.
+func (r *Executor) release(id string) {
+	if r.cfg.Live != nil {
+		r.cfg.Live.ClearDraining(id)
+	}
+	r.mu.Lock()
+	r.active = ""
+	r.mu.Unlock()
 }
 
 // execute runs the plan's waves in order; the steps of a wave run
@@ -196,7 +199,7 @@ func (r *Executor) Start(ctx context.Context, id, who string, timeout time.Durat
 // The first failure stops the plan after its wave: the steps after it are
 // skipped, nothing is retried. Cancelling ctx (the service stopping)
 // interrupts it.
-func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.Duration, release func()) {
+func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.Duration) {
 	id := p.ID
 	// Store writes must land even while ctx is being cancelled.
 	wctx := context.WithoutCancel(ctx)
@@ -207,7 +210,6 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 		}
 	}
 	finish := func(to string, fn func(*planstore.Plan)) {
-		release()
 		if _, err := r.cfg.Plans.Finish(wctx, id, to, r.cfg.Now(), fn); err != nil {
 			r.log.Error("rebalance: cannot record the end", "plan", id, "status", to, "err", err)
 		}
@@ -282,6 +284,7 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 		// shows it empty (a boot may have landed after the last check).
 		stale = r.notFreed(p)
 	}
+	r.release(id)
 	switch {
 	case ctx.Err() != nil && len(failed) == 0:
 		finish(planstore.StatusInterrupted, func(p *planstore.Plan) { planstore.Interrupt(p, p.FinishedAt) })

@@ -109,11 +109,12 @@ func NewRebalancer(srv *Server, cfg RebalanceConfig) *Rebalancer {
 	}
 	ec := rebalance.Config{Plans: cfg.Plans, Migrator: cfg.Migrator, StepTimeout: cfg.StepTimeout,
 		ViewGrace: cfg.ViewGrace, Now: cfg.Now, Log: srv.log}
-	if cfg.Plans == nil {
-		ec.Plans = nil // no typed nil behind the interface
-	}
-	if lv, ok := srv.cfg.Live.(rebalance.LiveView); ok && srv.cfg.Live != nil {
+	// The executor also marks draining hosts: hostview.View does; a view
+	// that cannot is not used to re-check plans either, and says so.
+	if lv, ok := srv.cfg.Live.(rebalance.LiveView); ok {
 		ec.Live = lv
+	} else if srv.cfg.Live != nil {
+		srv.log.Warn("rebalance: the live view cannot mark draining hosts: plans are executed without re-checks against it")
 	}
 	return &Rebalancer{srv: srv, cfg: cfg, log: srv.log, exec: rebalance.NewExecutor(ec)}
 }
@@ -320,6 +321,8 @@ func (r *Rebalancer) ExecutePlan(ctx context.Context, req *ecraev1.ExecutePlanRe
 
 func startError(err error) error {
 	switch {
+	case errors.Is(err, rebalance.ErrClosed):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, rebalance.ErrBusy), errors.Is(err, rebalance.ErrNotPlanned), errors.Is(err, planstore.ErrExpired),
 		errors.Is(err, planstore.ErrTransition):
 		return status.Error(codes.FailedPrecondition, err.Error())

@@ -865,4 +865,13 @@ func TestRunOwnsExecutions(t *testing.T) {
 	if err != nil || got.Status != planstore.StatusInterrupted {
 		t.Fatalf("plan after Run ended: %+v, %v; want interrupted", got, err)
 	}
+	// Stopped: nothing starts any more.
+	bg := context.Background()
+	p2, err := h.client.PlanRebalance(bg, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.ExecutePlan(bg, &ecraev1.ExecutePlanRequest{PlanId: p2.GetPlan().GetId(), Execute: true}); status.Code(err) != codes.Unavailable {
+		t.Errorf("execute after Run ended: %v, want Unavailable", err)
+	}
 }
