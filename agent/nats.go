@@ -41,7 +41,8 @@ func (p *NATSPublisher) Publish(ctx context.Context, subject string, data []byte
 // is not up yet at start. The returned channel receives a value at every
 // (re)connection, for Run's wake. nats.go's own reconnect buffer is off:
 // the agent's bounded queue is the only buffer, so drops are counted.
-func Connect(url, name string, log *slog.Logger) (*nats.Conn, <-chan struct{}, error) {
+// extra options come last (tests set a dialer).
+func Connect(url, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, <-chan struct{}, error) {
 	wake := make(chan struct{}, 1)
 	signal := func(*nats.Conn) {
 		select {
@@ -49,7 +50,7 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, <-chan struct{}, e
 		default:
 		}
 	}
-	nc, err := nats.Connect(url,
+	opts := []nats.Option{
 		nats.Name(name),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -65,7 +66,8 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, <-chan struct{}, e
 				log.Warn("NATS disconnected", "err", err)
 			}
 		}),
-	)
+	}
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--nats %q: %w", truncate(url), err)
 	}
