@@ -68,8 +68,8 @@ func TestFit(t *testing.T) {
 			// every other point is its prior 1.05·model: 73.5, 94.5, ….
 			name: "idle and half load only", model: linear, lambda: 1,
 			samples: append(repeat(10, 0, 60), repeat(10, 0.5, 150)...),
-			want: [Points]float64{652.5 / 11, 73.5, 94.5, 115.5, 136.5, 1657.5 / 11, 178.5, 199.5, 220.5, 241.5, 262.5},
-			scale: 1.05,
+			want:    [Points]float64{652.5 / 11, 73.5, 94.5, 115.5, 136.5, 1657.5 / 11, 178.5, 199.5, 220.5, 241.5, 262.5},
+			scale:   1.05,
 		},
 		{
 			// Noise that makes the curve fall: 10 samples of 100 W at 10 %,
@@ -79,7 +79,7 @@ func TestFit(t *testing.T) {
 			// (1095+995)/22 = 95, and the whole curve is 95 W.
 			name: "made non-decreasing", model: flat(100), lambda: 1,
 			samples: append(repeat(10, 0.1, 100), repeat(10, 0.2, 90)...),
-			want: [Points]float64{95, 95, 95, 95, 95, 95, 95, 95, 95, 95, 95}, scale: 0.95,
+			want:    [Points]float64{95, 95, 95, 95, 95, 95, 95, 95, 95, 95, 95}, scale: 0.95,
 		},
 		{
 			// One sample half-way between idle and 10 % (u = 0.05), 80 W,
