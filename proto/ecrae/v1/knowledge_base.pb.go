@@ -2420,6 +2420,281 @@ func (x *ImportKnowledgeBaseResponse) GetHosts() int32 {
 	return 0
 }
 
+type CalibrateHostsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Hosts to calibrate (KB host names); empty with all = every host with
+	// measured samples.
+	Hosts []string `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	All   bool     `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	// Store the fits in the KB (otherwise only show them).
+	Write bool `protobuf:"varint,3,opt,name=write,proto3" json:"write,omitempty"`
+	// Fewest samples a fit needs (default 30).
+	MinSamples    int32 `protobuf:"varint,4,opt,name=min_samples,json=minSamples,proto3" json:"min_samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CalibrateHostsRequest) Reset() {
+	*x = CalibrateHostsRequest{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CalibrateHostsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CalibrateHostsRequest) ProtoMessage() {}
+
+func (x *CalibrateHostsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CalibrateHostsRequest.ProtoReflect.Descriptor instead.
+func (*CalibrateHostsRequest) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *CalibrateHostsRequest) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *CalibrateHostsRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *CalibrateHostsRequest) GetWrite() bool {
+	if x != nil {
+		return x.Write
+	}
+	return false
+}
+
+func (x *CalibrateHostsRequest) GetMinSamples() int32 {
+	if x != nil {
+		return x.MinSamples
+	}
+	return 0
+}
+
+// HostCalibration is one host's fit next to its model.
+type HostCalibration struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// The architecture the host uses now (its model).
+	Architecture string `protobuf:"bytes,2,opt,name=architecture,proto3" json:"architecture,omitempty"`
+	// Effective number of samples (older ones weigh less past a day's worth).
+	Samples float64 `protobuf:"fixed64,3,opt,name=samples,proto3" json:"samples,omitempty"`
+	// Lowest and highest utilisation sampled.
+	MinUtilization float64 `protobuf:"fixed64,4,opt,name=min_utilization,json=minUtilization,proto3" json:"min_utilization,omitempty"`
+	MaxUtilization float64 `protobuf:"fixed64,5,opt,name=max_utilization,json=maxUtilization,proto3" json:"max_utilization,omitempty"`
+	// The model's and the fitted curves: active idle, then 10 % ... 100 % load.
+	ModelWatts  []float64 `protobuf:"fixed64,6,rep,packed,name=model_watts,json=modelWatts,proto3" json:"model_watts,omitempty"`
+	FittedWatts []float64 `protobuf:"fixed64,7,rep,packed,name=fitted_watts,json=fittedWatts,proto3" json:"fitted_watts,omitempty"`
+	// Samples (fractionally) near each point: a point with little support is
+	// the model's, scaled by measured ÷ modelled over all samples.
+	Support []float64 `protobuf:"fixed64,8,rep,packed,name=support,proto3" json:"support,omitempty"`
+	Scale   float64   `protobuf:"fixed64,9,opt,name=scale,proto3" json:"scale,omitempty"`
+	// Root mean square error over the samples, in watts.
+	RmsModelWatts  float64 `protobuf:"fixed64,10,opt,name=rms_model_watts,json=rmsModelWatts,proto3" json:"rms_model_watts,omitempty"`
+	RmsFittedWatts float64 `protobuf:"fixed64,11,opt,name=rms_fitted_watts,json=rmsFittedWatts,proto3" json:"rms_fitted_watts,omitempty"`
+	// Why the host was not fitted ("" when it was).
+	Skipped string `protobuf:"bytes,12,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	// The architecture written (with write).
+	WrittenArchitecture string `protobuf:"bytes,13,opt,name=written_architecture,json=writtenArchitecture,proto3" json:"written_architecture,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *HostCalibration) Reset() {
+	*x = HostCalibration{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostCalibration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostCalibration) ProtoMessage() {}
+
+func (x *HostCalibration) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostCalibration.ProtoReflect.Descriptor instead.
+func (*HostCalibration) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *HostCalibration) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HostCalibration) GetArchitecture() string {
+	if x != nil {
+		return x.Architecture
+	}
+	return ""
+}
+
+func (x *HostCalibration) GetSamples() float64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetMinUtilization() float64 {
+	if x != nil {
+		return x.MinUtilization
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetMaxUtilization() float64 {
+	if x != nil {
+		return x.MaxUtilization
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetModelWatts() []float64 {
+	if x != nil {
+		return x.ModelWatts
+	}
+	return nil
+}
+
+func (x *HostCalibration) GetFittedWatts() []float64 {
+	if x != nil {
+		return x.FittedWatts
+	}
+	return nil
+}
+
+func (x *HostCalibration) GetSupport() []float64 {
+	if x != nil {
+		return x.Support
+	}
+	return nil
+}
+
+func (x *HostCalibration) GetScale() float64 {
+	if x != nil {
+		return x.Scale
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetRmsModelWatts() float64 {
+	if x != nil {
+		return x.RmsModelWatts
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetRmsFittedWatts() float64 {
+	if x != nil {
+		return x.RmsFittedWatts
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetSkipped() string {
+	if x != nil {
+		return x.Skipped
+	}
+	return ""
+}
+
+func (x *HostCalibration) GetWrittenArchitecture() string {
+	if x != nil {
+		return x.WrittenArchitecture
+	}
+	return ""
+}
+
+type CalibrateHostsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hosts []*HostCalibration     `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// True when the fits were stored.
+	Written       bool `protobuf:"varint,2,opt,name=written,proto3" json:"written,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CalibrateHostsResponse) Reset() {
+	*x = CalibrateHostsResponse{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CalibrateHostsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CalibrateHostsResponse) ProtoMessage() {}
+
+func (x *CalibrateHostsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CalibrateHostsResponse.ProtoReflect.Descriptor instead.
+func (*CalibrateHostsResponse) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *CalibrateHostsResponse) GetHosts() []*HostCalibration {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *CalibrateHostsResponse) GetWritten() bool {
+	if x != nil {
+		return x.Written
+	}
+	return false
+}
+
 var File_ecrae_v1_knowledge_base_proto protoreflect.FileDescriptor
 
 const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
@@ -2551,11 +2826,36 @@ const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
 	"\x04tags\x18\x01 \x01(\x05R\x04tags\x12$\n" +
 	"\rarchitectures\x18\x02 \x01(\x05R\rarchitectures\x12\x18\n" +
 	"\aflavors\x18\x03 \x01(\x05R\aflavors\x12\x14\n" +
-	"\x05hosts\x18\x04 \x01(\x05R\x05hosts*J\n" +
+	"\x05hosts\x18\x04 \x01(\x05R\x05hosts\"v\n" +
+	"\x15CalibrateHostsRequest\x12\x14\n" +
+	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\x12\x14\n" +
+	"\x05write\x18\x03 \x01(\bR\x05write\x12\x1f\n" +
+	"\vmin_samples\x18\x04 \x01(\x05R\n" +
+	"minSamples\"\xc8\x03\n" +
+	"\x0fHostCalibration\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\"\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\x12\x18\n" +
+	"\asamples\x18\x03 \x01(\x01R\asamples\x12'\n" +
+	"\x0fmin_utilization\x18\x04 \x01(\x01R\x0eminUtilization\x12'\n" +
+	"\x0fmax_utilization\x18\x05 \x01(\x01R\x0emaxUtilization\x12\x1f\n" +
+	"\vmodel_watts\x18\x06 \x03(\x01R\n" +
+	"modelWatts\x12!\n" +
+	"\ffitted_watts\x18\a \x03(\x01R\vfittedWatts\x12\x18\n" +
+	"\asupport\x18\b \x03(\x01R\asupport\x12\x14\n" +
+	"\x05scale\x18\t \x01(\x01R\x05scale\x12&\n" +
+	"\x0frms_model_watts\x18\n" +
+	" \x01(\x01R\rrmsModelWatts\x12(\n" +
+	"\x10rms_fitted_watts\x18\v \x01(\x01R\x0ermsFittedWatts\x12\x18\n" +
+	"\askipped\x18\f \x01(\tR\askipped\x121\n" +
+	"\x14written_architecture\x18\r \x01(\tR\x13writtenArchitecture\"c\n" +
+	"\x16CalibrateHostsResponse\x12/\n" +
+	"\x05hosts\x18\x01 \x03(\v2\x19.ecrae.v1.HostCalibrationR\x05hosts\x12\x18\n" +
+	"\awritten\x18\x02 \x01(\bR\awritten*J\n" +
 	"\aTagMode\x12\x18\n" +
 	"\x14TAG_MODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTAG_MODE_EXACT\x10\x01\x12\x11\n" +
-	"\rTAG_MODE_HINT\x10\x022\xe9\r\n" +
+	"\rTAG_MODE_HINT\x10\x022\xbe\x0e\n" +
 	"\x14KnowledgeBaseService\x12A\n" +
 	"\bListTags\x12\x19.ecrae.v1.ListTagsRequest\x1a\x1a.ecrae.v1.ListTagsResponse\x12;\n" +
 	"\x06GetTag\x12\x17.ecrae.v1.GetTagRequest\x1a\x18.ecrae.v1.GetTagResponse\x12D\n" +
@@ -2581,7 +2881,8 @@ const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
 	"\n" +
 	"DeleteHost\x12\x1b.ecrae.v1.DeleteHostRequest\x1a\x1c.ecrae.v1.DeleteHostResponse\x12b\n" +
 	"\x13ExportKnowledgeBase\x12$.ecrae.v1.ExportKnowledgeBaseRequest\x1a%.ecrae.v1.ExportKnowledgeBaseResponse\x12b\n" +
-	"\x13ImportKnowledgeBase\x12$.ecrae.v1.ImportKnowledgeBaseRequest\x1a%.ecrae.v1.ImportKnowledgeBaseResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
+	"\x13ImportKnowledgeBase\x12$.ecrae.v1.ImportKnowledgeBaseRequest\x1a%.ecrae.v1.ImportKnowledgeBaseResponse\x12S\n" +
+	"\x0eCalibrateHosts\x12\x1f.ecrae.v1.CalibrateHostsRequest\x1a .ecrae.v1.CalibrateHostsResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
 
 var (
 	file_ecrae_v1_knowledge_base_proto_rawDescOnce sync.Once
@@ -2596,7 +2897,7 @@ func file_ecrae_v1_knowledge_base_proto_rawDescGZIP() []byte {
 }
 
 var file_ecrae_v1_knowledge_base_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ecrae_v1_knowledge_base_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_ecrae_v1_knowledge_base_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_ecrae_v1_knowledge_base_proto_goTypes = []any{
 	(TagMode)(0),                        // 0: ecrae.v1.TagMode
 	(*Candidate)(nil),                   // 1: ecrae.v1.Candidate
@@ -2647,7 +2948,10 @@ var file_ecrae_v1_knowledge_base_proto_goTypes = []any{
 	(*ExportKnowledgeBaseResponse)(nil), // 46: ecrae.v1.ExportKnowledgeBaseResponse
 	(*ImportKnowledgeBaseRequest)(nil),  // 47: ecrae.v1.ImportKnowledgeBaseRequest
 	(*ImportKnowledgeBaseResponse)(nil), // 48: ecrae.v1.ImportKnowledgeBaseResponse
-	(*Flavor)(nil),                      // 49: ecrae.v1.Flavor
+	(*CalibrateHostsRequest)(nil),       // 49: ecrae.v1.CalibrateHostsRequest
+	(*HostCalibration)(nil),             // 50: ecrae.v1.HostCalibration
+	(*CalibrateHostsResponse)(nil),      // 51: ecrae.v1.CalibrateHostsResponse
+	(*Flavor)(nil),                      // 52: ecrae.v1.Flavor
 }
 var file_ecrae_v1_knowledge_base_proto_depIdxs = []int32{
 	0,  // 0: ecrae.v1.Tag.mode:type_name -> ecrae.v1.TagMode
@@ -2664,67 +2968,70 @@ var file_ecrae_v1_knowledge_base_proto_depIdxs = []int32{
 	3,  // 11: ecrae.v1.CreateArchitectureResponse.architecture:type_name -> ecrae.v1.Architecture
 	3,  // 12: ecrae.v1.UpdateArchitectureRequest.architecture:type_name -> ecrae.v1.Architecture
 	3,  // 13: ecrae.v1.UpdateArchitectureResponse.architecture:type_name -> ecrae.v1.Architecture
-	49, // 14: ecrae.v1.ListFlavorsResponse.flavors:type_name -> ecrae.v1.Flavor
-	49, // 15: ecrae.v1.GetFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
-	49, // 16: ecrae.v1.CreateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
-	49, // 17: ecrae.v1.CreateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
-	49, // 18: ecrae.v1.UpdateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
-	49, // 19: ecrae.v1.UpdateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
+	52, // 14: ecrae.v1.ListFlavorsResponse.flavors:type_name -> ecrae.v1.Flavor
+	52, // 15: ecrae.v1.GetFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
+	52, // 16: ecrae.v1.CreateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
+	52, // 17: ecrae.v1.CreateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
+	52, // 18: ecrae.v1.UpdateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
+	52, // 19: ecrae.v1.UpdateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
 	4,  // 20: ecrae.v1.ListHostsResponse.hosts:type_name -> ecrae.v1.Host
 	4,  // 21: ecrae.v1.GetHostResponse.host:type_name -> ecrae.v1.Host
 	4,  // 22: ecrae.v1.CreateHostRequest.host:type_name -> ecrae.v1.Host
 	4,  // 23: ecrae.v1.CreateHostResponse.host:type_name -> ecrae.v1.Host
 	4,  // 24: ecrae.v1.UpdateHostRequest.host:type_name -> ecrae.v1.Host
 	4,  // 25: ecrae.v1.UpdateHostResponse.host:type_name -> ecrae.v1.Host
-	5,  // 26: ecrae.v1.KnowledgeBaseService.ListTags:input_type -> ecrae.v1.ListTagsRequest
-	7,  // 27: ecrae.v1.KnowledgeBaseService.GetTag:input_type -> ecrae.v1.GetTagRequest
-	9,  // 28: ecrae.v1.KnowledgeBaseService.CreateTag:input_type -> ecrae.v1.CreateTagRequest
-	11, // 29: ecrae.v1.KnowledgeBaseService.UpdateTag:input_type -> ecrae.v1.UpdateTagRequest
-	13, // 30: ecrae.v1.KnowledgeBaseService.DeleteTag:input_type -> ecrae.v1.DeleteTagRequest
-	15, // 31: ecrae.v1.KnowledgeBaseService.ListArchitectures:input_type -> ecrae.v1.ListArchitecturesRequest
-	17, // 32: ecrae.v1.KnowledgeBaseService.GetArchitecture:input_type -> ecrae.v1.GetArchitectureRequest
-	19, // 33: ecrae.v1.KnowledgeBaseService.CreateArchitecture:input_type -> ecrae.v1.CreateArchitectureRequest
-	21, // 34: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:input_type -> ecrae.v1.UpdateArchitectureRequest
-	23, // 35: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:input_type -> ecrae.v1.DeleteArchitectureRequest
-	25, // 36: ecrae.v1.KnowledgeBaseService.ListFlavors:input_type -> ecrae.v1.ListFlavorsRequest
-	27, // 37: ecrae.v1.KnowledgeBaseService.GetFlavor:input_type -> ecrae.v1.GetFlavorRequest
-	29, // 38: ecrae.v1.KnowledgeBaseService.CreateFlavor:input_type -> ecrae.v1.CreateFlavorRequest
-	31, // 39: ecrae.v1.KnowledgeBaseService.UpdateFlavor:input_type -> ecrae.v1.UpdateFlavorRequest
-	33, // 40: ecrae.v1.KnowledgeBaseService.DeleteFlavor:input_type -> ecrae.v1.DeleteFlavorRequest
-	35, // 41: ecrae.v1.KnowledgeBaseService.ListHosts:input_type -> ecrae.v1.ListHostsRequest
-	37, // 42: ecrae.v1.KnowledgeBaseService.GetHost:input_type -> ecrae.v1.GetHostRequest
-	39, // 43: ecrae.v1.KnowledgeBaseService.CreateHost:input_type -> ecrae.v1.CreateHostRequest
-	41, // 44: ecrae.v1.KnowledgeBaseService.UpdateHost:input_type -> ecrae.v1.UpdateHostRequest
-	43, // 45: ecrae.v1.KnowledgeBaseService.DeleteHost:input_type -> ecrae.v1.DeleteHostRequest
-	45, // 46: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:input_type -> ecrae.v1.ExportKnowledgeBaseRequest
-	47, // 47: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:input_type -> ecrae.v1.ImportKnowledgeBaseRequest
-	6,  // 48: ecrae.v1.KnowledgeBaseService.ListTags:output_type -> ecrae.v1.ListTagsResponse
-	8,  // 49: ecrae.v1.KnowledgeBaseService.GetTag:output_type -> ecrae.v1.GetTagResponse
-	10, // 50: ecrae.v1.KnowledgeBaseService.CreateTag:output_type -> ecrae.v1.CreateTagResponse
-	12, // 51: ecrae.v1.KnowledgeBaseService.UpdateTag:output_type -> ecrae.v1.UpdateTagResponse
-	14, // 52: ecrae.v1.KnowledgeBaseService.DeleteTag:output_type -> ecrae.v1.DeleteTagResponse
-	16, // 53: ecrae.v1.KnowledgeBaseService.ListArchitectures:output_type -> ecrae.v1.ListArchitecturesResponse
-	18, // 54: ecrae.v1.KnowledgeBaseService.GetArchitecture:output_type -> ecrae.v1.GetArchitectureResponse
-	20, // 55: ecrae.v1.KnowledgeBaseService.CreateArchitecture:output_type -> ecrae.v1.CreateArchitectureResponse
-	22, // 56: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:output_type -> ecrae.v1.UpdateArchitectureResponse
-	24, // 57: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:output_type -> ecrae.v1.DeleteArchitectureResponse
-	26, // 58: ecrae.v1.KnowledgeBaseService.ListFlavors:output_type -> ecrae.v1.ListFlavorsResponse
-	28, // 59: ecrae.v1.KnowledgeBaseService.GetFlavor:output_type -> ecrae.v1.GetFlavorResponse
-	30, // 60: ecrae.v1.KnowledgeBaseService.CreateFlavor:output_type -> ecrae.v1.CreateFlavorResponse
-	32, // 61: ecrae.v1.KnowledgeBaseService.UpdateFlavor:output_type -> ecrae.v1.UpdateFlavorResponse
-	34, // 62: ecrae.v1.KnowledgeBaseService.DeleteFlavor:output_type -> ecrae.v1.DeleteFlavorResponse
-	36, // 63: ecrae.v1.KnowledgeBaseService.ListHosts:output_type -> ecrae.v1.ListHostsResponse
-	38, // 64: ecrae.v1.KnowledgeBaseService.GetHost:output_type -> ecrae.v1.GetHostResponse
-	40, // 65: ecrae.v1.KnowledgeBaseService.CreateHost:output_type -> ecrae.v1.CreateHostResponse
-	42, // 66: ecrae.v1.KnowledgeBaseService.UpdateHost:output_type -> ecrae.v1.UpdateHostResponse
-	44, // 67: ecrae.v1.KnowledgeBaseService.DeleteHost:output_type -> ecrae.v1.DeleteHostResponse
-	46, // 68: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:output_type -> ecrae.v1.ExportKnowledgeBaseResponse
-	48, // 69: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:output_type -> ecrae.v1.ImportKnowledgeBaseResponse
-	48, // [48:70] is the sub-list for method output_type
-	26, // [26:48] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	50, // 26: ecrae.v1.CalibrateHostsResponse.hosts:type_name -> ecrae.v1.HostCalibration
+	5,  // 27: ecrae.v1.KnowledgeBaseService.ListTags:input_type -> ecrae.v1.ListTagsRequest
+	7,  // 28: ecrae.v1.KnowledgeBaseService.GetTag:input_type -> ecrae.v1.GetTagRequest
+	9,  // 29: ecrae.v1.KnowledgeBaseService.CreateTag:input_type -> ecrae.v1.CreateTagRequest
+	11, // 30: ecrae.v1.KnowledgeBaseService.UpdateTag:input_type -> ecrae.v1.UpdateTagRequest
+	13, // 31: ecrae.v1.KnowledgeBaseService.DeleteTag:input_type -> ecrae.v1.DeleteTagRequest
+	15, // 32: ecrae.v1.KnowledgeBaseService.ListArchitectures:input_type -> ecrae.v1.ListArchitecturesRequest
+	17, // 33: ecrae.v1.KnowledgeBaseService.GetArchitecture:input_type -> ecrae.v1.GetArchitectureRequest
+	19, // 34: ecrae.v1.KnowledgeBaseService.CreateArchitecture:input_type -> ecrae.v1.CreateArchitectureRequest
+	21, // 35: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:input_type -> ecrae.v1.UpdateArchitectureRequest
+	23, // 36: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:input_type -> ecrae.v1.DeleteArchitectureRequest
+	25, // 37: ecrae.v1.KnowledgeBaseService.ListFlavors:input_type -> ecrae.v1.ListFlavorsRequest
+	27, // 38: ecrae.v1.KnowledgeBaseService.GetFlavor:input_type -> ecrae.v1.GetFlavorRequest
+	29, // 39: ecrae.v1.KnowledgeBaseService.CreateFlavor:input_type -> ecrae.v1.CreateFlavorRequest
+	31, // 40: ecrae.v1.KnowledgeBaseService.UpdateFlavor:input_type -> ecrae.v1.UpdateFlavorRequest
+	33, // 41: ecrae.v1.KnowledgeBaseService.DeleteFlavor:input_type -> ecrae.v1.DeleteFlavorRequest
+	35, // 42: ecrae.v1.KnowledgeBaseService.ListHosts:input_type -> ecrae.v1.ListHostsRequest
+	37, // 43: ecrae.v1.KnowledgeBaseService.GetHost:input_type -> ecrae.v1.GetHostRequest
+	39, // 44: ecrae.v1.KnowledgeBaseService.CreateHost:input_type -> ecrae.v1.CreateHostRequest
+	41, // 45: ecrae.v1.KnowledgeBaseService.UpdateHost:input_type -> ecrae.v1.UpdateHostRequest
+	43, // 46: ecrae.v1.KnowledgeBaseService.DeleteHost:input_type -> ecrae.v1.DeleteHostRequest
+	45, // 47: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:input_type -> ecrae.v1.ExportKnowledgeBaseRequest
+	47, // 48: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:input_type -> ecrae.v1.ImportKnowledgeBaseRequest
+	49, // 49: ecrae.v1.KnowledgeBaseService.CalibrateHosts:input_type -> ecrae.v1.CalibrateHostsRequest
+	6,  // 50: ecrae.v1.KnowledgeBaseService.ListTags:output_type -> ecrae.v1.ListTagsResponse
+	8,  // 51: ecrae.v1.KnowledgeBaseService.GetTag:output_type -> ecrae.v1.GetTagResponse
+	10, // 52: ecrae.v1.KnowledgeBaseService.CreateTag:output_type -> ecrae.v1.CreateTagResponse
+	12, // 53: ecrae.v1.KnowledgeBaseService.UpdateTag:output_type -> ecrae.v1.UpdateTagResponse
+	14, // 54: ecrae.v1.KnowledgeBaseService.DeleteTag:output_type -> ecrae.v1.DeleteTagResponse
+	16, // 55: ecrae.v1.KnowledgeBaseService.ListArchitectures:output_type -> ecrae.v1.ListArchitecturesResponse
+	18, // 56: ecrae.v1.KnowledgeBaseService.GetArchitecture:output_type -> ecrae.v1.GetArchitectureResponse
+	20, // 57: ecrae.v1.KnowledgeBaseService.CreateArchitecture:output_type -> ecrae.v1.CreateArchitectureResponse
+	22, // 58: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:output_type -> ecrae.v1.UpdateArchitectureResponse
+	24, // 59: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:output_type -> ecrae.v1.DeleteArchitectureResponse
+	26, // 60: ecrae.v1.KnowledgeBaseService.ListFlavors:output_type -> ecrae.v1.ListFlavorsResponse
+	28, // 61: ecrae.v1.KnowledgeBaseService.GetFlavor:output_type -> ecrae.v1.GetFlavorResponse
+	30, // 62: ecrae.v1.KnowledgeBaseService.CreateFlavor:output_type -> ecrae.v1.CreateFlavorResponse
+	32, // 63: ecrae.v1.KnowledgeBaseService.UpdateFlavor:output_type -> ecrae.v1.UpdateFlavorResponse
+	34, // 64: ecrae.v1.KnowledgeBaseService.DeleteFlavor:output_type -> ecrae.v1.DeleteFlavorResponse
+	36, // 65: ecrae.v1.KnowledgeBaseService.ListHosts:output_type -> ecrae.v1.ListHostsResponse
+	38, // 66: ecrae.v1.KnowledgeBaseService.GetHost:output_type -> ecrae.v1.GetHostResponse
+	40, // 67: ecrae.v1.KnowledgeBaseService.CreateHost:output_type -> ecrae.v1.CreateHostResponse
+	42, // 68: ecrae.v1.KnowledgeBaseService.UpdateHost:output_type -> ecrae.v1.UpdateHostResponse
+	44, // 69: ecrae.v1.KnowledgeBaseService.DeleteHost:output_type -> ecrae.v1.DeleteHostResponse
+	46, // 70: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:output_type -> ecrae.v1.ExportKnowledgeBaseResponse
+	48, // 71: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:output_type -> ecrae.v1.ImportKnowledgeBaseResponse
+	51, // 72: ecrae.v1.KnowledgeBaseService.CalibrateHosts:output_type -> ecrae.v1.CalibrateHostsResponse
+	50, // [50:73] is the sub-list for method output_type
+	27, // [27:50] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_ecrae_v1_knowledge_base_proto_init() }
@@ -2739,7 +3046,7 @@ func file_ecrae_v1_knowledge_base_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ecrae_v1_knowledge_base_proto_rawDesc), len(file_ecrae_v1_knowledge_base_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   48,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,7 @@ const (
 	KnowledgeBaseService_DeleteHost_FullMethodName          = "/ecrae.v1.KnowledgeBaseService/DeleteHost"
 	KnowledgeBaseService_ExportKnowledgeBase_FullMethodName = "/ecrae.v1.KnowledgeBaseService/ExportKnowledgeBase"
 	KnowledgeBaseService_ImportKnowledgeBase_FullMethodName = "/ecrae.v1.KnowledgeBaseService/ImportKnowledgeBase"
+	KnowledgeBaseService_CalibrateHosts_FullMethodName      = "/ecrae.v1.KnowledgeBaseService/CalibrateHosts"
 )
 
 // KnowledgeBaseServiceClient is the client API for KnowledgeBaseService service.
@@ -75,6 +76,11 @@ type KnowledgeBaseServiceClient interface {
 	ExportKnowledgeBase(ctx context.Context, in *ExportKnowledgeBaseRequest, opts ...grpc.CallOption) (*ExportKnowledgeBaseResponse, error)
 	// ImportKnowledgeBase replaces or merges the whole KB from YAML, atomically.
 	ImportKnowledgeBase(ctx context.Context, in *ImportKnowledgeBaseRequest, opts ...grpc.CallOption) (*ImportKnowledgeBaseResponse, error)
+	// CalibrateHosts fits hosts' power curves to the samples their node agents
+	// measured (ecrae.metrics.<host>), next to the KB's model; with write, the
+	// fits are stored, all or none, as architectures "calibrated-<host>" that
+	// the hosts then use.
+	CalibrateHosts(ctx context.Context, in *CalibrateHostsRequest, opts ...grpc.CallOption) (*CalibrateHostsResponse, error)
 }
 
 type knowledgeBaseServiceClient struct {
@@ -305,6 +311,16 @@ func (c *knowledgeBaseServiceClient) ImportKnowledgeBase(ctx context.Context, in
 	return out, nil
 }
 
+func (c *knowledgeBaseServiceClient) CalibrateHosts(ctx context.Context, in *CalibrateHostsRequest, opts ...grpc.CallOption) (*CalibrateHostsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CalibrateHostsResponse)
+	err := c.cc.Invoke(ctx, KnowledgeBaseService_CalibrateHosts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KnowledgeBaseServiceServer is the server API for KnowledgeBaseService service.
 // All implementations must embed UnimplementedKnowledgeBaseServiceServer
 // for forward compatibility.
@@ -337,6 +353,11 @@ type KnowledgeBaseServiceServer interface {
 	ExportKnowledgeBase(context.Context, *ExportKnowledgeBaseRequest) (*ExportKnowledgeBaseResponse, error)
 	// ImportKnowledgeBase replaces or merges the whole KB from YAML, atomically.
 	ImportKnowledgeBase(context.Context, *ImportKnowledgeBaseRequest) (*ImportKnowledgeBaseResponse, error)
+	// CalibrateHosts fits hosts' power curves to the samples their node agents
+	// measured (ecrae.metrics.<host>), next to the KB's model; with write, the
+	// fits are stored, all or none, as architectures "calibrated-<host>" that
+	// the hosts then use.
+	CalibrateHosts(context.Context, *CalibrateHostsRequest) (*CalibrateHostsResponse, error)
 	mustEmbedUnimplementedKnowledgeBaseServiceServer()
 }
 
@@ -412,6 +433,9 @@ func (UnimplementedKnowledgeBaseServiceServer) ExportKnowledgeBase(context.Conte
 }
 func (UnimplementedKnowledgeBaseServiceServer) ImportKnowledgeBase(context.Context, *ImportKnowledgeBaseRequest) (*ImportKnowledgeBaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportKnowledgeBase not implemented")
+}
+func (UnimplementedKnowledgeBaseServiceServer) CalibrateHosts(context.Context, *CalibrateHostsRequest) (*CalibrateHostsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CalibrateHosts not implemented")
 }
 func (UnimplementedKnowledgeBaseServiceServer) mustEmbedUnimplementedKnowledgeBaseServiceServer() {}
 func (UnimplementedKnowledgeBaseServiceServer) testEmbeddedByValue()                              {}
@@ -830,6 +854,24 @@ func _KnowledgeBaseService_ImportKnowledgeBase_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KnowledgeBaseService_CalibrateHosts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CalibrateHostsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KnowledgeBaseServiceServer).CalibrateHosts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KnowledgeBaseService_CalibrateHosts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KnowledgeBaseServiceServer).CalibrateHosts(ctx, req.(*CalibrateHostsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KnowledgeBaseService_ServiceDesc is the grpc.ServiceDesc for KnowledgeBaseService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -924,6 +966,10 @@ var KnowledgeBaseService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportKnowledgeBase",
 			Handler:    _KnowledgeBaseService_ImportKnowledgeBase_Handler,
+		},
+		{
+			MethodName: "CalibrateHosts",
+			Handler:    _KnowledgeBaseService_CalibrateHosts_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
