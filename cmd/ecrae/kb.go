@@ -19,6 +19,8 @@ const kbUsage = `Usage:
   ecrae kb validate FILE                  check a KB YAML file offline
   ecrae kb host set NAME --arch ARCH [--rack R] [--power-cap W]
   ecrae kb host delete NAME               map a compute host to its architecture, or unmap it
+  ecrae kb calibrate HOST...|--all [--write] [--min-samples N]
+                                          fit hosts' power curves to their measured samples
 `
 
 func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -77,6 +79,8 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return nil
 	case "host":
 		return kbHost(ctx, args[1:], stderr, stdout)
+	case "calibrate":
+		return kbCalibrate(ctx, &cf, fs, args[1:], stdout)
 	}
 	fmt.Fprint(stderr, kbUsage)
 	return fmt.Errorf("%w: unknown kb subcommand %q", errUsage, args[0])
