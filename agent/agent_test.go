@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,21 +23,40 @@ import (
 // primes on the first call, then returns 1, 2, 3 ... W, or an error once
 // stopped.
 type counterWatts struct {
-	primed  atomic.Bool
-	n       atomic.Int64
-	stopped atomic.Bool
+	mu      sync.Mutex
+	primed  bool
+	n       uint64
+	stopped bool
 }
 
 func (c *counterWatts) Name() string { return "counter" }
 
 func (c *counterWatts) Watts(context.Context) (float64, error) {
-	if c.stopped.Load() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.stopped:
 		return 0, errors.New("stopped")
-	}
-	if !c.primed.Swap(true) {
+	case !c.primed:
+		c.primed = true
 		return 0, ErrPriming
 	}
-	return float64(c.n.Add(1)), nil
+	c.n++
+	return float64(c.n), nil
+}
+
+// stop makes every later reading fail and returns how many succeeded.
+func (c *counterWatts) stop() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	return c.n
+}
+
+func (c *counterWatts) count() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
 }
 
 // gate is a TCP dialer that refuses until opened: it decides when the
@@ -85,7 +103,9 @@ func TestAgentNATSAway(t *testing.T) {
 	l.Close()
 
 	src := &counterWatts{}
-	a, err := New(Config{Host: "compute-1", Watts: []WattsSource{src}, Buffer: 3})
+	var logs lockedBuffer
+	a, err := New(Config{Host: "compute-1", Watts: []WattsSource{src}, Buffer: 3,
+		LogEvery: time.Hour, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,11 +121,14 @@ func TestAgentNATSAway(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	waitFor(t, "samples dropped", func() bool { return a.Dropped() >= 2 })
-	src.stopped.Store(true)
-	produced := uint64(src.n.Load())
+	produced := src.stop()
 	waitFor(t, "the last sample queued", func() bool { return a.Dropped()+uint64(a.Queued()) == produced })
 	if q := a.Queued(); q != 3 {
 		t.Fatalf("queued %d, want the bound 3", q)
+	}
+	// Many samples went by without NATS: one log line (the limit is an hour).
+	if n := strings.Count(logs.String(), "NATS is away"); n != 1 {
+		t.Errorf("%d 'NATS is away' lines, want 1:\n%s", n, logs.String())
 	}
 
 	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
@@ -158,7 +181,7 @@ func TestAgentNATSAway(t *testing.T) {
 func TestAgentCollect(t *testing.T) {
 	ctx := context.Background()
 	failing := &counterWatts{}
-	failing.stopped.Store(true)
+	failing.stop()
 	// No watts source works and proc is allowed: a utilisation-only sample
 	// that says the model stands in.
 	stat := filepath.Join(t.TempDir(), "stat")
@@ -193,4 +216,113 @@ func writeFile(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (g *gate) Close() { g.mu.Lock(); g.open = false; g.mu.Unlock() }
+
+func startNATS(t *testing.T, port int) *natsserver.Server {
+	t.Helper()
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS did not start")
+	}
+	return s
+}
+
+// TestAgentNATSRestart stops the server under a running agent and starts
+// it again: what was sampled meanwhile arrives, in order, after it.
+func TestAgentNATSRestart(t *testing.T) {
+	s := startNATS(t, -1)
+	port := s.Addr().(*net.TCPAddr).Port
+	src := &counterWatts{}
+	a, err := New(Config{Host: "compute-2", Watts: []WattsSource{src}, Buffer: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{open: true}
+	nc, wake, err := Connect(s.ClientURL(), "test agent", slog.New(slog.DiscardHandler), nats.SetCustomDialer(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, &NATSPublisher{NC: nc}, 2*time.Millisecond, wake) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "samples published", func() bool { return src.count() >= 5 && a.Queued() == 0 })
+	// The server goes away; the gate keeps the agent from reaching the
+	// next one until the test listens there.
+	g.Close()
+	s.Shutdown()
+	s.WaitForShutdown()
+	waitFor(t, "samples queued", func() bool { return a.Queued() >= 5 })
+	produced := src.stop()
+	waitFor(t, "the last sample queued", func() bool { return lastQueued(a) == produced })
+	queued := uint64(a.Queued())
+	if a.Dropped() != 0 {
+		t.Fatalf("%d dropped with room for 1000", a.Dropped())
+	}
+
+	s2 := startNATS(t, port)
+	defer s2.Shutdown()
+	sub, err := nats.Connect(s2.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	msgs, err := sub.SubscribeSync(Subject("compute-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	g.Open()
+	for v := produced - queued + 1; v <= produced; v++ {
+		m, err := msgs.NextMsg(30 * time.Second)
+		if err != nil {
+			t.Fatalf("sample %d W: %v", v, err)
+		}
+		var smp Sample
+		if err := json.Unmarshal(m.Data, &smp); err != nil || smp.Watts == nil || *smp.Watts != float64(v) {
+			t.Fatalf("got %s, want %d W", m.Data, v)
+		}
+	}
+	waitFor(t, "the queue to empty", func() bool { return a.Queued() == 0 })
+}
+
+// lastQueued is the watts of the newest queued sample, 0 when none.
+func lastQueued(a *Agent) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.queue) == 0 {
+		return 0
+	}
+	var s Sample
+	if json.Unmarshal(a.queue[len(a.queue)-1], &s) != nil || s.Watts == nil {
+		return 0
+	}
+	return uint64(*s.Watts)
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -25,12 +26,21 @@ func ReadCredentials(path string) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, fmt.Errorf("credentials: %w", err)
 	}
-	var c Credentials
-	if err := yaml.Unmarshal(b, &c); err != nil {
+	c, err := ParseCredentials(b)
+	if err != nil {
 		return Credentials{}, fmt.Errorf("credentials: %s: %w", path, err)
 	}
+	return c, nil
+}
+
+// ParseCredentials reads YAML {username: ..., password: ...}.
+func ParseCredentials(b []byte) (Credentials, error) {
+	var c Credentials
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return Credentials{}, err
+	}
 	if c.Username == "" {
-		return Credentials{}, fmt.Errorf("credentials: %s: no username", path)
+		return Credentials{}, errors.New("no username")
 	}
 	return c, nil
 }
@@ -52,7 +62,8 @@ func ParseBMC(s string) (host string, port int, err error) {
 		return "", 0, nil
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "ipmi" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+	if err != nil || u.Scheme != "ipmi" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") ||
+		u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return "", 0, fmt.Errorf("--bmc %q: want ipmi://HOST[:PORT]", truncate(s))
 	}
 	host, p := u.Hostname(), u.Port()

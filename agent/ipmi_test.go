@@ -84,10 +84,47 @@ func TestParseBMC(t *testing.T) {
 		{"http://10.0.0.5", "", 0, true},
 		{"ipmi://h:99999", "", 0, true},
 		{"ipmi://h/x", "", 0, true},
+		{"ipmi://:623", "", 0, true},
+		{"ipmi://admin:pw@h", "", 0, true}, // credentials belong in --bmc-credentials
 	} {
 		h, p, err := ParseBMC(c.in)
 		if (err != nil) != c.err || h != c.host || p != c.port {
 			t.Errorf("ParseBMC(%q) = %q, %d, %v", c.in, h, p, err)
 		}
 	}
+}
+
+func TestParseCredentials(t *testing.T) {
+	c, err := ParseCredentials([]byte("username: admin\npassword: 'p:w#1'\n"))
+	if err != nil || c != (Credentials{"admin", "p:w#1"}) {
+		t.Errorf("%+v, %v", c, err)
+	}
+	for _, bad := range []string{"password: x\n", "- a\n- b\n", "username: [\n"} {
+		if _, err := ParseCredentials([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func FuzzParseBMC(f *testing.F) {
+	for _, s := range []string{"", "ipmi://10.0.0.5", "ipmi://bmc-12:6230", "ipmi://[::1]:623", "http://x", "ipmi://h:99999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, p, err := ParseBMC(s)
+		if err == nil && s != "" && (h == "" || p <= 0 || p > 65535) {
+			t.Fatalf("%q accepted as %q:%d", s, h, p)
+		}
+	})
+}
+
+func FuzzParseCredentials(f *testing.F) {
+	for _, s := range []string{"username: admin\npassword: x\n", "password: x\n", "username: [\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, err := ParseCredentials(b); err == nil && c.Username == "" {
+			t.Fatal("accepted without a username")
+		}
+	})
 }

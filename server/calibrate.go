@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ecrae/ecrae/hostview"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/powerfit"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
@@ -18,6 +19,8 @@ type PowerSamples interface {
 	PowerStats(host string) (powerfit.Stats, bool)
 	PowerStatsHosts() []string
 }
+
+var _ PowerSamples = (*hostview.View)(nil)
 
 // calibrationPrior is the weight of the scaled model at each point, in
 // samples: it fixes the points no sample reaches and yields to a point a
