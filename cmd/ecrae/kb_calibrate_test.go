@@ -119,7 +119,16 @@ func TestKBCalibrateGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	calGolden(t, "kb_calibrate.txt", text.Bytes())
-	calGolden(t, "kb_calibrate.json", js.Bytes())
+	// protojson varies its spacing on purpose: compare the JSON re-indented.
+	var canon, compact bytes.Buffer
+	if err := json.Compact(&compact, js.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	canon.Reset()
+	if err := json.Indent(&canon, compact.Bytes(), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	calGolden(t, "kb_calibrate.json", append(canon.Bytes(), '\n'))
 }
 
 func calGolden(t *testing.T, file string, got []byte) {
