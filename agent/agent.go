@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -52,6 +53,7 @@ type Agent struct {
 	dropped uint64   // samples dropped since start
 	lastLog time.Time
 	logged  uint64 // dropped count at the last log
+	source  string // the source of the last sample, to log a change
 }
 
 // New returns an agent.
@@ -117,9 +119,23 @@ func (a *Agent) Collect(ctx context.Context) (Sample, error) {
 			return Sample{}, fmt.Errorf("agent: no source gave a reading: %w", errors.Join(append(errs, utilErr)...))
 		}
 		s.Source, s.WattsSource = SourceProc, WattsModel
+	}
+	a.mu.Lock()
+	changed := s.Source != a.source
+	a.source = s.Source
+	a.mu.Unlock()
+	if changed {
+		// Once per change, not per sample: which source feeds the samples
+		// is what an operator checks first.
+		attrs := []any{"source", s.Source, "watts", s.WattsSource}
 		if len(errs) > 0 {
-			a.cfg.Log.Debug("no watts source worked: utilisation only", "err", errors.Join(errs...))
+			msgs := make([]string, len(errs))
+			for i, e := range errs {
+				msgs[i] = e.Error()
+			}
+			attrs = append(attrs, "sources_failed", strings.Join(msgs, "; "))
 		}
+		a.cfg.Log.Info("sample source", attrs...)
 	}
 	return s, nil
 }

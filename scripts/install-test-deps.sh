@@ -9,6 +9,7 @@ pkgs=(
   nats-server                                                              # Python-side notifier tests
   protobuf-compiler protobuf-compiler-grpc                                 # make generate (Python stubs)
   python3-tosca-parser                                                     # checks resolved TOSCA with a reference parser
+  python3-pyghmi systemd                                                   # agent: fake BMC (IPMI DCMI peer), systemd-analyze verify of its unit
 )
 missing=()
 for p in "${pkgs[@]}"; do
