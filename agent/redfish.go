@@ -17,12 +17,19 @@ import (
 // and JSON (no maintained Redfish client library is served for Go here):
 // the sum of the power supplies' InputPowerWatts under the newer
 // Chassis/{id}/PowerSubsystem, else PowerControl[0].PowerConsumedWatts of
-// the older Chassis/{id}/Power.
+// the older Chassis/{id}/Power. It is not safe for concurrent use.
 type Redfish struct {
 	base    *url.URL // scheme://host[:port]
 	chassis string   // "/redfish/v1/Chassis/ID", "" = the first member
 	creds   Credentials
 	hc      *http.Client
+
+	// The resources found to hold the readings, kept so that a sample
+	// costs one GET per power supply (BMCs answer slowly), not the walk
+	// from the chassis; any error walks again. Only Watts uses them, and
+	// the agent calls it from one goroutine.
+	psuMetrics []string // PowerSupplyMetrics paths, or
+	power      string   // the legacy Power path
 }
 
 // NewRedfish reads the chassis at rawURL: https://BMC[/redfish/v1/Chassis/ID].
@@ -60,6 +67,23 @@ type reading struct {
 
 // Watts implements WattsSource.
 func (r *Redfish) Watts(ctx context.Context) (float64, error) {
+	switch {
+	case len(r.psuMetrics) > 0:
+		if w, err := r.sumMetrics(ctx, r.psuMetrics); err == nil {
+			return w, nil
+		}
+	case r.power != "":
+		if w, err := r.legacyPower(ctx, r.power); err == nil {
+			return w, nil
+		}
+	}
+	r.psuMetrics, r.power = nil, ""
+	return r.discover(ctx)
+}
+
+// discover walks from the chassis to the readings and remembers where
+// they are.
+func (r *Redfish) discover(ctx context.Context) (float64, error) {
 	chassis := r.chassis
 	if chassis == "" {
 		var coll struct{ Members []odataLink }
@@ -87,16 +111,12 @@ func (r *Redfish) Watts(ctx context.Context) (float64, error) {
 		subErr = err
 	}
 	if ch.Power != nil {
-		var p struct {
-			PowerControl []struct{ PowerConsumedWatts *float64 }
-		}
-		if err := r.get(ctx, ch.Power.ID, &p); err != nil {
+		w, err := r.legacyPower(ctx, ch.Power.ID)
+		if err != nil {
 			return 0, errors.Join(subErr, err)
 		}
-		if len(p.PowerControl) > 0 && p.PowerControl[0].PowerConsumedWatts != nil {
-			return *p.PowerControl[0].PowerConsumedWatts, nil
-		}
-		return 0, errors.Join(subErr, fmt.Errorf("redfish: %s%s: no PowerControl[0].PowerConsumedWatts", r.base, ch.Power.ID))
+		r.power = ch.Power.ID
+		return w, nil
 	}
 	if subErr != nil {
 		return 0, subErr
@@ -118,29 +138,55 @@ func (r *Redfish) powerSubsystem(ctx context.Context, path string) (float64, err
 	if err := r.get(ctx, ps.PowerSupplies.ID, &coll); err != nil {
 		return 0, err
 	}
-	var sum float64
-	n := 0
+	var metrics []string
 	for _, m := range coll.Members {
 		var psu struct{ Metrics *odataLink }
 		if err := r.get(ctx, m.ID, &psu); err != nil {
 			return 0, err
 		}
-		if psu.Metrics == nil {
-			continue
+		if psu.Metrics != nil { // an absent bay has none
+			metrics = append(metrics, psu.Metrics.ID)
 		}
+	}
+	if len(metrics) == 0 {
+		return 0, fmt.Errorf("redfish: %s%s: no power supply reports metrics", r.base, path)
+	}
+	w, err := r.sumMetrics(ctx, metrics)
+	if err != nil {
+		return 0, err
+	}
+	r.psuMetrics = metrics
+	return w, nil
+}
+
+// sumMetrics adds the InputPowerWatts of power supply metrics resources.
+func (r *Redfish) sumMetrics(ctx context.Context, paths []string) (float64, error) {
+	var sum float64
+	for _, p := range paths {
 		var met struct{ InputPowerWatts reading }
-		if err := r.get(ctx, psu.Metrics.ID, &met); err != nil {
+		if err := r.get(ctx, p, &met); err != nil {
 			return 0, err
 		}
-		if met.InputPowerWatts.Reading != nil {
-			sum += *met.InputPowerWatts.Reading
-			n++
+		if met.InputPowerWatts.Reading == nil {
+			return 0, fmt.Errorf("redfish: %s%s: no InputPowerWatts reading", r.base, p)
 		}
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("redfish: %s%s: no power supply reports InputPowerWatts", r.base, path)
+		sum += *met.InputPowerWatts.Reading
 	}
 	return sum, nil
+}
+
+// legacyPower reads PowerControl[0].PowerConsumedWatts of a Power resource.
+func (r *Redfish) legacyPower(ctx context.Context, path string) (float64, error) {
+	var p struct {
+		PowerControl []struct{ PowerConsumedWatts *float64 }
+	}
+	if err := r.get(ctx, path, &p); err != nil {
+		return 0, err
+	}
+	if len(p.PowerControl) == 0 || p.PowerControl[0].PowerConsumedWatts == nil {
+		return 0, fmt.Errorf("redfish: %s%s: no PowerControl[0].PowerConsumedWatts", r.base, path)
+	}
+	return *p.PowerControl[0].PowerConsumedWatts, nil
 }
 
 func (r *Redfish) get(ctx context.Context, path string, v any) error {
