@@ -12,6 +12,18 @@ import (
 	"time"
 )
 
+// checkHost refuses a host name that cannot be part of a NATS subject
+// (a dotted name is fine: the sample's body names the host).
+func checkHost(h string) error {
+	if h == "" {
+		return errors.New("agent: no host name")
+	}
+	if strings.ContainsAny(h, "*> \t\r\n") || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+		return fmt.Errorf("agent: host name %.100q cannot be in a NATS subject (no spaces, '*', '>' or empty dot-separated parts)", h)
+	}
+	return nil
+}
+
 // Subject is the NATS subject of a host's samples.
 func Subject(host string) string { return "ecrae.metrics." + host }
 
@@ -58,8 +70,8 @@ type Agent struct {
 
 // New returns an agent.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Host == "" {
-		return nil, errors.New("agent: no host name")
+	if err := checkHost(cfg.Host); err != nil {
+		return nil, err
 	}
 	if len(cfg.Watts) == 0 && !cfg.UtilOnly {
 		return nil, errors.New("agent: no source")

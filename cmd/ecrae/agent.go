@@ -142,9 +142,12 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	cfg.ProcStat = f.procStat
+	if len(cfg.Watts) == 0 && !cfg.UtilOnly {
+		return fmt.Errorf("%w: --sources %s: no source to read (redfish needs --redfish)", errUsage, f.sources)
+	}
 	a, err := agent.New(cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: --host: %v", errUsage, err)
 	}
 	if f.once {
 		return agentOnce(ctx, a, f, stdout)

@@ -63,6 +63,9 @@ func TestAgentFlagErrors(t *testing.T) {
 		{[]string{"--bmc", "http://x", "--host", "h"}, "--bmc"},
 		{[]string{"--bmc", "ipmi://10.0.0.1", "--host", "h"}, "needs --bmc-credentials"},
 		{[]string{"--redfish", "ftp://x", "--host", "h"}, "--redfish"},
+		{[]string{"--host", "node 1"}, "--host"},
+		{[]string{"--host", "h", "--sources", "redfish"}, "redfish needs --redfish"},
+		{[]string{"--host", "node.>"}, "cannot be in a NATS subject"},
 	} {
 		var out, errb bytes.Buffer
 		err := run(context.Background(), append([]string{"agent"}, c.args...), nil, &out, &errb)
