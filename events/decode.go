@@ -367,7 +367,7 @@ func DecodeSample(subjectHost string, data []byte) (*hostview.Event, error) {
 	if s.Watts == nil && s.CPUUtilization == nil {
 		return nil, malformed("neither measured watts nor cpu_utilization")
 	}
-	p := hostview.PowerSample{Host: host, At: t}
+	p := hostview.PowerSample{Host: host, At: t, Source: s.Source}
 	if s.Watts != nil {
 		if w := *s.Watts; !(w >= 0) || math.IsInf(w, 0) {
 			return nil, malformed("watts %v: want a finite number >= 0", w)

@@ -177,7 +177,7 @@ func TestDecodeSample(t *testing.T) {
 		t.Error("a sample naming no host was accepted")
 	}
 	// watts_source: measured watts are used; "model" watts never are.
-	if ev, err := DecodeSample("h", []byte(`{"timestamp": "2026-05-01T10:00:00Z", "watts": 150, "source": "ipmi", "watts_source": "measured"}`)); err != nil || !ev.Power.HasWatts || ev.Power.Watts != 150 {
+	if ev, err := DecodeSample("h", []byte(`{"timestamp": "2026-05-01T10:00:00Z", "watts": 150, "source": "ipmi", "watts_source": "measured"}`)); err != nil || !ev.Power.HasWatts || ev.Power.Watts != 150 || ev.Power.Source != "ipmi" {
 		t.Errorf("measured: %+v %v", ev, err)
 	}
 	if ev, err := DecodeSample("h", []byte(`{"timestamp": "2026-05-01T10:00:00Z", "watts": 150, "cpu_utilization": 0.5, "source": "proc", "watts_source": "model"}`)); err != nil || ev.Power.HasWatts || !ev.Power.HasUtil {

@@ -18,10 +18,13 @@ func TestPowerStats(t *testing.T) {
 	if _, ok := v.PowerStats("h1"); ok {
 		t.Fatal("stats before any sample")
 	}
-	power(t0.Add(1*time.Second), 100, 0, true, true)          // idle
-	power(t0.Add(2*time.Second), 200, 1, true, true)          // full load
-	power(t0.Add(3*time.Second), 150, 0, true, false)         // no utilisation: not a pair
-	power(t0.Add(4*time.Second), 0, 0.5, false, true)         // no watts (model): not a pair
+	power(t0.Add(1*time.Second), 100, 0, true, true)  // idle
+	power(t0.Add(2*time.Second), 200, 1, true, true)  // full load
+	power(t0.Add(3*time.Second), 150, 0, true, false) // no utilisation: not a pair
+	power(t0.Add(4*time.Second), 0, 0.5, false, true) // no watts (model): not a pair
+	v.Apply(0, &Event{Kind: KindPower, Type: "ecrae.metrics", Timestamp: t0.Add(5 * time.Second),
+		Power: PowerSample{Host: "h1", At: t0.Add(5 * time.Second), Watts: 40, HasWatts: true,
+			Utilization: 0.5, HasUtil: true, Source: SourceRAPL}}) // CPU and DRAM only: not wall power
 	if got := power(t0, 999, 0.5, true, true); got != Stale { // late
 		t.Fatalf("late sample: %v", got)
 	}

@@ -56,8 +56,8 @@ type hostRec struct {
 	busy  map[string]int
 	svcAt time.Time // time of the last service change applied
 	gen   uint64    // View.version when the host last changed
-	// fit sums the node agent's measured (utilisation, watts) pairs for
-	// `ecrae kb calibrate`; nil until the first.
+	// fit sums the node agent's measured whole-node (utilisation, watts)
+	// pairs for `ecrae kb calibrate`; nil until the first.
 	fit *powerfit.Stats
 }
 
@@ -351,7 +351,7 @@ func (v *View) applyPower(ev *Event, gen uint64) Outcome {
 	if p.HasUtil {
 		r.h.Utilization = Measurement{Value: p.Utilization, At: at}
 	}
-	if p.HasWatts && p.HasUtil {
+	if p.HasWatts && p.HasUtil && p.Source != SourceRAPL {
 		if r.fit == nil {
 			r.fit = &powerfit.Stats{}
 		}

@@ -83,7 +83,7 @@ func (s *Server) CalibrateHosts(ctx context.Context, req *ecraev1.CalibrateHosts
 		c.Architecture, c.ModelWatts = a.Name, slices.Clone(a.PowerWatts)
 		st, ok := ps.PowerStats(name)
 		if !ok {
-			c.Skipped = "no measured samples (a node agent publishing watts and utilisation on ecrae.metrics." + name + ")"
+			c.Skipped = "no measured whole-node samples (a node agent publishing watts from ipmi or redfish, and utilisation, on ecrae.metrics." + name + "; RAPL covers CPU packages and DRAM only)"
 			continue
 		}
 		c.Samples, c.MinUtilization, c.MaxUtilization = st.N, st.MinU, st.MaxU

@@ -108,7 +108,7 @@ func TestCalibrateHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := resp.GetHosts()[0].GetSkipped(); !strings.Contains(s, "no measured samples") {
+	if s := resp.GetHosts()[0].GetSkipped(); !strings.Contains(s, "no measured whole-node samples") {
 		t.Errorf("h-arm: %q", s)
 	}
 	if s := resp.GetHosts()[1].GetSkipped(); !strings.Contains(s, "too few samples") {

@@ -110,7 +110,7 @@ func TestKBCalibrateGolden(t *testing.T) {
 		ModelWatts: ibm, FittedWatts: []float64{99, 160.5, 180, 196.5, 214.5, 234, 259.5, 286.5, 316.5, 343.5, 370.5},
 		Support: []float64{3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}, Scale: 1.5, RmsModelWatts: 87.25, RmsFittedWatts: 0,
 		WrittenArchitecture: "calibrated-node-1",
-	}, {Host: "node-2", Skipped: "no measured samples (a node agent publishing watts and utilisation on ecrae.metrics.node-2)"}}, Written: true}
+	}, {Host: "node-2", Skipped: "no measured whole-node samples (a node agent publishing watts from ipmi or redfish, and utilisation, on ecrae.metrics.node-2; RAPL covers CPU packages and DRAM only)"}}, Written: true}
 	var text, js bytes.Buffer
 	if err := printCalibration(&text, resp); err != nil {
 		t.Fatal(err)
