@@ -321,7 +321,20 @@ type Sample struct {
 	Timestamp      string   `json:"timestamp"`
 	Watts          *float64 `json:"watts"`
 	CPUUtilization *float64 `json:"cpu_utilization"`
+	// Source is where the agent read the watts (rapl, ipmi, redfish), or
+	// proc for utilisation only: informational.
+	Source string `json:"source"`
+	// WattsSource is "measured" (or absent) when watts were measured,
+	// "model" when they were not: such watts are never taken as a
+	// measurement (the KB model stands in).
+	WattsSource string `json:"watts_source"`
 }
+
+// Values of Sample.WattsSource.
+const (
+	WattsMeasured = "measured"
+	WattsModel    = "model"
+)
 
 // DecodeSample decodes a node sample; subjectHost is the last token of its
 // subject, used when the body names no host.
@@ -344,10 +357,17 @@ func DecodeSample(subjectHost string, data []byte) (*hostview.Event, error) {
 	if err != nil {
 		return nil, malformed("timestamp %q is not RFC 3339", s.Timestamp)
 	}
-	if s.Watts == nil && s.CPUUtilization == nil {
-		return nil, malformed("neither watts nor cpu_utilization")
+	switch s.WattsSource {
+	case "", WattsMeasured:
+	case WattsModel:
+		s.Watts = nil // an estimate, not a measurement: the view's model stands in
+	default:
+		return nil, malformed("watts_source %.100q: want measured or model", s.WattsSource)
 	}
-	p := hostview.PowerSample{Host: host, At: t}
+	if s.Watts == nil && s.CPUUtilization == nil {
+		return nil, malformed("neither measured watts nor cpu_utilization")
+	}
+	p := hostview.PowerSample{Host: host, At: t, Source: s.Source}
 	if s.Watts != nil {
 		if w := *s.Watts; !(w >= 0) || math.IsInf(w, 0) {
 			return nil, malformed("watts %v: want a finite number >= 0", w)

@@ -176,6 +176,21 @@ func TestDecodeSample(t *testing.T) {
 	if _, err := DecodeSample("", []byte(`{"timestamp": "2026-05-01T10:00:00Z", "watts": 1}`)); !errors.Is(err, ErrMalformed) {
 		t.Error("a sample naming no host was accepted")
 	}
+	// watts_source: measured watts are used; "model" watts never are.
+	if ev, err := DecodeSample("h", []byte(`{"timestamp": "2026-05-01T10:00:00Z", "watts": 150, "source": "ipmi", "watts_source": "measured"}`)); err != nil || !ev.Power.HasWatts || ev.Power.Watts != 150 || ev.Power.Source != "ipmi" {
+		t.Errorf("measured: %+v %v", ev, err)
+	}
+	if ev, err := DecodeSample("h", []byte(`{"timestamp": "2026-05-01T10:00:00Z", "watts": 150, "cpu_utilization": 0.5, "source": "proc", "watts_source": "model"}`)); err != nil || ev.Power.HasWatts || !ev.Power.HasUtil {
+		t.Errorf("model watts taken as measured: %+v %v", ev, err)
+	}
+	for _, bad := range []string{
+		`{"timestamp": "2026-05-01T10:00:00Z", "watts": 150, "watts_source": "model"}`, // nothing measured
+		`{"timestamp": "2026-05-01T10:00:00Z", "watts": 150, "watts_source": "guessed"}`,
+	} {
+		if _, err := DecodeSample("h", []byte(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", bad, err)
+		}
+	}
 }
 
 // FuzzDecode: the decoders never panic, and what they accept is sane.

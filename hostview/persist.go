@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ecrae/ecrae/powerfit"
 )
 
 // stateVersion is the format of a saved view.
@@ -29,6 +31,8 @@ type saved struct {
 type savedHost struct {
 	Host
 	ServiceAt time.Time `json:"service_at"`
+	// PowerFit: the sums behind `ecrae kb calibrate`.
+	PowerFit *powerfit.Stats `json:"power_fit,omitempty"`
 }
 
 type tombstone struct {
@@ -49,7 +53,12 @@ func (v *View) Save(w io.Writer) error {
 		// A running plan does not survive a restart (the plan store marks
 		// it interrupted): its draining marks must not either.
 		h.Draining = ""
-		st.Hosts = append(st.Hosts, savedHost{Host: h, ServiceAt: r.svcAt})
+		sh := savedHost{Host: h, ServiceAt: r.svcAt}
+		if r.fit != nil {
+			f := *r.fit
+			sh.PowerFit = &f
+		}
+		st.Hosts = append(st.Hosts, sh)
 	}
 	for _, i := range v.insts {
 		st.Instances = append(st.Instances, *i)
@@ -87,7 +96,7 @@ func (v *View) Load(r io.Reader) error {
 	v.appliedSeq = st.AppliedSeq
 	for _, sh := range st.Hosts {
 		r := v.host(sh.Name, gen)
-		r.h, r.svcAt = sh.Host, sh.ServiceAt
+		r.h, r.svcAt, r.fit = sh.Host, sh.ServiceAt, sh.PowerFit
 	}
 	for k := range st.Instances {
 		i := st.Instances[k]

@@ -214,7 +214,14 @@ type PowerSample struct {
 	HasWatts    bool
 	Utilization float64
 	HasUtil     bool
+	// Source is where the agent read the watts ("" = not said).
+	Source string
 }
+
+// SourceRAPL is the sample source whose watts cover the CPU packages and
+// DRAM only, not the whole node: they are not fitted into a host's power
+// curve, which is wall power.
+const SourceRAPL = "rapl"
 
 // Event is one decoded notification or sample.
 type Event struct {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ecrae/ecrae/powerfit"
 )
 
 // Defaults of Options.
@@ -54,6 +56,9 @@ type hostRec struct {
 	busy  map[string]int
 	svcAt time.Time // time of the last service change applied
 	gen   uint64    // View.version when the host last changed
+	// fit sums the node agent's measured whole-node (utilisation, watts)
+	// pairs for `ecrae kb calibrate`; nil until the first.
+	fit *powerfit.Stats
 }
 
 // ring is a bounded FIFO set of strings.
@@ -346,6 +351,12 @@ func (v *View) applyPower(ev *Event, gen uint64) Outcome {
 	if p.HasUtil {
 		r.h.Utilization = Measurement{Value: p.Utilization, At: at}
 	}
+	if p.HasWatts && p.HasUtil && p.Source != SourceRAPL {
+		if r.fit == nil {
+			r.fit = &powerfit.Stats{}
+		}
+		r.fit.Add(p.Utilization, p.Watts, 0)
+	}
 	if at.After(r.h.LastSeen) {
 		r.h.LastSeen = at
 	}
@@ -544,4 +555,29 @@ func (v *View) Counts() (hosts map[ServiceState]int, instances int) {
 	instances = len(v.insts)
 	v.mu.Unlock()
 	return hosts, instances
+}
+
+// PowerStats returns the sums of a host's measured (utilisation, watts)
+// samples, for fitting its power curve; false when it has none.
+func (v *View) PowerStats(host string) (powerfit.Stats, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r := v.hosts[host]; r != nil && r.fit != nil {
+		return *r.fit, true
+	}
+	return powerfit.Stats{}, false
+}
+
+// PowerStatsHosts lists the hosts with measured samples, sorted.
+func (v *View) PowerStatsHosts() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []string
+	for n, r := range v.hosts {
+		if r.fit != nil {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -11,6 +11,7 @@ pkgs=(
   python3-tosca-parser                                                     # checks resolved TOSCA with a reference parser
   python3-keystone curl                                                    # a throw-away Keystone for the token test (scripts/keystone-local.sh)
   openssl                                                                  # certificates for the shim's mutual TLS test in Nova's harness
+  python3-pyghmi systemd                                                   # agent: fake BMC (IPMI DCMI peer), systemd-analyze verify of its unit
 )
 missing=()
 for p in "${pkgs[@]}"; do

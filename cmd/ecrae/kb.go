@@ -22,6 +22,8 @@ const kbUsage = `Usage:
   ecrae kb rollback REV --yes             make the KB what it was at REV (a new, undoable revision)
   ecrae kb host set NAME --arch ARCH [--rack R] [--power-cap W]
   ecrae kb host delete NAME               map a compute host to its architecture, or unmap it
+  ecrae kb calibrate HOST...|--all [--write] [--min-samples N]
+                                          fit hosts' power curves to their measured samples
 `
 
 func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -102,6 +104,8 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 			return kbDiff(ctx, &cf, pos[0], stdout)
 		}
 		return kbRollback(ctx, &cf, pos[0], *yes, stdout)
+	case "calibrate":
+		return kbCalibrate(ctx, &cf, fs, args[1:], stdout)
 	}
 	fmt.Fprint(stderr, kbUsage)
 	return fmt.Errorf("%w: unknown kb subcommand %q", errUsage, args[0])

@@ -20,6 +20,7 @@ const usage = `ecrae: energy-aware placement for OpenStack
 
 Usage:
   ecrae serve [flags]                  run the placement service
+  ecrae agent [flags]                  node agent: publish this node's power and CPU samples on NATS
   ecrae kb show|export|import FILE|validate FILE [flags]
                                        read and write the knowledge base
   ecrae score [flags]                  rank hosts for one instance
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, stderr)
+	case "agent":
+		return runAgent(ctx, rest, stdout, stderr)
 	case "kb":
 		return runKB(ctx, rest, stdin, stdout, stderr)
 	case "score":

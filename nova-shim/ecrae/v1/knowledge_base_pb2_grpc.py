@@ -137,6 +137,11 @@ class KnowledgeBaseServiceStub(object):
                 request_serializer=ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseRequest.SerializeToString,
                 response_deserializer=ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseResponse.FromString,
                 )
+        self.CalibrateHosts = channel.unary_unary(
+                '/ecrae.v1.KnowledgeBaseService/CalibrateHosts',
+                request_serializer=ecrae_dot_v1_dot_knowledge__base__pb2.CalibrateHostsRequest.SerializeToString,
+                response_deserializer=ecrae_dot_v1_dot_knowledge__base__pb2.CalibrateHostsResponse.FromString,
+                )
 
 
 class KnowledgeBaseServiceServicer(object):
@@ -295,6 +300,16 @@ class KnowledgeBaseServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CalibrateHosts(self, request, context):
+        """CalibrateHosts fits hosts' power curves to the samples their node agents
+        measured (ecrae.metrics.<host>), next to the KB's model; with write, the
+        fits are stored, all or none, as architectures "calibrated-<host>" that
+        the hosts then use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KnowledgeBaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -417,6 +432,11 @@ def add_KnowledgeBaseServiceServicer_to_server(servicer, server):
                     servicer.RollbackKnowledgeBase,
                     request_deserializer=ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseRequest.FromString,
                     response_serializer=ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseResponse.SerializeToString,
+            ),
+            'CalibrateHosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.CalibrateHosts,
+                    request_deserializer=ecrae_dot_v1_dot_knowledge__base__pb2.CalibrateHostsRequest.FromString,
+                    response_serializer=ecrae_dot_v1_dot_knowledge__base__pb2.CalibrateHostsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -836,5 +856,22 @@ class KnowledgeBaseService(object):
         return grpc.experimental.unary_unary(request, target, '/ecrae.v1.KnowledgeBaseService/RollbackKnowledgeBase',
             ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseRequest.SerializeToString,
             ecrae_dot_v1_dot_knowledge__base__pb2.RollbackKnowledgeBaseResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CalibrateHosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/ecrae.v1.KnowledgeBaseService/CalibrateHosts',
+            ecrae_dot_v1_dot_knowledge__base__pb2.CalibrateHostsRequest.SerializeToString,
+            ecrae_dot_v1_dot_knowledge__base__pb2.CalibrateHostsResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

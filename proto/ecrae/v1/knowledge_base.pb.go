@@ -2711,6 +2711,281 @@ func (x *RollbackKnowledgeBaseResponse) GetRevision() uint64 {
 	return 0
 }
 
+type CalibrateHostsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Hosts to calibrate (KB host names); empty with all = every host with
+	// measured samples.
+	Hosts []string `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	All   bool     `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	// Store the fits in the KB (otherwise only show them).
+	Write bool `protobuf:"varint,3,opt,name=write,proto3" json:"write,omitempty"`
+	// Fewest samples a fit needs (default 30).
+	MinSamples    int32 `protobuf:"varint,4,opt,name=min_samples,json=minSamples,proto3" json:"min_samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CalibrateHostsRequest) Reset() {
+	*x = CalibrateHostsRequest{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CalibrateHostsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CalibrateHostsRequest) ProtoMessage() {}
+
+func (x *CalibrateHostsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CalibrateHostsRequest.ProtoReflect.Descriptor instead.
+func (*CalibrateHostsRequest) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *CalibrateHostsRequest) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *CalibrateHostsRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *CalibrateHostsRequest) GetWrite() bool {
+	if x != nil {
+		return x.Write
+	}
+	return false
+}
+
+func (x *CalibrateHostsRequest) GetMinSamples() int32 {
+	if x != nil {
+		return x.MinSamples
+	}
+	return 0
+}
+
+// HostCalibration is one host's fit next to its model.
+type HostCalibration struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// The architecture the host uses now (its model).
+	Architecture string `protobuf:"bytes,2,opt,name=architecture,proto3" json:"architecture,omitempty"`
+	// Effective number of samples (older ones weigh less past a day's worth).
+	Samples float64 `protobuf:"fixed64,3,opt,name=samples,proto3" json:"samples,omitempty"`
+	// Lowest and highest utilisation sampled.
+	MinUtilization float64 `protobuf:"fixed64,4,opt,name=min_utilization,json=minUtilization,proto3" json:"min_utilization,omitempty"`
+	MaxUtilization float64 `protobuf:"fixed64,5,opt,name=max_utilization,json=maxUtilization,proto3" json:"max_utilization,omitempty"`
+	// The model's and the fitted curves: active idle, then 10 % ... 100 % load.
+	ModelWatts  []float64 `protobuf:"fixed64,6,rep,packed,name=model_watts,json=modelWatts,proto3" json:"model_watts,omitempty"`
+	FittedWatts []float64 `protobuf:"fixed64,7,rep,packed,name=fitted_watts,json=fittedWatts,proto3" json:"fitted_watts,omitempty"`
+	// Samples (fractionally) near each point: a point with little support is
+	// the model's, scaled by measured ÷ modelled over all samples.
+	Support []float64 `protobuf:"fixed64,8,rep,packed,name=support,proto3" json:"support,omitempty"`
+	Scale   float64   `protobuf:"fixed64,9,opt,name=scale,proto3" json:"scale,omitempty"`
+	// Root mean square error over the samples, in watts.
+	RmsModelWatts  float64 `protobuf:"fixed64,10,opt,name=rms_model_watts,json=rmsModelWatts,proto3" json:"rms_model_watts,omitempty"`
+	RmsFittedWatts float64 `protobuf:"fixed64,11,opt,name=rms_fitted_watts,json=rmsFittedWatts,proto3" json:"rms_fitted_watts,omitempty"`
+	// Why the host was not fitted ("" when it was).
+	Skipped string `protobuf:"bytes,12,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	// The architecture written (with write).
+	WrittenArchitecture string `protobuf:"bytes,13,opt,name=written_architecture,json=writtenArchitecture,proto3" json:"written_architecture,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *HostCalibration) Reset() {
+	*x = HostCalibration{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostCalibration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostCalibration) ProtoMessage() {}
+
+func (x *HostCalibration) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostCalibration.ProtoReflect.Descriptor instead.
+func (*HostCalibration) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *HostCalibration) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HostCalibration) GetArchitecture() string {
+	if x != nil {
+		return x.Architecture
+	}
+	return ""
+}
+
+func (x *HostCalibration) GetSamples() float64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetMinUtilization() float64 {
+	if x != nil {
+		return x.MinUtilization
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetMaxUtilization() float64 {
+	if x != nil {
+		return x.MaxUtilization
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetModelWatts() []float64 {
+	if x != nil {
+		return x.ModelWatts
+	}
+	return nil
+}
+
+func (x *HostCalibration) GetFittedWatts() []float64 {
+	if x != nil {
+		return x.FittedWatts
+	}
+	return nil
+}
+
+func (x *HostCalibration) GetSupport() []float64 {
+	if x != nil {
+		return x.Support
+	}
+	return nil
+}
+
+func (x *HostCalibration) GetScale() float64 {
+	if x != nil {
+		return x.Scale
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetRmsModelWatts() float64 {
+	if x != nil {
+		return x.RmsModelWatts
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetRmsFittedWatts() float64 {
+	if x != nil {
+		return x.RmsFittedWatts
+	}
+	return 0
+}
+
+func (x *HostCalibration) GetSkipped() string {
+	if x != nil {
+		return x.Skipped
+	}
+	return ""
+}
+
+func (x *HostCalibration) GetWrittenArchitecture() string {
+	if x != nil {
+		return x.WrittenArchitecture
+	}
+	return ""
+}
+
+type CalibrateHostsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hosts []*HostCalibration     `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// True when the fits were stored.
+	Written       bool `protobuf:"varint,2,opt,name=written,proto3" json:"written,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CalibrateHostsResponse) Reset() {
+	*x = CalibrateHostsResponse{}
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CalibrateHostsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CalibrateHostsResponse) ProtoMessage() {}
+
+func (x *CalibrateHostsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_knowledge_base_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CalibrateHostsResponse.ProtoReflect.Descriptor instead.
+func (*CalibrateHostsResponse) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_knowledge_base_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *CalibrateHostsResponse) GetHosts() []*HostCalibration {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *CalibrateHostsResponse) GetWritten() bool {
+	if x != nil {
+		return x.Written
+	}
+	return false
+}
+
 var File_ecrae_v1_knowledge_base_proto protoreflect.FileDescriptor
 
 const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
@@ -2860,11 +3135,36 @@ const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
 	"\x1cRollbackKnowledgeBaseRequest\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\";\n" +
 	"\x1dRollbackKnowledgeBaseResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x04R\brevision*J\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\"v\n" +
+	"\x15CalibrateHostsRequest\x12\x14\n" +
+	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\x12\x14\n" +
+	"\x05write\x18\x03 \x01(\bR\x05write\x12\x1f\n" +
+	"\vmin_samples\x18\x04 \x01(\x05R\n" +
+	"minSamples\"\xc8\x03\n" +
+	"\x0fHostCalibration\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\"\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\x12\x18\n" +
+	"\asamples\x18\x03 \x01(\x01R\asamples\x12'\n" +
+	"\x0fmin_utilization\x18\x04 \x01(\x01R\x0eminUtilization\x12'\n" +
+	"\x0fmax_utilization\x18\x05 \x01(\x01R\x0emaxUtilization\x12\x1f\n" +
+	"\vmodel_watts\x18\x06 \x03(\x01R\n" +
+	"modelWatts\x12!\n" +
+	"\ffitted_watts\x18\a \x03(\x01R\vfittedWatts\x12\x18\n" +
+	"\asupport\x18\b \x03(\x01R\asupport\x12\x14\n" +
+	"\x05scale\x18\t \x01(\x01R\x05scale\x12&\n" +
+	"\x0frms_model_watts\x18\n" +
+	" \x01(\x01R\rrmsModelWatts\x12(\n" +
+	"\x10rms_fitted_watts\x18\v \x01(\x01R\x0ermsFittedWatts\x12\x18\n" +
+	"\askipped\x18\f \x01(\tR\askipped\x121\n" +
+	"\x14written_architecture\x18\r \x01(\tR\x13writtenArchitecture\"c\n" +
+	"\x16CalibrateHostsResponse\x12/\n" +
+	"\x05hosts\x18\x01 \x03(\v2\x19.ecrae.v1.HostCalibrationR\x05hosts\x12\x18\n" +
+	"\awritten\x18\x02 \x01(\bR\awritten*J\n" +
 	"\aTagMode\x12\x18\n" +
 	"\x14TAG_MODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTAG_MODE_EXACT\x10\x01\x12\x11\n" +
-	"\rTAG_MODE_HINT\x10\x022\xcc\x0f\n" +
+	"\rTAG_MODE_HINT\x10\x022\xa1\x10\n" +
 	"\x14KnowledgeBaseService\x12A\n" +
 	"\bListTags\x12\x19.ecrae.v1.ListTagsRequest\x1a\x1a.ecrae.v1.ListTagsResponse\x12;\n" +
 	"\x06GetTag\x12\x17.ecrae.v1.GetTagRequest\x1a\x18.ecrae.v1.GetTagResponse\x12D\n" +
@@ -2892,7 +3192,8 @@ const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
 	"\x13ExportKnowledgeBase\x12$.ecrae.v1.ExportKnowledgeBaseRequest\x1a%.ecrae.v1.ExportKnowledgeBaseResponse\x12b\n" +
 	"\x13ImportKnowledgeBase\x12$.ecrae.v1.ImportKnowledgeBaseRequest\x1a%.ecrae.v1.ImportKnowledgeBaseResponse\x12w\n" +
 	"\x1aListKnowledgeBaseRevisions\x12+.ecrae.v1.ListKnowledgeBaseRevisionsRequest\x1a,.ecrae.v1.ListKnowledgeBaseRevisionsResponse\x12h\n" +
-	"\x15RollbackKnowledgeBase\x12&.ecrae.v1.RollbackKnowledgeBaseRequest\x1a'.ecrae.v1.RollbackKnowledgeBaseResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
+	"\x15RollbackKnowledgeBase\x12&.ecrae.v1.RollbackKnowledgeBaseRequest\x1a'.ecrae.v1.RollbackKnowledgeBaseResponse\x12S\n" +
+	"\x0eCalibrateHosts\x12\x1f.ecrae.v1.CalibrateHostsRequest\x1a .ecrae.v1.CalibrateHostsResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
 
 var (
 	file_ecrae_v1_knowledge_base_proto_rawDescOnce sync.Once
@@ -2907,7 +3208,7 @@ func file_ecrae_v1_knowledge_base_proto_rawDescGZIP() []byte {
 }
 
 var file_ecrae_v1_knowledge_base_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ecrae_v1_knowledge_base_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_ecrae_v1_knowledge_base_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_ecrae_v1_knowledge_base_proto_goTypes = []any{
 	(TagMode)(0),                               // 0: ecrae.v1.TagMode
 	(*Candidate)(nil),                          // 1: ecrae.v1.Candidate
@@ -2963,8 +3264,11 @@ var file_ecrae_v1_knowledge_base_proto_goTypes = []any{
 	(*ListKnowledgeBaseRevisionsResponse)(nil), // 51: ecrae.v1.ListKnowledgeBaseRevisionsResponse
 	(*RollbackKnowledgeBaseRequest)(nil),       // 52: ecrae.v1.RollbackKnowledgeBaseRequest
 	(*RollbackKnowledgeBaseResponse)(nil),      // 53: ecrae.v1.RollbackKnowledgeBaseResponse
-	(*Flavor)(nil),                             // 54: ecrae.v1.Flavor
-	(*timestamppb.Timestamp)(nil),              // 55: google.protobuf.Timestamp
+	(*CalibrateHostsRequest)(nil),              // 54: ecrae.v1.CalibrateHostsRequest
+	(*HostCalibration)(nil),                    // 55: ecrae.v1.HostCalibration
+	(*CalibrateHostsResponse)(nil),             // 56: ecrae.v1.CalibrateHostsResponse
+	(*Flavor)(nil),                             // 57: ecrae.v1.Flavor
+	(*timestamppb.Timestamp)(nil),              // 58: google.protobuf.Timestamp
 }
 var file_ecrae_v1_knowledge_base_proto_depIdxs = []int32{
 	0,  // 0: ecrae.v1.Tag.mode:type_name -> ecrae.v1.TagMode
@@ -2981,73 +3285,76 @@ var file_ecrae_v1_knowledge_base_proto_depIdxs = []int32{
 	3,  // 11: ecrae.v1.CreateArchitectureResponse.architecture:type_name -> ecrae.v1.Architecture
 	3,  // 12: ecrae.v1.UpdateArchitectureRequest.architecture:type_name -> ecrae.v1.Architecture
 	3,  // 13: ecrae.v1.UpdateArchitectureResponse.architecture:type_name -> ecrae.v1.Architecture
-	54, // 14: ecrae.v1.ListFlavorsResponse.flavors:type_name -> ecrae.v1.Flavor
-	54, // 15: ecrae.v1.GetFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
-	54, // 16: ecrae.v1.CreateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
-	54, // 17: ecrae.v1.CreateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
-	54, // 18: ecrae.v1.UpdateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
-	54, // 19: ecrae.v1.UpdateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
+	57, // 14: ecrae.v1.ListFlavorsResponse.flavors:type_name -> ecrae.v1.Flavor
+	57, // 15: ecrae.v1.GetFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
+	57, // 16: ecrae.v1.CreateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
+	57, // 17: ecrae.v1.CreateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
+	57, // 18: ecrae.v1.UpdateFlavorRequest.flavor:type_name -> ecrae.v1.Flavor
+	57, // 19: ecrae.v1.UpdateFlavorResponse.flavor:type_name -> ecrae.v1.Flavor
 	4,  // 20: ecrae.v1.ListHostsResponse.hosts:type_name -> ecrae.v1.Host
 	4,  // 21: ecrae.v1.GetHostResponse.host:type_name -> ecrae.v1.Host
 	4,  // 22: ecrae.v1.CreateHostRequest.host:type_name -> ecrae.v1.Host
 	4,  // 23: ecrae.v1.CreateHostResponse.host:type_name -> ecrae.v1.Host
 	4,  // 24: ecrae.v1.UpdateHostRequest.host:type_name -> ecrae.v1.Host
 	4,  // 25: ecrae.v1.UpdateHostResponse.host:type_name -> ecrae.v1.Host
-	55, // 26: ecrae.v1.KnowledgeBaseRevision.until:type_name -> google.protobuf.Timestamp
+	58, // 26: ecrae.v1.KnowledgeBaseRevision.until:type_name -> google.protobuf.Timestamp
 	50, // 27: ecrae.v1.ListKnowledgeBaseRevisionsResponse.revisions:type_name -> ecrae.v1.KnowledgeBaseRevision
-	5,  // 28: ecrae.v1.KnowledgeBaseService.ListTags:input_type -> ecrae.v1.ListTagsRequest
-	7,  // 29: ecrae.v1.KnowledgeBaseService.GetTag:input_type -> ecrae.v1.GetTagRequest
-	9,  // 30: ecrae.v1.KnowledgeBaseService.CreateTag:input_type -> ecrae.v1.CreateTagRequest
-	11, // 31: ecrae.v1.KnowledgeBaseService.UpdateTag:input_type -> ecrae.v1.UpdateTagRequest
-	13, // 32: ecrae.v1.KnowledgeBaseService.DeleteTag:input_type -> ecrae.v1.DeleteTagRequest
-	15, // 33: ecrae.v1.KnowledgeBaseService.ListArchitectures:input_type -> ecrae.v1.ListArchitecturesRequest
-	17, // 34: ecrae.v1.KnowledgeBaseService.GetArchitecture:input_type -> ecrae.v1.GetArchitectureRequest
-	19, // 35: ecrae.v1.KnowledgeBaseService.CreateArchitecture:input_type -> ecrae.v1.CreateArchitectureRequest
-	21, // 36: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:input_type -> ecrae.v1.UpdateArchitectureRequest
-	23, // 37: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:input_type -> ecrae.v1.DeleteArchitectureRequest
-	25, // 38: ecrae.v1.KnowledgeBaseService.ListFlavors:input_type -> ecrae.v1.ListFlavorsRequest
-	27, // 39: ecrae.v1.KnowledgeBaseService.GetFlavor:input_type -> ecrae.v1.GetFlavorRequest
-	29, // 40: ecrae.v1.KnowledgeBaseService.CreateFlavor:input_type -> ecrae.v1.CreateFlavorRequest
-	31, // 41: ecrae.v1.KnowledgeBaseService.UpdateFlavor:input_type -> ecrae.v1.UpdateFlavorRequest
-	33, // 42: ecrae.v1.KnowledgeBaseService.DeleteFlavor:input_type -> ecrae.v1.DeleteFlavorRequest
-	35, // 43: ecrae.v1.KnowledgeBaseService.ListHosts:input_type -> ecrae.v1.ListHostsRequest
-	37, // 44: ecrae.v1.KnowledgeBaseService.GetHost:input_type -> ecrae.v1.GetHostRequest
-	39, // 45: ecrae.v1.KnowledgeBaseService.CreateHost:input_type -> ecrae.v1.CreateHostRequest
-	41, // 46: ecrae.v1.KnowledgeBaseService.UpdateHost:input_type -> ecrae.v1.UpdateHostRequest
-	43, // 47: ecrae.v1.KnowledgeBaseService.DeleteHost:input_type -> ecrae.v1.DeleteHostRequest
-	45, // 48: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:input_type -> ecrae.v1.ExportKnowledgeBaseRequest
-	47, // 49: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:input_type -> ecrae.v1.ImportKnowledgeBaseRequest
-	49, // 50: ecrae.v1.KnowledgeBaseService.ListKnowledgeBaseRevisions:input_type -> ecrae.v1.ListKnowledgeBaseRevisionsRequest
-	52, // 51: ecrae.v1.KnowledgeBaseService.RollbackKnowledgeBase:input_type -> ecrae.v1.RollbackKnowledgeBaseRequest
-	6,  // 52: ecrae.v1.KnowledgeBaseService.ListTags:output_type -> ecrae.v1.ListTagsResponse
-	8,  // 53: ecrae.v1.KnowledgeBaseService.GetTag:output_type -> ecrae.v1.GetTagResponse
-	10, // 54: ecrae.v1.KnowledgeBaseService.CreateTag:output_type -> ecrae.v1.CreateTagResponse
-	12, // 55: ecrae.v1.KnowledgeBaseService.UpdateTag:output_type -> ecrae.v1.UpdateTagResponse
-	14, // 56: ecrae.v1.KnowledgeBaseService.DeleteTag:output_type -> ecrae.v1.DeleteTagResponse
-	16, // 57: ecrae.v1.KnowledgeBaseService.ListArchitectures:output_type -> ecrae.v1.ListArchitecturesResponse
-	18, // 58: ecrae.v1.KnowledgeBaseService.GetArchitecture:output_type -> ecrae.v1.GetArchitectureResponse
-	20, // 59: ecrae.v1.KnowledgeBaseService.CreateArchitecture:output_type -> ecrae.v1.CreateArchitectureResponse
-	22, // 60: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:output_type -> ecrae.v1.UpdateArchitectureResponse
-	24, // 61: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:output_type -> ecrae.v1.DeleteArchitectureResponse
-	26, // 62: ecrae.v1.KnowledgeBaseService.ListFlavors:output_type -> ecrae.v1.ListFlavorsResponse
-	28, // 63: ecrae.v1.KnowledgeBaseService.GetFlavor:output_type -> ecrae.v1.GetFlavorResponse
-	30, // 64: ecrae.v1.KnowledgeBaseService.CreateFlavor:output_type -> ecrae.v1.CreateFlavorResponse
-	32, // 65: ecrae.v1.KnowledgeBaseService.UpdateFlavor:output_type -> ecrae.v1.UpdateFlavorResponse
-	34, // 66: ecrae.v1.KnowledgeBaseService.DeleteFlavor:output_type -> ecrae.v1.DeleteFlavorResponse
-	36, // 67: ecrae.v1.KnowledgeBaseService.ListHosts:output_type -> ecrae.v1.ListHostsResponse
-	38, // 68: ecrae.v1.KnowledgeBaseService.GetHost:output_type -> ecrae.v1.GetHostResponse
-	40, // 69: ecrae.v1.KnowledgeBaseService.CreateHost:output_type -> ecrae.v1.CreateHostResponse
-	42, // 70: ecrae.v1.KnowledgeBaseService.UpdateHost:output_type -> ecrae.v1.UpdateHostResponse
-	44, // 71: ecrae.v1.KnowledgeBaseService.DeleteHost:output_type -> ecrae.v1.DeleteHostResponse
-	46, // 72: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:output_type -> ecrae.v1.ExportKnowledgeBaseResponse
-	48, // 73: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:output_type -> ecrae.v1.ImportKnowledgeBaseResponse
-	51, // 74: ecrae.v1.KnowledgeBaseService.ListKnowledgeBaseRevisions:output_type -> ecrae.v1.ListKnowledgeBaseRevisionsResponse
-	53, // 75: ecrae.v1.KnowledgeBaseService.RollbackKnowledgeBase:output_type -> ecrae.v1.RollbackKnowledgeBaseResponse
-	52, // [52:76] is the sub-list for method output_type
-	28, // [28:52] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	55, // 28: ecrae.v1.CalibrateHostsResponse.hosts:type_name -> ecrae.v1.HostCalibration
+	5,  // 29: ecrae.v1.KnowledgeBaseService.ListTags:input_type -> ecrae.v1.ListTagsRequest
+	7,  // 30: ecrae.v1.KnowledgeBaseService.GetTag:input_type -> ecrae.v1.GetTagRequest
+	9,  // 31: ecrae.v1.KnowledgeBaseService.CreateTag:input_type -> ecrae.v1.CreateTagRequest
+	11, // 32: ecrae.v1.KnowledgeBaseService.UpdateTag:input_type -> ecrae.v1.UpdateTagRequest
+	13, // 33: ecrae.v1.KnowledgeBaseService.DeleteTag:input_type -> ecrae.v1.DeleteTagRequest
+	15, // 34: ecrae.v1.KnowledgeBaseService.ListArchitectures:input_type -> ecrae.v1.ListArchitecturesRequest
+	17, // 35: ecrae.v1.KnowledgeBaseService.GetArchitecture:input_type -> ecrae.v1.GetArchitectureRequest
+	19, // 36: ecrae.v1.KnowledgeBaseService.CreateArchitecture:input_type -> ecrae.v1.CreateArchitectureRequest
+	21, // 37: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:input_type -> ecrae.v1.UpdateArchitectureRequest
+	23, // 38: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:input_type -> ecrae.v1.DeleteArchitectureRequest
+	25, // 39: ecrae.v1.KnowledgeBaseService.ListFlavors:input_type -> ecrae.v1.ListFlavorsRequest
+	27, // 40: ecrae.v1.KnowledgeBaseService.GetFlavor:input_type -> ecrae.v1.GetFlavorRequest
+	29, // 41: ecrae.v1.KnowledgeBaseService.CreateFlavor:input_type -> ecrae.v1.CreateFlavorRequest
+	31, // 42: ecrae.v1.KnowledgeBaseService.UpdateFlavor:input_type -> ecrae.v1.UpdateFlavorRequest
+	33, // 43: ecrae.v1.KnowledgeBaseService.DeleteFlavor:input_type -> ecrae.v1.DeleteFlavorRequest
+	35, // 44: ecrae.v1.KnowledgeBaseService.ListHosts:input_type -> ecrae.v1.ListHostsRequest
+	37, // 45: ecrae.v1.KnowledgeBaseService.GetHost:input_type -> ecrae.v1.GetHostRequest
+	39, // 46: ecrae.v1.KnowledgeBaseService.CreateHost:input_type -> ecrae.v1.CreateHostRequest
+	41, // 47: ecrae.v1.KnowledgeBaseService.UpdateHost:input_type -> ecrae.v1.UpdateHostRequest
+	43, // 48: ecrae.v1.KnowledgeBaseService.DeleteHost:input_type -> ecrae.v1.DeleteHostRequest
+	45, // 49: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:input_type -> ecrae.v1.ExportKnowledgeBaseRequest
+	47, // 50: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:input_type -> ecrae.v1.ImportKnowledgeBaseRequest
+	49, // 51: ecrae.v1.KnowledgeBaseService.ListKnowledgeBaseRevisions:input_type -> ecrae.v1.ListKnowledgeBaseRevisionsRequest
+	52, // 52: ecrae.v1.KnowledgeBaseService.RollbackKnowledgeBase:input_type -> ecrae.v1.RollbackKnowledgeBaseRequest
+	54, // 53: ecrae.v1.KnowledgeBaseService.CalibrateHosts:input_type -> ecrae.v1.CalibrateHostsRequest
+	6,  // 54: ecrae.v1.KnowledgeBaseService.ListTags:output_type -> ecrae.v1.ListTagsResponse
+	8,  // 55: ecrae.v1.KnowledgeBaseService.GetTag:output_type -> ecrae.v1.GetTagResponse
+	10, // 56: ecrae.v1.KnowledgeBaseService.CreateTag:output_type -> ecrae.v1.CreateTagResponse
+	12, // 57: ecrae.v1.KnowledgeBaseService.UpdateTag:output_type -> ecrae.v1.UpdateTagResponse
+	14, // 58: ecrae.v1.KnowledgeBaseService.DeleteTag:output_type -> ecrae.v1.DeleteTagResponse
+	16, // 59: ecrae.v1.KnowledgeBaseService.ListArchitectures:output_type -> ecrae.v1.ListArchitecturesResponse
+	18, // 60: ecrae.v1.KnowledgeBaseService.GetArchitecture:output_type -> ecrae.v1.GetArchitectureResponse
+	20, // 61: ecrae.v1.KnowledgeBaseService.CreateArchitecture:output_type -> ecrae.v1.CreateArchitectureResponse
+	22, // 62: ecrae.v1.KnowledgeBaseService.UpdateArchitecture:output_type -> ecrae.v1.UpdateArchitectureResponse
+	24, // 63: ecrae.v1.KnowledgeBaseService.DeleteArchitecture:output_type -> ecrae.v1.DeleteArchitectureResponse
+	26, // 64: ecrae.v1.KnowledgeBaseService.ListFlavors:output_type -> ecrae.v1.ListFlavorsResponse
+	28, // 65: ecrae.v1.KnowledgeBaseService.GetFlavor:output_type -> ecrae.v1.GetFlavorResponse
+	30, // 66: ecrae.v1.KnowledgeBaseService.CreateFlavor:output_type -> ecrae.v1.CreateFlavorResponse
+	32, // 67: ecrae.v1.KnowledgeBaseService.UpdateFlavor:output_type -> ecrae.v1.UpdateFlavorResponse
+	34, // 68: ecrae.v1.KnowledgeBaseService.DeleteFlavor:output_type -> ecrae.v1.DeleteFlavorResponse
+	36, // 69: ecrae.v1.KnowledgeBaseService.ListHosts:output_type -> ecrae.v1.ListHostsResponse
+	38, // 70: ecrae.v1.KnowledgeBaseService.GetHost:output_type -> ecrae.v1.GetHostResponse
+	40, // 71: ecrae.v1.KnowledgeBaseService.CreateHost:output_type -> ecrae.v1.CreateHostResponse
+	42, // 72: ecrae.v1.KnowledgeBaseService.UpdateHost:output_type -> ecrae.v1.UpdateHostResponse
+	44, // 73: ecrae.v1.KnowledgeBaseService.DeleteHost:output_type -> ecrae.v1.DeleteHostResponse
+	46, // 74: ecrae.v1.KnowledgeBaseService.ExportKnowledgeBase:output_type -> ecrae.v1.ExportKnowledgeBaseResponse
+	48, // 75: ecrae.v1.KnowledgeBaseService.ImportKnowledgeBase:output_type -> ecrae.v1.ImportKnowledgeBaseResponse
+	51, // 76: ecrae.v1.KnowledgeBaseService.ListKnowledgeBaseRevisions:output_type -> ecrae.v1.ListKnowledgeBaseRevisionsResponse
+	53, // 77: ecrae.v1.KnowledgeBaseService.RollbackKnowledgeBase:output_type -> ecrae.v1.RollbackKnowledgeBaseResponse
+	56, // 78: ecrae.v1.KnowledgeBaseService.CalibrateHosts:output_type -> ecrae.v1.CalibrateHostsResponse
+	54, // [54:79] is the sub-list for method output_type
+	29, // [29:54] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_ecrae_v1_knowledge_base_proto_init() }
@@ -3062,7 +3369,7 @@ func file_ecrae_v1_knowledge_base_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ecrae_v1_knowledge_base_proto_rawDesc), len(file_ecrae_v1_knowledge_base_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   53,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -43,6 +43,7 @@ const (
 	KnowledgeBaseService_ImportKnowledgeBase_FullMethodName        = "/ecrae.v1.KnowledgeBaseService/ImportKnowledgeBase"
 	KnowledgeBaseService_ListKnowledgeBaseRevisions_FullMethodName = "/ecrae.v1.KnowledgeBaseService/ListKnowledgeBaseRevisions"
 	KnowledgeBaseService_RollbackKnowledgeBase_FullMethodName      = "/ecrae.v1.KnowledgeBaseService/RollbackKnowledgeBase"
+	KnowledgeBaseService_CalibrateHosts_FullMethodName             = "/ecrae.v1.KnowledgeBaseService/CalibrateHosts"
 )
 
 // KnowledgeBaseServiceClient is the client API for KnowledgeBaseService service.
@@ -83,6 +84,11 @@ type KnowledgeBaseServiceClient interface {
 	// RollbackKnowledgeBase makes the KB what it was at a kept revision, as a
 	// new write (itself kept, so undoable).
 	RollbackKnowledgeBase(ctx context.Context, in *RollbackKnowledgeBaseRequest, opts ...grpc.CallOption) (*RollbackKnowledgeBaseResponse, error)
+	// CalibrateHosts fits hosts' power curves to the samples their node agents
+	// measured (ecrae.metrics.<host>), next to the KB's model; with write, the
+	// fits are stored, all or none, as architectures "calibrated-<host>" that
+	// the hosts then use.
+	CalibrateHosts(ctx context.Context, in *CalibrateHostsRequest, opts ...grpc.CallOption) (*CalibrateHostsResponse, error)
 }
 
 type knowledgeBaseServiceClient struct {
@@ -333,6 +339,16 @@ func (c *knowledgeBaseServiceClient) RollbackKnowledgeBase(ctx context.Context, 
 	return out, nil
 }
 
+func (c *knowledgeBaseServiceClient) CalibrateHosts(ctx context.Context, in *CalibrateHostsRequest, opts ...grpc.CallOption) (*CalibrateHostsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CalibrateHostsResponse)
+	err := c.cc.Invoke(ctx, KnowledgeBaseService_CalibrateHosts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KnowledgeBaseServiceServer is the server API for KnowledgeBaseService service.
 // All implementations must embed UnimplementedKnowledgeBaseServiceServer
 // for forward compatibility.
@@ -371,6 +387,11 @@ type KnowledgeBaseServiceServer interface {
 	// RollbackKnowledgeBase makes the KB what it was at a kept revision, as a
 	// new write (itself kept, so undoable).
 	RollbackKnowledgeBase(context.Context, *RollbackKnowledgeBaseRequest) (*RollbackKnowledgeBaseResponse, error)
+	// CalibrateHosts fits hosts' power curves to the samples their node agents
+	// measured (ecrae.metrics.<host>), next to the KB's model; with write, the
+	// fits are stored, all or none, as architectures "calibrated-<host>" that
+	// the hosts then use.
+	CalibrateHosts(context.Context, *CalibrateHostsRequest) (*CalibrateHostsResponse, error)
 	mustEmbedUnimplementedKnowledgeBaseServiceServer()
 }
 
@@ -452,6 +473,9 @@ func (UnimplementedKnowledgeBaseServiceServer) ListKnowledgeBaseRevisions(contex
 }
 func (UnimplementedKnowledgeBaseServiceServer) RollbackKnowledgeBase(context.Context, *RollbackKnowledgeBaseRequest) (*RollbackKnowledgeBaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RollbackKnowledgeBase not implemented")
+}
+func (UnimplementedKnowledgeBaseServiceServer) CalibrateHosts(context.Context, *CalibrateHostsRequest) (*CalibrateHostsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CalibrateHosts not implemented")
 }
 func (UnimplementedKnowledgeBaseServiceServer) mustEmbedUnimplementedKnowledgeBaseServiceServer() {}
 func (UnimplementedKnowledgeBaseServiceServer) testEmbeddedByValue()                              {}
@@ -906,6 +930,24 @@ func _KnowledgeBaseService_RollbackKnowledgeBase_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KnowledgeBaseService_CalibrateHosts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CalibrateHostsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KnowledgeBaseServiceServer).CalibrateHosts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KnowledgeBaseService_CalibrateHosts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KnowledgeBaseServiceServer).CalibrateHosts(ctx, req.(*CalibrateHostsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KnowledgeBaseService_ServiceDesc is the grpc.ServiceDesc for KnowledgeBaseService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1008,6 +1050,10 @@ var KnowledgeBaseService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RollbackKnowledgeBase",
 			Handler:    _KnowledgeBaseService_RollbackKnowledgeBase_Handler,
+		},
+		{
+			MethodName: "CalibrateHosts",
+			Handler:    _KnowledgeBaseService_CalibrateHosts_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
