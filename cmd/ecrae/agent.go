@@ -23,10 +23,12 @@ type agentFlags struct {
 	buffer                        int
 	once, json                    bool
 	logFormat, logLevel           string
+	natsAuth                      natsSecurity
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.nats, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	f.natsAuth.registerClient(fs, "")
 	fs.StringVar(&f.host, "host", "", "host name in the samples (default: [DEFAULT] host of --nova-conf, else the hostname, as nova-compute)")
 	fs.StringVar(&f.novaConf, "nova-conf", "/etc/nova/nova.conf", "nova.conf to read the host name from")
 	fs.StringVar(&f.sources, "sources", "rapl,ipmi,redfish,proc", "sources in order of preference: the first that gives a reading wins (proc: utilisation only)")
@@ -152,12 +154,16 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if f.once {
 		return agentOnce(ctx, a, f, stdout)
 	}
-	nc, wake, err := agent.Connect(f.nats, "ecrae-agent "+host, log)
+	auth, err := f.natsAuth.externalOptions()
+	if err != nil {
+		return err
+	}
+	nc, wake, err := agent.Connect(f.nats, "ecrae-agent "+host, log, auth...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	log.Info("agent started", "host", host, "subject", agent.Subject(host), "sources", names, "interval", f.interval, "nats", f.nats)
+	log.Info("agent started", "host", host, "subject", agent.Subject(host), "sources", names, "interval", f.interval, "nats", redactURLs(f.nats))
 	return a.Run(ctx, &agent.NATSPublisher{NC: nc}, f.interval, wake)
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -164,5 +166,51 @@ func TestRedactURLs(t *testing.T) {
 	want := "nats://nova:REDACTED@h1:4222,nats://REDACTED@h2:4222,tls://h3:4443"
 	if got != want || strings.Contains(got, "s3cret") || strings.Contains(got, "tok3n") {
 		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// TestAgentWithNATSCredentials: `ecrae agent` reaches an embedded NATS that
+// requires TLS and users, with its own user's password and the CA, and its
+// samples arrive on its host's subject.
+func TestAgentWithNATSCredentials(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "nats")
+	cert, key, _ := ca.issue("nats", "nats", []string{"localhost"})
+	auth := filepath.Join(dir, "nats-auth.yaml")
+	writeFile(t, auth, "users:\n  - {user: agent-c1, password: c1-secret, role: agent, host: compute1}\n")
+	pw := filepath.Join(dir, "pw")
+	writeFile(t, pw, "c1-secret\n")
+	c := serveConfig{natsURL: "embedded", natsAddr: "127.0.0.1:0", dbPath: filepath.Join(dir, "ecrae.db"), subjectPrefix: "nova",
+		natsSec: natsSecurity{tlsCert: cert, tlsKey: key, authFile: auth}}
+	self, url, stop, err := startNATS(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	defer self.Close()
+	sub, err := self.SubscribeSync("ecrae.metrics.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := self.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"agent", "--host", "compute1", "--sources", "proc", "--proc-stat", "/proc/stat", "--interval", "50ms",
+			"--nats", url, "--nats-user", "agent-c1", "--nats-password-file", pw, "--nats-ca", ca.File, "--log-level", "error"},
+			nil, io.Discard, io.Discard)
+	}()
+	m, err := sub.NextMsg(20 * time.Second)
+	cancel()
+	if err != nil {
+		t.Fatalf("no sample from the agent: %v", err)
+	}
+	if m.Subject != "ecrae.metrics.compute1" {
+		t.Errorf("sample on %s", m.Subject)
+	}
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("agent: %v", err)
 	}
 }

@@ -36,12 +36,18 @@ func (n *natsSecurity) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.tlsKey, "nats-tls-key", "", "embedded NATS: private key (PEM) of --nats-tls-cert")
 	fs.StringVar(&n.tlsClientCA, "nats-tls-client-ca", "", "embedded NATS: CA that must sign every client's certificate")
 	fs.StringVar(&n.authFile, "nats-auth", "", "embedded NATS: users and what each may publish (YAML, see docs/security.md)")
-	fs.StringVar(&n.user, "nats-user", "", "external NATS: user of the service's connection")
-	fs.StringVar(&n.passwordFile, "nats-password-file", "", "external NATS: file holding the password of --nats-user")
-	fs.StringVar(&n.token, "nats-token-file", "", "external NATS: file holding an authentication token")
-	fs.StringVar(&n.ca, "nats-ca", "", "external NATS: CA (PEM) to verify the server")
-	fs.StringVar(&n.cert, "nats-cert", "", "external NATS: client certificate (PEM) for mutual TLS")
-	fs.StringVar(&n.key, "nats-key", "", "external NATS: private key (PEM) of --nats-cert")
+	n.registerClient(fs, "external NATS: ")
+}
+
+// registerClient registers a NATS client's credentials and TLS flags (the
+// service's connection to an external server, an agent's connection).
+func (n *natsSecurity) registerClient(fs *flag.FlagSet, prefix string) {
+	fs.StringVar(&n.user, "nats-user", "", prefix+"user of the connection")
+	fs.StringVar(&n.passwordFile, "nats-password-file", "", prefix+"file holding the password of --nats-user")
+	fs.StringVar(&n.token, "nats-token-file", "", prefix+"file holding an authentication token")
+	fs.StringVar(&n.ca, "nats-ca", "", prefix+"CA (PEM) to verify the server")
+	fs.StringVar(&n.cert, "nats-cert", "", prefix+"client certificate (PEM) for mutual TLS")
+	fs.StringVar(&n.key, "nats-key", "", prefix+"private key (PEM) of --nats-cert")
 }
 
 // natsSecured reports whether the embedded server authenticates and
