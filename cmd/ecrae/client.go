@@ -24,16 +24,24 @@ type clientFlags struct {
 	server  string
 	timeout time.Duration
 	json    bool
+	// The gRPC message limit, both ways (as `ecrae serve --grpc-max-message`).
+	maxMessage string
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.server, "server", "127.0.0.1:50051", "address of ecrae serve")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of each call")
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
+	fs.StringVar(&c.maxMessage, "max-message", defaultMaxMessage(), `largest gRPC message sent or received, e.g. "64MiB" (as ecrae serve --grpc-max-message)`)
 }
 
 func (c *clientFlags) dial() (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(c.server, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(server.Codec{})))
+	max, err := parseMessageSize(c.maxMessage)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --max-message: %v", errUsage, err)
+	}
+	conn, err := grpc.NewClient(c.server, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(append(server.MessageLimitCallOptions(max), grpc.ForceCodecV2(server.Codec{}))...))
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", c.server, err)
 	}

@@ -54,6 +54,7 @@ type serveConfig struct {
 	gcPercent  int
 	memLimit   string
 	stateCache int
+	limits     serveLimits
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -75,6 +76,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&c.staleAfter, "stale-after", hostview.DefaultStaleAfter, "a host not heard from for this long is stale: its measurements fall back to the model's estimate")
 	fs.StringVar(&c.subjectPrefix, "subject-prefix", "nova", "NATS subject prefix of Nova's notifications (<prefix>.versioned_notifications.<priority>.<event_type>)")
 	c.rebalance.register(fs)
+	c.limits.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
 	fs.StringVar(&c.memLimit, "memory-limit", fmt.Sprintf("%dMiB", server.DefaultMemoryLimit>>20), `soft memory limit (GOMEMLIMIT), e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
@@ -161,8 +163,12 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 
+	limits, err := c.limits.options()
+	if err != nil {
+		return err
+	}
 	var inflight atomic.Int64
-	g := grpc.NewServer(grpc.ForceServerCodecV2(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))
+	g := grpc.NewServer(append(limits, grpc.ForceServerCodecV2(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))...)
 	srv.Register(g)
 	if err := c.rebalance.start(ctx, g, srv, cloud, c.dbPath, log); err != nil {
 		return err
