@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/planstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
@@ -237,7 +238,7 @@ func (r *Rebalancer) options(req *ecraev1.PlanRebalanceRequest) (optimizer.Conso
 		o.Horizon = h.AsDuration()
 	}
 	if req.GetAlgorithm() != "" && !slices.Contains(optimizer.Algorithms(), req.GetAlgorithm()) {
-		return o, 0, invalid("algorithm", "unknown algorithm %q (known: %s)", req.GetAlgorithm(), strings.Join(optimizer.Algorithms(), ", "))
+		return o, 0, invalid("algorithm", "unknown algorithm %s (known: %s)", quote.Value(req.GetAlgorithm()), strings.Join(optimizer.Algorithms(), ", "))
 	}
 	o.Algorithm, o.Seed = req.GetAlgorithm(), req.GetSeed()
 	o.MaxMigrations, o.MaxPerHost, o.MaxParallel = int(req.GetMaxMigrations()), int(req.GetMaxPerHost()), int(req.GetMaxParallel())
@@ -574,7 +575,7 @@ func (c *catalog) snapshotCluster(s *ecraev1.ClusterSnapshot, defaultTag string,
 		var m *optimizer.Model
 		if a := h.GetArchitecture(); a != "" {
 			if m = c.archModels[a]; m == nil {
-				return cl, invalid(f("architecture"), "unknown architecture %q", a)
+				return cl, invalid(f("architecture"), "unknown architecture %s", quote.Value(a))
 			}
 		} else {
 			m = c.modelFor(h.GetName(), h.GetName(), optimizer.NormalizeISA(h.GetIsa()), int(h.GetVcpus()-h.GetReservedVcpus()))
@@ -646,7 +647,7 @@ func (c *catalog) profile(tag, defaultTag string) (optimizer.Profile, error) {
 	}
 	p, ok := c.profiles[tag]
 	if !ok {
-		return p, fmt.Errorf("unknown tag %q", tag)
+		return p, fmt.Errorf("unknown tag %s", quote.Value(tag))
 	}
 	return p, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/ecrae/ecrae/server"
 )
@@ -23,7 +24,7 @@ func runHosts(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("%w: hosts takes no arguments, got %q", errUsage, pos[0])
+		return fmt.Errorf("%w: hosts takes no arguments, got %s", errUsage, quote.Value(pos[0]))
 	}
 	conn, cctx, done, err := cf.connect(ctx)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ecrae/ecrae/events"
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/openstack"
 	"github.com/ecrae/ecrae/server"
@@ -84,7 +85,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Arg(0))
+		return fmt.Errorf("%w: serve takes no arguments, got %s", errUsage, quote.Value(fs.Arg(0)))
 	}
 	log, err := newLogger(stderr, c.logFormat, c.logLevel)
 	if err != nil {
@@ -303,11 +304,11 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 	}
 	host, portStr, err := net.SplitHostPort(c.natsAddr)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("%w: --nats-addr %q: %v", errUsage, c.natsAddr, err)
+		return nil, "", nil, fmt.Errorf("%w: --nats-addr %s: %v", errUsage, quote.Value(c.natsAddr), err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("%w: --nats-addr %q: port: %v", errUsage, c.natsAddr, err)
+		return nil, "", nil, fmt.Errorf("%w: --nats-addr %s: port: %v", errUsage, quote.Value(c.natsAddr), err)
 	}
 	if port == 0 {
 		// NATS reads port 0 as its default, 4222; here it means any free
@@ -342,7 +343,7 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+		return nil, fmt.Errorf("%w: --log-level %s: want debug, info, warn or error", errUsage, quote.Value(level))
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -351,7 +352,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, format)
+	return nil, fmt.Errorf("%w: --log-format %s: want text or json", errUsage, quote.Value(format))
 }
 
 // parseWeights reads "name=value,..."; empty means the defaults.
@@ -370,7 +371,7 @@ func parseBytes(s string) (int64, error) {
 	}
 	v, err := strconv.ParseInt(n, 10, 64)
 	if err != nil || v < 0 || v > math.MaxInt64/unit {
-		return 0, fmt.Errorf("%q is not a size (bytes, or a whole number of KiB, MiB or GiB)", s)
+		return 0, fmt.Errorf("%s is not a size (bytes, or a whole number of KiB, MiB or GiB)", quote.Value(s))
 	}
 	return v * unit, nil
 }
@@ -383,11 +384,11 @@ func parseWeights(s string) (map[string]float64, error) {
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok {
-			return nil, fmt.Errorf("%q is not name=value", kv)
+			return nil, fmt.Errorf("%s is not name=value", quote.Value(kv))
 		}
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %q is not a number", k, v)
+			return nil, fmt.Errorf("%s: %s is not a number", k, quote.Value(v))
 		}
 		out[k] = f
 	}

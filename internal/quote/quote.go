@@ -22,6 +22,15 @@ func Value(s string) string {
 	return fmt.Sprintf("%s…(%d bytes)", strconv.Quote(s[:cut(s)]), len(s))
 }
 
+// Short is s cut like Value, not quoted: for messages that quote in their
+// own style (TOSCA's 'name').
+func Short(s string) string {
+	if len(s) <= MaxBytes {
+		return s
+	}
+	return fmt.Sprintf("%s…(%d bytes)", s[:cut(s)], len(s))
+}
+
 // Bytes is Value of b, without copying more of b than it quotes.
 func Bytes(b []byte) string {
 	if len(b) <= MaxBytes {

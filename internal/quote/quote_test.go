@@ -1,6 +1,7 @@
 package quote
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -50,6 +51,9 @@ func FuzzValue(f *testing.F) {
 	f.Add(strings.Repeat("\xff", 120))
 	f.Fuzz(func(t *testing.T, s string) {
 		got := Value(s)
+		if short := Short(s); len(s) > MaxBytes && !strings.HasPrefix(s, strings.TrimSuffix(short, fmt.Sprintf("…(%d bytes)", len(s)))) {
+			t.Fatalf("Short(%q) = %q is not a head of it", s, short)
+		}
 		if got != Bytes([]byte(s)) {
 			t.Fatalf("Value and Bytes differ for %q", s)
 		}
