@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"math"
 	"net"
 	"path/filepath"
@@ -14,12 +16,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
-// serveTCP serves testKB over real gRPC on a loopback listener with the
-// service's message limit, as `ecrae serve` does, and dials it with the
-// CLI's.
-func serveTCP(t *testing.T) *grpc.ClientConn {
+// serveTCP serves testKB over real gRPC on a loopback listener with a
+// message limit of max bytes (`ecrae serve --grpc-max-message`), and dials
+// it with the default limit (the CLI's and the shim's).
+func serveTCP(t testing.TB, max int) *grpc.ClientConn {
 	t.Helper()
 	store, err := kbstore.Open(filepath.Join(t.TempDir(), "kb.db"), kbstore.Options{})
 	if err != nil {
@@ -40,7 +43,7 @@ func serveTCP(t *testing.T) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(append(MessageLimitOptions(DefaultMaxMessage), grpc.ForceServerCodecV2(Codec{}))...)
+	g := grpc.NewServer(append(MessageLimitOptions(max), grpc.ForceServerCodecV2(Codec{}))...)
 	srv.Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
@@ -66,7 +69,7 @@ func serveTCP(t *testing.T) *grpc.ClientConn {
 // whole, the message no longer fits in gRPC's status trailer and the call
 // fails with INTERNAL: RST_STREAM.)
 func TestHugeBadValuesGetAShortInvalidArgument(t *testing.T) {
-	conn := serveTCP(t)
+	conn := serveTCP(t, DefaultMaxMessage)
 	place, kb := ecraev1.NewPlacementServiceClient(conn), ecraev1.NewKnowledgeBaseServiceClient(conn)
 	ctx := context.Background()
 	huge := strings.Repeat("x", 1<<20)
@@ -113,5 +116,66 @@ func TestHugeBadValuesGetAShortInvalidArgument(t *testing.T) {
 				t.Fatalf("message of %d bytes, want at most 600 naming %q with the value cut: %.700s", len(msg), tc.field, msg)
 			}
 		})
+	}
+}
+
+// libvirtHosts are n Nova host states whose cpu_info is what Nova's
+// libvirt driver reports for a recent server CPU (testdata: the JSON
+// LibvirtDriver._get_cpu_info gives, serialised by Nova's jsonutils, with
+// 106 features).
+func libvirtHosts(t testing.TB, n int) []*ecraev1.HostState {
+	t.Helper()
+	info, err := os.ReadFile("testdata/libvirt_cpu_info.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := make([]*ecraev1.HostState, n)
+	for i := range hosts {
+		used := int32(i % 60)
+		hosts[i] = &ecraev1.HostState{
+			Host: fmt.Sprintf("compute-%05d.cloud.example.org", i), Nodename: fmt.Sprintf("compute-%05d.cloud.example.org", i),
+			VcpusTotal: 128, VcpusUsed: used, CpuAllocationRatio: 4,
+			TotalUsableRamMb: 515072, FreeRamMb: 515072 - int64(used)*2048, RamAllocationRatio: 1,
+			TotalUsableDiskGb: 3500, FreeDiskMb: (3500 - int64(used)*20) * 1024, DiskAllocationRatio: 1,
+			CpuInfo: strings.TrimSpace(string(info)), NumInstances: used / 2,
+			Metrics: map[string]float64{"cpu.percent": float64(i % 90)},
+		}
+	}
+	return hosts
+}
+
+// TestTenThousandLibvirtHostsFitTheDefaultLimit measures a FilterHosts
+// request of 10,000 hosts with libvirt's real cpu_info: it is past gRPC's
+// own 4 MiB default (which refuses it, RESOURCE_EXHAUSTED: the shim's
+// fail-open of issue 11) and within half of DefaultMaxMessage, which
+// serves it over real gRPC.
+func TestTenThousandLibvirtHostsFitTheDefaultLimit(t *testing.T) {
+	req := &ecraev1.FilterHostsRequest{Instance: small("web"), Hosts: libvirtHosts(t, 10000), PassedOnly: true}
+	size := proto.Size(req)
+	t.Logf("FilterHosts request of 10,000 hosts with libvirt cpu_info: %d bytes (%.1f MiB, %d per host)", size, float64(size)/(1<<20), size/10000)
+	if size <= 4<<20 || size > DefaultMaxMessage/2 {
+		t.Fatalf("request of %d bytes: want it past 4 MiB (else this proves nothing) and within half of %d", size, DefaultMaxMessage)
+	}
+	ctx := context.Background()
+	resp, err := ecraev1.NewPlacementServiceClient(serveTCP(t, DefaultMaxMessage)).FilterHosts(ctx, req)
+	if err != nil {
+		t.Fatalf("with the default limit: %v", err)
+	}
+	if len(resp.GetPassed()) != 10000 {
+		t.Fatalf("%d answers for 10,000 hosts", len(resp.GetPassed()))
+	}
+	// The largest answer: the full breakdown of every host.
+	weighed, err := ecraev1.NewPlacementServiceClient(serveTCP(t, DefaultMaxMessage)).WeighHosts(ctx,
+		&ecraev1.WeighHostsRequest{Instance: req.GetInstance(), Hosts: req.GetHosts()})
+	if err != nil {
+		t.Fatalf("WeighHosts with the default limit: %v", err)
+	}
+	t.Logf("WeighHosts answer with the full breakdown: %d bytes", proto.Size(weighed))
+	if n := proto.Size(weighed); n > DefaultMaxMessage/2 {
+		t.Fatalf("WeighHosts answer of %d bytes: past half of %d", n, DefaultMaxMessage)
+	}
+	_, err = ecraev1.NewPlacementServiceClient(serveTCP(t, 4<<20)).FilterHosts(ctx, req)
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("with gRPC's 4 MiB default: got %v, want ResourceExhausted", err)
 	}
 }
