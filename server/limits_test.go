@@ -3,9 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
-	"os"
 	"math"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
