@@ -105,6 +105,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: --weights: %v", errUsage, err)
 	}
+	if err := c.limits.parse(); err != nil {
+		return err
+	}
 	return serve(ctx, c, weights, log)
 }
 
@@ -164,12 +167,8 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 
-	limits, err := c.limits.options()
-	if err != nil {
-		return err
-	}
 	var inflight atomic.Int64
-	g := grpc.NewServer(append(limits, grpc.ForceServerCodecV2(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))...)
+	g := grpc.NewServer(append(c.limits.options(), grpc.ForceServerCodecV2(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))...)
 	srv.Register(g)
 	if err := c.rebalance.start(ctx, g, srv, cloud, c.dbPath, log); err != nil {
 		return err

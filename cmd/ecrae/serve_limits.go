@@ -13,6 +13,7 @@ import (
 // serveLimits are the size limits of `ecrae serve`'s gRPC server.
 type serveLimits struct {
 	maxMessage string
+	max        int // parsed; 0 = server.DefaultMaxMessage
 }
 
 func (l *serveLimits) register(fs *flag.FlagSet) {
@@ -20,13 +21,22 @@ func (l *serveLimits) register(fs *flag.FlagSet) {
 		`largest gRPC message received or sent, e.g. "64MiB" (Nova sends all candidate hosts in one call; the shim's [ecrae] max_message_mb and the CLI's --max-message should match)`)
 }
 
-// options are the gRPC server options of the limits.
-func (l *serveLimits) options() ([]grpc.ServerOption, error) {
+// parse checks the flags, before anything is opened.
+func (l *serveLimits) parse() error {
 	n, err := parseMessageSize(l.maxMessage)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --grpc-max-message: %v", errUsage, err)
+		return fmt.Errorf("%w: --grpc-max-message: %v", errUsage, err)
 	}
-	return server.MessageLimitOptions(n), nil
+	l.max = n
+	return nil
+}
+
+// options are the gRPC server options of the limits.
+func (l *serveLimits) options() []grpc.ServerOption {
+	if l.max == 0 {
+		return server.MessageLimitOptions(server.DefaultMaxMessage)
+	}
+	return server.MessageLimitOptions(l.max)
 }
 
 func defaultMaxMessage() string { return fmt.Sprintf("%dMiB", server.DefaultMaxMessage>>20) }
