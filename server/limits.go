@@ -1,7 +1,12 @@
 package server
 
 import (
+	"context"
+	"fmt"
+	"unicode/utf8"
+
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 )
 
 // DefaultMaxMessage is the gRPC message limit, both ways, of `ecrae serve`
@@ -15,10 +20,44 @@ import (
 // cpu_info, metrics and aggregates.
 const DefaultMaxMessage = 64 << 20
 
+// maxStatusMessage bounds an error's message on the wire. Every error
+// quotes at most 100 bytes of a bad value (internal/quote); this is the
+// net under a path that does not, since a message past the peer's header
+// limit turns the call's status into INTERNAL: RST_STREAM.
+const maxStatusMessage = 4 << 10
+
 // MessageLimitOptions are the server options of a message limit of max
-// bytes, received and sent.
+// bytes, received and sent, with errors' messages bounded.
 func MessageLimitOptions(max int) []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.MaxRecvMsgSize(max), grpc.MaxSendMsgSize(max)}
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(max), grpc.MaxSendMsgSize(max),
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			resp, err := h(ctx, req)
+			return resp, boundStatus(err)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			return boundStatus(h(srv, ss))
+		}),
+	}
+}
+
+// boundStatus cuts err's message to maxStatusMessage bytes, keeping its
+// code and details.
+func boundStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st := status.Convert(err)
+	msg := st.Message()
+	if len(msg) <= maxStatusMessage {
+		return err
+	}
+	cut := maxStatusMessage
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	p := st.Proto()
+	p.Message = fmt.Sprintf("%s…(%d bytes)", msg[:cut], len(msg))
+	return status.ErrorProto(p)
 }
 
 // MessageLimitCallOptions are the same limit for a client's calls.

@@ -179,3 +179,43 @@ func TestTenThousandLibvirtHostsFitTheDefaultLimit(t *testing.T) {
 		t.Fatalf("with gRPC's 4 MiB default: got %v, want ResourceExhausted", err)
 	}
 }
+
+// TestLongStatusMessagesAreCut: the net under the quoting. A handler error
+// of 1 MiB reaches the client over real gRPC with its code, cut to
+// maxStatusMessage bytes.
+func TestLongStatusMessagesAreCut(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(MessageLimitOptions(DefaultMaxMessage)...)
+	ecraev1.RegisterPlacementServiceServer(g, longErrors{})
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
+	defer func() {
+		g.Stop()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = ecraev1.NewPlacementServiceClient(conn).FilterHosts(context.Background(), &ecraev1.FilterHostsRequest{})
+	st, _ := status.FromError(err)
+	// 4,096 bytes of "é" is 2,048 characters: cut on a character boundary.
+	want := strings.Repeat("é", maxStatusMessage/2) + "…(1048576 bytes)"
+	if st.Code() != codes.InvalidArgument || st.Message() != want {
+		t.Fatalf("got %v, %d bytes, want InvalidArgument with %d bytes", st.Code(), len(st.Message()), len(want))
+	}
+}
+
+type longErrors struct {
+	ecraev1.UnimplementedPlacementServiceServer
+}
+
+func (longErrors) FilterHosts(context.Context, *ecraev1.FilterHostsRequest) (*ecraev1.FilterHostsResponse, error) {
+	return nil, status.Error(codes.InvalidArgument, strings.Repeat("é", 1<<19))
+}
