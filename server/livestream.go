@@ -5,13 +5,12 @@ import (
 	"google.golang.org/grpc"
 )
 
-// The bounds of one StreamLiveHosts message. A LiveInstance is about 150
-// bytes and a LiveHost about 400, so a message stays under 1 MiB, far
-// below any sane message limit, whatever the size of the view.
-const (
-	streamHostsPerMessage     = 500
-	streamInstancesPerMessage = 2000
-)
+// streamMessageBytes is what one StreamLiveHosts message holds, about:
+// a message passes it by at most a host and one of its instances, whose
+// sizes the view's field bounds keep small. 1 MiB is far
+// below any sane message limit and makes the stream's messages few
+// (100,000 instances: about 15).
+const streamMessageBytes = 1 << 20
 
 // StreamLiveHosts answers `ecrae hosts` with the view cut into bounded
 // messages (see the proto for how a long instance list continues).
@@ -20,7 +19,7 @@ func (s *Server) StreamLiveHosts(req *ecraev1.ListLiveHostsRequest, stream grpc.
 	if err != nil {
 		return err
 	}
-	for _, m := range chunkLiveHosts(all, streamHostsPerMessage, streamInstancesPerMessage) {
+	for _, m := range chunkLiveHosts(all, streamMessageBytes) {
 		if err := stream.Send(m); err != nil {
 			return err
 		}
@@ -28,42 +27,48 @@ func (s *Server) StreamLiveHosts(req *ecraev1.ListLiveHostsRequest, stream grpc.
 	return nil
 }
 
-// chunkLiveHosts cuts a full answer into messages of at most maxHosts
-// entries and maxInstances instances; the first carries the summary.
-// Always at least one message, so an empty view still says when it was
-// taken.
-func chunkLiveHosts(all *ecraev1.ListLiveHostsResponse, maxHosts, maxInstances int) []*ecraev1.ListLiveHostsResponse {
+// entryOverhead is a repeated entry's tag and length prefix, at most.
+const entryOverhead = 1 + 5
+
+// chunkLiveHosts cuts a full answer (which it takes apart) into messages
+// of about maxBytes each; the first carries the summary. Always at least
+// one message, so an empty view still says when it was taken.
+func chunkLiveHosts(all *ecraev1.ListLiveHostsResponse, maxBytes int) []*ecraev1.ListLiveHostsResponse {
 	cur := &ecraev1.ListLiveHostsResponse{
 		AsOf: all.GetAsOf(), StaleAfter: all.GetStaleAfter(), AppliedSeq: all.GetAppliedSeq(),
 		Instances: all.GetInstances(), Sources: all.GetSources(),
 	}
 	out := []*ecraev1.ListLiveHostsResponse{cur}
-	room := maxInstances // instances the current message may still take
+	room := maxBytes - cur.SizeVT() // what the current message may still take
 	next := func() {
 		cur = &ecraev1.ListLiveHostsResponse{}
 		out = append(out, cur)
-		room = maxInstances
+		room = maxBytes
 	}
 	for _, h := range all.GetHosts() {
-		if len(cur.Hosts) >= maxHosts || room == 0 {
-			next()
-		}
 		list := h.InstanceList
-		// The host itself with what fits of its instances, then
-		// continuation entries with the rest.
-		entry := h
-		for {
-			n := min(len(list), room)
-			entry.InstanceList = list[:n:n]
-			cur.Hosts = append(cur.Hosts, entry)
-			room -= n
-			list = list[n:]
-			if len(list) == 0 {
-				break
-			}
+		h.InstanceList = nil
+		if size := h.SizeVT() + entryOverhead; size > room && len(cur.Hosts) > 0 {
 			next()
-			entry = &ecraev1.LiveHost{Host: h.GetHost(), Continued: true}
 		}
+		// The host with what fits of its instances, then continuation
+		// entries with the rest. An entry alone in its message takes at
+		// least one instance, so the cutting ends.
+		entry, start := h, 0
+		cur.Hosts = append(cur.Hosts, entry)
+		room -= h.SizeVT() + entryOverhead
+		for i, in := range list {
+			size := in.SizeVT() + entryOverhead
+			if size > room && (i > start || len(cur.Hosts) > 1) {
+				entry.InstanceList = list[start:i:i]
+				next()
+				entry, start = &ecraev1.LiveHost{Host: h.GetHost(), Continued: true}, i
+				cur.Hosts = append(cur.Hosts, entry)
+				room -= entry.SizeVT() + entryOverhead
+			}
+			room -= size
+		}
+		entry.InstanceList = list[start:]
 	}
 	return out
 }
