@@ -89,6 +89,7 @@ func runTosca(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Usage = func() { fmt.Fprint(stderr, toscaUsage) }
 	fs.StringVar(&c.cf.server, "server", "127.0.0.1:50051", "address of ecrae serve")
 	fs.DurationVar(&c.cf.timeout, "timeout", 10*time.Second, "deadline of each service call")
+	fs.StringVar(&c.cf.maxMessage, "max-message", defaultMaxMessage(), `largest gRPC message sent or received, e.g. "64MiB" (as ecrae serve --grpc-max-message)`)
 	fs.BoolVar(&c.noService, "no-service", false, "resolve in-process from a knowledge base file")
 	fs.StringVar(&c.kbFile, "kb", "", "with --no-service: the knowledge base file")
 	fs.Func("input", "a template input, KEY=VALUE (repeatable)", func(s string) error {
