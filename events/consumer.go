@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -104,7 +105,7 @@ func New(nc *nats.Conn, v View, cfg Config, log *slog.Logger, m *Metrics) (*Cons
 	cfg.defaults()
 	for _, s := range []string{cfg.SubjectPrefix, cfg.MetricsSubject} {
 		if strings.ContainsAny(s, " \t*>") || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
-			return nil, fmt.Errorf("NATS subject %q: no spaces, wildcards, or leading or trailing dots", s)
+			return nil, fmt.Errorf("NATS subject %s: no spaces, wildcards, or leading or trailing dots", quote.Value(s))
 		}
 	}
 	js, err := jetstream.New(nc)

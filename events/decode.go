@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"github.com/ecrae/ecrae/internal/quote"
 	json "github.com/segmentio/encoding/json"
 	"math"
 	"strings"
@@ -177,7 +178,7 @@ func DecodeNotification(data []byte) (*hostview.Event, string, error) {
 	}
 	if m.OsloMessage != nil {
 		if !strings.HasPrefix(m.OsloVersion, "2.") {
-			return nil, "", malformed("oslo envelope version %q, want 2.x", m.OsloVersion)
+			return nil, "", malformed("oslo envelope version %s, want 2.x", quote.Value(m.OsloVersion))
 		}
 		inner := []byte(*m.OsloMessage)
 		m = message{}
@@ -355,7 +356,7 @@ func DecodeSample(subjectHost string, data []byte) (*hostview.Event, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s.Timestamp)
 	if err != nil {
-		return nil, malformed("timestamp %q is not RFC 3339", s.Timestamp)
+		return nil, malformed("timestamp %s is not RFC 3339", quote.Value(s.Timestamp))
 	}
 	switch s.WattsSource {
 	case "", WattsMeasured:
@@ -394,5 +395,5 @@ func parseTime(s string) (time.Time, error) {
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%q is not a time", s)
+	return time.Time{}, fmt.Errorf("%s is not a time", quote.Value(s))
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ecrae/ecrae/internal/quote"
 )
 
 // Sentinel errors; callers test them with errors.Is.
@@ -69,7 +71,9 @@ func indexPaths(kind string, i int, _ string) string { return fmt.Sprintf("%ss[%
 
 // namePaths names entities by name: positions mean nothing to a caller of
 // a store write, whose KB is the store's, not theirs.
-func namePaths(kind string, _ int, name string) string { return fmt.Sprintf("%ss[%q]", kind, name) }
+func namePaths(kind string, _ int, name string) string {
+	return fmt.Sprintf("%ss[%s]", kind, quote.Value(name))
+}
 
 // filePaths names the entities of file by their position in it, which maps
 // back to a YAML line, and every other entity (of the KB file is merged
@@ -204,7 +208,7 @@ func checkName(p, kind, name string, i int, seen map[string]int, paths pathFunc)
 		return err
 	}
 	if first, dup := seen[name]; dup {
-		return fail(f, "duplicate %s name %q (first defined at %s)", kind, name, paths(kind, first, name))
+		return fail(f, "duplicate %s name %s (first defined at %s)", kind, quote.Value(name), paths(kind, first, name))
 	}
 	seen[name] = i
 	return nil
@@ -222,7 +226,7 @@ func checkNameValue(field, name string) *ValidationError {
 	for _, r := range name {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
 		if !ok {
-			return fail(field, "%q may only contain letters, digits, '.', '_' and '-'", name)
+			return fail(field, "%s may only contain letters, digits, '.', '_' and '-'", quote.Value(name))
 		}
 	}
 	return nil
@@ -233,7 +237,7 @@ func checkISA(field, isa string) *ValidationError {
 		return fail(field, "must not be empty; one of %s", strings.Join(ISAs(), ", "))
 	}
 	if !slices.Contains(ISAs(), isa) {
-		return fail(field, "unknown ISA %q; must be one of %s", isa, strings.Join(ISAs(), ", "))
+		return fail(field, "unknown ISA %s; must be one of %s", quote.Value(isa), strings.Join(ISAs(), ", "))
 	}
 	return nil
 }
@@ -318,7 +322,7 @@ func checkTag(p string, t *Tag, archs map[string]*Architecture, flavors map[stri
 	switch t.Mode {
 	case "", ModeHint, ModeExact:
 	default:
-		return fail(join(p, "mode"), "unknown mode %q; must be %q or %q (empty means %q)", t.Mode, ModeExact, ModeHint, ModeHint)
+		return fail(join(p, "mode"), "unknown mode %s; must be %s or %s (empty means %s)", quote.Value(t.Mode), quote.Value(ModeExact), quote.Value(ModeHint), quote.Value(ModeHint))
 	}
 	cp := join(p, "candidates")
 	if len(t.Candidates) == 0 {
@@ -362,14 +366,14 @@ func checkCandidate(cf string, c *Candidate, archs map[string]*Architecture, fla
 	if c.Architecture != "" {
 		a, ok := archs[c.Architecture]
 		if !ok {
-			return fail(join(cf, "architecture"), "architecture %q does not exist", c.Architecture)
+			return fail(join(cf, "architecture"), "architecture %s does not exist", quote.Value(c.Architecture))
 		}
 		if c.ISA != "" && c.ISA != a.ISA {
-			return fail(join(cf, "isa"), "%q contradicts architecture %q, whose isa is %q", c.ISA, a.Name, a.ISA)
+			return fail(join(cf, "isa"), "%s contradicts architecture %s, whose isa is %s", quote.Value(c.ISA), quote.Value(a.Name), quote.Value(a.ISA))
 		}
 	}
 	if c.Flavor != "" && !flavors[c.Flavor] {
-		return fail(join(cf, "flavor"), "flavor %q does not exist", c.Flavor)
+		return fail(join(cf, "flavor"), "flavor %s does not exist", quote.Value(c.Flavor))
 	}
 	pf := join(cf, "performance_factor")
 	if err := checkNonNeg(pf, c.PerformanceFactor); err != nil {
@@ -405,7 +409,7 @@ func checkFlavor(p string, f *Flavor, tags map[string]bool) *ValidationError {
 			return fail(idx(tp, i), "must not be empty")
 		}
 		if !tags[t] {
-			return fail(idx(tp, i), "tag %q does not exist", t)
+			return fail(idx(tp, i), "tag %s does not exist", quote.Value(t))
 		}
 		if j := slices.Index(f.Tags, t); j < i {
 			return fail(idx(tp, i), "duplicates %s", idx(tp, j))
@@ -420,7 +424,7 @@ func checkHost(p string, h *Host, archs map[string]*Architecture) *ValidationErr
 		return fail(af, "must name an architecture")
 	}
 	if _, ok := archs[h.Architecture]; !ok {
-		return fail(af, "architecture %q does not exist", h.Architecture)
+		return fail(af, "architecture %s does not exist", quote.Value(h.Architecture))
 	}
 	return checkNonNeg(join(p, "power_cap_watts"), h.PowerCapWatts)
 }

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+
+	"github.com/ecrae/ecrae/internal/quote"
 )
 
 // DefaultAlgorithm is the algorithm of a request that names none: Panigrahy
@@ -125,7 +127,7 @@ func parseAlgorithm(name string) (algorithm, error) {
 var ErrUnknownAlgorithm = errors.New("unknown algorithm")
 
 func unknownAlgorithm(name string) error {
-	return fmt.Errorf("%w %q (known: %s)", ErrUnknownAlgorithm, name, strings.Join(Algorithms(), ", "))
+	return fmt.Errorf("%w %s (known: %s)", ErrUnknownAlgorithm, quote.Value(name), strings.Join(Algorithms(), ", "))
 }
 
 // ErrNoRoom is returned when some item fits no bin at all.
@@ -167,7 +169,7 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 		m.absorb(sm)
 	case kindCurrent:
 		if p.home == nil {
-			return nil, outcome{}, fmt.Errorf("algorithm %q needs a current placement", a.name)
+			return nil, outcome{}, fmt.Errorf("algorithm %s needs a current placement", quote.Value(a.name))
 		}
 	}
 	s.placeHome()

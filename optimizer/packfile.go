@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ecrae/ecrae/internal/quote"
 )
 
 // PackInstance is one offline bin-packing instance: the vector bin packing
@@ -90,9 +92,9 @@ func intsFrom(fields []string, line int, what string, lo int64) ([]int64, error)
 		v, err := strconv.ParseInt(f, 10, 64)
 		if err != nil || v < lo || v > maxPackValue {
 			if lo < 0 {
-				return nil, malformed(line, "%s: %q is not an integer of at most 2^50 in size", what, f)
+				return nil, malformed(line, "%s: %s is not an integer of at most 2^50 in size", what, quote.Value(f))
 			}
-			return nil, malformed(line, "%s: %q is not a non-negative integer up to 2^50", what, f)
+			return nil, malformed(line, "%s: %s is not a non-negative integer up to 2^50", what, quote.Value(f))
 		}
 		out[i] = v
 	}
@@ -174,7 +176,7 @@ func ParseVBP(data []byte) (*PackInstance, error) {
 		}
 	}
 	if f, line, ok := r.next(); ok {
-		return nil, malformed(line, "unexpected %q after the %d item types", strings.Join(f, " "), m)
+		return nil, malformed(line, "unexpected %s after the %d item types", quote.Value(strings.Join(f, " ")), m)
 	}
 	return inst, nil
 }
@@ -253,7 +255,7 @@ func ParseVMP(data []byte) (*PackInstance, error) {
 		inst.Lines = append(inst.Lines, line)
 	}
 	if f, line, ok := r.next(); ok {
-		return nil, malformed(line, "unexpected %q after the %d VMs", strings.Join(f, " "), n)
+		return nil, malformed(line, "unexpected %s after the %d VMs", quote.Value(strings.Join(f, " ")), n)
 	}
 	return inst, nil
 }
@@ -377,7 +379,7 @@ func Pack(inst *PackInstance, opts PackOptions) (PackResult, error) {
 		return PackResult{}, err
 	}
 	if a.kind == kindCurrent {
-		return PackResult{}, fmt.Errorf("algorithm %q needs a current placement; pack has none", a.name)
+		return PackResult{}, fmt.Errorf("algorithm %s needs a current placement; pack has none", quote.Value(a.name))
 	}
 	m := newMeter(opts.Budget)
 	start := m.now()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/catalog"
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/planstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
@@ -255,7 +256,7 @@ func (r *Rebalancer) options(req *ecraev1.PlanRebalanceRequest) (optimizer.Conso
 		o.Horizon = h.AsDuration()
 	}
 	if req.GetAlgorithm() != "" && !slices.Contains(optimizer.Algorithms(), req.GetAlgorithm()) {
-		return o, 0, invalid("algorithm", "unknown algorithm %q (known: %s)", req.GetAlgorithm(), strings.Join(optimizer.Algorithms(), ", "))
+		return o, 0, invalid("algorithm", "unknown algorithm %s (known: %s)", quote.Value(req.GetAlgorithm()), strings.Join(optimizer.Algorithms(), ", "))
 	}
 	o.Algorithm, o.Seed = req.GetAlgorithm(), req.GetSeed()
 	o.MaxMigrations, o.MaxPerHost, o.MaxParallel = int(req.GetMaxMigrations()), int(req.GetMaxPerHost()), int(req.GetMaxParallel())

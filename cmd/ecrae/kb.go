@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 )
@@ -108,7 +109,7 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return kbCalibrate(ctx, &cf, fs, args[1:], stdout)
 	}
 	fmt.Fprint(stderr, kbUsage)
-	return fmt.Errorf("%w: unknown kb subcommand %q", errUsage, args[0])
+	return fmt.Errorf("%w: unknown kb subcommand %s", errUsage, quote.Value(args[0]))
 }
 
 func kbShow(ctx context.Context, cf *clientFlags, stdout io.Writer) error {
@@ -287,5 +288,5 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 		fmt.Fprintf(stdout, "host %s deleted\n", pos[0])
 		return nil
 	}
-	return fmt.Errorf("%w: unknown kb host subcommand %q", errUsage, args[0])
+	return fmt.Errorf("%w: unknown kb host subcommand %s", errUsage, quote.Value(args[0]))
 }

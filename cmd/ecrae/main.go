@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"google.golang.org/grpc/status"
 )
 
@@ -86,7 +87,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %s", errUsage, quote.Value(cmd))
 }
 
 // oneLine renders an error as one readable line: a gRPC status shows its

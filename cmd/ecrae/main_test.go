@@ -205,6 +205,8 @@ func TestCLIErrorsAreOneReadableLine(t *testing.T) {
 		{[]string{"score", "--vcpus=1", "--ram-mb=1", "--server=127.0.0.1:1", "--timeout=2s"}, "127.0.0.1:1"},
 		{[]string{"serve", "--weights=energy"}, "--weights"},
 		{[]string{"serve", "--memory-limit=lots"}, `--memory-limit: "lots" is not a size`},
+		{[]string{"serve", "--grpc-max-message=512"}, `--grpc-max-message: "512" is out of range`},
+		{[]string{"hosts", "--max-message=lots", "--server=127.0.0.1:1"}, `--max-message: "lots" is not a size`},
 	}
 	for _, c := range cases {
 		_, err := cli(t, c.args...)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/optimizer"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -51,7 +52,7 @@ func runRebalance(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return runRebalanceStop(ctx, args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, rebalanceUsage)
-	return fmt.Errorf("%w: unknown rebalance command %q", errUsage, args[0])
+	return fmt.Errorf("%w: unknown rebalance command %s", errUsage, quote.Value(args[0]))
 }
 
 func runRebalancePlan(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ecrae/ecrae/events"
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/openstack"
 	"github.com/ecrae/ecrae/server"
@@ -54,6 +55,7 @@ type serveConfig struct {
 	gcPercent  int
 	memLimit   string
 	stateCache int
+	limits     serveLimits
 	// TLS, roles, exposure (issue 13) and NATS security.
 	security securityServe
 	natsSec  natsSecurity
@@ -78,6 +80,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&c.staleAfter, "stale-after", hostview.DefaultStaleAfter, "a host not heard from for this long is stale: its measurements fall back to the model's estimate")
 	fs.StringVar(&c.subjectPrefix, "subject-prefix", "nova", "NATS subject prefix of Nova's notifications (<prefix>.versioned_notifications.<priority>.<event_type>)")
 	c.rebalance.register(fs)
+	c.limits.register(fs)
 	c.security.register(fs)
 	c.natsSec.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
@@ -87,7 +90,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Arg(0))
+		return fmt.Errorf("%w: serve takes no arguments, got %s", errUsage, quote.Value(fs.Arg(0)))
 	}
 	log, err := newLogger(stderr, c.logFormat, c.logLevel)
 	if err != nil {
@@ -106,6 +109,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	weights, err := parseWeights(c.weights)
 	if err != nil {
 		return fmt.Errorf("%w: --weights: %v", errUsage, err)
+	}
+	if err := c.limits.parse(); err != nil {
+		return err
 	}
 	return serve(ctx, c, weights, log)
 }
@@ -176,7 +182,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 
 	var inflight atomic.Int64
 	creds, authUnary, authStream := sec.serverOptions()
-	g := grpc.NewServer(append(creds, grpc.ForceServerCodecV2(server.Codec{}),
+	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.Codec{}),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor()}, authUnary...)...),
 		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
@@ -327,11 +333,11 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 	}
 	host, portStr, err := net.SplitHostPort(c.natsAddr)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("%w: --nats-addr %q: %v", errUsage, c.natsAddr, err)
+		return nil, "", nil, fmt.Errorf("%w: --nats-addr %s: %v", errUsage, quote.Value(c.natsAddr), err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("%w: --nats-addr %q: port: %v", errUsage, c.natsAddr, err)
+		return nil, "", nil, fmt.Errorf("%w: --nats-addr %s: port: %v", errUsage, quote.Value(c.natsAddr), err)
 	}
 	if port == 0 {
 		// NATS reads port 0 as its default, 4222; here it means any free
@@ -371,7 +377,7 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+		return nil, fmt.Errorf("%w: --log-level %s: want debug, info, warn or error", errUsage, quote.Value(level))
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -380,7 +386,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, format)
+	return nil, fmt.Errorf("%w: --log-format %s: want text or json", errUsage, quote.Value(format))
 }
 
 // parseWeights reads "name=value,..."; empty means the defaults.
@@ -399,7 +405,7 @@ func parseBytes(s string) (int64, error) {
 	}
 	v, err := strconv.ParseInt(n, 10, 64)
 	if err != nil || v < 0 || v > math.MaxInt64/unit {
-		return 0, fmt.Errorf("%q is not a size (bytes, or a whole number of KiB, MiB or GiB)", s)
+		return 0, fmt.Errorf("%s is not a size (bytes, or a whole number of KiB, MiB or GiB)", quote.Value(s))
 	}
 	return v * unit, nil
 }
@@ -412,11 +418,11 @@ func parseWeights(s string) (map[string]float64, error) {
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok {
-			return nil, fmt.Errorf("%q is not name=value", kv)
+			return nil, fmt.Errorf("%s is not name=value", quote.Value(kv))
 		}
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %q is not a number", k, v)
+			return nil, fmt.Errorf("%s: %s is not a number", k, quote.Value(v))
 		}
 		out[k] = f
 	}

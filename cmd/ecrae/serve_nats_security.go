@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/server"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -90,24 +91,24 @@ func parseNATSAuth(file string, b []byte) ([]NATSUser, error) {
 		case u.User == "":
 			return nil, fmt.Errorf("%s: user is empty", at)
 		case seen[u.User]:
-			return nil, fmt.Errorf("%s: user %s is listed twice", at, quoteFlag(u.User))
+			return nil, fmt.Errorf("%s: user %s is listed twice", at, quote.Value(u.User))
 		case u.Password == "":
-			return nil, fmt.Errorf("%s (%s): password is empty", at, quoteFlag(u.User))
+			return nil, fmt.Errorf("%s (%s): password is empty", at, quote.Value(u.User))
 		}
 		seen[u.User] = true
 		switch u.Role {
 		case "notifier", "service":
 			if u.Host != "" {
-				return nil, fmt.Errorf("%s (%s): host is only for role agent", at, quoteFlag(u.User))
+				return nil, fmt.Errorf("%s (%s): host is only for role agent", at, quote.Value(u.User))
 			}
 		case "agent":
 			// A host with a wildcard or a dot would let the agent publish
 			// for other hosts ("*", ">", "a.b" are subject syntax).
 			if !hostSubjectToken.MatchString(u.Host) || strings.ContainsAny(u.Host, "*>.") {
-				return nil, fmt.Errorf("%s (%s): host %s is not one host name (letters, digits, - and _)", at, quoteFlag(u.User), quoteFlag(u.Host))
+				return nil, fmt.Errorf("%s (%s): host %s is not one host name (letters, digits, - and _)", at, quote.Value(u.User), quote.Value(u.Host))
 			}
 		default:
-			return nil, fmt.Errorf("%s (%s): role %s: want notifier, agent or service", at, quoteFlag(u.User), quoteFlag(u.Role))
+			return nil, fmt.Errorf("%s (%s): role %s: want notifier, agent or service", at, quote.Value(u.User), quote.Value(u.Role))
 		}
 	}
 	return f.Users, nil
@@ -211,15 +212,6 @@ func readSecret(flagName, file string) (string, error) {
 		return "", fmt.Errorf("%w: %s %s is empty", errUsage, flagName, file)
 	}
 	return s, nil
-}
-
-// quoteFlag quotes a value from a file or flag for an error, at most 100
-// bytes of it.
-func quoteFlag(s string) string {
-	if len(s) > 100 {
-		return fmt.Sprintf("%q…", strings.ToValidUTF8(s[:100], ""))
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // redactURLs hides the password (or token) of each URL in a comma-separated

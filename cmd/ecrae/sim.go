@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/sim"
@@ -125,7 +126,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("%w: sim takes flags only, got %q", errUsage, pos[0])
+		return fmt.Errorf("%w: sim takes flags only, got %s", errUsage, quote.Value(pos[0]))
 	}
 	if len(f.traces) == 0 {
 		return fmt.Errorf("%w: give --trace DIR", errUsage)
@@ -235,7 +236,7 @@ func setupFromKB(kb *kbstore.KB, n int) (sim.Setup, error) {
 			pes = a.Cores
 		}
 		if pes <= 0 || a.CoreMHz <= 0 {
-			return s, fmt.Errorf("architecture %q: needs threads (or cores) and core_mhz to be simulated", a.Name)
+			return s, fmt.Errorf("architecture %s: needs threads (or cores) and core_mhz to be simulated", quote.Value(a.Name))
 		}
 		var c optimizer.PowerCurve
 		copy(c[:], a.PowerWatts)
@@ -251,7 +252,7 @@ func setupFromKB(kb *kbstore.KB, n int) (sim.Setup, error) {
 		for _, h := range kb.Hosts {
 			i, ok := index[h.Architecture]
 			if !ok {
-				return s, fmt.Errorf("host %q: architecture %q has no power curve", h.Name, h.Architecture)
+				return s, fmt.Errorf("host %s: architecture %s has no power curve", quote.Value(h.Name), quote.Value(h.Architecture))
 			}
 			s.Hosts = append(s.Hosts, i)
 		}
