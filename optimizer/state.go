@@ -19,7 +19,6 @@ type state struct {
 	vcpus, ramMB, diskMB float64
 	load                 float64 // busy share of each requested vCPU, (0, 1]
 	busy                 float64 // busy cores the request adds: vcpus × load, or Request.Busy
-	move                 bool
 	relax                HintRelax
 	group                GroupRule
 	ceiling              float64 // the profile's ceiling, 0 = none
@@ -66,7 +65,6 @@ func newState(req Request, prof Profile) *state {
 		diskMB:   float64(max(req.DiskGB, 0)) * 1024,
 		load:     share(prof.CPULoad),
 		ceiling:  positive(prof.UtilizationCeiling),
-		move:     req.Move,
 		relax:    req.Relax,
 		group:    req.Group,
 	}

@@ -53,7 +53,6 @@ func (s *Server) moveRules(c *catalog, ir *ecraev1.InstanceRequest, field string
 	if !ir.GetMove() {
 		return nil
 	}
-	req.Move = true
 	req.Relax = optimizer.RelaxNever // without a live view, never relax a move
 	if len(prof.Candidates) == 0 || prof.Mode == optimizer.ModeExact {
 		return nil
