@@ -56,7 +56,7 @@ func filterChain() [6]filter {
 		// host first: a host that may receive nothing (disabled, down,
 		// draining) needs no other test.
 		hostFilter{},
-		// capacity first: it is a hard constraint Nova enforces anyway, the
+		// capacity next: it is a hard constraint Nova enforces anyway, the
 		// cheapest test and the most selective; and the soft hint below must
 		// only count candidates that can really take the instance.
 		capacityFilter{},
@@ -107,11 +107,15 @@ func (groupFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 	if len(g.Hosts) == 0 {
 		return true, why
 	}
-	on := false
-	for _, h := range g.Hosts {
-		if h == f.h.Name {
-			on = true
-			break
+	var on bool
+	if st.groupSet != nil {
+		_, on = st.groupSet[f.h.Name]
+	} else {
+		for _, h := range g.Hosts {
+			if h == f.h.Name {
+				on = true
+				break
+			}
 		}
 	}
 	switch {
@@ -241,9 +245,9 @@ func (candidatesFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 	if st.relax == RelaxNever && !st.exact {
 		why = append(why, "not a candidate for tag "...)
 		why = append(why, st.tag...)
-		why = append(why, "; a move never leaves the candidates ("...)
+		why = append(why, "; a move keeps to the candidates ("...)
 		why = append(why, st.candText...)
-		return false, append(why, ") while one can take it"...)
+		return false, append(why, ')')
 	}
 	why = append(why, "not a candidate for tag "...)
 	why = append(why, st.tag...)

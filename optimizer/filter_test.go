@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -154,7 +155,7 @@ func TestFilterHostsHint(t *testing.T) {
 		// A move's call may hold the requested destination alone: the
 		// call does not decide the relax, the request does (MoveRelax).
 		{"a move never relaxes on its own call", hint, Request{VCPUs: 4, Relax: RelaxNever},
-			[]Host{x86}, []Verdict{{Filter: "candidates", Reason: "not a candidate for tag arm; a move never leaves the candidates (altra) while one can take it"}}},
+			[]Host{x86}, []Verdict{{Filter: "candidates", Reason: "not a candidate for tag arm; a move keeps to the candidates (altra)"}}},
 		{"a move relaxed by the cluster", hint, Request{VCPUs: 4, Relax: RelaxAllowed},
 			[]Host{x86, arm}, []Verdict{relaxed, {Passed: true}}},
 	}
@@ -172,5 +173,22 @@ func TestFilterHostsHint(t *testing.T) {
 				t.Errorf("FilterHostsQuiet (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// TestGroupManyHosts: a group with many member hosts is looked up in a set;
+// it decides as the scan does.
+func TestGroupManyHosts(t *testing.T) {
+	var members []string
+	for i := range 40 {
+		members = append(members, fmt.Sprint("m", i))
+	}
+	hosts := []Host{host("m7", xeon, 8), host("free", xeon, 8)}
+	for _, n := range []int{3, 40} { // scanned, then a set
+		anti := FilterHosts(Request{VCPUs: 4, Group: GroupRule{Policy: PolicyAntiAffinity, Hosts: members[:n]}}, Profile{}, hosts)
+		aff := FilterHosts(Request{VCPUs: 4, Group: GroupRule{Policy: PolicyAffinity, Hosts: members[:n]}}, Profile{}, hosts)
+		if anti[0].Passed == (n > 7) || !anti[1].Passed || aff[0].Passed != (n > 7) || aff[1].Passed {
+			t.Errorf("%d members: anti-affinity %+v, affinity %+v", n, anti, aff)
+		}
 	}
 }

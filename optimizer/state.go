@@ -21,6 +21,7 @@ type state struct {
 	busy                 float64 // busy cores the request adds: vcpus × load, or Request.Busy
 	relax                HintRelax
 	group                GroupRule
+	groupSet             map[string]struct{} // group.Hosts, when too many to scan per host
 	ceiling              float64 // the profile's ceiling, 0 = none
 	relaxed              bool    // hint mode and no candidate can take it; set by the candidates stage
 	noModel              Model   // stands in for a nil Host.Model
@@ -67,6 +68,12 @@ func newState(req Request, prof Profile) *state {
 		ceiling:  positive(prof.UtilizationCeiling),
 		relax:    req.Relax,
 		group:    req.Group,
+	}
+	if len(st.group.Hosts) > 16 {
+		st.groupSet = make(map[string]struct{}, len(st.group.Hosts))
+		for _, h := range st.group.Hosts {
+			st.groupSet[h] = struct{}{}
+		}
 	}
 	st.busy = st.vcpus * st.load
 	if req.BusyKnown && req.Busy >= 0 && req.Busy <= math.MaxFloat64 {
