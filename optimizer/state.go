@@ -22,9 +22,9 @@ type state struct {
 	relax                HintRelax
 	group                GroupRule
 	groupSet             map[string]struct{} // group.Hosts, when too many to scan per host
-	ceiling              float64 // the profile's ceiling, 0 = none
-	relaxed              bool    // hint mode and no candidate can take it; set by the candidates stage
-	noModel              Model   // stands in for a nil Host.Model
+	ceiling              float64             // the profile's ceiling, 0 = none
+	relaxed              bool                // hint mode and no candidate can take it; set by the candidates stage
+	noModel              Model               // stands in for a nil Host.Model
 }
 
 // candidate is a Candidate with its inputs sanitised.
