@@ -185,7 +185,7 @@ type InstanceRequest struct {
 	// service reads flavor extra spec "ecrae:tag", then scheduler hint "ecrae_tag".
 	Tag string `protobuf:"bytes,8,opt,name=tag,proto3" json:"tag,omitempty"`
 	// The request moves an instance that exists (live or cold migration,
-	// resize, evacuation, unshelve) or names its destination: Nova's call may
+	// resize, evacuation) or names its destination host: Nova's call may
 	// then hold the one requested host, so the service judges whether a
 	// hint-mode tag may be relaxed against the whole cluster (its live view),
 	// never for an instance that runs on a candidate.
