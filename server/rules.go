@@ -10,8 +10,8 @@ import (
 
 // Limits on a request's server group, far above any real group.
 const (
-	maxGroupHosts = 10000
-	maxGroupHostBytes  = 255
+	maxGroupHosts     = 10000
+	maxGroupHostBytes = 255
 )
 
 // instanceFinder is the part of the live view a move needs: where the
