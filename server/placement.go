@@ -192,6 +192,9 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 		if err != nil {
 			return nil, err
 		}
+		if err := s.moveRules(c, ir, field, &r, prof); err != nil {
+			return nil, err
+		}
 		n := max(1, int(ir.GetNumInstances()))
 		if len(items)+n > 10000 {
 			return nil, invalid(field+".num_instances", "the batch exceeds 10000 instances")

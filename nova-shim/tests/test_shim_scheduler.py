@@ -434,10 +434,18 @@ def test_translation_of_moves_and_server_groups():
     live.requested_destination = objects.Destination(host='dst')
     assert translate.instance_request(live).move
 
-    # A cold migration names its destination (a cell) without a host.
+    # A cold migration ignores the source; its destination names a cell.
     cold = shimtest.request_spec()
+    cold.ignore_hosts = ['src']
     cold.requested_destination = objects.Destination()
     assert translate.instance_request(cold).move
+
+    # A boot a request filter gave a destination without a host (aggregates,
+    # a cell) is still a boot; one to a named host is judged as a move.
+    boot.requested_destination = objects.Destination(aggregates=['a'])
+    assert not translate.instance_request(boot).move
+    boot.requested_destination = objects.Destination(host='h1')
+    assert translate.instance_request(boot).move
 
     grouped = shimtest.request_spec()
     grouped.instance_group = objects.InstanceGroup(
