@@ -43,7 +43,7 @@ type Config struct {
 	// MaxWatts gives the largest power a host's model draws (nil, or false:
 	// unbounded): a sample above twice that is refused. The caller owns the
 	// knowledge base; events/ only asks.
-	MaxWatts func(h *hostview.Host) (float64, bool)
+	MaxWatts func(ctx context.Context, h *hostview.Host) (float64, bool)
 }
 
 // legacyDurable is the durable consumer that earlier versions acknowledged
@@ -109,6 +109,9 @@ type Consumer struct {
 	mu     sync.Mutex
 	broken bool          // a gap could not be filled: wait for the restart
 	reopen chan struct{} // handle asks Run for a new ordered consumer
+
+	restoreOnce sync.Once
+	restored    bool
 }
 
 // New checks the configuration. Run does the work.
@@ -142,7 +145,9 @@ func New(nc *nats.Conn, v View, cfg Config, log *slog.Logger, m *Metrics) (*Cons
 
 // SetMaxWatts sets Config.MaxWatts; call it before Run (the service builds
 // the knowledge base's model lookup after the consumer).
-func (c *Consumer) SetMaxWatts(f func(h *hostview.Host) (float64, bool)) { c.cfg.MaxWatts = f }
+func (c *Consumer) SetMaxWatts(f func(ctx context.Context, h *hostview.Host) (float64, bool)) {
+	c.cfg.MaxWatts = f
+}
 
 // Subjects are the subjects the stream captures.
 func (c *Consumer) Subjects() []string { return append([]string(nil), c.subjects...) }
@@ -187,18 +192,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	restored := false
-	if c.cfg.StateFile != "" {
-		found, err := c.view.LoadFile(c.cfg.StateFile)
-		if err != nil {
-			// A damaged file must not stop the service: start empty, the
-			// stream and the next resync rebuild the view.
-			c.log.Error("host view state unreadable: rebuilding it from the stream", "path", c.cfg.StateFile, "err", err)
-		} else if found {
-			restored = true
-			c.log.Info("host view restored", "path", c.cfg.StateFile, "applied_seq", c.view.AppliedSeq())
-		}
-	}
+	restored := c.Restore()
 	// Earlier versions kept a durable consumer whose acks ran ahead of
 	// the saved view; nothing reads it now, and it would hold messages
 	// pending on the server for good.
@@ -222,6 +216,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// Restore loads the saved view, once (Run calls it; the service calls it
+// before it says it is serving, so that it never answers from an empty
+// view it is about to replace). It reports whether a view was restored.
+func (c *Consumer) Restore() bool {
+	c.restoreOnce.Do(func() {
+		if c.cfg.StateFile == "" {
+			return
+		}
+		found, err := c.view.LoadFile(c.cfg.StateFile)
+		if err != nil {
+			// A damaged file must not stop the service: start empty, the
+			// stream and the next resync rebuild the view.
+			c.log.Error("host view state unreadable: rebuilding it from the stream", "path", c.cfg.StateFile, "err", err)
+		} else if found {
+			c.restored = true
+			c.log.Info("host view restored", "path", c.cfg.StateFile, "applied_seq", c.view.AppliedSeq())
+		}
+	})
+	return c.restored
 }
 
 // position checks the view's sequence against the stream before reading.
@@ -344,7 +359,7 @@ func (c *Consumer) handle(ctx context.Context, stream jetstream.Stream, msg jets
 			return
 		}
 	}
-	c.process(seq, msg.Subject(), msg.Data())
+	c.process(ctx, seq, msg.Subject(), msg.Data())
 }
 
 // fill applies stream messages from..to-1, which the consumer skipped. A
@@ -372,7 +387,7 @@ func (c *Consumer) fill(ctx context.Context, stream jetstream.Stream, from, to u
 		if err != nil {
 			return fmt.Errorf("get message %d: %w", seq, err)
 		}
-		c.process(seq, m.Subject, m.Data)
+		c.process(ctx, seq, m.Subject, m.Data)
 	}
 	return nil
 }
@@ -387,7 +402,7 @@ func (c *Consumer) lost(n uint64, reason string) {
 
 // process decodes and applies one message. It never fails: a malformed or
 // refused message is counted, logged and recorded as dealt with.
-func (c *Consumer) process(seq uint64, subject string, data []byte) {
+func (c *Consumer) process(ctx context.Context, seq uint64, subject string, data []byte) {
 	var ev *hostview.Event
 	var typ string
 	var err error
@@ -396,7 +411,7 @@ func (c *Consumer) process(seq uint64, subject string, data []byte) {
 		typ = TypeSample
 		ev, err = dec.Sample(host, data)
 		if err == nil {
-			err = c.checkWatts(ev)
+			err = c.checkWatts(ctx, ev)
 		}
 	} else {
 		ev, typ, err = dec.Notification(data)
@@ -428,7 +443,7 @@ func (c *Consumer) process(seq uint64, subject string, data []byte) {
 // checkWatts refuses a sample above twice its host's model maximum (a
 // meter in the wrong unit, or another machine's). A host the view does not
 // know is left to Apply, which refuses it.
-func (c *Consumer) checkWatts(ev *hostview.Event) error {
+func (c *Consumer) checkWatts(ctx context.Context, ev *hostview.Event) error {
 	if !ev.Power.HasWatts || c.cfg.MaxWatts == nil {
 		return nil
 	}
@@ -436,7 +451,7 @@ func (c *Consumer) checkWatts(ev *hostview.Event) error {
 	if !ok {
 		return nil
 	}
-	if mx, ok := c.cfg.MaxWatts(&h); ok && ev.Power.Watts > 2*mx {
+	if mx, ok := c.cfg.MaxWatts(ctx, &h); ok && ev.Power.Watts > 2*mx {
 		return reject(ReasonSampleRange, "watts %v for host %s: want at most 2 x its model's maximum %v W", ev.Power.Watts, quote(h.Name), mx)
 	}
 	return nil
