@@ -351,6 +351,125 @@ func TestCrashLoopLosesNoEvent(t *testing.T) {
 	elapsed := time.Since(start)
 	t.Logf("%d events in %d stream messages, %d kills: %.0f events/s applied under crashes (%s)", len(sc.events), maxSeq, kills, float64(len(sc.events))/elapsed.Seconds(), elapsed.Round(time.Millisecond))
 
+	checkCrashView(t, sc, v)
+	// Nothing was counted lost: every message the stream acknowledged is
+	// still in it.
+	logs, _ := filepath.Glob(filepath.Join(dir, "serve-*.log"))
+	for _, p := range logs {
+		b, _ := os.ReadFile(p)
+		if strings.Contains(string(b), "messages lost") {
+			t.Errorf("%s reports lost messages:\n%s", p, b)
+		}
+	}
+}
+
+// TestExternalNATSRestartLosesNoEvent (issue 11 point 4): the service runs
+// on Debian's nats-server (--nats nats://...), which is restarted four
+// times while the service applies a backlog; notifications acknowledged
+// before and between the restarts all end up in the view, once.
+func TestExternalNATSRestartLosesNoEvent(t *testing.T) {
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		t.Skip("nats-server not installed (scripts/install-test-deps.sh installs it)")
+	}
+	noCloud(t)
+	const restarts = 4
+	sc := newCrashScenario(12, 6000, 8)
+	dir := t.TempDir()
+	natsAddr := freeAddr(t)
+	_, port, _ := strings.Cut(natsAddr, ":")
+	startNATSServer := func(i int) *child {
+		logPath := filepath.Join(dir, fmt.Sprintf("nats-%d.log", i))
+		logf, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd", filepath.Join(dir, "nats"))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		c := &child{cmd: cmd, done: make(chan error, 1)}
+		go func() { c.done <- cmd.Wait(); logf.Close() }()
+		t.Cleanup(func() { c.kill(t) })
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if nc, err := nats.Connect("nats://" + natsAddr); err == nil {
+				nc.Close()
+				return c
+			}
+			if time.Now().After(deadline) {
+				b, _ := os.ReadFile(logPath)
+				t.Fatalf("nats-server not up:\n%s", b)
+			}
+		}
+	}
+	stopNATSServer := func(c *child) {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("nats-server did not stop on SIGTERM")
+		}
+	}
+	ns := startNATSServer(0)
+	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	logPath := filepath.Join(dir, "serve.log")
+	svc := startChild(t, logPath, "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--nats", "nats://"+natsAddr,
+		"--db", filepath.Join(dir, "ecrae.db"), "--view-checkpoint", "50ms")
+	waitChildHealthy(t, svc, httpAddr, logPath)
+	ctx := context.Background()
+
+	pending := sc.events
+	chunk := len(sc.events)/(restarts+1) + 1
+	var maxSeq uint64
+	for round := 0; round <= restarts; round++ {
+		batch := pending[:min(chunk, len(pending))]
+		pending = pending[len(batch):]
+		for deadline := time.Now().Add(time.Minute); len(batch) > 0; {
+			var seq uint64
+			batch, seq = publishAcked(natsAddr, batch)
+			maxSeq = max(maxSeq, seq)
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d messages not acknowledged in a minute", round, len(batch))
+			}
+		}
+		if round == restarts {
+			break
+		}
+		v, err := liveView(ctx, grpcAddr, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("restart %d: the view has applied %d of %d", round, v.GetAppliedSeq(), maxSeq)
+		stopNATSServer(ns)
+		ns = startNATSServer(round + 1)
+	}
+	var v *ecraev1.ListLiveHostsResponse
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if v, err = liveView(ctx, grpcAddr, false); err != nil {
+			t.Fatal(err)
+		}
+		if v.GetAppliedSeq() >= maxSeq {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("applied %d of %d after the restarts:\n%s", v.GetAppliedSeq(), maxSeq, b)
+		}
+	}
+	if v, err = liveView(ctx, grpcAddr, true); err != nil {
+		t.Fatal(err)
+	}
+	checkCrashView(t, sc, v)
+	if b, _ := os.ReadFile(logPath); strings.Contains(string(b), "messages lost") {
+		t.Errorf("the service reports lost messages:\n%s", b)
+	}
+}
+
+// checkCrashView compares the view with the scenario's: every instance
+// left exactly once, on its host; per-host vCPUs; nothing deleted left.
+func checkCrashView(t *testing.T, sc *crashScenario, v *ecraev1.ListLiveHostsResponse) {
+	t.Helper()
 	got := map[string]string{}
 	for _, h := range v.GetHosts() {
 		for _, i := range h.GetInstanceList() {
@@ -377,14 +496,5 @@ func TestCrashLoopLosesNoEvent(t *testing.T) {
 	}
 	if missing+wrong > 0 || len(got) != len(sc.want) {
 		t.Errorf("%d instances missing, %d on the wrong host, %d listed, want %d", missing, wrong, len(got), len(sc.want))
-	}
-	// Nothing was counted lost: every message the stream acknowledged is
-	// still in it.
-	logs, _ := filepath.Glob(filepath.Join(dir, "serve-*.log"))
-	for _, p := range logs {
-		b, _ := os.ReadFile(p)
-		if strings.Contains(string(b), "messages lost") {
-			t.Errorf("%s reports lost messages:\n%s", p, b)
-		}
 	}
 }
