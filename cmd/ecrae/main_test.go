@@ -205,6 +205,8 @@ func TestCLIErrorsAreOneReadableLine(t *testing.T) {
 		{[]string{"score", "--vcpus=1", "--ram-mb=1", "--server=127.0.0.1:1", "--timeout=2s"}, "127.0.0.1:1"},
 		{[]string{"serve", "--weights=energy"}, "--weights"},
 		{[]string{"serve", "--memory-limit=lots"}, `--memory-limit: "lots" is not a size`},
+		{[]string{"serve", "--clock-skew=0s"}, "--clock-skew 0s: want a duration > 0"},
+		{[]string{"serve", "--view-checkpoint=-1s"}, "--view-checkpoint -1s: want a duration > 0"},
 	}
 	for _, c := range cases {
 		_, err := cli(t, c.args...)
