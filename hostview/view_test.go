@@ -403,3 +403,31 @@ func TestSnapshotUnderConcurrency(t *testing.T) {
 		t.Errorf("hosts count %d instances, the view holds %d", total, len(v.Instances("")))
 	}
 }
+
+// TestSampleForUnknownHostCreatesNothing: a node agent's sample does not
+// make a host; once Nova names the host, the same sample applies.
+func TestSampleForUnknownHostCreatesNothing(t *testing.T) {
+	v := New(Options{})
+	sample := &Event{Kind: KindPower, Type: "ecrae.metrics", Timestamp: t0, Power: PowerSample{Host: "ghost", At: t0, Watts: 100, HasWatts: true}}
+	ver := v.Snapshot().Version
+	if got := v.Apply(1, sample); got != UnknownHost {
+		t.Fatalf("unknown host: %v, want %v", got, UnknownHost)
+	}
+	if s := v.Snapshot(); len(s.Hosts) != 0 || s.Version != ver || v.AppliedSeq() != 1 {
+		t.Fatalf("a sample created %d hosts (version %d → %d, seq %d)", len(s.Hosts), ver, s.Version, v.AppliedSeq())
+	}
+	if _, ok := v.Host("ghost"); ok {
+		t.Fatal("Host finds a host that is not there")
+	}
+	v.Apply(2, create("m1", "i1", "ghost", t0, small(), ""))
+	if got := v.Apply(3, sample); got != Applied {
+		t.Fatalf("known host: %v", got)
+	}
+	if h, ok := v.Host("ghost"); !ok || h.Watts.Value != 100 {
+		t.Fatalf("Host: %+v %v", h, ok)
+	}
+	v.SetAppliedSeq(0) // the consumer follows a younger stream
+	if v.AppliedSeq() != 0 {
+		t.Fatal("SetAppliedSeq did not move the position back")
+	}
+}
