@@ -377,10 +377,12 @@ func (c *Consumer) fill(ctx context.Context, stream jetstream.Stream, from, to u
 		c.view.Apply(first-1, nil)
 		from = first
 	}
+	var deleted uint64 // counted once for the whole gap: one log line
+	defer func() { c.lost(deleted, "deleted from the stream before it was applied") }()
 	for seq := from; seq < to; seq++ {
 		m, err := stream.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			c.lost(1, "deleted from the stream before it was applied")
+			deleted++
 			c.view.Apply(seq, nil)
 			continue
 		}
