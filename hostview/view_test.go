@@ -3,6 +3,7 @@ package hostview
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -331,9 +332,16 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err := v.SaveFile(path); err != nil {
 		t.Fatal(err)
 	}
+	// What a save cut short by kill -9 leaves: cleared by the next load.
+	if err := os.WriteFile(path+".tmp123", []byte(`{"version": 1, "hos`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	w := New(Options{})
 	if found, err := w.LoadFile(path); err != nil || !found {
 		t.Fatal(found, err)
+	}
+	if left, _ := filepath.Glob(path + ".tmp*"); len(left) != 0 {
+		t.Errorf("left over: %v", left)
 	}
 	if diff := cmp.Diff(v.Snapshot().Hosts, w.Snapshot().Hosts); diff != "" {
 		t.Errorf("hosts (-saved,+loaded):\n%s", diff)

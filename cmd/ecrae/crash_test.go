@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -294,8 +295,10 @@ func TestCrashLoopLosesNoEvent(t *testing.T) {
 			res = <-published
 		} else {
 			res = <-published
-			// Kill once the view has applied a random share of what is
-			// in the stream: the rest is the backlog the crash leaves.
+			// Kill once the view has applied a random share of the first
+			// half of what it has yet to apply: the rest is the backlog the
+			// crash leaves (half of it at least, but for what is applied
+			// between the poll and the kill).
 			v, err := liveView(ctx, grpcAddr, false)
 			if err != nil {
 				t.Fatal(err)
@@ -304,7 +307,7 @@ func TestCrashLoopLosesNoEvent(t *testing.T) {
 			top := max(maxSeq, res.seq)
 			target := from
 			if top > from+1 {
-				target = from + 1 + uint64(rng.IntN(int(top-from-1)))
+				target = from + 1 + uint64(rng.IntN(int(top-from)/2+1))
 			}
 			applied := from
 			for deadline := time.Now().Add(time.Minute); applied < target; {
@@ -326,7 +329,8 @@ func TestCrashLoopLosesNoEvent(t *testing.T) {
 		maxSeq = max(maxSeq, res.seq)
 		pending = append(res.failed, pending...)
 	}
-	if midBacklog < kills/2 {
+	t.Logf("%d of %d kills landed after the view was seen short of the stream (the others, during publishing or just after catching up)", midBacklog, kills)
+	if midBacklog < kills/4 { // the pacing of the test, not the service: loose
 		t.Errorf("only %d kills landed with a backlog", midBacklog)
 	}
 
@@ -349,6 +353,11 @@ func TestCrashLoopLosesNoEvent(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	// Each message reached the saved state once: a second delivery of one
+	// would be caught by the view's message_id check, and counted.
+	if dup := scrapeOutcome(t, httpAddr, "duplicate"); dup != 0 {
+		t.Errorf("the last process counted %v duplicates", dup)
+	}
 	t.Logf("%d events in %d stream messages, %d kills: %.0f events/s applied under crashes (%s)", len(sc.events), maxSeq, kills, float64(len(sc.events))/elapsed.Seconds(), elapsed.Round(time.Millisecond))
 
 	checkCrashView(t, sc, v)
@@ -497,4 +506,31 @@ func checkCrashView(t *testing.T, sc *crashScenario, v *ecraev1.ListLiveHostsRes
 	if missing+wrong > 0 || len(got) != len(sc.want) {
 		t.Errorf("%d instances missing, %d on the wrong host, %d listed, want %d", missing, wrong, len(got), len(sc.want))
 	}
+}
+
+// scrapeOutcome sums ecrae_events_total over the types for one outcome,
+// from the service's /metrics.
+func scrapeOutcome(t *testing.T, httpAddr, outcome string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "ecrae_events_total{") || !strings.Contains(line, `outcome="`+outcome+`"`) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }
