@@ -470,6 +470,9 @@ func TestExternalNATSRestartLosesNoEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCrashView(t, sc, v)
+	if dup := scrapeOutcome(t, httpAddr, "duplicate"); dup != 0 {
+		t.Errorf("%v duplicates", dup)
+	}
 	if b, _ := os.ReadFile(logPath); strings.Contains(string(b), "messages lost") {
 		t.Errorf("the service reports lost messages:\n%s", b)
 	}
