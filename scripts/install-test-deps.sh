@@ -6,7 +6,7 @@ pkgs=(
   python3-nova python3-placement python3-oslotest python3-wsgi-intercept   # Nova's own functional harness
   python3-grpcio python3-protobuf python3-pytest                           # the shim and its tests
   python3-venv python3-setuptools python3-wheel                            # pip-installing the shim into a venv
-  nats-server                                                              # Python-side notifier tests
+  nats-server                                                              # Python-side notifier tests; Go: the host view across a NATS restart
   protobuf-compiler protobuf-compiler-grpc                                 # make generate (Python stubs)
   python3-tosca-parser                                                     # checks resolved TOSCA with a reference parser
   python3-keystone curl                                                    # a throw-away Keystone for the token test (scripts/keystone-local.sh)

@@ -207,6 +207,8 @@ func TestCLIErrorsAreOneReadableLine(t *testing.T) {
 		{[]string{"serve", "--memory-limit=lots"}, `--memory-limit: "lots" is not a size`},
 		{[]string{"serve", "--grpc-max-message=512"}, `--grpc-max-message: "512" is out of range`},
 		{[]string{"hosts", "--max-message=lots", "--server=127.0.0.1:1"}, `--max-message: "lots" is not a size`},
+		{[]string{"serve", "--clock-skew=0s"}, "--clock-skew 0s: want a duration > 0"},
+		{[]string{"serve", "--view-checkpoint=-1s"}, "--view-checkpoint -1s: want a duration > 0"},
 	}
 	for _, c := range cases {
 		_, err := cli(t, c.args...)

@@ -52,6 +52,7 @@ type serveConfig struct {
 	subjectPrefix  string        // Nova's notifications: <prefix>.versioned_notifications.>
 	// Consolidation plans and the optional periodic mode (issue 5).
 	rebalance  rebalanceServe
+	events     eventsServe // ingestion limits and checkpoints (issue 11)
 	gcPercent  int
 	memLimit   string
 	stateCache int
@@ -83,6 +84,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.limits.register(fs)
 	c.security.register(fs)
 	c.natsSec.register(fs)
+	c.events.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
 	fs.StringVar(&c.memLimit, "memory-limit", fmt.Sprintf("%dMiB", server.DefaultMemoryLimit>>20), `soft memory limit (GOMEMLIMIT), e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
@@ -91,6 +93,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: serve takes no arguments, got %s", errUsage, quote.Value(fs.Arg(0)))
+	}
+	if err := c.events.check(); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, c.logFormat, c.logLevel)
 	if err != nil {
@@ -151,10 +156,10 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	// JetStream, reconciled with Nova and Placement when credentials exist.
 	view := hostview.New(hostview.Options{StaleAfter: c.staleAfter})
 	events.RegisterViewMetrics(reg, view)
-	consumer, err := events.New(nc, view, events.Config{
+	consumer, err := events.New(nc, view, c.events.config(events.Config{
 		SubjectPrefix: c.subjectPrefix,
 		StateFile:     filepath.Join(filepath.Dir(c.dbPath), "hostview.json"),
-	}, log, events.NewMetrics(reg))
+	}), log, events.NewMetrics(reg))
 	if err != nil {
 		return fmt.Errorf("%w: --subject-prefix: %v", errUsage, err)
 	}
@@ -179,6 +184,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	consumer.SetMaxWatts(srv.ModelMaxWatts) // samples are bounded by the KB's model of their host
 
 	var inflight atomic.Int64
 	creds, authUnary, authStream := sec.serverOptions()
@@ -218,7 +224,9 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: sec.httpTLS()}
 
 	// The stream exists before the service says it is serving, so nothing
-	// published from then on can be missed (Run ensures it again).
+	// published from then on can be missed (Run ensures it again); the
+	// saved view is loaded, so no answer comes from an empty one.
+	consumer.Restore()
 	if _, err := consumer.EnsureStream(ctx); err != nil {
 		log.Error("host view: JetStream stream unavailable", "err", err)
 	}
