@@ -3,6 +3,7 @@ package power
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/client"
@@ -25,7 +26,8 @@ func (b *ipmiBackend) session(ctx context.Context, f func(c *client.Client) erro
 	}
 	c.WithInterface(client.InterfaceLanplus).WithTimeout(b.timeout).WithRetry(1)
 	if err := c.Connect(ctx); err != nil {
-		return fmt.Errorf("IPMI session: %w", err)
+		// go-ipmi's errors span lines; history and CLI keep one line.
+		return fmt.Errorf("IPMI session: %w", flat{err})
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 	return f(c)
@@ -62,3 +64,9 @@ func (b *ipmiBackend) control(ctx context.Context, cc chassis.ChassisControl) er
 		return nil
 	})
 }
+
+// flat is an error on one line, unwrapping to the original.
+type flat struct{ err error }
+
+func (f flat) Error() string { return strings.Join(strings.Fields(f.err.Error()), " ") }
+func (f flat) Unwrap() error { return f.err }

@@ -79,6 +79,9 @@ type Config struct {
 	Metrics  *Metrics
 	Log      *slog.Logger
 	Interval time.Duration // policy and wake checks; 0 = 10s
+	// OnPause, when set, is told when the policy stops or resumes acting
+	// (serve turns it into the PowerService's health).
+	OnPause func(paused bool)
 }
 
 // offHost is a host ECRAE powered off, or woke and waits for.
@@ -149,6 +152,13 @@ func NewManager(cfg Config) (*Manager, error) {
 func (m *Manager) SetCredentials(c *CredentialFile) {
 	m.mu.Lock()
 	m.creds = c
+	m.mu.Unlock()
+}
+
+// SetOnPause sets Config.OnPause (before Run).
+func (m *Manager) SetOnPause(f func(paused bool)) {
+	m.mu.Lock()
+	m.cfg.OnPause = f
 	m.mu.Unlock()
 }
 
@@ -557,6 +567,12 @@ func (m *Manager) Tick(ctx context.Context, noRoom bool) {
 			d = "stopped acting: the live view is stale"
 		}
 		m.record(Event{Action: ActPaused, By: "policy", Detail: d})
+		m.mu.Lock()
+		f := m.cfg.OnPause
+		m.mu.Unlock()
+		if f != nil {
+			f(stale)
+		}
 	}
 	if m.cfg.Policy == PolicyOff || stale {
 		return

@@ -62,6 +62,14 @@ type RebalanceConfig struct {
 	ViewGrace        time.Duration
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// Freed, when set, is told of the hosts a plan emptied once it
+	// succeeded (the power manager).
+	Freed FreedHosts
+}
+
+// FreedHosts receives the hosts a successful plan emptied.
+type FreedHosts interface {
+	FreedHosts(ctx context.Context, hosts []string)
 }
 
 // Limits of a request.
@@ -435,6 +443,9 @@ func (r *Rebalancer) execute(ctx context.Context, p *planstore.Plan, timeout tim
 			}
 		})
 		r.log.Info("rebalance succeeded", "plan", id)
+		if r.cfg.Freed != nil && len(p.HostsFreed) > 0 {
+			r.cfg.Freed.FreedHosts(wctx, p.HostsFreed)
+		}
 	}
 }
 

@@ -31,6 +31,7 @@ type rebalanceServe struct {
 	maxPerHost    int
 	maxParallel   int
 	stepTimeout   time.Duration
+	freed         server.FreedHosts // told of the hosts a plan freed (the power manager)
 }
 
 func (r *rebalanceServe) register(fs *flag.FlagSet) {
@@ -68,7 +69,7 @@ func (r *rebalanceServe) start(ctx context.Context, g *grpc.Server, srv *server.
 	if ids := store.Recovered(); len(ids) > 0 {
 		log.Warn("rebalance: executions cut short by the last stop, marked interrupted", "plans", ids)
 	}
-	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout}
+	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout, Freed: r.freed}
 	if cloud != nil && cloud.Compute != nil {
 		m := openstack.NewMigrator(cloud.Compute, 0)
 		cfg.Migrator = m

@@ -51,6 +51,7 @@ type serveConfig struct {
 	subjectPrefix  string        // Nova's notifications: <prefix>.versioned_notifications.>
 	// Consolidation plans and the optional periodic mode (issue 5).
 	rebalance  rebalanceServe
+	power      powerServe
 	gcPercent  int
 	memLimit   string
 	stateCache int
@@ -75,6 +76,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&c.staleAfter, "stale-after", hostview.DefaultStaleAfter, "a host not heard from for this long is stale: its measurements fall back to the model's estimate")
 	fs.StringVar(&c.subjectPrefix, "subject-prefix", "nova", "NATS subject prefix of Nova's notifications (<prefix>.versioned_notifications.<priority>.<event_type>)")
 	c.rebalance.register(fs)
+	c.power.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
 	fs.StringVar(&c.memLimit, "memory-limit", fmt.Sprintf("%dMiB", server.DefaultMemoryLimit>>20), `soft memory limit (GOMEMLIMIT), e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
@@ -156,7 +158,10 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		log.Info("OpenStack credentials found", "source", cloud.Source, "resync_interval", c.resyncInterval)
 		sources += fmt.Sprintf(" + resync with Nova and Placement every %s (%s)", c.resyncInterval, cloud.Source)
 	}
-	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache}, store, log, stats)
+	if err := c.power.open(store, view, cloud, c.dbPath, reg, log); err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache, NoRoom: c.power.noRoom()}, store, log, stats)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -164,11 +169,13 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	var inflight atomic.Int64
 	g := grpc.NewServer(grpc.ForceServerCodecV2(server.Codec{}), grpc.ChainUnaryInterceptor(countInflight(&inflight), stats.UnaryInterceptor()))
 	srv.Register(g)
+	c.rebalance.freed = c.power.m
 	if err := c.rebalance.start(ctx, g, srv, cloud, c.dbPath, log); err != nil {
 		return err
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
+	c.power.start(ctx, g, hs, log)
 	reflection.Register(g)
 
 	gl, err := net.Listen("tcp", c.grpcAddr)
