@@ -9,6 +9,7 @@ pkgs=(
   nats-server                                                              # Python-side notifier tests
   protobuf-compiler protobuf-compiler-grpc                                 # make generate (Python stubs)
   python3-tosca-parser                                                     # checks resolved TOSCA with a reference parser
+  python3-pyghmi ipmitool                                                  # a real IPMI peer (fakebmc) and client for power tests
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -85,7 +85,26 @@ func (f *fakeMigrator) callCount() int {
 	return len(f.calls)
 }
 
+// freedRecorder is the power manager as the rebalancer sees it.
+type freedRecorder struct {
+	mu    sync.Mutex
+	hosts [][]string
+}
+
+func (f *freedRecorder) FreedHosts(_ context.Context, hosts []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hosts = append(f.hosts, slices.Clone(hosts))
+}
+
+func (f *freedRecorder) got() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.hosts)
+}
+
 type rbHarness struct {
+	freed  *freedRecorder
 	client ecraev1.RebalanceServiceClient
 	rb     *Rebalancer
 	plans  *planstore.Store
@@ -122,7 +141,8 @@ func newRB(t *testing.T, view *hostview.View, m Migrator) *rbHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb := NewRebalancer(srv, RebalanceConfig{Plans: plans, Migrator: m, ViewGrace: time.Second})
+	freed := &freedRecorder{}
+	rb := NewRebalancer(srv, RebalanceConfig{Plans: plans, Migrator: m, ViewGrace: time.Second, Freed: freed})
 	lis := bufconn.Listen(1 << 20)
 	g := grpc.NewServer(grpc.ForceServerCodecV2(Codec{}))
 	rb.Register(g)
@@ -142,7 +162,7 @@ func newRB(t *testing.T, view *hostview.View, m Migrator) *rbHarness {
 		}
 		kbs.Close()
 	})
-	return &rbHarness{client: ecraev1.NewRebalanceServiceClient(conn), rb: rb, plans: plans, view: view}
+	return &rbHarness{freed: freed, client: ecraev1.NewRebalanceServiceClient(conn), rb: rb, plans: plans, view: view}
 }
 
 // spread is a snapshot of four "old" hosts (10 threads, 100 → 200 W), two
@@ -300,6 +320,18 @@ func TestExecuteDryRunThenForReal(t *testing.T) {
 		if used[f] {
 			t.Errorf("freed host %s still holds an instance", f)
 		}
+	}
+	// The power manager hears of the freed hosts once, after the plan
+	// succeeded (the call follows the status write: poll for it).
+	if len(done.GetHostsFreed()) == 0 {
+		t.Fatal("the plan freed no host")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.freed.got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.freed.got(); len(got) != 1 || !slices.Equal(got[0], done.GetHostsFreed()) {
+		t.Errorf("freed hosts told %v, want [%v]", got, done.GetHostsFreed())
 	}
 	// A finished plan does not run again.
 	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: id, Execute: true}); status.Code(err) != codes.FailedPrecondition {
