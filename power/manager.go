@@ -462,11 +462,6 @@ func (m *Manager) FreedHosts(ctx context.Context, hosts []string) {
 		m.log.Warn("power: the live view is stale; freed hosts stay on", "hosts", hosts)
 		return
 	}
-	group, err := m.grouper(ctx)
-	if err != nil {
-		m.log.Error("power: read the KB's hosts", "err", err)
-		return
-	}
 	for _, name := range hosts {
 		snap := m.cfg.View.Snapshot()
 		h, ok := snap.Lookup(name, "")
@@ -497,22 +492,13 @@ func (m *Manager) NoRoom() {
 	}
 }
 
-// grouper maps a host to its KB architecture, else its ISA.
-func (m *Manager) grouper(ctx context.Context) (func(*hostview.Host) string, error) {
-	hosts, err := m.cfg.Hosts(ctx)
-	if err != nil {
-		return nil, err
+// group is a host's headroom group: its ISA (Nova's cpu_info), as any
+// host of an instance's ISA can take it.
+func group(h *hostview.Host) string {
+	if h.ISA == "" {
+		return "unknown ISA"
 	}
-	arch := make(map[string]string, len(hosts))
-	for _, h := range hosts {
-		arch[h.Name] = h.Architecture
-	}
-	return func(h *hostview.Host) string {
-		if a := arch[h.Name]; a != "" {
-			return a
-		}
-		return "isa:" + h.ISA
-	}, nil
+	return h.ISA
 }
 
 // stale reports whether a powered-on compute host (one ECRAE did not power
@@ -619,11 +605,6 @@ func (m *Manager) wakeCandidate(ctx context.Context, noRoom bool) (string, strin
 	if noRoom {
 		return offs[0], "a FilterHosts pass found no host with room"
 	}
-	group, err := m.grouper(ctx)
-	if err != nil {
-		m.log.Error("power: read the KB's hosts", "err", err)
-		return "", ""
-	}
 	snap := m.cfg.View.Snapshot()
 	spare := SpareByGroup(snap.Hosts, group, m.IsOff)
 	for _, name := range offs {
@@ -633,7 +614,7 @@ func (m *Manager) wakeCandidate(ctx context.Context, noRoom bool) (string, strin
 		}
 		g := group(h)
 		if s := spare[g]; !m.cfg.Headroom.Meets(s) {
-			return name, fmt.Sprintf("headroom of %s short: %d empty host(s), %.0f%% vCPUs free, want %s", g, s.EmptyHosts, 100*s.Share(), m.cfg.Headroom)
+			return name, fmt.Sprintf("headroom of %s short: %d empty host(s), %.0f%% of vCPUs and %.0f%% of RAM free, want %s", g, s.EmptyHosts, 100*s.Share(), 100*s.RAMShare(), m.cfg.Headroom)
 		}
 	}
 	return "", ""

@@ -104,12 +104,13 @@ func TestParseHeadroom(t *testing.T) {
 		"":                  {},
 		"hosts=2,vcpus=10%": {Hosts: 2, VCPUShare: 0.10},
 		"vcpus=12.5%":       {VCPUShare: 0.125},
+		"hosts=0,ram=30%":   {RAMShare: 0.30},
 	} {
 		if got, err := ParseHeadroom(in); err != nil || got != want {
 			t.Errorf("ParseHeadroom(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"hosts=-1", "vcpus=10", "vcpus=101%", "cores=2", "hosts"} {
+	for _, in := range []string{"hosts=-1", "vcpus=10", "vcpus=101%", "ram=NaN%", "cores=2", "hosts"} {
 		if _, err := ParseHeadroom(in); err == nil {
 			t.Errorf("ParseHeadroom(%q) accepted", in)
 		}
@@ -120,15 +121,16 @@ func FuzzParseHeadroom(f *testing.F) {
 	f.Add("hosts=2,vcpus=10%")
 	f.Fuzz(func(t *testing.T, s string) {
 		h, err := ParseHeadroom(s)
-		if err == nil && (h.Hosts < 0 || h.VCPUShare < 0 || h.VCPUShare > 1) {
+		if err == nil && (h.Hosts < 0 || !(h.VCPUShare >= 0 && h.VCPUShare <= 1) || !(h.RAMShare >= 0 && h.RAMShare <= 1)) {
 			t.Errorf("ParseHeadroom(%q) = %+v", s, h)
 		}
 	})
 }
 
 func TestHeadroomMeets(t *testing.T) {
-	// 2 empty 8-vCPU hosts of 4, 12 of 32 vCPUs free: 37.5 %.
-	s := Spare{EmptyHosts: 2, FreeVCPUs: 12, VCPUs: 32}
+	// 2 empty 8-vCPU hosts of 4, 12 of 32 vCPUs free: 37.5 %; 16 of 64 GB
+	// free: 25 %.
+	s := Spare{EmptyHosts: 2, FreeVCPUs: 12, VCPUs: 32, FreeRAMMB: 16384, RAMMB: 65536}
 	for _, tc := range []struct {
 		h    Headroom
 		want bool
@@ -136,6 +138,8 @@ func TestHeadroomMeets(t *testing.T) {
 		{Headroom{Hosts: 2, VCPUShare: 0.375}, true},
 		{Headroom{Hosts: 3}, false},
 		{Headroom{VCPUShare: 0.38}, false},
+		{Headroom{RAMShare: 0.25}, true},
+		{Headroom{RAMShare: 0.26}, false},
 	} {
 		if got := tc.h.Meets(s); got != tc.want {
 			t.Errorf("%v.Meets(%+v) = %v", tc.h, s, got)
