@@ -175,7 +175,9 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
-	c.power.start(ctx, g, hs, log)
+	if err := c.power.start(ctx, g, hs, nc, c.subjectPrefix, log); err != nil {
+		return err
+	}
 	reflection.Register(g)
 
 	gl, err := net.Listen("tcp", c.grpcAddr)

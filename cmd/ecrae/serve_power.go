@@ -16,6 +16,7 @@ import (
 	"github.com/ecrae/ecrae/openstack"
 	"github.com/ecrae/ecrae/power"
 	"github.com/ecrae/ecrae/server"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -100,10 +101,28 @@ func (p *powerServe) open(store *kbstore.Store, view *hostview.View, cloud *open
 // noRoom is the FilterHosts hook.
 func (p *powerServe) noRoom() func() { return p.m.NoRoom }
 
-// start registers the PowerService, runs the manager and reloads the
-// credentials on SIGHUP until ctx ends, then closes the history.
-func (p *powerServe) start(ctx context.Context, g *grpc.Server, hs *health.Server, log *slog.Logger) {
+// start registers the PowerService, runs the manager, wakes a host when
+// Nova reports "no valid host", and reloads the credentials on SIGHUP
+// until ctx ends, then closes the history.
+func (p *powerServe) start(ctx context.Context, g *grpc.Server, hs *health.Server, nc *nats.Conn, subjectPrefix string, log *slog.Logger) error {
 	server.NewPowerService(p.m).Register(g)
+	// Nova's "no valid host": Placement had no room, so no filter (nor
+	// FilterHosts) ran; the failed task's notification is the signal. A
+	// plain subscription: a missed one costs a wake-up's promptness only,
+	// the headroom check still runs.
+	if subjectPrefix == "" {
+		subjectPrefix = "nova" // as events.Config reads an empty prefix
+	}
+	subject := subjectPrefix + ".versioned_notifications.error.compute_task.>"
+	sub, err := nc.Subscribe(subject, func(msg *nats.Msg) {
+		if id, ok := power.NoValidHost(msg.Data); ok {
+			log.Info("power: Nova found no valid host: waking a host", "instance", id)
+			p.m.NoRoom()
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("power: subscribe to %s: %w", subject, err)
+	}
 	const svc = "ecrae.v1.PowerService"
 	hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	p.m.SetOnPause(func(paused bool) {
@@ -127,6 +146,7 @@ func (p *powerServe) start(ctx context.Context, g *grpc.Server, hs *health.Serve
 		for {
 			select {
 			case <-ctx.Done():
+				sub.Unsubscribe()
 				<-done
 				if err := p.hist.Close(); err != nil {
 					log.Error("power: close history", "err", err)
@@ -146,4 +166,5 @@ func (p *powerServe) start(ctx context.Context, g *grpc.Server, hs *health.Serve
 			}
 		}
 	}()
+	return nil
 }
