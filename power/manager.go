@@ -102,6 +102,9 @@ type Manager struct {
 	off    map[string]*offHost
 	paused bool
 	busy   map[string]bool // a host with an action in progress
+	// advised: the host advise mode last said to wake, so a short headroom
+	// is recorded once, not at every tick.
+	advised string
 }
 
 // NewManager builds a manager; hosts the history shows as powered off by
@@ -501,14 +504,16 @@ func group(h *hostview.Host) string {
 	return h.ISA
 }
 
-// stale reports whether a powered-on compute host (one ECRAE did not power
+// stale reports whether a placeable compute host (one ECRAE did not power
 // off) is stale: then instance counts and headroom cannot be trusted.
 func (m *Manager) stale() bool {
 	v := m.cfg.View
 	snap, now := v.Snapshot(), v.Now()
 	for i := range snap.Hosts {
 		h := &snap.Hosts[i]
-		if h.Compute && h.Service != hostview.StateDeleted && !m.IsOff(h.Name) && v.Freshness(h, now).Stale {
+		// Only hosts Nova may place on: a disabled or down host takes no
+		// boot, and its silence says nothing about the view.
+		if h.Compute && h.Service.Placeable() && !m.IsOff(h.Name) && v.Freshness(h, now).Stale {
 			return true
 		}
 	}
@@ -564,7 +569,13 @@ func (m *Manager) Tick(ctx context.Context, noRoom bool) {
 		return
 	}
 	host, why := m.wakeCandidate(ctx, noRoom)
-	if host == "" {
+	m.mu.Lock()
+	repeat := host != "" && host == m.advised && !noRoom
+	if m.cfg.Policy == PolicyAdvise {
+		m.advised = host
+	}
+	m.mu.Unlock()
+	if host == "" || repeat {
 		return
 	}
 	by := "policy"

@@ -292,6 +292,26 @@ func TestPolicyAdviseOnlyRecords(t *testing.T) {
 	}
 }
 
+func TestPolicyAdviseWakeIsRecordedOnce(t *testing.T) {
+	// c1 off (by an operator's call), c2 full: the headroom (one empty
+	// host) is short at every tick, and advise says so once.
+	r := newRig(t, PolicyAct, Headroom{Hosts: 1}, "c1", "c2")
+	ctx := context.Background()
+	noErr(t, r.m.Off(ctx, "c1", "cli"))
+	r.resync(inst("i1", "c2", ""))
+	r.m.cfg.Policy = PolicyAdvise
+	for range 3 {
+		r.m.Tick(ctx, false)
+	}
+	evs, _ := r.m.History("c1", 0)
+	if len(evs) != 2 || evs[0].Action != ActAdviseOn || evs[1].Action != ActOff {
+		t.Errorf("history %+v, want off then one advise-on", evs)
+	}
+	if r.bmc(t, "c1") != "Chassis Power is off" {
+		t.Errorf("advise woke c1")
+	}
+}
+
 func TestStaleViewStopsThePolicy(t *testing.T) {
 	r := newRig(t, PolicyAct, Headroom{}, "c1", "c2")
 	ctx := context.Background()
