@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/migrations"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
 )
 
@@ -51,4 +53,40 @@ func (s *Services) update(ctx context.Context, host string, opts services.Update
 		return fmt.Errorf("host %s: set nova-compute %s: %w", host, opts.Status, err)
 	}
 	return nil
+}
+
+// settled are the migration statuses after which a migration holds nothing
+// on its hosts ("finished" is a resize waiting to be confirmed: it does).
+var settled = map[string]bool{"completed": true, "error": true, "failed": true, "cancelled": true,
+	"confirmed": true, "reverted": true, "done": true}
+
+// HostBusy asks Nova itself whether host holds any server (of any project,
+// in any state) or takes part in an unsettled migration; "" means neither.
+// It is the last check before a power off, independent of the live view.
+func (s *Services) HostBusy(ctx context.Context, host string) (string, error) {
+	pages, err := servers.List(s.compute, servers.ListOpts{AllTenants: true, Host: host}).AllPages(ctx)
+	if err != nil {
+		return "", fmt.Errorf("list servers on %s: %w", host, err)
+	}
+	list, err := servers.ExtractServers(pages)
+	if err != nil {
+		return "", fmt.Errorf("list servers on %s: %w", host, err)
+	}
+	if len(list) > 0 {
+		return fmt.Sprintf("Nova lists %d server(s) on %s (first: %s)", len(list), host, list[0].ID), nil
+	}
+	mpages, err := migrations.List(s.compute, migrations.ListOpts{Host: &host}).AllPages(ctx)
+	if err != nil {
+		return "", fmt.Errorf("list migrations of %s: %w", host, err)
+	}
+	ms, err := migrations.ExtractMigrations(mpages)
+	if err != nil {
+		return "", fmt.Errorf("list migrations of %s: %w", host, err)
+	}
+	for _, m := range ms {
+		if !settled[m.Status] {
+			return fmt.Sprintf("migration %d of %s (%s → %s) is %s", m.ID, m.InstanceID, m.SourceCompute, m.DestCompute, m.Status), nil
+		}
+	}
+	return "", nil
 }

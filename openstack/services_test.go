@@ -57,3 +57,43 @@ func TestServicesDisableEnable(t *testing.T) {
 		t.Errorf("unknown host: %v", err)
 	}
 }
+
+// TestHostBusy: Nova's own answer, servers of every project on the host,
+// then its unsettled migrations (answers shaped as Nova 26 gives them).
+func TestHostBusy(t *testing.T) {
+	fs := th.SetupHTTP()
+	defer fs.Teardown()
+	var servers, migs string
+	fs.Mux.HandleFunc("/servers/detail", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("host") != "c1" || r.URL.Query().Get("all_tenants") != "true" {
+			http.Error(w, "want host=c1&all_tenants=true, got "+r.URL.RawQuery, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"servers": [%s]}`, servers)
+	})
+	fs.Mux.HandleFunc("/os-migrations", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("host") != "c1" {
+			http.Error(w, "want host=c1", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"migrations": [%s]}`, migs)
+	})
+	s := NewServices(fakeCompute(fs))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, servers, migs, want string
+	}{
+		{"idle", "", `{"id": 3, "status": "completed", "instance_uuid": "i-1", "source_compute": "c1", "dest_compute": "c2", "migration_type": "live-migration"}`, ""},
+		{"a server", `{"id": "i-9", "name": "vm", "status": "SHUTOFF"}`, "", "Nova lists 1 server(s) on c1 (first: i-9)"},
+		// A resize waiting for its confirmation still holds the source.
+		{"an unconfirmed resize", "", `{"id": 4, "status": "finished", "instance_uuid": "i-2", "source_compute": "c1", "dest_compute": "c2", "migration_type": "resize"}`, "migration 4 of i-2 (c1 → c2) is finished"},
+	} {
+		servers, migs = tc.servers, tc.migs
+		got, err := s.HostBusy(ctx, "c1")
+		if err != nil || got != tc.want {
+			t.Errorf("%s: HostBusy = %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}

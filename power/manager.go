@@ -46,6 +46,9 @@ var ErrUnknownHost = errors.New("no power endpoint")
 type Nova interface {
 	DisableService(ctx context.Context, host, reason string) error
 	EnableService(ctx context.Context, host string) error
+	// HostBusy is Nova's own word: "" when the host holds no server and
+	// takes part in no unsettled migration, else why not.
+	HostBusy(ctx context.Context, host string) (string, error)
 }
 
 // HostView is what the manager reads of the live view.
@@ -371,10 +374,19 @@ func (m *Manager) Off(ctx context.Context, host, by string) error {
 		m.cfg.Metrics.errors.Inc()
 		return refuse(fmt.Errorf("%w: host %s: disable its nova-compute service: %v", ErrRefused, host, err))
 	}
-	// A boot Nova placed before the disable may have landed since.
+	// A boot Nova placed before the disable may have landed since; and
+	// Nova itself, not only the view, must say the host is idle.
 	if err := m.safeToPowerOff(host); err != nil {
 		m.reenable(ctx, host, by)
 		return refuse(err)
+	}
+	if why, err := m.cfg.Nova.HostBusy(ctx, host); err != nil || why != "" {
+		if err != nil {
+			m.cfg.Metrics.errors.Inc()
+			why = "cannot ask Nova whether it is idle: " + err.Error()
+		}
+		m.reenable(ctx, host, by)
+		return refuse(fmt.Errorf("%w: host %s: %s", ErrRefused, host, why))
 	}
 	var watts float64
 	if h, ok := m.cfg.View.Snapshot().Lookup(host, ""); ok {

@@ -48,6 +48,13 @@ type fakeNova struct {
 	mu       sync.Mutex
 	calls    []string
 	failNext error
+	busy     map[string]string // Nova's own word on a host
+}
+
+func (f *fakeNova) HostBusy(_ context.Context, host string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.busy[host], nil
 }
 
 func (f *fakeNova) DisableService(_ context.Context, host, reason string) error {
@@ -197,6 +204,23 @@ func TestOffDisablesThenPowersOffAndOnWaitsForTheHostToReport(t *testing.T) {
 	evs, _ := r.m.History("c1", 0)
 	if len(evs) != 3 || evs[0].Action != ActEnabled || evs[0].Latency != 90*time.Second || evs[1].Action != ActOn || evs[2].Action != ActOff {
 		t.Errorf("history %+v", evs)
+	}
+}
+
+// TestOffAsksNovaToo: the view may have missed an instance (a lost
+// notification); Nova's own list is the last word.
+func TestOffAsksNovaToo(t *testing.T) {
+	r := newRig(t, PolicyAct, Headroom{}, "c1")
+	r.nova.busy = map[string]string{"c1": "Nova lists 1 server(s) on c1 (first: i-7)"}
+	err := r.m.Off(context.Background(), "c1", "cli")
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "i-7") {
+		t.Fatalf("Off = %v, want refused naming i-7", err)
+	}
+	if got, want := r.nova.log(), "disable c1 ecrae: powered off; enable c1"; got != want {
+		t.Errorf("Nova: %q, want %q", got, want)
+	}
+	if r.bmc(t, "c1") != "Chassis Power is on" {
+		t.Error("powered off under an instance")
 	}
 }
 

@@ -168,3 +168,6 @@ func (p *powerServe) start(ctx context.Context, g *grpc.Server, hs *health.Serve
 	}()
 	return nil
 }
+
+// The power manager's Nova side is openstack's compute services client.
+var _ power.Nova = (*openstack.Services)(nil)
