@@ -256,31 +256,49 @@ func (m *Manager) Status(ctx context.Context, host string) ([]HostStatus, error)
 		}
 		sort.Strings(names)
 	}
-	out := make([]HostStatus, 0, len(names))
-	for _, n := range names {
-		t, b, err := m.target(ctx, n)
-		if err != nil {
-			if host != "" {
-				return nil, err
-			}
-			out = append(out, HostStatus{Host: n, State: StateUnknown, Error: err.Error()})
-			continue
+	if host != "" {
+		// One host: a host without an endpoint is the caller's error.
+		if _, _, err := m.target(ctx, host); err != nil {
+			return nil, err
 		}
-		st := HostStatus{Host: n, Endpoint: t.Endpoint.String()}
-		m.mu.Lock()
-		if o := m.off[n]; o != nil {
-			st.OffByECRAE, st.Waking = o.wokeAt.IsZero(), !o.wokeAt.IsZero()
-		}
-		m.mu.Unlock()
-		s, err := b.Status(ctx)
-		st.State = s
-		if err != nil {
-			st.State, st.Error = StateUnknown, fmt.Sprintf("host %s (%s): %v", n, t.Endpoint, err)
-			m.cfg.Metrics.errors.Inc()
-		}
-		out = append(out, st)
 	}
+	// BMCs answer slowly (or time out): ask them at once, a few at a time.
+	out := make([]HostStatus, len(names))
+	sem := make(chan struct{}, statusParallel)
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i] = m.status(ctx, n)
+		}()
+	}
+	wg.Wait()
 	return out, nil
+}
+
+// statusParallel bounds the BMCs asked at once by Status.
+const statusParallel = 16
+
+func (m *Manager) status(ctx context.Context, n string) HostStatus {
+	t, b, err := m.target(ctx, n)
+	if err != nil {
+		return HostStatus{Host: n, State: StateUnknown, Error: err.Error()}
+	}
+	st := HostStatus{Host: n, Endpoint: t.Endpoint.String()}
+	m.mu.Lock()
+	if o := m.off[n]; o != nil {
+		st.OffByECRAE, st.Waking = o.wokeAt.IsZero(), !o.wokeAt.IsZero()
+	}
+	m.mu.Unlock()
+	s, err := b.Status(ctx)
+	st.State = s
+	if err != nil {
+		st.State, st.Error = StateUnknown, fmt.Sprintf("host %s (%s): %v", n, t.Endpoint, err)
+		m.cfg.Metrics.errors.Inc()
+	}
+	return st
 }
 
 // migrating task states: an instance in one of them may be on its way to

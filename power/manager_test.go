@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -242,6 +243,27 @@ func TestOffFailsCleanlyOnAWrongPassword(t *testing.T) {
 	st, err := r.m.Status(context.Background(), "")
 	if err != nil || len(st) != 1 || st[0].State != StateUnknown || !strings.Contains(st[0].Error, ep) {
 		t.Errorf("Status = %+v, %v", st, err)
+	}
+}
+
+// TestUnreachableBMC: nothing answers at the endpoint: status is
+// unknown and power on an error, each naming host and endpoint.
+func TestUnreachableBMC(t *testing.T) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	noErr(t, err)
+	ep := fmt.Sprintf("ipmi://%s", c.LocalAddr()) // bound, never read: requests time out
+	defer c.Close()
+	r := newRig(t, PolicyAct, Headroom{}, "c1")
+	r.m.cfg.Hosts = inv(HostEntry{Name: "c1", Power: fmt.Sprintf("ipmi://127.0.0.1:%d", r.ports["c1"])}, HostEntry{Name: "dead", Power: ep})
+	r.m.cfg.Backends.Timeout = 300 * time.Millisecond
+	ctx := context.Background()
+	st, err := r.m.Status(ctx, "")
+	noErr(t, err)
+	if len(st) != 2 || st[0].Host != "c1" || st[0].State != StateOn || st[1].State != StateUnknown || !strings.Contains(st[1].Error, "host dead ("+ep+")") {
+		t.Errorf("Status = %+v", st)
+	}
+	if err := r.m.On(ctx, "dead", "cli"); err == nil || !strings.Contains(err.Error(), "host dead ("+ep+")") {
+		t.Errorf("On(dead) = %v", err)
 	}
 }
 
