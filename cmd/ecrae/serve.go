@@ -161,6 +161,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	if err := c.power.open(store, view, cloud, c.dbPath, reg, log); err != nil {
 		return err
 	}
+	defer c.power.close(log)
 	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache, NoRoom: c.power.noRoom()}, store, log, stats)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,8 +34,23 @@ type powerServe struct {
 	interval    time.Duration
 	timeout     time.Duration
 
-	m    *power.Manager
-	hist *power.History
+	m         *power.Manager
+	hist      *power.History
+	closeOnce *sync.Once // a pointer: serveConfig is passed by value
+}
+
+// close closes the history once: when the manager stops, or when serve
+// returns (also on an error before start).
+func (p *powerServe) close(log *slog.Logger) {
+	if p.closeOnce == nil {
+		return // never opened
+	}
+	p.closeOnce.Do(func() {
+		// bbolt waits for a transaction in progress; later ones fail cleanly.
+		if err := p.hist.Close(); err != nil {
+			log.Error("power: close history", "err", err)
+		}
+	})
 }
 
 func (p *powerServe) register(fs *flag.FlagSet) {
@@ -72,6 +88,7 @@ func (p *powerServe) open(store *kbstore.Store, view *hostview.View, cloud *open
 	if err != nil {
 		return err
 	}
+	p.closeOnce = &sync.Once{}
 	cfg := power.Config{Policy: policy, Headroom: headroom, Credentials: creds, View: view, History: p.hist,
 		Metrics: power.NewMetrics(reg), Log: log, Interval: p.interval,
 		Backends: power.Backends{Timeout: p.timeout},
@@ -148,9 +165,7 @@ func (p *powerServe) start(ctx context.Context, g *grpc.Server, hs *health.Serve
 			case <-ctx.Done():
 				sub.Unsubscribe()
 				<-done
-				if err := p.hist.Close(); err != nil {
-					log.Error("power: close history", "err", err)
-				}
+				p.close(log)
 				return
 			case <-hup:
 				if p.credentials == "" {
