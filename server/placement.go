@@ -105,6 +105,9 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 		}
 	}
 	s.stats.filtered(tag, len(hosts), passed)
+	if passed == 0 && len(hosts) > 0 && s.cfg.NoRoom != nil {
+		s.cfg.NoRoom()
+	}
 	return out, nil
 }
 

@@ -51,6 +51,9 @@ type RebalanceConfig struct {
 	// Identity names the caller of an RPC for the plan's executed_by; nil
 	// = Caller (the authenticated subject, else the peer's address).
 	Identity func(ctx context.Context) string
+	// Freed, when set, is told of the hosts a plan emptied once it
+	// succeeded (the power manager).
+	Freed rebalance.FreedHosts
 }
 
 // Defaults of RebalanceConfig.
@@ -109,7 +112,7 @@ func NewRebalancer(srv *Server, cfg RebalanceConfig) *Rebalancer {
 		cfg.Identity = Caller
 	}
 	ec := rebalance.Config{Plans: cfg.Plans, Migrator: cfg.Migrator, StepTimeout: cfg.StepTimeout,
-		ViewGrace: cfg.ViewGrace, Now: cfg.Now, Log: srv.log}
+		ViewGrace: cfg.ViewGrace, Now: cfg.Now, Log: srv.log, Freed: cfg.Freed}
 	// The executor also marks draining hosts: hostview.View does; a view
 	// that cannot is not used to re-check plans either, and says so.
 	if lv, ok := srv.cfg.Live.(rebalance.LiveView); ok {

@@ -91,6 +91,25 @@ type rbHarness struct {
 	rb     *Rebalancer
 	plans  *planstore.Store
 	view   *hostview.View
+	freed  *freedRecorder
+}
+
+// freedRecorder is the power manager as the rebalancer sees it.
+type freedRecorder struct {
+	mu    sync.Mutex
+	hosts [][]string
+}
+
+func (f *freedRecorder) FreedHosts(_ context.Context, hosts []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hosts = append(f.hosts, slices.Clone(hosts))
+}
+
+func (f *freedRecorder) got() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.hosts)
 }
 
 // newRB serves the RebalanceService over bufconn on testKB, a plan store in
@@ -129,7 +148,8 @@ func newRBWith(t *testing.T, view *hostview.View, m rebalance.Migrator, tune fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcfg := RebalanceConfig{Plans: plans, Migrator: m, ViewGrace: time.Second}
+	freed := &freedRecorder{}
+	rcfg := RebalanceConfig{Plans: plans, Migrator: m, ViewGrace: time.Second, Freed: freed}
 	if tune != nil {
 		tune(&rcfg)
 	}
@@ -153,7 +173,7 @@ func newRBWith(t *testing.T, view *hostview.View, m rebalance.Migrator, tune fun
 		}
 		kbs.Close()
 	})
-	return &rbHarness{client: ecraev1.NewRebalanceServiceClient(conn), rb: rb, plans: plans, view: view}
+	return &rbHarness{client: ecraev1.NewRebalanceServiceClient(conn), rb: rb, plans: plans, view: view, freed: freed}
 }
 
 // spread is a snapshot of four "old" hosts (10 threads, 100 → 200 W), two
@@ -311,6 +331,18 @@ func TestExecuteDryRunThenForReal(t *testing.T) {
 		if used[f] {
 			t.Errorf("freed host %s still holds an instance", f)
 		}
+	}
+	// The power manager hears of the freed hosts once, after the plan
+	// succeeded (the call follows the status write: poll for it).
+	if len(done.GetHostsFreed()) == 0 {
+		t.Fatal("the plan freed no host")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.freed.got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.freed.got(); len(got) != 1 || !slices.Equal(got[0], done.GetHostsFreed()) {
+		t.Errorf("freed hosts told %v, want [%v]", got, done.GetHostsFreed())
 	}
 	// A finished plan does not run again.
 	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: id, Execute: true}); status.Code(err) != codes.FailedPrecondition {

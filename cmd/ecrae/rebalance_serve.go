@@ -12,6 +12,7 @@ import (
 	"github.com/ecrae/ecrae/openstack"
 	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/planstore"
+	"github.com/ecrae/ecrae/rebalance"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/ecrae/ecrae/server"
 	"golang.org/x/sync/errgroup"
@@ -35,6 +36,7 @@ type rebalanceServe struct {
 	stepTimeout   time.Duration
 	planTTL       time.Duration
 	keep          int
+	freed         rebalance.FreedHosts // told of the hosts a plan freed (the power manager)
 }
 
 func (r *rebalanceServe) register(fs *flag.FlagSet) {
@@ -88,7 +90,7 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 	if ids := store.Recovered(); len(ids) > 0 {
 		log.Warn("rebalance: executions cut short by the last stop, marked interrupted", "plans", ids)
 	}
-	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout, PlanTTL: r.planTTL, Keep: r.keep}
+	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout, PlanTTL: r.planTTL, Keep: r.keep, Freed: r.freed}
 	if cloud != nil && cloud.Compute != nil {
 		m := openstack.NewMigrator(cloud.Compute, 0)
 		cfg.Migrator = m

@@ -53,6 +53,7 @@ type serveConfig struct {
 	// Consolidation plans and the optional periodic mode (issue 5).
 	rebalance  rebalanceServe
 	events     eventsServe // ingestion limits and checkpoints (issue 11)
+	power      powerServe
 	gcPercent  int
 	memLimit   string
 	stateCache int
@@ -85,6 +86,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.security.register(fs)
 	c.natsSec.register(fs)
 	c.events.register(fs)
+	c.power.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
 	fs.StringVar(&c.memLimit, "memory-limit", fmt.Sprintf("%dMiB", server.DefaultMemoryLimit>>20), `soft memory limit (GOMEMLIMIT), e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
@@ -180,7 +182,11 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		log.Info("OpenStack credentials found", "source", cloud.Source, "resync_interval", c.resyncInterval)
 		sources += fmt.Sprintf(" + resync with Nova and Placement every %s (%s)", c.resyncInterval, cloud.Source)
 	}
-	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache}, store, log, stats)
+	if err := c.power.open(store, view, cloud, c.dbPath, reg, log); err != nil {
+		return err
+	}
+	defer c.power.close(log)
+	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache, NoRoom: c.power.noRoom()}, store, log, stats)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -193,6 +199,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
 	sec.audit.Register(g)
+	c.rebalance.freed = c.power.m
 	runRebalance, stopRebalance, err := c.rebalance.start(g, srv, cloud, c.dbPath, log)
 	if err != nil {
 		return err
@@ -200,6 +207,10 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	defer stopRebalance()
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
+	runPower, err := c.power.start(g, hs, nc, c.subjectPrefix, log)
+	if err != nil {
+		return err
+	}
 	reflection.Register(g)
 
 	gl, err := net.Listen("tcp", c.grpcAddr)
@@ -269,6 +280,9 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		})
 	}
 	eg.Go(func() error { return runRebalance(ctx) })
+	for _, run := range runPower {
+		eg.Go(func() error { return run(ctx) })
+	}
 	eg.Go(func() error {
 		if err := g.Serve(gl); err != nil {
 			return fmt.Errorf("gRPC server: %w", err)
