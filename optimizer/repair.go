@@ -1,0 +1,192 @@
+package optimizer
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Repair before saving (issue 11 point 2). A host over its capacity in any
+// dimension (after allocation ratios), or whose busy cores exceed the
+// lowest ceiling of its instances' tags, is overloaded. Overload is a hard
+// violation: a placement with less of it is better whatever its power, and
+// power only decides between placements with as much. The search never
+// adds overload (a move's destination must stay valid), so the only
+// question is how much of the current overload a plan removes.
+
+// binOverload is how far bin b is over its limits, in normalised units
+// (the excess in each dimension over the largest capacity of that
+// dimension, summed); 0 when b keeps every rule.
+func (s *solution) binOverload(b int) float64 {
+	p := s.p
+	if len(s.items[b]) == 0 {
+		return 0
+	}
+	v := 0.0
+	for k := range p.d {
+		if k == p.util || p.ref[k] <= 0 {
+			continue
+		}
+		c := p.cap[b*p.d+k]
+		if ex := s.load[b*p.d+k] - c*(1+eps) - eps; ex > 0 && !math.IsInf(c, 1) {
+			v += ex / p.ref[k]
+		}
+	}
+	if p.util >= 0 && p.ref[p.util] > 0 {
+		if c := s.minCeil[b]; !math.IsInf(c, 1) {
+			if ex := s.load[b*p.d+p.util] - c*(1+eps) - eps; ex > 0 {
+				v += ex / p.ref[p.util]
+			}
+		}
+	}
+	return v
+}
+
+// overload is the total overload of s.
+func (s *solution) overload() float64 {
+	v := 0.0
+	for b := range s.p.m {
+		v += s.binOverload(b)
+	}
+	return v
+}
+
+// overloadTol is below any real overload (a fraction of a unit of the
+// smallest dimension) and above rounding.
+const overloadTol = 1e-9
+
+// better reports whether a is a better placement than b: less overload,
+// else a lower objective (power plus migrations).
+func better(a, b *solution) bool {
+	oa, ob := a.overload(), b.overload()
+	if oa < ob-overloadTol {
+		return true
+	}
+	if oa > ob+overloadTol {
+		return false
+	}
+	return a.exactObjective() < b.exactObjective()-1e-6
+}
+
+// repair offloads the overloaded bins of s in place, greedily: on each, the
+// move that removes the most overload (the cheapest in power and migration
+// among equals) to a bin that stays within every rule, until the bin is
+// valid or no move helps. It never overloads another bin.
+func (s *solution) repair(m *meter) {
+	p := s.p
+	e := every{m: m}
+	for b := range p.m {
+		for {
+			over := s.binOverload(b)
+			if over <= overloadTol || m.out() {
+				break
+			}
+			bi, bt := -1, -1
+			bestGain, bestCost := 0.0, math.Inf(1)
+			for _, i32 := range s.items[b] {
+				i := int(i32)
+				if !p.movable(i) {
+					continue
+				}
+				gain := over - s.overloadWithout(i)
+				if gain <= overloadTol || gain < bestGain-overloadTol {
+					continue
+				}
+				for c := range p.m {
+					if c == b || e.out() || !s.fits(i, c) {
+						continue
+					}
+					cost := s.costWith(i, c) - s.bcost[c] + s.migDelta(i, c)
+					if gain > bestGain+overloadTol || cost < bestCost {
+						bi, bt, bestGain, bestCost = i, c, gain, cost
+					}
+				}
+			}
+			if bi < 0 {
+				break
+			}
+			s.move(bi, bt)
+		}
+	}
+}
+
+// overloadWithout is the overload of item i's bin were i gone.
+func (s *solution) overloadWithout(i int) float64 {
+	b := int(s.assign[i])
+	p := s.p
+	if p.util < 0 || s.minCeil == nil {
+		// No ceiling to recompute: the loads say it all.
+		v := 0.0
+		for k := range p.d {
+			if p.ref[k] <= 0 {
+				continue
+			}
+			c := p.cap[b*p.d+k]
+			if ex := s.load[b*p.d+k] - p.size[i*p.d+k] - c*(1+eps) - eps; ex > 0 && !math.IsInf(c, 1) {
+				v += ex / p.ref[k]
+			}
+		}
+		return v
+	}
+	// The ceiling may rise without i: take it out and put it back.
+	s.remove(i)
+	v := s.binOverload(b)
+	s.add(i, b)
+	return v
+}
+
+// overloaded lists the bins of s that are overloaded.
+func (s *solution) overloaded() []int {
+	var out []int
+	for b := range s.p.m {
+		if s.binOverload(b) > overloadTol {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// infeasibleReason explains why the overload left in end was not removed:
+// a proof that no valid placement exists when one of the lower bounds gives
+// it, else that none was found within the budget.
+func infeasibleReason(c *Cluster, p *problem, end *solution, lb Bounds) string {
+	var why []string
+	usable := 0
+	for b := range p.m {
+		if p.target == nil || p.target[b] || len(end.items[b]) > 0 {
+			usable++
+		}
+	}
+	if lb.Bins > usable {
+		why = append(why, fmt.Sprintf("the instances need at least %d hosts (lower bound), only %d can hold them", lb.Bins, usable))
+	}
+	names := [...]string{dimVCPU: "vCPUs", dimRAM: "RAM MB", dimDisk: "disk GB"}
+	for k := range min(p.d, len(names)) {
+		demand, capacity := 0.0, 0.0
+		for i := range p.n {
+			demand += p.size[i*p.d+k]
+		}
+		for b := range p.m {
+			if p.target == nil || p.target[b] || len(end.items[b]) > 0 {
+				capacity += p.cap[b*p.d+k]
+			}
+		}
+		if demand > capacity*(1+eps)+eps {
+			why = append(why, fmt.Sprintf("the instances ask for %.0f %s, the hosts that can hold them have %.0f", demand, names[k], capacity))
+		}
+	}
+	// A host whose instances that cannot move already overload it.
+	if p.fixed != nil {
+		fixedOnly := newSolution(p)
+		fixedOnly.placeFixed()
+		for b := range p.m {
+			if fixedOnly.binOverload(b) > overloadTol {
+				why = append(why, fmt.Sprintf("host %s: the instances that cannot move (pinned, on a stale host, or in an affinity group) overload it alone", c.Hosts[b].Name))
+			}
+		}
+	}
+	if len(why) > 0 {
+		return "no valid placement exists: " + strings.Join(why, "; ")
+	}
+	return fmt.Sprintf("no valid placement found within the budget (lower bound %d hosts, %d can hold instances); the plan reduces the overload where it can", lb.Bins, usable)
+}
