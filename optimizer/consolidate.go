@@ -148,6 +148,8 @@ const (
 	// NoteCutShort: the budget (time limit or cancellation) ended before
 	// the constructor had placed every item.
 	NoteCutShort = "the budget ended during construction: the last items were placed by a quick rule, not searched"
+	// NoteSequenceCut: the budget ended before any move was sequenced.
+	NoteSequenceCut = "the budget ended before any move of the placement found could be sequenced"
 )
 
 // Consolidate plans a rebalance of the cluster: it searches a placement that
@@ -212,11 +214,19 @@ func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
 		if p.maxMig > 0 && s.moved > p.maxMig {
 			s = capMigrations(s, a, opts.Seed, sm)
 		}
-		if fix != nil && (p.maxMig == 0 || fix.moved <= p.maxMig) && better(fix, s) {
+		if fix != nil && (p.maxMig == 0 || fix.moved <= p.maxMig) && (s.grows(home) || !better(s, fix)) {
 			s = fix
 		}
+		// Without overload, any saving is a goal (the sequencing reaches
+		// what it safely can). With it, a goal must not overload a host
+		// more than now: items the constructor could place nowhere went
+		// home, fitting or not, and such a goal is unreachable there.
+		ok := s.exactObjective() < before-1e-6
+		if len(overBefore) > 0 {
+			ok = !s.grows(home) && better(s, home)
+		}
 		switch {
-		case better(s, home):
+		case ok:
 			goal = s.assign
 		case out.cut:
 			plan.Note = NoteCutShort
@@ -257,8 +267,8 @@ func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
 	}
 	if len(ordered) == 0 && plan.Note == "" {
 		plan.Note = NoteNoMoveNeed
-		if m.stopped != "" && len(steps) > 0 {
-			plan.Note = NoteCutShort
+		if slices.ContainsFunc(plan.Unreachable, func(u Unreachable) bool { return u.Reason == ReasonBudget }) {
+			plan.Note = NoteSequenceCut
 		}
 	}
 	for _, st := range ordered {

@@ -3,6 +3,7 @@ package optimizer
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -68,6 +69,16 @@ func better(a, b *solution) bool {
 	return a.exactObjective() < b.exactObjective()-1e-6
 }
 
+// grows reports whether s overloads some bin more than ref does.
+func (s *solution) grows(ref *solution) bool {
+	for b := range s.p.m {
+		if s.binOverload(b) > ref.binOverload(b)+overloadTol {
+			return true
+		}
+	}
+	return false
+}
+
 // repair offloads the overloaded bins of s in place, greedily: on each, the
 // move that removes the most overload (the cheapest in power and migration
 // among equals) to a bin that stays within every rule, until the bin is
@@ -83,7 +94,8 @@ func (s *solution) repair(m *meter) {
 			}
 			bi, bt := -1, -1
 			bestGain, bestCost := 0.0, math.Inf(1)
-			for _, i32 := range s.items[b] {
+			// A copy: overloadWithout reorders the bin's items.
+			for _, i32 := range slices.Clone(s.items[b]) {
 				i := int(i32)
 				if !p.movable(i) {
 					continue
@@ -96,8 +108,11 @@ func (s *solution) repair(m *meter) {
 					if c == b || e.out() || !s.fits(i, c) {
 						continue
 					}
+					// Most gain, then least cost, then the lowest
+					// instance index (the items of a bin are unordered).
 					cost := s.costWith(i, c) - s.bcost[c] + s.migDelta(i, c)
-					if gain > bestGain+overloadTol || cost < bestCost {
+					if gain > bestGain+overloadTol || (gain >= bestGain-overloadTol &&
+						(cost < bestCost-1e-12 || (cost <= bestCost+1e-12 && i < bi))) {
 						bi, bt, bestGain, bestCost = i, c, gain, cost
 					}
 				}
