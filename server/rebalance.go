@@ -177,7 +177,8 @@ func (r *Rebalancer) plan(ctx context.Context, req *ecraev1.PlanRebalanceRequest
 		}
 	}
 	start := r.cfg.Now()
-	opts.Budget = optimizer.Budget{Now: r.cfg.Now, Deadline: start.Add(limit)}
+	// Cancel: the caller's cancellation or deadline stops every phase.
+	opts.Budget = optimizer.Budget{Now: r.cfg.Now, Deadline: start.Add(limit), Cancel: ctx.Done()}
 	plan, err := optimizer.Consolidate(cl, opts)
 	switch {
 	case errors.Is(err, optimizer.ErrUnknownAlgorithm):
@@ -852,6 +853,7 @@ func storedPlan(cl optimizer.Cluster, p *optimizer.Plan, source string, now time
 	for _, i := range fixed {
 		sp.Fixed = append(sp.Fixed, planstore.Fixed{InstanceID: cl.Instances[i].ID, Reason: p.Fixed[i]})
 	}
+	storeRepair(cl, p, sp)
 	return sp
 }
 
@@ -906,6 +908,7 @@ func planToProto(p *planstore.Plan) *ecraev1.Plan {
 	for _, f := range p.Fixed {
 		out.Fixed = append(out.Fixed, &ecraev1.FixedInstance{InstanceId: f.InstanceID, Reason: f.Reason})
 	}
+	out.RepairedHosts, out.OverloadedHosts, out.InfeasibleReason = p.Repaired, p.Overloaded, p.InfeasibleReason
 	return out
 }
 

@@ -1227,11 +1227,20 @@ type Plan struct {
 	MaxPerHost  int32  `protobuf:"varint,24,opt,name=max_per_host,json=maxPerHost,proto3" json:"max_per_host,omitempty"`
 	MaxParallel int32  `protobuf:"varint,25,opt,name=max_parallel,json=maxParallel,proto3" json:"max_parallel,omitempty"`
 	// The execution's outcome: what moved, what did not, and why.
-	Message       string                 `protobuf:"bytes,26,opt,name=message,proto3" json:"message,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,27,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,28,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Message    string                 `protobuf:"bytes,26,opt,name=message,proto3" json:"message,omitempty"`
+	StartedAt  *timestamppb.Timestamp `protobuf:"bytes,27,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,28,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// Repair before saving. Hosts over a capacity (after allocation ratios)
+	// or busy past a tag's utilisation ceiling before the plan and not after:
+	// the plan offloads them even when that costs power.
+	RepairedHosts []string `protobuf:"bytes,40,rep,name=repaired_hosts,json=repairedHosts,proto3" json:"repaired_hosts,omitempty"`
+	// Hosts still overloaded after the plan, and why: a proof from the lower
+	// bounds that no valid placement exists, or that none was found within
+	// the budget. The plan still reduces the overload where it can.
+	OverloadedHosts  []string `protobuf:"bytes,41,rep,name=overloaded_hosts,json=overloadedHosts,proto3" json:"overloaded_hosts,omitempty"`
+	InfeasibleReason string   `protobuf:"bytes,42,opt,name=infeasible_reason,json=infeasibleReason,proto3" json:"infeasible_reason,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Plan) Reset() {
@@ -1458,6 +1467,27 @@ func (x *Plan) GetFinishedAt() *timestamppb.Timestamp {
 		return x.FinishedAt
 	}
 	return nil
+}
+
+func (x *Plan) GetRepairedHosts() []string {
+	if x != nil {
+		return x.RepairedHosts
+	}
+	return nil
+}
+
+func (x *Plan) GetOverloadedHosts() []string {
+	if x != nil {
+		return x.OverloadedHosts
+	}
+	return nil
+}
+
+func (x *Plan) GetInfeasibleReason() string {
+	if x != nil {
+		return x.InfeasibleReason
+	}
+	return ""
 }
 
 type ExecutePlanRequest struct {
@@ -1769,7 +1799,7 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\rFixedInstance\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xbf\b\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xbe\t\n" +
 	"\x04Plan\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x14.ecrae.v1.PlanStatusR\x06status\x12\x16\n" +
@@ -1806,7 +1836,10 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\x1b \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x1c \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\"\x85\x01\n" +
+	"finishedAt\x12%\n" +
+	"\x0erepaired_hosts\x18( \x03(\tR\rrepairedHosts\x12)\n" +
+	"\x10overloaded_hosts\x18) \x03(\tR\x0foverloadedHosts\x12+\n" +
+	"\x11infeasible_reason\x18* \x01(\tR\x10infeasibleReason\"\x85\x01\n" +
 	"\x12ExecutePlanRequest\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x18\n" +
 	"\aexecute\x18\x02 \x01(\bR\aexecute\x12<\n" +
