@@ -186,12 +186,16 @@ const quickWindow = 8
 // quickFit places items in the given order in O(quickWindow) each: the
 // last bins it used, else the next empty bin (in opening order) that takes
 // the item. It is what a construction cut short by its budget finishes
-// with: a valid packing in linear time, worse than first fit. An item no
-// empty bin takes stays unplaced.
+// with: a valid packing in about linear time, worse than first fit. An item
+// no empty bin takes stays unplaced.
 func (s *solution) quickFit(items []int32) {
 	p := s.p
 	var window []int
-	cursor := 0 // p.order[:cursor] holds no empty bin
+	// cursor[k]: p.order[:cursor[k]] holds no empty bin that items of kind
+	// k may enter. Bins only fill here, so a bin skipped as used or as of a
+	// refused kind never becomes a candidate again; a bin too small for one
+	// item is not skipped for the next.
+	cursor := make([]int, max(1, len(p.allow)/max(1, p.nBinKinds)))
 	for _, i32 := range items {
 		i := int(i32)
 		placed := false
@@ -205,10 +209,19 @@ func (s *solution) quickFit(items []int32) {
 		if placed {
 			continue
 		}
-		for cursor < p.m && len(s.items[p.order[cursor]]) > 0 {
-			cursor++
+		kind := 0
+		if p.itemKind != nil {
+			kind = int(p.itemKind[i])
 		}
-		for j := cursor; j < p.m; j++ {
+		c := &cursor[kind]
+		for *c < p.m {
+			b := int(p.order[*c])
+			if _, ok := p.kindCeil(i, b); ok && len(s.items[b]) == 0 && (p.target == nil || p.target[b]) {
+				break
+			}
+			*c++
+		}
+		for j := *c; j < p.m; j++ {
 			b := int(p.order[j])
 			if len(s.items[b]) == 0 && s.fits(i, b) {
 				s.add(i, b)
@@ -275,6 +288,11 @@ func (s *solution) residual(b, i int, x []float64) {
 	}
 }
 
+// binCentricScan bounds the items one bin-centric step compares on inputs
+// larger than it (every shared benchmark instance is smaller: 1,000 items
+// at most).
+const binCentricScan = 4096
+
 // constructBinCentric is Panigrahy et al.'s bin-centric greedy: open bins
 // one at a time, in opening order (bins already holding fixed items first),
 // and fill each with the item that best matches its remaining room until
@@ -303,14 +321,22 @@ func (s *solution) constructBinCentric(dot bool, w []float64, m *meter) bool {
 	// cut, only a linear pass is left to do.
 	fallback := slices.Clone(rem)
 	sortDecreasing(fallback, p.sizeKeys(measureL2, p.weights(false)))
+	// Large inputs: rem in decreasing size, and each step scans only the
+	// first binCentricScan items (the largest left), so that the
+	// construction costs O(n·binCentricScan), not O(n²).
+	big := len(rem) > binCentricScan
+	if big {
+		rem = slices.Clone(fallback)
+	}
 	// Normalised sizes once: the inner loop runs n² times.
 	ns := make([]float64, p.n*p.d)
 	for i := range p.n {
 		p.normSize(i, ns[i*p.d:i*p.d+p.d])
 	}
 	room := make([]float64, p.d)
+	left, dead := len(rem), 0
 	for _, b32 := range seq {
-		if len(rem) == 0 {
+		if left == 0 {
 			break
 		}
 		b := int(b32)
@@ -321,9 +347,13 @@ func (s *solution) constructBinCentric(dot bool, w []float64, m *meter) bool {
 			}
 			s.residual(b, -1, room)
 			best, bestV := -1, math.Inf(-1)
-			for j, i32 := range rem {
+			scan := rem
+			if big && len(rem) > binCentricScan {
+				scan = rem[:binCentricScan]
+			}
+			for j, i32 := range scan {
 				i := int(i32)
-				if !s.fits(i, b) {
+				if i < 0 || !s.fits(i, b) {
 					continue
 				}
 				x := ns[i*p.d : i*p.d+p.d]
@@ -340,12 +370,33 @@ func (s *solution) constructBinCentric(dot bool, w []float64, m *meter) bool {
 					best, bestV = j, v
 				}
 			}
+			if best < 0 && len(scan) < len(rem) {
+				// Nothing in the window fits: the first of the rest
+				// that does, so a bin is closed only when nothing fits.
+				for j, i32 := range rem[len(scan):] {
+					if i32 >= 0 && s.fits(int(i32), b) {
+						best = len(scan) + j
+						break
+					}
+				}
+			}
 			if best < 0 {
 				break
 			}
 			s.add(int(rem[best]), b)
-			// Keep rem in its original order (ties go to the first).
-			rem = slices.Delete(rem, best, best+1)
+			left--
+			if !big {
+				// Keep rem in its original order (ties go to the first).
+				rem = slices.Delete(rem, best, best+1)
+				continue
+			}
+			// Deleting from the middle is O(n): mark, and compact once
+			// the window is half dead.
+			rem[best] = -1
+			if dead++; dead > binCentricScan/2 {
+				rem = slices.DeleteFunc(rem, func(i int32) bool { return i < 0 })
+				dead = 0
+			}
 		}
 	}
 	return false

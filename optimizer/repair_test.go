@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -250,12 +252,17 @@ func TestSequenceBudget(t *testing.T) {
 }
 
 // BenchmarkConsolidateBudget plans a 50,000-instance, 5,000-host cluster
-// with the service's default one-second budget; limit-ratio is the time
-// taken over the budget (target ≤ 1.1: search, sequencing and waves are
-// all charged).
+// with the service's default one-second budget (ECRAE_BENCH_LIMIT=seconds
+// for another); limit-ratio is the time taken over the budget (target
+// ≤ 1.1: search, sequencing and waves are all charged).
 func BenchmarkConsolidateBudget(b *testing.B) {
 	c := benchCluster(rand.New(rand.NewPCG(10, 5000)), 5000, 50000)
-	const limit = 1.0 // seconds
+	limit := 1.0 // seconds: the service's default budget
+	if s := os.Getenv("ECRAE_BENCH_LIMIT"); s != "" {
+		if v, err := strconv.ParseFloat(s, 64); err == nil && v > 0 {
+			limit = v
+		}
+	}
 	var worst float64
 	var p *Plan
 	for b.Loop() {
