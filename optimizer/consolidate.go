@@ -15,6 +15,9 @@ import (
 //	          and ceilings; anti-affinity groups; fixed instances (pinned,
 //	          on a stale or down host, in an affinity group)    [cluster.go]
 //	bound     lower bounds on hosts and watts                    [bounds.go]
+//	repair    when hosts are overloaded, a greedy offload from
+//	          where the instances are, then the local search; a
+//	          placement with less overload always wins    [repair.go]
 //	search    a named constructor (binpack.go, pso.go), the
 //	          relabelling of a from-scratch packing onto the hosts
 //	          the instances are on (algorithms.go), the local search
@@ -26,7 +29,12 @@ import (
 //
 // The objective is the power of the hosts left holding instances (idle
 // plus load-dependent, by their curves; an emptied host is a candidate to
-// power down) plus the energy of the migrations spread over a horizon.
+// power down) plus the energy of the migrations spread over a horizon,
+// after overload, which comes first (repair.go).
+//
+// The budget covers every phase: the search may use 80 % of it, the
+// constructors 90 % of that before they finish by quickFit; sequencing and
+// waves stop at a safe prefix when it ends.
 
 // ConsolidateOptions tunes Consolidate. Zero values take the defaults.
 type ConsolidateOptions struct {
