@@ -151,7 +151,7 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 	s.placeFixed()
 	// A constructor cut by the budget finishes with a linear pass: it may
 	// use 90 % of what is left, so that pass fits in the rest.
-	cm := m.share(0.9)
+	cm := m.shareTime(0.9)
 	cut := false
 	switch a.kind {
 	case kindFFD:

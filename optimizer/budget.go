@@ -111,6 +111,15 @@ func (m *meter) share(frac float64) *meter {
 	return c
 }
 
+// shareTime returns a meter for a stage that may use frac of what is left
+// of the time, and all the iterations left (the stages after it, such as
+// sequencing, count none); fold its count back with absorb.
+func (m *meter) shareTime(frac float64) *meter {
+	c := m.share(frac)
+	c.max = m.max
+	return c
+}
+
 // absorb takes over the count of a stage's meter.
 func (m *meter) absorb(c *meter) {
 	m.iter = c.iter

@@ -197,7 +197,7 @@ func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
 
 	// The search may use 80 % of the budget: sequencing and waves, which
 	// are charged too, need the rest.
-	sm := m.share(0.8)
+	sm := m.shareTime(0.8)
 	goal := slices.Clone(home.assign)
 	if len(plan.Fixed) == p.n {
 		plan.Note = NoteNoMovable
