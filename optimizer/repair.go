@@ -190,18 +190,37 @@ func infeasibleReason(c *Cluster, p *problem, end *solution, lb Bounds) string {
 			why = append(why, fmt.Sprintf("the instances ask for %.0f %s, the hosts that can hold them have %.0f", demand, names[k], capacity))
 		}
 	}
-	// A host whose instances that cannot move already overload it.
-	if p.fixed != nil {
-		fixedOnly := newSolution(p)
-		fixedOnly.placeFixed()
-		for b := range p.m {
-			if fixedOnly.binOverload(b) > overloadTol {
-				why = append(why, fmt.Sprintf("host %s: the instances that cannot move (pinned, on a stale host, or in an affinity group) overload it alone", c.Hosts[b].Name))
+	// A host overloaded by the instances that must stay on it alone: those
+	// that may not move (pinned, on a stale host, in an affinity group) and
+	// those no other host may take (ISA, an exact tag, targets).
+	stuck := newSolution(p)
+	for _, b := range end.overloaded() {
+		for _, i32 := range end.items[b] {
+			i := int(i32)
+			if !p.movable(i) || !elsewhere(p, i, b) {
+				stuck.add(i, b)
 			}
+		}
+		if stuck.binOverload(b) > overloadTol {
+			why = append(why, fmt.Sprintf("host %s: the instances that must stay on it (pinned, on a stale host, in an affinity group, or that no other host may take) overload it alone", c.Hosts[b].Name))
 		}
 	}
 	if len(why) > 0 {
 		return "no valid placement exists: " + strings.Join(why, "; ")
 	}
 	return fmt.Sprintf("no valid placement found within the budget (lower bound %d hosts, %d can hold instances); the plan reduces the overload where it can", lb.Bins, usable)
+}
+
+// elsewhere reports whether some host other than b may ever take item i:
+// one that receives instances, of a kind i may run on.
+func elsewhere(p *problem, i, b int) bool {
+	for c := range p.m {
+		if c == b || (p.target != nil && !p.target[c]) {
+			continue
+		}
+		if _, ok := p.kindCeil(i, c); ok {
+			return true
+		}
+	}
+	return false
 }

@@ -141,6 +141,51 @@ func TestConsolidateRepairs(t *testing.T) {
 	}
 }
 
+// TestRepairProperty: random clusters with a few hosts piled over their
+// capacity (extra fully busy instances, as after a resize or a host's
+// capacity shrinking): every plan is valid at every step, never overloads a
+// host that was not, never grows the overload, reports exactly the hosts it
+// repaired and those left (checkPlan), and leaves overload only with a
+// reason.
+func TestRepairProperty(t *testing.T) {
+	gen := clusterGen{states: true, groups: true, ceilings: true, pinned: true}
+	algos := []string{"", "ffd-l2", "pabfd+ls", "current+ls", "pso"}
+	repaired, left, unproven := 0, 0, 0
+	for k := range 25 {
+		r := rand.New(rand.NewPCG(uint64(k), 7))
+		c := gen.draw(r, 4+r.IntN(12), 10+r.IntN(60))
+		for x := range 1 + r.IntN(3) {
+			j := r.IntN(len(c.Hosts))
+			for e := range 2 + r.IntN(5) {
+				c.Instances = append(c.Instances, ClusterInstance{ID: fmt.Sprintf("x%d-%d", x, e), Host: c.Hosts[j].Name,
+					VCPUs: []int{2, 4, 8}[r.IntN(3)], MemoryMB: 8192, DiskGB: 20, CPUUtil: 1, CPUUtilKnown: true,
+					Profile: Profile{Tag: "default"}})
+			}
+		}
+		algo := algos[k%len(algos)]
+		opts := ConsolidateOptions{Algorithm: algo, Seed: uint64(k), MaxPerHost: 1 + r.IntN(2), MaxParallel: 1 + r.IntN(6),
+			Budget: Budget{MaxIterations: 3000}}
+		p, err := Consolidate(c, opts)
+		if err != nil {
+			t.Fatalf("case %d (%s): %v", k, algo, err)
+		}
+		t.Run(fmt.Sprintf("case%d-%s", k, algo), func(t *testing.T) {
+			checkPlan(t, &c, p, opts.MaxPerHost, opts.MaxParallel)
+		})
+		repaired += len(p.Repaired)
+		left += len(p.Overloaded)
+		if len(p.Overloaded) > 0 && !strings.HasPrefix(p.InfeasibleReason, "no valid placement exists") {
+			unproven++
+			t.Logf("case %d: %s", k, p.InfeasibleReason)
+		}
+	}
+	// The property must have been exercised both ways.
+	if repaired == 0 || left == 0 {
+		t.Errorf("%d hosts repaired, %d left overloaded over all cases: the generator should give both", repaired, left)
+	}
+	t.Logf("%d hosts repaired, %d left overloaded, in %d cases without a proof that no valid placement exists", repaired, left, unproven)
+}
+
 // TestConsolidateCancelled: with the budget already cancelled, Consolidate
 // returns at once, by its checks in every phase: no search iteration, the
 // construction cut short, no move; the plan says so.
