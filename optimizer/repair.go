@@ -190,6 +190,9 @@ func infeasibleReason(c *Cluster, p *problem, end *solution, lb Bounds) string {
 			why = append(why, fmt.Sprintf("the instances ask for %.0f %s, the hosts that can hold them have %.0f", demand, names[k], capacity))
 		}
 	}
+	// Instances that may run only on some host models (ISA, exact tags)
+	// asking for more than those hosts have.
+	why = append(why, kindShortfalls(c, p, end)...)
 	// A host overloaded by the instances that must stay on it alone: those
 	// that may not move (pinned, on a stale host, in an affinity group) and
 	// those no other host may take (ISA, an exact tag, targets).
@@ -223,4 +226,69 @@ func elsewhere(p *problem, i, b int) bool {
 		}
 	}
 	return false
+}
+
+// kindShortfalls proves infeasibility per host model: for each set of
+// models some instances are confined to (their ISA, an exact tag), the
+// instances confined to it or to fewer models ask for more, in some
+// dimension, than the hosts of those models can hold (the hosts that
+// receive instances, and those the instances already are on).
+func kindShortfalls(c *Cluster, p *problem, end *solution) []string {
+	if p.allow == nil {
+		return nil
+	}
+	nk := len(p.allow) / p.nBinKinds
+	subset := func(a, b int) bool { // every bin kind a allows, b allows
+		for k := range p.nBinKinds {
+			if p.allow[a*p.nBinKinds+k] && !p.allow[b*p.nBinKinds+k] {
+				return false
+			}
+		}
+		return true
+	}
+	names := [...]string{dimVCPU: "vCPUs", dimRAM: "RAM MB", dimDisk: "disk GB"}
+	var out []string
+	seen := map[string]bool{}
+	for a := range nk {
+		var models []string
+		for k := range p.nBinKinds {
+			if p.allow[a*p.nBinKinds+k] {
+				for b := range p.m {
+					if int(p.binKind[b]) == k {
+						models = append(models, c.Hosts[b].Model.Name)
+						break
+					}
+				}
+			}
+		}
+		key := strings.Join(models, ",")
+		if seen[key] || len(models) == 0 || len(models) == p.nBinKinds {
+			continue // all models: the totals above cover it
+		}
+		seen[key] = true
+		demand := make([]float64, len(names))
+		holds := make([]bool, p.m)
+		for i := range p.n {
+			if subset(int(p.itemKind[i]), a) {
+				for k := range demand {
+					demand[k] += p.size[i*p.d+k]
+				}
+				holds[end.assign[i]] = true
+			}
+		}
+		capacity := make([]float64, len(names))
+		for b := range p.m {
+			if p.allow[a*p.nBinKinds+int(p.binKind[b])] && (p.target == nil || p.target[b] || holds[b]) {
+				for k := range capacity {
+					capacity[k] += p.cap[b*p.d+k]
+				}
+			}
+		}
+		for k := range demand {
+			if demand[k] > capacity[k]*(1+eps)+eps {
+				out = append(out, fmt.Sprintf("the instances that may run only on %s hosts ask for %.0f %s, those hosts have %.0f", key, demand[k], names[k], capacity[k]))
+			}
+		}
+	}
+	return out
 }

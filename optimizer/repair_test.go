@@ -107,6 +107,25 @@ func TestConsolidateRepairs(t *testing.T) {
 			want: want{Moves: []string{"a→Node_1"}, Overloaded: []string{"Node_0"}, PowerAfter: 410,
 				Reason: "no valid placement exists: the instances need at least 5 hosts (lower bound), only 3 can hold them; the instances ask for 36 vCPUs, the hosts that can hold them have 30"},
 		},
+		{
+			// Infeasible for one ISA: four 5-vCPU aarch64 instances (20)
+			// on the only altra (16 vCPUs), next to two empty xeons they
+			// may not go to. Nothing moves. Power: the altra 20/16 busy,
+			// clamped to 70 W; the xeons hold nothing: 70 W.
+			name: "infeasible on one ISA",
+			c: Cluster{
+				Hosts: []ClusterHost{
+					{Name: "x1", Model: xeon, VCPUs: 16, MemoryMB: 65536, DiskGB: 1000},
+					{Name: "x2", Model: xeon, VCPUs: 16, MemoryMB: 65536, DiskGB: 1000},
+					{Name: "a1", Model: altra, VCPUs: 16, MemoryMB: 65536, DiskGB: 1000},
+				},
+				Instances: []ClusterInstance{
+					fullyBusy("r0", "a1", 5), fullyBusy("r1", "a1", 5), fullyBusy("r2", "a1", 5), fullyBusy("r3", "a1", 5),
+				},
+			},
+			want: want{Overloaded: []string{"a1"}, PowerAfter: 70,
+				Reason: "no valid placement exists: the instances that may run only on altra hosts ask for 20 vCPUs, those hosts have 16"},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
