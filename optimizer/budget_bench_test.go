@@ -45,6 +45,4 @@ func BenchmarkPackBudget(b *testing.B) {
 	}
 }
 
-var nowFunc = time.Now
-
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -2,13 +2,13 @@ package optimizer
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // watcherNode is the compute node of OpenStack Watcher's test clusters
@@ -330,16 +330,13 @@ func BenchmarkConsolidateBudget(b *testing.B) {
 	var worst float64
 	var p *Plan
 	for b.Loop() {
-		start := nowFunc()
+		start := time.Now()
 		var err error
-		p, err = Consolidate(c, ConsolidateOptions{Seed: 1, Budget: Budget{Now: nowFunc, Deadline: start.Add(secs(limit))}})
+		p, err = Consolidate(c, ConsolidateOptions{Seed: 1, Budget: Budget{Now: time.Now, Deadline: start.Add(secs(limit))}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		worst = max(worst, nowFunc().Sub(start).Seconds()/limit)
-	}
-	if math.IsNaN(worst) {
-		b.Fatal(fmt.Sprint("no run"))
+		worst = max(worst, time.Now().Sub(start).Seconds()/limit)
 	}
 	b.ReportMetric(worst, "limit-ratio")
 	b.ReportMetric(float64(len(p.Moves)), "moves")
