@@ -186,7 +186,8 @@ func (r *Rebalancer) plan(ctx context.Context, req *ecraev1.PlanRebalanceRequest
 		}
 	}
 	start := r.cfg.Now()
-	opts.Budget = optimizer.Budget{Now: r.cfg.Now, Deadline: start.Add(limit)}
+	// Cancel: the caller's cancellation or deadline stops every phase.
+	opts.Budget = optimizer.Budget{Now: r.cfg.Now, Deadline: start.Add(limit), Cancel: ctx.Done()}
 	plan, err := optimizer.Consolidate(cl, opts)
 	switch {
 	case errors.Is(err, optimizer.ErrUnknownAlgorithm):
@@ -434,6 +435,7 @@ func planToProto(p *planstore.Plan) *ecraev1.Plan {
 		Note: p.Note, MaxPerHost: int32(p.MaxPerHost), MaxParallel: int32(p.MaxParallel),
 		Message: p.Message, StartedAt: ts(p.StartedAt), FinishedAt: ts(p.FinishedAt),
 		ExecutedBy: p.ExecutedBy, ExpiresAt: ts(p.ExpiresAt), AbortRequested: p.AbortRequested,
+		RepairedHosts: p.Repaired, OverloadedHosts: p.Overloaded, InfeasibleReason: p.InfeasibleReason,
 	}
 	for _, g := range p.FixedGroups {
 		out.FixedGroups = append(out.FixedGroups, &ecraev1.FixedGroup{Reason: g.Reason, Count: int32(g.Count), ExampleInstanceIds: g.Examples})

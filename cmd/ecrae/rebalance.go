@@ -387,6 +387,7 @@ func printPlan(w io.Writer, p *ecraev1.Plan) error {
 	if p.GetNote() != "" {
 		fmt.Fprintf(w, "note: %s\n", p.GetNote())
 	}
+	printRepair(w, p)
 	if len(p.GetSteps()) > 0 {
 		fmt.Fprintf(w, "%d migrations in %d waves (at most %d per host and %d at once):\n",
 			len(p.GetSteps()), p.GetWaves(), p.GetMaxPerHost(), p.GetMaxParallel())
