@@ -907,3 +907,59 @@ func TestRunOwnsExecutions(t *testing.T) {
 		t.Errorf("execute after Run ended: %v, want Unavailable", err)
 	}
 }
+
+// TestPeriodicExecutesRepair: Watcher's scenario_3 on the live view (1, 2,
+// 4 and 8 vCPUs on a 10-vCPU host: 15 > 10) is repaired by the periodic
+// mode although the plan saves nothing (the threshold is out of reach).
+func TestPeriodicExecutesRepair(t *testing.T) {
+	view := hostview.New(hostview.Options{StaleAfter: time.Hour})
+	inv := hostview.Inventory{At: time.Now()}
+	for _, n := range []string{"h0", "h1"} {
+		inv.Hosts = append(inv.Hosts, hostview.HostInventory{Name: n, Nodename: n, ISA: "x86_64", State: "up",
+			Capacity: hostview.Capacity{VCPUs: 10, CPURatio: 1, MemoryMB: 65536, RAMRatio: 1, DiskGB: 500, DiskRatio: 1}})
+	}
+	at := map[string]string{}
+	for i, v := range []int{1, 2, 4, 8} {
+		id := fmt.Sprintf("i%d", i)
+		at[id] = "h0"
+		inv.Instances = append(inv.Instances, hostview.Instance{UUID: id, Name: id, Host: "h0", Node: "h0", State: "active", PowerState: "running",
+			Flavor: hostview.Flavor{Name: "f", VCPUs: v, MemoryMB: 2048, RootGB: 10}})
+	}
+	view.Reconcile(inv)
+	m := newFakeMigrator(at)
+	m.view = view
+	h := newRB(t, view, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- h.rb.RunPeriodic(ctx, PeriodicConfig{Interval: 20 * time.Millisecond, MinSavingW: 1e6, Execute: true})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ps, err := h.plans.Plans(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.Status == planstore.StatusSucceeded {
+				if !slices.Equal(p.Repaired, []string{"h0"}) {
+					t.Errorf("repaired %v, want [h0]", p.Repaired)
+				}
+				if n := m.callCount(); n == 0 {
+					t.Error("no migration")
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no repair plan executed; plans: %d", len(ps))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
