@@ -9,7 +9,8 @@ own filters let through), configured with self.flags() as nova.conf would be.
 ECRAE: the real `bin/ecrae serve` (one per class) with a KB that maps each
 fake host to its model. No fake on either side.
 
-Each test boots the same 50 servers one after the other (mixed flavors,
+Each test boots the same servers (50; the first 20 for the two other
+configurations) one after the other (mixed flavors,
 exact and hint tags, a hard anti-affinity group so that Nova's own filters
 sometimes remove ECRAE's favourite) and records per boot:
 - ECRAE's ranking of the hosts Nova weighed: the shim's own WeighHosts call
@@ -129,6 +130,7 @@ class NovaFollowsEcraeTestCase(EcraeNovaTestCase):
     weight_classes = [ECRAE_WEIGHER]
     ecrae_multiplier = 1.0
     shuffle_best = True
+    boots = BOOTS
 
     @classmethod
     def setUpClass(cls):
@@ -156,14 +158,14 @@ class NovaFollowsEcraeTestCase(EcraeNovaTestCase):
     def setUp(self):
         super().setUp()
         self.stub = self.ecrae.stub()
-        self.boots = {}
+        self.by_uuid = {}
         orig = host_manager.HostManager.get_filtered_hosts
 
         # Wraps Nova's filter pass to learn the fleet of each boot and ask
         # ECRAE, at that moment, for its ranking of it.
         def get_filtered_hosts(manager, hosts, spec_obj, index=0):
             hosts = list(hosts)
-            boot = self.boots.get(str(spec_obj.instance_uuid))
+            boot = self.by_uuid.get(str(spec_obj.instance_uuid))
             if boot is not None and not boot.fleet:
                 boot.fleet = [h.host for h in hosts]
                 boot.fleet_ranking = self._rank(spec_obj, hosts)
@@ -196,7 +198,7 @@ class NovaFollowsEcraeTestCase(EcraeNovaTestCase):
         group, members = None, GROUP_SIZE
         boots = []
         start = time.monotonic()
-        for n in range(BOOTS):
+        for n in range(self.boots):
             flavor, tag, grouped = CYCLE[n % len(CYCLE)]
             boot = _Boot(n, flavor, tag, grouped)
             hints = {}
@@ -221,13 +223,13 @@ class NovaFollowsEcraeTestCase(EcraeNovaTestCase):
     def _boot_recorded(self, boot, flavor_id, hints):
         # The uuid is only known once the API answered, after the scheduler
         # ran: a placeholder catches the one spec the wrapper sees meanwhile.
-        pending = _Pending(self.boots, boot)
-        self.boots = pending
+        pending = _Pending(self.by_uuid, boot)
+        self.by_uuid = pending
         try:
             server = self._boot(flavor_id=flavor_id, hints=hints or None,
                                 name='follow-%d' % boot.n)
         finally:
-            self.boots = pending.inner
+            self.by_uuid = pending.inner
         self.assertEqual(server['id'], boot.uuid, boot.describe())
         return server
 
@@ -279,7 +281,7 @@ class NovaFollowsEcraeTestCase(EcraeNovaTestCase):
 
 
 class _Pending(dict):
-    """self.boots during one boot: the first unknown instance uuid the
+    """self.by_uuid during one boot: the first unknown instance uuid the
     scheduler asks about belongs to the boot in flight."""
 
     def __init__(self, inner, boot):
@@ -306,8 +308,8 @@ class EcraeDecidesTest(NovaFollowsEcraeTestCase):
         # The run exercised what it claims to: most boots were weighed,
         # the anti-affinity group removed ECRAE's favourite at least once,
         # and more than one host was used.
-        self.assertGreaterEqual(len(weighed), BOOTS - 10, line)
-        self.assertLess(len(fleet_ok), BOOTS, line)
+        self.assertGreaterEqual(len(weighed), self.boots - 10, line)
+        self.assertLess(len(fleet_ok), self.boots, line)
         self.assertGreater(len({b.chosen for b in boots}), 2, line)
         for b in weighed:
             self.assertIn(b.chosen, _top(b.weighed), b.describe())
@@ -325,9 +327,56 @@ class BeforeMultiplierOneTest(NovaFollowsEcraeTestCase):
     weight_classes = [ALL_WEIGHERS, ECRAE_WEIGHER]
     ecrae_multiplier = 1.0
     shuffle_best = False
+    boots = 20   # the first 20 of the same boots: enough to tell, and quicker
 
     def test_nova_weighers_outvote_ecrae(self):
         boots = self._run_boots()
         line = self._report('all weighers, ecrae multiplier 1', boots)
         weighed, on_top, _, _ = self._tally(boots)
         self.assertLess(len(on_top), len(weighed), line)
+
+
+# Nova's weighers that can tell hosts apart in these boots, with their
+# default multipliers: RAM, CPU, disk, PCI, metrics, soft affinity, soft
+# anti-affinity (1 each) and I/O ops (-1). BuildFailureWeigher and
+# CrossCellWeigher weigh every host the same here (no failed builds, no
+# cross-cell move).
+NOVA_WEIGHERS_SPREAD = 8.0
+
+
+def _gap(ranking):
+    """ECRAE's normalised gap between its first host and the best of the
+    others: (s_first - s_second) / (s_first - s_min); None when every host
+    scores the same."""
+    scores = sorted(set(ranking.values()), reverse=True)
+    if len(scores) < 2:
+        return None
+    return (scores[0] - scores[1]) / (scores[0] - scores[-1])
+
+
+class DominantMultiplierTest(NovaFollowsEcraeTestCase):
+    """nova-shim/README.md, the alternative: every Nova weigher, and
+    EcraeWeigher at multiplier 10000. The README's bound: Nova picks ECRAE's
+    first host whenever ECRAE's normalised gap g > S / M = 8 / 10000."""
+
+    weight_classes = [ALL_WEIGHERS, ECRAE_WEIGHER]
+    ecrae_multiplier = 10000.0
+    shuffle_best = False
+    boots = 20
+
+    def test_nova_follows_ecrae_when_the_gap_exceeds_the_bound(self):
+        boots = self._run_boots()
+        line = self._report('all weighers, ecrae multiplier 10000', boots)
+        bound = NOVA_WEIGHERS_SPREAD / self.ecrae_multiplier
+        weighed = [b for b in boots if b.weighed]
+        clear = [b for b in weighed
+                 if _gap(b.weighed) is not None and _gap(b.weighed) > bound]
+        gaps = [_gap(b.weighed) for b in weighed
+                if _gap(b.weighed) is not None]
+        print('%d of %d weighed boots had g > %g (smallest g %.4g)' % (
+            len(clear), len(weighed), bound, min(gaps)), file=sys.stderr)
+        self.assertTrue(clear, line)
+        for b in clear:
+            self.assertIn(b.chosen, _top(b.weighed),
+                          'g = %.4g > %g: %s' % (_gap(b.weighed), bound,
+                                                 b.describe()))
