@@ -35,6 +35,7 @@ from ecrae_nova import translate
 from test_ecrae_in_nova import EcraeNovaTestCase
 from test_ecrae_in_nova import KB_YAML
 from test_ecrae_in_nova import NOVA_DEFAULT_FILTERS
+import support
 
 GB = 1024
 
@@ -315,6 +316,34 @@ class EcraeDecidesTest(NovaFollowsEcraeTestCase):
             self.assertIn(b.chosen, _top(b.weighed), b.describe())
         for b in fleet_ok:
             self.assertIn(b.chosen, _top(b.fleet_ranking), b.describe())
+
+
+    def test_service_down_boots_spread_at_random_not_stack(self):
+        """Why the README sets shuffle_best_same_weighed_hosts: with the
+        service unreachable the shim fails open, EcraeWeigher weighs every
+        host 0 and every host ties."""
+        self.flags(endpoint='127.0.0.1:%d' % support.free_port(),
+                   group='ecrae')
+        flavor = self._create_flavor(name='it-down', memory_mb=1 * GB,
+                                     vcpu=1, disk=1, ephemeral=0)
+        # Without shuffling, Nova takes the first host of its list every
+        # time: the boots stack on one host.
+        self.flags(shuffle_best_same_weighed_hosts=False,
+                   group='filter_scheduler')
+        stacked = {self._boot(flavor_id=flavor, name='down-%d' % i)[
+            'OS-EXT-SRV-ATTR:host'] for i in range(4)}
+        self.assertEqual(1, len(stacked), stacked)
+        # With it, at random among every host that passed the filters: 12
+        # boots on one host of six has probability 6 x 6^-12 < 3e-9.
+        self.flags(shuffle_best_same_weighed_hosts=True,
+                   group='filter_scheduler')
+        spread = {self._boot(flavor_id=flavor, name='down-s%d' % i)[
+            'OS-EXT-SRV-ATTR:host'] for i in range(12)}
+        self.assertGreater(len(spread), 1, spread)
+        # Every call failed: no boot above was judged by the service.
+        self.assertTrue(self.spy.calls)
+        for method, req, resp, exc in self.spy.calls:
+            self.assertIsNotNone(exc, method)
 
 
 class BeforeMultiplierOneTest(NovaFollowsEcraeTestCase):
