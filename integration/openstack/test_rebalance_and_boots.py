@@ -184,11 +184,12 @@ class RebalanceAndBootsTest(rebalance_it.RebalanceInNovaTest):
         self.assertEqual(0, rc, out + err)
 
     def _wait_plan_ended(self, ecrae, plan_id):
-        shown = self._wait(
-            ecrae, lambda: (lambda p: p if p['status'] != (
-                'PLAN_STATUS_EXECUTING') else None)(
-                    self._plan_status(ecrae, plan_id)),
-            'plan %s to end' % plan_id, timeout=120)
+        def ended():
+            shown = self._plan_status(ecrae, plan_id)
+            if shown['status'] != 'PLAN_STATUS_EXECUTING':
+                return shown
+        shown = self._wait(ecrae, ended, 'plan %s to end' % plan_id,
+                           timeout=120)
         self.assertEqual('PLAN_STATUS_SUCCEEDED', shown['status'], shown)
         return shown
 
