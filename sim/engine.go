@@ -96,6 +96,13 @@ type hostState struct {
 	last       hostEntry
 	hasLast    bool
 	prevActive bool
+
+	// The policies ask a host's allocation and history again and again
+	// while its VM list stands still: kept until it changes (touch).
+	allocC  float64
+	allocOK bool
+	histC   [histLen]float64
+	histOK  bool
 }
 
 type hostEntry struct {
@@ -144,6 +151,15 @@ type engine struct {
 	vmReqT, vmAllocT, vmUnderMT float64
 	shutdowns                   int
 
+	// index files the hosts by use (index.go); scan is the test-only
+	// switch back to visiting every host, the baseline of the scale
+	// benchmark.
+	index hostIndex
+	scan  bool
+	// tried is the VM a policy tries on a host (appended to its list for
+	// the detector), or -1.
+	tried int32
+
 	inflight []flight
 	seq      int
 	waves    [][]move // waves still to start, in order
@@ -160,6 +176,8 @@ func newEngine(s *Setup, day *Day) *engine {
 		strict:  s.Mode == ModeStrict,
 		hosts:   make([]hostState, len(s.Hosts)),
 		vms:     make([]vmState, len(day.Traces)),
+		index:   newHostIndex(s),
+		tried:   -1,
 	}
 	e.bestWMIPS = math.Inf(1)
 	for _, m := range s.Models {
@@ -260,6 +278,9 @@ func (e *engine) allocated(h int) float64 {
 	if len(hs.vms) == 0 {
 		return 0
 	}
+	if hs.allocOK && !e.scan {
+		return hs.allocC
+	}
 	avail, over, sum := hs.total, false, 0.0
 	for _, vi := range hs.vms {
 		c := e.schedReq(hs, vi)
@@ -286,6 +307,7 @@ func (e *engine) allocated(h int) float64 {
 		}
 		total += alloc
 	}
+	hs.allocC, hs.allocOK = total, true
 	return total
 }
 
@@ -371,6 +393,7 @@ func (e *engine) updateHost(h int, t float64) {
 	}
 	hs.util, hs.req = util, req
 	hs.avail, hs.availOK = avail, true
+	e.touch(h)
 	e.hostEntry(hs, hostEntry{t: t, alloc: util, req: req, active: util > 0})
 }
 
@@ -485,6 +508,9 @@ func (e *engine) update(t float64) {
 func (e *engine) create(h int, vi int32) {
 	hs := &e.hosts[h]
 	v := &e.vms[vi]
+	if v.sched != v.req && v.host >= 0 {
+		e.touch(int(v.host)) // its other host's allocation changes too
+	}
 	v.sched = v.req
 	hs.vms = append(hs.vms, vi)
 	if hs.availOK {
@@ -502,6 +528,7 @@ func (e *engine) create(h int, vi int32) {
 		hs.freeBW -= v.bw
 	}
 	v.host = int32(h)
+	e.touch(h)
 }
 
 // destroy takes VM vi off host h (Host.vmDestroy).
@@ -517,6 +544,7 @@ func (e *engine) destroy(h int, vi int32) {
 	if e.vms[vi].host == int32(h) {
 		e.vms[vi].host = -1
 	}
+	e.touch(h)
 }
 
 // suitable is Host.isSuitableForVm: a host PE can run a VM PE, the free
@@ -554,6 +582,7 @@ func (e *engine) startMigration(t float64, m move) {
 		ht.migIn = append(ht.migIn, vi)
 		ht.vms = append(ht.vms, vi)
 		ht.availOK = false
+		e.touch(m.to)
 		e.updateHost(m.to, t)
 		if v.host >= 0 {
 			e.updateHost(int(v.host), t)
@@ -589,6 +618,7 @@ func (e *engine) completeMigration(f flight) {
 		ht.migIn = slices.Delete(ht.migIn, k, k+1)
 	}
 	ht.availOK = false
+	e.touch(f.to)
 	if e.strict {
 		ht.freeRAM += v.ram
 	}
@@ -699,6 +729,9 @@ type Options struct {
 	Progress func(done, total int)
 	// check verifies the engine's invariants at every step (tests).
 	check bool
+	// scan makes the policies visit every host, as before the host index
+	// (the scale benchmark's baseline, and the test that both agree).
+	scan bool
 }
 
 // Result is what a run measured. Ratios are fractions (0.05 = 5 %).
@@ -759,6 +792,7 @@ func Run(ctx context.Context, setup Setup, day *Day, spec PolicySpec, opts Optio
 func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) (*Result, error) {
 	e := newEngine(setup, day)
 	e.npa = pol.nonPowerAware()
+	e.scan = opts.scan
 	if err := pol.init(e); err != nil {
 		return nil, err
 	}
@@ -882,6 +916,12 @@ func (e *engine) check() error {
 			if e.vms[vi].host != int32(h) {
 				return fmt.Errorf("VM %d on the list of host %d, allocated on %d", vi, h, e.vms[vi].host)
 			}
+		}
+	}
+	for h := range e.hosts {
+		idle := e.hosts[h].isIdle()
+		if e.index.inUse.has(h) == idle || e.index.idle[e.s.Hosts[h]].has(h) != idle {
+			return fmt.Errorf("host %d (idle %v) is filed wrongly in the host index", h, idle)
 		}
 	}
 	for i := range e.vms {
