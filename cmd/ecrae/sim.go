@@ -44,6 +44,7 @@ type simFlags struct {
 	vmOrder  string
 	kb       string
 	hosts    int
+	copies   int
 	mode     string
 	seed     uint64
 	json     bool
@@ -113,6 +114,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&f.vmOrder, "vm-order", "", "VM order: a file (INDEX NAME MIPS a line), or a folder holding DAY.txt for each trace folder DAY; default: file names sorted")
 	fs.StringVar(&f.kb, "kb", "", "knowledge base YAML: simulate its architectures (hosts) and flavors (VM types)")
 	fs.IntVar(&f.hosts, "hosts", sim.CloudSimHosts, "number of hosts, given the models in turn (ignored when the KB lists hosts)")
+	fs.IntVar(&f.copies, "copies", 1, "run each day's VMs this many times over (with --hosts: a data center that many times larger)")
 	fs.StringVar(&f.mode, "mode", "cloudsim", "cloudsim: CloudSim 3.0.3's semantics (RAM limits the start only; a VM at 0 % leaves); strict: RAM limits every placement, VMs stay")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed: the same seed gives the same result")
 	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
@@ -144,6 +146,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if f.hosts <= 0 {
 		return fmt.Errorf("%w: --hosts must be positive", errUsage)
 	}
+	if f.copies < 1 || f.copies > 1000 {
+		return fmt.Errorf("%w: --copies must be in [1, 1000], got %d", errUsage, f.copies)
+	}
 	setup, err := simSetup(&f)
 	if err != nil {
 		return err
@@ -159,6 +164,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	day = day.Repeat(f.copies)
 	res, err := sim.Run(ctx, setup, day, spec, sim.Options{Seed: f.seed, Progress: progressBar(stderr, spec.String())})
 	if err != nil {
 		return err
@@ -378,6 +384,7 @@ func runSimCompare(ctx context.Context, f *simFlags, setup sim.Setup, stdout, st
 		if err != nil {
 			return err
 		}
+		day = day.Repeat(f.copies)
 		name := filepath.Base(filepath.Clean(dir))
 		for _, spec := range specs {
 			res, err := sim.Run(ctx, setup, day, spec, sim.Options{Seed: f.seed, Progress: progressBar(stderr, name+" "+spec.String())})
@@ -385,7 +392,7 @@ func runSimCompare(ctx context.Context, f *simFlags, setup sim.Setup, stdout, st
 				return fmt.Errorf("%s, %s: %w", name, spec, err)
 			}
 			var ref *sim.Reference
-			if r, ok := refs.Lookup(name, spec); ok && setup.Mode == sim.ModeCloudSim {
+			if r, ok := refs.Lookup(name, spec); ok && setup.Mode == sim.ModeCloudSim && f.copies == 1 {
 				ref = &r
 			}
 			outs = append(outs, toOutput(res, f.seed, ref))
