@@ -10,6 +10,8 @@
 # and the wall-clock time of one simulated day (target: under 10 s). Data is
 # read in place, never copied.
 #
+# Then the scale benchmark (sim.BenchmarkScale, issue 15 point 3).
+#
 # Environment: DATA (default ../shared/data), POLICIES (default the six
 # above), SEED (default 1), MODE (cloudsim, or strict for RAM-bound runs:
 # CloudSim's figures are then not shown), PY (python3).
@@ -77,3 +79,8 @@ print(f"slowest run: {worst['policy']} on {worst['day']}, {worst['seconds']:.1f}
       f"{'MET' if worst['seconds'] < 10 else 'NOT MET'} (< 10 s)")
 print("ecrae target:", "MET on every day" if ok_all else "NOT MET")
 EOF
+
+echo
+echo "== scale (issue 15): 20110303 at 800 hosts and copied ten times on 8,000; baseline = every host visited per VM (the code before the host index), same run"
+echo "   target: under 15 s per migrating policy at 8,000 hosts; SIM_SCALE=lr-mmt,ecrae chooses the policies, SIM_SCALE_BASELINE=0 skips the slow baseline"
+DATA="$(cd "$DATA" && pwd)" go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -timeout 60m -v ./sim/ | grep -E 'scale_bench_test|Benchmark|ok|FAIL' | sed 's/^ *scale_bench_test.go:[0-9]*: /   /'

@@ -181,14 +181,10 @@ func (p *ecraePolicy) hostView(e *engine, h int, demand float64) optimizer.Host 
 // filters: RAM, and CloudSim's bandwidth at start).
 func (p *ecraePolicy) place(e *engine, vi int32) int {
 	v := &e.vms[vi]
-	var cand []int
-	var hosts []optimizer.Host
-	for h := range e.hosts {
-		if !e.suitable(h, vi) {
-			continue
-		}
-		cand = append(cand, h)
-		hosts = append(hosts, p.hostView(e, h, e.allocated(h)))
+	cand := p.candidates(e, func(h int) bool { return e.suitable(h, vi) }, 1)
+	hosts := make([]optimizer.Host, len(cand))
+	for k, h := range cand {
+		hosts[k] = p.hostView(e, h, e.allocated(h))
 	}
 	if len(cand) == 0 {
 		return -1
@@ -201,6 +197,33 @@ func (p *ecraePolicy) place(e *engine, vi int32) int {
 		return -1
 	}
 	return cand[res.Placements[0].Host]
+}
+
+// candidates lists in host order the hosts ok accepts: all that hold a VM,
+// and of the empty ones at most spare per model (with e.scan, all). Empty
+// hosts of one model are alike to the placement chain: its scores are
+// normalised between the lowest and highest raw value, which copies do not
+// change, and the first best host wins; so the later copies could take a
+// VM only after spare earlier ones had taken one each.
+func (p *ecraePolicy) candidates(e *engine, ok func(h int) bool, spare int) []int {
+	left := make([]int, len(e.s.Models))
+	for m := range left {
+		left[m] = spare
+	}
+	var cand []int
+	for h := range e.hosts {
+		if len(e.hosts[h].vms) == 0 && !e.scan {
+			if m := e.s.Hosts[h]; left[m] > 0 && ok(h) {
+				left[m]--
+				cand = append(cand, h)
+			}
+			continue
+		}
+		if ok(h) {
+			cand = append(cand, h)
+		}
+	}
+	return cand
 }
 
 func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
@@ -249,14 +272,10 @@ func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
 	}
 	if len(evict) > 0 {
 		slices.SortStableFunc(evict, func(a, b int32) int { return cmp.Compare(e.vms[b].req, e.vms[a].req) })
-		var cand []int
-		var hosts []optimizer.Host
-		for h := range e.hosts {
-			if over[h] {
-				continue
-			}
-			cand = append(cand, h)
-			hosts = append(hosts, p.hostView(e, h, demand[h]))
+		cand := p.candidates(e, func(h int) bool { return !over[h] }, len(evict))
+		hosts := make([]optimizer.Host, len(cand))
+		for k, h := range cand {
+			hosts[k] = p.hostView(e, h, demand[h])
 		}
 		items := make([]optimizer.WhatIfItem, len(evict))
 		for k, vi := range evict {

@@ -64,6 +64,10 @@ type vmState struct {
 
 	last    vmEntry
 	hasLast bool
+
+	// utilT, utilU: the last utilisation read, at time utilT (a VM is
+	// asked again at the same instant, before and after migrations end).
+	utilT, utilU float64
 }
 
 type vmEntry struct {
@@ -197,7 +201,7 @@ func newEngine(s *Setup, day *Day) *engine {
 		}
 		u[SamplesPerDay] = u[SamplesPerDay-1]
 		e.vms[i] = vmState{typ: t, ti: ti, pes: t.PEs, mips: t.MIPS, total: float64(t.PEs) * t.MIPS,
-			ram: t.RAMMB, bw: t.BandwidthMbps, util: u, host: -1, alive: true}
+			ram: t.RAMMB, bw: t.BandwidthMbps, util: u, host: -1, alive: true, utilT: -1}
 	}
 	return e
 }
@@ -222,7 +226,10 @@ func (e *engine) utilAt(v *vmState, t float64) float64 {
 func (e *engine) process(vi int32, t float64) {
 	v := &e.vms[vi]
 	v.inst = false
-	u := e.utilAt(v, t)
+	if v.utilT != t {
+		v.utilT, v.utilU = t, e.utilAt(v, t)
+	}
+	u := v.utilU
 	per := u * v.total / float64(v.pes)
 	req := 0.0
 	for range v.pes {

@@ -54,12 +54,12 @@ func walkDay(n int, seed uint64) *Day {
 	return d
 }
 
-// The host index is only a shortcut: every CloudSim policy gives exactly
+// The host index is only a shortcut: every migrating policy gives exactly
 // the result it gives visiting every host, in both modes, invariants
 // checked at every step.
 func TestIndexMatchesScan(t *testing.T) {
 	for _, mode := range []Mode{ModeCloudSim, ModeStrict} {
-		for _, name := range []string{"thr-mmt", "iqr-mmt", "mad-mmt", "lr-mmt"} {
+		for _, name := range []string{"thr-mmt", "iqr-mmt", "mad-mmt", "lr-mmt", "ecrae"} {
 			t.Run(mode.String()+"/"+name, func(t *testing.T) {
 				s := CloudSimSetup()
 				s.Mode = mode
