@@ -103,6 +103,11 @@ type hostState struct {
 
 	// The policies ask a host's allocation and history again and again
 	// while its VM list stands still: kept until it changes (touch).
+	// pstate and until: the power state under transitions (power.go) and
+	// when a boot or shutdown ends.
+	pstate uint8
+	until  float64
+
 	allocC  float64
 	allocOK bool
 	histC   [histLen]float64
@@ -150,6 +155,9 @@ type engine struct {
 	prevStepT  float64
 	migrations int
 	unplaced   int
+
+	boots    int
+	standbyJ float64
 
 	violT, activeT              float64
 	vmReqT, vmAllocT, vmUnderMT float64
@@ -472,7 +480,16 @@ func (e *engine) update(t float64) {
 	for h := range e.hosts {
 		e.updateHost(h, t)
 	}
-	if dt > 0 {
+	if dt > 0 && e.s.Transitions.Enabled && !e.npa {
+		sum := 0.0
+		for h := range e.hosts {
+			j, sb := e.hostEnergy(h, e.lastProcess, t)
+			sum += j
+			e.standbyJ += sb
+		}
+		e.energyJ += sum
+		e.advance(t)
+	} else if dt > 0 {
 		sum := 0.0
 		for h := range e.hosts {
 			hs := &e.hosts[h]
@@ -576,7 +593,14 @@ func (e *engine) suitable(h int, vi int32) bool {
 // bookkeeping: the VM is flagged in migration, joins the destination's list
 // (10 % of its request reserved there), both hosts are updated at once, and
 // the migration ends RAM / (bandwidth / 2) later.
-func (e *engine) startMigration(t float64, m move) {
+//
+// Under transitions, a VM cannot start on a host that is not on: the move
+// is dropped and the host wakes (false).
+func (e *engine) startMigration(t float64, m move) bool {
+	if !e.placeable(m.to) {
+		e.wake(m.to, t)
+		return false
+	}
 	vi := int32(m.vm)
 	v := &e.vms[vi]
 	ht := &e.hosts[m.to]
@@ -607,6 +631,7 @@ func (e *engine) startMigration(t float64, m move) {
 		return cmp.Compare(a.seq, b.seq)
 	})
 	e.inflight = slices.Insert(e.inflight, k, f)
+	return true
 }
 
 // completeMigration is Datacenter.processVmMigrate: the VM leaves the host
@@ -685,10 +710,16 @@ func (e *engine) startWave(t float64) {
 			e.waves = nil
 			return
 		}
+		started := 0
 		for _, m := range ok {
-			e.startMigration(t, m)
+			if e.startMigration(t, m) {
+				started++
+			}
 		}
-		e.waveLeft = len(ok)
+		if started == 0 {
+			continue
+		}
+		e.waveLeft = started
 		return
 	}
 }
@@ -766,6 +797,11 @@ type Result struct {
 	HostShutdowns int     `json:"host_shutdowns"`
 	// Unplaced counts VMs no host could take when they started.
 	Unplaced int `json:"unplaced"`
+	// Under transitions: the boots, and the energy drawn by hosts that
+	// were off (included in EnergyKWh).
+	Transitions string  `json:"transitions"`
+	HostBoots   int     `json:"host_boots"`
+	StandbyKWh  float64 `json:"standby_kwh"`
 	// SimulatedSeconds is the simulated time; Seconds the wall-clock time
 	// the run took.
 	SimulatedSeconds float64  `json:"simulated_seconds"`
@@ -820,6 +856,15 @@ func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) 
 		// scheduler keeps the full size until the first update).
 		e.vms[i].inst, e.vms[i].req = false, 0
 	}
+	// Under transitions the day starts with the hosts that got VMs on and
+	// the others off.
+	if setup.Transitions.Enabled {
+		for h := range e.hosts {
+			if len(e.hosts[h].vms) == 0 {
+				e.hosts[h].pstate = powerOff
+			}
+		}
+	}
 	steps := 0
 	for t := setup.Offset + setup.Interval; t < e.limit; t += setup.Interval {
 		steps++
@@ -851,6 +896,7 @@ func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) 
 			}
 		}
 		e.schedule(next, moves)
+		e.powerStep(pol, next)
 		t = next
 		done++
 		if opts.Progress != nil {
@@ -867,6 +913,7 @@ func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) 
 		VMs: len(e.vms), Hosts: len(e.hosts),
 		EnergyKWh: e.energyJ / 3.6e6, FloorKWh: e.floorJ / 3.6e6,
 		Migrations: e.migrations, HostShutdowns: e.shutdowns, Unplaced: e.unplaced,
+		HostBoots: e.boots, StandbyKWh: e.standbyJ / 3.6e6, Transitions: setup.Transitions.String(),
 		SimulatedSeconds: e.limit, Series: e.series,
 	}
 	if e.activeT > 0 {
@@ -899,11 +946,14 @@ func (e *engine) schedule(t float64, moves []move) {
 	// Wave 0 starts now, in order, as CloudSim starts its migration map:
 	// a VM may appear twice (moved by the overload pass, then again by the
 	// underload pass); both migrations run.
+	started := 0
 	for _, m := range first {
-		e.startMigration(t, m)
+		if e.startMigration(t, m) {
+			started++
+		}
 	}
-	e.waveLeft = len(first)
-	if len(first) == 0 {
+	e.waveLeft = started
+	if started == 0 {
 		e.startWave(t)
 	}
 }
