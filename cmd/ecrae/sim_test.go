@@ -221,6 +221,7 @@ func TestSimErrors(t *testing.T) {
 		{[]string{"sim", "--trace", day, "--trace", day}, "without --compare", true},
 		{[]string{"sim", "--trace", day, "--mode", "loose"}, "unknown mode", true},
 		{[]string{"sim", "--trace", day, "--copies", "0"}, "--copies must be in [1, 1000]", true},
+		{[]string{"sim", "--trace", day, "--transitions", "warp"}, "--transitions", true},
 		{[]string{"sim", "--trace", day, "--vm-order", filepath.Join(root, "none.txt")}, "none.txt", false},
 		{[]string{"sim", "--compare", "--trace", day, "--results", filepath.Join(root, "none.md")}, "none.md", false},
 	}
