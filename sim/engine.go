@@ -742,9 +742,13 @@ func (e *engine) sample(t float64) {
 		}
 		if hs.util > 0 {
 			s.ActiveHosts++
-			if !e.npa {
-				s.PowerW += hs.curve.Watts(min(cpuUtil(hs.util, hs.total), 1))
-			}
+		}
+		switch {
+		case e.npa:
+		case e.s.Transitions.Enabled:
+			s.PowerW += e.powerNow(h)
+		case hs.util > 0:
+			s.PowerW += hs.curve.Watts(min(cpuUtil(hs.util, hs.total), 1))
 		}
 		if hs.util < hs.req {
 			s.OverloadedHosts++

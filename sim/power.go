@@ -101,6 +101,20 @@ func (e *engine) hostEnergy(h int, t0, t1 float64) (j, standby float64) {
 	return (pf + (pt-pf)/2) * (t1 - t0), 0
 }
 
+// powerNow is host h's power under transitions at an update (the series).
+func (e *engine) powerNow(h int) float64 {
+	hs := &e.hosts[h]
+	switch hs.pstate {
+	case powerBooting:
+		return hs.curve.Watts(1)
+	case powerShutting:
+		return hs.curve.Watts(0)
+	case powerOff:
+		return e.s.Transitions.StandbyW
+	}
+	return hs.curve.Watts(min(cpuUtil(hs.util, hs.total), 1))
+}
+
 // advance ends the boots and shutdowns due by t.
 func (e *engine) advance(t float64) {
 	for h := range e.hosts {

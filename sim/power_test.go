@@ -28,6 +28,10 @@ func TestTransitionsStandby(t *testing.T) {
 	if !near(r.EnergyKWh, want/3.6e6) || !near(r.StandbyKWh, standby/3.6e6) || r.HostBoots != 0 {
 		t.Errorf("transitions: %.6f kWh, standby %.6f, boots %d; want %.6f, %.6f, 0", r.EnergyKWh, r.StandbyKWh, r.HostBoots, want/3.6e6, standby/3.6e6)
 	}
+	// The series: host 0 at P(0.5), the two others in standby.
+	if got := r.Series[5].PowerW; got != 150+2*10 {
+		t.Errorf("power at step 6: %g W, want 170", got)
+	}
 	if r.Transitions != "realistic:boot=300,shutdown=30,standby=10" || plain.Transitions != "none" {
 		t.Errorf("transitions %q and %q", r.Transitions, plain.Transitions)
 	}
