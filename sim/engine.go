@@ -980,6 +980,9 @@ func (e *engine) check() error {
 		}
 	}
 	for h := range e.hosts {
+		if hs := &e.hosts[h]; e.s.Transitions.Enabled && hs.pstate != powerOn && len(hs.vms) > 0 {
+			return fmt.Errorf("host %d holds %d VMs while not on (power state %d)", h, len(hs.vms), hs.pstate)
+		}
 		idle := e.hosts[h].isIdle()
 		if e.index.inUse.has(h) == idle || e.index.idle[e.s.Hosts[h]].has(h) != idle {
 			return fmt.Errorf("host %d (idle %v) is filed wrongly in the host index", h, idle)

@@ -175,3 +175,18 @@ func FuzzParseTransitions(f *testing.F) {
 		}
 	})
 }
+
+// Every migrating policy under transitions on a random day: no VM is ever
+// on a host that is not on (checked at every step), hosts do boot, and the
+// standby is part of the energy.
+func TestTransitionsInvariants(t *testing.T) {
+	for _, name := range []string{"thr-mmt", "lr-mmt", "ecrae"} {
+		s := CloudSimSetup()
+		s.RoundRobinHosts(40)
+		s.Transitions = RealisticTransitions()
+		r := mustRunSpec(t, s, walkDay(56, 3), name)
+		if r.HostBoots == 0 || r.Migrations == 0 || !(r.StandbyKWh > 0 && r.StandbyKWh < r.EnergyKWh) {
+			t.Errorf("%s: %d boots, %d migrations, standby %g of %g kWh", name, r.HostBoots, r.Migrations, r.StandbyKWh, r.EnergyKWh)
+		}
+	}
+}
