@@ -205,6 +205,39 @@ func (p *ecraePolicy) place(e *engine, vi int32) int {
 	return cand[res.Placements[0].Host]
 }
 
+// placeEvicted runs the placement chain for the VMs leaving overloaded
+// hosts over the hosts ok accepts, and says where each goes (cand[Host]).
+// It first offers a few empty hosts per model (candidates); if the VMs
+// took all of one model's, the room was short of the whole list's, and it
+// runs again with as many as VMs: the same answer as with every host.
+func (p *ecraePolicy) placeEvicted(e *engine, evict []int32, demand []float64, ok func(int) bool) ([]int, optimizer.WhatIfResult) {
+	items := p.evictItems(e, evict)
+	for spare := min(len(evict), 4); ; spare = len(evict) {
+		cand := p.candidates(e, ok, spare)
+		hosts := make([]optimizer.Host, len(cand))
+		for k, h := range cand {
+			hosts[k] = p.hostView(e, h, demand[h])
+		}
+		res := optimizer.WhatIf(items, hosts, p.weights, 0)
+		if spare >= len(evict) {
+			return cand, res
+		}
+		used := make([]int, len(e.s.Models))
+		short := false
+		for _, pl := range res.Placements {
+			if pl.Host < 0 || len(e.hosts[cand[pl.Host]].vms) > 0 {
+				continue
+			}
+			m := e.s.Hosts[cand[pl.Host]]
+			used[m]++
+			short = short || used[m] >= spare
+		}
+		if !short {
+			return cand, res
+		}
+	}
+}
+
 // evictItems are the placement requests of the VMs leaving overloaded
 // hosts.
 func (p *ecraePolicy) evictItems(e *engine, evict []int32) []optimizer.WhatIfItem {
@@ -330,24 +363,12 @@ func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
 	}
 	if len(evict) > 0 {
 		slices.SortStableFunc(evict, func(a, b int32) int { return cmp.Compare(e.vms[b].req, e.vms[a].req) })
-		cand := p.candidates(e, func(h int) bool { return !over[h] && e.placeable(h) }, len(evict))
-		hosts := make([]optimizer.Host, len(cand))
-		for k, h := range cand {
-			hosts[k] = p.hostView(e, h, demand[h])
-		}
-		if e.s.Transitions.Enabled && len(cand) < n {
+		cand, res := p.placeEvicted(e, evict, demand, func(h int) bool { return !over[h] && e.placeable(h) })
+		if res.Unplaced > 0 && e.s.Transitions.Enabled {
 			// Hosts that are off count only when no host that is on can
 			// take a VM: then the move wakes one (and waits for its boot).
-			probe := optimizer.WhatIf(p.evictItems(e, evict), hosts, p.weights, 0)
-			if probe.Unplaced > 0 {
-				cand = p.candidates(e, func(h int) bool { return !over[h] }, len(evict))
-				hosts = make([]optimizer.Host, len(cand))
-				for k, h := range cand {
-					hosts[k] = p.hostView(e, h, demand[h])
-				}
-			}
+			cand, res = p.placeEvicted(e, evict, demand, func(h int) bool { return !over[h] })
 		}
-		res := optimizer.WhatIf(p.evictItems(e, evict), hosts, p.weights, 0)
 		for k, pl := range res.Placements {
 			vi := evict[k]
 			if pl.Host < 0 {
