@@ -35,6 +35,8 @@ type rebalanceServe struct {
 	stepTimeout   time.Duration
 	planTTL       time.Duration
 	keep          int
+	// rb is the service start built (the web console calls it in-process).
+	rb *server.Rebalancer
 }
 
 func (r *rebalanceServe) register(fs *flag.FlagSet) {
@@ -96,6 +98,7 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 	}
 	rb := server.NewRebalancer(srv, cfg)
 	rb.Register(g)
+	r.rb = rb
 	log.Info("rebalance service ready", "plans", path, "executor", cfg.Migrator != nil, "periodic", r.interval,
 		"plan_ttl", r.planTTL, "keep", r.keep)
 	var once sync.Once
