@@ -155,7 +155,7 @@ func (f *Fleet) Run(ctx context.Context, hosts HostLister, every time.Duration, 
 func (f *Fleet) SampleOnce(ctx context.Context, hosts HostLister, log *slog.Logger) {
 	resp, err := hosts.ListLiveHosts(ctx, &ecraev1.ListLiveHostsRequest{})
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && log != nil {
 			log.Warn("console: fleet power sample skipped", "err", err)
 		}
 		return
