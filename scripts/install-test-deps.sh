@@ -12,6 +12,8 @@ pkgs=(
   python3-keystone curl                                                    # a throw-away Keystone for the token test (scripts/keystone-local.sh)
   openssl                                                                  # certificates for the shim's mutual TLS test in Nova's harness
   python3-pyghmi systemd                                                   # agent: fake BMC (IPMI DCMI peer), systemd-analyze verify of its unit
+  chromium chromium-driver                                                 # the web console in a real headless browser (server/console)
+  prometheus                                                               # promtool: checks deploy/prometheus/alerts.yml and its rule tests
 )
 missing=()
 for p in "${pkgs[@]}"; do

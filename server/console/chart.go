@@ -46,7 +46,7 @@ func PowerChart(samples []Sample) template.HTML {
 			if !ok {
 				continue
 			}
-			t := float64(s.At.UnixMilli()) / 1000
+			t := float64(s.At.UnixNano()) / 1e9
 			model.points = append(model.points, [2]float64{t, w.Model})
 			if w.MeasuredHosts > 0 {
 				meas.points = append(meas.points, [2]float64{t, w.Measured})
@@ -57,7 +57,7 @@ func PowerChart(samples []Sample) template.HTML {
 			all = append(all, meas)
 		}
 	}
-	t0, t1 := float64(samples[0].At.UnixMilli())/1000, float64(samples[len(samples)-1].At.UnixMilli())/1000
+	t0, t1 := float64(samples[0].At.UnixNano())/1e9, float64(samples[len(samples)-1].At.UnixNano())/1e9
 	if t1 <= t0 {
 		t1 = t0 + 1 // one sample: a dot at the left edge
 	}

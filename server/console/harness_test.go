@@ -116,10 +116,11 @@ func newHarness(t *testing.T, gate func(*server.Server) console.Gate) *harness {
 			State: "active", PowerState: "running", Flavor: hostview.Flavor{Name: "f", VCPUs: 2, MemoryMB: 2048, RootGB: 10}})
 	}
 	view.Reconcile(inv)
-	for j, w := range []float64{131, 137} {
-		view.Apply(0, &hostview.Event{Kind: hostview.KindPower, MessageID: fmt.Sprintf("p%d", j), Timestamp: time.Now(),
-			Power: hostview.PowerSample{Host: fmt.Sprintf("h%d", j), At: time.Now(), Watts: w, HasWatts: true, Utilization: 0.4, HasUtil: true}})
+	sample := func(host string, w float64) {
+		view.Apply(0, &hostview.Event{Kind: hostview.KindPower, MessageID: fmt.Sprintf("p-%s-%g", host, w), Timestamp: time.Now(),
+			Power: hostview.PowerSample{Host: host, At: time.Now(), Watts: w, HasWatts: true, Utilization: 0.4, HasUtil: true}})
 	}
+	sample("h1", 137)
 	srv, err := server.New(server.Config{Live: view}, store, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +136,9 @@ func newHarness(t *testing.T, gate func(*server.Server) console.Gate) *harness {
 		plans.Close()
 	})
 	fleet := console.NewFleet(100, prometheus.NewRegistry())
-	for range 3 {
+	// Three samples while h0's agent reads 111, 121, then 131 W.
+	for _, w := range []float64{111, 121, 131} {
+		sample("h0", w)
 		fleet.SampleOnce(ctx, srv, nil)
 	}
 	cfg := console.Config{Service: srv, Plans: rb, Fleet: fleet}
