@@ -52,7 +52,10 @@ func (w *webDriver) call(method, path string, body any) json.RawMessage {
 	return out.Value
 }
 
-func (w *webDriver) open(url string) { w.t.Helper(); w.call("POST", "/url", map[string]string{"url": url}) }
+func (w *webDriver) open(url string) {
+	w.t.Helper()
+	w.call("POST", "/url", map[string]string{"url": url})
+}
 
 func (w *webDriver) click(css string) {
 	w.t.Helper()

@@ -141,11 +141,15 @@ func TestPlanApproveAndProgress(t *testing.T) {
 	other := client(t) // another browser: its own cookie, so h's token is not its own
 	get(t, other, h.ts.URL+"/plans")
 	for name, try := range map[string]func() *http.Response{
-		"no cookie":         func() *http.Response { return post(t, &http.Client{}, h.ts.URL+act, tok, nil) },
-		"wrong token":       func() *http.Response { return post(t, c, h.ts.URL+act, strings.Repeat("0", 64), nil) },
-		"another's token":   func() *http.Response { return post(t, other, h.ts.URL+act, tok, nil) },
-		"cross-site":        func() *http.Response { return post(t, c, h.ts.URL+act, tok, map[string]string{"Sec-Fetch-Site": "cross-site"}) },
-		"other origin":      func() *http.Response { return post(t, c, h.ts.URL+act, tok, map[string]string{"Origin": "http://evil.example"}) },
+		"no cookie":       func() *http.Response { return post(t, &http.Client{}, h.ts.URL+act, tok, nil) },
+		"wrong token":     func() *http.Response { return post(t, c, h.ts.URL+act, strings.Repeat("0", 64), nil) },
+		"another's token": func() *http.Response { return post(t, other, h.ts.URL+act, tok, nil) },
+		"cross-site": func() *http.Response {
+			return post(t, c, h.ts.URL+act, tok, map[string]string{"Sec-Fetch-Site": "cross-site"})
+		},
+		"other origin": func() *http.Response {
+			return post(t, c, h.ts.URL+act, tok, map[string]string{"Origin": "http://evil.example"})
+		},
 		"GET is not enough": func() *http.Response { r, _ := c.Get(h.ts.URL + act); return r },
 	} {
 		if r := try(); r.StatusCode != http.StatusForbidden && r.StatusCode != http.StatusMethodNotAllowed {
