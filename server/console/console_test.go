@@ -13,6 +13,8 @@ import (
 	"time"
 
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"github.com/ecrae/ecrae/server"
+	"github.com/ecrae/ecrae/server/console"
 )
 
 // client is a browser-like client: it keeps the console's cookie and does
@@ -190,5 +192,40 @@ func TestPlanApproveAndProgress(t *testing.T) {
 	}
 	if p.Status != "succeeded" || p.Done != 4 {
 		t.Fatalf("after: %+v", p)
+	}
+}
+
+// TestRefusedWithoutRole: with authorization on, a browser without a
+// client certificate or token reads nothing and changes nothing, even with
+// a valid form token (server.HTTPGate decides; its roles are tested in
+// server).
+func TestRefusedWithoutRole(t *testing.T) {
+	h := newHarness(t, func(*server.Server) console.Gate {
+		return server.HTTPGate{Authz: server.NewAuthorizer(server.RoleNames{"ops": server.RoleOperator}, nil, nil, nil)}
+	})
+	resp, err := h.rb.PlanRebalance(context.Background(), &ecraev1.PlanRebalanceRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetPlan().GetId()
+	c := client(t)
+	for _, p := range []string{"/", "/hosts", "/plans", "/plans/" + id, "/kb", "/confirm?action=execute&plan=" + id} {
+		if code, body := get(t, c, h.ts.URL+p); code != http.StatusUnauthorized || !strings.Contains(body, "no client certificate with a role") {
+			t.Errorf("GET %s: %d\n%s", p, code, body)
+		}
+	}
+	// The form token is valid for this browser (the plan confirm page reads
+	// nothing); the role is still missing.
+	_, tok := confirmForm(t, c, h.ts.URL+"/confirm?action=plan")
+	for _, act := range []string{"/plans/" + id + "/execute", "/plans/" + id + "/cancel", "/plans"} {
+		if r := post(t, c, h.ts.URL+act, tok, nil); r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST %s: %d", act, r.StatusCode)
+		}
+	}
+	if s := planStatus(t, h, id); s != ecraev1.PlanStatus_PLAN_STATUS_PLANNED {
+		t.Fatalf("plan is %v", s)
+	}
+	if ps, _ := h.rb.ListPlans(context.Background(), &ecraev1.ListPlansRequest{}); len(ps.GetPlans()) != 1 {
+		t.Errorf("%d plans stored, want the one", len(ps.GetPlans()))
 	}
 }
