@@ -1,0 +1,114 @@
+package console
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	file := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test -run %s -update to accept):\n%s", file, t.Name(), got)
+	}
+}
+
+func TestPowerChartGolden(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	var samples []Sample
+	for i, w := range []float64{900, 1100, 1300} {
+		samples = append(samples, Sample{At: t0.Add(time.Duration(i) * 10 * time.Second), ByISA: map[string]Watts{
+			"x86_64":  {Model: 1000, Measured: w, ModelOfMeasured: 950, Hosts: 4, MeasuredHosts: 2},
+			"aarch64": {Model: 200, Hosts: 2}, // no readings: no measured line
+		}})
+	}
+	got := string(PowerChart(samples))
+	// The y axis: the highest point, 1300 W, rounds up to 2000 W (2 × 10³).
+	if !strings.Contains(got, ">2 kW<") || strings.Contains(got, `data-series="aarch64 measured"`) {
+		t.Errorf("axis or series wrong:\n%s", got)
+	}
+	golden(t, "chart.svg", got)
+	if empty := string(PowerChart(nil)); !strings.Contains(empty, "no samples yet") {
+		t.Errorf("empty chart: %s", empty)
+	}
+}
+
+func TestNiceCeil(t *testing.T) {
+	for _, tc := range []struct{ in, want float64 }{
+		{0, 10}, {7, 10}, {11, 20}, {20, 20}, {21, 50}, {268, 500}, {560, 1000}, {1300, 2000}, {5001, 10000},
+	} {
+		if got := niceCeil(tc.in); got != tc.want {
+			t.Errorf("niceCeil(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestSummarise(t *testing.T) {
+	hosts := []*ecraev1.LiveHost{
+		{Host: "a", Isa: "x86_64", ModelWatts: 100, Watts: 120, WattsMeasured: true},
+		{Host: "b", Isa: "x86_64", ModelWatts: 150, Watts: 150},
+		{Host: "c", Isa: "", ModelWatts: 0},
+	}
+	s := Summarise(time.Unix(0, 0), hosts)
+	// x86_64: model 100 + 150 = 250; measured a only: 120 against its model 100.
+	if w := s.ByISA["x86_64"]; w != (Watts{Model: 250, Measured: 120, ModelOfMeasured: 100, Hosts: 2, MeasuredHosts: 1}) {
+		t.Errorf("x86_64: %+v", w)
+	}
+	if w := s.ByISA["unknown"]; w.Hosts != 1 {
+		t.Errorf("unknown: %+v", w)
+	}
+}
+
+// TestFleetRingBounded: the ring keeps the newest size samples, oldest first.
+func TestFleetRingBounded(t *testing.T) {
+	f := NewFleet(3, nil)
+	for i := range 5 {
+		f.Add(Sample{At: time.Unix(int64(i), 0)})
+	}
+	got := f.Samples()
+	if len(got) != 3 || got[0].At.Unix() != 2 || got[2].At.Unix() != 4 {
+		t.Errorf("samples %v", got)
+	}
+}
+
+func FuzzWhatIfForm(f *testing.F) {
+	f.Add("web", "2", "4096", "10", "1", "x86_64")
+	f.Add("", "x", "", "", "", "")
+	f.Add("", "99999999999999999999", "-1", "", "0", "")
+	f.Fuzz(func(t *testing.T, tag, vcpus, ram, disk, count, arch string) {
+		req, err := whatifForm{Tag: tag, VCPUs: vcpus, RAMMB: ram, DiskGB: disk, Count: count, Arch: arch}.request()
+		if err != nil {
+			st, _ := status.FromError(err)
+			// The field named first; the value quoted at most 100 bytes
+			// (escaped, up to 4 characters a byte).
+			field, _, _ := strings.Cut(st.Message(), ":")
+			if st.Code() != codes.InvalidArgument || !strings.Contains("vcpus ram_mb disk_gb count", field) || len(st.Message()) > 500 {
+				t.Fatalf("error %v", err)
+			}
+			return
+		}
+		in := req.GetInstances()[0]
+		if in.GetFlavor().GetVcpus() < 0 || in.GetNumInstances() < 0 || in.GetNumInstances() > 1000 {
+			t.Fatalf("request %v", req)
+		}
+	})
+}
