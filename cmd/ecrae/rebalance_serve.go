@@ -14,6 +14,7 @@ import (
 	"github.com/ecrae/ecrae/planstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/ecrae/ecrae/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -37,6 +38,8 @@ type rebalanceServe struct {
 	keep          int
 	// rb is the service start built (the web console calls it in-process).
 	rb *server.Rebalancer
+	// reg receives ecrae_rebalance_migrations_total (nil: not registered).
+	reg prometheus.Registerer
 }
 
 func (r *rebalanceServe) register(fs *flag.FlagSet) {
@@ -93,7 +96,7 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout, PlanTTL: r.planTTL, Keep: r.keep}
 	if cloud != nil && cloud.Compute != nil {
 		m := openstack.NewMigrator(cloud.Compute, 0)
-		cfg.Migrator = m
+		cfg.Migrator = server.CountMigrations(m, r.reg)
 		cfg.Groups = groupsOf(m)
 	}
 	rb := server.NewRebalancer(srv, cfg)

@@ -195,6 +195,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
 	sec.audit.Register(g)
+	c.rebalance.reg = reg
 	runRebalance, stopRebalance, err := c.rebalance.start(g, srv, cloud, c.dbPath, log)
 	if err != nil {
 		return err

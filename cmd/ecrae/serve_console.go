@@ -39,7 +39,7 @@ func (cs *consoleServe) start(ctx context.Context, mux *http.ServeMux, srv *serv
 		}
 	}
 	fleet := console.NewFleet(cs.samples, reg)
-	cfg := console.Config{Service: srv, Fleet: fleet, Log: log, Gate: server.HTTPGate{Authz: sec.authz, Audit: sec.audit}}
+	cfg := console.Config{Service: srv, Fleet: fleet, Log: log, Gate: server.HTTPGate{Authz: sec.authz, Audit: sec.audit}, Registerer: reg}
 	if rb != nil {
 		cfg.Plans = rb
 	}

@@ -112,3 +112,25 @@ func FuzzWhatIfForm(f *testing.F) {
 		}
 	})
 }
+
+func TestRealised(t *testing.T) {
+	f := NewFleet(10, nil)
+	t0 := time.Unix(1000, 0)
+	for i, w := range []Watts{
+		{Model: 500, Measured: 300, ModelOfMeasured: 250}, // 300 + 500 − 250 = 550 W
+		{Model: 480, Measured: 290, ModelOfMeasured: 240}, // during the plan
+		{Model: 400, Measured: 260, ModelOfMeasured: 200}, // 260 + 400 − 200 = 460 W
+	} {
+		f.Add(Sample{At: t0.Add(time.Duration(i) * 10 * time.Second), ByISA: map[string]Watts{"x86_64": w}})
+	}
+	// Started at 1005 (the 1000 sample is before), ended at 1015 (1020 is after): 550 − 460 = 90 W.
+	if got, ok := f.Realised(t0.Add(5*time.Second), t0.Add(15*time.Second)); !ok || got != 90 {
+		t.Errorf("realised %v %v, want 90", got, ok)
+	}
+	if _, ok := f.Realised(t0.Add(-time.Second), t0.Add(15*time.Second)); ok {
+		t.Error("realised without a sample before the start")
+	}
+	if _, ok := f.Realised(t0, t0.Add(25*time.Second)); ok {
+		t.Error("realised without a sample after the end")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -83,6 +84,8 @@ type Config struct {
 	// Fleet is the ring of fleet power samples the chart draws.
 	Fleet *Fleet
 	Log   *slog.Logger
+	// Registerer receives ecrae_rebalance_last_saving_watts (nil: none).
+	Registerer prometheus.Registerer
 }
 
 // Console is the web console: server-rendered pages over the service's
@@ -129,6 +132,11 @@ func New(cfg Config) (*Console, error) {
 		return nil, fmt.Errorf("console: static: %w", err)
 	}
 	c.routes(http.FileServerFS(static))
+	if cfg.Registerer != nil && cfg.Plans != nil {
+		if err := cfg.Registerer.Register(savingsCollector{c}); err != nil {
+			return nil, fmt.Errorf("console: metrics: %w", err)
+		}
+	}
 	return c, nil
 }
 
@@ -270,4 +278,33 @@ func planStatusWord(s ecraev1.PlanStatus) string {
 
 func stepStatusWord(s ecraev1.StepStatus) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "STEP_STATUS_"))
+}
+
+var lastSaving = prometheus.NewDesc("ecrae_rebalance_last_saving_watts",
+	"The newest succeeded rebalance plan's saving: kind=predicted (power before - after - migrations, as planned), realised (fleet power before its start - after its end, from the console's samples; every cause counts).",
+	[]string{"kind"}, nil)
+
+// savingsCollector reads the newest succeeded plan at each scrape.
+type savingsCollector struct{ c *Console }
+
+func (s savingsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lastSaving }
+
+func (s savingsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ps, err := s.c.cfg.Plans.ListPlans(ctx, &ecraev1.ListPlansRequest{})
+	if err != nil {
+		return
+	}
+	for _, p := range ps.GetPlans() { // newest first
+		if p.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED {
+			continue
+		}
+		v := s.c.viewPlan(p)
+		ch <- prometheus.MustNewConstMetric(lastSaving, prometheus.GaugeValue, v.SavingW, "predicted")
+		if v.HasRealised {
+			ch <- prometheus.MustNewConstMetric(lastSaving, prometheus.GaugeValue, v.RealisedW, "realised")
+		}
+		return
+	}
 }

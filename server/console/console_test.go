@@ -15,6 +15,7 @@ import (
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/ecrae/ecrae/server"
 	"github.com/ecrae/ecrae/server/console"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // client is a browser-like client: it keeps the console's cookie and does
@@ -193,6 +194,40 @@ func TestPlanApproveAndProgress(t *testing.T) {
 	if p.Status != "succeeded" || p.Done != 4 {
 		t.Fatalf("after: %+v", p)
 	}
+	// A sample after the end: the page and the metrics say what was
+	// realised next to what was predicted.
+	h.fleet.SampleOnce(context.Background(), h.srv, nil)
+	if _, body := get(t, c, h.ts.URL+"/plans/"+id); !strings.Contains(body, `id="plan-realised"`) {
+		t.Errorf("no realised saving on the plan page:\n%s", body)
+	}
+	if n := counterValue(t, h, "ecrae_rebalance_migrations_total", "done"); n != 4 {
+		t.Errorf("migrations done: %v", n)
+	}
+	got, err := testutil.GatherAndCount(h.reg, "ecrae_rebalance_last_saving_watts")
+	if err != nil || got != 2 {
+		t.Errorf("last saving series: %d, %v", got, err)
+	}
+}
+
+// counterValue reads one series of a counter vector in the harness's
+// registry.
+func counterValue(t *testing.T, h *harness, name, label string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == name && l.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{%s}", name, label)
+	return 0
 }
 
 // TestRefusedWithoutRole: with authorization on, a browser without a

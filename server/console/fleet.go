@@ -166,3 +166,36 @@ func (f *Fleet) SampleOnce(ctx context.Context, hosts HostLister, log *slog.Logg
 	}
 	f.Add(Summarise(at, resp.GetHosts()))
 }
+
+// Total is the fleet's power in a sample: measured where a host has a
+// fresh reading, the model's estimate elsewhere.
+func (s Sample) Total() float64 {
+	t := 0.0
+	for _, w := range s.ByISA {
+		t += w.Measured + w.Model - w.ModelOfMeasured
+	}
+	return t
+}
+
+// Realised is how much less the fleet drew after end than before start:
+// the last sample at or before start against the first at or after end.
+// It counts every cause (load changes too), so it is a check on a plan's
+// prediction, not a measure of the plan alone. false when the ring does
+// not hold both samples.
+func (f *Fleet) Realised(start, end time.Time) (float64, bool) {
+	var before, after *Sample
+	samples := f.Samples()
+	for i := range samples {
+		s := &samples[i]
+		if !s.At.After(start) {
+			before = s
+		}
+		if after == nil && !s.At.Before(end) {
+			after = s
+		}
+	}
+	if before == nil || after == nil {
+		return 0, false
+	}
+	return before.Total() - after.Total(), true
+}

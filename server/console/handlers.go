@@ -172,20 +172,27 @@ type planView struct {
 	Plan   *ecraev1.Plan
 	Status string
 	// SavingW: predicted, power before − after − the migrations' own.
-	SavingW    float64
-	Done       int
-	Executable bool
-	Cancelable bool
-	Abortable  bool
+	SavingW float64
+	Done    int
+	// RealisedW: the fleet's power before the start − after the end, when
+	// the samples cover both (Fleet.Realised).
+	RealisedW   float64
+	HasRealised bool
+	Executable  bool
+	Cancelable  bool
+	Abortable   bool
 }
 
-func viewPlan(p *ecraev1.Plan) planView {
+func (c *Console) viewPlan(p *ecraev1.Plan) planView {
 	v := planView{Plan: p, Status: planStatusWord(p.GetStatus()),
 		SavingW: p.GetPowerBeforeWatts() - p.GetPowerAfterWatts() - p.GetMigrationWatts()}
 	for _, s := range p.GetSteps() {
 		if s.GetStatus() == ecraev1.StepStatus_STEP_STATUS_DONE {
 			v.Done++
 		}
+	}
+	if p.GetStartedAt() != nil && p.GetFinishedAt() != nil {
+		v.RealisedW, v.HasRealised = c.cfg.Fleet.Realised(p.GetStartedAt().AsTime(), p.GetFinishedAt().AsTime())
 	}
 	v.Executable = p.GetStatus() == ecraev1.PlanStatus_PLAN_STATUS_PLANNED && len(p.GetSteps()) > 0
 	v.Cancelable = p.GetStatus() == ecraev1.PlanStatus_PLAN_STATUS_PLANNED
@@ -210,7 +217,7 @@ func (c *Console) plan(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "plan", "Plan "+p.GetId(), viewPlan(p))
+	c.render(w, r, http.StatusOK, "plan", "Plan "+p.GetId(), c.viewPlan(p))
 }
 
 // progress is the plan page's live view: polled by console.js while the
@@ -240,7 +247,7 @@ func (c *Console) progress(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, status.Convert(err).Message(), httpStatus(err))
 		return
 	}
-	v := viewPlan(p)
+	v := c.viewPlan(p)
 	out := progress{ID: p.GetId(), Status: v.Status, Message: p.GetMessage(), Done: v.Done, Total: len(p.GetSteps()), Steps: []stepLine{}}
 	for _, s := range p.GetSteps() {
 		out.Steps = append(out.Steps, stepLine{Step: int(s.GetIndex()) + 1, Status: stepStatusWord(s.GetStatus()), Error: s.GetError()})
@@ -271,7 +278,7 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	v := viewPlan(p)
+	v := c.viewPlan(p)
 	d := confirmData{Action: action, PostTo: "/plans/" + pathID(p.GetId()) + "/" + action, Back: "/plans/" + pathID(p.GetId()), Plan: &v}
 	switch action {
 	case "execute":
@@ -305,7 +312,7 @@ func (c *Console) newPlan(w http.ResponseWriter, r *http.Request) {
 	}
 	p := resp.GetPlan()
 	if p.GetId() == "" { // nothing to move: not stored
-		c.render(w, r, http.StatusOK, "plan", "Plan", viewPlan(p))
+		c.render(w, r, http.StatusOK, "plan", "Plan", c.viewPlan(p))
 		return
 	}
 	http.Redirect(w, r, "/plans/"+pathID(p.GetId()), http.StatusSeeOther)

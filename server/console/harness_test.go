@@ -78,6 +78,7 @@ type harness struct {
 	fleet *console.Fleet
 	srv   *server.Server
 	rb    *server.Rebalancer
+	reg   *prometheus.Registry
 }
 
 // newHarness serves the console over a real server.Server and Rebalancer:
@@ -130,18 +131,19 @@ func newHarness(t *testing.T, gate func(*server.Server) console.Gate) *harness {
 		t.Fatal(err)
 	}
 	mig := &migrator{at: at, view: view, release: make(chan struct{})}
-	rb := server.NewRebalancer(srv, server.RebalanceConfig{Plans: plans, Migrator: mig, ViewGrace: 10 * time.Second})
+	reg := prometheus.NewRegistry()
+	rb := server.NewRebalancer(srv, server.RebalanceConfig{Plans: plans, Migrator: server.CountMigrations(mig, reg), ViewGrace: 10 * time.Second})
 	t.Cleanup(func() {
 		rb.Close() // executions stop before their store closes
 		plans.Close()
 	})
-	fleet := console.NewFleet(100, prometheus.NewRegistry())
+	fleet := console.NewFleet(100, reg)
 	// Three samples while h0's agent reads 111, 121, then 131 W.
 	for _, w := range []float64{111, 121, 131} {
 		sample("h0", w)
 		fleet.SampleOnce(ctx, srv, nil)
 	}
-	cfg := console.Config{Service: srv, Plans: rb, Fleet: fleet}
+	cfg := console.Config{Service: srv, Plans: rb, Fleet: fleet, Registerer: reg}
 	if gate != nil {
 		cfg.Gate = gate(srv)
 	}
@@ -151,5 +153,5 @@ func newHarness(t *testing.T, gate func(*server.Server) console.Gate) *harness {
 	}
 	ts := httptest.NewServer(con)
 	t.Cleanup(ts.Close)
-	return &harness{ts: ts, view: view, mig: mig, fleet: fleet, srv: srv, rb: rb}
+	return &harness{ts: ts, view: view, mig: mig, fleet: fleet, srv: srv, rb: rb, reg: reg}
 }
