@@ -33,7 +33,14 @@ func (cs *consoleServe) start(ctx context.Context, mux *http.ServeMux, srv *serv
 	if cs.off {
 		return func() error { return nil }
 	}
-	if cs.every <= 0 || cs.samples < 2 {
+	// Zero values (a config built without the flags) take the defaults.
+	if cs.every == 0 {
+		cs.every = 10 * time.Second
+	}
+	if cs.samples == 0 {
+		cs.samples = 360
+	}
+	if cs.every < 0 || cs.samples < 2 {
 		return func() error {
 			return fmt.Errorf("%w: --console-sample-interval must be positive and --console-samples at least 2", errUsage)
 		}
