@@ -9,6 +9,8 @@ import (
 	"time"
 
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -132,5 +134,25 @@ func TestRealised(t *testing.T) {
 	}
 	if _, ok := f.Realised(t0, t0.Add(25*time.Second)); ok {
 		t.Error("realised without a sample after the end")
+	}
+}
+
+// TestFleetGauges: the newest sample's series, and an ISA gone loses its own.
+func TestFleetGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := NewFleet(4, reg)
+	f.Add(Sample{ByISA: map[string]Watts{"x86_64": {Model: 500, Measured: 120, ModelOfMeasured: 100, Hosts: 3, MeasuredHosts: 1}, "aarch64": {Model: 80, Hosts: 1}}})
+	f.Add(Sample{ByISA: map[string]Watts{"x86_64": {Model: 450, Hosts: 3}}})
+	want := `
+# HELP ecrae_fleet_hosts Hosts of the live view by ISA, and how many have a fresh power reading (measured=true).
+# TYPE ecrae_fleet_hosts gauge
+ecrae_fleet_hosts{isa="x86_64",measured="false"} 3
+ecrae_fleet_hosts{isa="x86_64",measured="true"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ecrae_fleet_hosts"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.ToFloat64(f.watts.WithLabelValues("x86_64", "model")); n != 450 {
+		t.Errorf("model watts %v", n)
 	}
 }

@@ -181,7 +181,6 @@ const (
 	mExecutePlan = "/ecrae.v1.RebalanceService/ExecutePlan"
 	mCancelPlan  = "/ecrae.v1.RebalanceService/CancelPlan"
 	mAbortPlan   = "/ecrae.v1.RebalanceService/AbortPlan"
-	mPowerStatus = "/ecrae.v1.PowerService/GetPowerStatus"
 	mPowerHist   = "/ecrae.v1.PowerService/ListPowerHistory"
 )
 

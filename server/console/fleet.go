@@ -39,6 +39,7 @@ type Fleet struct {
 	full  bool
 	watts *prometheus.GaugeVec
 	hosts *prometheus.GaugeVec
+	isas  map[string]bool // the ISAs the gauges hold series for
 }
 
 // NewFleet keeps up to size samples (at least 2); reg receives
@@ -49,6 +50,7 @@ func NewFleet(size int, reg prometheus.Registerer) *Fleet {
 	}
 	f := &Fleet{
 		ring: make([]Sample, size),
+		isas: map[string]bool{},
 		watts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ecrae_fleet_watts",
 			Help: "Fleet power by ISA: source=model (the KB's estimate, every host), measured (node agents' readings, hosts with a fresh one), model_of_measured (the estimate for those same hosts).",
@@ -94,9 +96,17 @@ func (f *Fleet) Add(s Sample) {
 	if f.next == 0 {
 		f.full = true
 	}
-	f.watts.Reset()
-	f.hosts.Reset()
+	// An ISA no host has any more loses its series; the others are
+	// overwritten in place, so a scrape never sees them missing.
+	for isa := range f.isas {
+		if _, ok := s.ByISA[isa]; !ok {
+			f.watts.DeletePartialMatch(prometheus.Labels{"isa": isa})
+			f.hosts.DeletePartialMatch(prometheus.Labels{"isa": isa})
+			delete(f.isas, isa)
+		}
+	}
 	for isa, w := range s.ByISA {
+		f.isas[isa] = true
 		f.watts.WithLabelValues(isa, "model").Set(w.Model)
 		f.watts.WithLabelValues(isa, "measured").Set(w.Measured)
 		f.watts.WithLabelValues(isa, "model_of_measured").Set(w.ModelOfMeasured)

@@ -19,7 +19,6 @@ func (c *Console) routes(static http.Handler) {
 	m := c.mux
 	m.Handle("GET /static/", http.StripPrefix("/static/", static))
 	m.HandleFunc("GET /{$}", c.overview)
-	m.HandleFunc("GET /fleet.json", c.fleetJSON)
 	m.HandleFunc("GET /hosts", c.hosts)
 	m.HandleFunc("GET /hosts/{name}", c.host)
 	m.HandleFunc("GET /plans", c.plans)
@@ -109,14 +108,6 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.render(w, r, http.StatusOK, "overview", "Fleet", d)
-}
-
-func (c *Console) fleetJSON(w http.ResponseWriter, r *http.Request) {
-	if _, err := c.liveHosts(r, false); err != nil {
-		http.Error(w, status.Convert(err).Message(), httpStatus(err))
-		return
-	}
-	writeJSON(w, c.cfg.Fleet.Samples())
 }
 
 func (c *Console) hosts(w http.ResponseWriter, r *http.Request) {
