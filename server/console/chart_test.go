@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -154,5 +155,23 @@ ecrae_fleet_hosts{isa="x86_64",measured="true"} 0
 	}
 	if n := testutil.ToFloat64(f.watts.WithLabelValues("x86_64", "model")); n != 450 {
 		t.Errorf("model watts %v", n)
+	}
+}
+
+func TestPowerState(t *testing.T) {
+	seen := timestamppb.Now()
+	for _, tc := range []struct {
+		h    *ecraev1.LiveHost
+		want string
+	}{
+		{&ecraev1.LiveHost{Instances: 2}, "on"},
+		{&ecraev1.LiveHost{LastSeen: seen}, "on"},
+		{&ecraev1.LiveHost{LastSeen: seen, Stale: true}, "unknown (empty and silent)"},
+		{&ecraev1.LiveHost{ServiceState: "down"}, "down or off"},
+		{&ecraev1.LiveHost{}, "unknown (empty and silent)"},
+	} {
+		if got := powerState(tc.h); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.h, got, tc.want)
+		}
 	}
 }

@@ -61,7 +61,8 @@ func TestPagesShowTheService(t *testing.T) {
 		{"/whatif?vcpus=2&ram_mb=2048&count=2", 200, []string{`id="whatif-summary"`, "0 unplaced"}},
 		{"/whatif?vcpus=two", 400, []string{`vcpus: &#34;two&#34; is not a whole number`}},
 		{"/plans", 200, []string{"No plans stored.", `href="/confirm?action=plan"`}},
-		{"/power", 200, []string{"h3", "not wired"}},
+		// h0, h1 report and run instances, h2, h3 run instances: all on.
+		{"/power", 200, []string{`<tr data-host="h3"><td>h3</td><td class="power-state">on</td>`, "not wired"}},
 		{"/plans/nope", 404, []string{"not found"}},
 		{"/confirm?action=explode&plan=nope", 404, nil},
 	} {

@@ -337,7 +337,7 @@ func (c *Console) planAction(w http.ResponseWriter, r *http.Request) {
 }
 
 type powerData struct {
-	Hosts   []*ecraev1.LiveHost
+	Hosts   []powerRow
 	Wired   bool
 	History []PowerAction
 	Err     string
@@ -349,7 +349,10 @@ func (c *Console) power(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	d := powerData{Hosts: lh.GetHosts(), Wired: c.cfg.Power != nil}
+	d := powerData{Wired: c.cfg.Power != nil}
+	for _, h := range lh.GetHosts() {
+		d.Hosts = append(d.Hosts, powerRow{LiveHost: h, State: powerState(h)})
+	}
 	if c.cfg.Power != nil {
 		// Authorized as the PowerService's history RPC, like `ecrae power`.
 		h, err := call(c, r, mPowerHist, 100, c.cfg.Power.History)
@@ -359,6 +362,24 @@ func (c *Console) power(w http.ResponseWriter, r *http.Request) {
 		d.History = h
 	}
 	c.render(w, r, http.StatusOK, "power", "Power", d)
+}
+
+type powerRow struct {
+	*ecraev1.LiveHost
+	State string
+}
+
+// powerState is what the live view says of a host's power until the power
+// manager reports it: a host that runs instances or reports fresh readings
+// is on; one that does neither may be off, or only silent.
+func powerState(h *ecraev1.LiveHost) string {
+	switch {
+	case h.GetInstances() > 0 || (h.GetLastSeen() != nil && !h.GetStale()):
+		return "on"
+	case h.GetServiceState() == "down":
+		return "down or off"
+	}
+	return "unknown (empty and silent)"
 }
 
 func (c *Console) kb(w http.ResponseWriter, r *http.Request) {
