@@ -189,14 +189,14 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 
-	// The chart: both series of x86_64 drawn across the plot with three points.
+	// The chart: both series of architecture old drawn across the plot with three points.
 	w.open(h.ts.URL + "/")
 	var chart struct {
 		Series        int
 		Points        string
 		Width, Height float64
 	}
-	w.js(`var m = document.querySelector('#power-chart polyline[data-series="x86_64 measured"]');
+	w.js(`var m = document.querySelector('#power-chart polyline[data-series="old measured"]');
 	      var b = m.getBBox();
 	      return {Series: document.querySelectorAll('#power-chart polyline.series').length,
 	              Points: m.getAttribute('data-points'), Width: b.width, Height: b.height};`, &chart)

@@ -18,15 +18,16 @@ const (
 
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"}
 
-// series is one line: an ISA's measured or model watts over time.
+// series is one line: an architecture's measured or model watts over time.
 type series struct {
 	name, color string
 	dashed      bool
 	points      [][2]float64 // (unix seconds, watts)
 }
 
-// PowerChart draws measured and model watts per ISA over the samples. Model
-// lines are dashed; measured lines are left out for an ISA none of whose
+// PowerChart draws measured and model watts per architecture over the
+// samples. Model lines are dashed; measured lines are left out for an
+// architecture none of whose
 // hosts ever had a reading.
 func PowerChart(samples []Sample) template.HTML {
 	var b strings.Builder
@@ -37,12 +38,12 @@ func PowerChart(samples []Sample) template.HTML {
 		return template.HTML(b.String())
 	}
 	var all []series
-	for i, isa := range ISAs(samples) {
+	for i, arch := range Architectures(samples) {
 		color := palette[i%len(palette)]
-		model := series{name: isa + " model", color: color, dashed: true}
-		meas := series{name: isa + " measured", color: color}
+		model := series{name: arch + " model", color: color, dashed: true}
+		meas := series{name: arch + " measured", color: color}
 		for _, s := range samples {
-			w, ok := s.ByISA[isa]
+			w, ok := s.ByArch[arch]
 			if !ok {
 				continue
 			}

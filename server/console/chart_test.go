@@ -39,14 +39,14 @@ func TestPowerChartGolden(t *testing.T) {
 	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	var samples []Sample
 	for i, w := range []float64{900, 1100, 1300} {
-		samples = append(samples, Sample{At: t0.Add(time.Duration(i) * 10 * time.Second), ByISA: map[string]Watts{
-			"x86_64":  {Model: 1000, Measured: w, ModelOfMeasured: 950, Hosts: 4, MeasuredHosts: 2},
-			"aarch64": {Model: 200, Hosts: 2}, // no readings: no measured line
+		samples = append(samples, Sample{At: t0.Add(time.Duration(i) * 10 * time.Second), ByArch: map[string]Watts{
+			"old": {Model: 1000, Measured: w, ModelOfMeasured: 950, Hosts: 4, MeasuredHosts: 2},
+			"arm": {Model: 200, Hosts: 2}, // no readings: no measured line
 		}})
 	}
 	got := string(PowerChart(samples))
 	// The y axis: the highest point, 1300 W, rounds up to 2000 W (2 × 10³).
-	if !strings.Contains(got, ">2 kW<") || strings.Contains(got, `data-series="aarch64 measured"`) {
+	if !strings.Contains(got, ">2 kW<") || strings.Contains(got, `data-series="arm measured"`) {
 		t.Errorf("axis or series wrong:\n%s", got)
 	}
 	golden(t, "chart.svg", got)
@@ -67,16 +67,16 @@ func TestNiceCeil(t *testing.T) {
 
 func TestSummarise(t *testing.T) {
 	hosts := []*ecraev1.LiveHost{
-		{Host: "a", Isa: "x86_64", ModelWatts: 100, Watts: 120, WattsMeasured: true},
-		{Host: "b", Isa: "x86_64", ModelWatts: 150, Watts: 150},
-		{Host: "c", Isa: "", ModelWatts: 0},
+		{Host: "a", Isa: "x86_64", Architecture: "old", ModelWatts: 100, Watts: 120, WattsMeasured: true},
+		{Host: "b", Isa: "x86_64", Architecture: "old", ModelWatts: 150, Watts: 150},
+		{Host: "c", Isa: "x86_64", Architecture: "", ModelWatts: 0}, // unsized: no model,
 	}
 	s := Summarise(time.Unix(0, 0), hosts)
-	// x86_64: model 100 + 150 = 250; measured a only: 120 against its model 100.
-	if w := s.ByISA["x86_64"]; w != (Watts{Model: 250, Measured: 120, ModelOfMeasured: 100, Hosts: 2, MeasuredHosts: 1}) {
-		t.Errorf("x86_64: %+v", w)
+	// old: model 100 + 150 = 250; measured a only: 120 against its model 100.
+	if w := s.ByArch["old"]; w != (Watts{Model: 250, Measured: 120, ModelOfMeasured: 100, Hosts: 2, MeasuredHosts: 1}) {
+		t.Errorf("old: %+v", w)
 	}
-	if w := s.ByISA["unknown"]; w.Hosts != 1 {
+	if w := s.ByArch["unknown"]; w.Hosts != 1 {
 		t.Errorf("unknown: %+v", w)
 	}
 }
@@ -94,7 +94,7 @@ func TestFleetRingBounded(t *testing.T) {
 }
 
 func FuzzWhatIfForm(f *testing.F) {
-	f.Add("web", "2", "4096", "10", "1", "x86_64")
+	f.Add("web", "2", "4096", "10", "1", "old")
 	f.Add("", "x", "", "", "", "")
 	f.Add("", "99999999999999999999", "-1", "", "0", "")
 	f.Fuzz(func(t *testing.T, tag, vcpus, ram, disk, count, arch string) {
@@ -124,7 +124,7 @@ func TestRealised(t *testing.T) {
 		{Model: 480, Measured: 290, ModelOfMeasured: 240}, // during the plan
 		{Model: 400, Measured: 260, ModelOfMeasured: 200}, // 260 + 400 − 200 = 460 W
 	} {
-		f.Add(Sample{At: t0.Add(time.Duration(i) * 10 * time.Second), ByISA: map[string]Watts{"x86_64": w}})
+		f.Add(Sample{At: t0.Add(time.Duration(i) * 10 * time.Second), ByArch: map[string]Watts{"old": w}})
 	}
 	// Started at 1005 (the 1000 sample is before), ended at 1015 (1020 is after): 550 − 460 = 90 W.
 	if got, ok := f.Realised(t0.Add(5*time.Second), t0.Add(15*time.Second)); !ok || got != 90 {
@@ -138,22 +138,22 @@ func TestRealised(t *testing.T) {
 	}
 }
 
-// TestFleetGauges: the newest sample's series, and an ISA gone loses its own.
+// TestFleetGauges: the newest sample's series, and an architecture gone loses its own.
 func TestFleetGauges(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	f := NewFleet(4, reg)
-	f.Add(Sample{ByISA: map[string]Watts{"x86_64": {Model: 500, Measured: 120, ModelOfMeasured: 100, Hosts: 3, MeasuredHosts: 1}, "aarch64": {Model: 80, Hosts: 1}}})
-	f.Add(Sample{ByISA: map[string]Watts{"x86_64": {Model: 450, Hosts: 3}}})
+	f.Add(Sample{ByArch: map[string]Watts{"old": {Model: 500, Measured: 120, ModelOfMeasured: 100, Hosts: 3, MeasuredHosts: 1}, "arm": {Model: 80, Hosts: 1}}})
+	f.Add(Sample{ByArch: map[string]Watts{"old": {Model: 450, Hosts: 3}}})
 	want := `
-# HELP ecrae_fleet_hosts Hosts of the live view by ISA, and how many have a fresh power reading (measured=true).
+# HELP ecrae_fleet_hosts Hosts of the live view by architecture, and how many have a fresh power reading (measured=true).
 # TYPE ecrae_fleet_hosts gauge
-ecrae_fleet_hosts{isa="x86_64",measured="false"} 3
-ecrae_fleet_hosts{isa="x86_64",measured="true"} 0
+ecrae_fleet_hosts{architecture="old",measured="false"} 3
+ecrae_fleet_hosts{architecture="old",measured="true"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ecrae_fleet_hosts"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.ToFloat64(f.watts.WithLabelValues("x86_64", "model")); n != 450 {
+	if n := testutil.ToFloat64(f.watts.WithLabelValues("old", "model")); n != 450 {
 		t.Errorf("model watts %v", n)
 	}
 }

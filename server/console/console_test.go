@@ -53,7 +53,7 @@ func TestPagesShowTheService(t *testing.T) {
 	}{
 		// Three samples; h0 and h1 measured 131 + 137 = 268 W; the model
 		// says 4 hosts at 40 % (4 of 10 vCPUs) = 4 × 140 W = 560 W.
-		{"/", 200, []string{`data-samples="3"`, `data-series="x86_64 measured" data-points="3"`, `data-series="x86_64 model" data-points="3"`, "268.0 W", "560.0 W", "280.0 W"}},
+		{"/", 200, []string{`data-samples="3"`, `data-series="old measured" data-points="3"`, `data-series="old model" data-points="3"`, "268.0 W", "560.0 W", "280.0 W"}},
 		{"/hosts", 200, []string{`href="/hosts/h0"`, `href="/hosts/h3"`, "131.0 W measured", "140.0 W model"}},
 		{"/hosts/h1", 200, []string{"vm1", "vm5", "4/10 vCPUs", "137.0 W measured"}},
 		{"/hosts/nope", 404, []string{`host &#34;nope&#34;: not in the live view`}},

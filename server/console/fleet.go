@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Watts is one architecture's (ISA's) power at one instant.
+// Watts is one architecture's (KB host model's) power at one instant.
 type Watts struct {
-	// Model is the KB model's estimate summed over every host of the ISA.
+	// Model is the KB model's estimate summed over every host of the architecture.
 	Model float64 `json:"model_watts"`
 	// Measured is the node agents' readings summed over the hosts that have
 	// a fresh one; ModelOfMeasured is the model's estimate for those same
@@ -24,10 +24,10 @@ type Watts struct {
 	MeasuredHosts   int     `json:"measured_hosts"`
 }
 
-// Sample is the fleet at one instant, by ISA.
+// Sample is the fleet at one instant, by architecture.
 type Sample struct {
-	At    time.Time        `json:"at"`
-	ByISA map[string]Watts `json:"by_isa"`
+	At     time.Time        `json:"at"`
+	ByArch map[string]Watts `json:"by_architecture"`
 }
 
 // Fleet keeps the last samples of fleet power in a ring: the console's
@@ -39,7 +39,7 @@ type Fleet struct {
 	full  bool
 	watts *prometheus.GaugeVec
 	hosts *prometheus.GaugeVec
-	isas  map[string]bool // the ISAs the gauges hold series for
+	archs map[string]bool // the architectures the gauges hold series for
 }
 
 // NewFleet keeps up to size samples (at least 2); reg receives
@@ -49,15 +49,15 @@ func NewFleet(size int, reg prometheus.Registerer) *Fleet {
 		size = 2
 	}
 	f := &Fleet{
-		ring: make([]Sample, size),
-		isas: map[string]bool{},
+		ring:  make([]Sample, size),
+		archs: map[string]bool{},
 		watts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ecrae_fleet_watts",
-			Help: "Fleet power by ISA: source=model (the KB's estimate, every host), measured (node agents' readings, hosts with a fresh one), model_of_measured (the estimate for those same hosts).",
-		}, []string{"isa", "source"}),
+			Help: "Fleet power by architecture (KB host model): source=model (the KB's estimate, every host), measured (node agents' readings, hosts with a fresh one), model_of_measured (the estimate for those same hosts).",
+		}, []string{"architecture", "source"}),
 		hosts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ecrae_fleet_hosts", Help: "Hosts of the live view by ISA, and how many have a fresh power reading (measured=true).",
-		}, []string{"isa", "measured"}),
+			Name: "ecrae_fleet_hosts", Help: "Hosts of the live view by architecture, and how many have a fresh power reading (measured=true).",
+		}, []string{"architecture", "measured"}),
 	}
 	if reg != nil {
 		reg.MustRegister(f.watts, f.hosts)
@@ -65,16 +65,16 @@ func NewFleet(size int, reg prometheus.Registerer) *Fleet {
 	return f
 }
 
-// Summarise turns the live hosts into one sample: hosts without an ISA
-// count under "unknown".
+// Summarise turns the live hosts into one sample: hosts neither Placement
+// nor the KB sizes (no architecture) count under "unknown".
 func Summarise(at time.Time, hosts []*ecraev1.LiveHost) Sample {
-	s := Sample{At: at, ByISA: map[string]Watts{}}
+	s := Sample{At: at, ByArch: map[string]Watts{}}
 	for _, h := range hosts {
-		isa := h.GetIsa()
-		if isa == "" {
-			isa = "unknown"
+		arch := h.GetArchitecture()
+		if arch == "" {
+			arch = "unknown"
 		}
-		w := s.ByISA[isa]
+		w := s.ByArch[arch]
 		w.Hosts++
 		w.Model += h.GetModelWatts()
 		if h.GetWattsMeasured() {
@@ -82,7 +82,7 @@ func Summarise(at time.Time, hosts []*ecraev1.LiveHost) Sample {
 			w.Measured += h.GetWatts()
 			w.ModelOfMeasured += h.GetModelWatts()
 		}
-		s.ByISA[isa] = w
+		s.ByArch[arch] = w
 	}
 	return s
 }
@@ -96,22 +96,22 @@ func (f *Fleet) Add(s Sample) {
 	if f.next == 0 {
 		f.full = true
 	}
-	// An ISA no host has any more loses its series; the others are
+	// An architecture no host has any more loses its series; the others are
 	// overwritten in place, so a scrape never sees them missing.
-	for isa := range f.isas {
-		if _, ok := s.ByISA[isa]; !ok {
-			f.watts.DeletePartialMatch(prometheus.Labels{"isa": isa})
-			f.hosts.DeletePartialMatch(prometheus.Labels{"isa": isa})
-			delete(f.isas, isa)
+	for arch := range f.archs {
+		if _, ok := s.ByArch[arch]; !ok {
+			f.watts.DeletePartialMatch(prometheus.Labels{"architecture": arch})
+			f.hosts.DeletePartialMatch(prometheus.Labels{"architecture": arch})
+			delete(f.archs, arch)
 		}
 	}
-	for isa, w := range s.ByISA {
-		f.isas[isa] = true
-		f.watts.WithLabelValues(isa, "model").Set(w.Model)
-		f.watts.WithLabelValues(isa, "measured").Set(w.Measured)
-		f.watts.WithLabelValues(isa, "model_of_measured").Set(w.ModelOfMeasured)
-		f.hosts.WithLabelValues(isa, "true").Set(float64(w.MeasuredHosts))
-		f.hosts.WithLabelValues(isa, "false").Set(float64(w.Hosts - w.MeasuredHosts))
+	for arch, w := range s.ByArch {
+		f.archs[arch] = true
+		f.watts.WithLabelValues(arch, "model").Set(w.Model)
+		f.watts.WithLabelValues(arch, "measured").Set(w.Measured)
+		f.watts.WithLabelValues(arch, "model_of_measured").Set(w.ModelOfMeasured)
+		f.hosts.WithLabelValues(arch, "true").Set(float64(w.MeasuredHosts))
+		f.hosts.WithLabelValues(arch, "false").Set(float64(w.Hosts - w.MeasuredHosts))
 	}
 }
 
@@ -125,17 +125,17 @@ func (f *Fleet) Samples() []Sample {
 	return append(append([]Sample(nil), f.ring[f.next:]...), f.ring[:f.next]...)
 }
 
-// ISAs lists the ISAs seen in samples, sorted.
-func ISAs(samples []Sample) []string {
+// Architectures lists the architectures seen in samples, sorted.
+func Architectures(samples []Sample) []string {
 	seen := map[string]bool{}
 	for _, s := range samples {
-		for isa := range s.ByISA {
-			seen[isa] = true
+		for arch := range s.ByArch {
+			seen[arch] = true
 		}
 	}
 	out := make([]string, 0, len(seen))
-	for isa := range seen {
-		out = append(out, isa)
+	for arch := range seen {
+		out = append(out, arch)
 	}
 	sort.Strings(out)
 	return out
@@ -181,7 +181,7 @@ func (f *Fleet) SampleOnce(ctx context.Context, hosts HostLister, log *slog.Logg
 // fresh reading, the model's estimate elsewhere.
 func (s Sample) Total() float64 {
 	t := 0.0
-	for _, w := range s.ByISA {
+	for _, w := range s.ByArch {
 		t += w.Measured + w.Model - w.ModelOfMeasured
 	}
 	return t

@@ -77,14 +77,14 @@ func (c *Console) liveHosts(r *http.Request, instances bool) (*ecraev1.ListLiveH
 
 type overviewData struct {
 	Chart   any
-	Latest  []isaRow
+	Latest  []archRow
 	Samples int
 	Hosts   int
 	Plans   []*ecraev1.Plan
 }
 
-type isaRow struct {
-	ISA string
+type archRow struct {
+	Arch string
 	Watts
 }
 
@@ -99,8 +99,8 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	samples := c.cfg.Fleet.Samples()
 	d := overviewData{Chart: PowerChart(samples), Samples: len(samples), Hosts: len(lh.GetHosts())}
 	cur := Summarise(lh.GetAsOf().AsTime(), lh.GetHosts())
-	for _, isa := range ISAs([]Sample{cur}) {
-		d.Latest = append(d.Latest, isaRow{isa, cur.ByISA[isa]})
+	for _, arch := range Architectures([]Sample{cur}) {
+		d.Latest = append(d.Latest, archRow{arch, cur.ByArch[arch]})
 	}
 	if c.cfg.Plans != nil {
 		if ps, err := call(c, r, mListPlans, &ecraev1.ListPlansRequest{Limit: 5}, c.cfg.Plans.ListPlans); err == nil {
