@@ -12,6 +12,8 @@ pkgs=(
   python3-keystone curl                                                    # a throw-away Keystone for the token test (scripts/keystone-local.sh)
   openssl                                                                  # certificates for the shim's mutual TLS test in Nova's harness
   python3-pyghmi ipmitool systemd                                          # fake BMC (IPMI DCMI and chassis power peer), its client, systemd-analyze verify of the agent unit
+  chromium chromium-driver                                                 # the web console in a real headless browser (server/console)
+  prometheus                                                               # promtool: checks deploy/prometheus/alerts.yml and its rule tests
 )
 missing=()
 for p in "${pkgs[@]}"; do
