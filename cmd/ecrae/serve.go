@@ -190,7 +190,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 
 	var inflight atomic.Int64
 	creds, authUnary, authStream := sec.serverOptions()
-	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.Codec{}),
+	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.NewCodec()),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor()}, authUnary...)...),
 		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
