@@ -15,7 +15,7 @@ func refCodecCases() []proto.Message {
 	full[1].StateDigest = 7
 	refs := []*ecraev1.HostState{
 		{Host: "compute-00000", Nodename: "compute-00000", StateRef: 1},
-		{Host: "compute-00001", StateRef: 2},                        // no nodename
+		{Host: "compute-00001", StateRef: 2},                          // no nodename
 		{Host: "compute-00002", Nodename: "compute-00002", Uuid: "u"}, // not a reference: no state_ref
 		{StateRef: 3}, // a reference without names
 		full[0], full[1], full[2],
