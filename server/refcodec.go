@@ -18,9 +18,10 @@ const (
 	fieldStateRef protowire.Number = 20
 )
 
-// internLimit bounds the node names remembered by a codec (the names of a
-// 60,000-node cloud, host and nodename), and internMaxLen the length of one
-// (a DNS name's 253, rounded up): together at most 32 MiB whatever clients send.
+// internLimit bounds the references whose names a codec remembers (the
+// state cache's default 40,000 and more), and internMaxLen the length of
+// their names together (a DNS name is at most 253): at most 32 MiB whatever
+// clients send.
 const (
 	internLimit  = 1 << 17
 	internMaxLen = 256
@@ -32,15 +33,15 @@ const (
 // generated code each is a HostState of its own (~300 bytes zeroed) and two
 // fresh strings; at 10,000 hosts that was a third of a pass's CPU and most of
 // its garbage. Here all references of a call share one slab, and their names
-// are the ones already seen (interned): three allocations per call instead of
+// are the ones last seen with the same digest (interned): three allocations per call instead of
 // three per host. A full state is decoded as before, into a message of its own
 // (the state cache may keep it).
 type refDecoder struct {
 	mu    sync.RWMutex
-	names map[string]string
+	names map[uint64]refNames // by state_ref
 }
 
-func newRefDecoder() *refDecoder { return &refDecoder{names: make(map[string]string)} }
+func newRefDecoder() *refDecoder { return &refDecoder{names: make(map[uint64]refNames)} }
 
 // hostsOf is the field of m decodeHosts fills, or nil for another message.
 func hostsOf(v any) *[]*ecraev1.HostState {
@@ -88,7 +89,7 @@ func (d *refDecoder) decode(data []byte, msg vtMessage, hosts *[]*ecraev1.HostSt
 	out := make([]*ecraev1.HostState, len(elems))
 	slab := make([]ecraev1.HostState, refs)
 	d.mu.RLock()
-	var missed [][]byte
+	var missed []refNames
 	for i, v := range elems {
 		if !isRef(v) {
 			h := &ecraev1.HostState{}
@@ -146,9 +147,11 @@ func isRef(v []byte) bool {
 	return seen[2]
 }
 
-// decodeRef fills h from v, which isRef accepted; names not yet interned
-// are copied and returned in missed for learn (d.mu is read-locked).
-func (d *refDecoder) decodeRef(v []byte, h *ecraev1.HostState, missed [][]byte) [][]byte {
+// decodeRef fills h from v, which isRef accepted, with the names last
+// decoded for its digest when they are the same bytes; the others are
+// copied and returned in missed for learn (d.mu is read-locked).
+func (d *refDecoder) decodeRef(v []byte, h *ecraev1.HostState, missed []refNames) []refNames {
+	var host, nodename []byte
 	for len(v) > 0 {
 		num, _, n := protowire.ConsumeTag(v)
 		v = v[n:]
@@ -156,37 +159,40 @@ func (d *refDecoder) decodeRef(v []byte, h *ecraev1.HostState, missed [][]byte) 
 		case fieldStateRef:
 			x, m := protowire.ConsumeFixed64(v)
 			h.StateRef, v = x, v[m:]
+		case fieldHost:
+			host, n = protowire.ConsumeBytes(v)
+			v = v[n:]
 		default:
-			s, m := protowire.ConsumeBytes(v)
-			v = v[m:]
-			name, ok := d.names[string(s)] // no allocation: a map lookup by []byte
-			if !ok {
-				name = string(s)
-				if len(s) <= internMaxLen {
-					missed = append(missed, s)
-				}
-			}
-			if num == fieldHost {
-				h.Host = name
-			} else {
-				h.Nodename = name
-			}
+			nodename, n = protowire.ConsumeBytes(v)
+			v = v[n:]
 		}
+	}
+	if k, ok := d.names[h.StateRef]; ok && k.host == string(host) && k.nodename == string(nodename) {
+		h.Host, h.Nodename = k.host, k.nodename
+		return missed
+	}
+	h.Host, h.Nodename = string(host), string(nodename)
+	if len(host)+len(nodename) <= internMaxLen {
+		missed = append(missed, refNames{h.StateRef, h.Host, h.Nodename})
 	}
 	return missed
 }
 
-// learn interns names, up to internLimit in all.
-func (d *refDecoder) learn(names [][]byte) {
+// refNames are the names a reference came with.
+type refNames struct {
+	digest         uint64
+	host, nodename string
+}
+
+// learn remembers the names of references by digest; past internLimit
+// digests it starts afresh (the digests of states long replaced go too).
+func (d *refDecoder) learn(names []refNames) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, s := range names {
+	for _, k := range names {
 		if len(d.names) >= internLimit {
-			return
+			clear(d.names)
 		}
-		if _, ok := d.names[string(s)]; !ok {
-			k := string(s)
-			d.names[k] = k
-		}
+		d.names[k.digest] = k
 	}
 }

@@ -49,10 +49,10 @@ func TestRefCodecDecodesAsGenerated(t *testing.T) {
 			}
 		}
 	}
-	// compute-00000 (host and nodename, one string) and compute-00001; the
-	// full states' names are not interned.
-	if n := len(c.refs.names); n != 2 {
-		t.Errorf("%d names interned, want 2", n)
+	// The references with digests 1, 2 and 3; the full states' names are
+	// not interned.
+	if n := len(c.refs.names); n != 3 {
+		t.Errorf("%d references' names interned, want 3", n)
 	}
 }
 

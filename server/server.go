@@ -105,6 +105,9 @@ type Server struct {
 	// thousand hosts they are 180 KB a call, and such garbage sets the
 	// collector's pace, whose cycles make a pass's tail latency.
 	hostBufs sync.Pool
+	// enrichPerCall applies the live view to every host on every call, as
+	// before issue 15: the baseline of BenchmarkPlacementScale.
+	enrichPerCall bool
 }
 
 // New checks the configuration and returns a server reading kb.
