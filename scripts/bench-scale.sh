@@ -15,7 +15,7 @@ HOSTS=${HOSTS:-10000}
 INSTANCES=${INSTANCES:-100000}
 out=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$out"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${KEEP:-}" ] && echo "kept $out" || rm -rf "$out"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
@@ -67,10 +67,10 @@ except Exception:
     print(f"rebalance plan: failed after {took} ms: {open(err).read().strip()[:300]}")
     sys.exit(0)
 p = d.get("plan", d)
-steps = p.get("steps", [])
-waves = len({s.get("wave", 0) for s in steps})
-print(f"rebalance plan: {took} ms wall (CLI included); {len(steps)} moves in {waves} waves; "
-      f"hosts freed {len(p.get('hosts_freed', []))}; status {p.get('status', '?')}; {str(p.get('message', ''))[:160]}")
+lb = p.get("lower_bounds", {}).get("hosts", "?")
+print(f"rebalance plan: {took} ms wall (CLI included), {float(p.get('seconds', 0)):.2f} s planning (stopped by {p.get('stopped', '?')}, "
+      f"{p.get('algorithm', '?')}); {len(p.get('steps', []))} moves in {p.get('waves', 0)} waves; hosts used "
+      f"{p.get('hosts_used_before', '?')} -> {p.get('hosts_used_after', '?')} (lower bound {lb}); status {p.get('status', '?')}")
 PY
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status"); hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   heap=$(curl -sf "http://127.0.0.1:$h/metrics" | awk '/^go_memstats_heap_inuse_bytes / {printf "%.0f", $2/1048576}')
