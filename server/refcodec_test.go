@@ -77,3 +77,23 @@ func FuzzRefCodec(f *testing.F) {
 		}
 	})
 }
+
+// TestRefCodecNewNamesForADigest: a reference that comes with other names
+// than last time under its digest gets its own names, not the remembered ones
+// (the state cache then refuses it as naming another node).
+func TestRefCodecNewNamesForADigest(t *testing.T) {
+	c := NewCodec()
+	for _, name := range []string{"a", "b", "a"} {
+		b, err := proto.Marshal(&ecraev1.FilterHostsRequest{Hosts: []*ecraev1.HostState{{Host: name, Nodename: name + "-node", StateRef: 9}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &ecraev1.FilterHostsRequest{}
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got); err != nil {
+			t.Fatal(err)
+		}
+		if h := got.GetHosts()[0]; h.GetHost() != name || h.GetNodename() != name+"-node" {
+			t.Fatalf("sent %s, decoded %s/%s", name, h.GetHost(), h.GetNodename())
+		}
+	}
+}
