@@ -49,10 +49,9 @@ func TestRefCodecDecodesAsGenerated(t *testing.T) {
 			}
 		}
 	}
-	// The references with digests 1, 2 and 3; the full states' names are
-	// not interned.
-	if n := len(c.refs.names); n != 3 {
-		t.Errorf("%d references' names interned, want 3", n)
+	// The references with digests 1, 2 and 3; full states are not kept.
+	if n := len(c.refs.refs); n != 3 {
+		t.Errorf("%d references remembered, want 3", n)
 	}
 }
 
