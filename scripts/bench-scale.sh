@@ -75,7 +75,8 @@ PY
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status"); hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   heap=$(curl -sf "http://127.0.0.1:$h/metrics" | awk '/^go_memstats_heap_inuse_bytes / {printf "%.0f", $2/1048576}')
   limit=$(curl -sf "http://127.0.0.1:$h/metrics" | awk '/^go_gc_gomemlimit_bytes / {printf "%.0f", $2/1048576}')
-  echo "memory: RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB), heap in use ${heap:-?} MiB, soft limit ${limit:-?} MiB"
+  gcs=$(curl -sf "http://127.0.0.1:$h/metrics" | awk '/^go_gc_duration_seconds_count / {print $2}')
+  echo "memory: RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB), heap in use ${heap:-?} MiB, soft limit ${limit:-?} MiB, ${gcs:-?} GC cycles since start"
   kill -TERM "$pid"; wait "$pid" || true
   echo
 done

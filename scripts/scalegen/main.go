@@ -64,7 +64,9 @@ func run() error {
 	start := time.Now()
 	// Dated just before now: the service refuses notifications from its future.
 	t0 := start.Add(-time.Minute).UTC()
-	stamp := func(k int) string { return t0.Add(time.Duration(k) * time.Microsecond).Format("2006-01-02 15:04:05.000000") }
+	stamp := func(k int) string {
+		return t0.Add(time.Duration(k) * time.Microsecond).Format("2006-01-02 15:04:05.000000")
+	}
 	seq := 0
 	var pending []jetstream.PubAckFuture
 	publish := func(eventType string, body map[string]any) error {
