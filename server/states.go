@@ -31,11 +31,11 @@ const statesPerNode = 8
 // candidate host on every filter and weigher pass, mostly unchanged, and at
 // a thousand hosts moving and decoding the repeats is most of a call.
 type stateCache struct {
-	mu     sync.Mutex
+	mu     sync.RWMutex
 	states map[uint64]*held
 	recent map[node]*ring // per node, its digests held
 	limit  int
-	clock  uint64 // stamps held.used
+	clock  atomic.Uint64 // stamps held.used
 }
 
 type node struct{ host, nodename string }
@@ -51,7 +51,7 @@ func nodeOf(h *ecraev1.HostState) node { return node{h.GetHost(), h.GetNodename(
 type held struct {
 	state *ecraev1.HostState
 	ring  *ring // its node's
-	used  uint64
+	used  atomic.Uint64
 	conv  atomic.Pointer[converted]
 	live  atomic.Pointer[enriched]
 }
@@ -98,6 +98,10 @@ func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) (out []
 	out = hosts
 	resolved, unknown := 0, false
 	defer func() { stats.referenced(resolved, unknown) }()
+	if out, memo, ok := c.resolveRefs(hosts, &resolved); ok {
+		return out, memo, nil
+	}
+	resolved = 0
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, h := range hosts {
@@ -132,10 +136,41 @@ func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) (out []
 	return out, memo, nil
 }
 
+// resolveRefs is resolve for the shim's usual call, where every host is a
+// reference to a state held and already the most recently used of its node:
+// under the read lock, so that concurrent calls do not queue behind each
+// other. ok is false, with nothing done, for any other call.
+func (c *stateCache) resolveRefs(hosts []*ecraev1.HostState, resolved *int) (out []*ecraev1.HostState, memo []*held, ok bool) {
+	if len(hosts) == 0 {
+		return nil, nil, false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	memo = make([]*held, len(hosts))
+	for i, h := range hosts {
+		d := h.GetStateRef()
+		if d == 0 {
+			return nil, nil, false
+		}
+		e, found := c.states[d]
+		if !found || nodeOf(e.state) != nodeOf(h) || e.ring.digests[len(e.ring.digests)-1] != d {
+			return nil, nil, false
+		}
+		memo[i] = e
+	}
+	out = make([]*ecraev1.HostState, len(hosts))
+	stamp := c.clock.Add(uint64(len(hosts))) - uint64(len(hosts))
+	for i, e := range memo {
+		e.used.Store(stamp + uint64(i) + 1)
+		out[i] = e.state
+	}
+	*resolved = len(hosts)
+	return out, memo, true
+}
+
 // touch marks e (held under d) as just used.
 func (c *stateCache) touch(e *held, d uint64) {
-	c.clock++
-	e.used = c.clock
+	e.used.Store(c.clock.Add(1))
 	if ds := e.ring.digests; ds[len(ds)-1] != d {
 		if i := slices.Index(ds, d); i >= 0 {
 			e.ring.digests = append(slices.Delete(ds, i, i+1), d)
@@ -170,8 +205,8 @@ func (c *stateCache) remember(h *ecraev1.HostState) *held {
 	if len(r.digests) == statesPerNode {
 		c.drop(r.digests[0])
 	}
-	c.clock++
-	e := &held{state: h, ring: r, used: c.clock}
+	e := &held{state: h, ring: r}
+	e.used.Store(c.clock.Add(1))
 	c.states[d] = e
 	r.digests = append(r.digests, d)
 	return e
@@ -184,7 +219,7 @@ func (c *stateCache) evict(n int) {
 	}
 	all := make([]aged, 0, len(c.states))
 	for d, e := range c.states {
-		all = append(all, aged{d, e.used})
+		all = append(all, aged{d, e.used.Load()})
 	}
 	slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.used, b.used) })
 	for _, a := range all[:min(n, len(all))] {
