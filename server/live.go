@@ -47,7 +47,7 @@ func (s *Server) live(c *catalog.Catalog, hosts []optimizer.Host, memo []*held, 
 	if len(snap.Hosts) == 0 {
 		return nil
 	}
-	if s.enrichPerCall {
+	if s.baseline {
 		memo = nil
 	}
 	now, load := lv.Now(), c.Load(s.cfg.DefaultTag)

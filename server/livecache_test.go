@@ -55,7 +55,7 @@ func TestLiveEnrichmentCachedPerRevision(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	servers[0].enrichPerCall = true
+	servers[0].baseline = true
 	inst := &ecraev1.InstanceRequest{Flavor: &ecraev1.Flavor{Name: "f", Vcpus: 2, MemoryMb: 4096, RootGb: 20}}
 	same := func(step string, hosts []*ecraev1.HostState) {
 		t.Helper()

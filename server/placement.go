@@ -59,6 +59,9 @@ func (s *Server) resolveHosts(hosts []*ecraev1.HostState) ([]*ecraev1.HostState,
 	if len(hosts) > s.cfg.MaxHosts {
 		return nil, nil, invalid("hosts", "%d hosts exceed the limit of %d per call", len(hosts), s.cfg.MaxHosts)
 	}
+	if s.baseline {
+		return s.states.resolveLocked(hosts, s.stats)
+	}
 	return s.states.resolve(hosts, s.stats)
 }
 

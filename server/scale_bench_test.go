@@ -64,11 +64,12 @@ func scaleView(n, perHost int) *hostview.View {
 // with an empty live view or one of 10,000 hosts and 100,000 instances.
 //
 //   - path=before is the code before issue 15, callable here: the generated
-//     decoder (one message per reference), the live view applied to every
-//     host on every call, the fixed 1 GiB memory limit;
-//   - path=after is the service as `ecrae serve` runs it now: compact
-//     references, enrichment cached per view revision, the limit derived
-//     from the live heap.
+//     decoder (one message per reference), references resolved under the
+//     state cache's exclusive lock, the live view applied to every host on
+//     every call, the fixed 1 GiB memory limit;
+//   - path=after is the service as `ecrae serve` runs it now: references
+//     decoded once per digest, resolved under a read lock, enrichment cached
+//     per view revision, the limit derived from the live heap.
 //
 // cpu-ms/pass is the process's CPU time (user+system, getrusage) per pass:
 // client and service share the process, but the client sends pre-encoded
@@ -101,7 +102,7 @@ func BenchmarkPlacementScale(b *testing.B) {
 			codec := NewCodec()
 			if path == "before" {
 				codec = Codec{}
-				srv.enrichPerCall = true
+				srv.baseline = true
 			}
 			lis, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {

@@ -95,13 +95,18 @@ func newStateCache(limit int) *stateCache {
 // restarted, or the state was evicted), or one naming another node, is
 // FAILED_PRECONDITION: the client then sends the full states.
 func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) (out []*ecraev1.HostState, memo []*held, err error) {
+	if out, memo, ok := c.resolveRefs(hosts); ok {
+		stats.referenced(len(out), false)
+		return out, memo, nil
+	}
+	return c.resolveLocked(hosts, stats)
+}
+
+// resolveLocked is resolve under the exclusive lock, whatever the call.
+func (c *stateCache) resolveLocked(hosts []*ecraev1.HostState, stats *Metrics) (out []*ecraev1.HostState, memo []*held, err error) {
 	out = hosts
 	resolved, unknown := 0, false
 	defer func() { stats.referenced(resolved, unknown) }()
-	if out, memo, ok := c.resolveRefs(hosts, &resolved); ok {
-		return out, memo, nil
-	}
-	resolved = 0
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, h := range hosts {
@@ -140,7 +145,7 @@ func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) (out []
 // reference to a state held and already the most recently used of its node:
 // under the read lock, so that concurrent calls do not queue behind each
 // other. ok is false, with nothing done, for any other call.
-func (c *stateCache) resolveRefs(hosts []*ecraev1.HostState, resolved *int) (out []*ecraev1.HostState, memo []*held, ok bool) {
+func (c *stateCache) resolveRefs(hosts []*ecraev1.HostState) (out []*ecraev1.HostState, memo []*held, ok bool) {
 	if len(hosts) == 0 {
 		return nil, nil, false
 	}
@@ -164,7 +169,6 @@ func (c *stateCache) resolveRefs(hosts []*ecraev1.HostState, resolved *int) (out
 		e.used.Store(stamp + uint64(i) + 1)
 		out[i] = e.state
 	}
-	*resolved = len(hosts)
 	return out, memo, true
 }
 
