@@ -9,7 +9,7 @@ trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$out"' EXIT
 
 echo "== Go benchmarks (go test -bench, -count=3) =="
 go test -run '^$' -bench 'BenchmarkScore|BenchmarkWhatIf' -benchmem -count=3 ./optimizer/ | tee "$out/optimizer.txt"
-go test -run '^$' -bench 'BenchmarkPlacementCalls|BenchmarkFilterHostsLibvirt' -benchmem -count=3 ./server/ | tee "$out/server.txt"
+go test -run '^$' -bench 'BenchmarkPlacementCalls|BenchmarkFilterHostsLibvirt|BenchmarkDecodeRefs' -benchmem -count=3 ./server/ | tee "$out/server.txt"
 
 echo
 echo "== Summary: one request scored against N hosts (mean of 3 runs) =="
