@@ -105,6 +105,11 @@ type Server struct {
 	// thousand hosts they are 180 KB a call, and such garbage sets the
 	// collector's pace, whose cycles make a pass's tail latency.
 	hostBufs sync.Pool
+	// baseline runs the placement path as before issue 15, for
+	// BenchmarkPlacementScale to compare against in the same run: the live
+	// view applied to every host on every call, references resolved under
+	// the state cache's exclusive lock.
+	baseline bool
 }
 
 // New checks the configuration and returns a server reading kb.

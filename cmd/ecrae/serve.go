@@ -91,7 +91,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.console.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
-	fs.StringVar(&c.memLimit, "memory-limit", fmt.Sprintf("%dMiB", server.DefaultMemoryLimit>>20), `soft memory limit (GOMEMLIMIT), e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
+	fs.StringVar(&c.memLimit, "memory-limit", "auto", `soft memory limit (GOMEMLIMIT): "auto" (max(1GiB, 4×live heap), followed), or e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -105,15 +105,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	limit, err := parseBytes(c.memLimit)
-	if err != nil {
-		return fmt.Errorf("%w: --memory-limit: %v", errUsage, err)
+	if err := applyMemoryLimit(c.memLimit); err != nil {
+		return err
 	}
 	if _, set := os.LookupEnv("GOGC"); !set && c.gcPercent != 0 {
 		debug.SetGCPercent(c.gcPercent)
-	}
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && limit > 0 {
-		debug.SetMemoryLimit(limit)
 	}
 	weights, err := parseWeights(c.weights)
 	if err != nil {
@@ -196,7 +192,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 
 	var inflight atomic.Int64
 	creds, authUnary, authStream := sec.serverOptions()
-	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.Codec{}),
+	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.NewCodec()),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor()}, authUnary...)...),
 		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
@@ -284,6 +280,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		})
 	}
 	eg.Go(func() error { return runRebalance(ctx) })
+	eg.Go(func() error { return followMemoryLimit(ctx, c.memLimit, log) })
 	for _, run := range runPower {
 		eg.Go(func() error { return run(ctx) })
 	}
