@@ -307,10 +307,13 @@ class EcraeDecidesTest(NovaFollowsEcraeTestCase):
         line = self._report('ECRAE decides', boots)
         weighed, on_top, fleet_ok, on_fleet_top = self._tally(boots)
         # The run exercised what it claims to: most boots were weighed,
-        # the anti-affinity group removed ECRAE's favourite at least once,
-        # and more than one host was used.
+        # the anti-affinity groups spread their members, and more than one
+        # host was used. (ECRAE's own filter enforces hard anti-affinity
+        # too, so its fleet-wide favourite already respects the group and
+        # may pass Nova's filters in every boot.)
         self.assertGreaterEqual(len(weighed), self.boots - 10, line)
-        self.assertLess(len(fleet_ok), self.boots, line)
+        grouped = [b for b in boots if b.grouped]
+        self.assertGreater(len({b.chosen for b in grouped}), 1, line)
         self.assertGreater(len({b.chosen for b in boots}), 2, line)
         for b in weighed:
             self.assertIn(b.chosen, _top(b.weighed), b.describe())
