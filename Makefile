@@ -19,6 +19,7 @@ test: deps build test-go test-python
 
 deps:
 	scripts/install-test-deps.sh
+	scripts/criu.sh
 
 test-go:
 	$(GO) test -race -count=1 ./...

@@ -12,6 +12,8 @@ pkgs=(
   python3-keystone curl                                                    # a throw-away Keystone for the token test (scripts/keystone-local.sh)
   openssl                                                                  # certificates for the shim's mutual TLS test in Nova's harness
   python3-pyghmi systemd                                                   # agent: fake BMC (IPMI DCMI peer), systemd-analyze verify of its unit
+  lxc busybox-static iptables                                              # agent: real LXC containers for the CRIU migration tests
+  libbsd0 libgnutls30 libprotobuf-c1 libnl-3-200 libnet1 libuuid1          # runtime libraries of CRIU 4.2 (scripts/criu.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,147 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// wsMB is the container's working set: 50 MB in CI; the brief's 200 MB case
+// with ECRAE_CRIU_WS_MB=200 (and in BenchmarkMigrate).
+func wsMB() int {
+	if n, err := strconv.Atoi(os.Getenv("ECRAE_CRIU_WS_MB")); err == nil && n > 0 {
+		return n
+	}
+	return 50
+}
+
+func ask(t testing.TB, nc *nats.Conn, from string, req MigrateRequest) MigrateReply {
+	t.Helper()
+	b, _ := json.Marshal(req)
+	msg, err := nc.Request(MigrateSubject(from), b, 5*time.Minute)
+	if err != nil {
+		t.Fatalf("migrate request: %v", err)
+	}
+	var rep MigrateReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		t.Fatalf("reply %q: %v", msg.Data, err)
+	}
+	return rep
+}
+
+// TestMigrate moves a real LXC container running a counter from one agent
+// to another (two agents on this machine posing as two nodes) with each
+// mode that works here, and checks that the counter goes on from where it
+// was, the working set is intact, and the source no longer runs it.
+func TestMigrate(t *testing.T) {
+	c, f := needCRIU(t)
+	for _, mode := range []string{ModeStopcopy, ModePostcopy} {
+		t.Run(mode, func(t *testing.T) {
+			if mode == ModePostcopy && !f.Lazy {
+				t.Skip("no userfaultfd here: no post-copy")
+			}
+			nc := startNATS(t)
+			a := startNode(t, nc.ConnectedUrl(), "node-a", c, f, NodeArch())
+			b := startNode(t, nc.ConnectedUrl(), "node-b", c, f, NodeArch())
+			ws := wsMB()
+			newCounterContainer(t, a.lxcpath, "ctr", ws, "web-frontend")
+			before, err := a.m.LXC.Get(context.Background(), "ctr")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srcCounter := filepath.Join(a.lxcpath, "ctr", "rootfs", "tmp", "counter")
+			var last int
+			waitFor(t, time.Minute, "counter past 10", func() bool {
+				last, err = readInt(srcCounter)
+				return err == nil && last > 10
+			})
+
+			rep := ask(t, nc, "node-a", MigrateRequest{Container: "ctr", To: "node-b", Mode: mode})
+			if rep.Error != "" || rep.OK == "" {
+				t.Fatalf("migration failed: %+v", rep)
+			}
+			if rep.Mode != mode || rep.BytesSent < int64(ws)*1000000 {
+				t.Fatalf("reply %+v: want mode %s and at least the %d MB working set sent", rep, mode, ws)
+			}
+			t.Logf("%s: %+v", mode, rep)
+
+			// The source no longer has it; the destination runs it with the
+			// same id.
+			if _, err := a.m.LXC.State(context.Background(), "ctr"); err == nil {
+				t.Fatal("the source still has the container")
+			}
+			after, err := b.m.LXC.Get(context.Background(), "ctr")
+			if err != nil || after.State != "RUNNING" || after.ID != before.ID {
+				t.Fatalf("destination: %+v, %v; want RUNNING with id %s", after, err, before.ID)
+			}
+			// The counter continues from the value it had at the freeze:
+			// a restarted shell would count from 1 again.
+			dst := filepath.Join(b.lxcpath, "ctr", "rootfs", "tmp")
+			atMove, err := readInt(filepath.Join(dst, "counter"))
+			if err != nil || atMove < last {
+				t.Fatalf("counter on the destination %d (%v), was %d before the move", atMove, err, last)
+			}
+			waitFor(t, time.Minute, "counter to go on on the destination", func() bool {
+				n, err := readInt(filepath.Join(dst, "counter"))
+				return err == nil && n > atMove+5
+			})
+			// The working set is intact: its length is read anew (for
+			// post-copy, every page has to come).
+			if err := os.Remove(filepath.Join(dst, "wslen")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 2*time.Minute, "working set length rewritten", func() bool {
+				n, err := readInt(filepath.Join(dst, "wslen"))
+				return err == nil && n == ws*1000000
+			})
+		})
+	}
+}
+
+// TestMigrateRefused: bad requests get an error naming what is wrong, and
+// the container keeps running where it was. The other-ISA destination is
+// an agent that says it is aarch64 (no second ISA on this machine).
+func TestMigrateRefused(t *testing.T) {
+	c, f := needCRIU(t)
+	nc := startNATS(t)
+	a := startNode(t, nc.ConnectedUrl(), "node-a", c, f, NodeArch())
+	startNode(t, nc.ConnectedUrl(), "node-arm", c, f, "aarch64")
+	newCounterContainer(t, a.lxcpath, "ctr", 1, "")
+	cases := []struct {
+		name string
+		req  MigrateRequest
+		want string
+	}{
+		{"unknown container", MigrateRequest{Container: "nope", To: "node-arm"}, `node-a: container "nope": no such container`},
+		{"destination down", MigrateRequest{Container: "ctr", To: "node-gone"}, `destination "node-gone" is down`},
+		{"other ISA", MigrateRequest{Container: "ctr", To: "node-arm"}, "node-arm is aarch64"},
+		{"to itself", MigrateRequest{Container: "ctr", To: "node-a"}, "is the host the container is on"},
+		{"bad mode", MigrateRequest{Container: "ctr", To: "node-arm", Mode: "teleport"}, `mode "teleport"`},
+	}
+	if !f.DirtyTrack {
+		cases = append(cases, struct {
+			name string
+			req  MigrateRequest
+			want string
+		}{"precopy without soft-dirty", MigrateRequest{Container: "ctr", To: "node-arm", Mode: ModePrecopy}, "no soft-dirty memory tracking"})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := ask(t, nc, "node-a", tc.req)
+			if rep.OK != "" || !strings.Contains(rep.Error, tc.want) {
+				t.Fatalf("reply %+v: want an error with %q", rep, tc.want)
+			}
+			st, err := a.m.LXC.State(context.Background(), "ctr")
+			if err != nil || st != "RUNNING" {
+				t.Fatalf("container after a refused migration: %s, %v", st, err)
+			}
+		})
+	}
+}
