@@ -23,6 +23,9 @@ type Config struct {
 	// MetricsSubject is where node agents publish samples, one subject per
 	// host: <MetricsSubject>.<host>. Default "ecrae.metrics".
 	MetricsSubject string
+	// ContainersSubject is where node agents publish their containers:
+	// <ContainersSubject>.<host>. Default "ecrae.containers".
+	ContainersSubject string
 	// Stream and Durable name the JetStream stream and durable consumer.
 	// Defaults "ECRAE_EVENTS" and "ecrae-hostview".
 	Stream, Durable string
@@ -49,6 +52,9 @@ func (c *Config) defaults() {
 	}
 	if c.MetricsSubject == "" {
 		c.MetricsSubject = "ecrae.metrics"
+	}
+	if c.ContainersSubject == "" {
+		c.ContainersSubject = "ecrae.containers"
 	}
 	if c.Stream == "" {
 		c.Stream = "ECRAE_EVENTS"
@@ -95,6 +101,7 @@ type Consumer struct {
 	subjects []string
 	novaPfx  string // "<prefix>.versioned_notifications."
 	metPfx   string // "<metrics subject>."
+	ctrPfx   string // "<containers subject>."
 	ready    chan struct{}
 	logLimit limiter
 }
@@ -102,7 +109,7 @@ type Consumer struct {
 // New checks the configuration. Run does the work.
 func New(nc *nats.Conn, v View, cfg Config, log *slog.Logger, m *Metrics) (*Consumer, error) {
 	cfg.defaults()
-	for _, s := range []string{cfg.SubjectPrefix, cfg.MetricsSubject} {
+	for _, s := range []string{cfg.SubjectPrefix, cfg.MetricsSubject, cfg.ContainersSubject} {
 		if strings.ContainsAny(s, " \t*>") || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
 			return nil, fmt.Errorf("NATS subject %q: no spaces, wildcards, or leading or trailing dots", s)
 		}
@@ -121,9 +128,10 @@ func New(nc *nats.Conn, v View, cfg Config, log *slog.Logger, m *Metrics) (*Cons
 		cfg: cfg, js: js, view: v, log: log, m: m, now: time.Now,
 		novaPfx: cfg.SubjectPrefix + ".versioned_notifications.",
 		metPfx:  cfg.MetricsSubject + ".",
+		ctrPfx:  cfg.ContainersSubject + ".",
 		ready:   make(chan struct{}),
 	}
-	c.subjects = []string{c.novaPfx + ">", c.metPfx + ">"}
+	c.subjects = []string{c.novaPfx + ">", c.metPfx + ">", c.ctrPfx + ">"}
 	return c, nil
 }
 
@@ -332,6 +340,9 @@ func (c *Consumer) process(seq uint64, subject string, data []byte) {
 	if host, ok := strings.CutPrefix(subject, c.metPfx); ok {
 		typ = TypeSample
 		ev, err = DecodeSample(host, data)
+	} else if host, ok := strings.CutPrefix(subject, c.ctrPfx); ok {
+		typ = TypeContainers
+		ev, err = DecodeContainers(host, data)
 	} else {
 		ev, typ, err = DecodeNotification(data)
 	}
@@ -363,6 +374,9 @@ func (c *Consumer) process(seq uint64, subject string, data []byte) {
 func (c *Consumer) typeOf(subject string) string {
 	if strings.HasPrefix(subject, c.metPfx) {
 		return TypeSample
+	}
+	if strings.HasPrefix(subject, c.ctrPfx) {
+		return TypeContainers
 	}
 	if rest, ok := strings.CutPrefix(subject, c.novaPfx); ok {
 		if _, et, ok := strings.Cut(rest, "."); ok {

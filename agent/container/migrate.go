@@ -102,6 +102,8 @@ type Migrator struct {
 	// ReceiveTimeout bounds a destination's wait for the source's stream.
 	ReceiveTimeout time.Duration
 	Log            *slog.Logger
+	// Changed, when set, is called after a container left or arrived.
+	Changed func()
 
 	mu     sync.Mutex
 	busy   map[string]bool // containers being migrated (either side)
@@ -219,6 +221,7 @@ func (m *Migrator) handleMigrate(ctx context.Context, msg *nats.Msg) {
 		return
 	}
 	rep.OK = "migrated"
+	m.changed()
 	rep.TotalMS = ms(time.Since(start))
 	m.Log.Info("container migrated", "container", req.Container, "to", req.To, "mode", rep.Mode, "total_ms", rep.TotalMS, "frozen_ms", rep.FrozenMS, "bytes", rep.BytesSent)
 	respond(msg, rep)
@@ -395,6 +398,12 @@ func (m *Migrator) keepRunning(ctx context.Context, name, img, work string, caus
 	return fmt.Errorf("%w; container %q was restored and runs on %s", cause, name, m.Host)
 }
 
+func (m *Migrator) changed() {
+	if m.Changed != nil {
+		m.Changed()
+	}
+}
+
 func (m *Migrator) destroy(ctx context.Context, name string) {
 	if err := m.LXC.Destroy(ctx, name); err != nil {
 		m.Log.Warn("migrated container left behind", "container", name, "err", err)
@@ -528,6 +537,7 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 		if err := m.LXC.Restore(ctx, req.Container, img, work); err != nil {
 			return failed(err)
 		}
+		m.changed()
 		reply(result{})
 		return nil
 	}
@@ -562,6 +572,7 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 		<-lpDone
 		return failed(err)
 	}
+	m.changed()
 	reply(result{})
 	err = <-lpDone
 	r := result{PagesDoneMS: ms(time.Since(restored))}
