@@ -14,6 +14,10 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ecrae/ecrae/events"
+	"github.com/ecrae/ecrae/hostview"
 	"github.com/nats-io/nats.go"
 )
 
@@ -194,7 +198,7 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 
 func startNATS(t testing.TB) *nats.Conn {
 	t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +206,7 @@ func startNATS(t testing.TB) *nats.Conn {
 	if !s.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats not ready")
 	}
-	t.Cleanup(s.Shutdown)
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +221,7 @@ type node struct {
 	host    string
 	lxcpath string
 	m       *Migrator
+	rep     *Reporter
 }
 
 // startNode runs a Migrator for host until the test ends.
@@ -233,11 +238,19 @@ func startNode(t testing.TB, url string, host string, c CRIU, f Features, arch s
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	n.m = &Migrator{Host: host, LXC: &LXC{Path: n.lxcpath, CRIU: c, Arch: arch}, NC: nc,
-		DataHost: "127.0.0.1", StateDir: filepath.Join(base, "state"), Features: f}
+	l := &LXC{Path: n.lxcpath, CRIU: c, Arch: arch}
+	// Reports every 100 ms: the view test waits for them.
+	n.rep = NewReporter(host, l, natsPub{nc}, 100*time.Millisecond, nil)
+	n.m = &Migrator{Host: host, LXC: l, NC: nc,
+		DataHost: "127.0.0.1", StateDir: filepath.Join(base, "state"), Features: f, Changed: n.rep.Wake}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
+	repDone := make(chan struct{})
+	go func() {
+		defer close(repDone)
+		n.rep.Run(ctx)
+	}()
 	go func() {
 		done <- n.m.Serve(ctx)
 	}()
@@ -254,9 +267,52 @@ func startNode(t testing.TB, url string, host string, c CRIU, f Features, arch s
 	<-ready
 	t.Cleanup(func() {
 		cancel()
+		<-repDone
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
 	})
 	return n
+}
+
+type natsPub struct{ nc *nats.Conn }
+
+func (p natsPub) Publish(_ context.Context, subject string, data []byte) error {
+	return p.nc.Publish(subject, data)
+}
+
+// startView runs the service's host view fed by the events consumer
+// (JetStream stream and durable consumer, as ecrae serve does).
+func startView(t testing.TB, nc *nats.Conn) *hostview.View {
+	t.Helper()
+	v := hostview.New(hostview.Options{})
+	c, err := events.New(nc, v, events.Config{}, nil, events.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case <-c.Ready():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	return v
+}
+
+// containerOn reports whether the view has container name on host.
+func containerOn(v *hostview.View, host, name string) (hostview.Instance, bool) {
+	for _, in := range v.Instances(host) {
+		if in.Name == name && in.Kind == hostview.KindContainer {
+			return in, true
+		}
+	}
+	return hostview.Instance{}, false
 }

@@ -48,10 +48,17 @@ func TestMigrate(t *testing.T) {
 				t.Skip("no userfaultfd here: no post-copy")
 			}
 			nc := startNATS(t)
+			view := startView(t, nc)
 			a := startNode(t, nc.ConnectedUrl(), "node-a", c, f, NodeArch())
 			b := startNode(t, nc.ConnectedUrl(), "node-b", c, f, NodeArch())
 			ws := wsMB()
 			newCounterContainer(t, a.lxcpath, "ctr", ws, "web-frontend")
+			// Point 1: the agent's report puts it in the service's view.
+			waitFor(t, time.Minute, "container in the view on node-a", func() bool {
+				in, ok := containerOn(view, "node-a", "ctr")
+				// cpu.max 150000/100000 = 1.5 cores -> 2 vCPUs.
+				return ok && in.Tag == "web-frontend" && in.Flavor.VCPUs == 2 && in.Flavor.MemoryMB == int64(3*ws+64)
+			})
 			before, err := a.m.LXC.Get(context.Background(), "ctr")
 			if err != nil {
 				t.Fatal(err)
@@ -91,6 +98,11 @@ func TestMigrate(t *testing.T) {
 			waitFor(t, time.Minute, "counter to go on on the destination", func() bool {
 				n, err := readInt(filepath.Join(dst, "counter"))
 				return err == nil && n > atMove+5
+			})
+			waitFor(t, time.Minute, "container in the view on node-b only", func() bool {
+				in, ok := containerOn(view, "node-b", "ctr")
+				_, still := containerOn(view, "node-a", "ctr")
+				return ok && !still && in.UUID == before.ID
 			})
 			// The working set is intact: its length is read anew (for
 			// post-copy, every page has to come).
