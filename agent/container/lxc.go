@@ -62,6 +62,10 @@ func (l *LXC) run(ctx context.Context, env []string, args ...string) (string, er
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = f, f
+	// lxc-checkpoint runs criu as its child: cancelling must stop both (a
+	// lazy dump would otherwise wait for its page client for ever).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	err = cmd.Run()
 	out, rerr := os.ReadFile(f.Name())
 	if err == nil && rerr != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -303,9 +304,7 @@ func (m *Migrator) sendStopcopy(ctx context.Context, c Container, conn net.Conn,
 	}
 	cw := &countWriter{w: conn}
 	err := sendStream(cw, header{Mode: ModeStopcopy, SourceDir: m.LXC.Dir(c.Name)}, m.LXC.Dir(c.Name), img)
-	if err == nil {
-		_, err = readResult(conn)
-	}
+	err = finish(conn, err)
 	rep.BytesSent = cw.n.Load()
 	if err != nil {
 		return m.keepRunning(ctx, c.Name, img, work, err, true)
@@ -355,9 +354,7 @@ func (m *Migrator) sendPostcopy(ctx context.Context, c Container, conn net.Conn,
 	}
 	cw := &countWriter{w: conn}
 	err = sendStream(cw, header{Mode: ModePostcopy, SourceDir: m.LXC.Dir(c.Name), PagesAddr: rl.Addr()}, m.LXC.Dir(c.Name), img)
-	if err == nil {
-		_, err = readResult(conn)
-	}
+	err = finish(conn, err)
 	if err != nil {
 		// Not restored there: stop serving pages. The memory was only in
 		// the dump process, so the container cannot be brought back here
@@ -416,6 +413,22 @@ func sendStream(w *countWriter, h header, ctDir, img string) error {
 		return fmt.Errorf("sending: %w", err)
 	}
 	return writeTar(w, [][2]string{{"ct", ctDir}, {"img", img}})
+}
+
+// finish reads the destination's first result line after the stream; when
+// sending failed, the destination's reason (if it gave one) replaces the
+// write error.
+func finish(conn net.Conn, sendErr error) error {
+	if sendErr == nil {
+		_, err := readResult(conn)
+		return err
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer conn.SetReadDeadline(time.Time{})
+	if r, err := readResult(conn); err != nil && r.Error != "" {
+		return err
+	}
+	return sendErr
 }
 
 func readResult(conn net.Conn) (result, error) {
@@ -510,6 +523,14 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 	failed := func(err error) error {
 		os.RemoveAll(ctDir) // never restored: no half container left
 		reply(result{Error: fmt.Sprintf("%s: %v", m.Host, err)})
+		// Read what the source still sends before closing: closing with
+		// unread data resets the connection, and the source would lose
+		// the reason.
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, _ = io.Copy(io.Discard, conn)
 		return err
 	}
 	br := bufio.NewReader(conn)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -154,6 +155,59 @@ func TestMigrateRefused(t *testing.T) {
 			if err != nil || st != "RUNNING" {
 				t.Fatalf("container after a refused migration: %s, %v", st, err)
 			}
+		})
+	}
+}
+
+// TestMigrateDestinationFull: the destination's state directory is a real
+// 8 MB tmpfs, too small for the images: the transfer fails there, and the
+// container runs on the source again (stop-and-copy: restored from the
+// images kept there; post-copy: CRIU's lazy dump is stopped before any
+// restore, which thaws it), with the reason in the reply.
+func TestMigrateDestinationFull(t *testing.T) {
+	c, f := needCRIU(t)
+	for _, mode := range []string{ModeStopcopy, ModePostcopy} {
+		t.Run(mode, func(t *testing.T) {
+			if mode == ModePostcopy && !f.Lazy {
+				t.Skip("no userfaultfd here: no post-copy")
+			}
+			nc := startNATS(t)
+			a := startNode(t, nc.ConnectedUrl(), "node-a", c, f, NodeArch())
+			b := startNode(t, nc.ConnectedUrl(), "node-b", c, f, NodeArch())
+			// Stop-and-copy's images hold the 20 MB working set; post-copy's
+			// hold no pages, and 32 kB is too small for the others.
+			size := map[string]string{ModeStopcopy: "size=8m", ModePostcopy: "size=32k"}[mode]
+			if err := os.MkdirAll(b.m.StateDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", size, "tmpfs", b.m.StateDir).CombinedOutput(); err != nil {
+				t.Skipf("cannot mount a small tmpfs: %v: %s", err, out)
+			}
+			t.Cleanup(func() { _ = exec.Command("umount", "-l", b.m.StateDir).Run() })
+			newCounterContainer(t, a.lxcpath, "ctr", 20, "")
+			srcCounter := filepath.Join(a.lxcpath, "ctr", "rootfs", "tmp", "counter")
+			var last int
+			waitFor(t, time.Minute, "counter past 10", func() bool {
+				var err error
+				last, err = readInt(srcCounter)
+				return err == nil && last > 10
+			})
+			rep := ask(t, nc, "node-a", MigrateRequest{Container: "ctr", To: "node-b", Mode: mode})
+			if rep.OK != "" || !strings.Contains(rep.Error, "no space left on device") || !strings.Contains(rep.Error, "on node-a") {
+				t.Fatalf("reply %+v: want the destination's ENOSPC and the container on node-a", rep)
+			}
+			t.Logf("%s: %s", mode, rep.Error)
+			if st, err := a.m.LXC.State(context.Background(), "ctr"); err != nil || st != "RUNNING" {
+				t.Fatalf("source: %s, %v", st, err)
+			}
+			if _, err := os.Stat(filepath.Join(b.lxcpath, "ctr")); err == nil {
+				t.Fatal("the destination kept a half container")
+			}
+			// Same process, same memory: the count goes on from its value.
+			waitFor(t, time.Minute, "counter going on on the source", func() bool {
+				n, err := readInt(srcCounter)
+				return err == nil && n > last+5
+			})
 		})
 	}
 }
