@@ -238,10 +238,6 @@ func (c *Catalog) liveInstance(in hostview.Instance, defaultTag string, scale fl
 		Profile: prof, Group: groups[in.UUID],
 	}
 	switch {
-	case in.Kind == hostview.KindContainer:
-		// Moved by node agents (CRIU), not Nova; the executor does not
-		// route moves to agents yet: kept in place, counted as load.
-		ci.Pinned = true
 	case in.State != "active" && in.State != "":
 		ci.Pinned = true // Nova live-migrates active instances only
 	case in.TaskState != "":

@@ -43,8 +43,14 @@ func ask(t testing.TB, nc *nats.Conn, from string, req MigrateRequest) MigrateRe
 // was, the working set is intact, and the source no longer runs it.
 func TestMigrate(t *testing.T) {
 	c, f := needCRIU(t)
-	for _, mode := range []string{ModeStopcopy, ModePostcopy} {
-		t.Run(mode, func(t *testing.T) {
+	// "executor": the rebalance executor's path (Client: the source from
+	// the view, mode auto, done once the view shows it on the target).
+	for _, name := range []string{ModeStopcopy, ModePostcopy, "executor"} {
+		t.Run(name, func(t *testing.T) {
+			mode := name
+			if name == "executor" {
+				mode = ModeAuto
+			}
 			if mode == ModePostcopy && !f.Lazy {
 				t.Skip("no userfaultfd here: no post-copy")
 			}
@@ -71,14 +77,26 @@ func TestMigrate(t *testing.T) {
 				return err == nil && last > 10
 			})
 
-			rep := ask(t, nc, "node-a", MigrateRequest{Container: "ctr", To: "node-b", Mode: mode})
-			if rep.Error != "" || rep.OK == "" {
-				t.Fatalf("migration failed: %+v", rep)
+			if name == "executor" {
+				cl := &Client{NC: nc, View: view}
+				if where, err := cl.Locate(context.Background(), before.ID); err != nil || where != "node-a" {
+					t.Fatalf("Locate: %q, %v", where, err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				if err := cl.LiveMigrate(ctx, before.ID, "node-b"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				rep := ask(t, nc, "node-a", MigrateRequest{Container: "ctr", To: "node-b", Mode: mode})
+				if rep.Error != "" || rep.OK == "" {
+					t.Fatalf("migration failed: %+v", rep)
+				}
+				if rep.Mode != mode || rep.BytesSent < int64(ws)*1000000 {
+					t.Fatalf("reply %+v: want mode %s and at least the %d MB working set sent", rep, mode, ws)
+				}
+				t.Logf("%s: %+v", mode, rep)
 			}
-			if rep.Mode != mode || rep.BytesSent < int64(ws)*1000000 {
-				t.Fatalf("reply %+v: want mode %s and at least the %d MB working set sent", rep, mode, ws)
-			}
-			t.Logf("%s: %+v", mode, rep)
 
 			// The source no longer has it; the destination runs it with the
 			// same id.

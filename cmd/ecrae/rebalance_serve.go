@@ -12,6 +12,7 @@ import (
 	"github.com/ecrae/ecrae/openstack"
 	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/planstore"
+	"github.com/ecrae/ecrae/rebalance"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/ecrae/ecrae/server"
 	"golang.org/x/sync/errgroup"
@@ -35,6 +36,8 @@ type rebalanceServe struct {
 	stepTimeout   time.Duration
 	planTTL       time.Duration
 	keep          int
+	// agents moves containers (serve_containers.go); nil = none.
+	agents rebalance.Migrator
 }
 
 func (r *rebalanceServe) register(fs *flag.FlagSet) {
@@ -94,6 +97,7 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 		cfg.Migrator = m
 		cfg.Groups = groupsOf(m)
 	}
+	cfg.Migrator = r.route(cfg.Migrator)
 	rb := server.NewRebalancer(srv, cfg)
 	rb.Register(g)
 	log.Info("rebalance service ready", "plans", path, "executor", cfg.Migrator != nil, "periodic", r.interval,

@@ -181,6 +181,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
 	sec.audit.Register(g)
+	c.rebalance.agents = containerAgents(nc, view) // containers move through their node agents
 	runRebalance, stopRebalance, err := c.rebalance.start(g, srv, cloud, c.dbPath, log)
 	if err != nil {
 		return err
