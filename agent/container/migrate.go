@@ -3,6 +3,8 @@ package container
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,12 +73,16 @@ type receiveRequest struct {
 }
 
 type receiveReply struct {
-	Addr  string `json:"addr,omitempty"`
+	Addr string `json:"addr,omitempty"`
+	// Token must open the TCP stream: the listener takes the first
+	// connection, and only the agent that asked over NATS knows it.
+	Token string `json:"token,omitempty"`
 	Error string `json:"error,omitempty"`
 }
 
 // header opens the TCP stream from the source.
 type header struct {
+	Token     string `json:"token"`
 	Mode      string `json:"mode"`
 	SourceDir string `json:"source_dir"` // to rewrite the config's paths
 	PagesAddr string `json:"pages_addr,omitempty"`
@@ -289,21 +295,21 @@ func (m *Migrator) migrate(ctx context.Context, req MigrateRequest, rep *Migrate
 		return err
 	}
 	if mode == ModePostcopy {
-		return m.sendPostcopy(ctx, c, conn, work, img, rep)
+		return m.sendPostcopy(ctx, c, conn, work, img, rr.Token, rep)
 	}
-	return m.sendStopcopy(ctx, c, conn, work, img, rep)
+	return m.sendStopcopy(ctx, c, conn, work, img, rr.Token, rep)
 }
 
 // sendStopcopy: dump (pages included) to local images, send them with the
 // root file system, restore on the destination. The images stay here until
 // the destination confirms, so a failure restores the container here.
-func (m *Migrator) sendStopcopy(ctx context.Context, c Container, conn net.Conn, work, img string, rep *MigrateReply) error {
+func (m *Migrator) sendStopcopy(ctx context.Context, c Container, conn net.Conn, work, img, token string, rep *MigrateReply) error {
 	frozen := time.Now()
 	if err := m.LXC.Dump(ctx, c.Name, img, work); err != nil {
 		return m.keepRunning(ctx, c.Name, img, work, err, false)
 	}
 	cw := &countWriter{w: conn}
-	err := sendStream(cw, header{Mode: ModeStopcopy, SourceDir: m.LXC.Dir(c.Name)}, m.LXC.Dir(c.Name), img)
+	err := sendStream(cw, header{Token: token, Mode: ModeStopcopy, SourceDir: m.LXC.Dir(c.Name)}, m.LXC.Dir(c.Name), img)
 	err = finish(conn, err)
 	rep.BytesSent = cw.n.Load()
 	if err != nil {
@@ -318,7 +324,7 @@ func (m *Migrator) sendStopcopy(ctx context.Context, c Container, conn net.Conn,
 // frozen memory and serves it), send the other images and the root file
 // system, the destination restores at once and pulls pages through the
 // relay on demand, then in the background.
-func (m *Migrator) sendPostcopy(ctx context.Context, c Container, conn net.Conn, work, img string, rep *MigrateReply) error {
+func (m *Migrator) sendPostcopy(ctx context.Context, c Container, conn net.Conn, work, img, token string, rep *MigrateReply) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -353,7 +359,7 @@ func (m *Migrator) sendPostcopy(ctx context.Context, c Container, conn net.Conn,
 		}
 	}
 	cw := &countWriter{w: conn}
-	err = sendStream(cw, header{Mode: ModePostcopy, SourceDir: m.LXC.Dir(c.Name), PagesAddr: rl.Addr()}, m.LXC.Dir(c.Name), img)
+	err = sendStream(cw, header{Token: token, Mode: ModePostcopy, SourceDir: m.LXC.Dir(c.Name), PagesAddr: rl.Addr()}, m.LXC.Dir(c.Name), img)
 	err = finish(conn, err)
 	if err != nil {
 		// Not restored there: stop serving pages. The memory was only in
@@ -492,14 +498,15 @@ func (m *Migrator) handleReceive(ctx context.Context, msg *nats.Msg) {
 		refuse("%s: listen: %v", m.Host, err)
 		return
 	}
-	respond(msg, receiveReply{Addr: ln.Addr().String()})
+	token := rand.Text()
+	respond(msg, receiveReply{Addr: ln.Addr().String(), Token: token})
 	defer m.release(req.Container)
-	if err := m.receive(ctx, req, ln); err != nil {
+	if err := m.receive(ctx, req, ln, token); err != nil {
 		m.Log.Warn("receiving a container failed", "container", req.Container, "from", req.From, "err", err)
 	}
 }
 
-func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Listener) error {
+func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Listener, token string) error {
 	actx, cancel := context.WithTimeout(ctx, m.ReceiveTimeout)
 	stop := context.AfterFunc(actx, func() { ln.Close() })
 	conn, err := ln.Accept()
@@ -533,14 +540,17 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 		_, _ = io.Copy(io.Discard, conn)
 		return err
 	}
-	br := bufio.NewReader(conn)
-	line, err := br.ReadBytes('\n')
+	br := bufio.NewReaderSize(conn, 64<<10)
+	line, err := br.ReadSlice('\n') // a header longer than the buffer is refused
 	if err != nil {
 		return failed(fmt.Errorf("stream header: %w", err))
 	}
 	var h header
 	if err := json.Unmarshal(line, &h); err != nil {
 		return failed(fmt.Errorf("stream header: %w", err))
+	}
+	if subtle.ConstantTimeCompare([]byte(h.Token), []byte(token)) != 1 {
+		return failed(errors.New("stream header: wrong token"))
 	}
 	if err := os.MkdirAll(ctDir, 0o700); err != nil {
 		return failed(err)

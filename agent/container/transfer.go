@@ -91,12 +91,28 @@ func writeTar(w io.Writer, dirs [][2]string) error {
 }
 
 // readTar unpacks a stream from writeTar; dest maps each archive prefix to
-// the directory it goes to. A name outside them is refused.
+// the directory it goes to. Every write goes through an os.Root, so no
+// entry (a "..", an absolute name, or a path through a symlink the stream
+// made) lands outside them.
 func readTar(r io.Reader, dest map[string]string) error {
+	roots := map[string]*os.Root{}
+	defer func() {
+		for _, rt := range roots {
+			rt.Close()
+		}
+	}()
+	for prefix, dir := range dest {
+		rt, err := os.OpenRoot(dir)
+		if err != nil {
+			return fmt.Errorf("receiving: %w", err)
+		}
+		roots[prefix] = rt
+	}
 	tr := tar.NewReader(r)
 	type dirTime struct {
-		p string
-		t time.Time
+		rt  *os.Root
+		rel string
+		t   time.Time
 	}
 	var dirs []dirTime
 	for {
@@ -109,63 +125,70 @@ func readTar(r io.Reader, dest map[string]string) error {
 		}
 		name := strings.TrimSuffix(h.Name, "/")
 		prefix, rel, _ := strings.Cut(name, "/")
-		root, ok := dest[prefix]
-		if !ok || (rel != "" && !filepath.IsLocal(rel)) {
+		rt, ok := roots[prefix]
+		if rel == "" {
+			rel = "."
+		}
+		if !ok || !filepath.IsLocal(rel) {
 			return fmt.Errorf("receiving: entry %.100q is outside the migration", h.Name)
 		}
-		p := filepath.Join(root, filepath.FromSlash(rel))
 		mode := uint32(h.Mode & 0o7777)
 		switch h.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o700); err != nil {
-				return err
+			if err := rt.MkdirAll(rel, 0o700); err != nil {
+				return fmt.Errorf("receiving %.100s: %w", h.Name, err)
 			}
-			dirs = append(dirs, dirTime{p, h.ModTime})
+			dirs = append(dirs, dirTime{rt, rel, h.ModTime})
 		case tar.TypeReg:
-			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			f, err := rt.OpenFile(rel, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 			if err != nil {
-				return err
+				return fmt.Errorf("receiving %.100s: %w", h.Name, err)
 			}
 			_, err = io.Copy(f, tr)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				return fmt.Errorf("receiving %s: %w", h.Name, err)
+				return fmt.Errorf("receiving %.100s: %w", h.Name, err)
 			}
 		case tar.TypeSymlink:
-			if err := os.Symlink(h.Linkname, p); err != nil {
-				return err
+			if err := rt.Symlink(h.Linkname, rel); err != nil {
+				return fmt.Errorf("receiving %.100s: %w", h.Name, err)
 			}
 		case tar.TypeChar, tar.TypeBlock:
+			// os.Root has no mknod: the parent must resolve inside the
+			// root (no symlink out of it), then the node is made there.
+			if _, err := rt.Stat(filepath.Dir(rel)); err != nil {
+				return fmt.Errorf("receiving %.100s: %w", h.Name, err)
+			}
 			kind := uint32(syscall.S_IFCHR)
 			if h.Typeflag == tar.TypeBlock {
 				kind = syscall.S_IFBLK
 			}
 			dev := int((h.Devmajor << 8) | (h.Devminor & 0xff) | ((h.Devminor &^ 0xff) << 12))
-			if err := syscall.Mknod(p, kind|mode, dev); err != nil {
-				return fmt.Errorf("receiving %s: %w", h.Name, err)
+			if err := syscall.Mknod(filepath.Join(rt.Name(), rel), kind|mode, dev); err != nil {
+				return fmt.Errorf("receiving %.100s: %w", h.Name, err)
 			}
 		default:
 			return fmt.Errorf("receiving: entry %.100q of type %q not supported", h.Name, h.Typeflag)
 		}
-		if err := os.Lchown(p, h.Uid, h.Gid); err != nil {
-			return err
+		if err := rt.Lchown(rel, h.Uid, h.Gid); err != nil {
+			return fmt.Errorf("receiving %.100s: %w", h.Name, err)
 		}
 		if h.Typeflag != tar.TypeSymlink {
-			if err := os.Chmod(p, fs.FileMode(mode&0o777)|modeBits(mode)); err != nil {
-				return err
+			if err := rt.Chmod(rel, fs.FileMode(mode&0o777)|modeBits(mode)); err != nil {
+				return fmt.Errorf("receiving %.100s: %w", h.Name, err)
 			}
 			if h.Typeflag != tar.TypeDir {
-				if err := os.Chtimes(p, h.ModTime, h.ModTime); err != nil {
-					return err
+				if err := rt.Chtimes(rel, h.ModTime, h.ModTime); err != nil {
+					return fmt.Errorf("receiving %.100s: %w", h.Name, err)
 				}
 			}
 		}
 	}
 	// Directory times last: creating their entries changed them.
 	for i := len(dirs) - 1; i >= 0; i-- {
-		_ = os.Chtimes(dirs[i].p, dirs[i].t, dirs[i].t)
+		_ = dirs[i].rt.Chtimes(dirs[i].rel, dirs[i].t, dirs[i].t)
 	}
 	return nil
 }
