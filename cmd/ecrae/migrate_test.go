@@ -40,3 +40,20 @@ func TestMigrateUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentContainerFlags: --containers and its flags are checked before
+// the agent starts.
+func TestAgentContainerFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"agent", "--containers", "podman"}, `--containers "podman": want lxc`},
+		{[]string{"agent", "--containers", "lxc", "--migrate-addr", "somewhere"}, `--migrate-addr "somewhere"`},
+	} {
+		_, _, err := runCLI(t, tc.args...)
+		if err == nil || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want a usage error with %q", tc.args, err, tc.want)
+		}
+	}
+}
