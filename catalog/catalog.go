@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/optimizer"
 	"google.golang.org/grpc/codes"
@@ -106,7 +107,7 @@ func New(rev uint64, kb *kbstore.KB) (*Catalog, error) {
 
 func modelOf(a kbstore.Architecture) (*optimizer.Model, error) {
 	if len(a.PowerWatts) != optimizer.CurvePoints {
-		return nil, fmt.Errorf("architecture %q: power curve has %d points, want %d", a.Name, len(a.PowerWatts), optimizer.CurvePoints)
+		return nil, fmt.Errorf("architecture %s: power curve has %d points, want %d", quote.Value(a.Name), len(a.PowerWatts), optimizer.CurvePoints)
 	}
 	m := &optimizer.Model{Name: a.Name, ISA: a.ISA, Cores: a.Threads, MemoryMB: a.MemoryMB}
 	if m.Cores <= 0 {

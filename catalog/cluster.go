@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/optimizer"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 )
@@ -53,7 +54,7 @@ func (c *Catalog) SnapshotCluster(s *ecraev1.ClusterSnapshot, defaultTag string,
 		var m *optimizer.Model
 		if a := h.GetArchitecture(); a != "" {
 			if m = c.archModels[a]; m == nil {
-				return cl, Invalid(f("architecture"), "unknown architecture %q", a)
+				return cl, Invalid(f("architecture"), "unknown architecture %s", quote.Value(a))
 			}
 		} else {
 			m = c.ModelFor(h.GetName(), h.GetName(), optimizer.NormalizeISA(h.GetIsa()), int(h.GetVcpus()-h.GetReservedVcpus()))
@@ -125,7 +126,7 @@ func (c *Catalog) ProfileOrDefault(tag, defaultTag string) (optimizer.Profile, e
 	}
 	p, ok := c.profiles[tag]
 	if !ok {
-		return p, fmt.Errorf("unknown tag %q", tag)
+		return p, fmt.Errorf("unknown tag %s", quote.Value(tag))
 	}
 	return p, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -26,12 +27,11 @@ type Config struct {
 	// ContainersSubject is where node agents publish their containers:
 	// <ContainersSubject>.<host>. Default "ecrae.containers".
 	ContainersSubject string
-	// Stream and Durable name the JetStream stream and durable consumer.
-	// Defaults "ECRAE_EVENTS" and "ecrae-hostview".
-	Stream, Durable string
+	// Stream names the JetStream stream. Default "ECRAE_EVENTS".
+	Stream string
 	// MaxAge and MaxBytes bound the stream (oldest dropped first). The
-	// stream only needs to hold what was not applied yet, plus what was
-	// applied since the last checkpoint. Defaults 72h and 1 GiB.
+	// stream must hold what was applied since the last checkpoint, and what
+	// was not applied yet. Defaults 72h and 1 GiB.
 	MaxAge   time.Duration
 	MaxBytes int64
 	// StateFile is where the view is saved (with the stream sequence it
@@ -39,12 +39,20 @@ type Config struct {
 	// restart rebuilds the view from whatever the stream still holds.
 	StateFile       string
 	CheckpointEvery time.Duration // default 10s
-	// AckWait is how long the server waits for an ack before redelivering.
-	// Default 30s.
-	AckWait time.Duration
 	// Batch is how many messages each pull asks for. Default 1000.
 	Batch int
+	// ClockSkew is how far in the future a timestamp may be before the
+	// message is refused. Default DefaultClockSkew.
+	ClockSkew time.Duration
+	// MaxWatts gives the largest power a host's model draws (nil, or false:
+	// unbounded): a sample above twice that is refused. The caller owns the
+	// knowledge base; events/ only asks.
+	MaxWatts func(ctx context.Context, h *hostview.Host) (float64, bool)
 }
+
+// legacyDurable is the durable consumer that earlier versions acknowledged
+// messages on; it is deleted at start (see Run).
+const legacyDurable = "ecrae-hostview"
 
 func (c *Config) defaults() {
 	if c.SubjectPrefix == "" {
@@ -59,9 +67,6 @@ func (c *Config) defaults() {
 	if c.Stream == "" {
 		c.Stream = "ECRAE_EVENTS"
 	}
-	if c.Durable == "" {
-		c.Durable = "ecrae-hostview"
-	}
 	if c.MaxAge <= 0 {
 		c.MaxAge = 72 * time.Hour
 	}
@@ -71,11 +76,11 @@ func (c *Config) defaults() {
 	if c.CheckpointEvery <= 0 {
 		c.CheckpointEvery = 10 * time.Second
 	}
-	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
-	}
 	if c.Batch <= 0 {
 		c.Batch = 1000
+	}
+	if c.ClockSkew <= 0 {
+		c.ClockSkew = DefaultClockSkew
 	}
 }
 
@@ -83,14 +88,16 @@ func (c *Config) defaults() {
 type View interface {
 	Apply(seq uint64, ev *hostview.Event) hostview.Outcome
 	AppliedSeq() uint64
+	SetAppliedSeq(seq uint64)
+	Host(name string) (hostview.Host, bool)
 	SaveFile(path string) error
 	LoadFile(path string) (bool, error)
 }
 
 var _ View = (*hostview.View)(nil)
 
-// Consumer feeds the view from a durable JetStream consumer: Nova's
-// notifications and node samples, each acknowledged once applied.
+// Consumer feeds the view from the JetStream stream, in stream order:
+// Nova's notifications and node samples.
 type Consumer struct {
 	cfg      Config
 	js       jetstream.JetStream
@@ -104,6 +111,15 @@ type Consumer struct {
 	ctrPfx   string // "<containers subject>."
 	ready    chan struct{}
 	logLimit limiter
+
+	// mu serialises handle: the ordered consumer may call it from its old
+	// and its new subscription around a reset.
+	mu     sync.Mutex
+	broken bool          // a gap could not be filled: wait for the restart
+	reopen chan struct{} // handle asks Run for a new ordered consumer
+
+	restoreOnce sync.Once
+	restored    bool
 }
 
 // New checks the configuration. Run does the work.
@@ -111,7 +127,7 @@ func New(nc *nats.Conn, v View, cfg Config, log *slog.Logger, m *Metrics) (*Cons
 	cfg.defaults()
 	for _, s := range []string{cfg.SubjectPrefix, cfg.MetricsSubject, cfg.ContainersSubject} {
 		if strings.ContainsAny(s, " \t*>") || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
-			return nil, fmt.Errorf("NATS subject %q: no spaces, wildcards, or leading or trailing dots", s)
+			return nil, fmt.Errorf("NATS subject %s: no spaces, wildcards, or leading or trailing dots", quote.Value(s))
 		}
 	}
 	js, err := jetstream.New(nc)
@@ -130,16 +146,23 @@ func New(nc *nats.Conn, v View, cfg Config, log *slog.Logger, m *Metrics) (*Cons
 		metPfx:  cfg.MetricsSubject + ".",
 		ctrPfx:  cfg.ContainersSubject + ".",
 		ready:   make(chan struct{}),
+		reopen:  make(chan struct{}, 1),
 	}
 	c.subjects = []string{c.novaPfx + ">", c.metPfx + ">", c.ctrPfx + ">"}
 	return c, nil
 }
 
+// SetMaxWatts sets Config.MaxWatts; call it before Run (the service builds
+// the knowledge base's model lookup after the consumer).
+func (c *Consumer) SetMaxWatts(f func(ctx context.Context, h *hostview.Host) (float64, bool)) {
+	c.cfg.MaxWatts = f
+}
+
 // Subjects are the subjects the stream captures.
 func (c *Consumer) Subjects() []string { return append([]string(nil), c.subjects...) }
 
-// Ready is closed once the stream and consumer exist and the view has
-// caught up with what was acknowledged before (see Run).
+// Ready is closed once the stream exists, the view is restored and its
+// consumption has started.
 func (c *Consumer) Ready() <-chan struct{} { return c.ready }
 
 // EnsureStream creates the stream, or updates it to this configuration
@@ -162,63 +185,134 @@ func (c *Consumer) EnsureStream(ctx context.Context) (jetstream.Stream, error) {
 	return s, nil
 }
 
-// Run sets up the stream and the durable consumer, restores the view, and
-// applies messages until ctx ends; then it saves the view.
+// Run sets up the stream, restores the view, and applies messages in
+// stream order until ctx ends; then it saves the view.
 //
-// Restart: the view saved in StateFile covers stream sequences up to its
-// AppliedSeq; the durable consumer resumes after its ack floor. Messages
-// redelivered at or below AppliedSeq are acknowledged without being applied
-// again. If the ack floor is past AppliedSeq (acknowledged after the last
-// save, then a crash), the gap is replayed from the stream first.
+// The view is its own bookmark: the saved file holds the view and the
+// last stream sequence applied to it, written together, and every message
+// up to that sequence has been applied exactly once (handle applies only
+// the next sequence, fetching any it was not given). A restart, after a
+// clean stop or a kill -9, loads the file and reads the stream again from
+// the next sequence with an ordered consumer, so what was applied after
+// the last save is applied again to the state it was not in. Nothing is
+// acknowledged: the stream keeps messages by age and size, not by acks.
 func (c *Consumer) Run(ctx context.Context) error {
 	stream, err := c.EnsureStream(ctx)
 	if err != nil {
 		return err
 	}
-	if c.cfg.StateFile != "" {
+	restored := c.Restore()
+	// Earlier versions kept a durable consumer whose acks ran ahead of
+	// the saved view; nothing reads it now, and it would hold messages
+	// pending on the server for good.
+	if err := c.js.DeleteConsumer(ctx, c.cfg.Stream, legacyDurable); err == nil {
+		c.log.Info("deleted the durable consumer of an earlier version", "durable", legacyDurable)
+	}
+	if err := c.position(ctx, stream, restored); err != nil {
+		return err
+	}
+	for {
+		err := c.consume(ctx, stream)
+		if ctx.Err() != nil {
+			c.checkpoint()
+			return nil
+		}
+		c.log.Warn("host view: reading the stream again", "from_seq", c.view.AppliedSeq()+1, "err", err)
+		select {
+		case <-ctx.Done():
+			c.checkpoint()
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Restore loads the saved view, once (Run calls it; the service calls it
+// before it says it is serving, so that it never answers from an empty
+// view it is about to replace). It reports whether a view was restored.
+func (c *Consumer) Restore() bool {
+	c.restoreOnce.Do(func() {
+		if c.cfg.StateFile == "" {
+			return
+		}
 		found, err := c.view.LoadFile(c.cfg.StateFile)
 		if err != nil {
 			// A damaged file must not stop the service: start empty, the
 			// stream and the next resync rebuild the view.
-			c.log.Error("host view state unreadable: starting empty", "path", c.cfg.StateFile, "err", err)
+			c.log.Error("host view state unreadable: rebuilding it from the stream", "path", c.cfg.StateFile, "err", err)
 		} else if found {
+			c.restored = true
 			c.log.Info("host view restored", "path", c.cfg.StateFile, "applied_seq", c.view.AppliedSeq())
 		}
+	})
+	return c.restored
+}
+
+// position checks the view's sequence against the stream before reading.
+func (c *Consumer) position(ctx context.Context, stream jetstream.Stream, restored bool) error {
+	si, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", c.cfg.Stream, err)
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, jetstream.ConsumerConfig{
-		Durable:       c.cfg.Durable,
-		Description:   "ECRAE host view",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.cfg.AckWait,
-		MaxAckPending: 4 * c.cfg.Batch,
-		// No subject filter: the stream holds only our subjects, and a
-		// multi-subject filter costs the server a subject-tree walk per
-		// message (a third of ingestion in BenchmarkIngest).
+	have, first, last := c.view.AppliedSeq(), si.State.FirstSeq, si.State.LastSeq
+	switch {
+	case have > last:
+		// The stream is younger than the view (its store was wiped, or it
+		// was recreated): its sequences are not the ones the view counts.
+		c.log.Warn("the stream holds fewer messages than the saved view covers (recreated?): following it from its first message; the next resync repairs the view",
+			"applied_seq", have, "stream_last_seq", last)
+		c.view.SetAppliedSeq(max(first, 1) - 1)
+	case have == 0 && first > 1:
+		if c.cfg.StateFile != "" && !restored {
+			// Nothing saved yet, or the file was unreadable: what the
+			// stream dropped before we read it is gone.
+			c.log.Info("host view built from the stream's first message", "first_seq", first)
+		}
+		c.view.SetAppliedSeq(first - 1)
+	}
+	return nil
+}
+
+// consume reads the stream from the view's next sequence until ctx ends,
+// or until handle finds a gap it cannot fill (the error says why).
+func (c *Consumer) consume(ctx context.Context, stream jetstream.Stream) error {
+	c.mu.Lock()
+	c.broken = false
+	c.mu.Unlock()
+	select { // a request left by the previous round
+	case <-c.reopen:
+	default:
+	}
+	from := c.view.AppliedSeq() + 1
+	oc, err := c.js.OrderedConsumer(ctx, c.cfg.Stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
 	})
 	if err != nil {
-		return fmt.Errorf("durable consumer %s: %w", c.cfg.Durable, err)
+		return fmt.Errorf("ordered consumer from %d: %w", from, err)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("durable consumer %s: %w", c.cfg.Durable, err)
-	}
-	if floor, have := info.AckFloor.Stream, c.view.AppliedSeq(); floor > have {
-		if err := c.replay(ctx, stream, have+1, floor); err != nil {
-			return err
-		}
-	}
-	cc, err := cons.Consume(c.handle, jetstream.PullMaxMessages(c.cfg.Batch),
+	handle := func(msg jetstream.Msg) { c.handle(ctx, stream, msg) }
+	cc, err := oc.Consume(handle, jetstream.PullMaxMessages(c.cfg.Batch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 				c.log.Warn("NATS consumer", "err", err)
 			}
 		}))
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", c.cfg.Durable, err)
+		return fmt.Errorf("consume %s from %d: %w", c.cfg.Stream, from, err)
 	}
-	close(c.ready)
-	c.log.Info("host view consuming", "stream", c.cfg.Stream, "subjects", c.subjects, "durable", c.cfg.Durable, "applied_seq", c.view.AppliedSeq())
+	defer func() {
+		cc.Stop()
+		// Wait for a handler in flight: the next round starts after it.
+		c.mu.Lock()
+		c.mu.Unlock() //nolint:staticcheck // an empty critical section is the wait
+	}()
+	select {
+	case <-c.ready:
+	default:
+		close(c.ready)
+	}
+	c.log.Info("host view consuming", "stream", c.cfg.Stream, "subjects", c.subjects, "from_seq", from)
 
 	tick := time.NewTicker(c.cfg.CheckpointEvery)
 	defer tick.Stop()
@@ -226,14 +320,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		select {
 		case <-tick.C:
 			c.checkpoint()
+		case <-c.reopen:
+			return errors.New("a gap in the delivered sequence could not be filled")
 		case <-ctx.Done():
-			cc.Drain() // apply and ack what was delivered already
-			select {
-			case <-cc.Closed():
-			case <-time.After(5 * time.Second):
-				cc.Stop()
-			}
-			c.checkpoint()
 			return nil
 		}
 	}
@@ -248,113 +337,105 @@ func (c *Consumer) checkpoint() {
 	}
 }
 
-// replay applies stream messages from..to (inclusive) with an ordered
-// consumer: acknowledged before a crash, but not in the saved view.
-func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, from, to uint64) error {
+// handle is the ordered consumer's callback. It applies the view's next
+// sequence only: a message at or below it was applied already (a
+// redelivery after a consumer reset), and one past it means messages were
+// not delivered, which are fetched from the stream first.
+func (c *Consumer) handle(ctx context.Context, stream jetstream.Stream, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		c.m.count("", outcomeMalformed)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken {
+		return
+	}
+	seq, next := md.Sequence.Stream, c.view.AppliedSeq()+1
+	if seq < next {
+		c.m.count(c.typeOf(msg.Subject()), outcomeReplayed)
+		return
+	}
+	if seq > next {
+		if err := c.fill(ctx, stream, next, seq); err != nil {
+			c.broken = true
+			c.log.Warn("host view: missing messages not fetched", "from", next, "to", seq-1, "err", err)
+			select {
+			case c.reopen <- struct{}{}:
+			default:
+			}
+			return
+		}
+	}
+	c.process(ctx, seq, msg.Subject(), msg.Data())
+}
+
+// fill applies stream messages from..to-1, which the consumer skipped. A
+// message the stream no longer has is lost: counted, and the next resync
+// repairs the view.
+func (c *Consumer) fill(ctx context.Context, stream jetstream.Stream, from, to uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	si, err := stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", c.cfg.Stream, err)
 	}
-	c.log.Warn("host view behind the durable consumer: replaying from the stream", "from", from, "to", to)
-	if si.State.Msgs == 0 || si.State.LastSeq < from {
-		c.lost(to - from + 1)
-		c.view.Apply(to, nil)
-		return nil
+	if first := min(si.State.FirstSeq, to); from < first {
+		c.lost(first-from, "dropped from the stream (max age or size) before it was applied")
+		c.view.Apply(first-1, nil)
+		from = first
 	}
-	oc, err := c.js.OrderedConsumer(ctx, c.cfg.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   from,
-	})
-	if err != nil {
-		return fmt.Errorf("replay %d..%d: %w", from, to, err)
-	}
-	it, err := oc.Messages()
-	if err != nil {
-		return fmt.Errorf("replay %d..%d: %w", from, to, err)
-	}
-	defer it.Stop()
-	next := from
-	for next <= to {
-		msg, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
-		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-				break // nothing more in the stream
-			}
-			return fmt.Errorf("replay %d..%d: %w", from, to, err)
-		}
-		md, err := msg.Metadata()
-		if err != nil {
+	var deleted uint64 // counted once for the whole gap: one log line
+	defer func() { c.lost(deleted, "deleted from the stream before it was applied") }()
+	for seq := from; seq < to; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			deleted++
+			c.view.Apply(seq, nil)
 			continue
 		}
-		seq := md.Sequence.Stream
-		if seq > next {
-			c.lost(min(seq, to+1) - next)
+		if err != nil {
+			return fmt.Errorf("get message %d: %w", seq, err)
 		}
-		if seq > to {
-			next = seq
-			break
-		}
-		c.process(seq, msg.Subject(), msg.Data())
-		next = seq + 1
+		c.process(ctx, seq, m.Subject, m.Data)
 	}
-	if next <= to {
-		c.lost(to + 1 - next)
-	}
-	c.view.Apply(to, nil)
 	return nil
 }
 
-func (c *Consumer) lost(n uint64) {
+func (c *Consumer) lost(n uint64, reason string) {
 	if n == 0 {
 		return
 	}
 	c.m.lost.Add(float64(n))
-	c.log.Warn("acknowledged messages no longer in the stream: the next resync repairs the view", "count", n)
+	c.log.Warn("messages lost: the next resync repairs the view", "count", n, "reason", reason)
 }
 
-// handle is the durable consumer's callback: apply, then acknowledge.
-func (c *Consumer) handle(msg jetstream.Msg) {
-	md, err := msg.Metadata()
-	if err != nil {
-		c.m.count("", outcomeMalformed)
-		_ = msg.Term()
-		return
-	}
-	seq := md.Sequence.Stream
-	if seq <= c.view.AppliedSeq() {
-		c.m.count(c.typeOf(msg.Subject()), outcomeReplayed)
-	} else {
-		c.process(seq, msg.Subject(), msg.Data())
-	}
-	if err := msg.Ack(); err != nil {
-		c.log.Warn("ack", "subject", msg.Subject(), "seq", seq, "err", err)
-	}
-}
-
-// process decodes and applies one message. It never fails: a malformed
-// message is counted, logged and recorded as dealt with.
-func (c *Consumer) process(seq uint64, subject string, data []byte) {
+// process decodes and applies one message. It never fails: a malformed or
+// refused message is counted, logged and recorded as dealt with.
+func (c *Consumer) process(ctx context.Context, seq uint64, subject string, data []byte) {
 	var ev *hostview.Event
 	var typ string
 	var err error
+	dec := Decoder{Now: c.now, ClockSkew: c.cfg.ClockSkew}
 	if host, ok := strings.CutPrefix(subject, c.metPfx); ok {
 		typ = TypeSample
-		ev, err = DecodeSample(host, data)
+		ev, err = dec.Sample(host, data)
+		if err == nil {
+			err = c.checkWatts(ctx, ev)
+		}
 	} else if host, ok := strings.CutPrefix(subject, c.ctrPfx); ok {
 		typ = TypeContainers
-		ev, err = DecodeContainers(host, data)
+		ev, err = dec.Containers(host, data)
 	} else {
-		ev, typ, err = DecodeNotification(data)
+		ev, typ, err = dec.Notification(data)
 	}
 	if err != nil {
 		c.view.Apply(seq, nil)
 		if typ == "" {
 			typ = c.typeOf(subject) // the body did not say: the subject does
 		}
-		c.m.count(typ, outcomeMalformed)
-		if n, ok := c.logLimit.allow(c.now()); ok {
-			c.log.Warn("malformed message skipped", "subject", subject, "seq", seq, "err", err, "suppressed_since_last", n)
-		}
+		c.refuse(seq, subject, typ, err)
 		return
 	}
 	if ev == nil {
@@ -363,9 +444,44 @@ func (c *Consumer) process(seq uint64, subject string, data []byte) {
 		return
 	}
 	out := c.view.Apply(seq, ev)
+	if out == hostview.UnknownHost {
+		c.refuse(seq, subject, ev.Type, reject(ReasonUnknownHost, "sample for host %s, which the view does not know", quote.Value(ev.Power.Host)))
+		return
+	}
 	c.m.count(ev.Type, out.String())
 	if out == hostview.Applied {
 		c.m.lag.Observe(max(0, c.now().Sub(ev.Timestamp).Seconds()))
+	}
+}
+
+// checkWatts refuses a sample above twice its host's model maximum (a
+// meter in the wrong unit, or another machine's). A host the view does not
+// know is left to Apply, which refuses it.
+func (c *Consumer) checkWatts(ctx context.Context, ev *hostview.Event) error {
+	if !ev.Power.HasWatts || c.cfg.MaxWatts == nil {
+		return nil
+	}
+	h, ok := c.view.Host(ev.Power.Host)
+	if !ok {
+		return nil
+	}
+	if mx, ok := c.cfg.MaxWatts(ctx, &h); ok && ev.Power.Watts > 2*mx {
+		return reject(ReasonSampleRange, "watts %v for host %s: want at most 2 x its model's maximum %v W", ev.Power.Watts, quote.Value(h.Name), mx)
+	}
+	return nil
+}
+
+// refuse counts and logs (rate-limited) a message not applied.
+func (c *Consumer) refuse(seq uint64, subject, typ string, err error) {
+	outcome := outcomeMalformed
+	var rej *RejectedError
+	if errors.As(err, &rej) {
+		outcome = outcomeRejected
+		c.m.rejected.WithLabelValues(rej.Reason).Inc()
+	}
+	c.m.count(typ, outcome)
+	if n, ok := c.logLimit.allow(c.now()); ok {
+		c.log.Warn("message skipped", "outcome", outcome, "subject", subject, "seq", seq, "err", err, "suppressed_since_last", n)
 	}
 }
 

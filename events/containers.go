@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/quote"
 )
 
 // TypeContainers is the type under which container reports are counted.
@@ -37,9 +38,17 @@ type ReportedContainer struct {
 	Tag           string  `json:"tag"`
 }
 
-// DecodeContainers decodes a container report; subjectHost is the last
-// token of its subject, used when the body names no host.
+// DecodeContainers is Decoder{}.Containers: now is time.Now.
 func DecodeContainers(subjectHost string, data []byte) (*hostview.Event, error) {
+	return Decoder{}.Containers(subjectHost, data)
+}
+
+// Containers decodes a container report; subjectHost is the last token of
+// its subject, used when the body names no host.
+func (dec Decoder) Containers(subjectHost string, data []byte) (*hostview.Event, error) {
+	if err := tooLarge(data); err != nil {
+		return nil, err
+	}
 	var r ContainerReport
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, malformed("not a JSON object: %v", err)
@@ -48,12 +57,23 @@ func DecodeContainers(subjectHost string, data []byte) (*hostview.Event, error) 
 	if host == "" {
 		host = subjectHost
 	}
-	if host == "" || len(host) > 255 {
-		return nil, malformed("host %.100q: want 1 to 255 bytes", host)
+	// An agent may publish on its own host's subject only (NATS
+	// permissions): the body cannot speak for another host.
+	if subjectHost != "" && host != subjectHost {
+		return nil, malformed("host %s in a report on the subject of %s", quote.Value(host), quote.Value(subjectHost))
+	}
+	if host == "" {
+		return nil, malformed("no host")
+	}
+	if err := field("host", host, MaxNameBytes); err != nil {
+		return nil, err
 	}
 	t, err := time.Parse(time.RFC3339Nano, r.Timestamp)
 	if err != nil {
-		return nil, malformed("timestamp %.100q is not RFC 3339", r.Timestamp)
+		return nil, malformed("timestamp %s is not RFC 3339", quote.Value(r.Timestamp))
+	}
+	if err := dec.notAfter("timestamp", t); err != nil {
+		return nil, err
 	}
 	if len(r.Containers) > maxContainers {
 		return nil, malformed("%d containers: at most %d", len(r.Containers), maxContainers)
@@ -63,17 +83,17 @@ func DecodeContainers(subjectHost string, data []byte) (*hostview.Event, error) 
 	for i, c := range r.Containers {
 		switch {
 		case c.ID == "" || len(c.ID) > 64:
-			return nil, malformed("containers[%d].id %.100q: want 1 to 64 bytes", i, c.ID)
+			return nil, malformed("containers[%d].id %s: want 1 to 64 bytes", i, quote.Value(c.ID))
 		case seen[c.ID]:
-			return nil, malformed("containers[%d].id %.100q: twice in one report", i, c.ID)
-		case c.Name == "" || len(c.Name) > 255:
-			return nil, malformed("containers[%d].name %.100q: want 1 to 255 bytes", i, c.Name)
+			return nil, malformed("containers[%d].id %s: twice in one report", i, quote.Value(c.ID))
+		case c.Name == "" || len(c.Name) > MaxNameBytes:
+			return nil, malformed("containers[%d].name %s: want 1 to %d bytes", i, quote.Value(c.Name), MaxNameBytes)
 		case !(c.CPULimit >= 0 && c.CPULimit <= 4096):
 			return nil, malformed("containers[%d].cpu_limit %v: want 0 (none) to 4096 cores", i, c.CPULimit)
 		case c.MemoryLimitMB < 0 || c.MemoryUsedMB < 0 || c.MemoryLimitMB > 1<<30 || c.MemoryUsedMB > 1<<30:
 			return nil, malformed("containers[%d]: memory_limit_mb %d / memory_used_mb %d: want 0 to 2^30", i, c.MemoryLimitMB, c.MemoryUsedMB)
-		case len(c.Tag) > 255:
-			return nil, malformed("containers[%d].tag: %d bytes, at most 255", i, len(c.Tag))
+		case len(c.Tag) > MaxNameBytes:
+			return nil, malformed("containers[%d].tag: %d bytes, at most %d", i, len(c.Tag), MaxNameBytes)
 		}
 		seen[c.ID] = true
 		// A container without a CPU quota may use every core; one vCPU

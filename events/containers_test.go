@@ -30,6 +30,8 @@ func TestDecodeContainers(t *testing.T) {
 
 	bad := []struct{ body, want string }{
 		{`[]`, "not a JSON object"},
+		{`{"host":"node-b","timestamp":"2026-12-04T10:00:00Z"}`, "on the subject of"},
+		{`{"timestamp":"2099-12-04T10:00:00Z"}`, "later than now"},
 		{`{"containers":[]}`, "timestamp"},
 		{`{"timestamp":"2026-12-04T10:00:00Z","containers":[{"name":"a"}]}`, "containers[0].id"},
 		{`{"timestamp":"2026-12-04T10:00:00Z","containers":[{"name":"a","id":"x"},{"name":"b","id":"x"}]}`, "twice"},

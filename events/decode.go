@@ -3,12 +3,13 @@ package events
 import (
 	"errors"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"math"
 	"strings"
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/quote"
+	json "github.com/segmentio/encoding/json"
 )
 
 // ErrMalformed is wrapped by every decoding error.
@@ -16,6 +17,82 @@ var ErrMalformed = errors.New("malformed message")
 
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// Limits on what one message may carry, checked by every decoder: a value
+// past them cannot be a real one, and one huge field would otherwise live in
+// the view (and in every answer of ecrae hosts) for good.
+const (
+	MaxMessageBytes = 1 << 20 // a whole message, envelope included
+	MaxUUIDBytes    = 36      // Nova's instance uuid, 8-4-4-4-12
+	MaxNameBytes    = 255     // host, node, instance, flavor names and other strings (Nova's columns)
+	// DefaultClockSkew is how far past now a timestamp may be: Nova orders
+	// an instance's events by it, so one from the future would pin its
+	// instance against every later real event.
+	DefaultClockSkew = 5 * time.Minute
+)
+
+// Reasons a well-formed message is refused (ecrae_events_rejected_total).
+const (
+	ReasonTooLarge        = "too_large"
+	ReasonFieldTooLong    = "field_too_long"
+	ReasonFutureTimestamp = "future_timestamp"
+	ReasonSampleRange     = "sample_out_of_range"
+	ReasonUnknownHost     = "unknown_host"
+)
+
+// RejectedError is a message refused by a limit; it wraps ErrMalformed.
+type RejectedError struct {
+	Reason string // one of the Reason constants
+	Detail string
+}
+
+func (e *RejectedError) Error() string { return "refused (" + e.Reason + "): " + e.Detail }
+
+// Unwrap makes a refused message a malformed one to callers that do not
+// care why.
+func (e *RejectedError) Unwrap() error { return ErrMalformed }
+
+func reject(reason, format string, args ...any) error {
+	return &RejectedError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// field checks one string against its limit.
+func field(name, s string, limit int) error {
+	if len(s) > limit {
+		return reject(ReasonFieldTooLong, "%s is %d bytes, limit %d: %s", name, len(s), limit, quote.Value(s))
+	}
+	return nil
+}
+
+// Decoder decodes messages against the clock. The zero value uses
+// time.Now and DefaultClockSkew.
+type Decoder struct {
+	Now       func() time.Time
+	ClockSkew time.Duration
+}
+
+// notAfter refuses a timestamp past now + the clock skew.
+func (d Decoder) notAfter(name string, t time.Time) error {
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	skew := d.ClockSkew
+	if skew <= 0 {
+		skew = DefaultClockSkew
+	}
+	if limit := now().Add(skew); t.After(limit) {
+		return reject(ReasonFutureTimestamp, "%s %s is later than now + %s (%s)", name, t.Format(time.RFC3339), skew, limit.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func tooLarge(data []byte) error {
+	if len(data) > MaxMessageBytes {
+		return reject(ReasonTooLarge, "message is %d bytes, limit %d", len(data), MaxMessageBytes)
+	}
+	return nil
 }
 
 // instanceOps is every instance notification the view applies, and how.
@@ -166,18 +243,26 @@ type metricPayload struct {
 // workload tag (as the scheduler shim reads it).
 const TagExtraSpec = "ecrae:tag"
 
-// DecodeNotification decodes one Nova versioned notification, plain or in
+// DecodeNotification is Decoder{}.Notification: now is time.Now.
+func DecodeNotification(data []byte) (*hostview.Event, string, error) {
+	return Decoder{}.Notification(data)
+}
+
+// Notification decodes one Nova versioned notification, plain or in
 // oslo's messagingv2 envelope. It returns the event type (when readable)
 // and the event, or a nil event for a type the view does not use. An error
-// wraps ErrMalformed.
-func DecodeNotification(data []byte) (*hostview.Event, string, error) {
+// wraps ErrMalformed; a refused limit is a *RejectedError.
+func (dec Decoder) Notification(data []byte) (*hostview.Event, string, error) {
+	if err := tooLarge(data); err != nil {
+		return nil, "", err
+	}
 	var m message
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, ignoredType(data), malformedUnlessIgnored(data, err)
 	}
 	if m.OsloMessage != nil {
 		if !strings.HasPrefix(m.OsloVersion, "2.") {
-			return nil, "", malformed("oslo envelope version %q, want 2.x", m.OsloVersion)
+			return nil, "", malformed("oslo envelope version %s, want 2.x", quote.Value(m.OsloVersion))
 		}
 		inner := []byte(*m.OsloMessage)
 		m = message{}
@@ -198,6 +283,12 @@ func DecodeNotification(data []byte) (*hostview.Event, string, error) {
 	ts, err := parseTime(m.Timestamp)
 	if err != nil {
 		return nil, et, malformed("timestamp: %v", err)
+	}
+	if err := dec.notAfter("timestamp", ts); err != nil {
+		return nil, et, err
+	}
+	if err := m.checkFields(); err != nil {
+		return nil, et, err
 	}
 	ev := &hostview.Event{Type: et, MessageID: m.MessageID, Timestamp: ts}
 	if host, ok := strings.CutPrefix(m.PublisherID, "nova-compute:"); ok && host != "" {
@@ -222,8 +313,33 @@ func DecodeNotification(data []byte) (*hostview.Event, string, error) {
 		if err := decodeMetrics(d, ev); err != nil {
 			return nil, et, err
 		}
+		if err := dec.notAfter("cpu.percent timestamp", ev.Metrics.At); err != nil {
+			return nil, et, err
+		}
 	}
 	return ev, et, nil
+}
+
+// checkFields holds every string the view may keep to its limit.
+func (m *message) checkFields() error {
+	d := &m.Payload.Data
+	f := &d.Flavor.Data
+	if err := field("payload uuid", d.UUID, MaxUUIDBytes); err != nil {
+		return err
+	}
+	for _, s := range []struct{ name, v string }{
+		{"message_id", m.MessageID}, {"publisher_id", m.PublisherID},
+		{"payload display_name", d.DisplayName}, {"payload host", d.Host}, {"payload node", d.Node},
+		{"payload tenant_id", d.TenantID}, {"payload state", d.State}, {"payload power_state", d.PowerState},
+		{"payload task_state", d.TaskState}, {"payload binary", d.Binary}, {"payload disabled_reason", d.DisabledReason},
+		{"payload nodename", d.Nodename}, {"flavor name", f.Name}, {"flavor flavorid", f.FlavorID},
+		{"flavor extra spec " + TagExtraSpec, f.ExtraSpecs.Tag},
+	} {
+		if err := field(s.name, s.v, MaxNameBytes); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ignoredType reads only the event type of a message that did not decode
@@ -336,9 +452,18 @@ const (
 	WattsModel    = "model"
 )
 
-// DecodeSample decodes a node sample; subjectHost is the last token of its
-// subject, used when the body names no host.
+// DecodeSample is Decoder{}.Sample: now is time.Now.
 func DecodeSample(subjectHost string, data []byte) (*hostview.Event, error) {
+	return Decoder{}.Sample(subjectHost, data)
+}
+
+// Sample decodes a node sample; subjectHost is the last token of its
+// subject, used when the body names no host. Whether the watts fit the
+// host's model is the consumer's check (the model is not known here).
+func (dec Decoder) Sample(subjectHost string, data []byte) (*hostview.Event, error) {
+	if err := tooLarge(data); err != nil {
+		return nil, err
+	}
 	var s Sample
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, malformed("not a JSON object: %v", err)
@@ -350,33 +475,43 @@ func DecodeSample(subjectHost string, data []byte) (*hostview.Event, error) {
 	if host == "" {
 		return nil, malformed("no host")
 	}
+	if err := field("host", host, MaxNameBytes); err != nil {
+		return nil, err
+	}
 	if s.Timestamp == "" {
 		return nil, malformed("no timestamp")
 	}
 	t, err := time.Parse(time.RFC3339Nano, s.Timestamp)
 	if err != nil {
-		return nil, malformed("timestamp %q is not RFC 3339", s.Timestamp)
+		return nil, malformed("timestamp %s is not RFC 3339", quote.Value(s.Timestamp))
+	}
+	if err := dec.notAfter("timestamp", t); err != nil {
+		return nil, err
 	}
 	switch s.WattsSource {
 	case "", WattsMeasured:
 	case WattsModel:
 		s.Watts = nil // an estimate, not a measurement: the view's model stands in
 	default:
-		return nil, malformed("watts_source %.100q: want measured or model", s.WattsSource)
+		return nil, malformed("watts_source %s: want measured or model", quote.Value(s.WattsSource))
 	}
 	if s.Watts == nil && s.CPUUtilization == nil {
 		return nil, malformed("neither measured watts nor cpu_utilization")
 	}
 	p := hostview.PowerSample{Host: host, At: t, Source: s.Source}
 	if s.Watts != nil {
-		if w := *s.Watts; !(w >= 0) || math.IsInf(w, 0) {
-			return nil, malformed("watts %v: want a finite number >= 0", w)
+		if w := *s.Watts; math.IsNaN(w) || math.IsInf(w, 0) {
+			return nil, malformed("watts %v: want a finite number", w)
+		} else if w < 0 {
+			return nil, reject(ReasonSampleRange, "watts %v: want >= 0", w)
 		}
 		p.Watts, p.HasWatts = *s.Watts, true
 	}
 	if s.CPUUtilization != nil {
-		if u := *s.CPUUtilization; !(u >= 0 && u <= 1) {
-			return nil, malformed("cpu_utilization %v: want a share in [0, 1]", u)
+		if u := *s.CPUUtilization; math.IsNaN(u) {
+			return nil, malformed("cpu_utilization %v: want a number", u)
+		} else if !(u >= 0 && u <= 1) {
+			return nil, reject(ReasonSampleRange, "cpu_utilization %v: want a share in [0, 1]", u)
 		}
 		p.Utilization, p.HasUtil = *s.CPUUtilization, true
 	}
@@ -394,5 +529,5 @@ func parseTime(s string) (time.Time, error) {
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%q is not a time", s)
+	return time.Time{}, fmt.Errorf("%s is not a time", quote.Value(s))
 }

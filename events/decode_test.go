@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,11 +206,22 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"event_type": "instance.create.end", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {"uuid": "u", "host": null, "flavor": null}}}`, "")
 	f.Add(`{"oslo.version": "2.0", "oslo.message": "{\"event_type\": \"service.delete\"}"}`, "")
 	f.Add(`{"host": "h", "timestamp": "2026-05-01T10:00:00Z", "watts": 1e308, "cpu_utilization": 1}`, "h")
+	f.Add(`{"event_type": "instance.create.end", "timestamp": "9999-12-31 23:59:59.0", "payload": {"nova_object.data": {"uuid": "u"}}}`, "")
+	f.Add(`{"event_type": "instance.create.end", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {"uuid": "0123abcd-0000-4000-8000-0123456789abc"}}}`, "")
+	f.Add(`{"event_type": "service.update", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {"host": "`+strings.Repeat("h", 300)+`"}}}`, "")
+	f.Add(`{"timestamp": "2026-05-01T10:00:00Z", "watts": 1}`, strings.Repeat("s", 256))
+	// The fuzzer's clock: fixed, so that a finding replays.
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	dec := Decoder{Now: func() time.Time { return now }}
+	reasons := map[string]bool{ReasonTooLarge: true, ReasonFieldTooLong: true, ReasonFutureTimestamp: true, ReasonSampleRange: true}
 	f.Fuzz(func(t *testing.T, data, sampleHost string) {
 		check := func(ev *hostview.Event, err error) {
 			if err != nil {
 				if !errors.Is(err, ErrMalformed) {
 					t.Fatalf("error %v does not wrap ErrMalformed", err)
+				}
+				if rej := (*RejectedError)(nil); errors.As(err, &rej) && !reasons[rej.Reason] {
+					t.Fatalf("unknown reason %q", rej.Reason)
 				}
 				if ev != nil {
 					t.Fatal("an event with an error")
@@ -221,6 +233,20 @@ func FuzzDecode(f *testing.F) {
 			}
 			if ev.Timestamp.IsZero() {
 				t.Fatalf("accepted without a timestamp: %+v", ev)
+			}
+			if len(data) > MaxMessageBytes || ev.Timestamp.After(now.Add(DefaultClockSkew)) ||
+				ev.Metrics.At.After(now.Add(DefaultClockSkew)) || ev.Power.At.After(now.Add(DefaultClockSkew)) {
+				t.Fatalf("accepted past a limit: %+v", ev)
+			}
+			for _, s := range []string{ev.Publisher, ev.Instance.Instance.Host, ev.Instance.Instance.Name, ev.Instance.Instance.Node,
+				ev.Instance.Instance.Flavor.Name, ev.Instance.Instance.Tag, ev.Service.Host, ev.Service.DisabledReason,
+				ev.Metrics.Host, ev.Metrics.Nodename, ev.Power.Host, ev.MessageID} {
+				if len(s) > MaxNameBytes {
+					t.Fatalf("accepted a %d-byte string", len(s))
+				}
+			}
+			if len(ev.Instance.Instance.UUID) > MaxUUIDBytes {
+				t.Fatalf("accepted a %d-byte uuid", len(ev.Instance.Instance.UUID))
 			}
 			switch ev.Kind {
 			case hostview.KindInstance:
@@ -244,9 +270,66 @@ func FuzzDecode(f *testing.F) {
 			// Whatever decodes must apply without harm.
 			hostview.New(hostview.Options{}).Apply(1, ev)
 		}
-		ev, _, err := DecodeNotification([]byte(data))
+		ev, _, err := dec.Notification([]byte(data))
 		check(ev, err)
-		ev, err = DecodeSample(sampleHost, []byte(data))
+		ev, err = dec.Sample(sampleHost, []byte(data))
 		check(ev, err)
 	})
+}
+
+// TestDecodeLimits: every limit refuses just past it, accepts at it, and
+// says which with a reason and at most 100 bytes of the value.
+func TestDecodeLimits(t *testing.T) {
+	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	dec := Decoder{Now: func() time.Time { return now }, ClockSkew: 5 * time.Minute}
+	inst := func(ts, uuid, host, name string) string {
+		b, _ := json.Marshal(map[string]any{"event_type": "instance.create.end", "timestamp": ts,
+			"payload": map[string]any{"nova_object.data": map[string]any{"uuid": uuid, "host": host, "display_name": name}}})
+		return string(b)
+	}
+	sample := func(ts string, watts float64) string {
+		b, _ := json.Marshal(map[string]any{"timestamp": ts, "watts": watts})
+		return string(b)
+	}
+	const ok = "2026-05-01 10:04:59.0" // now + 4m59s: within the skew
+	uuid36 := "0123abcd-0000-4000-8000-0123456789ab"
+	big := strings.Repeat("x", MaxMessageBytes)
+	for _, c := range []struct {
+		name, data string
+		sample     bool
+		reason     string // "" = accepted
+	}{
+		{"at every limit", inst(ok, uuid36, strings.Repeat("h", 255), strings.Repeat("n", 255)), false, ""},
+		{"a 7 MB uuid", inst(ok, strings.Repeat("u", 7<<20), "h", "n"), false, ReasonTooLarge},
+		{"1 MiB + the envelope", inst(ok, "u", "h", big), false, ReasonTooLarge},
+		{"37-byte uuid", inst(ok, uuid36+"0", "h", "n"), false, ReasonFieldTooLong},
+		{"256-byte host", inst(ok, uuid36, strings.Repeat("h", 256), "n"), false, ReasonFieldTooLong},
+		{"100,000-character name", inst(ok, uuid36, "h", strings.Repeat("é", 50000)), false, ReasonFieldTooLong},
+		{"year 9999", inst("9999-12-31 23:59:59.0", uuid36, "h", "n"), false, ReasonFutureTimestamp},
+		{"now + 5m1s", inst("2026-05-01 10:05:01.0", uuid36, "h", "n"), false, ReasonFutureTimestamp},
+		{"metrics timestamp in the future", `{"event_type": "metrics.update", "timestamp": "2026-05-01 10:00:00.0", "payload": {"nova_object.data": {"host": "h", "metrics": [{"nova_object.data": {"name": "cpu.percent", "value": 5, "timestamp": "2030-01-01T00:00:00Z"}}]}}}`, false, ReasonFutureTimestamp},
+		{"sample at the skew", sample("2026-05-01T10:05:00Z", 1), true, ""},
+		{"sample from the future", sample("2026-05-01T10:05:01Z", 1), true, ReasonFutureTimestamp},
+		{"sample with negative watts", sample("2026-05-01T10:00:00Z", -1), true, ReasonSampleRange},
+		{"sample utilisation 1.5", `{"timestamp": "2026-05-01T10:00:00Z", "cpu_utilization": 1.5}`, true, ReasonSampleRange},
+		{"sample 256-byte host", `{"host": "` + strings.Repeat("h", 256) + `", "timestamp": "2026-05-01T10:00:00Z", "watts": 1}`, true, ReasonFieldTooLong},
+		{"sample over 1 MiB", `{"timestamp": "2026-05-01T10:00:00Z", "watts": 1, "pad": "` + big + `"}`, true, ReasonTooLarge},
+	} {
+		var err error
+		if c.sample {
+			_, err = dec.Sample("h", []byte(c.data))
+		} else {
+			_, _, err = dec.Notification([]byte(c.data))
+		}
+		var rej *RejectedError
+		switch {
+		case c.reason == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.reason == "":
+		case !errors.As(err, &rej) || rej.Reason != c.reason || !errors.Is(err, ErrMalformed):
+			t.Errorf("%s: %v, want reason %s", c.name, err, c.reason)
+		case len(err.Error()) > 300:
+			t.Errorf("%s: a %d-byte error quotes too much of the value", c.name, len(err.Error()))
+		}
+	}
 }

@@ -8,14 +8,16 @@ import (
 // Outcome labels besides hostview's (applied, duplicate, stale, ignored).
 const (
 	outcomeMalformed = "malformed"
-	outcomeReplayed  = "already_applied" // redelivered after a restart, below the saved sequence
+	outcomeReplayed  = "already_applied" // delivered again after a consumer reset
+	outcomeRejected  = "rejected"        // refused by a limit: ecrae_events_rejected_total says which
 )
 
 // Metrics are the ingestion's Prometheus collectors.
 type Metrics struct {
-	events *prometheus.CounterVec
-	lag    prometheus.Histogram
-	lost   prometheus.Counter
+	events   *prometheus.CounterVec
+	lag      prometheus.Histogram
+	lost     prometheus.Counter
+	rejected *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors on reg (nil: not registered).
@@ -23,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecrae_events_total",
-			Help: "NATS messages taken by the host view, by event type and outcome (applied, duplicate, stale, ignored, malformed, already_applied).",
+			Help: "NATS messages taken by the host view, by event type and outcome (applied, duplicate, stale, ignored, malformed, rejected, already_applied).",
 		}, []string{"type", "outcome"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ecrae_event_lag_seconds",
@@ -32,11 +34,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ecrae_events_lost_total",
-			Help: "Messages acknowledged before a crash but no longer in the stream when the view was rebuilt (the next resync repairs them).",
+			Help: "Messages the stream no longer held when the view reached them (dropped by age or size, or deleted): never applied; the next resync repairs the view.",
 		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecrae_events_rejected_total",
+			Help: "Messages refused by a limit, by reason (too_large, field_too_long, future_timestamp, sample_out_of_range, unknown_host).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{ReasonTooLarge, ReasonFieldTooLong, ReasonFutureTimestamp, ReasonSampleRange, ReasonUnknownHost} {
+		m.rejected.WithLabelValues(r) // every reason shows, at 0
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.lag, m.lost)
+		reg.MustRegister(m.events, m.lag, m.lost, m.rejected)
 	}
 	return m
 }

@@ -11,6 +11,10 @@
 //     that instance changes nothing; the same holds per host for service
 //     events, Nova metrics and power samples. A deleted instance leaves a
 //     tombstone, so a late create does not bring it back.
+//   - Stream position: AppliedSeq is the last stream sequence applied, and
+//     is saved with the view (SaveFile), so a restart resumes right after
+//     it. A node sample for a host the view does not know is refused
+//     (UnknownHost), never turned into a host.
 //   - Concurrency: writers take one mutex for the few microseconds an event
 //     needs; readers get an immutable Snapshot, rebuilt at most once per
 //     change and shared by every reader until the next one, so scoring never

@@ -143,6 +143,13 @@ func (v *View) SaveFile(path string) error {
 // LoadFile loads a view saved by SaveFile; a missing file is not an error
 // (found is false).
 func (v *View) LoadFile(path string) (found bool, err error) {
+	// A SaveFile cut short by a crash leaves its temporary file: only one
+	// process uses the directory (the KB's lock), so any left is garbage.
+	if left, _ := filepath.Glob(path + ".tmp*"); len(left) > 0 {
+		for _, p := range left {
+			os.Remove(p)
+		}
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil

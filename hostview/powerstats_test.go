@@ -18,6 +18,8 @@ func TestPowerStats(t *testing.T) {
 	if _, ok := v.PowerStats("h1"); ok {
 		t.Fatal("stats before any sample")
 	}
+	// Nova knows the host (a sample alone does not make one).
+	v.Apply(0, &Event{Kind: KindMetrics, Type: "metrics.update", Timestamp: t0, Metrics: MetricsSample{Host: "h1"}})
 	power(t0.Add(1*time.Second), 100, 0, true, true)  // idle
 	power(t0.Add(2*time.Second), 200, 1, true, true)  // full load
 	power(t0.Add(3*time.Second), 150, 0, true, false) // no utilisation: not a pair

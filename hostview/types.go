@@ -268,10 +268,11 @@ type Outcome uint8
 
 // Outcomes.
 const (
-	Applied   Outcome = iota
-	Duplicate         // its message_id was applied already
-	Stale             // older than what the view has for its instance or host
-	Ignored           // not about a compute host (another binary), or nothing to do
+	Applied     Outcome = iota
+	Duplicate           // its message_id was applied already
+	Stale               // older than what the view has for its instance or host
+	Ignored             // not about a compute host (another binary), or nothing to do
+	UnknownHost         // a node sample for a host the view does not know: not created
 )
 
 func (o Outcome) String() string {
@@ -284,6 +285,8 @@ func (o Outcome) String() string {
 		return "stale"
 	case Ignored:
 		return "ignored"
+	case UnknownHost:
+		return "unknown_host"
 	}
 	return "unknown"
 }

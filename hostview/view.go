@@ -135,6 +135,25 @@ func (v *View) AppliedSeq() uint64 {
 	return v.appliedSeq
 }
 
+// SetAppliedSeq moves the stream position without applying anything: the
+// consumer follows a stream that does not hold what the saved view covers
+// (recreated, or its first messages expired before this view existed).
+func (v *View) SetAppliedSeq(seq uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.appliedSeq = seq
+}
+
+// Host returns a copy of one host's record (Busy not filled).
+func (v *View) Host(name string) (Host, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r := v.hosts[name]; r != nil {
+		return r.h, true
+	}
+	return Host{}, false
+}
+
 // Apply applies one event that came with stream sequence seq (0 = not from
 // a stream). ev may be nil for a message that carried nothing to apply
 // (malformed, unknown type): seq is still recorded as dealt with.
@@ -389,7 +408,12 @@ func (v *View) applyPower(ev *Event, gen uint64) Outcome {
 	if at.IsZero() {
 		at = ev.Timestamp
 	}
-	r := v.host(p.Host, gen)
+	// A node agent's word alone does not make a compute host: a typo or a
+	// stray agent would otherwise add a phantom host to every placement.
+	r := v.hosts[p.Host]
+	if r == nil {
+		return UnknownHost
+	}
 	if at.Before(r.h.Watts.At) || at.Before(r.h.Utilization.At) {
 		return Stale
 	}

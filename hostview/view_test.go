@@ -3,6 +3,7 @@ package hostview
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -357,9 +358,16 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err := v.SaveFile(path); err != nil {
 		t.Fatal(err)
 	}
+	// What a save cut short by kill -9 leaves: cleared by the next load.
+	if err := os.WriteFile(path+".tmp123", []byte(`{"version": 1, "hos`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	w := New(Options{})
 	if found, err := w.LoadFile(path); err != nil || !found {
 		t.Fatal(found, err)
+	}
+	if left, _ := filepath.Glob(path + ".tmp*"); len(left) != 0 {
+		t.Errorf("left over: %v", left)
 	}
 	if diff := cmp.Diff(v.Snapshot().Hosts, w.Snapshot().Hosts); diff != "" {
 		t.Errorf("hosts (-saved,+loaded):\n%s", diff)
@@ -474,5 +482,33 @@ func TestDrainingNotSaved(t *testing.T) {
 	}
 	if h, ok := w.Snapshot().Lookup("h1", ""); !ok || h.Draining != "" {
 		t.Errorf("loaded h1: %+v (found %v), want not draining", h, ok)
+	}
+}
+
+// TestSampleForUnknownHostCreatesNothing: a node agent's sample does not
+// make a host; once Nova names the host, the same sample applies.
+func TestSampleForUnknownHostCreatesNothing(t *testing.T) {
+	v := New(Options{})
+	sample := &Event{Kind: KindPower, Type: "ecrae.metrics", Timestamp: t0, Power: PowerSample{Host: "ghost", At: t0, Watts: 100, HasWatts: true}}
+	ver := v.Snapshot().Version
+	if got := v.Apply(1, sample); got != UnknownHost {
+		t.Fatalf("unknown host: %v, want %v", got, UnknownHost)
+	}
+	if s := v.Snapshot(); len(s.Hosts) != 0 || s.Version != ver || v.AppliedSeq() != 1 {
+		t.Fatalf("a sample created %d hosts (version %d → %d, seq %d)", len(s.Hosts), ver, s.Version, v.AppliedSeq())
+	}
+	if _, ok := v.Host("ghost"); ok {
+		t.Fatal("Host finds a host that is not there")
+	}
+	v.Apply(2, create("m1", "i1", "ghost", t0, small(), ""))
+	if got := v.Apply(3, sample); got != Applied {
+		t.Fatalf("known host: %v", got)
+	}
+	if h, ok := v.Host("ghost"); !ok || h.Watts.Value != 100 {
+		t.Fatalf("Host: %+v %v", h, ok)
+	}
+	v.SetAppliedSeq(0) // the consumer follows a younger stream
+	if v.AppliedSeq() != 0 {
+		t.Fatal("SetAppliedSeq did not move the position back")
 	}
 }

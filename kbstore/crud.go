@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -53,7 +54,7 @@ func get[T any](ctx context.Context, s *Store, k kind[T], name string) (T, error
 			return err
 		}
 		if !found {
-			return fmt.Errorf("%s %q %w", k.noun, name, ErrNotFound)
+			return fmt.Errorf("%s %s %w", k.noun, quote.Value(name), ErrNotFound)
 		}
 		return nil
 	})
@@ -78,9 +79,9 @@ func write[T any](ctx context.Context, s *Store, k kind[T], e T, create bool) er
 		i := slices.IndexFunc(*items, func(x T) bool { return k.name(&x) == name })
 		switch {
 		case create && i >= 0:
-			return fmt.Errorf("%s %q %w", k.noun, name, ErrExists)
+			return fmt.Errorf("%s %s %w", k.noun, quote.Value(name), ErrExists)
 		case !create && i < 0:
-			return fmt.Errorf("%s %q %w", k.noun, name, ErrNotFound)
+			return fmt.Errorf("%s %s %w", k.noun, quote.Value(name), ErrNotFound)
 		case create:
 			*items = append(*items, e)
 		default:
@@ -102,10 +103,10 @@ func remove[T any](ctx context.Context, s *Store, k kind[T], name string) error 
 		items := k.items(kb)
 		i := slices.IndexFunc(*items, func(x T) bool { return k.name(&x) == name })
 		if i < 0 {
-			return fmt.Errorf("%s %q %w", k.noun, name, ErrNotFound)
+			return fmt.Errorf("%s %s %w", k.noun, quote.Value(name), ErrNotFound)
 		}
 		if refs := referrers(kb, k.noun, name); len(refs) > 0 {
-			return fmt.Errorf("%s %q is %w by %s", k.noun, name, ErrInUse, strings.Join(refs, ", "))
+			return fmt.Errorf("%s %s is %w by %s", k.noun, quote.Value(name), ErrInUse, strings.Join(refs, ", "))
 		}
 		*items = slices.Delete(*items, i, i+1)
 		// Defensive: referrers covers every reference validate checks.
@@ -123,24 +124,24 @@ func referrers(kb *KB, noun, name string) []string {
 	case "architecture":
 		for _, t := range kb.Tags {
 			if slices.ContainsFunc(t.Candidates, func(c Candidate) bool { return c.Architecture == name }) {
-				refs = append(refs, fmt.Sprintf("tag %q", t.Name))
+				refs = append(refs, fmt.Sprintf("tag %s", quote.Value(t.Name)))
 			}
 		}
 		for _, h := range kb.Hosts {
 			if h.Architecture == name {
-				refs = append(refs, fmt.Sprintf("host %q", h.Name))
+				refs = append(refs, fmt.Sprintf("host %s", quote.Value(h.Name)))
 			}
 		}
 	case "tag":
 		for _, f := range kb.Flavors {
 			if slices.Contains(f.Tags, name) {
-				refs = append(refs, fmt.Sprintf("flavor %q", f.Name))
+				refs = append(refs, fmt.Sprintf("flavor %s", quote.Value(f.Name)))
 			}
 		}
 	case "flavor":
 		for _, t := range kb.Tags {
 			if slices.ContainsFunc(t.Candidates, func(c Candidate) bool { return c.Flavor == name }) {
-				refs = append(refs, fmt.Sprintf("tag %q", t.Name))
+				refs = append(refs, fmt.Sprintf("tag %s", quote.Value(t.Name)))
 			}
 		}
 	}

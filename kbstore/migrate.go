@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -57,7 +58,7 @@ func migrate(tx *bolt.Tx, path string) error {
 	}
 	for _, b := range entityBuckets() {
 		if tx.Bucket([]byte(b)) == nil {
-			return fmt.Errorf("knowledge base %s: schema version %d but bucket %q is missing; the file is damaged", path, v, b)
+			return fmt.Errorf("knowledge base %s: schema version %d but bucket %s is missing; the file is damaged", path, v, quote.Value(b))
 		}
 	}
 	return nil
@@ -75,7 +76,7 @@ func schemaVersion(tx *bolt.Tx) (int, error) {
 	}
 	v, err := strconv.Atoi(string(raw))
 	if err != nil || v < 0 {
-		return 0, fmt.Errorf("meta/%s is %q, not a version number; the file is damaged", keySchemaVersion, raw)
+		return 0, fmt.Errorf("meta/%s is %s, not a version number; the file is damaged", keySchemaVersion, quote.Bytes(raw))
 	}
 	return v, nil
 }

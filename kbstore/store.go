@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -291,10 +292,10 @@ func (s *Store) putAll(tx *bolt.Tx, kb *KB) error {
 func putJSON(tx *bolt.Tx, bucket, name string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode %s %q: %w", bucket, name, err)
+		return fmt.Errorf("encode %s %s: %w", bucket, quote.Value(name), err)
 	}
 	if err := tx.Bucket([]byte(bucket)).Put([]byte(name), data); err != nil {
-		return fmt.Errorf("write %s %q: %w", bucket, name, err)
+		return fmt.Errorf("write %s %s: %w", bucket, quote.Value(name), err)
 	}
 	return nil
 }
@@ -325,7 +326,7 @@ func readAll[T any](tx *bolt.Tx, bucket string) ([]T, error) {
 	err := tx.Bucket([]byte(bucket)).ForEach(func(k, v []byte) error {
 		var e T
 		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("decode %s %q: %w", bucket, k, err)
+			return fmt.Errorf("decode %s %s: %w", bucket, quote.Bytes(k), err)
 		}
 		out = append(out, e)
 		return nil
@@ -340,7 +341,7 @@ func readOne[T any](tx *bolt.Tx, bucket, name string) (e T, found bool, err erro
 		return e, false, nil
 	}
 	if err := json.Unmarshal(v, &e); err != nil {
-		return e, true, fmt.Errorf("decode %s %q: %w", bucket, name, err)
+		return e, true, fmt.Errorf("decode %s %s: %w", bucket, quote.Value(name), err)
 	}
 	return e, true, nil
 }

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ecrae/ecrae/internal/quote"
 )
 
 // Sentinel errors; callers test them with errors.Is.
@@ -69,7 +72,9 @@ func indexPaths(kind string, i int, _ string) string { return fmt.Sprintf("%ss[%
 
 // namePaths names entities by name: positions mean nothing to a caller of
 // a store write, whose KB is the store's, not theirs.
-func namePaths(kind string, _ int, name string) string { return fmt.Sprintf("%ss[%q]", kind, name) }
+func namePaths(kind string, _ int, name string) string {
+	return fmt.Sprintf("%ss[%s]", kind, quote.Value(name))
+}
 
 // filePaths names the entities of file by their position in it, which maps
 // back to a YAML line, and every other entity (of the KB file is merged
@@ -204,7 +209,7 @@ func checkName(p, kind, name string, i int, seen map[string]int, paths pathFunc)
 		return err
 	}
 	if first, dup := seen[name]; dup {
-		return fail(f, "duplicate %s name %q (first defined at %s)", kind, name, paths(kind, first, name))
+		return fail(f, "duplicate %s name %s (first defined at %s)", kind, quote.Value(name), paths(kind, first, name))
 	}
 	seen[name] = i
 	return nil
@@ -222,7 +227,7 @@ func checkNameValue(field, name string) *ValidationError {
 	for _, r := range name {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
 		if !ok {
-			return fail(field, "%q may only contain letters, digits, '.', '_' and '-'", name)
+			return fail(field, "%s may only contain letters, digits, '.', '_' and '-'", quote.Value(name))
 		}
 	}
 	return nil
@@ -233,7 +238,7 @@ func checkISA(field, isa string) *ValidationError {
 		return fail(field, "must not be empty; one of %s", strings.Join(ISAs(), ", "))
 	}
 	if !slices.Contains(ISAs(), isa) {
-		return fail(field, "unknown ISA %q; must be one of %s", isa, strings.Join(ISAs(), ", "))
+		return fail(field, "unknown ISA %s; must be one of %s", quote.Value(isa), strings.Join(ISAs(), ", "))
 	}
 	return nil
 }
@@ -318,7 +323,7 @@ func checkTag(p string, t *Tag, archs map[string]*Architecture, flavors map[stri
 	switch t.Mode {
 	case "", ModeHint, ModeExact:
 	default:
-		return fail(join(p, "mode"), "unknown mode %q; must be %q or %q (empty means %q)", t.Mode, ModeExact, ModeHint, ModeHint)
+		return fail(join(p, "mode"), "unknown mode %s; must be %s or %s (empty means %s)", quote.Value(t.Mode), quote.Value(ModeExact), quote.Value(ModeHint), quote.Value(ModeHint))
 	}
 	cp := join(p, "candidates")
 	if len(t.Candidates) == 0 {
@@ -362,14 +367,14 @@ func checkCandidate(cf string, c *Candidate, archs map[string]*Architecture, fla
 	if c.Architecture != "" {
 		a, ok := archs[c.Architecture]
 		if !ok {
-			return fail(join(cf, "architecture"), "architecture %q does not exist", c.Architecture)
+			return fail(join(cf, "architecture"), "architecture %s does not exist", quote.Value(c.Architecture))
 		}
 		if c.ISA != "" && c.ISA != a.ISA {
-			return fail(join(cf, "isa"), "%q contradicts architecture %q, whose isa is %q", c.ISA, a.Name, a.ISA)
+			return fail(join(cf, "isa"), "%s contradicts architecture %s, whose isa is %s", quote.Value(c.ISA), quote.Value(a.Name), quote.Value(a.ISA))
 		}
 	}
 	if c.Flavor != "" && !flavors[c.Flavor] {
-		return fail(join(cf, "flavor"), "flavor %q does not exist", c.Flavor)
+		return fail(join(cf, "flavor"), "flavor %s does not exist", quote.Value(c.Flavor))
 	}
 	pf := join(cf, "performance_factor")
 	if err := checkNonNeg(pf, c.PerformanceFactor); err != nil {
@@ -405,7 +410,7 @@ func checkFlavor(p string, f *Flavor, tags map[string]bool) *ValidationError {
 			return fail(idx(tp, i), "must not be empty")
 		}
 		if !tags[t] {
-			return fail(idx(tp, i), "tag %q does not exist", t)
+			return fail(idx(tp, i), "tag %s does not exist", quote.Value(t))
 		}
 		if j := slices.Index(f.Tags, t); j < i {
 			return fail(idx(tp, i), "duplicates %s", idx(tp, j))
@@ -420,7 +425,76 @@ func checkHost(p string, h *Host, archs map[string]*Architecture) *ValidationErr
 		return fail(af, "must name an architecture")
 	}
 	if _, ok := archs[h.Architecture]; !ok {
-		return fail(af, "architecture %q does not exist", h.Architecture)
+		return fail(af, "architecture %s does not exist", quote.Value(h.Architecture))
 	}
-	return checkNonNeg(join(p, "power_cap_watts"), h.PowerCapWatts)
+	if err := checkNonNeg(join(p, "power_cap_watts"), h.PowerCapWatts); err != nil {
+		return err
+	}
+	return checkPowerEndpoint(join(p, "power"), h.Power)
+}
+
+// checkPowerEndpoint accepts "" (no power control) or one of the three
+// endpoint forms. Credentials are refused outright: the KB is exported and
+// shown, so a password in it would leak.
+func checkPowerEndpoint(field, s string) *ValidationError {
+	if s == "" {
+		return nil
+	}
+	if len(s) > 1024 {
+		return fail(field, "is %d bytes long, want at most 1024", len(s))
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fail(field, "%q is not a URL", clip(s))
+	}
+	if u.User != nil {
+		return fail(field, "must not carry credentials (put them in serve's --power-credentials file)")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fail(field, "%q: a power endpoint takes no query or fragment", clip(s))
+	}
+	switch u.Scheme {
+	case "ipmi":
+		if u.Hostname() == "" || (u.Path != "" && u.Path != "/") {
+			return fail(field, "%q: want ipmi://ADDR[:PORT]", clip(s))
+		}
+		if err := checkPort(u.Port()); err != "" {
+			return fail(field, "%q: %s", clip(s), err)
+		}
+	case "redfish", "redfish+http":
+		parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+		if u.Hostname() == "" || len(parts) != 2 || parts[0] != "Systems" || parts[1] == "" {
+			return fail(field, "%q: want redfish://ADDR[:PORT]/Systems/ID", clip(s))
+		}
+		if err := checkPort(u.Port()); err != "" {
+			return fail(field, "%q: %s", clip(s), err)
+		}
+	case "ironic":
+		// ironic://NODE: the node's UUID or name, as the host part.
+		if u.Host == "" || (u.Path != "" && u.Path != "/") || u.Port() != "" {
+			return fail(field, "%q: want ironic://NODE_UUID", clip(s))
+		}
+	default:
+		return fail(field, "%q: scheme must be ipmi, redfish or ironic", clip(s))
+	}
+	return nil
+}
+
+func checkPort(p string) string {
+	if p == "" {
+		return ""
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return "port must be 1-65535"
+	}
+	return ""
+}
+
+// clip quotes at most 100 bytes of a bad value.
+func clip(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"gopkg.in/yaml.v3"
 )
 
@@ -239,7 +240,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, field string) *Val
 			for j, yf := range fields {
 				names[j] = yf.name
 			}
-			return d.errAt(k, f, "unknown field %q (known: %s)", key, strings.Join(names, ", "))
+			return d.errAt(k, f, "unknown field %s (known: %s)", quote.Value(key), strings.Join(names, ", "))
 		}
 		if err := d.decode(val, v.Field(fields[fi].index), f); err != nil {
 			return err
@@ -262,7 +263,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, field string) *Valida
 			return err
 		}
 		if line, dup := seen[key]; dup {
-			return d.errAt(k, field, "duplicate key %q (first at line %d)", key, line)
+			return d.errAt(k, field, "duplicate key %s (first at line %d)", quote.Value(key), line)
 		}
 		seen[key] = k.Line
 		elem := reflect.New(v.Type().Elem()).Elem()

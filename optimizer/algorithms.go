@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+
+	"github.com/ecrae/ecrae/internal/quote"
 )
 
 // DefaultAlgorithm is the algorithm of a request that names none: Panigrahy
@@ -125,7 +127,7 @@ func parseAlgorithm(name string) (algorithm, error) {
 var ErrUnknownAlgorithm = errors.New("unknown algorithm")
 
 func unknownAlgorithm(name string) error {
-	return fmt.Errorf("%w %q (known: %s)", ErrUnknownAlgorithm, name, strings.Join(Algorithms(), ", "))
+	return fmt.Errorf("%w %s (known: %s)", ErrUnknownAlgorithm, quote.Value(name), strings.Join(Algorithms(), ", "))
 }
 
 // ErrNoRoom is returned when some item fits no bin at all.
@@ -135,6 +137,9 @@ var ErrNoRoom = errors.New("no bin can hold the item")
 type outcome struct {
 	stopped    string
 	iterations int
+	// cut: the budget ended during construction, whose last items were
+	// placed by quickFit.
+	cut bool
 }
 
 // solve runs algorithm a on p: fixed items first, the constructor, items
@@ -146,17 +151,21 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	s := newSolution(p)
 	s.placeFixed()
+	// A constructor cut by the budget finishes with a linear pass: it may
+	// use 90 % of what is left, so that pass fits in the rest.
+	cm := m.shareTime(0.9)
+	cut := false
 	switch a.kind {
 	case kindFFD:
-		s.constructFFD(a.m, p.weights(a.avg))
+		cut = s.constructFFD(a.m, p.weights(a.avg), cm)
 	case kindBFD:
-		s.constructBFD(a.m, p.weights(a.avg))
+		cut = s.constructBFD(a.m, p.weights(a.avg), cm)
 	case kindDot:
-		s.constructBinCentric(true, p.weights(true), m)
+		cut = s.constructBinCentric(true, p.weights(true), cm)
 	case kindNorm:
-		s.constructBinCentric(false, p.weights(true), m)
+		cut = s.constructBinCentric(false, p.weights(true), cm)
 	case kindPABFD:
-		s.constructPABFD()
+		cut = s.constructPABFD(cm)
 	case kindPSO:
 		// The swarm may use half the budget when the local search follows.
 		sm := m
@@ -167,8 +176,11 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 		m.absorb(sm)
 	case kindCurrent:
 		if p.home == nil {
-			return nil, outcome{}, fmt.Errorf("algorithm %q needs a current placement", a.name)
+			return nil, outcome{}, fmt.Errorf("algorithm %s needs a current placement", quote.Value(a.name))
 		}
+	}
+	if a.kind != kindPSO {
+		m.absorb(cm)
 	}
 	s.placeHome()
 	if !s.complete() {
@@ -181,7 +193,10 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 	if p.home != nil && a.kind != kindCurrent {
 		s.relabel()
 	}
-	out := outcome{stopped: StoppedConstruct}
+	out := outcome{stopped: StoppedConstruct, cut: cut}
+	if cut {
+		out.stopped = cm.stopped
+	}
 	if a.kind == kindPSO {
 		out.stopped = StoppedStalled
 		if m.stopped != "" {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/ecrae/ecrae/internal/quote"
 )
 
 // Cluster is a snapshot of the hosts and instances a rebalance works on.
@@ -193,20 +195,20 @@ func (c *Cluster) compile(cost func(*ClusterInstance) float64) (*compiled, error
 			return nil, badSnapshot("host %d has no name", j)
 		}
 		if _, dup := cc.hostIndex[h.Name]; dup {
-			return nil, badSnapshot("host %q appears twice", h.Name)
+			return nil, badSnapshot("host %s appears twice", quote.Value(h.Name))
 		}
 		if h.Model == nil {
-			return nil, badSnapshot("host %q has no model", h.Name)
+			return nil, badSnapshot("host %s has no model", quote.Value(h.Name))
 		}
 		if h.VCPUs < 0 || h.MemoryMB < 0 || h.DiskGB < 0 {
-			return nil, badSnapshot("host %q has a negative capacity", h.Name)
+			return nil, badSnapshot("host %s has a negative capacity", quote.Value(h.Name))
 		}
 		cc.hostIndex[h.Name] = j
 	}
 	groups := map[string]GroupPolicy{}
 	for _, g := range c.Groups {
 		if _, dup := groups[g.Name]; dup {
-			return nil, badSnapshot("server group %q appears twice", g.Name)
+			return nil, badSnapshot("server group %s appears twice", quote.Value(g.Name))
 		}
 		groups[g.Name] = g.Policy
 	}
@@ -218,18 +220,18 @@ func (c *Cluster) compile(cost func(*ClusterInstance) float64) (*compiled, error
 			return nil, badSnapshot("instance %d has no id", i)
 		}
 		if ids[in.ID] {
-			return nil, badSnapshot("instance %q appears twice", in.ID)
+			return nil, badSnapshot("instance %s appears twice", quote.Value(in.ID))
 		}
 		ids[in.ID] = true
 		if _, ok := cc.hostIndex[in.Host]; !ok {
-			return nil, badSnapshot("instance %q is on host %q, which the snapshot does not list", in.ID, in.Host)
+			return nil, badSnapshot("instance %s is on host %s, which the snapshot does not list", quote.Value(in.ID), quote.Value(in.Host))
 		}
 		if in.VCPUs < 0 || in.MemoryMB < 0 || in.DiskGB < 0 {
-			return nil, badSnapshot("instance %q has a negative size", in.ID)
+			return nil, badSnapshot("instance %s has a negative size", quote.Value(in.ID))
 		}
 		if in.Group != "" {
 			if _, ok := groups[in.Group]; !ok {
-				return nil, badSnapshot("instance %q is in server group %q, which the snapshot does not list", in.ID, in.Group)
+				return nil, badSnapshot("instance %s is in server group %s, which the snapshot does not list", quote.Value(in.ID), quote.Value(in.Group))
 			}
 			members[in.Group]++
 		}

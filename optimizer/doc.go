@@ -10,7 +10,9 @@
 //	         profile, candidate factors and ceilings          [state.go]
 //	fit      per-host values computed once: ISA, candidate entry,
 //	         utilisation now and added, marginal watts         [state.go]
-//	filter   capacity → isa → candidates → ceiling             [filter.go]
+//	filter   host → capacity → isa → group → candidates →
+//	         ceiling: the one rule set, shared with
+//	         consolidation                          [filter.go, rules.go]
 //	score    energy, consolidation: raw measure + explanation;
 //	         then normalise to [0,100], × weight, sum          [score.go]
 //	what-if  filter, score, pick the best, consume capacity on

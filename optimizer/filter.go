@@ -53,10 +53,10 @@ var (
 // nothing.
 func filterChain() [6]filter {
 	return [6]filter{
-		// host first: a host that may receive nothing (disabled, draining,
-		// stale for a move) needs no other test.
+		// host first: a host that may receive nothing (disabled, down,
+		// draining) needs no other test.
 		hostFilter{},
-		// capacity first: it is a hard constraint Nova enforces anyway, the
+		// capacity next: it is a hard constraint Nova enforces anyway, the
 		// cheapest test and the most selective; and the soft hint below must
 		// only count candidates that can really take the instance.
 		capacityFilter{},
@@ -76,14 +76,15 @@ func filterChain() [6]filter {
 }
 
 // hostFilter: the host's state. A disabled (or down) host and a host a
-// running plan is emptying receive nothing; a stale host receives no move
-// (a plan must not add load to a host whose load it does not know), but
-// still boots, as Nova's own service state decides that.
+// running plan is emptying receive nothing. A stale host passes: Nova's
+// call carries its resources, and only the measured utilisation falls back
+// to the estimate (a plan, which has the view alone, refuses it: see
+// ClusterHost.Receives).
 type hostFilter struct{}
 
 func (hostFilter) name() string { return FilterHost }
 
-func (hostFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
+func (hostFilter) filter(_ *state, f *fit, why []byte) (bool, []byte) {
 	h := f.h
 	switch {
 	case h.Disabled:
@@ -91,8 +92,6 @@ func (hostFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 	case h.Draining != "":
 		why = append(why, "host is being emptied by rebalance plan "...)
 		return false, append(why, h.Draining...)
-	case h.Stale && st.move:
-		return false, append(why, "host is stale: no move goes to a host whose load is not known"...)
 	}
 	return true, why
 }
@@ -108,11 +107,15 @@ func (groupFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 	if len(g.Hosts) == 0 {
 		return true, why
 	}
-	on := false
-	for _, h := range g.Hosts {
-		if h == f.h.Name {
-			on = true
-			break
+	var on bool
+	if st.groupSet != nil {
+		_, on = st.groupSet[f.h.Name]
+	} else {
+		for _, h := range g.Hosts {
+			if h == f.h.Name {
+				on = true
+				break
+			}
 		}
 	}
 	switch {
@@ -242,9 +245,9 @@ func (candidatesFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 	if st.relax == RelaxNever && !st.exact {
 		why = append(why, "not a candidate for tag "...)
 		why = append(why, st.tag...)
-		why = append(why, "; a move never leaves the candidates ("...)
+		why = append(why, "; a move keeps to the candidates ("...)
 		why = append(why, st.candText...)
-		return false, append(why, ") while one can take it"...)
+		return false, append(why, ')')
 	}
 	why = append(why, "not a candidate for tag "...)
 	why = append(why, st.tag...)

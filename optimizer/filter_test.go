@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -77,9 +78,10 @@ func TestFilterHostsOneHost(t *testing.T) {
 			Verdict{Filter: "host", Reason: "host is disabled or down"}},
 		{"draining", small, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.Draining = "p-1" }),
 			Verdict{Filter: "host", Reason: "host is being emptied by rebalance plan p-1"}},
+		// Stale passes: Nova's call carries the host's resources (a plan,
+		// on the view alone, refuses it: TestReceives).
 		{"stale boots", small, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.Stale = true }), pass},
-		{"stale takes no move", Request{VCPUs: 4, Move: true}, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.Stale = true }),
-			Verdict{Filter: "host", Reason: "host is stale: no move goes to a host whose load is not known"}},
+		{"stale takes a move", Request{VCPUs: 4}, Profile{}, with(host("a", xeon, 8), func(h *Host) { h.Stale = true }), pass},
 
 		// server groups: the hosts of the other members.
 		{"anti-affinity: a member here", Request{VCPUs: 4, Group: GroupRule{Policy: PolicyAntiAffinity, Hosts: []string{"b", "a"}}}, Profile{},
@@ -152,9 +154,9 @@ func TestFilterHostsHint(t *testing.T) {
 
 		// A move's call may hold the requested destination alone: the
 		// call does not decide the relax, the request does (MoveRelax).
-		{"a move never relaxes on its own call", hint, Request{VCPUs: 4, Move: true, Relax: RelaxNever},
-			[]Host{x86}, []Verdict{{Filter: "candidates", Reason: "not a candidate for tag arm; a move never leaves the candidates (altra) while one can take it"}}},
-		{"a move relaxed by the cluster", hint, Request{VCPUs: 4, Move: true, Relax: RelaxAllowed},
+		{"a move never relaxes on its own call", hint, Request{VCPUs: 4, Relax: RelaxNever},
+			[]Host{x86}, []Verdict{{Filter: "candidates", Reason: "not a candidate for tag arm; a move keeps to the candidates (altra)"}}},
+		{"a move relaxed by the cluster", hint, Request{VCPUs: 4, Relax: RelaxAllowed},
 			[]Host{x86, arm}, []Verdict{relaxed, {Passed: true}}},
 	}
 	for _, tc := range tests {
@@ -171,5 +173,22 @@ func TestFilterHostsHint(t *testing.T) {
 				t.Errorf("FilterHostsQuiet (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// TestGroupManyHosts: a group with many member hosts is looked up in a set;
+// it decides as the scan does.
+func TestGroupManyHosts(t *testing.T) {
+	var members []string
+	for i := range 40 {
+		members = append(members, fmt.Sprint("m", i))
+	}
+	hosts := []Host{host("m7", xeon, 8), host("free", xeon, 8)}
+	for _, n := range []int{3, 40} { // scanned, then a set
+		anti := FilterHosts(Request{VCPUs: 4, Group: GroupRule{Policy: PolicyAntiAffinity, Hosts: members[:n]}}, Profile{}, hosts)
+		aff := FilterHosts(Request{VCPUs: 4, Group: GroupRule{Policy: PolicyAffinity, Hosts: members[:n]}}, Profile{}, hosts)
+		if anti[0].Passed == (n > 7) || !anti[1].Passed || aff[0].Passed != (n > 7) || aff[1].Passed {
+			t.Errorf("%d members: anti-affinity %+v, affinity %+v", n, anti, aff)
+		}
 	}
 }

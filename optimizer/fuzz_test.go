@@ -67,6 +67,8 @@ func (r *fuzzReader) host() Host {
 		TotalDiskGB: int64(r.int()), FreeDiskMB: int64(r.int()), DiskRatio: r.float(),
 		NumInstances: r.int(), Utilization: r.float(), UtilizationMeasured: r.byte()%2 == 0,
 		UsedCPULoad: r.float(),
+		Name:        [...]string{"", "a", "b"}[r.byte()%3], Disabled: r.byte()%5 == 0, Stale: r.byte()%3 == 0,
+		Draining: [...]string{"", "", "p"}[r.byte()%3],
 	}
 }
 
@@ -82,7 +84,13 @@ func (r *fuzzReader) profile() Profile {
 }
 
 func (r *fuzzReader) request() Request {
-	return Request{VCPUs: r.int(), MemoryMB: int64(r.int()), DiskGB: int64(r.int()), ImageISA: r.isa()}
+	req := Request{VCPUs: r.int(), MemoryMB: int64(r.int()), DiskGB: int64(r.int()), ImageISA: r.isa(),
+		Relax: HintRelax(r.byte() % 4), Busy: r.float(), BusyKnown: r.byte()%2 == 0}
+	req.Group.Policy = GroupPolicy(r.byte() % 4)
+	for range r.byte() % 3 {
+		req.Group.Hosts = append(req.Group.Hosts, [...]string{"", "a", "b"}[r.byte()%3])
+	}
+	return req
 }
 
 func FuzzWeighHosts(f *testing.F) {
@@ -117,6 +125,16 @@ func FuzzWeighHosts(f *testing.F) {
 				if !(c.Normalized >= 0 && c.Normalized <= 100) || math.IsNaN(c.Raw) || math.IsNaN(c.Weighted) {
 					t.Fatalf("host %d: bad component %+v", i, c)
 				}
+			}
+		}
+		// FilterWeigh: the same verdicts, and no score for a rejected host.
+		v, fw := FilterWeigh(req, prof, hosts, weights, r.byte()%2 == 0)
+		for i := range hosts {
+			if !v[i].Passed && (fw[i].Score != 0 || fw[i].Components != nil) {
+				t.Fatalf("rejected host %d scored %+v", i, fw[i])
+			}
+			if math.IsNaN(fw[i].Score) {
+				t.Fatalf("host %d: NaN score", i)
 			}
 		}
 		res := WhatIf([]WhatIfItem{{req, prof}, {req, prof}}, hosts, weights, 2)

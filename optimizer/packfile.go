@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ecrae/ecrae/internal/quote"
 )
 
 // PackInstance is one offline bin-packing instance: the vector bin packing
@@ -90,9 +92,9 @@ func intsFrom(fields []string, line int, what string, lo int64) ([]int64, error)
 		v, err := strconv.ParseInt(f, 10, 64)
 		if err != nil || v < lo || v > maxPackValue {
 			if lo < 0 {
-				return nil, malformed(line, "%s: %q is not an integer of at most 2^50 in size", what, f)
+				return nil, malformed(line, "%s: %s is not an integer of at most 2^50 in size", what, quote.Value(f))
 			}
-			return nil, malformed(line, "%s: %q is not a non-negative integer up to 2^50", what, f)
+			return nil, malformed(line, "%s: %s is not a non-negative integer up to 2^50", what, quote.Value(f))
 		}
 		out[i] = v
 	}
@@ -174,7 +176,7 @@ func ParseVBP(data []byte) (*PackInstance, error) {
 		}
 	}
 	if f, line, ok := r.next(); ok {
-		return nil, malformed(line, "unexpected %q after the %d item types", strings.Join(f, " "), m)
+		return nil, malformed(line, "unexpected %s after the %d item types", quote.Value(strings.Join(f, " ")), m)
 	}
 	return inst, nil
 }
@@ -253,7 +255,7 @@ func ParseVMP(data []byte) (*PackInstance, error) {
 		inst.Lines = append(inst.Lines, line)
 	}
 	if f, line, ok := r.next(); ok {
-		return nil, malformed(line, "unexpected %q after the %d VMs", strings.Join(f, " "), n)
+		return nil, malformed(line, "unexpected %s after the %d VMs", quote.Value(strings.Join(f, " ")), n)
 	}
 	return inst, nil
 }
@@ -360,6 +362,9 @@ type PackResult struct {
 	Stopped    string
 	Iterations int
 	Elapsed    time.Duration // on the Budget's clock, 0 without one
+	// Note says when the budget ended before the constructor had placed
+	// every item (the rest were placed by a quick, cruder rule).
+	Note string
 	// Assignment holds each item's bin, in file order. Bins of a .vbp file
 	// (unlimited, all alike) are numbered 0… in order of first use; bins of
 	// a .vmp file are the hosts of the file, numbered in the order the file
@@ -377,7 +382,7 @@ func Pack(inst *PackInstance, opts PackOptions) (PackResult, error) {
 		return PackResult{}, err
 	}
 	if a.kind == kindCurrent {
-		return PackResult{}, fmt.Errorf("algorithm %q needs a current placement; pack has none", a.name)
+		return PackResult{}, fmt.Errorf("algorithm %s needs a current placement; pack has none", quote.Value(a.name))
 	}
 	m := newMeter(opts.Budget)
 	start := m.now()
@@ -392,19 +397,22 @@ func Pack(inst *PackInstance, opts PackOptions) (PackResult, error) {
 		Stopped: out.stopped, Iterations: out.iterations,
 		Assignment: make([]int, p.n),
 	}
+	if out.cut {
+		res.Note = NoteCutShort
+	}
 	unlimited := len(inst.BinTypes) == 1 && inst.BinTypes[0].Count == 0
-	number := map[int32]int{}
+	number := make([]int32, p.m) // bin → its number + 1, 0 = not used yet
+	used := int32(0)
 	for i, b := range s.assign {
 		if !unlimited {
 			res.Assignment[i] = int(b)
 			continue
 		}
-		k, ok := number[b]
-		if !ok {
-			k = len(number)
-			number[b] = k
+		if number[b] == 0 {
+			used++
+			number[b] = used
 		}
-		res.Assignment[i] = k
+		res.Assignment[i] = int(number[b] - 1)
 	}
 	res.Elapsed = m.elapsed(start)
 	return res, nil

@@ -19,14 +19,15 @@ func (h *ClusterHost) FilterHost() Host {
 	}
 }
 
-// Receives reports whether a move may bring an instance to h: the host
-// stage of the filter chain, judged as for a move.
+// Receives reports whether a plan may bring an instance to h: the host
+// stage of the filter chain, and not stale. The filter lets a stale host
+// pass, as Nova's call carries its resources; a plan knows the host from
+// the view alone, and does not add load to one whose load it does not know.
 func (h *ClusterHost) Receives() bool {
 	fh := h.FilterHost()
-	st := state{move: true}
 	f := fit{h: &fh}
-	ok, _ := hostFilter{}.filter(&st, &f, nil)
-	return ok
+	ok, _ := hostFilter{}.filter(nil, &f, nil)
+	return ok && !fh.Stale
 }
 
 // AllowedOn reports whether the instance may move to host h at all, by the
@@ -36,7 +37,7 @@ func (h *ClusterHost) Receives() bool {
 // candidate's, else the profile's. instISA is the instance's image ISA, ""
 // = any. The host's state is Receives' business.
 func (in *ClusterInstance) AllowedOn(instISA string, h *ClusterHost) (bool, float64) {
-	st := newState(Request{ImageISA: instISA, Move: true, Relax: RelaxNever}, in.Profile)
+	st := newState(Request{ImageISA: instISA, Relax: RelaxNever}, in.Profile)
 	fh := Host{Name: h.Name, ISA: h.ISA, Model: h.Model}
 	var f fit
 	st.fit(&fh, 0, false, &f)
@@ -54,12 +55,12 @@ func (in *ClusterInstance) AllowedOn(instISA string, h *ClusterHost) (bool, floa
 // candidate (from), nor when some candidate among hosts (every host the
 // cluster has) passes the filter chain for it; otherwise the hint is
 // relaxed, as it would be for a boot on that cluster. from is nil when the
-// instance runs on no known host. req.Move is taken as set.
+// instance runs on no known host.
 func MoveRelax(req Request, prof Profile, from *Host, hosts []Host) HintRelax {
 	if prof.Mode == ModeExact || len(prof.Candidates) == 0 {
 		return RelaxNever // nothing to relax
 	}
-	req.Move, req.Relax = true, RelaxNever
+	req.Relax = RelaxNever
 	if from != nil {
 		st := newState(req, prof)
 		var f fit

@@ -17,7 +17,7 @@ func TestMoveRelax(t *testing.T) {
 	arm, arm2 := host("arm", altra, 8), host("arm2", altra, 8)
 	armFull := host("arm-full", altra, 16)
 	x86, x86b := host("x86", xeon, 8), host("x86b", xeon, 8)
-	req := Request{VCPUs: 4, Move: true}
+	req := Request{VCPUs: 4}
 	tests := []struct {
 		name    string
 		prof    Profile
@@ -98,7 +98,7 @@ func moveRequest(c *Cluster, at []int, hosts []Host, i int) Request {
 		}
 	}
 	req := Request{Name: in.ID, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB, DiskGB: in.DiskGB, ImageISA: isa,
-		Move: true, Busy: in.Busy(), BusyKnown: true}
+		Busy: in.Busy(), BusyKnown: true}
 	if in.Group != "" {
 		for _, g := range c.Groups {
 			if g.Name == in.Group {
@@ -216,6 +216,28 @@ func TestHintInstanceStaysOnCandidates(t *testing.T) {
 	for _, mv := range p.Moves {
 		if c.Hosts[mv.To].Name == "dell" {
 			t.Fatalf("%s moves to the non-candidate dell", c.Instances[mv.Instance].ID)
+		}
+	}
+}
+
+// TestReceives: what a plan may move to. The filter lets a stale host pass
+// (Nova's call carries its state); a plan, on the view alone, does not.
+func TestReceives(t *testing.T) {
+	tests := []struct {
+		name string
+		h    ClusterHost
+		want bool
+	}{
+		{"up", ClusterHost{State: HostUp}, true},
+		{"disabled", ClusterHost{State: HostDisabled}, false},
+		{"down", ClusterHost{State: HostDown}, false},
+		{"stale", ClusterHost{State: HostStale}, false},
+		{"excluded", ClusterHost{NoTarget: true}, false},
+		{"draining", ClusterHost{Draining: "p-1"}, false},
+	}
+	for _, tc := range tests {
+		if got := tc.h.Receives(); got != tc.want {
+			t.Errorf("%s: Receives = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/ecrae/ecrae/internal/quote"
 )
 
 // Scorer names, as they appear in Component.Scorer and weight maps.
@@ -89,10 +91,10 @@ func ValidateWeights(weights map[string]float64) error {
 			for i, s := range known {
 				all[i] = s.name()
 			}
-			return fmt.Errorf("unknown scorer %q (known: %s)", name, strings.Join(all, ", "))
+			return fmt.Errorf("unknown scorer %s (known: %s)", quote.Value(name), strings.Join(all, ", "))
 		}
 		if w := weights[name]; !(w >= 0) || math.IsInf(w, 0) {
-			return fmt.Errorf("scorer %q: weight must be a finite number >= 0, got %v", name, w)
+			return fmt.Errorf("scorer %s: weight must be a finite number >= 0, got %v", quote.Value(name), w)
 		}
 	}
 	return nil

@@ -19,12 +19,12 @@ type state struct {
 	vcpus, ramMB, diskMB float64
 	load                 float64 // busy share of each requested vCPU, (0, 1]
 	busy                 float64 // busy cores the request adds: vcpus × load, or Request.Busy
-	move                 bool
 	relax                HintRelax
 	group                GroupRule
-	ceiling              float64 // the profile's ceiling, 0 = none
-	relaxed              bool    // hint mode and no candidate can take it; set by the candidates stage
-	noModel              Model   // stands in for a nil Host.Model
+	groupSet             map[string]struct{} // group.Hosts, when too many to scan per host
+	ceiling              float64             // the profile's ceiling, 0 = none
+	relaxed              bool                // hint mode and no candidate can take it; set by the candidates stage
+	noModel              Model               // stands in for a nil Host.Model
 }
 
 // candidate is a Candidate with its inputs sanitised.
@@ -66,9 +66,14 @@ func newState(req Request, prof Profile) *state {
 		diskMB:   float64(max(req.DiskGB, 0)) * 1024,
 		load:     share(prof.CPULoad),
 		ceiling:  positive(prof.UtilizationCeiling),
-		move:     req.Move,
 		relax:    req.Relax,
 		group:    req.Group,
+	}
+	if len(st.group.Hosts) > 16 {
+		st.groupSet = make(map[string]struct{}, len(st.group.Hosts))
+		for _, h := range st.group.Hosts {
+			st.groupSet[h] = struct{}{}
+		}
 	}
 	st.busy = st.vcpus * st.load
 	if req.BusyKnown && req.Busy >= 0 && req.Busy <= math.MaxFloat64 {

@@ -104,13 +104,10 @@ type Request struct {
 	DiskGB   int64  // root + ephemeral (+ swap rounded up)
 	ImageISA string // image hw_architecture, "" = any
 
-	// Move marks a request to move an instance that runs already (a live or
-	// cold migration, a resize, an evacuation, a step of a rebalance plan)
-	// rather than boot one: a stale host is then no destination, as for a
-	// plan (its load is not known well enough to add to it).
-	Move bool
 	// Relax says how a hint-mode tag may be relaxed; the zero value judges
-	// it among the hosts of the call, right for a boot. See HintRelax.
+	// it among the hosts of the call, right for a boot. A move (a live or
+	// cold migration, a resize, an evacuation, a plan step) sets it with
+	// MoveRelax. See HintRelax.
 	Relax HintRelax
 	// Group is the instance's server group rule; the zero value has none.
 	Group GroupRule

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -91,6 +92,12 @@ type Plan struct {
 	Note        string       `json:"note,omitempty"`
 	MaxPerHost  int          `json:"max_per_host"`
 	MaxParallel int          `json:"max_parallel"`
+
+	// Repair: hosts overloaded before and not after; still overloaded
+	// after, and why.
+	Repaired         []string `json:"repaired_hosts,omitempty"`
+	Overloaded       []string `json:"overloaded_hosts,omitempty"`
+	InfeasibleReason string   `json:"infeasible_reason,omitempty"`
 
 	// Execution.
 	Message    string    `json:"message,omitempty"`
@@ -220,7 +227,7 @@ func Open(path string, opts Options) (*Store, error) {
 		if v := meta.Get([]byte(keyVersion)); v != nil {
 			n, err := strconv.Atoi(string(v))
 			if err != nil {
-				return fmt.Errorf("schema version %q is not a number", v)
+				return fmt.Errorf("schema version %s is not a number", quote.Bytes(v))
 			}
 			if n > schemaVersion {
 				return fmt.Errorf("schema version %d is newer than this program's %d", n, schemaVersion)
@@ -345,7 +352,7 @@ func key(n uint64) []byte {
 func parseID(id string) (uint64, error) {
 	n, err := strconv.ParseUint(strings.TrimPrefix(id, "p"), 10, 64)
 	if err != nil || !strings.HasPrefix(id, "p") || n == 0 {
-		return 0, fmt.Errorf("%w: %q is not a plan id (p1, p2, ...)", ErrNotFound, id)
+		return 0, fmt.Errorf("%w: %s is not a plan id (p1, p2, ...)", ErrNotFound, quote.Value(id))
 	}
 	return n, nil
 }

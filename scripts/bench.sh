@@ -9,21 +9,21 @@ trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$out"' EXIT
 
 echo "== Go benchmarks (go test -bench, -count=3) =="
 go test -run '^$' -bench 'BenchmarkScore|BenchmarkWhatIf' -benchmem -count=3 ./optimizer/ | tee "$out/optimizer.txt"
-go test -run '^$' -bench 'BenchmarkPlacementCalls' -benchmem -count=3 ./server/ | tee "$out/server.txt"
+go test -run '^$' -bench 'BenchmarkPlacementCalls|BenchmarkFilterHostsLibvirt' -benchmem -count=3 ./server/ | tee "$out/server.txt"
 
 echo
 echo "== Summary: one request scored against N hosts (mean of 3 runs) =="
-printf "%-52s %10s %10s\n" "benchmark" "mean ms" "p99 ms"
+printf "%-52s %10s %10s %12s\n" "benchmark" "mean ms" "p99 ms" "request MiB"
 awk '
   /^Benchmark/ {
     name=$1; sub(/-[0-9]+$/, "", name)
-    for (i=2; i<=NF; i++) { if ($i=="ns/op") ns[name]+=$(i-1); if ($i=="p99-ms") p99[name]+=$(i-1) }
+    for (i=2; i<=NF; i++) { if ($i=="ns/op") ns[name]+=$(i-1); if ($i=="p99-ms") p99[name]+=$(i-1); if ($i=="req-bytes") req[name]=$(i-1) }
     n[name]++
   }
   END {
-    for (k in n) printf "%-52s %10.3f %10s\n", k, ns[k]/n[k]/1e6, (k in p99) ? sprintf("%.3f", p99[k]/n[k]) : "-"
+    for (k in n) printf "%-52s %10.3f %10s %12s\n", k, ns[k]/n[k]/1e6, (k in p99) ? sprintf("%.3f", p99[k]/n[k]) : "-", (k in req) ? sprintf("%.1f", req[k]/1048576) : "-"
   }' "$out/optimizer.txt" "$out/server.txt" | sort
-echo "targets: BenchmarkScore/hosts=1000 < 1 ms in-process; BenchmarkPlacementCalls/weigh/hosts=1000 (the full breakdown) p99 < 3 ms over gRPC; weigh-scores and filter-flags are the shim's calls"
+echo "targets: BenchmarkScore/hosts=1000 < 1 ms in-process; BenchmarkPlacementCalls/weigh/hosts=1000 (the full breakdown) p99 < 3 ms over gRPC; weigh-scores and filter-flags are the shim's calls; FilterHostsLibvirt: 10,000 hosts with libvirt's real cpu_info (must fit --grpc-max-message)"
 
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import nova' 2>/dev/null && [ -f nova-shim/bench/bench_shim.py ]; then
   echo

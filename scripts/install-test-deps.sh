@@ -6,12 +6,12 @@ pkgs=(
   python3-nova python3-placement python3-oslotest python3-wsgi-intercept   # Nova's own functional harness
   python3-grpcio python3-protobuf python3-pytest                           # the shim and its tests
   python3-venv python3-setuptools python3-wheel                            # pip-installing the shim into a venv
-  nats-server                                                              # Python-side notifier tests
+  nats-server                                                              # Python-side notifier tests; Go: the host view across a NATS restart
   protobuf-compiler protobuf-compiler-grpc                                 # make generate (Python stubs)
   python3-tosca-parser                                                     # checks resolved TOSCA with a reference parser
   python3-keystone curl                                                    # a throw-away Keystone for the token test (scripts/keystone-local.sh)
   openssl                                                                  # certificates for the shim's mutual TLS test in Nova's harness
-  python3-pyghmi systemd                                                   # agent: fake BMC (IPMI DCMI peer), systemd-analyze verify of its unit
+  python3-pyghmi ipmitool systemd                                          # fake BMC (IPMI DCMI and chassis power peer), its client, systemd-analyze verify of the agent unit
   lxc busybox-static iptables                                              # agent: real LXC containers for the CRIU migration tests
   libbsd0 libgnutls30 libprotobuf-c1 libnl-3-200 libnet1 libuuid1          # runtime libraries of CRIU 4.2 (scripts/criu.sh)
 )

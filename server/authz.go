@@ -9,11 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -133,14 +133,14 @@ func ParseRoleNames(file string, b []byte) (RoleNames, error) {
 	for role, names := range doc {
 		r := Role(role)
 		if r != RoleOperator && r != RoleScheduler && r != RoleAgent {
-			return nil, fmt.Errorf("--authz %s: unknown role %s (want operator, scheduler or agent)", file, quote(role))
+			return nil, fmt.Errorf("--authz %s: unknown role %s (want operator, scheduler or agent)", file, quote.Value(role))
 		}
 		for _, n := range names {
 			if n == "" {
 				return nil, fmt.Errorf("--authz %s: empty name under %s", file, role)
 			}
 			if prev, dup := out[n]; dup && prev != r {
-				return nil, fmt.Errorf("--authz %s: %s is listed under both %s and %s", file, quote(n), prev, r)
+				return nil, fmt.Errorf("--authz %s: %s is listed under both %s and %s", file, quote.Value(n), prev, r)
 			}
 			out[n] = r
 		}
@@ -291,11 +291,3 @@ type identityStream struct {
 }
 
 func (s *identityStream) Context() context.Context { return s.ctx }
-
-// quote quotes a name from a config file for an error, at most 100 bytes.
-func quote(s string) string {
-	if len(s) > 100 {
-		return strconv.Quote(strings.ToValidUTF8(s[:100], "")) + "…"
-	}
-	return strconv.Quote(s)
-}

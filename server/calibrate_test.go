@@ -55,6 +55,8 @@ func calHarness(t *testing.T, kbYAML string) (ecraev1.KnowledgeBaseServiceClient
 // feed applies 3 samples at each 10 % step on watts(u).
 func feed(view *hostview.View, host string, watts func(u float64) float64) {
 	at := t0
+	// Nova knows the host (a sample alone does not make one).
+	view.Apply(0, &hostview.Event{Kind: hostview.KindMetrics, Type: "metrics.update", Timestamp: t0, Metrics: hostview.MetricsSample{Host: host}})
 	for k := 0; k <= 10; k++ {
 		for range 3 {
 			at = at.Add(10 * time.Second)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/optimizer"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 )
@@ -51,7 +52,7 @@ func convertInstance(c *catalog.Catalog, ir *ecraev1.InstanceRequest, field, def
 		// A flavor given by name only is taken from the knowledge base.
 		kf, ok := c.Flavor(fl.GetName())
 		if !ok {
-			return none, optimizer.Profile{}, "", "", invalid(field+".flavor.name", "unknown flavor %q (give vcpus and memory_mb, or a flavor of the knowledge base)", fl.GetName())
+			return none, optimizer.Profile{}, "", "", invalid(field+".flavor.name", "unknown flavor %s (give vcpus and memory_mb, or a flavor of the knowledge base)", quote.Value(fl.GetName()))
 		}
 		fl = &ecraev1.Flavor{
 			Name: kf.Name, Vcpus: int32(kf.VCPUs), MemoryMb: kf.MemoryMB, RootGb: kf.RootGB,
@@ -78,7 +79,7 @@ func convertInstance(c *catalog.Catalog, ir *ecraev1.InstanceRequest, field, def
 	prof, ok := c.Profile(tag)
 	if !ok {
 		if source != "default" {
-			return none, optimizer.Profile{}, "", "", invalid(field+".tag", "unknown tag %q (from %s)", tag, source)
+			return none, optimizer.Profile{}, "", "", invalid(field+".tag", "unknown tag %s (from %s)", quote.Value(tag), source)
 		}
 		// No default profile in the KB: every host is a candidate at factor 1.
 		prof = optimizer.Profile{Tag: tag}
@@ -185,7 +186,7 @@ func checkHost(h *ecraev1.HostState, i int) error {
 	}
 	for k, v := range h.GetMetrics() {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return invalid(f("metrics["+k+"]"), "must be finite, got %v", v)
+			return invalid(f("metrics["+quote.Value(k)+"]"), "must be finite, got %v", v)
 		}
 	}
 	return nil

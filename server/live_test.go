@@ -76,6 +76,8 @@ func TestWeighHostsUsesMeasuredPowerAndSaysWhenStale(t *testing.T) {
 	h := newLiveHarness(t)
 	// h-old draws 300 W at 50 % where its model (testKB "old") says 150 W:
 	// its curve is doubled, so one vCPU (+10 %) costs 2 × 10 = 20 W.
+	// Nova knows the host (a sample alone does not make one).
+	h.view.Apply(0, &hostview.Event{Kind: hostview.KindMetrics, Type: "metrics.update", Timestamp: t0, Metrics: hostview.MetricsSample{Host: "h-old"}})
 	h.view.Apply(1, power("h-old", t0, 300, 0.5))
 	hosts := []*ecraev1.HostState{novaHost("h-old", "x86_64", 5, 5), novaHost("h-arm", "aarch64", 5, 5)}
 	resp, err := h.place.WeighHosts(context.Background(), &ecraev1.WeighHostsRequest{Instance: small(""), Hosts: hosts})

@@ -105,6 +105,9 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 		}
 	}
 	s.stats.filtered(tag, len(hosts), passed)
+	if passed == 0 && len(hosts) > 0 && s.cfg.NoRoom != nil {
+		s.cfg.NoRoom()
+	}
 	return out, nil
 }
 
@@ -190,6 +193,9 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 		field := fmt.Sprintf("instances[%d]", i)
 		r, prof, tag, _, err := convertInstance(c, ir, field, s.cfg.DefaultTag)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.moveRules(c, ir, field, &r, prof); err != nil {
 			return nil, err
 		}
 		n := max(1, int(ir.GetNumInstances()))

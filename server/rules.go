@@ -11,8 +11,8 @@ import (
 
 // Limits on a request's server group, far above any real group.
 const (
-	maxGroupHosts = 10000
-	maxNameBytes  = 255
+	maxGroupHosts     = 10000
+	maxGroupHostBytes = 255
 )
 
 // instanceFinder is the part of the live view a move needs: where the
@@ -37,15 +37,15 @@ func (s *Server) moveRules(c *catalog.Catalog, ir *ecraev1.InstanceRequest, fiel
 	case "anti-affinity":
 		req.Group.Policy = optimizer.PolicyAntiAffinity
 	default:
-		return invalid(field+".group_policy", "want affinity, anti-affinity, soft-affinity or soft-anti-affinity, got %q", clip(p))
+		return invalid(field+".group_policy", "want affinity, anti-affinity, soft-affinity or soft-anti-affinity, got %q", clipRuleValue(p))
 	}
 	hosts := ir.GetGroupHosts()
 	if len(hosts) > maxGroupHosts {
 		return invalid(field+".group_hosts", "%d hosts exceed the limit of %d", len(hosts), maxGroupHosts)
 	}
 	for _, h := range hosts {
-		if len(h) > maxNameBytes {
-			return invalid(field+".group_hosts", "a host name is longer than %d bytes: %q", maxNameBytes, clip(h))
+		if len(h) > maxGroupHostBytes {
+			return invalid(field+".group_hosts", "a host name is longer than %d bytes: %q", maxGroupHostBytes, clipRuleValue(h))
 		}
 	}
 	if req.Group.Policy != optimizer.PolicyNone {
@@ -54,7 +54,6 @@ func (s *Server) moveRules(c *catalog.Catalog, ir *ecraev1.InstanceRequest, fiel
 	if !ir.GetMove() {
 		return nil
 	}
-	req.Move = true
 	req.Relax = optimizer.RelaxNever // without a live view, never relax a move
 	if len(prof.Candidates) == 0 || prof.Mode == optimizer.ModeExact {
 		return nil
@@ -76,9 +75,9 @@ func (s *Server) moveRules(c *catalog.Catalog, ir *ecraev1.InstanceRequest, fiel
 	return nil
 }
 
-// clip keeps at most 100 bytes of a bad value for an error message, cut at
+// clipRuleValue keeps at most 100 bytes of a bad value for an error message, cut at
 // a rune boundary.
-func clip(s string) string {
+func clipRuleValue(s string) string {
 	if len(s) <= 100 {
 		return s
 	}

@@ -120,3 +120,27 @@ func TestFilterServerGroups(t *testing.T) {
 		t.Errorf("bad policy: %v", err)
 	}
 }
+
+// TestWhatIfKeepsServerGroups: a what-if item's anti-affinity group keeps
+// it off the hosts of the group's members.
+func TestWhatIfKeepsServerGroups(t *testing.T) {
+	h := newHarness(t, testKB)
+	in := small("")
+	// Each way round, so one of them goes against the scorers' choice.
+	for member, want := range map[string]string{"h-old": "h-arm", "h-arm": "h-old"} {
+		in.GroupPolicy, in.GroupHosts = "anti-affinity", []string{member}
+		resp, err := h.place.WhatIf(context.Background(), &ecraev1.WhatIfRequest{Instances: []*ecraev1.InstanceRequest{in},
+			Hosts: []*ecraev1.HostState{novaHost("h-old", "x86_64", 5, 5), novaHost("h-arm", "aarch64", 5, 5)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := resp.GetPlacements()[0]; p.GetHost() != want {
+			t.Errorf("placed on %q, want %s (a member runs on %s)", p.GetHost(), want, member)
+		}
+	}
+	in.GroupPolicy = "bogus"
+	_, err := h.place.WhatIf(context.Background(), &ecraev1.WhatIfRequest{Instances: []*ecraev1.InstanceRequest{in}})
+	if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "instances[0].group_policy") {
+		t.Errorf("bad policy: %v", err)
+	}
+}

@@ -81,6 +81,9 @@ type Config struct {
 	Live LiveView
 	// LiveSources says what feeds Live (for ecrae hosts).
 	LiveSources string
+	// NoRoom, when set, is called (it must not block) after a FilterHosts
+	// pass that passed no host: the power manager wakes a host.
+	NoRoom func()
 }
 
 // Server implements the ECRAE gRPC services.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/optimizer"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/grpc/codes"
@@ -84,8 +85,8 @@ func (c *stateCache) resolve(hosts []*ecraev1.HostState, stats *Metrics) (out []
 			if !ok || nodeOf(e.state) != nodeOf(h) {
 				unknown = true
 				return nil, nil, status.Error(codes.FailedPrecondition, fmt.Sprintf(
-					"hosts[%d].state_ref: state %016x of host %q (node %q) is not held here (the service restarted or evicted it); send the full state",
-					i, h.GetStateRef(), h.GetHost(), h.GetNodename()))
+					"hosts[%d].state_ref: state %016x of host %s (node %s) is not held here (the service restarted or evicted it); send the full state",
+					i, h.GetStateRef(), quote.Value(h.GetHost()), quote.Value(h.GetNodename())))
 			}
 			c.touch(e, h.GetStateRef())
 			if resolved == 0 {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ecrae/ecrae/internal/quote"
 )
 
 // ErrPolicy marks an unknown policy or a bad policy option.
@@ -113,7 +115,7 @@ func ParsePolicy(s string) (PolicySpec, error) {
 	name, opts, _ := strings.Cut(strings.TrimSpace(s), ":")
 	info, ok := registry()[name]
 	if !ok {
-		return PolicySpec{}, fmt.Errorf("%w: unknown policy %q (known: %s)", ErrPolicy, name, strings.Join(PolicyNames(), ", "))
+		return PolicySpec{}, fmt.Errorf("%w: unknown policy %s (known: %s)", ErrPolicy, quote.Value(name), strings.Join(PolicyNames(), ", "))
 	}
 	spec := PolicySpec{Name: name, Params: maps.Clone(info.defaults)}
 	if spec.Params == nil {
@@ -125,18 +127,18 @@ func ParsePolicy(s string) (PolicySpec, error) {
 	for _, kv := range strings.Split(opts, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok {
-			return PolicySpec{}, fmt.Errorf("%w: %s: option %q: want KEY=VALUE", ErrPolicy, name, kv)
+			return PolicySpec{}, fmt.Errorf("%w: %s: option %s: want KEY=VALUE", ErrPolicy, name, quote.Value(kv))
 		}
 		if _, known := info.defaults[k]; !known {
 			keys := slices.Sorted(maps.Keys(info.defaults))
 			if len(keys) == 0 {
-				return PolicySpec{}, fmt.Errorf("%w: %s takes no options, got %q", ErrPolicy, name, k)
+				return PolicySpec{}, fmt.Errorf("%w: %s takes no options, got %s", ErrPolicy, name, quote.Value(k))
 			}
-			return PolicySpec{}, fmt.Errorf("%w: %s: unknown option %q (known: %s)", ErrPolicy, name, k, strings.Join(keys, ", "))
+			return PolicySpec{}, fmt.Errorf("%w: %s: unknown option %s (known: %s)", ErrPolicy, name, quote.Value(k), strings.Join(keys, ", "))
 		}
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
-			return PolicySpec{}, fmt.Errorf("%w: %s: option %s=%q: want a finite number >= 0", ErrPolicy, name, k, v)
+			return PolicySpec{}, fmt.Errorf("%w: %s: option %s=%s: want a finite number >= 0", ErrPolicy, name, k, quote.Value(v))
 		}
 		spec.Params[k] = f
 	}
@@ -163,7 +165,7 @@ func (p PolicySpec) String() string {
 func (p PolicySpec) build(s *Setup, seed uint64) (policy, error) {
 	info, ok := registry()[p.Name]
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown policy %q", ErrPolicy, p.Name)
+		return nil, fmt.Errorf("%w: unknown policy %s", ErrPolicy, quote.Value(p.Name))
 	}
 	params := maps.Clone(info.defaults)
 	if params == nil {

@@ -52,9 +52,9 @@ func (a at) wrap(err error, format string, args ...any) *Error {
 
 // child returns the location of a key under a (line of the key's node).
 func (a at) child(key string, line int) at {
-	p := key
+	p := short(key) // a path says where a value is, it need not repeat it
 	if a.path != "" {
-		p = a.path + "." + key
+		p = a.path + "." + p
 	}
 	if line == 0 {
 		line = a.line

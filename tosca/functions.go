@@ -76,7 +76,7 @@ func (t *Template) checkFuncs(v *yaml.Node, a at, self *Node) *Error {
 		}
 		return nil
 	}
-	return fa.errorf("function %s is not supported by ECRAE (use get_input, get_property, get_attribute or concat)", name)
+	return fa.errorf("function %s is not supported by ECRAE (use get_input, get_property, get_attribute or concat)", short(name))
 }
 
 // inputOf reads get_input's argument, "name" or [name].
@@ -219,7 +219,7 @@ func (t *Template) eval(v *yaml.Node, a at, self *Node, depth int) (*yaml.Node, 
 		}
 		return strNode(b.String()), nil
 	}
-	return nil, fa.errorf("%s is known only once the application is deployed", name)
+	return nil, fa.errorf("%s is known only once the application is deployed", short(name))
 }
 
 // propertyValue finds a property (of the node, or of one of its

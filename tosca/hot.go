@@ -118,7 +118,7 @@ func hot(t *Template, opts HOTOptions) (*HOTTemplate, *Error) {
 		case n.IsTagged():
 			return nil, n.loc.errorf("is an unresolved %s; resolve the template first", TypeTaggedCompute)
 		case n.is("tosca.nodes.BlockStorage"):
-			return nil, n.loc.errorf("%s has no Heat mapping in ECRAE", n.TypeName)
+			return nil, n.loc.errorf("%s has no Heat mapping in ECRAE", short(n.TypeName))
 		case n.IsCompute():
 			s := &server{node: n, depAt: map[*server]at{}, refAt: map[*server]at{}}
 			g.servers = append(g.servers, s)

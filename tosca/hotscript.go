@@ -234,7 +234,7 @@ func (g *hotGen) shellWord(v *yaml.Node, a at, self *Node, s *server, ts *tokens
 		}
 		return w.String(), nil
 	}
-	return "", fa.errorf("function %s is not supported by ECRAE", name)
+	return "", fa.errorf("function %s is not supported by ECRAE", short(name))
 }
 
 // addressNode reports whether an attribute path names an address, and of
@@ -347,5 +347,5 @@ func (g *hotGen) hotValueDepth(v *yaml.Node, a at, self *Node, depth int) (*yaml
 		}
 		return mapNode(strNode("list_join"), seqNode(strNode(""), parts)), nil
 	}
-	return nil, fa.errorf("function %s is not supported by ECRAE", name)
+	return nil, fa.errorf("function %s is not supported by ECRAE", short(name))
 }

@@ -147,6 +147,17 @@ var errorCases = []errorCase{
 		want: "app.yaml:22: outputs.p.value.token: function token is not supported by ECRAE (use get_input, get_property, get_attribute or concat)",
 	},
 	{
+		// A 1 MiB output name and input name appear in the path and the
+		// message, each cut to 100 bytes.
+		name: "huge names",
+		src: base + `  outputs:
+    ? ` + strings.Repeat("o", 1<<20) + `
+    : value: { get_input: ` + strings.Repeat("i", 1<<20) + ` }
+`,
+		want: "app.yaml:22: outputs." + strings.Repeat("o", 100) + "…(1048576 bytes).value.get_input: no input named '" +
+			strings.Repeat("i", 100) + "…(1048576 bytes)' (inputs: port)",
+	},
+	{
 		name:   "input value out of range",
 		src:    strings.Replace(base, "      default: 80\n", "      default: 80\n      constraints:\n        - in_range: [1, 65535]\n", 1),
 		inputs: map[string]string{"port": "70000"},

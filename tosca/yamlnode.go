@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	quotes "github.com/ecrae/ecrae/internal/quote"
 	"gopkg.in/yaml.v3"
 )
 
@@ -136,13 +137,7 @@ func describe(n *yaml.Node) string {
 // quote renders a user's string in messages: 'x', shortened when long.
 func quote(s string) string { return "'" + short(s) + "'" }
 
-func short(s string) string {
-	const max = 60
-	if len(s) > max {
-		return strings.ToValidUTF8(s[:max], "") + "…"
-	}
-	return s
-}
+func short(s string) string { return quotes.Short(s) }
 
 // pair is one key and value of a mapping.
 type pair struct {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -22,7 +23,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("%w: audit takes no arguments, got %s", errUsage, quoteFlag(pos[0]))
+		return fmt.Errorf("%w: audit takes no arguments, got %s", errUsage, quote.Value(pos[0]))
 	}
 	if *limit < 0 {
 		return fmt.Errorf("%w: --limit %d is negative", errUsage, *limit)
@@ -67,13 +68,13 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		if d < 0 {
-			return time.Time{}, fmt.Errorf("%s is negative", quoteFlag(s))
+			return time.Time{}, fmt.Errorf("%s is negative", quote.Value(s))
 		}
 		return now.Add(-d), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%s is neither a duration (24h) nor an RFC 3339 time", quoteFlag(s))
+		return time.Time{}, fmt.Errorf("%s is neither a duration (24h) nor an RFC 3339 time", quote.Value(s))
 	}
 	return t, nil
 }

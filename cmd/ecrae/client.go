@@ -26,6 +26,8 @@ type clientFlags struct {
 	server  string
 	timeout time.Duration
 	json    bool
+	// The gRPC message limit, both ways (as `ecrae serve --grpc-max-message`).
+	maxMessage string
 	// TLS to the service (ECRAE_TLS_* variables when the flags are not
 	// given), and an OpenStack token sent as x-auth-token.
 	tlsCA, tlsCert, tlsKey string
@@ -42,6 +44,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 func (c *clientFlags) registerConn(fs *flag.FlagSet) {
 	fs.StringVar(&c.server, "server", "127.0.0.1:50051", "address of ecrae serve")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of each call")
+	fs.StringVar(&c.maxMessage, "max-message", defaultMaxMessage(), `largest gRPC message sent or received, e.g. "64MiB" (as ecrae serve --grpc-max-message)`)
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("ECRAE_TLS_CA"), "CA (PEM) that signed the service's certificate; setting it turns TLS on ($ECRAE_TLS_CA)")
 	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("ECRAE_TLS_CERT"), "client certificate (PEM) for mutual TLS ($ECRAE_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("ECRAE_TLS_KEY"), "private key (PEM) of --tls-cert ($ECRAE_TLS_KEY)")
@@ -57,7 +60,16 @@ func (c *clientFlags) dial() (*grpc.ClientConn, error) {
 		}
 		creds = credentials.NewTLS(tc)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(server.Codec{}))}
+	limit := c.maxMessage
+	if limit == "" { // built without its flags (tests, tosca's service calls)
+		limit = defaultMaxMessage()
+	}
+	max, err := parseMessageSize(limit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --max-message: %v", errUsage, err)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(append(server.MessageLimitCallOptions(max), grpc.ForceCodecV2(server.Codec{}))...)}
 	if tok := os.Getenv(c.tokenEnv); c.tokenEnv != "" && tok != "" {
 		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
 			return invoker(metadata.AppendToOutgoingContext(ctx, "x-auth-token", tok), method, req, reply, cc, o...)

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"github.com/ecrae/ecrae/server"
 )
 
 // runHosts prints the service's live host view.
@@ -21,14 +24,14 @@ func runHosts(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("%w: hosts takes no arguments, got %q", errUsage, pos[0])
+		return fmt.Errorf("%w: hosts takes no arguments, got %s", errUsage, quote.Value(pos[0]))
 	}
 	conn, cctx, done, err := cf.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	resp, err := ecraev1.NewHostViewServiceClient(conn).ListLiveHosts(cctx, &ecraev1.ListLiveHostsRequest{IncludeInstances: *instances})
+	resp, err := fetchLiveHosts(cctx, ecraev1.NewHostViewServiceClient(conn), *instances)
 	if err != nil {
 		return cf.rpcError("list live hosts", err)
 	}
@@ -36,6 +39,27 @@ func runHosts(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return printJSON(stdout, resp)
 	}
 	return printHosts(stdout, resp, *instances)
+}
+
+// fetchLiveHosts reads the view as a stream of bounded messages, so that
+// no number of instances meets the message limit, and puts it back
+// together.
+func fetchLiveHosts(ctx context.Context, c ecraev1.HostViewServiceClient, instances bool) (*ecraev1.ListLiveHostsResponse, error) {
+	stream, err := c.StreamLiveHosts(ctx, &ecraev1.ListLiveHostsRequest{IncludeInstances: instances})
+	if err != nil {
+		return nil, err
+	}
+	var msgs []*ecraev1.ListLiveHostsResponse
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return server.MergeLiveHosts(msgs), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
 }
 
 func printHosts(w io.Writer, resp *ecraev1.ListLiveHostsResponse, instances bool) error {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 )
@@ -20,7 +22,7 @@ const kbUsage = `Usage:
   ecrae kb history [--json]               the kept earlier revisions (every write keeps the KB it replaced)
   ecrae kb diff REV [--json]              what rolling back to REV would change
   ecrae kb rollback REV --yes             make the KB what it was at REV (a new, undoable revision)
-  ecrae kb host set NAME --arch ARCH [--rack R] [--power-cap W]
+  ecrae kb host set NAME --arch ARCH [--rack R] [--power-cap W] [--power URL]
   ecrae kb host delete NAME               map a compute host to its architecture, or unmap it
   ecrae kb calibrate HOST...|--all [--write] [--min-samples N]
                                           fit hosts' power curves to their measured samples
@@ -108,7 +110,7 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return kbCalibrate(ctx, &cf, fs, args[1:], stdout)
 	}
 	fmt.Fprint(stderr, kbUsage)
-	return fmt.Errorf("%w: unknown kb subcommand %q", errUsage, args[0])
+	return fmt.Errorf("%w: unknown kb subcommand %s", errUsage, quote.Value(args[0]))
 }
 
 func kbShow(ctx context.Context, cf *clientFlags, stdout io.Writer) error {
@@ -173,9 +175,9 @@ func kbShow(ctx context.Context, cf *clientFlags, stdout io.Writer) error {
 	for _, f := range fls.GetFlavors() {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", f.GetName(), f.GetVcpus(), f.GetMemoryMb(), f.GetRootGb()+f.GetEphemeralGb(), strings.Join(f.GetTags(), ","))
 	}
-	fmt.Fprintln(tw, "\nHOST\tARCHITECTURE\tRACK\tPOWER CAP W")
+	fmt.Fprintln(tw, "\nHOST\tARCHITECTURE\tRACK\tPOWER CAP W\tPOWER ENDPOINT")
 	for _, h := range hs.GetHosts() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\n", h.GetName(), h.GetArchitecture(), h.GetRack(), h.GetPowerCapWatts())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%s\n", h.GetName(), h.GetArchitecture(), h.GetRack(), h.GetPowerCapWatts(), h.GetPower())
 	}
 	return tw.Flush()
 }
@@ -254,6 +256,7 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 	arch := fs.String("arch", "", "architecture (KB name) of the host")
 	rack := fs.String("rack", "", "rack")
 	pcap := fs.Float64("power-cap", 0, "power cap in watts")
+	power := fs.String("power", "", "power endpoint: ipmi://ADDR:PORT, redfish://ADDR/Systems/ID or ironic://NODE_UUID (credentials go in serve's --power-credentials file)")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
@@ -269,8 +272,11 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 	c := ecraev1.NewKnowledgeBaseServiceClient(conn)
 	switch args[0] {
 	case "set":
-		h := &ecraev1.Host{Name: pos[0], Architecture: *arch, Rack: *rack, PowerCapWatts: *pcap}
-		if _, err := c.GetHost(ctx, &ecraev1.GetHostRequest{Name: pos[0]}); err == nil {
+		h := &ecraev1.Host{Name: pos[0], Architecture: *arch, Rack: *rack, PowerCapWatts: *pcap, Power: *power}
+		if cur, err := c.GetHost(ctx, &ecraev1.GetHostRequest{Name: pos[0]}); err == nil {
+			// An update changes the fields given and keeps the others, so
+			// `kb host set NAME --power URL` needs no --arch.
+			h = mergeHost(cur.GetHost(), h, fs)
 			_, err = c.UpdateHost(ctx, &ecraev1.UpdateHostRequest{Host: h})
 			if err != nil {
 				return cf.rpcError("update host", err)
@@ -278,7 +284,7 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 		} else if _, err := c.CreateHost(ctx, &ecraev1.CreateHostRequest{Host: h}); err != nil {
 			return cf.rpcError("create host", err)
 		}
-		fmt.Fprintf(stdout, "host %s → %s\n", pos[0], *arch)
+		fmt.Fprintf(stdout, "host %s → %s\n", pos[0], h.GetArchitecture())
 		return nil
 	case "delete":
 		if _, err := c.DeleteHost(ctx, &ecraev1.DeleteHostRequest{Name: pos[0]}); err != nil {
@@ -287,5 +293,24 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 		fmt.Fprintf(stdout, "host %s deleted\n", pos[0])
 		return nil
 	}
-	return fmt.Errorf("%w: unknown kb host subcommand %q", errUsage, args[0])
+	return fmt.Errorf("%w: unknown kb host subcommand %s", errUsage, quote.Value(args[0]))
+}
+
+// mergeHost returns cur with the fields whose flags were set taken from set.
+func mergeHost(cur, set *ecraev1.Host, fs *flag.FlagSet) *ecraev1.Host {
+	out := &ecraev1.Host{Name: set.GetName(), Architecture: cur.GetArchitecture(), Rack: cur.GetRack(),
+		PowerCapWatts: cur.GetPowerCapWatts(), Note: cur.GetNote(), Power: cur.GetPower()}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "arch":
+			out.Architecture = set.GetArchitecture()
+		case "rack":
+			out.Rack = set.GetRack()
+		case "power-cap":
+			out.PowerCapWatts = set.GetPowerCapWatts()
+		case "power":
+			out.Power = set.GetPower()
+		}
+	})
+	return out
 }

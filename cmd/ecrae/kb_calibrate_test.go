@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -36,6 +37,15 @@ func TestKBCalibrate(t *testing.T) {
 	}
 	defer nc.Close()
 	pub := &agent.NATSPublisher{NC: nc}
+	// Nova announces node-1's compute service first: a sample alone does
+	// not make a host.
+	svc := fmt.Sprintf(`{"event_type": "service.create", "message_id": "m-node-1", "priority": "INFO", "publisher_id": "nova-compute:node-1",
+		"timestamp": %q, "payload": {"nova_object.name": "ServiceStatusPayload", "nova_object.namespace": "nova", "nova_object.version": "1.1",
+		"nova_object.data": {"binary": "nova-compute", "host": "node-1", "disabled": false, "forced_down": false, "topic": "compute", "uuid": "9b0c8f1e-0000-4000-8000-000000000001", "version": 64}}}`,
+		time.Now().Add(-2*time.Minute).UTC().Format("2006-01-02 15:04:05.000000"))
+	if err := nc.Publish("nova.versioned_notifications.info.service.create", []byte(svc)); err != nil {
+		t.Fatal(err)
+	}
 	// The node draws 1.5× its model: 3 samples at each 10 % step, as the
 	// agent publishes them.
 	at := time.Now().Add(-time.Minute)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 )
@@ -171,7 +172,7 @@ func kbRollback(ctx context.Context, cf *clientFlags, revArg string, yes bool, s
 func parseRevision(s string) (uint64, error) {
 	rev, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || rev == 0 {
-		return 0, fmt.Errorf("%w: REV %s is not a revision number (see ecrae kb history)", errUsage, quoteFlag(s))
+		return 0, fmt.Errorf("%w: REV %s is not a revision number (see ecrae kb history)", errUsage, quote.Value(s))
 	}
 	return rev, nil
 }

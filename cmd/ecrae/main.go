@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"google.golang.org/grpc/status"
 )
 
@@ -31,6 +32,8 @@ Usage:
   ecrae hosts [--json] [--instances]   the live host view: instances, use, power, staleness
   ecrae rebalance plan|execute|show [flags]
                                        plan, run and follow consolidation plans
+  ecrae power status|on|off|history [HOST]
+                                       host power through BMCs: state, on, off --yes, the recorded events
   ecrae pack FILE [flags]              solve one bin-packing instance (.vbp, .vmp)
   ecrae sim --trace DIR [flags]        simulate a day of traces: energy, SLA, migrations (--compare: side by side)
   ecrae tosca resolve|hot|deploy APP.yaml [flags]   tagged TOSCA → resolved TOSCA → Heat stack
@@ -82,6 +85,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runSim(ctx, rest, stdout, stderr)
 	case "rebalance":
 		return runRebalance(ctx, rest, stdin, stdout, stderr)
+	case "power":
+		return runPower(ctx, rest, stdout, stderr)
 	case "tosca":
 		return runTosca(ctx, rest, stdin, stdout, stderr)
 	case "audit":
@@ -91,7 +96,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %s", errUsage, quote.Value(cmd))
 }
 
 // oneLine renders an error as one readable line: a gRPC status shows its

@@ -35,10 +35,13 @@ func freeAddr(t *testing.T) string {
 // startServe runs `ecrae serve` in-process on free ports and a temp DB, and
 // waits until /healthz answers. The returned stop cancels it as SIGTERM does
 // and reports what serve returned.
-func startServe(t *testing.T, dir string) (c serveConfig, stop func() error) {
+func startServe(t *testing.T, dir string, opts ...func(*serveConfig)) (c serveConfig, stop func() error) {
 	t.Helper()
 	c = serveConfig{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), natsURL: "embedded", natsAddr: freeAddr(t),
 		dbPath: filepath.Join(dir, "ecrae.db"), defaultTag: "default", shutdownGrace: 5 * time.Second}
+	for _, o := range opts {
+		o(&c)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, c, nil, slog.New(slog.DiscardHandler)) }()
@@ -205,6 +208,10 @@ func TestCLIErrorsAreOneReadableLine(t *testing.T) {
 		{[]string{"score", "--vcpus=1", "--ram-mb=1", "--server=127.0.0.1:1", "--timeout=2s"}, "127.0.0.1:1"},
 		{[]string{"serve", "--weights=energy"}, "--weights"},
 		{[]string{"serve", "--memory-limit=lots"}, `--memory-limit: "lots" is not a size`},
+		{[]string{"serve", "--grpc-max-message=512"}, `--grpc-max-message: "512" is out of range`},
+		{[]string{"hosts", "--max-message=lots", "--server=127.0.0.1:1"}, `--max-message: "lots" is not a size`},
+		{[]string{"serve", "--clock-skew=0s"}, "--clock-skew 0s: want a duration > 0"},
+		{[]string{"serve", "--view-checkpoint=-1s"}, "--view-checkpoint -1s: want a duration > 0"},
 	}
 	for _, c := range cases {
 		_, err := cli(t, c.args...)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/optimizer"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -51,7 +52,7 @@ func runRebalance(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return runRebalanceStop(ctx, args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, rebalanceUsage)
-	return fmt.Errorf("%w: unknown rebalance command %q", errUsage, args[0])
+	return fmt.Errorf("%w: unknown rebalance command %s", errUsage, quote.Value(args[0]))
 }
 
 func runRebalancePlan(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -386,6 +387,7 @@ func printPlan(w io.Writer, p *ecraev1.Plan) error {
 	if p.GetNote() != "" {
 		fmt.Fprintf(w, "note: %s\n", p.GetNote())
 	}
+	printRepair(w, p)
 	if len(p.GetSteps()) > 0 {
 		fmt.Fprintf(w, "%d migrations in %d waves (at most %d per host and %d at once):\n",
 			len(p.GetSteps()), p.GetWaves(), p.GetMaxPerHost(), p.GetMaxParallel())

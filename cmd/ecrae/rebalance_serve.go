@@ -36,6 +36,7 @@ type rebalanceServe struct {
 	stepTimeout   time.Duration
 	planTTL       time.Duration
 	keep          int
+	freed         rebalance.FreedHosts // told of the hosts a plan freed (the power manager)
 	// agents moves containers (serve_containers.go); nil = none.
 	agents rebalance.Migrator
 }
@@ -91,7 +92,7 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 	if ids := store.Recovered(); len(ids) > 0 {
 		log.Warn("rebalance: executions cut short by the last stop, marked interrupted", "plans", ids)
 	}
-	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout, PlanTTL: r.planTTL, Keep: r.keep}
+	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout, PlanTTL: r.planTTL, Keep: r.keep, Freed: r.freed}
 	if cloud != nil && cloud.Compute != nil {
 		m := openstack.NewMigrator(cloud.Compute, 0)
 		cfg.Migrator = m

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -29,7 +30,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("%w: score takes flags only, got %q", errUsage, pos[0])
+		return fmt.Errorf("%w: score takes flags only, got %s", errUsage, quote.Value(pos[0]))
 	}
 	if *flavor == "" && *vcpus == 0 {
 		return fmt.Errorf("%w: give --flavor NAME or --vcpus and --ram-mb", errUsage)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ecrae/ecrae/events"
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/openstack"
 	"github.com/ecrae/ecrae/server"
@@ -51,9 +52,12 @@ type serveConfig struct {
 	subjectPrefix  string        // Nova's notifications: <prefix>.versioned_notifications.>
 	// Consolidation plans and the optional periodic mode (issue 5).
 	rebalance  rebalanceServe
+	events     eventsServe // ingestion limits and checkpoints (issue 11)
+	power      powerServe
 	gcPercent  int
 	memLimit   string
 	stateCache int
+	limits     serveLimits
 	// TLS, roles, exposure (issue 13) and NATS security.
 	security securityServe
 	natsSec  natsSecurity
@@ -78,8 +82,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&c.staleAfter, "stale-after", hostview.DefaultStaleAfter, "a host not heard from for this long is stale: its measurements fall back to the model's estimate")
 	fs.StringVar(&c.subjectPrefix, "subject-prefix", "nova", "NATS subject prefix of Nova's notifications (<prefix>.versioned_notifications.<priority>.<event_type>)")
 	c.rebalance.register(fs)
+	c.limits.register(fs)
 	c.security.register(fs)
 	c.natsSec.register(fs)
+	c.events.register(fs)
+	c.power.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
 	fs.StringVar(&c.memLimit, "memory-limit", fmt.Sprintf("%dMiB", server.DefaultMemoryLimit>>20), `soft memory limit (GOMEMLIMIT), e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
@@ -87,7 +94,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Arg(0))
+		return fmt.Errorf("%w: serve takes no arguments, got %s", errUsage, quote.Value(fs.Arg(0)))
+	}
+	if err := c.events.check(); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, c.logFormat, c.logLevel)
 	if err != nil {
@@ -106,6 +116,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	weights, err := parseWeights(c.weights)
 	if err != nil {
 		return fmt.Errorf("%w: --weights: %v", errUsage, err)
+	}
+	if err := c.limits.parse(); err != nil {
+		return err
 	}
 	return serve(ctx, c, weights, log)
 }
@@ -145,10 +158,10 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	// JetStream, reconciled with Nova and Placement when credentials exist.
 	view := hostview.New(hostview.Options{StaleAfter: c.staleAfter})
 	events.RegisterViewMetrics(reg, view)
-	consumer, err := events.New(nc, view, events.Config{
+	consumer, err := events.New(nc, view, c.events.config(events.Config{
 		SubjectPrefix: c.subjectPrefix,
 		StateFile:     filepath.Join(filepath.Dir(c.dbPath), "hostview.json"),
-	}, log, events.NewMetrics(reg))
+	}), log, events.NewMetrics(reg))
 	if err != nil {
 		return fmt.Errorf("%w: --subject-prefix: %v", errUsage, err)
 	}
@@ -169,18 +182,24 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		log.Info("OpenStack credentials found", "source", cloud.Source, "resync_interval", c.resyncInterval)
 		sources += fmt.Sprintf(" + resync with Nova and Placement every %s (%s)", c.resyncInterval, cloud.Source)
 	}
-	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache}, store, log, stats)
+	if err := c.power.open(store, view, cloud, c.dbPath, reg, log); err != nil {
+		return err
+	}
+	defer c.power.close(log)
+	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache, NoRoom: c.power.noRoom()}, store, log, stats)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	consumer.SetMaxWatts(srv.ModelMaxWatts) // samples are bounded by the KB's model of their host
 
 	var inflight atomic.Int64
 	creds, authUnary, authStream := sec.serverOptions()
-	g := grpc.NewServer(append(creds, grpc.ForceServerCodecV2(server.Codec{}),
+	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.Codec{}),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor()}, authUnary...)...),
 		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
 	sec.audit.Register(g)
+	c.rebalance.freed = c.power.m
 	c.rebalance.agents = containerAgents(nc, view) // containers move through their node agents
 	runRebalance, stopRebalance, err := c.rebalance.start(g, srv, cloud, c.dbPath, log)
 	if err != nil {
@@ -189,6 +208,10 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	defer stopRebalance()
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
+	runPower, err := c.power.start(g, hs, nc, c.subjectPrefix, log)
+	if err != nil {
+		return err
+	}
 	reflection.Register(g)
 
 	gl, err := net.Listen("tcp", c.grpcAddr)
@@ -213,7 +236,9 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: sec.httpTLS()}
 
 	// The stream exists before the service says it is serving, so nothing
-	// published from then on can be missed (Run ensures it again).
+	// published from then on can be missed (Run ensures it again); the
+	// saved view is loaded, so no answer comes from an empty one.
+	consumer.Restore()
 	if _, err := consumer.EnsureStream(ctx); err != nil {
 		log.Error("host view: JetStream stream unavailable", "err", err)
 	}
@@ -256,6 +281,9 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		})
 	}
 	eg.Go(func() error { return runRebalance(ctx) })
+	for _, run := range runPower {
+		eg.Go(func() error { return run(ctx) })
+	}
 	eg.Go(func() error {
 		if err := g.Serve(gl); err != nil {
 			return fmt.Errorf("gRPC server: %w", err)
@@ -328,11 +356,11 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 	}
 	host, portStr, err := net.SplitHostPort(c.natsAddr)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("%w: --nats-addr %q: %v", errUsage, c.natsAddr, err)
+		return nil, "", nil, fmt.Errorf("%w: --nats-addr %s: %v", errUsage, quote.Value(c.natsAddr), err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("%w: --nats-addr %q: port: %v", errUsage, c.natsAddr, err)
+		return nil, "", nil, fmt.Errorf("%w: --nats-addr %s: port: %v", errUsage, quote.Value(c.natsAddr), err)
 	}
 	if port == 0 {
 		// NATS reads port 0 as its default, 4222; here it means any free
@@ -372,7 +400,7 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+		return nil, fmt.Errorf("%w: --log-level %s: want debug, info, warn or error", errUsage, quote.Value(level))
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -381,7 +409,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, format)
+	return nil, fmt.Errorf("%w: --log-format %s: want text or json", errUsage, quote.Value(format))
 }
 
 // parseWeights reads "name=value,..."; empty means the defaults.
@@ -400,7 +428,7 @@ func parseBytes(s string) (int64, error) {
 	}
 	v, err := strconv.ParseInt(n, 10, 64)
 	if err != nil || v < 0 || v > math.MaxInt64/unit {
-		return 0, fmt.Errorf("%q is not a size (bytes, or a whole number of KiB, MiB or GiB)", s)
+		return 0, fmt.Errorf("%s is not a size (bytes, or a whole number of KiB, MiB or GiB)", quote.Value(s))
 	}
 	return v * unit, nil
 }
@@ -413,11 +441,11 @@ func parseWeights(s string) (map[string]float64, error) {
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok {
-			return nil, fmt.Errorf("%q is not name=value", kv)
+			return nil, fmt.Errorf("%s is not name=value", quote.Value(kv))
 		}
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %q is not a number", k, v)
+			return nil, fmt.Errorf("%s: %s is not a number", k, quote.Value(v))
 		}
 		out[k] = f
 	}

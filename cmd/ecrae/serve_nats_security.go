@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/server"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -64,7 +65,8 @@ type NATSUser struct {
 	// versioned notifications under the prefix), agent (its own host's
 	// samples), service (ECRAE itself: everything).
 	Role string `yaml:"role"`
-	// Host is the agent's host: it may publish ecrae.metrics.<Host> only.
+	// Host is the agent's host: it may publish ecrae.metrics.<Host> and
+	// ecrae.containers.<Host>, and take migrations for <Host>.
 	Host string `yaml:"host"`
 }
 
@@ -90,24 +92,24 @@ func parseNATSAuth(file string, b []byte) ([]NATSUser, error) {
 		case u.User == "":
 			return nil, fmt.Errorf("%s: user is empty", at)
 		case seen[u.User]:
-			return nil, fmt.Errorf("%s: user %s is listed twice", at, quoteFlag(u.User))
+			return nil, fmt.Errorf("%s: user %s is listed twice", at, quote.Value(u.User))
 		case u.Password == "":
-			return nil, fmt.Errorf("%s (%s): password is empty", at, quoteFlag(u.User))
+			return nil, fmt.Errorf("%s (%s): password is empty", at, quote.Value(u.User))
 		}
 		seen[u.User] = true
 		switch u.Role {
 		case "notifier", "service":
 			if u.Host != "" {
-				return nil, fmt.Errorf("%s (%s): host is only for role agent", at, quoteFlag(u.User))
+				return nil, fmt.Errorf("%s (%s): host is only for role agent", at, quote.Value(u.User))
 			}
 		case "agent":
 			// A host with a wildcard or a dot would let the agent publish
 			// for other hosts ("*", ">", "a.b" are subject syntax).
 			if !hostSubjectToken.MatchString(u.Host) || strings.ContainsAny(u.Host, "*>.") {
-				return nil, fmt.Errorf("%s (%s): host %s is not one host name (letters, digits, - and _)", at, quoteFlag(u.User), quoteFlag(u.Host))
+				return nil, fmt.Errorf("%s (%s): host %s is not one host name (letters, digits, - and _)", at, quote.Value(u.User), quote.Value(u.Host))
 			}
 		default:
-			return nil, fmt.Errorf("%s (%s): role %s: want notifier, agent or service", at, quoteFlag(u.User), quoteFlag(u.Role))
+			return nil, fmt.Errorf("%s (%s): role %s: want notifier, agent or service", at, quote.Value(u.User), quote.Value(u.Role))
 		}
 	}
 	return f.Users, nil
@@ -121,7 +123,14 @@ func natsPermissions(u NATSUser, prefix string) *natsserver.Permissions {
 	case "notifier":
 		return &natsserver.Permissions{Publish: &natsserver.SubjectPermission{Allow: []string{prefix + ".versioned_notifications.>"}}, Subscribe: inbox}
 	case "agent":
-		return &natsserver.Permissions{Publish: &natsserver.SubjectPermission{Allow: []string{"ecrae.metrics." + u.Host}}, Subscribe: inbox}
+		// Its samples and containers; container migration (agent/container):
+		// it takes requests for its own host, answers them, and asks other
+		// agents to receive a container.
+		return &natsserver.Permissions{
+			Publish:   &natsserver.SubjectPermission{Allow: []string{"ecrae.metrics." + u.Host, "ecrae.containers." + u.Host, "ecrae.agent.*.receive"}},
+			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", "ecrae.agent." + u.Host + ".migrate", "ecrae.agent." + u.Host + ".receive"}},
+			Response:  &natsserver.ResponsePermission{MaxMsgs: 1},
+		}
 	}
 	return nil // service: everything
 }
@@ -211,15 +220,6 @@ func readSecret(flagName, file string) (string, error) {
 		return "", fmt.Errorf("%w: %s %s is empty", errUsage, flagName, file)
 	}
 	return s, nil
-}
-
-// quoteFlag quotes a value from a file or flag for an error, at most 100
-// bytes of it.
-func quoteFlag(s string) string {
-	if len(s) > 100 {
-		return fmt.Sprintf("%q…", strings.ToValidUTF8(s[:100], ""))
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // redactURLs hides the password (or token) of each URL in a comma-separated

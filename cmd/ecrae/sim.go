@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/sim"
@@ -44,6 +45,8 @@ type simFlags struct {
 	vmOrder  string
 	kb       string
 	hosts    int
+	copies   int
+	trans    string
 	mode     string
 	seed     uint64
 	json     bool
@@ -80,6 +83,9 @@ type simOutput struct {
 	Unplaced         int           `json:"unplaced"`
 	SimulatedSeconds float64       `json:"simulated_seconds"`
 	Seed             uint64        `json:"seed"`
+	Transitions      string        `json:"transitions"`
+	HostBoots        int           `json:"host_boots"`
+	StandbyKWh       float64       `json:"standby_kwh"`
 	CloudSim         *simReference `json:"cloudsim,omitempty"`
 	Series           []sim.Sample  `json:"series,omitempty"`
 }
@@ -113,6 +119,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&f.vmOrder, "vm-order", "", "VM order: a file (INDEX NAME MIPS a line), or a folder holding DAY.txt for each trace folder DAY; default: file names sorted")
 	fs.StringVar(&f.kb, "kb", "", "knowledge base YAML: simulate its architectures (hosts) and flavors (VM types)")
 	fs.IntVar(&f.hosts, "hosts", sim.CloudSimHosts, "number of hosts, given the models in turn (ignored when the KB lists hosts)")
+	fs.IntVar(&f.copies, "copies", 1, "run each day's VMs this many times over (with --hosts: a data center that many times larger)")
+	fs.StringVar(&f.trans, "transitions", "none", "none: hosts go off and on at once, for free (CloudSim); realistic[:boot=300,shutdown=30,standby=10]: a boot takes seconds at peak power and nothing starts meanwhile, a shutdown seconds at idle power, an off host draws standby watts")
 	fs.StringVar(&f.mode, "mode", "cloudsim", "cloudsim: CloudSim 3.0.3's semantics (RAM limits the start only; a VM at 0 % leaves); strict: RAM limits every placement, VMs stay")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed: the same seed gives the same result")
 	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
@@ -125,7 +133,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("%w: sim takes flags only, got %q", errUsage, pos[0])
+		return fmt.Errorf("%w: sim takes flags only, got %s", errUsage, quote.Value(pos[0]))
 	}
 	if len(f.traces) == 0 {
 		return fmt.Errorf("%w: give --trace DIR", errUsage)
@@ -144,6 +152,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if f.hosts <= 0 {
 		return fmt.Errorf("%w: --hosts must be positive", errUsage)
 	}
+	if f.copies < 1 || f.copies > 1000 {
+		return fmt.Errorf("%w: --copies must be in [1, 1000], got %d", errUsage, f.copies)
+	}
 	setup, err := simSetup(&f)
 	if err != nil {
 		return err
@@ -159,6 +170,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	day = day.Repeat(f.copies)
 	res, err := sim.Run(ctx, setup, day, spec, sim.Options{Seed: f.seed, Progress: progressBar(stderr, spec.String())})
 	if err != nil {
 		return err
@@ -204,6 +216,9 @@ func simSetup(f *simFlags) (sim.Setup, error) {
 		}
 	}
 	s.Mode = mode
+	if s.Transitions, err = sim.ParseTransitions(f.trans); err != nil {
+		return sim.Setup{}, fmt.Errorf("%w: --transitions: %v", errUsage, err)
+	}
 	return s, s.Validate()
 }
 
@@ -235,7 +250,7 @@ func setupFromKB(kb *kbstore.KB, n int) (sim.Setup, error) {
 			pes = a.Cores
 		}
 		if pes <= 0 || a.CoreMHz <= 0 {
-			return s, fmt.Errorf("architecture %q: needs threads (or cores) and core_mhz to be simulated", a.Name)
+			return s, fmt.Errorf("architecture %s: needs threads (or cores) and core_mhz to be simulated", quote.Value(a.Name))
 		}
 		var c optimizer.PowerCurve
 		copy(c[:], a.PowerWatts)
@@ -251,7 +266,7 @@ func setupFromKB(kb *kbstore.KB, n int) (sim.Setup, error) {
 		for _, h := range kb.Hosts {
 			i, ok := index[h.Architecture]
 			if !ok {
-				return s, fmt.Errorf("host %q: architecture %q has no power curve", h.Name, h.Architecture)
+				return s, fmt.Errorf("host %s: architecture %s has no power curve", quote.Value(h.Name), quote.Value(h.Architecture))
 			}
 			s.Hosts = append(s.Hosts, i)
 		}
@@ -314,7 +329,8 @@ func toOutput(r *sim.Result, seed uint64, ref *sim.Reference) simOutput {
 	o := simOutput{Policy: r.Policy, Mode: r.Mode, Day: filepath.Base(filepath.Clean(r.Day)),
 		EnergyKWh: r.EnergyKWh, Migrations: r.Migrations, SLATAH: r.SLATAH, PDM: r.PDM, SLAV: r.SLAV, ESV: r.ESV,
 		HostShutdowns: r.HostShutdowns, VMs: r.VMs, Hosts: r.Hosts, Seconds: r.Seconds, FloorKWh: r.FloorKWh,
-		OverallSLA: r.OverallSLA, Unplaced: r.Unplaced, SimulatedSeconds: r.SimulatedSeconds, Seed: seed}
+		OverallSLA: r.OverallSLA, Unplaced: r.Unplaced, SimulatedSeconds: r.SimulatedSeconds, Seed: seed,
+		Transitions: r.Transitions, HostBoots: r.HostBoots, StandbyKWh: r.StandbyKWh}
 	if ref != nil {
 		o.CloudSim = &simReference{Policy: ref.Policy, EnergyKWh: ref.EnergyKWh, Migrations: ref.Migrations,
 			SLATAH: ref.SLATAH, PDM: ref.PDM, SLAV: ref.SLAV, ESV: ref.ESV, HostShutdowns: ref.HostShutdowns}
@@ -333,6 +349,9 @@ func printRun(w io.Writer, o simOutput) error {
 	fmt.Fprintf(tw, "SLAV\t%.5f %%\n", o.SLAV*100)
 	fmt.Fprintf(tw, "ESV\t%.3f x1e-3\n", o.ESV*1000)
 	fmt.Fprintf(tw, "host shutdowns\t%d\n", o.HostShutdowns)
+	if o.Transitions != "" && o.Transitions != "none" {
+		fmt.Fprintf(tw, "transitions\t%s: %d boots, %.2f kWh in standby\n", o.Transitions, o.HostBoots, o.StandbyKWh)
+	}
 	if o.Unplaced > 0 {
 		fmt.Fprintf(tw, "unplaced VMs\t%d\n", o.Unplaced)
 	}
@@ -378,6 +397,7 @@ func runSimCompare(ctx context.Context, f *simFlags, setup sim.Setup, stdout, st
 		if err != nil {
 			return err
 		}
+		day = day.Repeat(f.copies)
 		name := filepath.Base(filepath.Clean(dir))
 		for _, spec := range specs {
 			res, err := sim.Run(ctx, setup, day, spec, sim.Options{Seed: f.seed, Progress: progressBar(stderr, name+" "+spec.String())})
@@ -385,7 +405,7 @@ func runSimCompare(ctx context.Context, f *simFlags, setup sim.Setup, stdout, st
 				return fmt.Errorf("%s, %s: %w", name, spec, err)
 			}
 			var ref *sim.Reference
-			if r, ok := refs.Lookup(name, spec); ok && setup.Mode == sim.ModeCloudSim {
+			if r, ok := refs.Lookup(name, spec); ok && setup.Mode == sim.ModeCloudSim && f.copies == 1 && !setup.Transitions.Enabled {
 				ref = &r
 			}
 			outs = append(outs, toOutput(res, f.seed, ref))

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/ecrae/ecrae/server"
@@ -83,7 +84,7 @@ func runTosca(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "resolve", "hot", "deploy":
 	default:
 		fmt.Fprint(stderr, toscaUsage)
-		return fmt.Errorf("%w: unknown tosca subcommand %q (resolve, hot or deploy)", errUsage, c.sub)
+		return fmt.Errorf("%w: unknown tosca subcommand %s (resolve, hot or deploy)", errUsage, quote.Value(c.sub))
 	}
 	fs := newFlagSet("tosca "+c.sub, stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, toscaUsage) }
@@ -94,10 +95,10 @@ func runTosca(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Func("input", "a template input, KEY=VALUE (repeatable)", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" {
-			return fmt.Errorf("want KEY=VALUE, got %q", s)
+			return fmt.Errorf("want KEY=VALUE, got %s", quote.Value(s))
 		}
 		if _, dup := c.inputs[k]; dup {
-			return fmt.Errorf("input %q given twice", k)
+			return fmt.Errorf("input %s given twice", quote.Value(k))
 		}
 		c.inputs[k] = v
 		return nil

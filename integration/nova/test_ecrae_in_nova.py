@@ -122,6 +122,11 @@ tags:
     mode: exact
     candidates:
       - {architecture: it-xeon-small, performance_factor: 1.0}
+  - name: it-xeon-small-hint
+    description: prefers the small Xeon; others only when it cannot take it
+    mode: hint
+    candidates:
+      - {architecture: it-xeon-small, performance_factor: 1.0}
   - name: it-power-only
     description: pinned to an architecture no host has
     mode: exact
@@ -439,6 +444,26 @@ class EcraeInNovaTest(EcraeNovaTestCase):
             server, 'live-migration', 'conductor_live_migrate_instance')
         self.assertIn('No valid host', str(event.get('traceback')) +
                       str(event.get('details')))
+
+    # 4b. Hint mode: Nova's call for a live migration to a named host holds
+    # that host alone, so "no candidate in the call" says nothing; the shim
+    # marks the move and the service judges the hint against its view.
+    def test_live_migration_does_not_relax_a_hint(self):
+        server = self._boot(flavor_id=self._flavor(tag='it-xeon-small-hint'))
+        self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
+        self.spy.calls.clear()
+        server = self._live_migrate_to(server, 'host1',
+                                       migration_status='error')
+        self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
+        calls = [c for c in self.spy.of('FilterHosts')
+                 if c[1].instance.instance_uuid == server['id']]
+        self.assertTrue(calls, 'no FilterHosts call for the migration')
+        self.assertTrue(self._request(calls[-1][1]).instance.move)
+        verdicts = self._verdicts(server['id'])
+        self.assertEqual(['host1'], list(verdicts[-1]))
+        self.assertFalse(verdicts[-1]['host1'])
+        self.assertEqual('candidates',
+                         self._rejections(server['id'])['host1'])
 
     # 5. Create, live migration and delete arrive on NATS via "nats".
     def test_notifications_reach_nats(self):

@@ -19,9 +19,15 @@ CHANNEL_OPTIONS = (
     ('grpc.min_reconnect_backoff_ms', 100),
     ('grpc.max_reconnect_backoff_ms', 2000),
     ('grpc.enable_http_proxy', 0),
-    ('grpc.max_receive_message_length', 64 * 1024 * 1024),
-    ('grpc.max_send_message_length', 64 * 1024 * 1024),
 )
+
+
+def channel_options(conf):
+    """CHANNEL_OPTIONS and the ``[ecrae] max_message_mb`` limit, both ways
+    (gRPC's own default, 4 MiB, holds about 3,000 hosts)."""
+    limit = conf.ecrae.max_message_mb * 1024 * 1024
+    return CHANNEL_OPTIONS + (('grpc.max_receive_message_length', limit),
+                              ('grpc.max_send_message_length', limit))
 
 
 def _serialize(request):
@@ -46,7 +52,7 @@ class _Stub(object):
 
 
 _lock = threading.Lock()
-_stubs = {}     # (pid, endpoint, tls) -> PlacementServiceStub
+_stubs = {}     # (pid, endpoint, tls, limit) -> PlacementServiceStub
 _channels = {}  # same keys -> grpc.Channel
 
 
@@ -72,7 +78,7 @@ def get_stub(conf):
     workers), and a forked worker opens its own."""
     endpoint = conf.ecrae.endpoint
     tls = _tls_key(conf)
-    key = (os.getpid(), endpoint, tls)
+    key = (os.getpid(), endpoint, tls, conf.ecrae.max_message_mb)
     stub = _stubs.get(key)
     if stub is not None:
         return stub
@@ -81,14 +87,14 @@ def get_stub(conf):
         if stub is None:
             if tls is None:
                 channel = grpc.insecure_channel(
-                    endpoint, options=CHANNEL_OPTIONS)
+                    endpoint, options=channel_options(conf))
             else:
                 creds = grpc.ssl_channel_credentials(
                     root_certificates=_read(tls[0]),
                     private_key=_read(tls[2]),
                     certificate_chain=_read(tls[1]))
                 channel = grpc.secure_channel(
-                    endpoint, creds, options=CHANNEL_OPTIONS)
+                    endpoint, creds, options=channel_options(conf))
             stub = _Stub(channel)
             # Channels inherited from a parent process stay referenced (and
             # unused): closing them after a fork is not safe.

@@ -29,6 +29,13 @@ ECRAE_OPTS = [
                      'true lets every host pass the filter; false rejects '
                      'every host (no boot is placed without the service). '
                      'The weigher gives every host 0 either way.'),
+    cfg.IntOpt('max_message_mb', default=64, min=1, max=2047,
+               help='Largest gRPC message sent to or received from the '
+                    'service, in MiB. A pass sends every candidate host: '
+                    '10,000 hosts with libvirt\'s cpu_info are about 13 '
+                    'MiB. Keep it equal to ecrae serve --grpc-max-message; '
+                    'a pass past either limit fails open with "message '
+                    'too large" in the log.'),
     cfg.BoolOpt('tls_enabled', default=False,
                 help='Use TLS to reach the service.'),
     cfg.StrOpt('ca_file',

@@ -31,7 +31,12 @@ class ServiceError(Exception):
 def _describe(exc):
     if isinstance(exc, grpc.RpcError) and hasattr(exc, 'code'):
         try:
-            return '%s: %s' % (exc.code().name, exc.details())
+            what = '%s: %s' % (exc.code().name, exc.details())
+            # Past [ecrae] max_message_mb here or --grpc-max-message there.
+            if (exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and
+                    'larger than max' in (exc.details() or '')):
+                what = 'message too large, ' + what
+            return what
         except Exception:
             pass
     return '%s: %s' % (type(exc).__name__, exc)

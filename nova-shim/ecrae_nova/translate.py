@@ -116,13 +116,17 @@ def flavor(spec_obj):
 
 
 def is_move(spec_obj):
-    """True for a request whose call may hold only the hosts it names: the
-    conductor sets ``ignore_hosts`` (the source) for live migration,
-    migrate/resize and evacuation, and ``requested_destination`` for every
-    move and for a boot to a named host. The service then judges the rules
-    against the whole cluster, not this call."""
-    return bool(_field(spec_obj, 'ignore_hosts')) or \
-        _field(spec_obj, 'requested_destination') is not None
+    """True for a move, or a request whose call may hold only the host it
+    names: Nova sets ``ignore_hosts`` (the source) for live migration,
+    migrate/resize (unless to the same host) and evacuation, and
+    ``requested_destination.host`` for a named target. The service then
+    judges the rules against the whole cluster, not this call. A
+    destination without a host (a cell, aggregates from Nova's request
+    filters) is not enough: boots get one too."""
+    if _field(spec_obj, 'ignore_hosts'):
+        return True
+    dest = _field(spec_obj, 'requested_destination')
+    return bool(_field(dest, 'host'))
 
 
 def _group(spec_obj):

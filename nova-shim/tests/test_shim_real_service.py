@@ -23,8 +23,9 @@ ECRAE = os.environ.get('ECRAE_BIN', os.path.join(REPO, 'bin', 'ecrae'))
 class Service(object):
     """`ecrae serve` on fixed ports and a bbolt file in tmp_path."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, *args):
         self.tmp_path = tmp_path
+        self.args = list(args)
         self.ports = [shimtest.free_port() for _ in range(3)]
         self.endpoint = '127.0.0.1:%d' % self.ports[0]
         self.proc = None
@@ -36,7 +37,7 @@ class Service(object):
             [ECRAE, 'serve', '--grpc-addr', self.endpoint,
              '--http-addr', '127.0.0.1:%d' % http_port,
              '--nats-addr', '127.0.0.1:%d' % nats_port,
-             '--db', str(self.tmp_path / 'ecrae.db')],
+             '--db', str(self.tmp_path / 'ecrae.db')] + self.args,
             cwd=str(self.tmp_path), stdout=self.log, stderr=subprocess.STDOUT)
         channel = grpc.insecure_channel(self.endpoint)
         deadline = time.monotonic() + 30
@@ -183,3 +184,44 @@ def test_references_against_ecrae_serve_and_its_restart(ecrae_service,
                     ('WeighHosts', n)]
     assert [r.getMessage() for r in caplog.records
             if r.name.startswith('ecrae_nova')] == []
+
+
+@pytest.mark.parametrize('where', ['service', 'shim'])
+def test_a_pass_past_the_message_limit_fails_open_and_says_why(
+        tmp_path, ecrae_conf, warnings_log, where):
+    """A pass larger than the service's --grpc-max-message, or than the
+    shim's own [ecrae] max_message_mb, fails open with "message too large"
+    in the warning; a pass within both goes through."""
+    if not os.access(ECRAE, os.X_OK):
+        pytest.skip('%s not built (run `make build`)' % ECRAE)
+    # The service's limit: 8 KiB takes a pass of 4 hosts (about 250 bytes
+    # each), not one of 60. The shim's: 1 MiB, which 4 hosts with a
+    # 300 KB cpu_info each pass.
+    service = Service(tmp_path, '--grpc-max-message',
+                      '8KiB' if where == 'service' else '64MiB')
+    try:
+        service.start()
+        ecrae_conf(endpoint=service.endpoint, timeout=10.0, max_message_mb=1)
+        spec = shimtest.request_spec(extra_specs={'ecrae:tag': 'web-frontend'})
+        filt = scheduler.EcraeFilter()
+
+        small = shimtest.host_states(4)
+        assert filt.filter_all(small, spec) is not None
+        assert warnings_log() == []
+
+        if where == 'service':
+            big = shimtest.host_states(60)
+        else:
+            big = shimtest.host_states(4)
+            for h in big:
+                h.cpu_info = '{"arch": "x86_64", "features": [%s]}' % (
+                    ', '.join('"f%06d"' % i for i in range(30000)))
+        assert list(filt.filter_all(big, spec)) == big   # failed open
+        msgs = [r.getMessage() for r in warnings_log()]
+        assert len(msgs) == 1, msgs
+        assert 'message too large, RESOURCE_EXHAUSTED' in msgs[0], msgs[0]
+        assert 'failing open' in msgs[0], msgs[0]
+    finally:
+        client.close_channels()
+        service.stop()
+        service.log.close()

@@ -76,13 +76,15 @@ def test_options_registered_on_nova_conf():
     assert g.weight_multiplier == 1.0
     assert g.fail_open is True
     assert g.tls_enabled is False
+    assert g.max_message_mb == 64   # as ecrae serve --grpc-max-message
     assert g.ca_file is None and g.cert_file is None and g.key_file is None
     assert CONF.ecrae_nats.url == 'nats://127.0.0.1:4222'
     listed = {getattr(grp, 'name', grp): [o.name for o in o_]
               for grp, o_ in opts.list_opts()}
     assert set(listed['ecrae']) == {'endpoint', 'timeout', 'weight_multiplier',
-                                    'fail_open', 'tls_enabled', 'ca_file',
-                                    'cert_file', 'key_file'}
+                                    'fail_open', 'max_message_mb',
+                                    'tls_enabled', 'ca_file', 'cert_file',
+                                    'key_file'}
     assert 'subject_prefix' in listed['ecrae_nats']
 
 
@@ -432,10 +434,18 @@ def test_translation_of_moves_and_server_groups():
     live.requested_destination = objects.Destination(host='dst')
     assert translate.instance_request(live).move
 
-    # A cold migration names its destination (a cell) without a host.
+    # A cold migration ignores the source; its destination names a cell.
     cold = shimtest.request_spec()
+    cold.ignore_hosts = ['src']
     cold.requested_destination = objects.Destination()
     assert translate.instance_request(cold).move
+
+    # A boot a request filter gave a destination without a host (aggregates,
+    # a cell) is still a boot; one to a named host is judged as a move.
+    boot.requested_destination = objects.Destination(aggregates=['a'])
+    assert not translate.instance_request(boot).move
+    boot.requested_destination = objects.Destination(host='h1')
+    assert translate.instance_request(boot).move
 
     grouped = shimtest.request_spec()
     grouped.instance_group = objects.InstanceGroup(

@@ -22,6 +22,11 @@ class HostViewServiceStub(object):
                 request_serializer=ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsRequest.SerializeToString,
                 response_deserializer=ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsResponse.FromString,
                 )
+        self.StreamLiveHosts = channel.unary_stream(
+                '/ecrae.v1.HostViewService/StreamLiveHosts',
+                request_serializer=ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsRequest.SerializeToString,
+                response_deserializer=ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsResponse.FromString,
+                )
 
 
 class HostViewServiceServicer(object):
@@ -37,11 +42,28 @@ class HostViewServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamLiveHosts(self, request, context):
+        """StreamLiveHosts lists the same as ListLiveHosts in a stream of bounded
+        messages, so a view of any number of instances fits the message limit.
+        The first message carries the summary (as_of, stale_after, applied_seq,
+        instances, sources); every message carries the next hosts in name order.
+        A host whose instances do not fit in one message continues in the next
+        ones as an entry with only host, continued and instance_list set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HostViewServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ListLiveHosts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLiveHosts,
+                    request_deserializer=ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsRequest.FromString,
+                    response_serializer=ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsResponse.SerializeToString,
+            ),
+            'StreamLiveHosts': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamLiveHosts,
                     request_deserializer=ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsRequest.FromString,
                     response_serializer=ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsResponse.SerializeToString,
             ),
@@ -70,6 +92,23 @@ class HostViewService(object):
             timeout=None,
             metadata=None):
         return grpc.experimental.unary_unary(request, target, '/ecrae.v1.HostViewService/ListLiveHosts',
+            ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsRequest.SerializeToString,
+            ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def StreamLiveHosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/ecrae.v1.HostViewService/StreamLiveHosts',
             ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsRequest.SerializeToString,
             ecrae_dot_v1_dot_hostview__pb2.ListLiveHostsResponse.FromString,
             options, channel_credentials,

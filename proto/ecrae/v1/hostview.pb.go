@@ -253,7 +253,10 @@ type LiveHost struct {
 	// Known to Nova as a compute node (not only from a node agent's samples).
 	Compute bool `protobuf:"varint,26,opt,name=compute,proto3" json:"compute,omitempty"`
 	// Filled when include_instances was asked.
-	InstanceList  []*LiveInstance `protobuf:"bytes,27,rep,name=instance_list,json=instanceList,proto3" json:"instance_list,omitempty"`
+	InstanceList []*LiveInstance `protobuf:"bytes,27,rep,name=instance_list,json=instanceList,proto3" json:"instance_list,omitempty"`
+	// In StreamLiveHosts only: this entry continues the instance_list of the
+	// previous entry, the same host, and carries nothing else.
+	Continued     bool `protobuf:"varint,28,opt,name=continued,proto3" json:"continued,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -477,6 +480,13 @@ func (x *LiveHost) GetInstanceList() []*LiveInstance {
 	return nil
 }
 
+func (x *LiveHost) GetContinued() bool {
+	if x != nil {
+		return x.Continued
+	}
+	return false
+}
+
 type ListLiveHostsResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Hosts      []*LiveHost            `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
@@ -587,7 +597,7 @@ const file_ecrae_v1_hostview_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"powerState\x124\n" +
 	"\aupdated\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12\x12\n" +
-	"\x04kind\x18\f \x01(\tR\x04kind\"\xad\a\n" +
+	"\x04kind\x18\f \x01(\tR\x04kind\"\xcb\a\n" +
 	"\bLiveHost\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1a\n" +
 	"\bnodename\x18\x02 \x01(\tR\bnodename\x12\x12\n" +
@@ -620,7 +630,8 @@ const file_ecrae_v1_hostview_proto_rawDesc = "" +
 	"\tlast_seen\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x12\n" +
 	"\x04note\x18\x19 \x01(\tR\x04note\x12\x18\n" +
 	"\acompute\x18\x1a \x01(\bR\acompute\x12;\n" +
-	"\rinstance_list\x18\x1b \x03(\v2\x16.ecrae.v1.LiveInstanceR\finstanceList\"\x87\x02\n" +
+	"\rinstance_list\x18\x1b \x03(\v2\x16.ecrae.v1.LiveInstanceR\finstanceList\x12\x1c\n" +
+	"\tcontinued\x18\x1c \x01(\bR\tcontinued\"\x87\x02\n" +
 	"\x15ListLiveHostsResponse\x12(\n" +
 	"\x05hosts\x18\x01 \x03(\v2\x12.ecrae.v1.LiveHostR\x05hosts\x12/\n" +
 	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12:\n" +
@@ -629,9 +640,10 @@ const file_ecrae_v1_hostview_proto_rawDesc = "" +
 	"\vapplied_seq\x18\x04 \x01(\x04R\n" +
 	"appliedSeq\x12\x1c\n" +
 	"\tinstances\x18\x05 \x01(\x05R\tinstances\x12\x18\n" +
-	"\asources\x18\x06 \x01(\tR\asources2c\n" +
+	"\asources\x18\x06 \x01(\tR\asources2\xb9\x01\n" +
 	"\x0fHostViewService\x12P\n" +
-	"\rListLiveHosts\x12\x1e.ecrae.v1.ListLiveHostsRequest\x1a\x1f.ecrae.v1.ListLiveHostsResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
+	"\rListLiveHosts\x12\x1e.ecrae.v1.ListLiveHostsRequest\x1a\x1f.ecrae.v1.ListLiveHostsResponse\x12T\n" +
+	"\x0fStreamLiveHosts\x12\x1e.ecrae.v1.ListLiveHostsRequest\x1a\x1f.ecrae.v1.ListLiveHostsResponse0\x01B/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
 
 var (
 	file_ecrae_v1_hostview_proto_rawDescOnce sync.Once
@@ -662,9 +674,11 @@ var file_ecrae_v1_hostview_proto_depIdxs = []int32{
 	4, // 4: ecrae.v1.ListLiveHostsResponse.as_of:type_name -> google.protobuf.Timestamp
 	5, // 5: ecrae.v1.ListLiveHostsResponse.stale_after:type_name -> google.protobuf.Duration
 	0, // 6: ecrae.v1.HostViewService.ListLiveHosts:input_type -> ecrae.v1.ListLiveHostsRequest
-	3, // 7: ecrae.v1.HostViewService.ListLiveHosts:output_type -> ecrae.v1.ListLiveHostsResponse
-	7, // [7:8] is the sub-list for method output_type
-	6, // [6:7] is the sub-list for method input_type
+	0, // 7: ecrae.v1.HostViewService.StreamLiveHosts:input_type -> ecrae.v1.ListLiveHostsRequest
+	3, // 8: ecrae.v1.HostViewService.ListLiveHosts:output_type -> ecrae.v1.ListLiveHostsResponse
+	3, // 9: ecrae.v1.HostViewService.StreamLiveHosts:output_type -> ecrae.v1.ListLiveHostsResponse
+	8, // [8:10] is the sub-list for method output_type
+	6, // [6:8] is the sub-list for method input_type
 	6, // [6:6] is the sub-list for extension type_name
 	6, // [6:6] is the sub-list for extension extendee
 	0, // [0:6] is the sub-list for field type_name

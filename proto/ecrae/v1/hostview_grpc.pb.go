@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	HostViewService_ListLiveHosts_FullMethodName = "/ecrae.v1.HostViewService/ListLiveHosts"
+	HostViewService_ListLiveHosts_FullMethodName   = "/ecrae.v1.HostViewService/ListLiveHosts"
+	HostViewService_StreamLiveHosts_FullMethodName = "/ecrae.v1.HostViewService/StreamLiveHosts"
 )
 
 // HostViewServiceClient is the client API for HostViewService service.
@@ -32,6 +33,13 @@ const (
 type HostViewServiceClient interface {
 	// ListLiveHosts lists every host of the live view, sorted by name.
 	ListLiveHosts(ctx context.Context, in *ListLiveHostsRequest, opts ...grpc.CallOption) (*ListLiveHostsResponse, error)
+	// StreamLiveHosts lists the same as ListLiveHosts in a stream of bounded
+	// messages, so a view of any number of instances fits the message limit.
+	// The first message carries the summary (as_of, stale_after, applied_seq,
+	// instances, sources); every message carries the next hosts in name order.
+	// A host whose instances do not fit in one message continues in the next
+	// ones as an entry with only host, continued and instance_list set.
+	StreamLiveHosts(ctx context.Context, in *ListLiveHostsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListLiveHostsResponse], error)
 }
 
 type hostViewServiceClient struct {
@@ -52,6 +60,25 @@ func (c *hostViewServiceClient) ListLiveHosts(ctx context.Context, in *ListLiveH
 	return out, nil
 }
 
+func (c *hostViewServiceClient) StreamLiveHosts(ctx context.Context, in *ListLiveHostsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListLiveHostsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &HostViewService_ServiceDesc.Streams[0], HostViewService_StreamLiveHosts_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ListLiveHostsRequest, ListLiveHostsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HostViewService_StreamLiveHostsClient = grpc.ServerStreamingClient[ListLiveHostsResponse]
+
 // HostViewServiceServer is the server API for HostViewService service.
 // All implementations must embed UnimplementedHostViewServiceServer
 // for forward compatibility.
@@ -62,6 +89,13 @@ func (c *hostViewServiceClient) ListLiveHosts(ctx context.Context, in *ListLiveH
 type HostViewServiceServer interface {
 	// ListLiveHosts lists every host of the live view, sorted by name.
 	ListLiveHosts(context.Context, *ListLiveHostsRequest) (*ListLiveHostsResponse, error)
+	// StreamLiveHosts lists the same as ListLiveHosts in a stream of bounded
+	// messages, so a view of any number of instances fits the message limit.
+	// The first message carries the summary (as_of, stale_after, applied_seq,
+	// instances, sources); every message carries the next hosts in name order.
+	// A host whose instances do not fit in one message continues in the next
+	// ones as an entry with only host, continued and instance_list set.
+	StreamLiveHosts(*ListLiveHostsRequest, grpc.ServerStreamingServer[ListLiveHostsResponse]) error
 	mustEmbedUnimplementedHostViewServiceServer()
 }
 
@@ -74,6 +108,9 @@ type UnimplementedHostViewServiceServer struct{}
 
 func (UnimplementedHostViewServiceServer) ListLiveHosts(context.Context, *ListLiveHostsRequest) (*ListLiveHostsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListLiveHosts not implemented")
+}
+func (UnimplementedHostViewServiceServer) StreamLiveHosts(*ListLiveHostsRequest, grpc.ServerStreamingServer[ListLiveHostsResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamLiveHosts not implemented")
 }
 func (UnimplementedHostViewServiceServer) mustEmbedUnimplementedHostViewServiceServer() {}
 func (UnimplementedHostViewServiceServer) testEmbeddedByValue()                         {}
@@ -114,6 +151,17 @@ func _HostViewService_ListLiveHosts_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HostViewService_StreamLiveHosts_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ListLiveHostsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HostViewServiceServer).StreamLiveHosts(m, &grpc.GenericServerStream[ListLiveHostsRequest, ListLiveHostsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HostViewService_StreamLiveHostsServer = grpc.ServerStreamingServer[ListLiveHostsResponse]
+
 // HostViewService_ServiceDesc is the grpc.ServiceDesc for HostViewService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -126,6 +174,12 @@ var HostViewService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _HostViewService_ListLiveHosts_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "StreamLiveHosts",
+			Handler:       _HostViewService_StreamLiveHosts_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "ecrae/v1/hostview.proto",
 }

@@ -185,11 +185,10 @@ type InstanceRequest struct {
 	// service reads flavor extra spec "ecrae:tag", then scheduler hint "ecrae_tag".
 	Tag string `protobuf:"bytes,8,opt,name=tag,proto3" json:"tag,omitempty"`
 	// The request moves an instance that exists (live or cold migration,
-	// resize, evacuation, unshelve) or names its destination: Nova's call may
+	// resize, evacuation) or names its destination host: Nova's call may
 	// then hold the one requested host, so the service judges whether a
 	// hint-mode tag may be relaxed against the whole cluster (its live view),
-	// never for an instance that runs on a candidate; and a stale host is no
-	// destination.
+	// never for an instance that runs on a candidate.
 	Move bool `protobuf:"varint,9,opt,name=move,proto3" json:"move,omitempty"`
 	// The instance's server group, from RequestSpec.instance_group: its
 	// policy ("affinity", "anti-affinity"; the soft policies are weights, not
