@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -18,8 +19,10 @@ type CRIU struct {
 
 // Features is what `criu check` says this node can do.
 type Features struct {
-	// Lazy: userfaultfd works, post-copy is possible.
-	Lazy bool
+	// Lazy: userfaultfd works and pipes may be large enough: post-copy is
+	// possible. NoLazy says why not when it is false.
+	Lazy   bool
+	NoLazy string
 	// DirtyTrack: soft-dirty memory tracking, needed by iterative pre-copy.
 	DirtyTrack bool
 }
@@ -33,7 +36,26 @@ func (c CRIU) Check(ctx context.Context) (Features, error) {
 	feat := func(name string) bool {
 		return exec.CommandContext(ctx, c.Bin, "check", "--feature", name).Run() == nil
 	}
-	return Features{Lazy: feat("uffd-noncoop"), DirtyTrack: feat("mem_dirty_track")}, nil
+	f := Features{Lazy: feat("uffd-noncoop"), DirtyTrack: feat("mem_dirty_track")}
+	if !f.Lazy {
+		f.NoLazy = "userfaultfd is not available here (criu check --feature uffd-noncoop fails)"
+	} else if n := pipeMaxSize(); n < minPipeMax {
+		// A lazy dump fails with "page-pipe: tee: 65536: Operation not
+		// permitted" below it (tools/criu/README.md).
+		f.Lazy, f.NoLazy = false, fmt.Sprintf("fs.pipe-max-size is %d, post-copy needs %d (sysctl -w fs.pipe-max-size=%d)", n, minPipeMax, minPipeMax)
+	}
+	return f, nil
+}
+
+const minPipeMax = 4 << 20
+
+func pipeMaxSize() int {
+	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
 }
 
 // env is the environment of lxc-checkpoint: this CRIU first on PATH (LXC

@@ -190,11 +190,11 @@ func ChooseMode(req string, f Features) (mode, note string, err error) {
 		case f.DirtyTrack:
 			return "", "", errors.New("auto: pre-copy would be next (soft-dirty tracking works) but this agent does not implement it")
 		default:
-			return ModeStopcopy, "auto: stop-and-copy (no userfaultfd, no soft-dirty tracking here)", nil
+			return ModeStopcopy, fmt.Sprintf("auto: stop-and-copy (no post-copy: %s; no soft-dirty tracking for pre-copy)", f.NoLazy), nil
 		}
 	case ModePostcopy:
 		if !f.Lazy {
-			return "", "", errors.New("mode postcopy: userfaultfd is not available here (criu check --feature uffd-noncoop fails)")
+			return "", "", fmt.Errorf("mode postcopy: %s", f.NoLazy)
 		}
 		return ModePostcopy, "", nil
 	case ModePrecopy:
@@ -481,7 +481,7 @@ func (m *Migrator) handleReceive(ctx context.Context, msg *nats.Msg) {
 		refuse("%s is %s, container %q is %s: CRIU restores on the same ISA only", m.Host, m.LXC.Arch, req.Container, req.Arch)
 		return
 	case req.Mode == ModePostcopy && !m.Features.Lazy:
-		refuse("%s has no userfaultfd: no post-copy restore", m.Host)
+		refuse("%s cannot restore with post-copy: %s", m.Host, m.Features.NoLazy)
 		return
 	}
 	if _, err := os.Stat(m.LXC.Dir(req.Container)); err == nil {

@@ -111,3 +111,32 @@ func TestReadTarSymlinkEscape(t *testing.T) {
 		t.Fatalf("escaped through a symlink (err %v)", err)
 	}
 }
+
+// TestChooseMode: what each request resolves to on a node with and
+// without post-copy and soft-dirty tracking.
+func TestChooseMode(t *testing.T) {
+	lazy := Features{Lazy: true}
+	none := Features{NoLazy: "fs.pipe-max-size is 1048576"}
+	for _, tc := range []struct {
+		req  string
+		f    Features
+		want string // mode, or "error: substring"
+	}{
+		{"", lazy, ModePostcopy},
+		{ModeAuto, none, ModeStopcopy},
+		{ModePostcopy, none, "error: fs.pipe-max-size"},
+		{ModePrecopy, lazy, "error: no soft-dirty memory tracking"},
+		{ModePrecopy, Features{DirtyTrack: true}, "error: not implemented"},
+		{ModeStopcopy, none, ModeStopcopy},
+		{"teleport", lazy, `error: mode "teleport"`},
+	} {
+		mode, _, err := ChooseMode(tc.req, tc.f)
+		got := mode
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		if !strings.HasPrefix(tc.want, "error: ") && got != tc.want || strings.HasPrefix(tc.want, "error: ") && !strings.Contains(got, strings.TrimPrefix(tc.want, "error: ")) {
+			t.Errorf("ChooseMode(%q, %+v) = %q, want %q", tc.req, tc.f, got, tc.want)
+		}
+	}
+}
