@@ -51,4 +51,9 @@ func TestContainers(t *testing.T) {
 	if out := v.Apply(0, ctrReport("b", t0.Add(time.Second))); out != Stale {
 		t.Fatalf("older report: %v", out)
 	}
+	// A resync with Nova, which knows no containers, leaves them.
+	v.Reconcile(Inventory{At: t0.Add(time.Hour)})
+	if ins := v.Instances("b"); len(ins) != 1 {
+		t.Fatalf("after a resync: %+v", ins)
+	}
 }
