@@ -1,8 +1,10 @@
 package events
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ecrae/ecrae/hostview"
 )
@@ -60,4 +62,36 @@ func FuzzDecodeContainers(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestContainerReportsThroughTheStream: reports reach the view through the
+// stream and the durable consumer; a malformed one is counted under
+// ecrae.containers and the next good one still applies.
+func TestContainerReportsThroughTheStream(t *testing.T) {
+	nc, js := connect(t, startNATS(t, t.TempDir()))
+	v := hostview.New(hostview.Options{})
+	c, err := New(nc, v, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-c.Ready()
+	now := time.Now().UTC()
+	publish(t, js, "ecrae.containers.node-a", []byte(`{"timestamp": "`+now.Format(time.RFC3339Nano)+`", "containers": [{"name": "x"}]}`))
+	last := publish(t, js, "ecrae.containers.node-a", []byte(`{"timestamp": "`+now.Add(time.Second).Format(time.RFC3339Nano)+`", "arch": "x86_64",
+		"containers": [{"name": "web1", "id": "id-1", "state": "RUNNING", "memory_limit_mb": 256, "tag": "web-frontend"}]}`))
+	waitSeq(t, v, last)
+	ins := v.Instances("node-a")
+	if len(ins) != 1 || ins[0].Kind != hostview.KindContainer || ins[0].Name != "web1" {
+		t.Fatalf("view: %+v", ins)
+	}
+	if got := counterValue(t, c.m.events.WithLabelValues(TypeContainers, "malformed")); got != 1 {
+		t.Errorf("malformed reports %v, want 1", got)
+	}
+	if got := counterValue(t, c.m.events.WithLabelValues(TypeContainers, "applied")); got != 1 {
+		t.Errorf("applied reports %v, want 1", got)
+	}
 }
