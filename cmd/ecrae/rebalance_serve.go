@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ecrae/ecrae/agent/container"
 	"github.com/ecrae/ecrae/openstack"
 	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/planstore"
@@ -38,7 +39,7 @@ type rebalanceServe struct {
 	keep          int
 	freed         rebalance.FreedHosts // told of the hosts a plan freed (the power manager)
 	// agents moves containers (serve_containers.go); nil = none.
-	agents rebalance.Migrator
+	agents *container.Client
 }
 
 func (r *rebalanceServe) register(fs *flag.FlagSet) {
