@@ -235,8 +235,8 @@ func (m *Migrator) handleMigrate(ctx context.Context, msg *nats.Msg) {
 }
 
 func (m *Migrator) migrate(ctx context.Context, req MigrateRequest, rep *MigrateReply, start time.Time) error {
-	if req.Container == "" {
-		return errors.New("container: empty")
+	if !validName(req.Container) {
+		return fmt.Errorf("container: name %.100q is not valid", req.Container)
 	}
 	if req.To == "" {
 		return errors.New("to: no destination host")
@@ -474,7 +474,7 @@ func (m *Migrator) handleReceive(ctx context.Context, msg *nats.Msg) {
 	}
 	refuse := func(format string, args ...any) { respond(msg, receiveReply{Error: fmt.Sprintf(format, args...)}) }
 	switch {
-	case req.Container == "" || strings.ContainsAny(req.Container, "/\x00") || req.Container == "." || req.Container == "..":
+	case !validName(req.Container):
 		refuse("container name %.100q is not valid", req.Container)
 		return
 	case req.Arch != m.LXC.Arch:
@@ -612,6 +612,12 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 	}
 	reply(r)
 	return err
+}
+
+// validName reports whether name can be an LXC container's directory
+// name: one path element, not "." or "..".
+func validName(name string) bool {
+	return name != "" && len(name) <= 255 && !strings.ContainsAny(name, "/\x00") && name != "." && name != ".."
 }
 
 // rewriteConfig points the container's config at its new directory.

@@ -154,6 +154,7 @@ func TestMigrateRefused(t *testing.T) {
 		{"destination down", MigrateRequest{Container: "ctr", To: "node-gone"}, `destination "node-gone" is down`},
 		{"other ISA", MigrateRequest{Container: "ctr", To: "node-arm"}, "node-arm is aarch64"},
 		{"to itself", MigrateRequest{Container: "ctr", To: "node-a"}, "is the host the container is on"},
+		{"path in the name", MigrateRequest{Container: "../lxc/ctr", To: "node-arm"}, `name "../lxc/ctr" is not valid`},
 		{"bad mode", MigrateRequest{Container: "ctr", To: "node-arm", Mode: "teleport"}, `mode "teleport"`},
 	}
 	if !f.DirtyTrack {
