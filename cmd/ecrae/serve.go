@@ -61,6 +61,7 @@ type serveConfig struct {
 	// TLS, roles, exposure (issue 13) and NATS security.
 	security securityServe
 	natsSec  natsSecurity
+	console  consoleServe // the web console (issue 16)
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -87,6 +88,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.natsSec.register(fs)
 	c.events.register(fs)
 	c.power.register(fs)
+	c.console.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
 	fs.StringVar(&c.memLimit, "memory-limit", fmt.Sprintf("%dMiB", server.DefaultMemoryLimit>>20), `soft memory limit (GOMEMLIMIT), e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
@@ -200,6 +202,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	srv.Register(g)
 	sec.audit.Register(g)
 	c.rebalance.freed = c.power.m
+	c.rebalance.reg = reg
 	c.rebalance.agents = containerAgents(nc, view) // containers move through their node agents
 	runRebalance, stopRebalance, err := c.rebalance.start(g, srv, cloud, c.dbPath, log)
 	if err != nil {
@@ -243,6 +246,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		log.Error("host view: JetStream stream unavailable", "err", err)
 	}
 	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(c.console.start(ctx, mux, srv, c.rebalance.rb, c.power.m, sec, reg, log))
 	eg.Go(func() error {
 		// A broken stream (an external NATS without JetStream) costs the
 		// live view, not the placement service.
