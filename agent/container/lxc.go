@@ -293,16 +293,18 @@ func (l *LXC) Destroy(ctx context.Context, name string) error {
 	return err
 }
 
-// logTail quotes the last error line of a CRIU log, "" when none.
+// logTail quotes the first error line of a CRIU log, "" when none.
 func logTail(p string) string {
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return ""
 	}
+	// The first error is the cause; the last is "Dumping FAILED".
 	last := ""
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.Contains(line, "Error") && !strings.Contains(line, "RLIMIT_NOFILE") {
 			last = line
+			break
 		}
 	}
 	if last == "" {
