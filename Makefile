@@ -6,7 +6,7 @@ BUF := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 # Nova and the shim need Debian's interpreter, not whatever python3 is first on PATH.
 PY := /usr/bin/python3
 
-.PHONY: build run test test-go test-python deps bench bench-sim bench-scale generate lint clean
+.PHONY: build run test test-go test-python deps bench bench-sim bench-scale bench-criu generate lint clean
 
 build:
 	$(GO) build -o bin/ecrae ./cmd/ecrae
@@ -19,6 +19,7 @@ test: deps build test-go test-python
 
 deps:
 	scripts/install-test-deps.sh
+	scripts/criu.sh
 
 test-go:
 	$(GO) test -race -count=1 ./...
@@ -45,6 +46,12 @@ bench-sim: build
 # `ecrae hosts`, a plan, memory. BASE=<commit> runs that commit's binary too.
 bench-scale:
 	scripts/bench-scale.sh
+
+# Container live migration with CRIU (root, LXC, scripts/criu.sh): one
+# migration per mode and working set (50, 200, 500 MB; ECRAE_CRIU_BENCH_MB).
+bench-criu:
+	scripts/criu.sh
+	$(GO) test -run '^$$' -bench Migrate -benchtime 1x -timeout 30m ./agent/container/
 
 generate:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12

@@ -24,6 +24,9 @@ type Config struct {
 	// MetricsSubject is where node agents publish samples, one subject per
 	// host: <MetricsSubject>.<host>. Default "ecrae.metrics".
 	MetricsSubject string
+	// ContainersSubject is where node agents publish their containers:
+	// <ContainersSubject>.<host>. Default "ecrae.containers".
+	ContainersSubject string
 	// Stream names the JetStream stream. Default "ECRAE_EVENTS".
 	Stream string
 	// MaxAge and MaxBytes bound the stream (oldest dropped first). The
@@ -57,6 +60,9 @@ func (c *Config) defaults() {
 	}
 	if c.MetricsSubject == "" {
 		c.MetricsSubject = "ecrae.metrics"
+	}
+	if c.ContainersSubject == "" {
+		c.ContainersSubject = "ecrae.containers"
 	}
 	if c.Stream == "" {
 		c.Stream = "ECRAE_EVENTS"
@@ -102,6 +108,7 @@ type Consumer struct {
 	subjects []string
 	novaPfx  string // "<prefix>.versioned_notifications."
 	metPfx   string // "<metrics subject>."
+	ctrPfx   string // "<containers subject>."
 	ready    chan struct{}
 	logLimit limiter
 
@@ -118,7 +125,7 @@ type Consumer struct {
 // New checks the configuration. Run does the work.
 func New(nc *nats.Conn, v View, cfg Config, log *slog.Logger, m *Metrics) (*Consumer, error) {
 	cfg.defaults()
-	for _, s := range []string{cfg.SubjectPrefix, cfg.MetricsSubject} {
+	for _, s := range []string{cfg.SubjectPrefix, cfg.MetricsSubject, cfg.ContainersSubject} {
 		if strings.ContainsAny(s, " \t*>") || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
 			return nil, fmt.Errorf("NATS subject %s: no spaces, wildcards, or leading or trailing dots", quote.Value(s))
 		}
@@ -137,10 +144,11 @@ func New(nc *nats.Conn, v View, cfg Config, log *slog.Logger, m *Metrics) (*Cons
 		cfg: cfg, js: js, view: v, log: log, m: m, now: time.Now,
 		novaPfx: cfg.SubjectPrefix + ".versioned_notifications.",
 		metPfx:  cfg.MetricsSubject + ".",
+		ctrPfx:  cfg.ContainersSubject + ".",
 		ready:   make(chan struct{}),
 		reopen:  make(chan struct{}, 1),
 	}
-	c.subjects = []string{c.novaPfx + ">", c.metPfx + ">"}
+	c.subjects = []string{c.novaPfx + ">", c.metPfx + ">", c.ctrPfx + ">"}
 	return c, nil
 }
 
@@ -416,6 +424,9 @@ func (c *Consumer) process(ctx context.Context, seq uint64, subject string, data
 		if err == nil {
 			err = c.checkWatts(ctx, ev)
 		}
+	} else if host, ok := strings.CutPrefix(subject, c.ctrPfx); ok {
+		typ = TypeContainers
+		ev, err = dec.Containers(host, data)
 	} else {
 		ev, typ, err = dec.Notification(data)
 	}
@@ -479,6 +490,9 @@ func (c *Consumer) refuse(seq uint64, subject, typ string, err error) {
 func (c *Consumer) typeOf(subject string) string {
 	if strings.HasPrefix(subject, c.metPfx) {
 		return TypeSample
+	}
+	if strings.HasPrefix(subject, c.ctrPfx) {
+		return TypeContainers
 	}
 	if rest, ok := strings.CutPrefix(subject, c.novaPfx); ok {
 		if _, et, ok := strings.Cut(rest, "."); ok {

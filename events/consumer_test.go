@@ -369,7 +369,7 @@ func TestNewRejectsWildcardPrefixes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"region1.nova.versioned_notifications.>", "ecrae.metrics.>"}, c.Subjects()); diff != "" {
+	if diff := cmp.Diff([]string{"region1.nova.versioned_notifications.>", "ecrae.metrics.>", "ecrae.containers.>"}, c.Subjects()); diff != "" {
 		t.Error(diff)
 	}
 	// Updating the stream to a new prefix, and back, is idempotent.

@@ -103,7 +103,8 @@ func (v *View) Reconcile(inv Inventory) Drift {
 		v.account(old, gen)
 	}
 	for uuid, i := range v.insts {
-		if listed[uuid] || i.Updated.After(at) {
+		// Containers are the node agents' to report, not Nova's.
+		if listed[uuid] || i.Updated.After(at) || i.Kind == KindContainer {
 			continue
 		}
 		d.InstancesRemoved++

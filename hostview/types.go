@@ -47,6 +47,9 @@ type Instance struct {
 	State      string `json:"state,omitempty"`       // Nova vm_state
 	PowerState string `json:"power_state,omitempty"` // Nova power_state, "" = unknown
 	TaskState  string `json:"task_state,omitempty"`
+	// Kind is KindContainer for a node agent's container, "" for a Nova
+	// instance (a VM).
+	Kind string `json:"kind,omitempty"`
 	// Updated is the notification time of the last change applied (or the
 	// start of the resync that last set it): later events for the instance
 	// with an older time are stale.
@@ -158,12 +161,29 @@ type Kind uint8
 
 // Event kinds.
 const (
-	KindNone     Kind = iota // nothing to apply (a no-op, e.g. live_migration_post.end)
-	KindInstance             // Instance
-	KindService              // Service
-	KindMetrics              // Metrics: Nova's metrics.update
-	KindPower                // Power: a node agent's sample
+	KindNone       Kind = iota // nothing to apply (a no-op, e.g. live_migration_post.end)
+	KindInstance               // Instance
+	KindService                // Service
+	KindMetrics                // Metrics: Nova's metrics.update
+	KindPower                  // Power: a node agent's sample
+	KindContainers             // Containers: a node agent's container list
 )
+
+// KindContainer is Instance.Kind of a container reported by a node agent
+// (ecrae agent --containers); it is moved by the agents, not Nova.
+const KindContainer = "container"
+
+// ContainerReport is a node agent's list of the containers running on its
+// host: it replaces the host's containers in the view (one that is not in
+// it has stopped or left).
+type ContainerReport struct {
+	Host string
+	At   time.Time
+	// Arch is the node's ISA (uname -m), the host's when Nova gave none.
+	Arch string
+	// Instances have Kind KindContainer and Host set.
+	Instances []Instance
+}
 
 // InstanceOp says what an instance event does.
 type InstanceOp uint8
@@ -236,10 +256,11 @@ type Event struct {
 	// when another service did: a compute's own event shows it is alive.
 	Publisher string
 
-	Instance InstanceChange
-	Service  ServiceChange
-	Metrics  MetricsSample
-	Power    PowerSample
+	Instance   InstanceChange
+	Service    ServiceChange
+	Metrics    MetricsSample
+	Power      PowerSample
+	Containers ContainerReport
 }
 
 // Outcome is what Apply did with an event.

@@ -55,6 +55,7 @@ type hostRec struct {
 	h     Host // Busy is built from busy when a snapshot is taken
 	busy  map[string]int
 	svcAt time.Time // time of the last service change applied
+	ctrAt time.Time // time of the last container report applied
 	gen   uint64    // View.version when the host last changed
 	// fit sums the node agent's measured whole-node (utilisation, watts)
 	// pairs for `ecrae kb calibrate`; nil until the first.
@@ -186,6 +187,8 @@ func (v *View) Apply(seq uint64, ev *Event) Outcome {
 		out = v.applyMetrics(ev, gen)
 	case KindPower:
 		out = v.applyPower(ev, gen)
+	case KindContainers:
+		out = v.applyContainers(ev, gen)
 	default:
 		out = Applied // a no-op event: nothing to change
 	}
@@ -258,6 +261,52 @@ func (v *View) applyInstance(ev *Event, gen uint64) Outcome {
 		v.insts[uuid] = old
 	}
 	v.account(old, gen)
+	return Applied
+}
+
+// applyContainers replaces a host's containers with the agent's report.
+func (v *View) applyContainers(ev *Event, gen uint64) Outcome {
+	c := &ev.Containers
+	r := v.host(c.Host, gen)
+	if !c.At.After(r.ctrAt) {
+		return Stale
+	}
+	r.ctrAt = c.At
+	if r.h.ISA == "" {
+		r.h.ISA = c.Arch
+	}
+	if c.At.After(r.h.LastSeen) {
+		r.h.LastSeen = c.At
+	}
+	r.gen = gen
+	keep := make(map[string]bool, len(c.Instances))
+	for _, in := range c.Instances {
+		keep[in.UUID] = true
+	}
+	for id, old := range v.insts {
+		if old.Kind == KindContainer && old.Host == c.Host && !keep[id] {
+			v.unaccount(old, gen)
+			delete(v.insts, id)
+		}
+	}
+	for _, in := range c.Instances {
+		n := in
+		n.Kind, n.Host, n.Updated = KindContainer, c.Host, c.At
+		if old := v.insts[n.UUID]; old != nil {
+			if old.Kind != KindContainer {
+				continue // a Nova instance's uuid: not the agent's to change
+			}
+			if old.Host != c.Host && old.Updated.After(c.At) {
+				continue // a newer report places it elsewhere (it moved)
+			}
+			v.unaccount(old, gen)
+			*old = n
+			v.account(old, gen)
+			continue
+		}
+		v.insts[n.UUID] = &n
+		v.account(&n, gen)
+	}
 	return Applied
 }
 

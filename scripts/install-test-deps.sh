@@ -14,6 +14,8 @@ pkgs=(
   python3-pyghmi ipmitool systemd                                          # fake BMC (IPMI DCMI and chassis power peer), its client, systemd-analyze verify of the agent unit
   chromium chromium-driver                                                 # the web console in a real headless browser (server/console)
   prometheus                                                               # promtool: checks deploy/prometheus/alerts.yml and its rule tests
+  lxc busybox-static iptables                                              # agent: real LXC containers for the CRIU migration tests
+  libbsd0 libgnutls30 libprotobuf-c1 libnl-3-200 libnet1 libuuid1          # runtime libraries of CRIU 4.2 (scripts/criu.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do

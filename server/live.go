@@ -244,7 +244,10 @@ func liveInstance(in hostview.Instance) *ecraev1.LiveInstance {
 	li := &ecraev1.LiveInstance{
 		Uuid: in.UUID, Name: in.Name, ProjectId: in.Project, Flavor: in.Flavor.Name,
 		Vcpus: int32(in.Flavor.VCPUs), MemoryMb: in.Flavor.MemoryMB, DiskGb: in.Flavor.DiskGB(),
-		Tag: in.Tag, State: in.State, PowerState: in.PowerState,
+		Tag: in.Tag, State: in.State, PowerState: in.PowerState, Kind: "vm",
+	}
+	if in.Kind != "" {
+		li.Kind = in.Kind
 	}
 	if !in.Updated.IsZero() {
 		li.Updated = timestamppb.New(in.Updated)

@@ -24,6 +24,7 @@ type agentFlags struct {
 	once, json                    bool
 	logFormat, logLevel           string
 	natsAuth                      natsSecurity
+	containers                    containerFlags
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -46,6 +47,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "with --once: print the sample as published (JSON)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.containers.register(fs)
 }
 
 // sourceList checks --sources.
@@ -91,6 +93,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if f.buffer <= 0 {
 		return fmt.Errorf("%w: --buffer %d: want at least 1", errUsage, f.buffer)
+	}
+	if err := f.containers.check(); err != nil {
+		return err
 	}
 	if f.json && !f.once {
 		return fmt.Errorf("%w: --json goes with --once", errUsage)
@@ -164,6 +169,14 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer nc.Close()
 	log.Info("agent started", "host", host, "subject", agent.Subject(host), "sources", names, "interval", f.interval, "nats", redactURLs(f.nats))
+	cctx, cancel := context.WithCancel(ctx)
+	wait, err := f.containers.start(cctx, nc, host, f.interval, log)
+	if err != nil {
+		cancel()
+		return err
+	}
+	defer wait()   // second: the container goroutines have stopped
+	defer cancel() // first
 	return a.Run(ctx, &agent.NATSPublisher{NC: nc}, f.interval, wake)
 }
 

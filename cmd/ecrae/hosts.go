@@ -117,8 +117,8 @@ func printHosts(w io.Writer, resp *ecraev1.ListLiveHostsResponse, instances bool
 	if instances {
 		for _, h := range resp.GetHosts() {
 			for _, in := range h.GetInstanceList() {
-				fmt.Fprintf(w, "  %s  %s  %s %dvCPU %dMB  tag=%s  %s/%s\n", h.GetHost(), in.GetUuid(), in.GetFlavor(),
-					in.GetVcpus(), in.GetMemoryMb(), in.GetTag(), in.GetState(), in.GetPowerState())
+				fmt.Fprintf(w, "  %s  %s  %s  %s %dvCPU %dMB  tag=%s  %s/%s  kind=%s\n", h.GetHost(), in.GetUuid(), in.GetName(), in.GetFlavor(),
+					in.GetVcpus(), in.GetMemoryMb(), in.GetTag(), in.GetState(), in.GetPowerState(), in.GetKind())
 			}
 		}
 	}

@@ -22,6 +22,9 @@ const usage = `ecrae: energy-aware placement for OpenStack
 Usage:
   ecrae serve [flags]                  run the placement service
   ecrae agent [flags]                  node agent: publish this node's power and CPU samples on NATS
+                                       (--containers lxc: and its containers, and migrate them with CRIU)
+  ecrae migrate CONTAINER --to HOST [--mode auto|postcopy|precopy|stopcopy]
+                                       move a container between node agents with CRIU
   ecrae kb show|export|import FILE|validate FILE [flags]
                                        read and write the knowledge base
   ecrae score [flags]                  rank hosts for one instance
@@ -74,6 +77,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runPlace(ctx, rest, stdin, stdout, stderr)
 	case "hosts":
 		return runHosts(ctx, rest, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, stdout, stderr)
 	case "pack":
 		return runPack(ctx, rest, stdout, stderr)
 	case "sim":

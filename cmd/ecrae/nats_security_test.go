@@ -90,10 +90,12 @@ func TestEmbeddedNATSUsersAndTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer agent.Close()
-	if err := publish(agent, agentErrs, "ecrae.metrics.compute1"); err != nil {
-		t.Errorf("agent, own host: %v", err)
+	for _, subj := range []string{"ecrae.metrics.compute1", "ecrae.containers.compute1", "ecrae.agent.compute2.receive"} {
+		if err := publish(agent, agentErrs, subj); err != nil {
+			t.Errorf("agent, %s: %v", subj, err)
+		}
 	}
-	for _, subj := range []string{"ecrae.metrics.compute2", "nova.versioned_notifications.info.instance.create.end"} {
+	for _, subj := range []string{"ecrae.metrics.compute2", "ecrae.containers.compute2", "ecrae.agent.compute2.migrate", "nova.versioned_notifications.info.instance.create.end"} {
 		if err := publish(agent, agentErrs, subj); err == nil || !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
 			t.Errorf("agent of compute1 publishing %s: want a permissions violation, got %v", subj, err)
 		}
@@ -110,7 +112,7 @@ func TestEmbeddedNATSUsersAndTLS(t *testing.T) {
 		t.Error("the notifier published a host's samples")
 	}
 
-	// The service saw exactly the two allowed messages.
+	// The service saw exactly the allowed messages.
 	var got []string
 	for {
 		m, err := sub.NextMsg(2 * time.Second)
@@ -121,7 +123,7 @@ func TestEmbeddedNATSUsersAndTLS(t *testing.T) {
 			got = append(got, m.Subject)
 		}
 	}
-	if strings.Join(got, ",") != "ecrae.metrics.compute1,nova.versioned_notifications.info.instance.create.end" {
+	if strings.Join(got, ",") != "ecrae.metrics.compute1,ecrae.containers.compute1,ecrae.agent.compute2.receive,nova.versioned_notifications.info.instance.create.end" {
 		t.Errorf("the service received %v", got)
 	}
 }

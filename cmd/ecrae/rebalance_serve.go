@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ecrae/ecrae/agent/container"
 	"github.com/ecrae/ecrae/openstack"
 	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/planstore"
@@ -42,6 +43,8 @@ type rebalanceServe struct {
 	rb *server.Rebalancer
 	// reg receives ecrae_rebalance_migrations_total (nil: not registered).
 	reg prometheus.Registerer
+	// agents moves containers (serve_containers.go); nil = none.
+	agents *container.Client
 }
 
 func (r *rebalanceServe) register(fs *flag.FlagSet) {
@@ -101,6 +104,7 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 		cfg.Migrator = server.CountMigrations(m, r.reg)
 		cfg.Groups = groupsOf(m)
 	}
+	cfg.Migrator = r.route(cfg.Migrator)
 	rb := server.NewRebalancer(srv, cfg)
 	rb.Register(g)
 	r.rb = rb

@@ -199,6 +199,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	sec.audit.Register(g)
 	c.rebalance.freed = c.power.m
 	c.rebalance.reg = reg
+	c.rebalance.agents = containerAgents(nc, view) // containers move through their node agents
 	runRebalance, stopRebalance, err := c.rebalance.start(g, srv, cloud, c.dbPath, log)
 	if err != nil {
 		return err

@@ -65,7 +65,8 @@ type NATSUser struct {
 	// versioned notifications under the prefix), agent (its own host's
 	// samples), service (ECRAE itself: everything).
 	Role string `yaml:"role"`
-	// Host is the agent's host: it may publish ecrae.metrics.<Host> only.
+	// Host is the agent's host: it may publish ecrae.metrics.<Host> and
+	// ecrae.containers.<Host>, and take migrations for <Host>.
 	Host string `yaml:"host"`
 }
 
@@ -122,7 +123,14 @@ func natsPermissions(u NATSUser, prefix string) *natsserver.Permissions {
 	case "notifier":
 		return &natsserver.Permissions{Publish: &natsserver.SubjectPermission{Allow: []string{prefix + ".versioned_notifications.>"}}, Subscribe: inbox}
 	case "agent":
-		return &natsserver.Permissions{Publish: &natsserver.SubjectPermission{Allow: []string{"ecrae.metrics." + u.Host}}, Subscribe: inbox}
+		// Its samples and containers; container migration (agent/container):
+		// it takes requests for its own host, answers them, and asks other
+		// agents to receive a container.
+		return &natsserver.Permissions{
+			Publish:   &natsserver.SubjectPermission{Allow: []string{"ecrae.metrics." + u.Host, "ecrae.containers." + u.Host, "ecrae.agent.*.receive"}},
+			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", "ecrae.agent." + u.Host + ".migrate", "ecrae.agent." + u.Host + ".receive"}},
+			Response:  &natsserver.ResponsePermission{MaxMsgs: 1},
+		}
 	}
 	return nil // service: everything
 }

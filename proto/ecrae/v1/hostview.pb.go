@@ -84,7 +84,10 @@ type LiveInstance struct {
 	State      string `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
 	PowerState string `protobuf:"bytes,10,opt,name=power_state,json=powerState,proto3" json:"power_state,omitempty"`
 	// Time of the last notification (or resync) applied to it.
-	Updated       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated,proto3" json:"updated,omitempty"`
+	Updated *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated,proto3" json:"updated,omitempty"`
+	// "container" for a container a node agent reports (ecrae agent
+	// --containers), "vm" for a Nova instance.
+	Kind          string `protobuf:"bytes,12,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -194,6 +197,13 @@ func (x *LiveInstance) GetUpdated() *timestamppb.Timestamp {
 		return x.Updated
 	}
 	return nil
+}
+
+func (x *LiveInstance) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
 }
 
 // LiveHost is one host as the view knows it, with what scoring would use.
@@ -571,7 +581,7 @@ const file_ecrae_v1_hostview_proto_rawDesc = "" +
 	"\n" +
 	"\x17ecrae/v1/hostview.proto\x12\becrae.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n" +
 	"\x14ListLiveHostsRequest\x12+\n" +
-	"\x11include_instances\x18\x01 \x01(\bR\x10includeInstances\"\xb8\x02\n" +
+	"\x11include_instances\x18\x01 \x01(\bR\x10includeInstances\"\xcc\x02\n" +
 	"\fLiveInstance\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
@@ -586,7 +596,8 @@ const file_ecrae_v1_hostview_proto_rawDesc = "" +
 	"\vpower_state\x18\n" +
 	" \x01(\tR\n" +
 	"powerState\x124\n" +
-	"\aupdated\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"\xcb\a\n" +
+	"\aupdated\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12\x12\n" +
+	"\x04kind\x18\f \x01(\tR\x04kind\"\xcb\a\n" +
 	"\bLiveHost\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1a\n" +
 	"\bnodename\x18\x02 \x01(\tR\bnodename\x12\x12\n" +

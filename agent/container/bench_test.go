@@ -1,0 +1,107 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkMigrate measures one migration per mode and working-set size
+// (the seed's §6.1 comparison): total time, downtime (the counter's
+// longest pause, seen from outside by polling its file on both nodes),
+// bytes sent, and for post-copy the time until the last page arrived.
+// Sizes: ECRAE_CRIU_BENCH_MB (default "50,200,500"). Run with -benchtime 1x
+// (make bench-criu).
+func BenchmarkMigrate(b *testing.B) {
+	c, f := needCRIU(b)
+	sizes := []int{50, 200, 500}
+	if s := os.Getenv("ECRAE_CRIU_BENCH_MB"); s != "" {
+		sizes = nil
+		for _, p := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil || n <= 0 {
+				b.Fatalf("ECRAE_CRIU_BENCH_MB %q: want sizes in MB, comma-separated", s)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	modes := []string{ModeStopcopy}
+	if f.Lazy {
+		modes = append(modes, ModePostcopy)
+	}
+	for _, ws := range sizes {
+		for _, mode := range modes {
+			b.Run(fmt.Sprintf("%s/%dMB", mode, ws), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					benchOne(b, c, f, mode, ws)
+				}
+			})
+		}
+	}
+}
+
+func benchOne(b *testing.B, c CRIU, f Features, mode string, ws int) {
+	b.StopTimer()
+	nc := startNATS(b)
+	a := startNode(b, nc.ConnectedUrl(), "node-a", c, f, NodeArch())
+	d := startNode(b, nc.ConnectedUrl(), "node-b", c, f, NodeArch())
+	newCounterContainer(b, a.lxcpath, "ctr", ws, "")
+	files := []string{
+		filepath.Join(a.lxcpath, "ctr", "rootfs", "tmp", "counter"),
+		filepath.Join(d.lxcpath, "ctr", "rootfs", "tmp", "counter"),
+	}
+	// The observer: the longest time between two increases of the
+	// counter, on whichever node has it.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var longest time.Duration
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		last, lastAt := 0, time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			now := time.Now()
+			for _, p := range files {
+				if n, err := readInt(p); err == nil && n > last {
+					if gap := now.Sub(lastAt); last > 0 && gap > longest {
+						longest = gap
+					}
+					last, lastAt = n, now
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	// Counting before the move.
+	waitFor(b, time.Minute, "counter running", func() bool { n, err := readInt(files[0]); return err == nil && n > 20 })
+	b.StartTimer()
+	rep := ask(b, nc, "node-a", MigrateRequest{Container: "ctr", To: "node-b", Mode: mode})
+	b.StopTimer()
+	if rep.Error != "" {
+		b.Fatalf("migration: %s", rep.Error)
+	}
+	// Counting after: the pause is over once it counts on the destination
+	// again (and for post-copy, the pages have all arrived when the reply
+	// came).
+	var at int
+	waitFor(b, time.Minute, "counter on the destination", func() bool { n, err := readInt(files[1]); at = n; return err == nil && n > 0 })
+	waitFor(b, time.Minute, "counter going on", func() bool { n, err := readInt(files[1]); return err == nil && n > at+20 })
+	close(stop)
+	wg.Wait()
+	b.ReportMetric(rep.TotalMS, "total-ms")
+	b.ReportMetric(float64(longest.Microseconds())/1000, "downtime-ms")
+	b.ReportMetric(float64(rep.BytesSent)/1e6, "MB-sent")
+	if mode == ModePostcopy {
+		b.ReportMetric(rep.PagesDoneMS, "pages-done-ms")
+	}
+}

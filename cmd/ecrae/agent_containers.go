@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ecrae/ecrae/agent"
+	"github.com/ecrae/ecrae/agent/container"
+)
+
+// containerFlags are `ecrae agent`'s container flags: report the node's
+// containers and migrate them with CRIU.
+type containerFlags struct {
+	runtime, lxcpath, criu, migrateAddr, stateDir string
+}
+
+func (f *containerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.runtime, "containers", "", "report this node's containers and migrate them with CRIU: lxc (off when empty)")
+	fs.StringVar(&f.lxcpath, "lxcpath", "/var/lib/lxc", "with --containers lxc: the LXC containers' path")
+	fs.StringVar(&f.criu, "criu", "criu", "with --containers: the CRIU 4.x binary (scripts/criu.sh puts one in ./bin/criu)")
+	fs.StringVar(&f.migrateAddr, "migrate-addr", "127.0.0.1", "with --containers: the address other agents reach this one at for images and pages (a port per migration)")
+	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/ecrae-agent", "with --containers: where images are kept during a migration")
+}
+
+// check validates the flags before anything starts.
+func (f *containerFlags) check() error {
+	switch f.runtime {
+	case "", "lxc":
+	default:
+		return fmt.Errorf("%w: --containers %q: want lxc (podman is not supported yet)", errUsage, truncateArg(f.runtime))
+	}
+	if f.runtime != "" && net.ParseIP(f.migrateAddr) == nil {
+		return fmt.Errorf("%w: --migrate-addr %q: want an IP address", errUsage, truncateArg(f.migrateAddr))
+	}
+	return nil
+}
+
+// start runs the container reporter and the migrator until ctx ends; wait
+// returns once both have stopped.
+func (f *containerFlags) start(ctx context.Context, nc *nats.Conn, host string, interval time.Duration, log *slog.Logger) (wait func(), err error) {
+	if f.runtime == "" {
+		return func() {}, nil
+	}
+	bin, err := lookCRIU(f.criu)
+	if err != nil {
+		return nil, err
+	}
+	c := container.CRIU{Bin: bin}
+	feat, err := c.Check(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--criu: %w", err)
+	}
+	l := &container.LXC{Path: f.lxcpath, CRIU: c, Arch: container.NodeArch()}
+	rep := container.NewReporter(host, l, &agent.NATSPublisher{NC: nc}, interval, log)
+	m := &container.Migrator{Host: host, LXC: l, NC: nc, DataHost: f.migrateAddr, StateDir: f.stateDir, Features: feat, Log: log, Changed: rep.Wake}
+	log.Info("containers", "runtime", f.runtime, "lxcpath", f.lxcpath, "criu", bin, "postcopy", feat.Lazy, "no_postcopy_because", feat.NoLazy, "precopy", feat.DirtyTrack,
+		"report_subject", container.ReportSubject(host), "migrate_subject", container.MigrateSubject(host))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); rep.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := m.Serve(ctx); err != nil {
+			log.Error("migrator", "err", err)
+		}
+	}()
+	return wg.Wait, nil
+}
+
+// lookCRIU resolves --criu (a path, or a name on PATH) to an absolute path.
+func lookCRIU(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("--criu %q: %w", truncateArg(name), err)
+	}
+	return filepath.Abs(p)
+}
