@@ -136,16 +136,8 @@ func kbShow(ctx context.Context, cf *clientFlags, stdout io.Writer) error {
 		return cf.rpcError("list hosts", err)
 	}
 	if cf.json {
-		if err := printJSON(stdout, as); err != nil {
-			return err
-		}
-		if err := printJSON(stdout, ts); err != nil {
-			return err
-		}
-		if err := printJSON(stdout, fls); err != nil {
-			return err
-		}
-		return printJSON(stdout, hs)
+		return printJSON(stdout, map[string]any{"architectures": as.GetArchitectures(), "tags": ts.GetTags(),
+			"flavors": fls.GetFlavors(), "hosts": hs.GetHosts()})
 	}
 	tw := table(stdout)
 	fmt.Fprintln(tw, "ARCHITECTURE\tISA\tTHREADS\tMEMORY GB\tIDLE W\t100% W\tSSJ_OPS/W\tESTIMATE")
@@ -248,6 +240,10 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 	if len(args) == 0 {
 		fmt.Fprint(stderr, kbUsage)
 		return fmt.Errorf("%w: kb host needs set or delete", errUsage)
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, kbUsage)
+		return nil
 	}
 	var cf clientFlags
 	fs := newFlagSet("kb host "+args[0], stderr)

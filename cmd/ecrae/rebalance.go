@@ -21,7 +21,7 @@ const rebalanceUsage = `ecrae rebalance plan|execute|show|list|cancel|abort [fla
                              YAML or JSON with the ClusterSnapshot field names) and store it
                              (a plan with nothing to move is shown, not stored)
   execute [PLAN] [--yes]     dry run (default): check the plan against the live state,
-                             exit 1 if anything is in the way;
+                             exit 3 if anything is in the way;
                              --yes: migrate, showing progress until the plan ends
   show [PLAN]                a stored plan and the status of each step
   list [--limit N]           the stored plans, newest first
@@ -269,7 +269,7 @@ func runRebalanceExecute(ctx context.Context, args []string, stdout, stderr io.W
 				return err
 			}
 			if len(resp.GetProblems()) > 0 {
-				return fmt.Errorf("plan %s: %d problems: %w", p.GetId(), len(resp.GetProblems()), errPlanStale)
+				return partial(fmt.Errorf("plan %s: %s: %w", p.GetId(), plural(len(resp.GetProblems()), "problem"), errPlanStale))
 			}
 			return nil
 		}
@@ -286,7 +286,7 @@ func runRebalanceExecute(ctx context.Context, args []string, stdout, stderr io.W
 		for _, pr := range resp.GetProblems() {
 			fmt.Fprintln(stdout, "  - "+pr)
 		}
-		return fmt.Errorf("plan %s: %d problems: %w", p.GetId(), len(resp.GetProblems()), errPlanStale)
+		return partial(fmt.Errorf("plan %s: %s: %w", p.GetId(), plural(len(resp.GetProblems()), "problem"), errPlanStale))
 	}
 	if !cf.json {
 		fmt.Fprintf(stdout, "executing plan %s: %d migrations in %d waves\n", p.GetId(), len(p.GetSteps()), p.GetWaves())
