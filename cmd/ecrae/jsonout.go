@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,11 +24,16 @@ import (
 // printJSON writes one value as the one JSON document of the invocation.
 // Proto messages anywhere in v (directly, in maps or slices) are converted.
 func printJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(jsonValue(v), "", "  ")
-	if err != nil {
+	// Buffered, so a value that cannot be encoded writes nothing; no HTML
+	// escaping: "nova.versioned_notifications.>" stays readable.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(jsonValue(v)); err != nil {
 		return fmt.Errorf("encode JSON: %w", err)
 	}
-	_, err = fmt.Fprintln(w, string(b))
+	_, err := w.Write(b.Bytes())
 	return err
 }
 

@@ -21,8 +21,9 @@ const kbUsage = `Usage:
   ecrae kb history [--json]               the kept earlier revisions (every write keeps the KB it replaced)
   ecrae kb diff REV [--json]              what rolling back to REV would change
   ecrae kb rollback REV --yes             make the KB what it was at REV (a new, undoable revision)
-  ecrae kb host set NAME --arch ARCH [--rack R] [--power-cap W]
-  ecrae kb host delete NAME               map a compute host to its architecture, or unmap it
+  ecrae kb host set NAME [--arch ARCH] [--rack R] [--power-cap W] [--note N] [--force]
+  ecrae kb host delete NAME               map a compute host to its architecture (only the flags
+                                          given change; --force: an ISA other than Nova's), or unmap it
   ecrae kb calibrate HOST...|--all [--write] [--min-samples N]
                                           fit hosts' power curves to their measured samples
 `
@@ -234,55 +235,4 @@ func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bo
 		fmt.Fprintf(stdout, "the KB is now revision %d (undo: ecrae kb rollback %d --yes)\n", resp.GetRevision(), resp.GetRevision()-1)
 	}
 	return nil
-}
-
-func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, kbUsage)
-		return fmt.Errorf("%w: kb host needs set or delete", errUsage)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, kbUsage)
-		return nil
-	}
-	var cf clientFlags
-	fs := newFlagSet("kb host "+args[0], stderr)
-	cf.register(fs)
-	arch := fs.String("arch", "", "architecture (KB name) of the host")
-	rack := fs.String("rack", "", "rack")
-	pcap := fs.Float64("power-cap", 0, "power cap in watts")
-	pos, err := parseFlags(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: kb host %s takes one NAME", errUsage, args[0])
-	}
-	conn, ctx, done, err := cf.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	c := ecraev1.NewKnowledgeBaseServiceClient(conn)
-	switch args[0] {
-	case "set":
-		h := &ecraev1.Host{Name: pos[0], Architecture: *arch, Rack: *rack, PowerCapWatts: *pcap}
-		if _, err := c.GetHost(ctx, &ecraev1.GetHostRequest{Name: pos[0]}); err == nil {
-			_, err = c.UpdateHost(ctx, &ecraev1.UpdateHostRequest{Host: h})
-			if err != nil {
-				return cf.rpcError("update host", err)
-			}
-		} else if _, err := c.CreateHost(ctx, &ecraev1.CreateHostRequest{Host: h}); err != nil {
-			return cf.rpcError("create host", err)
-		}
-		fmt.Fprintf(stdout, "host %s → %s\n", pos[0], *arch)
-		return nil
-	case "delete":
-		if _, err := c.DeleteHost(ctx, &ecraev1.DeleteHostRequest{Name: pos[0]}); err != nil {
-			return cf.rpcError("delete host", err)
-		}
-		fmt.Fprintf(stdout, "host %s deleted\n", pos[0])
-		return nil
-	}
-	return fmt.Errorf("%w: unknown kb host subcommand %s", errUsage, quote.Value(args[0]))
 }
