@@ -542,3 +542,31 @@ func formatFloat(f float64) string {
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64)
 }
+
+// CheckYAML validates a KB document like ParseYAML (base nil) or
+// ParseYAMLMerge (base the KB it merges into) but reports every invalid
+// entity, not just the first, each with file, line and field. A document
+// that does not decode (bad YAML, an unknown field, a wrong type) is one
+// error: what follows it cannot be read reliably.
+func CheckYAML(file string, data []byte, base *KB) []*ValidationError {
+	root, verr := parseDocument(file, data)
+	if verr != nil {
+		return []*ValidationError{verr}
+	}
+	d := &decoder{file: file, budget: 10*countNodes(root) + 1000}
+	var kb KB
+	if verr := d.decode(root, reflect.ValueOf(&kb).Elem(), ""); verr != nil {
+		return []*ValidationError{verr}
+	}
+	var errs []*ValidationError
+	if base == nil {
+		errs = validateAll(&kb, indexPaths, 0)
+	} else {
+		errs = validateAll(merge(base, &kb), filePaths(&kb), 0)
+	}
+	for _, e := range errs {
+		e.File = file
+		e.Line = lineOf(root, e.Field)
+	}
+	return errs
+}

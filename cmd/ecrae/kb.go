@@ -15,9 +15,12 @@ import (
 const kbUsage = `Usage:
   ecrae kb show [--json]                  list architectures, tags, flavors and hosts
   ecrae kb export [--out FILE]            write the whole KB as YAML
-  ecrae kb import FILE [--replace] [--dry-run]
-                                          merge (or replace) the KB from YAML, atomically
-  ecrae kb validate FILE                  check a KB YAML file offline
+  ecrae kb import FILE [--replace [--yes]] [--dry-run]
+                                          merge (or replace) the KB from YAML, atomically; --replace
+                                          lists what it deletes and asks (--yes: does not ask)
+  ecrae kb validate FILE [--merge|--replace]
+                                          check a KB YAML file, every error: merged into the default
+                                          KB (offline), the running KB (--merge), or alone (--replace)
   ecrae kb history [--json]               the kept earlier revisions (every write keeps the KB it replaced)
   ecrae kb diff REV [--json]              what rolling back to REV would change
   ecrae kb rollback REV --yes             make the KB what it was at REV (a new, undoable revision)
@@ -55,6 +58,7 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	case "import":
 		replace := fs.Bool("replace", false, "replace the whole KB instead of merging by name")
 		dry := fs.Bool("dry-run", false, "validate only")
+		yes := fs.Bool("yes", false, "with --replace: delete what the file does not hold without asking")
 		pos, err := parseFlags(fs, args[1:])
 		if err != nil {
 			return err
@@ -62,8 +66,10 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: kb import takes one FILE (or - for stdin)", errUsage)
 		}
-		return kbImport(ctx, &cf, pos[0], *replace, *dry, stdin, stdout)
+		return kbImport(ctx, &cf, pos[0], *replace, *dry, *yes, stdin, stdout)
 	case "validate":
+		merge := fs.Bool("merge", false, "check the file merged into the running KB (needs the service)")
+		replace := fs.Bool("replace", false, "check the file standing alone, as kb import --replace takes it")
 		pos, err := parseFlags(fs, args[1:])
 		if err != nil {
 			return err
@@ -71,17 +77,7 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: kb validate takes one FILE", errUsage)
 		}
-		data, err := readInput(pos[0], stdin)
-		if err != nil {
-			return err
-		}
-		kb, err := kbstore.ParseYAML(pos[0], data)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s: valid (%d architectures, %d tags, %d flavors, %d hosts)\n", pos[0],
-			len(kb.Architectures), len(kb.Tags), len(kb.Flavors), len(kb.Hosts))
-		return nil
+		return kbValidate(ctx, &cf, pos[0], *merge, *replace, stdin, stdout)
 	case "host":
 		return kbHost(ctx, args[1:], stderr, stdout)
 	case "history":
@@ -197,7 +193,7 @@ func kbExport(ctx context.Context, cf *clientFlags, out string, stdout io.Writer
 	return os.Rename(tmp, out)
 }
 
-func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bool, stdin io.Reader, stdout io.Writer) error {
+func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry, yes bool, stdin io.Reader, stdout io.Writer) error {
 	data, err := readInput(file, stdin)
 	if err != nil {
 		return err
@@ -205,8 +201,9 @@ func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bo
 	// A replacing import must be whole on its own: check it here, offline.
 	// A merge may refer to what the service holds, so the service checks it
 	// and names this file in its errors.
+	var next *kbstore.KB
 	if replace {
-		if _, err := kbstore.ParseYAML(file, data); err != nil {
+		if next, err = kbstore.ParseYAML(file, data); err != nil {
 			return err
 		}
 	}
@@ -215,6 +212,11 @@ func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bo
 		return err
 	}
 	defer done()
+	if replace && !dry {
+		if err := confirmReplace(ctx, ecraev1.NewKnowledgeBaseServiceClient(conn), next, file == "-", yes, stdin, stdout); err != nil {
+			return err
+		}
+	}
 	resp, err := ecraev1.NewKnowledgeBaseServiceClient(conn).ImportKnowledgeBase(ctx, &ecraev1.ImportKnowledgeBaseRequest{Yaml: string(data), Replace: replace, DryRun: dry, Name: file})
 	if err != nil {
 		return cf.rpcError("import "+file, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/ecrae/ecrae/internal/quote"
+	"github.com/ecrae/ecrae/internal/suggest"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -125,7 +126,7 @@ func checkHostISA(ctx context.Context, kb ecraev1.KnowledgeBaseServiceClient, vi
 				names = append(names, a.GetName())
 			}
 		}
-		return fmt.Errorf("%w: --arch: the KB has no architecture %s%s", errUsage, quote.Value(arch), didYouMean(arch, names))
+		return fmt.Errorf("%w: --arch: the KB has no architecture %s%s", errUsage, quote.Value(arch), suggest.DidYouMean(arch, names))
 	}
 	if err != nil {
 		return fmt.Errorf("get architecture %s: %w", quote.Value(arch), err)
@@ -150,6 +151,6 @@ func checkHostISA(ctx context.Context, kb ecraev1.KnowledgeBaseServiceClient, vi
 		}
 		return nil
 	}
-	fmt.Fprintf(stderr, "warning: the live view does not know host %s%s (ecrae hosts); set anyway\n", quote.Value(host), didYouMean(host, names))
+	fmt.Fprintf(stderr, "warning: the live view does not know host %s%s (ecrae hosts); set anyway\n", quote.Value(host), suggest.DidYouMean(host, names))
 	return nil
 }

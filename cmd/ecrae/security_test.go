@@ -269,7 +269,13 @@ func TestKBReplaceIsUndoable(t *testing.T) {
 	}
 	empty := filepath.Join(dir, "empty.yaml")
 	writeFile(t, empty, "hosts: []\n")
+	// Without --yes and nobody to ask: refused, naming --yes, after listing
+	// what would go; nothing changes (still revision 3 below).
 	out, err := cli(t, "kb", "import", empty, "--replace", srv)
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "add --yes") || !strings.Contains(out, "  - host lab-1\n") {
+		t.Fatalf("replace without --yes: %v\n%s", err, out)
+	}
+	out, err = cli(t, "kb", "import", empty, "--replace", "--yes", srv)
 	if err != nil {
 		t.Fatalf("replace: %v\n%s", err, out)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ecrae/ecrae/internal/quote"
+	"github.com/ecrae/ecrae/internal/suggest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -74,7 +75,7 @@ func applyConfig(fs *flag.FlagSet, file string, data []byte) error {
 			errs = append(errs, "config: a config file cannot name another")
 			continue
 		case fs.Lookup(k) == nil:
-			errs = append(errs, fmt.Sprintf("%s: not a serve flag%s", quote.Value(k), didYouMean(k, flagNames(fs))))
+			errs = append(errs, fmt.Sprintf("%s: not a serve flag%s", quote.Value(k), suggest.DidYouMean(k, flagNames(fs))))
 			continue
 		}
 		var vals []string

@@ -96,17 +96,3 @@ func FuzzServeConfig(f *testing.F) {
 		}
 	})
 }
-
-func TestDidYouMean(t *testing.T) {
-	known := []string{"grpc-addr", "http-addr", "nats-addr", "db"}
-	for _, c := range []struct{ name, want string }{
-		{"grpc-adr", ` (did you mean "grpc-addr"?)`}, // 1 deletion ≤ 8/3
-		{"htp-addr", ` (did you mean "http-addr"?)`},
-		{"xyz", ""},                      // 3 edits from "db", more than 3/3
-		{"dbb", ` (did you mean "db"?)`}, // 1 edit ≤ 3/3
-	} {
-		if got := didYouMean(c.name, known); got != c.want {
-			t.Errorf("didYouMean(%q) = %q, want %q", c.name, got, c.want)
-		}
-	}
-}
