@@ -10,11 +10,12 @@ import (
 	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"gopkg.in/yaml.v3"
 )
 
 const kbUsage = `Usage:
   ecrae kb show [--json]                  list architectures, tags, flavors and hosts
-  ecrae kb export [--out FILE]            write the whole KB as YAML
+  ecrae kb export [--out FILE] [--json]   write the whole KB as YAML (or JSON)
   ecrae kb import FILE [--replace [--yes]] [--dry-run]
                                           merge (or replace) the KB from YAML, atomically; --replace
                                           lists what it deletes and asks (--yes: does not ask)
@@ -179,6 +180,18 @@ func kbExport(ctx context.Context, cf *clientFlags, out string, stdout io.Writer
 	resp, err := ecraev1.NewKnowledgeBaseServiceClient(conn).ExportKnowledgeBase(ctx, &ecraev1.ExportKnowledgeBaseRequest{})
 	if err != nil {
 		return cf.rpcError("export", err)
+	}
+	if cf.json {
+		// The same document in JSON, the import format's field names.
+		var doc any
+		if err := yaml.Unmarshal([]byte(resp.GetYaml()), &doc); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		var b strings.Builder
+		if err := printJSON(&b, jsonable(doc)); err != nil {
+			return err
+		}
+		resp.Yaml = b.String()
 	}
 	if out == "-" {
 		_, err = io.WriteString(stdout, resp.GetYaml())
