@@ -28,6 +28,9 @@ const kbUsage = `Usage:
   ecrae kb host set NAME [--arch ARCH] [--rack R] [--power-cap W] [--note N] [--force]
   ecrae kb host delete NAME               map a compute host to its architecture (only the flags
                                           given change; --force: an ISA other than Nova's), or unmap it
+  ecrae kb flavors sync [--yes] [--os-cloud C]
+                                          create or update the KB's flavors in Nova, with ecrae:tag
+                                          (dry run unless --yes)
   ecrae kb calibrate HOST...|--all [--write] [--min-samples N]
                                           fit hosts' power curves to their measured samples
 `
@@ -105,6 +108,8 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return kbRollback(ctx, &cf, pos[0], *yes, stdout)
 	case "calibrate":
 		return kbCalibrate(ctx, &cf, fs, args[1:], stdout)
+	case "flavors":
+		return kbFlavors(ctx, &clientFlags{}, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, kbUsage)
 	return fmt.Errorf("%w: unknown kb subcommand %s", errUsage, quote.Value(args[0]))
