@@ -129,6 +129,9 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	stats := server.NewMetrics(reg)
+	if err := preflight(c); err != nil {
+		return err
+	}
 	// Security flags are checked before anything is opened or started.
 	sec, err := c.security.setup(&c, reg, log)
 	if err != nil {
