@@ -123,9 +123,19 @@ func flagError(err error, flags map[string]string) error {
 }
 
 // instanceFlags maps InstanceRequest fields to score's flags.
-var instanceFlags = map[string]string{
-	"flavor.name": "--flavor", "flavor.vcpus": "--vcpus", "flavor.memory_mb": "--ram-mb",
-	"flavor.root_gb": "--disk-gb", "tag": "--tag",
+func instanceFlags() map[string]string {
+	return map[string]string{
+		"flavor.name": "--flavor", "flavor.vcpus": "--vcpus", "flavor.memory_mb": "--ram-mb",
+		"flavor.root_gb": "--disk-gb", "tag": "--tag",
+	}
+}
+
+// planFlags maps PlanRebalanceRequest fields to rebalance plan's flags.
+func planFlags() map[string]string {
+	return map[string]string{
+		"algorithm": "--algorithm", "time_limit": "--time-limit", "max_migrations": "--max-migrations",
+		"max_per_host": "--max-per-host", "max_parallel": "--max-parallel", "seed": "--seed",
+	}
 }
 
 // plural writes "1 migration", "2 migrations".

@@ -7,6 +7,9 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Every command and subcommand answers -h and --help with its usage on
@@ -72,5 +75,36 @@ func TestVersion(t *testing.T) {
 	want := "ecrae v1.2.3\n  revision  abc123\n  time      2026-12-04T21:00:00Z\n  modified  true\n  go        go1.26.8\n"
 	if got := versionText(bi); got != want {
 		t.Errorf("versionText:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A service's InvalidArgument names the flag the user typed, not the
+// request field; the server comes from ECRAE_SERVER without --server.
+func TestErrorsNameFlags(t *testing.T) {
+	noCloud(t)
+	c, _ := startServe(t, t.TempDir())
+	t.Setenv("ECRAE_SERVER", c.grpcAddr)
+	_, err := cli(t, "score", "--flavor", "m1.smal")
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), `--flavor: unknown flavor "m1.smal"`) {
+		t.Errorf("score --flavor: %v", err)
+	}
+	_, err = cli(t, "score", "--vcpus", "2", "--ram-mb", "0")
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "--ram-mb must be positive") {
+		t.Errorf("score --ram-mb 0: %v", err)
+	}
+	_, err = cli(t, "score", "--vcpus", "2", "--ram-mb", "512", "--tag", "nope")
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), `--tag: unknown tag "nope"`) {
+		t.Errorf("score --tag: %v", err)
+	}
+	for _, e := range []error{
+		flagError(status.Error(codes.InvalidArgument, "instances[0].flavor.memory_mb: must be positive, got 0"), instanceFlags()),
+		flagError(status.Error(codes.InvalidArgument, "instance.flavor.memory_mb: must be positive, got 0"), instanceFlags()),
+	} {
+		if e.Error() != "usage: --ram-mb: must be positive, got 0" {
+			t.Errorf("flagError: %v", e)
+		}
+	}
+	if e := flagError(status.Error(codes.InvalidArgument, "max_per_host: must not be negative, got -1"), planFlags()); e.Error() != "usage: --max-per-host: must not be negative, got -1" {
+		t.Errorf("flagError: %v", e)
 	}
 }

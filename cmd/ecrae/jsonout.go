@@ -50,7 +50,7 @@ func jsonValue(v any) any {
 		return out
 	}
 	// A slice of messages ([]*ecraev1.Host): convert each.
-	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Type().Elem().Implements(protoMessage) {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Type().Elem().Implements(reflect.TypeFor[proto.Message]()) {
 		out := make([]any, rv.Len())
 		for i := range rv.Len() {
 			out[i] = jsonValue(rv.Index(i).Interface())
@@ -59,8 +59,6 @@ func jsonValue(v any) any {
 	}
 	return v
 }
-
-var protoMessage = reflect.TypeFor[proto.Message]()
 
 func messageJSON(m protoreflect.Message) any {
 	if !m.IsValid() {

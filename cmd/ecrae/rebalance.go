@@ -97,7 +97,7 @@ func runRebalancePlan(ctx context.Context, args []string, stdin io.Reader, stdou
 	defer cancel()
 	resp, err := ecraev1.NewRebalanceServiceClient(conn).PlanRebalance(cctx, req)
 	if err != nil {
-		return cf.rpcError("plan rebalance", err)
+		return cf.rpcError("plan rebalance", flagError(err, planFlags()))
 	}
 	if cf.json {
 		return printJSON(stdout, resp.GetPlan())

@@ -56,7 +56,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *hostsFile == "" {
 		resp, err := c.WhatIf(ctx, &ecraev1.WhatIfRequest{Instances: []*ecraev1.InstanceRequest{inst}, MaxAlternatives: 1000})
 		if err != nil {
-			return cf.rpcError("score", flagError(err, instanceFlags))
+			return cf.rpcError("score", flagError(err, instanceFlags()))
 		}
 		if cf.json {
 			err = printJSON(stdout, resp)
@@ -75,11 +75,11 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fr, err := c.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: inst, Hosts: hf.GetHosts()})
 	if err != nil {
-		return cf.rpcError("filter", flagError(err, instanceFlags))
+		return cf.rpcError("filter", flagError(err, instanceFlags()))
 	}
 	wr, err := c.WeighHosts(ctx, &ecraev1.WeighHostsRequest{Instance: inst, Hosts: hf.GetHosts()})
 	if err != nil {
-		return cf.rpcError("weigh", flagError(err, instanceFlags))
+		return cf.rpcError("weigh", flagError(err, instanceFlags()))
 	}
 	passed := false
 	for _, v := range fr.GetVerdicts() {
