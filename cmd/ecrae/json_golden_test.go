@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,7 +33,7 @@ func normaliseJSON(t *testing.T, v any, key string) any {
 			x[i] = normaliseJSON(t, e, key)
 		}
 	case string:
-		if strings.HasSuffix(key, "_at") || key == "until" || key == "as_of" || key == "time" {
+		if strings.HasSuffix(key, "_at") || key == "until" || key == "as_of" || key == "time" || key == "last_seen" {
 			if x != "" && !rfc3339Re.MatchString(x) {
 				t.Errorf("%s = %q is not RFC 3339", key, x)
 			}
@@ -138,4 +139,39 @@ func TestJSONGolden(t *testing.T) {
 
 func runJSONCLI(args []string, stdout, stderr *bytes.Buffer) error {
 	return run(context.Background(), args, strings.NewReader(""), stdout, stderr)
+}
+
+// The --json of the commands that need the whole service (host view,
+// audit), on a real `serve` with its embedded NATS and a KB in a
+// temporary bbolt file.
+func TestJSONGoldenServe(t *testing.T) {
+	noCloud(t)
+	dir := t.TempDir()
+	c, _ := startServe(t, dir)
+	addr := "--server=" + c.grpcAddr
+	announceCompute(t, c.natsAddr, "lab-1") // Nova's service.create, on the real NATS
+	listHosts(t, addr, func(r *ecraev1.ListLiveHostsResponse) bool { return hostNamed(r, "lab-1") != nil })
+	lab := filepath.Join(dir, "lab.yaml")
+	writeFile(t, lab, "hosts:\n  - {name: lab-1, architecture: ibm-x3550-m3-x5670, rack: r1}\n")
+	for _, cs := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"kb-import", []string{"kb", "import", lab}, exitOK},
+		{"kb-diff", []string{"kb", "diff", "1"}, exitOK},
+		{"hosts", []string{"hosts", "--instances"}, exitOK},
+		{"place", []string{"place", "../../examples/owncloud.yaml"}, exitPartial}, // the database finds no host: exit 3
+		{"score", []string{"score", "--flavor", "m1.small"}, exitOK},
+		{"audit", []string{"audit"}, exitOK},
+	} {
+		t.Run(cs.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := runJSONCLI(append(cs.args, "--json", addr), &stdout, &stderr)
+			if code := exitCode(err); code != cs.code {
+				t.Fatalf("exit %d (%v), want %d\n%s", code, err, cs.code, stdout.String())
+			}
+			jsonGolden(t, cs.name, strings.ReplaceAll(stdout.String(), dir, "<dir>"))
+		})
+	}
 }
