@@ -18,7 +18,7 @@ func TestHelpEveryCommand(t *testing.T) {
 	cmds := [][]string{
 		{}, {"serve"}, {"agent"}, {"kb"}, {"kb", "show"}, {"kb", "export"}, {"kb", "import"}, {"kb", "validate"},
 		{"kb", "history"}, {"kb", "diff"}, {"kb", "rollback"}, {"kb", "host"}, {"kb", "host", "set"},
-		{"kb", "host", "delete"}, {"kb", "calibrate"}, {"score"}, {"place"}, {"hosts"}, {"pack"}, {"sim"},
+		{"kb", "host", "delete"}, {"kb", "calibrate"}, {"kb", "flavors"}, {"kb", "flavors", "sync"}, {"score"}, {"place"}, {"hosts"}, {"pack"}, {"sim"},
 		{"rebalance"}, {"rebalance", "plan"}, {"rebalance", "execute"}, {"rebalance", "show"}, {"rebalance", "list"},
 		{"rebalance", "cancel"}, {"rebalance", "abort"}, {"tosca"}, {"tosca", "resolve"}, {"tosca", "hot"},
 		{"tosca", "deploy"}, {"audit"},

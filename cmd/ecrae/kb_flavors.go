@@ -74,7 +74,11 @@ func kbFlavors(ctx context.Context, cf *clientFlags, args []string, stdout, stde
 		if a.Op == openstack.FlavorConflict {
 			conflicts++
 		}
-		rows[i] = map[string]any{"flavor": a.Name, "action": a.Op, "nova_id": a.NovaID, "extra_specs": a.Specs, "detail": a.Detail}
+		specs := a.Specs
+		if specs == nil {
+			specs = map[string]string{} // every field present, as in every --json
+		}
+		rows[i] = map[string]any{"flavor": a.Name, "action": a.Op, "nova_id": a.NovaID, "extra_specs": specs, "detail": a.Detail}
 	}
 	if cf.json {
 		if err := printJSON(stdout, map[string]any{"applied": *yes, "nova": nova.Source, "flavors": rows}); err != nil {

@@ -153,6 +153,7 @@ func TestKBFlavorsSync(t *testing.T) {
 	if !specs[`POST /flavors/a/os-extra_specs {"extra_specs":{"ecrae:tag":"`+f0.Tags[0]+`"}}`] {
 		t.Errorf("no ecrae:tag set on %s:\n%s", f0.Name, strings.Join(nova.requests, "\n"))
 	}
+	jsonGolden(t, "kb-flavors-sync", out)
 	var doc struct {
 		Applied bool             `json:"applied"`
 		Flavors []map[string]any `json:"flavors"`
