@@ -344,3 +344,17 @@ hosts:
 		t.Errorf("ParseYAML: %v, want the first of them", err)
 	}
 }
+
+// Entries that do not decode are each reported, a misspelt field with a
+// suggestion.
+func TestCheckYAMLEveryDecodeError(t *testing.T) {
+	doc := "hosts:\n  - {name: h1, architecure: a1}\n  - {name: h2, architecture: a1}\n  - {name: h3, power_cap_watts: lots}\n"
+	var got []string
+	for _, e := range CheckYAML("kb.yaml", []byte(doc), nil) {
+		got = append(got, e.Error())
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], `kb.yaml:2: hosts[0].architecure: unknown field "architecure" (did you mean "architecture"?`) ||
+		!strings.HasPrefix(got[1], "kb.yaml:4: hosts[2].power_cap_watts: expected a number") {
+		t.Errorf("got\n%s", strings.Join(got, "\n"))
+	}
+}

@@ -260,7 +260,7 @@ func runRebalanceExecute(ctx context.Context, args []string, stdout, stderr io.W
 	resp, err := client.ExecutePlan(cctx, req)
 	cancel()
 	if err != nil {
-		return cf.rpcError("execute plan", err)
+		return cf.rpcError("execute plan", flagError(err, map[string]string{"step_timeout": "--step-timeout"}))
 	}
 	p := resp.GetPlan()
 	if resp.GetDryRun() {
