@@ -70,7 +70,7 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: kb import takes one FILE (or - for stdin)", errUsage)
 		}
-		return kbImport(ctx, &cf, pos[0], *replace, *dry, *yes, stdin, stdout)
+		return kbImport(ctx, &cf, pos[0], *replace, *dry, *yes, stdin, stdout, stderr)
 	case "validate":
 		merge := fs.Bool("merge", false, "check the file merged into the running KB (needs the service)")
 		replace := fs.Bool("replace", false, "check the file standing alone, as kb import --replace takes it")
@@ -211,7 +211,7 @@ func kbExport(ctx context.Context, cf *clientFlags, out string, stdout io.Writer
 	return os.Rename(tmp, out)
 }
 
-func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry, yes bool, stdin io.Reader, stdout io.Writer) error {
+func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry, yes bool, stdin io.Reader, stdout, stderr io.Writer) error {
 	data, err := readInput(file, stdin)
 	if err != nil {
 		return err
@@ -231,7 +231,11 @@ func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry, y
 	}
 	defer done()
 	if replace && !dry {
-		if err := confirmReplace(ctx, ecraev1.NewKnowledgeBaseServiceClient(conn), next, file == "-", yes, stdin, stdout); err != nil {
+		shown := stdout
+		if cf.json { // stdout holds the one JSON document
+			shown = stderr
+		}
+		if err := confirmReplace(ctx, ecraev1.NewKnowledgeBaseServiceClient(conn), next, file == "-", yes, stdin, shown); err != nil {
 			return err
 		}
 	}
