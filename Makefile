@@ -6,7 +6,7 @@ BUF := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 # Nova and the shim need Debian's interpreter, not whatever python3 is first on PATH.
 PY := /usr/bin/python3
 
-.PHONY: build run test test-go test-python deps bench bench-sim generate lint clean
+.PHONY: build run test test-go test-python deps bench bench-sim bench-scale generate lint clean
 
 build:
 	$(GO) build -o bin/ecrae ./cmd/ecrae
@@ -40,6 +40,12 @@ bench: build
 # with CloudSim's policies.
 bench-sim: build
 	scripts/bench-sim.sh
+
+# Issue 15: a generated cloud of 10,000 hosts and 100,000 instances through the
+# real notification path (NATS JetStream → events → hostview): convergence,
+# `ecrae hosts`, a plan, memory. BASE=<commit> runs that commit's binary too.
+bench-scale:
+	scripts/bench-scale.sh
 
 generate:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12

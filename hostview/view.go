@@ -400,15 +400,23 @@ type Snapshot struct {
 
 // Lookup finds a host by name, else by node name.
 func (s *Snapshot) Lookup(host, nodename string) (*Host, bool) {
-	if i, ok := s.byName[host]; ok {
+	if i, ok := s.Index(host, nodename); ok {
 		return &s.Hosts[i], true
+	}
+	return nil, false
+}
+
+// Index is Lookup's host as an index into Hosts.
+func (s *Snapshot) Index(host, nodename string) (int, bool) {
+	if i, ok := s.byName[host]; ok {
+		return i, true
 	}
 	if nodename != "" {
 		if i, ok := s.byNode[nodename]; ok {
-			return &s.Hosts[i], true
+			return i, true
 		}
 	}
-	return nil, false
+	return -1, false
 }
 
 // Snapshot returns the current hosts. It is shared: callers must not

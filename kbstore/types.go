@@ -126,6 +126,10 @@ type Host struct {
 	Rack          string  `yaml:"rack,omitempty" json:"rack,omitempty"`
 	PowerCapWatts float64 `yaml:"power_cap_watts,omitempty" json:"power_cap_watts,omitempty"`
 	Note          string  `yaml:"note,omitempty" json:"note,omitempty"`
+	// Power is the host's power endpoint (ipmi://ADDR:PORT,
+	// redfish://ADDR/Systems/ID or ironic://NODE_UUID); never credentials,
+	// which live only in serve's --power-credentials file.
+	Power string `yaml:"power,omitempty" json:"power,omitempty"`
 }
 
 // clone returns a deep copy so callers never share slices or maps with the

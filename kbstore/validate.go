@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -424,5 +425,74 @@ func checkHost(p string, h *Host, archs map[string]*Architecture) *ValidationErr
 	if _, ok := archs[h.Architecture]; !ok {
 		return fail(af, "architecture %s does not exist%s", quote.Value(h.Architecture), didYouMean(h.Architecture, archs))
 	}
-	return checkNonNeg(join(p, "power_cap_watts"), h.PowerCapWatts)
+	if err := checkNonNeg(join(p, "power_cap_watts"), h.PowerCapWatts); err != nil {
+		return err
+	}
+	return checkPowerEndpoint(join(p, "power"), h.Power)
+}
+
+// checkPowerEndpoint accepts "" (no power control) or one of the three
+// endpoint forms. Credentials are refused outright: the KB is exported and
+// shown, so a password in it would leak.
+func checkPowerEndpoint(field, s string) *ValidationError {
+	if s == "" {
+		return nil
+	}
+	if len(s) > 1024 {
+		return fail(field, "is %d bytes long, want at most 1024", len(s))
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fail(field, "%q is not a URL", clip(s))
+	}
+	if u.User != nil {
+		return fail(field, "must not carry credentials (put them in serve's --power-credentials file)")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fail(field, "%q: a power endpoint takes no query or fragment", clip(s))
+	}
+	switch u.Scheme {
+	case "ipmi":
+		if u.Hostname() == "" || (u.Path != "" && u.Path != "/") {
+			return fail(field, "%q: want ipmi://ADDR[:PORT]", clip(s))
+		}
+		if err := checkPort(u.Port()); err != "" {
+			return fail(field, "%q: %s", clip(s), err)
+		}
+	case "redfish", "redfish+http":
+		parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+		if u.Hostname() == "" || len(parts) != 2 || parts[0] != "Systems" || parts[1] == "" {
+			return fail(field, "%q: want redfish://ADDR[:PORT]/Systems/ID", clip(s))
+		}
+		if err := checkPort(u.Port()); err != "" {
+			return fail(field, "%q: %s", clip(s), err)
+		}
+	case "ironic":
+		// ironic://NODE: the node's UUID or name, as the host part.
+		if u.Host == "" || (u.Path != "" && u.Path != "/") || u.Port() != "" {
+			return fail(field, "%q: want ironic://NODE_UUID", clip(s))
+		}
+	default:
+		return fail(field, "%q: scheme must be ipmi, redfish or ironic", clip(s))
+	}
+	return nil
+}
+
+func checkPort(p string) string {
+	if p == "" {
+		return ""
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return "port must be 1-65535"
+	}
+	return ""
+}
+
+// clip quotes at most 100 bytes of a bad value.
+func clip(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
 }

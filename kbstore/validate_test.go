@@ -237,6 +237,33 @@ func validateCases() []validateCase {
 			want:   "hosts[0].power_cap_watts: must be a finite number, got +Inf",
 		},
 		{
+			// Credentials in the KB would leak through every export.
+			name:   "power endpoint with credentials",
+			mutate: func(kb *KB) { kb.Hosts[0].Power = "ipmi://admin:pw@10.0.0.5:623" },
+			want:   "hosts[0].power: must not carry credentials (put them in serve's --power-credentials file)",
+		},
+		{
+			name:   "power endpoint with an unknown scheme",
+			mutate: func(kb *KB) { kb.Hosts[0].Power = "wol://10.0.0.5" },
+			want:   `hosts[0].power: "wol://10.0.0.5": scheme must be ipmi, redfish or ironic`,
+		},
+		{
+			// A Redfish endpoint names the ComputerSystem to reset.
+			name:   "redfish endpoint without a system",
+			mutate: func(kb *KB) { kb.Hosts[0].Power = "redfish://bmc-1/redfish/v1" },
+			want:   `hosts[0].power: "redfish://bmc-1/redfish/v1": want redfish://ADDR[:PORT]/Systems/ID`,
+		},
+		{
+			name:   "ipmi port out of range",
+			mutate: func(kb *KB) { kb.Hosts[0].Power = "ipmi://10.0.0.5:70000" },
+			want:   `hosts[0].power: "ipmi://10.0.0.5:70000": port must be 1-65535`,
+		},
+		{
+			name:   "ironic endpoint with a path",
+			mutate: func(kb *KB) { kb.Hosts[0].Power = "ironic://node/x" },
+			want:   `hosts[0].power: "ironic://node/x": want ironic://NODE_UUID`,
+		},
+		{
 			// Host names are Nova compute names: unique.
 			name:   "duplicate host",
 			mutate: func(kb *KB) { kb.Hosts = append(kb.Hosts, Host{Name: "node-1", Architecture: "arm-b"}) },
@@ -282,6 +309,15 @@ func TestValidateAccepts(t *testing.T) {
 		{"share bounds", func() *KB {
 			kb := testKB()
 			kb.Tags[0].UtilizationCeiling, kb.Tags[0].CPULoad = 1, 0
+			return kb
+		}()},
+		// The three power endpoint forms.
+		{"power endpoints", func() *KB {
+			kb := testKB()
+			kb.Hosts[0].Power = "ipmi://10.0.0.5:623"
+			kb.Hosts = append(kb.Hosts,
+				Host{Name: "node-r", Architecture: "arm-b", Power: "redfish://bmc-r/Systems/1"},
+				Host{Name: "node-i", Architecture: "arm-b", Power: "ironic://1be26c0b-03f2-4d2e-ae87-c02d7f33c123"})
 			return kb
 		}()},
 		// A flat curve is non-decreasing.

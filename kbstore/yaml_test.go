@@ -136,6 +136,13 @@ func parseCases() []parseCase {
 			want: "kb.yaml:2: tags[0]: expected a mapping, got a list",
 		},
 		{
+			// A password in a power endpoint is refused at its line, and
+			// not quoted back.
+			name: "power endpoint with credentials",
+			yaml: "architectures:\n  - {name: a, isa: x86_64, cores: 1, threads: 1, memory_mb: 1, power_watts: [1,2,3,4,5,6,7,8,9,10,11]}\nhosts:\n  - name: h\n    architecture: a\n    power: ipmi://admin:s3cret@10.0.0.1\n",
+			want: "kb.yaml:6: hosts[0].power: must not carry credentials (put them in serve's --power-credentials file)",
+		},
+		{
 			// Merge keys would hide where a value came from.
 			name: "merge key",
 			yaml: "hosts:\n  - &h {name: a, architecture: b}\n  - <<: *h\n    name: c\n",
@@ -364,5 +371,35 @@ func TestDefaultKB(t *testing.T) {
 				t.Errorf("tag %s, %s: performance_factor %v, data gives %v", tg.Name, a.Name, c.PerformanceFactor, want)
 			}
 		}
+	}
+}
+
+// TestPowerEndpointRoundTrip: the endpoint survives the store, the export
+// and the import.
+func TestPowerEndpointRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	kb := testKB()
+	kb.Hosts[0].Power = "redfish://bmc-1:8443/Systems/1"
+	s := openStore(t, tempDB(t))
+	if err := s.Import(ctx, kb, true); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := EncodeYAML(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "power: redfish://bmc-1:8443/Systems/1") {
+		t.Errorf("export lacks the endpoint:\n%s", out)
+	}
+	back, err := ParseYAML("export.yaml", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(snap, back); diff != "" {
+		t.Errorf("round trip (-snapshot +parsed):\n%s", diff)
 	}
 }

@@ -47,6 +47,9 @@ type Options struct {
 type Client struct {
 	Compute   *gophercloud.ServiceClient
 	Placement *gophercloud.ServiceClient
+	// Baremetal is Ironic, when the catalog has it (power endpoints
+	// ironic://NODE); nil otherwise.
+	Baremetal *gophercloud.ServiceClient
 	// Source says where the credentials came from, for the start-up log.
 	Source string
 }
@@ -188,7 +191,11 @@ func clients(pc *gophercloud.ProviderClient, eo gophercloud.EndpointOpts, comput
 		placement.Endpoint, placement.ResourceBase = slash(placementURL), slash(placementURL)
 	}
 	compute.Microversion, placement.Microversion = ComputeMicroversion, PlacementMicroversion
-	return &Client{Compute: compute, Placement: placement, Source: source}, nil
+	c := &Client{Compute: compute, Placement: placement, Source: source}
+	if bm, err := gcopenstack.NewBareMetalV1(pc, eo); err == nil {
+		c.Baremetal = bm // optional: only ironic:// power endpoints need it
+	}
+	return c, nil
 }
 
 func availability(s string) gophercloud.Availability {

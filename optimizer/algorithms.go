@@ -137,6 +137,9 @@ var ErrNoRoom = errors.New("no bin can hold the item")
 type outcome struct {
 	stopped    string
 	iterations int
+	// cut: the budget ended during construction, whose last items were
+	// placed by quickFit.
+	cut bool
 }
 
 // solve runs algorithm a on p: fixed items first, the constructor, items
@@ -148,17 +151,21 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	s := newSolution(p)
 	s.placeFixed()
+	// A constructor cut by the budget finishes with a linear pass: it may
+	// use 90 % of what is left, so that pass fits in the rest.
+	cm := m.shareTime(0.9)
+	cut := false
 	switch a.kind {
 	case kindFFD:
-		s.constructFFD(a.m, p.weights(a.avg))
+		cut = s.constructFFD(a.m, p.weights(a.avg), cm)
 	case kindBFD:
-		s.constructBFD(a.m, p.weights(a.avg))
+		cut = s.constructBFD(a.m, p.weights(a.avg), cm)
 	case kindDot:
-		s.constructBinCentric(true, p.weights(true), m)
+		cut = s.constructBinCentric(true, p.weights(true), cm)
 	case kindNorm:
-		s.constructBinCentric(false, p.weights(true), m)
+		cut = s.constructBinCentric(false, p.weights(true), cm)
 	case kindPABFD:
-		s.constructPABFD()
+		cut = s.constructPABFD(cm)
 	case kindPSO:
 		// The swarm may use half the budget when the local search follows.
 		sm := m
@@ -172,6 +179,9 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 			return nil, outcome{}, fmt.Errorf("algorithm %s needs a current placement", quote.Value(a.name))
 		}
 	}
+	if a.kind != kindPSO {
+		m.absorb(cm)
+	}
 	s.placeHome()
 	if !s.complete() {
 		for i, b := range s.assign {
@@ -183,7 +193,10 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 	if p.home != nil && a.kind != kindCurrent {
 		s.relabel()
 	}
-	out := outcome{stopped: StoppedConstruct}
+	out := outcome{stopped: StoppedConstruct, cut: cut}
+	if cut {
+		out.stopped = cm.stopped
+	}
 	if a.kind == kindPSO {
 		out.stopped = StoppedStalled
 		if m.stopped != "" {

@@ -153,20 +153,84 @@ func (s *solution) firstFit(i int, seen []int32, tick int32) int {
 	return -1
 }
 
-// constructFFD is first-fit decreasing by measure m with weights w.
-func (s *solution) constructFFD(m measure, w []float64) {
+// constructFFD is first-fit decreasing by measure m with weights w. It
+// reports whether the budget cut it short.
+func (s *solution) constructFFD(m measure, w []float64, mt *meter) bool {
 	items := s.unplacedMovable()
 	sortDecreasing(items, s.p.sizeKeys(m, w))
-	s.firstFitAll(items)
+	return s.firstFitAll(items, mt)
 }
 
 // firstFitAll places items in the given order, each in the first bin (in
-// opening order) that takes it.
-func (s *solution) firstFitAll(items []int32) {
+// opening order) that takes it. First fit costs O(bins) an item; when the
+// budget runs out, the rest go by quickFit.
+func (s *solution) firstFitAll(items []int32, mt *meter) bool {
 	seen := make([]int32, s.p.nShapes)
+	e := every{m: mt}
 	for t, i := range items {
+		if e.out() {
+			s.quickFit(items[t:])
+			return true
+		}
 		if b := s.firstFit(int(i), seen, int32(t+1)); b >= 0 {
 			s.add(int(i), b)
+		}
+	}
+	return false
+}
+
+// quickWindow is how many recently used bins quickFit tries before it opens
+// a new one.
+const quickWindow = 8
+
+// quickFit places items in the given order in O(quickWindow) each: the
+// last bins it used, else the next empty bin (in opening order) that takes
+// the item. It is what a construction cut short by its budget finishes
+// with: a valid packing in about linear time, worse than first fit. An item
+// no empty bin takes stays unplaced.
+func (s *solution) quickFit(items []int32) {
+	p := s.p
+	var window []int
+	// cursor[k]: p.order[:cursor[k]] holds no empty bin that items of kind
+	// k may enter. Bins only fill here, so a bin skipped as used or as of a
+	// refused kind never becomes a candidate again; a bin too small for one
+	// item is not skipped for the next.
+	cursor := make([]int, max(1, len(p.allow)/max(1, p.nBinKinds)))
+	for _, i32 := range items {
+		i := int(i32)
+		placed := false
+		for k := len(window) - 1; k >= 0; k-- {
+			if s.fits(i, window[k]) {
+				s.add(i, window[k])
+				placed = true
+				break
+			}
+		}
+		if placed {
+			continue
+		}
+		kind := 0
+		if p.itemKind != nil {
+			kind = int(p.itemKind[i])
+		}
+		c := &cursor[kind]
+		for *c < p.m {
+			b := int(p.order[*c])
+			if _, ok := p.kindCeil(i, b); ok && len(s.items[b]) == 0 && (p.target == nil || p.target[b]) {
+				break
+			}
+			*c++
+		}
+		for j := *c; j < p.m; j++ {
+			b := int(p.order[j])
+			if len(s.items[b]) == 0 && s.fits(i, b) {
+				s.add(i, b)
+				if len(window) == quickWindow {
+					window = window[1:]
+				}
+				window = append(window, b)
+				break
+			}
 		}
 	}
 }
@@ -174,13 +238,18 @@ func (s *solution) firstFitAll(items []int32) {
 // constructBFD is best-fit decreasing: each item, largest first, goes to the
 // used bin it leaves with the least room (by the same measure); a new bin is
 // opened, in opening order, only when no used bin takes it.
-func (s *solution) constructBFD(m measure, w []float64) {
+func (s *solution) constructBFD(m measure, w []float64, mt *meter) bool {
 	p := s.p
 	items := s.unplacedMovable()
 	sortDecreasing(items, p.sizeKeys(m, w))
 	seen := make([]int32, p.nShapes)
 	x := make([]float64, p.d)
+	e := every{m: mt}
 	for t, i32 := range items {
+		if e.out() {
+			s.quickFit(items[t:])
+			return true
+		}
 		i := int(i32)
 		best, bestV := -1, math.Inf(1)
 		for b := range p.m {
@@ -199,6 +268,7 @@ func (s *solution) constructBFD(m measure, w []float64) {
 			s.add(i, best)
 		}
 	}
+	return false
 }
 
 // residual writes the normalised room bin b would keep after taking item i
@@ -218,6 +288,11 @@ func (s *solution) residual(b, i int, x []float64) {
 	}
 }
 
+// binCentricScan bounds the items one bin-centric step compares on inputs
+// larger than it (every shared benchmark instance is smaller: 1,000 items
+// at most).
+const binCentricScan = 4096
+
 // constructBinCentric is Panigrahy et al.'s bin-centric greedy: open bins
 // one at a time, in opening order (bins already holding fixed items first),
 // and fill each with the item that best matches its remaining room until
@@ -226,9 +301,9 @@ func (s *solution) residual(b, i int, x []float64) {
 // room minus size (smallest wins).
 //
 // It costs O(n²·d); when the budget runs out before every item is placed,
-// the rest go by first fit in decreasing L2 order, so the time stays
-// bounded on very large inputs.
-func (s *solution) constructBinCentric(dot bool, w []float64, m *meter) {
+// the rest go by quickFit in decreasing L2 order, so the time stays
+// bounded on very large inputs. It reports whether that happened.
+func (s *solution) constructBinCentric(dot bool, w []float64, m *meter) bool {
 	p := s.p
 	rem := s.unplacedMovable()
 	seq := make([]int32, 0, p.m)
@@ -242,28 +317,43 @@ func (s *solution) constructBinCentric(dot bool, w []float64, m *meter) {
 			seq = append(seq, b)
 		}
 	}
+	// The order of the fallback is sorted now, inside the budget: at the
+	// cut, only a linear pass is left to do.
+	fallback := slices.Clone(rem)
+	sortDecreasing(fallback, p.sizeKeys(measureL2, p.weights(false)))
+	// Large inputs: rem in decreasing size, and each step scans only the
+	// first binCentricScan items (the largest left), so that the
+	// construction costs O(n·binCentricScan), not O(n²).
+	big := len(rem) > binCentricScan
+	if big {
+		rem = slices.Clone(fallback)
+	}
 	// Normalised sizes once: the inner loop runs n² times.
 	ns := make([]float64, p.n*p.d)
 	for i := range p.n {
 		p.normSize(i, ns[i*p.d:i*p.d+p.d])
 	}
 	room := make([]float64, p.d)
+	left, dead := len(rem), 0
 	for _, b32 := range seq {
-		if len(rem) == 0 {
+		if left == 0 {
 			break
-		}
-		if m.out() {
-			sortDecreasing(rem, p.sizeKeys(measureL2, p.weights(false)))
-			s.firstFitAll(rem)
-			return
 		}
 		b := int(b32)
 		for {
+			if m.out() {
+				s.quickFit(slices.DeleteFunc(fallback, func(i int32) bool { return s.assign[i] >= 0 }))
+				return true
+			}
 			s.residual(b, -1, room)
 			best, bestV := -1, math.Inf(-1)
-			for j, i32 := range rem {
+			scan := rem
+			if big && len(rem) > binCentricScan {
+				scan = rem[:binCentricScan]
+			}
+			for j, i32 := range scan {
 				i := int(i32)
-				if !s.fits(i, b) {
+				if i < 0 || !s.fits(i, b) {
 					continue
 				}
 				x := ns[i*p.d : i*p.d+p.d]
@@ -280,14 +370,36 @@ func (s *solution) constructBinCentric(dot bool, w []float64, m *meter) {
 					best, bestV = j, v
 				}
 			}
+			if best < 0 && len(scan) < len(rem) {
+				// Nothing in the window fits: the first of the rest
+				// that does, so a bin is closed only when nothing fits.
+				for j, i32 := range rem[len(scan):] {
+					if i32 >= 0 && s.fits(int(i32), b) {
+						best = len(scan) + j
+						break
+					}
+				}
+			}
 			if best < 0 {
 				break
 			}
 			s.add(int(rem[best]), b)
-			// Keep rem in its original order (ties go to the first).
-			rem = slices.Delete(rem, best, best+1)
+			left--
+			if !big {
+				// Keep rem in its original order (ties go to the first).
+				rem = slices.Delete(rem, best, best+1)
+				continue
+			}
+			// Deleting from the middle is O(n): mark, and compact once
+			// the window is half dead.
+			rem[best] = -1
+			if dead++; dead > binCentricScan/2 {
+				rem = slices.DeleteFunc(rem, func(i int32) bool { return i < 0 })
+				dead = 0
+			}
 		}
 	}
+	return false
 }
 
 // constructPABFD is Beloglazov & Buyya's power-aware best-fit decreasing
@@ -295,7 +407,7 @@ func (s *solution) constructBinCentric(dot bool, w []float64, m *meter) {
 // grows the least with it (an empty bin's growth includes its idle power).
 // Ties go to the bin first in opening order. On the bin-count objective
 // every used bin grows by 0 and every empty one by 1: first fit by CPU.
-func (s *solution) constructPABFD() {
+func (s *solution) constructPABFD(mt *meter) bool {
 	p := s.p
 	items := s.unplacedMovable()
 	dim := max(p.util, 0)
@@ -305,7 +417,12 @@ func (s *solution) constructPABFD() {
 	}
 	sortDecreasing(items, key)
 	seen := make([]int32, p.nShapes)
+	e := every{m: mt}
 	for t, i32 := range items {
+		if e.out() {
+			s.quickFit(items[t:])
+			return true
+		}
 		i := int(i32)
 		best, bestV := -1, math.Inf(1)
 		tick := int32(t + 1)
@@ -329,4 +446,5 @@ func (s *solution) constructPABFD() {
 			s.add(i, best)
 		}
 	}
+	return false
 }

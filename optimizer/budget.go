@@ -1,6 +1,9 @@
 package optimizer
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Budget bounds a search. The optimizer never reads the clock itself: a
 // caller that wants a time limit passes its clock.
@@ -16,6 +19,22 @@ type Budget struct {
 	// MaxIterations bounds the search steps (local-search moves, swarm
 	// decodes); 0 means DefaultIterations.
 	MaxIterations int
+	// Cancel ends the work when it closes (a context's Done); nil = never.
+	// Every phase checks it, construction and sequencing included.
+	Cancel <-chan struct{}
+}
+
+// WithContext returns b cut by ctx: its deadline when earlier than b's, and
+// its cancellation.
+func (b Budget) WithContext(ctx context.Context) Budget {
+	if d, ok := ctx.Deadline(); ok && (b.Now == nil || d.Before(b.Deadline)) {
+		if b.Now == nil {
+			b.Now = time.Now
+		}
+		b.Deadline = d
+	}
+	b.Cancel = ctx.Done()
+	return b
 }
 
 // DefaultIterations is the iteration budget of a search that names none.
@@ -29,6 +48,7 @@ const (
 	StoppedIterations = "iterations" // the iteration budget ran out
 	StoppedTime       = "time"       // the deadline passed
 	StoppedConstruct  = "construct"  // a single-pass heuristic, no search
+	StoppedCancelled  = "cancelled"  // Budget.Cancel closed
 )
 
 // meter counts a search's steps against its Budget.
@@ -60,9 +80,8 @@ func (m *meter) step(n int) bool {
 		m.stopped = StoppedIterations
 		return true
 	}
-	if m.b.Now != nil && (m.iter>>6 != before>>6) && !m.b.Now().Before(m.b.Deadline) {
-		m.stopped = StoppedTime
-		return true
+	if m.iter>>6 != before>>6 {
+		return m.out()
 	}
 	return false
 }
@@ -92,18 +111,54 @@ func (m *meter) share(frac float64) *meter {
 	return c
 }
 
+// shareTime returns a meter for a stage that may use frac of what is left
+// of the time, and all the iterations left (the stages after it, such as
+// sequencing, count none); fold its count back with absorb.
+func (m *meter) shareTime(frac float64) *meter {
+	c := m.share(frac)
+	c.max = m.max
+	return c
+}
+
 // absorb takes over the count of a stage's meter.
 func (m *meter) absorb(c *meter) {
 	m.iter = c.iter
+	if c.stopped == StoppedCancelled {
+		m.stopped = StoppedCancelled
+	}
 	if c.stopped == StoppedTime && m.b.Now != nil && !m.b.Now().Before(m.b.Deadline) {
 		m.stopped = StoppedTime
 	}
+}
+
+// every is a cheap budget check for loops whose steps are not search
+// iterations (construction, sequencing): it reads the clock once every 64
+// calls and reports whether the budget is spent.
+type every struct {
+	m *meter
+	n int
+}
+
+func (e *every) out() bool {
+	e.n++
+	if e.n&63 != 0 {
+		return e.m.stopped != ""
+	}
+	return e.m.out()
 }
 
 // out reports whether the budget is spent, without counting a step.
 func (m *meter) out() bool {
 	if m.stopped != "" {
 		return true
+	}
+	if m.b.Cancel != nil {
+		select {
+		case <-m.b.Cancel:
+			m.stopped = StoppedCancelled
+			return true
+		default:
+		}
 	}
 	if m.b.Now != nil && !m.b.Now().Before(m.b.Deadline) {
 		m.stopped = StoppedTime

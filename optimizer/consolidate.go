@@ -2,6 +2,7 @@ package optimizer
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 )
@@ -14,6 +15,9 @@ import (
 //	          and ceilings; anti-affinity groups; fixed instances (pinned,
 //	          on a stale or down host, in an affinity group)    [cluster.go]
 //	bound     lower bounds on hosts and watts                    [bounds.go]
+//	repair    when hosts are overloaded, a greedy offload from
+//	          where the instances are, then the local search; a
+//	          placement with less overload always wins    [repair.go]
 //	search    a named constructor (binpack.go, pso.go), the
 //	          relabelling of a from-scratch packing onto the hosts
 //	          the instances are on (algorithms.go), the local search
@@ -25,7 +29,12 @@ import (
 //
 // The objective is the power of the hosts left holding instances (idle
 // plus load-dependent, by their curves; an emptied host is a candidate to
-// power down) plus the energy of the migrations spread over a horizon.
+// power down) plus the energy of the migrations spread over a horizon,
+// after overload, which comes first (repair.go).
+//
+// The budget covers every phase: the search may use 80 % of it, the
+// constructors 90 % of that before they finish by quickFit; sequencing and
+// waves stop at a safe prefix when it ends.
 
 // ConsolidateOptions tunes Consolidate. Zero values take the defaults.
 type ConsolidateOptions struct {
@@ -128,6 +137,14 @@ type Plan struct {
 	Fixed map[int]string
 	// Note explains an empty plan.
 	Note string
+	// Repaired lists the hosts overloaded before the plan (over a capacity
+	// after allocation ratios, or busy past a tag's ceiling) and not after;
+	// Overloaded those still overloaded after it, and InfeasibleReason
+	// why: a proof from the lower bounds that no valid placement exists,
+	// or that none was found within the budget. Indices in Cluster.Hosts.
+	Repaired         []int
+	Overloaded       []int
+	InfeasibleReason string
 }
 
 // Notes of an empty plan.
@@ -136,6 +153,11 @@ const (
 	NoteNoMovable  = "no instance can move"
 	NoteBlocked    = "the better placement found is not reachable by live migrations"
 	NoteNoMoveNeed = "the instances are already where they use the least power"
+	// NoteCutShort: the budget (time limit or cancellation) ended before
+	// the constructor had placed every item.
+	NoteCutShort = "the budget ended during construction: the last items were placed by a quick rule, not searched"
+	// NoteSequenceCut: the budget ended before any move was sequenced.
+	NoteSequenceCut = "the budget ended before any move of the placement found could be sequenced"
 )
 
 // Consolidate plans a rebalance of the cluster: it searches a placement that
@@ -171,61 +193,91 @@ func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
 	home.placeHome()
 	before := home.exactObjective()
 	plan.PowerBeforeW = before
+	overBefore := home.overloaded()
 
+	// The search may use 80 % of the budget: sequencing and waves, which
+	// are charged too, need the rest.
+	sm := m.shareTime(0.8)
 	goal := slices.Clone(home.assign)
 	if len(plan.Fixed) == p.n {
 		plan.Note = NoteNoMovable
 	} else {
-		s, out, err := solve(p, a, opts.Seed, m, 0)
+		var fix *solution
+		if len(overBefore) > 0 {
+			// Repair first: offload the overloaded hosts from where they
+			// are, then save what can be saved from there.
+			fix = home.clone()
+			fix.repair(sm)
+			rm := sm.share(0.3)
+			rng := rand.New(rand.NewPCG(opts.Seed, 0x5851f42d4c957f2d))
+			fix.localSearch(rng, rm, 0)
+			sm.absorb(rm)
+			fix.exactObjective()
+		}
+		s, out, err := solve(p, a, opts.Seed, sm, 0)
 		if err != nil {
 			return nil, err
 		}
 		plan.Stopped, plan.Iterations = out.stopped, out.iterations
 		if p.maxMig > 0 && s.moved > p.maxMig {
-			s = capMigrations(s, a, opts.Seed, m)
+			s = capMigrations(s, a, opts.Seed, sm)
 		}
-		if s.exactObjective() < before-1e-6 {
+		if fix != nil && (p.maxMig == 0 || fix.moved <= p.maxMig) && (s.grows(home) || !better(s, fix)) {
+			s = fix
+		}
+		// Without overload, any saving is a goal (the sequencing reaches
+		// what it safely can). With it, a goal must not overload a host
+		// more than now: items the constructor could place nowhere went
+		// home, fitting or not, and such a goal is unreachable there.
+		ok := s.exactObjective() < before-1e-6
+		if len(overBefore) > 0 {
+			ok = !s.grows(home) && better(s, home)
+		}
+		switch {
+		case ok:
 			goal = s.assign
-		} else {
+		case out.cut:
+			plan.Note = NoteCutShort
+		default:
 			plan.Note = NoteNoSaving
 		}
 	}
+	m.absorb(sm)
 
-	steps, final, dropped := sequence(p, goal)
+	steps, final, dropped := sequence(p, goal, m)
 	plan.Unreachable = dropped
-	ordered := waves(p, steps, limits{perHost: opts.MaxPerHost, parallel: opts.MaxParallel})
+	ordered := waves(p, steps, limits{perHost: opts.MaxPerHost, parallel: opts.MaxParallel}, m)
 	if len(ordered) != len(steps) {
-		return nil, fmt.Errorf("internal error: %d of %d moves could not be put in waves", len(steps)-len(ordered), len(steps))
+		if m.stopped == "" {
+			return nil, fmt.Errorf("internal error: %d of %d moves could not be put in waves", len(steps)-len(ordered), len(steps))
+		}
+		// The budget ended while waves were formed: the plan is the waves
+		// made, a safe prefix.
+		final = cutTo(p, home, ordered, final, &plan.Unreachable, ReasonBudget)
 	}
 	if p.maxMig > 0 && len(ordered) > p.maxMig {
 		// Detours can take a plan past the cap. Any prefix of the waves is
 		// safe (a part of a wave is checked by the whole), so cut there.
-		for _, st := range ordered[p.maxMig:] {
-			if final[st.item] == st.to {
-				plan.Unreachable = append(plan.Unreachable, Unreachable{Instance: int(st.item), Target: int(st.to), Reason: ReasonCapped})
-			}
-		}
 		ordered = ordered[:p.maxMig]
-		final = slices.Clone(home.assign)
-		for _, st := range ordered {
-			final[st.item] = st.to
-		}
+		final = cutTo(p, home, ordered, final, &plan.Unreachable, ReasonCapped)
 	}
 	end := newSolution(p)
 	for i, b := range final {
 		end.add(i, int(b))
 	}
-	after := end.exactObjective()
-	if len(ordered) > 0 && after >= before-1e-6 {
-		// What is reachable does not pay for itself: plan nothing.
+	if len(ordered) > 0 && !better(end, home) {
+		// What is reachable neither repairs nor pays for itself: plan
+		// nothing.
 		ordered = nil
 		final = home.assign
 		end = home
-		after = before
 		plan.Note = NoteBlocked
 	}
 	if len(ordered) == 0 && plan.Note == "" {
 		plan.Note = NoteNoMoveNeed
+		if slices.ContainsFunc(plan.Unreachable, func(u Unreachable) bool { return u.Reason == ReasonBudget }) {
+			plan.Note = NoteSequenceCut
+		}
 	}
 	for _, st := range ordered {
 		in := &c.Instances[st.item]
@@ -248,8 +300,36 @@ func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
 			}
 		}
 	}
+	for _, b := range overBefore {
+		if end.binOverload(b) <= overloadTol {
+			plan.Repaired = append(plan.Repaired, b)
+		}
+	}
+	plan.Overloaded = end.overloaded()
+	if len(plan.Overloaded) > 0 {
+		plan.InfeasibleReason = infeasibleReason(&c, p, end, plan.Bounds)
+	}
+	if m.stopped != "" {
+		plan.Stopped = m.stopped
+	}
 	plan.Elapsed = m.elapsed(start)
 	return plan, nil
+}
+
+// cutTo makes ordered (a prefix of the plan's waves) the whole plan: it
+// returns the placement it reaches and lists, with reason, each instance
+// the full plan would have taken elsewhere.
+func cutTo(p *problem, home *solution, ordered []step, full []int32, unreachable *[]Unreachable, reason string) []int32 {
+	final := slices.Clone(home.assign)
+	for _, st := range ordered {
+		final[st.item] = st.to
+	}
+	for i := range p.n {
+		if final[i] != full[i] {
+			*unreachable = append(*unreachable, Unreachable{Instance: i, Target: int(full[i]), Reason: reason})
+		}
+	}
+	return final
 }
 
 // capMigrations brings a placement under the migration cap: first by

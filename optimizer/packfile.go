@@ -362,6 +362,9 @@ type PackResult struct {
 	Stopped    string
 	Iterations int
 	Elapsed    time.Duration // on the Budget's clock, 0 without one
+	// Note says when the budget ended before the constructor had placed
+	// every item (the rest were placed by a quick, cruder rule).
+	Note string
 	// Assignment holds each item's bin, in file order. Bins of a .vbp file
 	// (unlimited, all alike) are numbered 0… in order of first use; bins of
 	// a .vmp file are the hosts of the file, numbered in the order the file
@@ -394,19 +397,22 @@ func Pack(inst *PackInstance, opts PackOptions) (PackResult, error) {
 		Stopped: out.stopped, Iterations: out.iterations,
 		Assignment: make([]int, p.n),
 	}
+	if out.cut {
+		res.Note = NoteCutShort
+	}
 	unlimited := len(inst.BinTypes) == 1 && inst.BinTypes[0].Count == 0
-	number := map[int32]int{}
+	number := make([]int32, p.m) // bin → its number + 1, 0 = not used yet
+	used := int32(0)
 	for i, b := range s.assign {
 		if !unlimited {
 			res.Assignment[i] = int(b)
 			continue
 		}
-		k, ok := number[b]
-		if !ok {
-			k = len(number)
-			number[b] = k
+		if number[b] == 0 {
+			used++
+			number[b] = used
 		}
-		res.Assignment[i] = k
+		res.Assignment[i] = int(number[b] - 1)
 	}
 	res.Elapsed = m.elapsed(start)
 	return res, nil

@@ -44,6 +44,7 @@ type Unreachable struct {
 const (
 	ReasonBlocked = "no order of live migrations reaches it: every host it could wait on was full"
 	ReasonCapped  = "cut by the migration cap"
+	ReasonBudget  = "cut by the time budget (or a cancellation) before it was sequenced"
 )
 
 // limits bound concurrency.
@@ -52,8 +53,10 @@ type limits struct {
 	parallel int // migrations in flight in all
 }
 
-// sequence orders the moves from the home placement to goal.
-func sequence(p *problem, goal []int32) (steps []step, final []int32, dropped []Unreachable) {
+// sequence orders the moves from the home placement to goal. When the
+// budget ends, the moves not yet ordered are dropped (ReasonBudget): every
+// prefix of a sequence is safe.
+func sequence(p *problem, goal []int32, m *meter) (steps []step, final []int32, dropped []Unreachable) {
 	s := newSolution(p)
 	s.placeFixed()
 	s.placeHome()
@@ -119,8 +122,22 @@ func sequence(p *problem, goal []int32) (steps []step, final []int32, dropped []
 		queue = append(queue, waiting[from]...)
 		waiting[from] = waiting[from][:0]
 	}
+	e := every{m: m}
+	giveUp := func(reason string) {
+		for _, i := range pending {
+			if !done[i] {
+				dropped = append(dropped, Unreachable{Instance: int(i), Target: int(goal[i]), Reason: reason})
+				goal[i] = s.assign[i]
+				done[i] = true
+			}
+		}
+		left = 0
+	}
 	for left > 0 {
 		for len(queue) > 0 {
+			if e.out() {
+				break
+			}
 			i := queue[0]
 			queue = queue[1:]
 			if done[i] {
@@ -138,6 +155,10 @@ func sequence(p *problem, goal []int32) (steps []step, final []int32, dropped []
 		if left == 0 {
 			break
 		}
+		if m.out() {
+			giveUp(ReasonBudget)
+			break
+		}
 		// Deadlock: every move left waits. Detour the smallest instance
 		// that can go somewhere it blocks nobody at the end.
 		var stuck []int32
@@ -149,7 +170,7 @@ func sequence(p *problem, goal []int32) (steps []step, final []int32, dropped []
 		slices.SortStableFunc(stuck, func(a, b int32) int { return cmp.Compare(ns[a], ns[b]) })
 		moved := false
 		for _, i := range stuck {
-			if detoured[i] {
+			if detoured[i] || e.out() {
 				continue
 			}
 			if h := detourHost(s, int(i), goal, finalLoad); h >= 0 {
@@ -166,15 +187,14 @@ func sequence(p *problem, goal []int32) (steps []step, final []int32, dropped []
 		if moved {
 			continue
 		}
+		if m.out() {
+			giveUp(ReasonBudget)
+			break
+		}
 		// Nothing can leave anywhere: nothing will ever make room. The
 		// moves left stay undone; an instance that made a detour stays on
 		// its detour host, which had room for it.
-		for _, i := range stuck {
-			dropped = append(dropped, Unreachable{Instance: int(i), Target: int(goal[i]), Reason: ReasonBlocked})
-			goal[i] = s.assign[i]
-			done[i] = true
-		}
-		left = 0
+		giveUp(ReasonBlocked)
 	}
 	return steps, slices.Clone(s.assign), dropped
 }
@@ -210,22 +230,29 @@ func detourHost(s *solution, i int, goal []int32, finalLoad []float64) int {
 // overlay is what a wave adds on top of the state it began with: its
 // arrivals, counted while the departures still hold their room.
 type overlay struct {
-	load []float64 // m×d
-	ceil []float64 // per bin: lowest ceiling of the arrivals (busy cores)
-	anti map[int64]int32
+	d       int
+	load    []float64 // m×d
+	ceil    []float64 // per bin: lowest ceiling of the arrivals (busy cores)
+	anti    map[int64]int32
+	touched []int32 // bins with arrivals: reset clears only them
 }
 
 func newOverlay(p *problem) *overlay {
-	o := &overlay{load: make([]float64, p.m*p.d), ceil: make([]float64, p.m), anti: map[int64]int32{}}
-	o.reset()
-	return o
-}
-
-func (o *overlay) reset() {
-	clear(o.load)
+	o := &overlay{d: p.d, load: make([]float64, p.m*p.d), ceil: make([]float64, p.m), anti: map[int64]int32{}}
 	for b := range o.ceil {
 		o.ceil[b] = math.Inf(1)
 	}
+	return o
+}
+
+// reset empties the overlay in O(its arrivals), so that a plan of many
+// small waves costs linear time, not waves × hosts.
+func (o *overlay) reset() {
+	for _, b := range o.touched {
+		clear(o.load[int(b)*o.d : int(b)*o.d+o.d])
+		o.ceil[b] = math.Inf(1)
+	}
+	o.touched = o.touched[:0]
 	clear(o.anti)
 }
 
@@ -266,6 +293,7 @@ func (s *solution) fitsWave(i, b int, o *overlay) bool {
 }
 
 func (o *overlay) add(p *problem, i, b int) {
+	o.touched = append(o.touched, int32(b))
 	for k, x := range p.sizeOf(i) {
 		o.load[b*p.d+k] += x
 	}
@@ -277,9 +305,16 @@ func (o *overlay) add(p *problem, i, b int) {
 	}
 }
 
+// waveScan bounds how many waiting moves one wave looks at past the ones it
+// takes. Stopping early only makes a wave smaller (the moves left wait for
+// the next), never unsafe, and it keeps waves linear in the moves: without
+// it, each wave rescans every move still waiting.
+const waveScan = 256
+
 // waves groups the sequenced steps into waves (see the top of the file)
-// and returns them in execution order.
-func waves(p *problem, steps []step, lim limits) []step {
+// and returns them in execution order. When the budget ends, it returns
+// the whole waves made so far: any prefix of waves is safe.
+func waves(p *problem, steps []step, lim limits, m *meter) []step {
 	if len(steps) == 0 {
 		return nil
 	}
@@ -287,27 +322,48 @@ func waves(p *problem, steps []step, lim limits) []step {
 	s.placeFixed()
 	s.placeHome()
 	o := newOverlay(p)
-	pending := slices.Clone(steps)
+	// The moves still waiting, in sequence order, as a linked list: a wave
+	// unlinks the moves it takes in O(1) each.
+	const end = -1
+	next := make([]int, len(steps))
+	for j := range next {
+		next[j] = j + 1
+	}
+	next[len(next)-1] = end
+	head := 0
 	out := make([]step, 0, len(steps))
 	blocked := make([]bool, p.m)
 	busyItem := make([]bool, p.n)
 	count := make([]int, p.m)
-	for w := 0; len(pending) > 0; w++ {
+	var touchedHosts, touchedItems []int32
+	var wave []step
+	for w := 0; head != end; w++ {
+		if m.out() {
+			break
+		}
 		o.reset()
-		clear(blocked)
-		clear(busyItem)
-		clear(count)
-		var wave, rest []step
-		for _, st := range pending {
+		for _, b := range touchedHosts {
+			blocked[b], count[b] = false, 0
+		}
+		for _, i := range touchedItems {
+			busyItem[i] = false
+		}
+		touchedHosts, touchedItems, wave = touchedHosts[:0], touchedItems[:0], wave[:0]
+		prev, scanned := end, 0
+		for j := head; j != end && len(wave) < lim.parallel && scanned < waveScan; j = next[j] {
+			st := steps[j]
 			f, t := int(st.from), int(st.to)
-			ok := len(wave) < lim.parallel && !blocked[f] && !blocked[t] && !busyItem[st.item] &&
+			touchedHosts = append(touchedHosts, st.from, st.to)
+			touchedItems = append(touchedItems, st.item)
+			ok := !blocked[f] && !blocked[t] && !busyItem[st.item] &&
 				count[f] < lim.perHost && count[t] < lim.perHost &&
 				s.fitsWave(int(st.item), t, o)
 			if !ok {
 				// Later moves on these hosts (or of this instance) wait
 				// for this one.
 				blocked[f], blocked[t], busyItem[st.item] = true, true, true
-				rest = append(rest, st)
+				prev = j
+				scanned++
 				continue
 			}
 			o.add(p, int(st.item), t)
@@ -316,6 +372,11 @@ func waves(p *problem, steps []step, lim limits) []step {
 			count[t]++
 			st.wave = w
 			wave = append(wave, st)
+			if prev == end {
+				head = next[j]
+			} else {
+				next[prev] = next[j]
+			}
 		}
 		if len(wave) == 0 {
 			// Cannot happen (the first waiting move always fits); stop
@@ -326,7 +387,6 @@ func waves(p *problem, steps []step, lim limits) []step {
 			s.move(int(st.item), int(st.to))
 		}
 		out = append(out, wave...)
-		pending = rest
 	}
 	return out
 }

@@ -72,7 +72,7 @@ func (s *solution) constructPSO(rng *rand.Rand, m *meter) {
 		for j, t := range idx {
 			order[j] = items[t]
 		}
-		work.firstFitAll(order)
+		work.firstFitAll(order, m)
 		return work.fitness()
 	}
 	for k := range x {

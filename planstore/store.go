@@ -93,6 +93,12 @@ type Plan struct {
 	MaxPerHost  int          `json:"max_per_host"`
 	MaxParallel int          `json:"max_parallel"`
 
+	// Repair: hosts overloaded before and not after; still overloaded
+	// after, and why.
+	Repaired         []string `json:"repaired_hosts,omitempty"`
+	Overloaded       []string `json:"overloaded_hosts,omitempty"`
+	InfeasibleReason string   `json:"infeasible_reason,omitempty"`
+
 	// Execution.
 	Message    string    `json:"message,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`

@@ -64,6 +64,14 @@ type Config struct {
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 	Log *slog.Logger
+	// Freed, when set, is told of the hosts a plan emptied once it
+	// succeeded (the power manager powers them off).
+	Freed FreedHosts
+}
+
+// FreedHosts receives the hosts a successful plan emptied.
+type FreedHosts interface {
+	FreedHosts(ctx context.Context, hosts []string)
 }
 
 // Errors of Start.
@@ -315,6 +323,9 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 			}
 		})
 		r.log.Info("rebalance succeeded", "plan", id)
+		if r.cfg.Freed != nil && len(p.HostsFreed) > 0 {
+			r.cfg.Freed.FreedHosts(wctx, p.HostsFreed)
+		}
 	}
 }
 

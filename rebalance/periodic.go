@@ -28,8 +28,9 @@ const ExecutedByPeriodic = "periodic"
 type PlanFunc func(ctx context.Context) (*planstore.Plan, error)
 
 // RunPeriodic plans on the live view every interval and executes the plan
-// when the saving exceeds the threshold, until ctx ends. A tick is skipped
-// while a plan executes.
+// when the saving exceeds the threshold, or when it repairs an overloaded
+// host (repair comes before saving: such a plan may cost power), until ctx
+// ends. A tick is skipped while a plan executes.
 func (r *Executor) RunPeriodic(ctx context.Context, pc PeriodicConfig, plan PlanFunc) error {
 	if pc.Interval <= 0 {
 		return nil
@@ -55,7 +56,7 @@ func (r *Executor) RunPeriodic(ctx context.Context, pc PeriodicConfig, plan Plan
 		switch {
 		case len(p.Steps) == 0:
 			r.log.Info("periodic rebalance: nothing to move", "note", p.Note)
-		case saving <= pc.MinSavingW:
+		case saving <= pc.MinSavingW && len(p.Repaired) == 0:
 			r.log.Info("periodic rebalance: saving below the threshold", "plan", p.ID, "saving_w", round1(saving), "threshold_w", pc.MinSavingW)
 		case !pc.Execute:
 			r.log.Info("periodic rebalance: planned, not executed (execution disabled)", "plan", p.ID, "saving_w", round1(saving))

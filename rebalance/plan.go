@@ -20,6 +20,15 @@ func NewPlan(cl optimizer.Cluster, p *optimizer.Plan, source string, now time.Ti
 		Bounds: planstore.Bounds{Hosts: p.Bounds.Bins, Continuous: p.Bounds.Continuous, L2: p.Bounds.L2,
 			Conflicts: p.Bounds.Conflicts, Watts: p.Bounds.Watts},
 	}
+	// Repair before saving: the hosts the plan takes out of overload, those
+	// it cannot, and why.
+	for _, b := range p.Repaired {
+		sp.Repaired = append(sp.Repaired, host(b))
+	}
+	for _, b := range p.Overloaded {
+		sp.Overloaded = append(sp.Overloaded, host(b))
+	}
+	sp.InfeasibleReason = p.InfeasibleReason
 	for _, mv := range p.Moves {
 		in := &cl.Instances[mv.Instance]
 		sp.Steps = append(sp.Steps, planstore.Step{Wave: mv.Wave, InstanceID: in.ID, InstanceName: in.Name,

@@ -8,8 +8,8 @@
 # the best of ~350 greedy heuristics per instance (Mommessin et al. 2025,
 # the manifest's best_known_heuristic), for VMP the best published heuristic
 # gap per subset (the data README's table). Data is read in place, never
-# copied. Then the Go benchmark of planning a 10,000-instance, 1,000-host
-# snapshot.
+# copied. Then the Go benchmarks of planning a 10,000-instance, 1,000-host
+# snapshot, and of the time budgets on large generated instances.
 #
 # Environment: DATA (default ../shared/data), TIME_LIMIT per instance for
 # the default algorithm (default 1s), JOBS in parallel (default 1: the
@@ -134,4 +134,7 @@ if [ "${SKIP_GO:-0}" != 1 ]; then
   echo
   echo "== Go benchmark: planning a 10,000-instance, 1,000-host snapshot (target < 2 s) =="
   go test -run '^$' -bench 'BenchmarkConsolidate10k' -benchtime 3x ./optimizer/
+  echo
+  echo "== Go benchmark: budgets (limit-ratio = time taken / time limit, target <= 1.1): pack 30,000 and 300,000 items, plan 50,000 instances, 1 s each =="
+  go test -run '^$' -bench 'BenchmarkPackBudget|BenchmarkConsolidateBudget' -benchtime 3x ./optimizer/
 fi

@@ -9,7 +9,7 @@ trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$out"' EXIT
 
 echo "== Go benchmarks (go test -bench, -count=3) =="
 go test -run '^$' -bench 'BenchmarkScore|BenchmarkWhatIf' -benchmem -count=3 ./optimizer/ | tee "$out/optimizer.txt"
-go test -run '^$' -bench 'BenchmarkPlacementCalls|BenchmarkFilterHostsLibvirt' -benchmem -count=3 ./server/ | tee "$out/server.txt"
+go test -run '^$' -bench 'BenchmarkPlacementCalls|BenchmarkFilterHostsLibvirt|BenchmarkDecodeRefs' -benchmem -count=3 ./server/ | tee "$out/server.txt"
 
 echo
 echo "== Summary: one request scored against N hosts (mean of 3 runs) =="
@@ -24,6 +24,37 @@ awk '
     for (k in n) printf "%-52s %10.3f %10s %12s\n", k, ns[k]/n[k]/1e6, (k in p99) ? sprintf("%.3f", p99[k]/n[k]) : "-", (k in req) ? sprintf("%.1f", req[k]/1048576) : "-"
   }' "$out/optimizer.txt" "$out/server.txt" | sort
 echo "targets: BenchmarkScore/hosts=1000 < 1 ms in-process; BenchmarkPlacementCalls/weigh/hosts=1000 (the full breakdown) p99 < 3 ms over gRPC; weigh-scores and filter-flags are the shim's calls; FilterHostsLibvirt: 10,000 hosts with libvirt's real cpu_info (must fit --grpc-max-message)"
+
+echo
+echo "== Issue 15, placement at 10,000 hosts by reference: after vs before (the old path in the same run; medians of 3) =="
+go test -run '^$' -bench 'BenchmarkPlacementScale' -benchtime 40x -count=3 ./server/ | tee "$out/scale.txt"
+python3 - "$out/scale.txt" <<'PY'
+import re, statistics, sys
+v = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"BenchmarkPlacementScale/(\S+)/path=(\w+)/clients=(\d+)-\d+\s", line)
+    if not m:
+        continue
+    cpu = float(re.search(r"([\d.]+) cpu-ms/pass", line).group(1))
+    tput = float(re.search(r"([\d.]+) passes/s", line).group(1))
+    v.setdefault((m.group(1), m.group(2), int(m.group(3))), []).append((cpu, tput))
+med = {k: (statistics.median(a for a, _ in x), statistics.median(b for _, b in x)) for k, x in v.items()}
+print(f"{'view':22} {'clients':>7} {'cpu ms/pass before':>19} {'after':>7} {'ratio':>6} {'passes/s before':>16} {'after':>7}")
+for (view, path, c), (cpu, tput) in sorted(med.items()):
+    if path != "after" or (view, "before", c) not in med:
+        continue
+    bc, bt = med[(view, "before", c)]
+    print(f"{view:22} {c:>7} {bc:>19.2f} {cpu:>7.2f} {cpu / bc:>6.2f} {bt:>16.1f} {tput:>7.1f}")
+for path in ("before", "after"):
+    for c in (4, 16):
+        k1, kc = ("view=100k-instances", path, 1), ("view=100k-instances", path, c)
+        if k1 in med and kc in med:
+            print(f"{path}: throughput with {c} clients / 1 client (100k-instance view): {med[kc][1] / med[k1][1]:.2f}")
+    e, f = ("view=empty", path, 1), ("view=100k-instances", path, 1)
+    if e in med and f in med:
+        print(f"{path}: CPU per pass, 100k-instance view / empty view: {med[f][0] / med[e][0]:.2f}")
+PY
+echo "targets (issue 15): after/before CPU per pass <= 0.33; 4 and 16 clients >= 1 client; 100k-instance view / empty <= 1.2"
 
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import nova' 2>/dev/null && [ -f nova-shim/bench/bench_shim.py ]; then
   echo

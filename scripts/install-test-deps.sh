@@ -11,7 +11,9 @@ pkgs=(
   python3-tosca-parser                                                     # checks resolved TOSCA with a reference parser
   python3-keystone curl                                                    # a throw-away Keystone for the token test (scripts/keystone-local.sh)
   openssl                                                                  # certificates for the shim's mutual TLS test in Nova's harness
-  python3-pyghmi systemd                                                   # agent: fake BMC (IPMI DCMI peer), systemd-analyze verify of its unit
+  python3-pyghmi ipmitool systemd                                          # fake BMC (IPMI DCMI and chassis power peer), its client, systemd-analyze verify of the agent unit
+  chromium chromium-driver                                                 # the web console in a real headless browser (server/console)
+  prometheus                                                               # promtool: checks deploy/prometheus/alerts.yml and its rule tests
 )
 missing=()
 for p in "${pkgs[@]}"; do

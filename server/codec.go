@@ -24,7 +24,16 @@ type vtMessage interface {
 // call: a Nova pass carries every candidate host, and at a thousand hosts the
 // allocations of the copies alone set the pace of the collector, whose
 // cycles are what a pass's tail latency is made of.
-type Codec struct{}
+//
+// A Codec from NewCodec also decodes the host references of the placement
+// calls into a compact form (see refDecoder); the zero Codec decodes them
+// with the generated code, one message per host.
+type Codec struct {
+	refs *refDecoder
+}
+
+// NewCodec returns the service's codec, with compact host references.
+func NewCodec() Codec { return Codec{refs: newRefDecoder()} }
 
 // Name is "proto", so peers see the standard content type.
 func (Codec) Name() string { return "proto" }
@@ -61,11 +70,14 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // Unmarshal decodes data into v, a fresh message. The generated decoder
 // copies every string and byte field, so the (pooled) input is released as
 // soon as it returns.
-func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	var decode func([]byte) error
 	switch m := v.(type) {
 	case vtMessage:
 		decode = m.UnmarshalVT
+		if hosts := hostsOf(v); hosts != nil && c.refs != nil {
+			decode = func(b []byte) error { return c.refs.decode(b, m, hosts) }
+		}
 	case proto.Message:
 		decode = func(b []byte) error { return proto.Unmarshal(b, m) }
 	default:

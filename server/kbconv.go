@@ -56,9 +56,9 @@ func flavorFromProto(p *ecraev1.Flavor) kbstore.Flavor {
 }
 
 func hostToProto(h kbstore.Host) *ecraev1.Host {
-	return &ecraev1.Host{Name: h.Name, Architecture: h.Architecture, Rack: h.Rack, PowerCapWatts: h.PowerCapWatts, Note: h.Note}
+	return &ecraev1.Host{Name: h.Name, Architecture: h.Architecture, Rack: h.Rack, PowerCapWatts: h.PowerCapWatts, Note: h.Note, Power: h.Power}
 }
 
 func hostFromProto(p *ecraev1.Host) kbstore.Host {
-	return kbstore.Host{Name: p.GetName(), Architecture: p.GetArchitecture(), Rack: p.GetRack(), PowerCapWatts: p.GetPowerCapWatts(), Note: p.GetNote()}
+	return kbstore.Host{Name: p.GetName(), Architecture: p.GetArchitecture(), Rack: p.GetRack(), PowerCapWatts: p.GetPowerCapWatts(), Note: p.GetNote(), Power: p.GetPower()}
 }

@@ -33,7 +33,12 @@ var _ LiveView = (*hostview.View)(nil)
 // notes[i], when notes is not nil, says what it did to host i ("" =
 // nothing to say); it is nil when asked not to explain or when there is
 // nothing to say at all.
-func (s *Server) live(c *catalog.Catalog, hosts []optimizer.Host, explain bool) (notes []string) {
+//
+// memo[i], when memo is not nil, is the held state hosts[i] was converted
+// from (see stateCache.resolve): its host as enriched for the current
+// snapshot, KB revision and freshness is reused rather than looked up and
+// enriched again.
+func (s *Server) live(c *catalog.Catalog, hosts []optimizer.Host, memo []*held, explain bool) (notes []string) {
 	lv := s.cfg.Live
 	if lv == nil {
 		return nil
@@ -42,13 +47,45 @@ func (s *Server) live(c *catalog.Catalog, hosts []optimizer.Host, explain bool) 
 	if len(snap.Hosts) == 0 {
 		return nil
 	}
+	if s.baseline {
+		memo = nil
+	}
 	now, load := lv.Now(), c.Load(s.cfg.DefaultTag)
 	for i := range hosts {
-		h, ok := snap.Lookup(hosts[i].Name, hosts[i].Nodename)
-		if !ok {
+		var e *held
+		var cached *enriched
+		if memo != nil {
+			if e = memo[i]; e != nil {
+				if en := e.live.Load(); en != nil && en.version == snap.Version && en.revision == c.Revision() {
+					cached = en
+				}
+			}
+		}
+		var h *hostview.Host
+		index := -1
+		switch {
+		case cached != nil && cached.index >= 0:
+			index, h = cached.index, &snap.Hosts[cached.index]
+		case cached == nil:
+			if j, ok := snap.Index(hosts[i].Name, hosts[i].Nodename); ok {
+				index, h = j, &snap.Hosts[j]
+			}
+		}
+		if h == nil {
+			if e != nil && cached == nil {
+				e.live.Store(&enriched{version: snap.Version, revision: c.Revision(), index: -1})
+			}
 			continue
 		}
-		n := hostview.Enrich(&hosts[i], h, lv.Freshness(h, now), load)
+		fr := lv.Freshness(h, now)
+		if cached != nil && !explain && cached.fresh == freshKeyOf(fr) {
+			hosts[i] = cached.host
+			continue
+		}
+		n := hostview.Enrich(&hosts[i], h, fr, load)
+		if e != nil {
+			e.live.Store(&enriched{version: snap.Version, revision: c.Revision(), index: index, fresh: freshKeyOf(fr), host: hosts[i]})
+		}
 		if !explain {
 			continue
 		}

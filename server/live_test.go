@@ -226,7 +226,7 @@ func BenchmarkLive(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				copy(work, pristine)
-				srv.live(c, work, explain)
+				srv.live(c, work, nil, explain)
 			}
 		})
 	}

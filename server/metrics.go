@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ type Metrics struct {
 	hostsSeen *prometheus.CounterVec
 	hostsPass *prometheus.CounterVec
 	stateRefs *prometheus.CounterVec
+	failOpen  *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors on reg (nil: not registered).
@@ -38,9 +40,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		stateRefs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecrae_host_state_refs_total", Help: "Host state references (state_ref) by result: resolved, or unknown (the client sent full states again).",
 		}, []string{"result"}),
+		failOpen: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecrae_placement_fail_open_total",
+			Help: "Nova filter/weigher calls the shim could not use, so Nova placed without ECRAE (fail open), by method and reason: the gRPC code answered, or client_deadline (answered after the shim gave up). A shim that cannot reach the service at all is not counted here.",
+		}, []string{"method", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.rpcs, m.latency, m.hostsSeen, m.hostsPass, m.stateRefs)
+		reg.MustRegister(m.rpcs, m.latency, m.hostsSeen, m.hostsPass, m.stateRefs, m.failOpen)
 	}
 	return m
 }
@@ -66,6 +72,22 @@ func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		resp, err := handler(ctx, req)
 		m.latency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
 		m.rpcs.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+		m.countFailOpen(ctx, info.FullMethod, err)
 		return resp, err
+	}
+}
+
+// countFailOpen counts the shim's calls that make it fail open: any error
+// answer to FilterHosts or WeighHosts, or an answer that came after the
+// caller's deadline (the shim's [ecrae] timeout).
+func (m *Metrics) countFailOpen(ctx context.Context, method string, err error) {
+	if method != "/ecrae.v1.PlacementService/FilterHosts" && method != "/ecrae.v1.PlacementService/WeighHosts" {
+		return
+	}
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		m.failOpen.WithLabelValues(method, "client_deadline").Inc()
+	case err != nil:
+		m.failOpen.WithLabelValues(method, status.Code(err).String()).Inc()
 	}
 }

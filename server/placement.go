@@ -19,6 +19,7 @@ type pass struct {
 	tag, source string
 	hosts       []optimizer.Host
 	buf         *[]optimizer.Host // backs hosts, recycled by done
+	memo        []*held           // memo[i]: the held state hosts[i] came from, if any
 }
 
 // newPass reads the KB view and validates and converts the instance and the
@@ -48,7 +49,7 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 		return nil, err
 	}
 	*buf = p.hosts
-	p.buf = buf
+	p.buf, p.memo = buf, memo
 	return p, nil
 }
 
@@ -57,6 +58,9 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 func (s *Server) resolveHosts(hosts []*ecraev1.HostState) ([]*ecraev1.HostState, []*held, error) {
 	if len(hosts) > s.cfg.MaxHosts {
 		return nil, nil, invalid("hosts", "%d hosts exceed the limit of %d per call", len(hosts), s.cfg.MaxHosts)
+	}
+	if s.baseline {
+		return s.states.resolveLocked(hosts, s.stats)
 	}
 	return s.states.resolve(hosts, s.stats)
 }
@@ -76,7 +80,7 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 	}
 	defer s.done(p)
 	r, prof, tag, source, hosts := p.req, p.prof, p.tag, p.source, p.hosts
-	s.live(p.cat, hosts, false) // measured utilisation decides the ceiling
+	s.live(p.cat, hosts, p.memo, false) // measured utilisation decides the ceiling
 	filter := optimizer.FilterHosts
 	if req.GetPassedOnly() {
 		filter = optimizer.FilterHostsQuiet
@@ -105,6 +109,9 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 		}
 	}
 	s.stats.filtered(tag, len(hosts), passed)
+	if passed == 0 && len(hosts) > 0 && s.cfg.NoRoom != nil {
+		s.cfg.NoRoom()
+	}
 	return out, nil
 }
 
@@ -121,7 +128,7 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 	}
 	r, prof, tag, source, hosts := p.req, p.prof, p.tag, p.source, p.hosts
 	quiet := req.GetOmitExplanations() || req.GetScoresOnly()
-	notes := s.live(p.cat, hosts, !quiet)
+	notes := s.live(p.cat, hosts, p.memo, !quiet)
 	// A host the rules reject gets no score: it is not weighed, nor counted
 	// in the others' normalisation.
 	verdicts, scored := optimizer.FilterWeigh(r, prof, hosts, weights, !quiet)
@@ -216,7 +223,7 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 		if hosts, err = convertHosts(c, given, nil, memo); err != nil {
 			return nil, err
 		}
-		notes = s.live(c, hosts, true)
+		notes = s.live(c, hosts, memo, true)
 	} else if hosts, notes, source = s.liveHosts(c); len(hosts) == 0 {
 		// No live view, or it knows no host it can size yet.
 		hosts, notes, source = c.KnownHosts(), nil, "knowledge base (hosts empty, sized by their architecture)"

@@ -51,6 +51,9 @@ type RebalanceConfig struct {
 	// Identity names the caller of an RPC for the plan's executed_by; nil
 	// = Caller (the authenticated subject, else the peer's address).
 	Identity func(ctx context.Context) string
+	// Freed, when set, is told of the hosts a plan emptied once it
+	// succeeded (the power manager).
+	Freed rebalance.FreedHosts
 }
 
 // Defaults of RebalanceConfig.
@@ -109,7 +112,7 @@ func NewRebalancer(srv *Server, cfg RebalanceConfig) *Rebalancer {
 		cfg.Identity = Caller
 	}
 	ec := rebalance.Config{Plans: cfg.Plans, Migrator: cfg.Migrator, StepTimeout: cfg.StepTimeout,
-		ViewGrace: cfg.ViewGrace, Now: cfg.Now, Log: srv.log}
+		ViewGrace: cfg.ViewGrace, Now: cfg.Now, Log: srv.log, Freed: cfg.Freed}
 	// The executor also marks draining hosts: hostview.View does; a view
 	// that cannot is not used to re-check plans either, and says so.
 	if lv, ok := srv.cfg.Live.(rebalance.LiveView); ok {
@@ -183,7 +186,8 @@ func (r *Rebalancer) plan(ctx context.Context, req *ecraev1.PlanRebalanceRequest
 		}
 	}
 	start := r.cfg.Now()
-	opts.Budget = optimizer.Budget{Now: r.cfg.Now, Deadline: start.Add(limit)}
+	// Cancel: the caller's cancellation or deadline stops every phase.
+	opts.Budget = optimizer.Budget{Now: r.cfg.Now, Deadline: start.Add(limit), Cancel: ctx.Done()}
 	plan, err := optimizer.Consolidate(cl, opts)
 	switch {
 	case errors.Is(err, optimizer.ErrUnknownAlgorithm):
@@ -431,6 +435,7 @@ func planToProto(p *planstore.Plan) *ecraev1.Plan {
 		Note: p.Note, MaxPerHost: int32(p.MaxPerHost), MaxParallel: int32(p.MaxParallel),
 		Message: p.Message, StartedAt: ts(p.StartedAt), FinishedAt: ts(p.FinishedAt),
 		ExecutedBy: p.ExecutedBy, ExpiresAt: ts(p.ExpiresAt), AbortRequested: p.AbortRequested,
+		RepairedHosts: p.Repaired, OverloadedHosts: p.Overloaded, InfeasibleReason: p.InfeasibleReason,
 	}
 	for _, g := range p.FixedGroups {
 		out.FixedGroups = append(out.FixedGroups, &ecraev1.FixedGroup{Reason: g.Reason, Count: int32(g.Count), ExampleInstanceIds: g.Examples})

@@ -91,6 +91,25 @@ type rbHarness struct {
 	rb     *Rebalancer
 	plans  *planstore.Store
 	view   *hostview.View
+	freed  *freedRecorder
+}
+
+// freedRecorder is the power manager as the rebalancer sees it.
+type freedRecorder struct {
+	mu    sync.Mutex
+	hosts [][]string
+}
+
+func (f *freedRecorder) FreedHosts(_ context.Context, hosts []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hosts = append(f.hosts, slices.Clone(hosts))
+}
+
+func (f *freedRecorder) got() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.hosts)
 }
 
 // newRB serves the RebalanceService over bufconn on testKB, a plan store in
@@ -129,7 +148,8 @@ func newRBWith(t *testing.T, view *hostview.View, m rebalance.Migrator, tune fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcfg := RebalanceConfig{Plans: plans, Migrator: m, ViewGrace: time.Second}
+	freed := &freedRecorder{}
+	rcfg := RebalanceConfig{Plans: plans, Migrator: m, ViewGrace: time.Second, Freed: freed}
 	if tune != nil {
 		tune(&rcfg)
 	}
@@ -153,7 +173,7 @@ func newRBWith(t *testing.T, view *hostview.View, m rebalance.Migrator, tune fun
 		}
 		kbs.Close()
 	})
-	return &rbHarness{client: ecraev1.NewRebalanceServiceClient(conn), rb: rb, plans: plans, view: view}
+	return &rbHarness{client: ecraev1.NewRebalanceServiceClient(conn), rb: rb, plans: plans, view: view, freed: freed}
 }
 
 // spread is a snapshot of four "old" hosts (10 threads, 100 → 200 W), two
@@ -311,6 +331,18 @@ func TestExecuteDryRunThenForReal(t *testing.T) {
 		if used[f] {
 			t.Errorf("freed host %s still holds an instance", f)
 		}
+	}
+	// The power manager hears of the freed hosts once, after the plan
+	// succeeded (the call follows the status write: poll for it).
+	if len(done.GetHostsFreed()) == 0 {
+		t.Fatal("the plan freed no host")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.freed.got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.freed.got(); len(got) != 1 || !slices.Equal(got[0], done.GetHostsFreed()) {
+		t.Errorf("freed hosts told %v, want [%v]", got, done.GetHostsFreed())
 	}
 	// A finished plan does not run again.
 	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: id, Execute: true}); status.Code(err) != codes.FailedPrecondition {
@@ -873,5 +905,61 @@ func TestRunOwnsExecutions(t *testing.T) {
 	}
 	if _, err := h.client.ExecutePlan(bg, &ecraev1.ExecutePlanRequest{PlanId: p2.GetPlan().GetId(), Execute: true}); status.Code(err) != codes.Unavailable {
 		t.Errorf("execute after Run ended: %v, want Unavailable", err)
+	}
+}
+
+// TestPeriodicExecutesRepair: Watcher's scenario_3 on the live view (1, 2,
+// 4 and 8 vCPUs on a 10-vCPU host: 15 > 10) is repaired by the periodic
+// mode although the plan saves nothing (the threshold is out of reach).
+func TestPeriodicExecutesRepair(t *testing.T) {
+	view := hostview.New(hostview.Options{StaleAfter: time.Hour})
+	inv := hostview.Inventory{At: time.Now()}
+	for _, n := range []string{"h0", "h1"} {
+		inv.Hosts = append(inv.Hosts, hostview.HostInventory{Name: n, Nodename: n, ISA: "x86_64", State: "up",
+			Capacity: hostview.Capacity{VCPUs: 10, CPURatio: 1, MemoryMB: 65536, RAMRatio: 1, DiskGB: 500, DiskRatio: 1}})
+	}
+	at := map[string]string{}
+	for i, v := range []int{1, 2, 4, 8} {
+		id := fmt.Sprintf("i%d", i)
+		at[id] = "h0"
+		inv.Instances = append(inv.Instances, hostview.Instance{UUID: id, Name: id, Host: "h0", Node: "h0", State: "active", PowerState: "running",
+			Flavor: hostview.Flavor{Name: "f", VCPUs: v, MemoryMB: 2048, RootGB: 10}})
+	}
+	view.Reconcile(inv)
+	m := newFakeMigrator(at)
+	m.view = view
+	h := newRB(t, view, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- h.rb.RunPeriodic(ctx, PeriodicConfig{Interval: 20 * time.Millisecond, MinSavingW: 1e6, Execute: true})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ps, err := h.plans.Plans(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.Status == planstore.StatusSucceeded {
+				if !slices.Equal(p.Repaired, []string{"h0"}) {
+					t.Errorf("repaired %v, want [h0]", p.Repaired)
+				}
+				if n := m.callCount(); n == 0 {
+					t.Error("no migration")
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no repair plan executed; plans: %d", len(ps))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -81,6 +81,9 @@ type Config struct {
 	Live LiveView
 	// LiveSources says what feeds Live (for ecrae hosts).
 	LiveSources string
+	// NoRoom, when set, is called (it must not block) after a FilterHosts
+	// pass that passed no host: the power manager wakes a host.
+	NoRoom func()
 }
 
 // Server implements the ECRAE gRPC services.
@@ -102,6 +105,11 @@ type Server struct {
 	// thousand hosts they are 180 KB a call, and such garbage sets the
 	// collector's pace, whose cycles make a pass's tail latency.
 	hostBufs sync.Pool
+	// baseline runs the placement path as before issue 15, for
+	// BenchmarkPlacementScale to compare against in the same run: the live
+	// view applied to every host on every call, references resolved under
+	// the state cache's exclusive lock.
+	baseline bool
 }
 
 // New checks the configuration and returns a server reading kb.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
@@ -261,4 +262,54 @@ func TestStateCacheIsBounded(t *testing.T) {
 	if fmt.Sprint(lost) != "[h2 h4]" || len(c.states) != 7 || len(c.recent) != 7 {
 		t.Errorf("lost %v with %d states of %d nodes held; want [h2 h4], 7 of 7", lost, len(c.states), len(c.recent))
 	}
+}
+
+// TestStateRefsResolveConcurrently: calls made only of references resolve
+// under the read lock while other calls remember new states of the same
+// nodes (which makes the first path give way to the locked one): every
+// answer is the state its digest was sent with, or FailedPrecondition once
+// the node's ring has let it go.
+func TestStateRefsResolveConcurrently(t *testing.T) {
+	c := newStateCache(64)
+	stats := NewMetrics(nil)
+	hosts := benchHosts(16)
+	for i, h := range hosts {
+		h.StateDigest = uint64(i + 1)
+	}
+	if _, _, err := c.resolve(hosts, stats); err != nil {
+		t.Fatal(err)
+	}
+	refs := make([]*ecraev1.HostState, len(hosts))
+	for i, h := range hosts {
+		refs[i] = &ecraev1.HostState{Host: h.GetHost(), Nodename: h.GetNodename(), StateRef: h.GetStateDigest()}
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				out, memo, err := c.resolve(refs, stats)
+				if err != nil {
+					continue // evicted by the writer below: the shim resends
+				}
+				for i, h := range out {
+					if h.GetStateDigest() != refs[i].GetStateRef() || memo[i] == nil || memo[i].state != h {
+						t.Errorf("ref %d resolved to digest %d", refs[i].GetStateRef(), h.GetStateDigest())
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for k := range 200 {
+			h := proto.Clone(hosts[k%len(hosts)]).(*ecraev1.HostState)
+			h.VcpusUsed++
+			h.StateDigest = uint64(1000 + k)
+			if _, _, err := c.resolve([]*ecraev1.HostState{h}, stats); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
 }

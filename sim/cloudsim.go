@@ -48,18 +48,37 @@ func (d thrDetector) over(e *engine, h int) bool {
 // host, latest first, without its trailing zeros.
 func (e *engine) hostHistory(h int, buf *[histLen]float64) []float64 {
 	hs := &e.hosts[h]
-	*buf = [histLen]float64{}
-	for _, vi := range hs.vms {
-		v := &e.vms[vi]
-		for i := range v.histN {
-			buf[i] += v.hist[i] * v.total / hs.total
+	vms := hs.vms
+	// While the policy tries a VM on the host (overAfter), the cache holds
+	// the sums without it, and it is added last, as in list order.
+	tried := e.tried >= 0 && !e.scan
+	if tried {
+		vms = vms[:len(vms)-1]
+	}
+	if hs.histOK && !e.scan {
+		*buf = hs.histC
+	} else {
+		*buf = [histLen]float64{}
+		for _, vi := range vms {
+			e.addHistory(buf, vi, hs.total)
 		}
+		hs.histC, hs.histOK = *buf, true
+	}
+	if tried {
+		e.addHistory(buf, e.tried, hs.total)
 	}
 	n := histLen
 	for n > 0 && buf[n-1] == 0 {
 		n--
 	}
 	return buf[:n]
+}
+
+func (e *engine) addHistory(buf *[histLen]float64, vi int32, total float64) {
+	v := &e.vms[vi]
+	for i := range v.histN {
+		buf[i] += v.hist[i] * v.total / total
+	}
 }
 
 // iqrDetector: overloaded above 1 - safety × IQR of the host history, once
@@ -211,7 +230,7 @@ func (*migrationPolicy) nonPowerAware() bool { return false }
 func (*migrationPolicy) init(*engine) error  { return nil }
 
 // place is the initial placement: PABFD with nothing excluded.
-func (p *migrationPolicy) place(e *engine, vi int32) int { return p.findHost(e, vi, nil) }
+func (p *migrationPolicy) place(e *engine, vi int32) int { return p.findHost(e, vi, nil, false) }
 
 // findHost is PABFD for one VM: among suitable hosts that are not
 // excluded and would not become overloaded (not checked for a host granting
@@ -219,7 +238,61 @@ func (p *migrationPolicy) place(e *engine, vi int32) int { return p.findHost(e, 
 // a tie. "Grows" is CloudSim's: the power with what the host grants now
 // (tentative moves included) plus the VM's request, minus the power at the
 // utilisation last measured.
-func (p *migrationPolicy) findHost(e *engine, vi int32, excluded []bool) int {
+//
+// offExcluded says that excluded holds every host that is off (nothing
+// granted at the last update), so that the idle hosts need no visit.
+func (p *migrationPolicy) findHost(e *engine, vi int32, excluded []bool, offExcluded bool) int {
+	if e.scan {
+		return p.findHostScan(e, vi, excluded)
+	}
+	v := &e.vms[vi]
+	best, minDiff := -1, math.MaxFloat64
+	// The hosts in use, in list order. The detector is the dearest test:
+	// it is asked only of a host that would win.
+	for h := e.index.inUse.next(0); h >= 0; h = e.index.inUse.next(h + 1) {
+		if excluded != nil && excluded[h] {
+			continue
+		}
+		if !e.suitable(h, vi) {
+			continue
+		}
+		hs := &e.hosts[h]
+		cur := e.allocated(h)
+		after := (cur + v.req) / hs.total
+		diff := hs.curve.Watts(after) - hs.curve.Watts(cpuUtil(hs.util, hs.total))
+		if !(diff < minDiff) {
+			continue
+		}
+		if cur != 0 && p.overAfter(e, h, vi) {
+			continue
+		}
+		minDiff, best = diff, h
+	}
+	// Idle hosts of one model all cost the same (nothing granted, nothing
+	// measured): only the first that may take the VM can win, if it is
+	// cheaper, or as cheap and earlier in the list.
+	for m := range e.index.idle {
+		if offExcluded {
+			break
+		}
+		for h := e.index.idle[m].next(0); h >= 0; h = e.index.idle[m].next(h + 1) {
+			if (excluded != nil && excluded[h]) || !e.suitable(h, vi) {
+				continue
+			}
+			hs := &e.hosts[h]
+			diff := hs.curve.Watts(v.req/hs.total) - hs.curve.Watts(0)
+			if diff < minDiff || (diff == minDiff && h < best) {
+				minDiff, best = diff, h
+			}
+			break
+		}
+	}
+	return best
+}
+
+// findHostScan is findHost visiting every host (the scale benchmark's
+// baseline).
+func (p *migrationPolicy) findHostScan(e *engine, vi int32, excluded []bool) int {
 	v := &e.vms[vi]
 	best, minDiff := -1, math.MaxFloat64
 	for h := range e.hosts {
@@ -247,7 +320,9 @@ func (p *migrationPolicy) findHost(e *engine, vi int32, excluded []bool) int {
 func (p *migrationPolicy) overAfter(e *engine, h int, vi int32) bool {
 	hs := &e.hosts[h]
 	hs.vms = append(hs.vms, vi)
+	e.tried = vi
 	over := p.det.over(e, h)
+	e.tried = -1
 	hs.vms = hs.vms[:len(hs.vms)-1]
 	return over
 }
@@ -307,7 +382,7 @@ func (p *migrationPolicy) optimize(e *engine, _ float64) ([]move, error) {
 	var moves []move
 	e.byRequestDesc(toMigrate)
 	for _, vi := range toMigrate {
-		if h := p.findHost(e, vi, isOver); h >= 0 {
+		if h := p.findHost(e, vi, isOver, false); h >= 0 {
 			e.create(h, vi)
 			moves = append(moves, move{vm: int(vi), to: h})
 		}
@@ -332,17 +407,36 @@ func (p *migrationPolicy) optimize(e *engine, _ float64) ([]move, error) {
 			exclPlace[h] = true
 		}
 	}
-	for excluded < n {
-		u := -1
-		minUtil := 1.0
-		for h := range n {
-			if exclUnder[h] {
-				continue
+	// The least utilised host first, the first in list order on a tie:
+	// the utilisations are those last measured, so they are sorted once.
+	var under []int
+	if !e.scan {
+		for h := e.index.inUse.next(0); h >= 0; h = e.index.inUse.next(h + 1) {
+			if util := cpuUtil(e.hosts[h].util, e.hosts[h].total); !exclUnder[h] && util > 0 && util < 1 {
+				under = append(under, h)
 			}
-			hs := &e.hosts[h]
-			util := cpuUtil(hs.util, hs.total)
-			if util > 0 && util < minUtil && !e.allMigratingOutOrAnyIn(h) {
-				minUtil, u = util, h
+		}
+		slices.SortFunc(under, func(a, b int) int {
+			ua, ub := cpuUtil(e.hosts[a].util, e.hosts[a].total), cpuUtil(e.hosts[b].util, e.hosts[b].total)
+			return cmp.Or(cmp.Compare(ua, ub), cmp.Compare(a, b))
+		})
+	}
+	for excluded < n {
+		var u int
+		if e.scan {
+			u = e.leastUtilisedScan(exclUnder)
+		} else {
+			u = -1
+			for len(under) > 0 && exclUnder[under[0]] {
+				under = under[1:]
+			}
+			// A host that has only VMs migrating out, or one migrating
+			// in, is passed over but stays a candidate.
+			for _, h := range under {
+				if !exclUnder[h] && !e.allMigratingOutOrAnyIn(h) {
+					u = h
+					break
+				}
 			}
 		}
 		if u < 0 {
@@ -362,7 +456,7 @@ func (p *migrationPolicy) optimize(e *engine, _ float64) ([]move, error) {
 		e.byRequestDesc(vms)
 		var placed []move
 		for _, vi := range vms {
-			h := p.findHost(e, vi, exclPlace)
+			h := p.findHost(e, vi, exclPlace, true)
 			if h < 0 {
 				for _, m := range placed {
 					e.destroy(m.to, int32(m.vm))
@@ -380,6 +474,25 @@ func (p *migrationPolicy) optimize(e *engine, _ float64) ([]move, error) {
 	}
 	e.restoreAllocation(&p.saved)
 	return moves, nil
+}
+
+// leastUtilisedScan is the underloaded host, every host visited (the
+// scale benchmark's baseline): the least utilised that is not excluded, the
+// first in list order on a tie, or -1.
+func (e *engine) leastUtilisedScan(exclUnder []bool) int {
+	u := -1
+	minUtil := 1.0
+	for h := range e.hosts {
+		if exclUnder[h] {
+			continue
+		}
+		hs := &e.hosts[h]
+		util := cpuUtil(hs.util, hs.total)
+		if util > 0 && util < minUtil && !e.allMigratingOutOrAnyIn(h) {
+			minUtil, u = util, h
+		}
+	}
+	return u
 }
 
 // allMigratingOutOrAnyIn is CloudSim's test that keeps a host from being
@@ -438,6 +551,7 @@ func (e *engine) restoreAllocation(a *allocation) {
 		hs.vms = append(hs.vms[:0], a.vms[h]...)
 		hs.avail, hs.availOK = a.avail[h], a.availOK[h]
 		hs.freeRAM, hs.freeBW = a.freeRAM[h], a.freeBW[h]
+		e.touch(h)
 	}
 	for i := range e.vms {
 		e.vms[i].host = a.host[i]

@@ -118,6 +118,7 @@ func TestHistoryDetectors(t *testing.T) {
 		v.hist[0] = 0.5 + 0.02*float64(k)
 		v.histN = k + 1
 	}
+	e.touch(0) // as updateHost does once its VMs' histories moved on
 	if lr.over(e, 0) {
 		t.Error("LR predicts 84 %, want not overloaded")
 	}

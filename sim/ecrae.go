@@ -44,6 +44,7 @@ type ecraePolicy struct {
 	perHost   int
 	parallel  int
 	settle    float64
+	headroom  Headroom
 
 	models   []optimizer.Model
 	profiles []optimizer.Profile // per VM type, for consolidation
@@ -82,6 +83,10 @@ func ecraeDefaults() map[string]float64 {
 		"energy":     1,
 		"consolid":   0.5,
 		"ls":         1,
+		// Under transitions: the service's --power-headroom
+		// hosts=2,vcpus=10% (empty powered-on hosts, free share).
+		"headroom_hosts": 2,
+		"headroom_vcpus": 0.1,
 	}
 }
 
@@ -108,6 +113,7 @@ func buildEcrae(p map[string]float64, s *Setup, seed uint64) (policy, error) {
 		perHost:   max(int(p["perhost"]), 1),
 		parallel:  int(p["parallel"]),
 		settle:    p["settle"],
+		headroom:  Headroom{Hosts: int(p["headroom_hosts"]), VCPUShare: min(p["headroom_vcpus"], 1)},
 	}, nil
 }
 
@@ -181,14 +187,10 @@ func (p *ecraePolicy) hostView(e *engine, h int, demand float64) optimizer.Host 
 // filters: RAM, and CloudSim's bandwidth at start).
 func (p *ecraePolicy) place(e *engine, vi int32) int {
 	v := &e.vms[vi]
-	var cand []int
-	var hosts []optimizer.Host
-	for h := range e.hosts {
-		if !e.suitable(h, vi) {
-			continue
-		}
-		cand = append(cand, h)
-		hosts = append(hosts, p.hostView(e, h, e.allocated(h)))
+	cand := p.candidates(e, func(h int) bool { return e.suitable(h, vi) && e.placeable(h) }, 1)
+	hosts := make([]optimizer.Host, len(cand))
+	for k, h := range cand {
+		hosts[k] = p.hostView(e, h, e.allocated(h))
 	}
 	if len(cand) == 0 {
 		return -1
@@ -201,6 +203,118 @@ func (p *ecraePolicy) place(e *engine, vi int32) int {
 		return -1
 	}
 	return cand[res.Placements[0].Host]
+}
+
+// placeEvicted runs the placement chain for the VMs leaving overloaded
+// hosts over the hosts ok accepts, and says where each goes (cand[Host]).
+// It first offers a few empty hosts per model (candidates); if the VMs
+// took all of one model's, the room was short of the whole list's, and it
+// runs again with as many as VMs: the same answer as with every host.
+func (p *ecraePolicy) placeEvicted(e *engine, evict []int32, demand []float64, ok func(int) bool) ([]int, optimizer.WhatIfResult) {
+	items := p.evictItems(e, evict)
+	for spare := min(len(evict), 4); ; spare = len(evict) {
+		cand := p.candidates(e, ok, spare)
+		hosts := make([]optimizer.Host, len(cand))
+		for k, h := range cand {
+			hosts[k] = p.hostView(e, h, demand[h])
+		}
+		res := optimizer.WhatIf(items, hosts, p.weights, 0)
+		if spare >= len(evict) {
+			return cand, res
+		}
+		used := make([]int, len(e.s.Models))
+		short := false
+		for _, pl := range res.Placements {
+			if pl.Host < 0 || len(e.hosts[cand[pl.Host]].vms) > 0 {
+				continue
+			}
+			m := e.s.Hosts[cand[pl.Host]]
+			used[m]++
+			short = short || used[m] >= spare
+		}
+		if !short {
+			return cand, res
+		}
+	}
+}
+
+// evictItems are the placement requests of the VMs leaving overloaded
+// hosts.
+func (p *ecraePolicy) evictItems(e *engine, evict []int32) []optimizer.WhatIfItem {
+	items := make([]optimizer.WhatIfItem, len(evict))
+	for k, vi := range evict {
+		v := &e.vms[vi]
+		prof := p.profiles[e.vms[vi].ti]
+		prof.CPULoad = v.req / v.total
+		items[k] = optimizer.WhatIfItem{
+			Request: optimizer.Request{Name: p.ids[vi], VCPUs: int(math.Round(v.total)), MemoryMB: v.ram},
+			Profile: prof,
+		}
+	}
+	return items
+}
+
+// power keeps the service's headroom per architecture: the empty hosts go
+// off while the hosts that stay on (or are booting) keep it, the last in
+// host order first; if it is short, hosts that are off wake, the first in
+// host order first.
+func (p *ecraePolicy) power(e *engine, _ float64, empty []int) (off, wake []int) {
+	spare := map[string]Spare{}
+	for h := range e.hosts {
+		hs := &e.hosts[h]
+		if hs.pstate != powerOn && hs.pstate != powerBooting {
+			continue
+		}
+		s := spare[hs.model.ISA]
+		s.VCPUs += hs.total
+		s.FreeVCPUs += max(0, hs.total-e.requested(h))
+		if len(hs.vms) == 0 {
+			s.EmptyHosts++
+		}
+		spare[hs.model.ISA] = s
+	}
+	for k := len(empty) - 1; k >= 0; k-- {
+		hs := &e.hosts[empty[k]]
+		if s := spare[hs.model.ISA].Without(hs.total); p.headroom.Meets(s) {
+			spare[hs.model.ISA] = s
+			off = append(off, empty[k])
+		}
+	}
+	for h := range e.hosts {
+		hs := &e.hosts[h]
+		if s := spare[hs.model.ISA]; hs.pstate == powerOff && !p.headroom.Meets(s) {
+			spare[hs.model.ISA] = s.With(hs.total)
+			wake = append(wake, h)
+		}
+	}
+	return off, wake
+}
+
+// candidates lists in host order the hosts ok accepts: all that hold a VM,
+// and of the empty ones at most spare per model (with e.scan, all). Empty
+// hosts of one model are alike to the placement chain: its scores are
+// normalised between the lowest and highest raw value, which copies do not
+// change, and the first best host wins; so the later copies could take a
+// VM only after spare earlier ones had taken one each.
+func (p *ecraePolicy) candidates(e *engine, ok func(h int) bool, spare int) []int {
+	left := make([]int, len(e.s.Models))
+	for m := range left {
+		left[m] = spare
+	}
+	var cand []int
+	for h := range e.hosts {
+		if len(e.hosts[h].vms) == 0 && !e.scan {
+			if m := e.s.Hosts[h]; left[m] > 0 && ok(h) {
+				left[m]--
+				cand = append(cand, h)
+			}
+			continue
+		}
+		if ok(h) {
+			cand = append(cand, h)
+		}
+	}
+	return cand
 }
 
 func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
@@ -249,26 +363,12 @@ func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
 	}
 	if len(evict) > 0 {
 		slices.SortStableFunc(evict, func(a, b int32) int { return cmp.Compare(e.vms[b].req, e.vms[a].req) })
-		var cand []int
-		var hosts []optimizer.Host
-		for h := range e.hosts {
-			if over[h] {
-				continue
-			}
-			cand = append(cand, h)
-			hosts = append(hosts, p.hostView(e, h, demand[h]))
+		cand, res := p.placeEvicted(e, evict, demand, func(h int) bool { return !over[h] && e.placeable(h) })
+		if res.Unplaced > 0 && e.s.Transitions.Enabled {
+			// Hosts that are off count only when no host that is on can
+			// take a VM: then the move wakes one (and waits for its boot).
+			cand, res = p.placeEvicted(e, evict, demand, func(h int) bool { return !over[h] })
 		}
-		items := make([]optimizer.WhatIfItem, len(evict))
-		for k, vi := range evict {
-			v := &e.vms[vi]
-			prof := p.profiles[e.vms[vi].ti]
-			prof.CPULoad = v.req / v.total
-			items[k] = optimizer.WhatIfItem{
-				Request: optimizer.Request{Name: p.ids[vi], VCPUs: int(math.Round(v.total)), MemoryMB: v.ram},
-				Profile: prof,
-			}
-		}
-		res := optimizer.WhatIf(items, hosts, p.weights, 0)
 		for k, pl := range res.Placements {
 			vi := evict[k]
 			if pl.Host < 0 {
@@ -291,6 +391,8 @@ func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
 			Name: p.names[h], Model: &p.models[mi],
 			VCPUs: p.models[mi].Cores, CPURatio: 1e6,
 			MemoryMB: hs.model.RAMMB, RAMRatio: p.ramRatio,
+			// Under transitions nothing may go to a host that is not on.
+			NoTarget: !e.placeable(h),
 		}
 	}
 	var inst []int32

@@ -64,6 +64,10 @@ type vmState struct {
 
 	last    vmEntry
 	hasLast bool
+
+	// utilT, utilU: the last utilisation read, at time utilT (a VM is
+	// asked again at the same instant, before and after migrations end).
+	utilT, utilU float64
 }
 
 type vmEntry struct {
@@ -96,6 +100,18 @@ type hostState struct {
 	last       hostEntry
 	hasLast    bool
 	prevActive bool
+
+	// The policies ask a host's allocation and history again and again
+	// while its VM list stands still: kept until it changes (touch).
+	// pstate and until: the power state under transitions (power.go) and
+	// when a boot or shutdown ends.
+	pstate uint8
+	until  float64
+
+	allocC  float64
+	allocOK bool
+	histC   [histLen]float64
+	histOK  bool
 }
 
 type hostEntry struct {
@@ -140,9 +156,21 @@ type engine struct {
 	migrations int
 	unplaced   int
 
+	boots    int
+	standbyJ float64
+
 	violT, activeT              float64
 	vmReqT, vmAllocT, vmUnderMT float64
 	shutdowns                   int
+
+	// index files the hosts by use (index.go); scan is the test-only
+	// switch back to visiting every host, the baseline of the scale
+	// benchmark.
+	index hostIndex
+	scan  bool
+	// tried is the VM a policy tries on a host (appended to its list for
+	// the detector), or -1.
+	tried int32
 
 	inflight []flight
 	seq      int
@@ -160,6 +188,8 @@ func newEngine(s *Setup, day *Day) *engine {
 		strict:  s.Mode == ModeStrict,
 		hosts:   make([]hostState, len(s.Hosts)),
 		vms:     make([]vmState, len(day.Traces)),
+		index:   newHostIndex(s),
+		tried:   -1,
 	}
 	e.bestWMIPS = math.Inf(1)
 	for _, m := range s.Models {
@@ -179,7 +209,7 @@ func newEngine(s *Setup, day *Day) *engine {
 		}
 		u[SamplesPerDay] = u[SamplesPerDay-1]
 		e.vms[i] = vmState{typ: t, ti: ti, pes: t.PEs, mips: t.MIPS, total: float64(t.PEs) * t.MIPS,
-			ram: t.RAMMB, bw: t.BandwidthMbps, util: u, host: -1, alive: true}
+			ram: t.RAMMB, bw: t.BandwidthMbps, util: u, host: -1, alive: true, utilT: -1}
 	}
 	return e
 }
@@ -204,7 +234,10 @@ func (e *engine) utilAt(v *vmState, t float64) float64 {
 func (e *engine) process(vi int32, t float64) {
 	v := &e.vms[vi]
 	v.inst = false
-	u := e.utilAt(v, t)
+	if v.utilT != t {
+		v.utilT, v.utilU = t, e.utilAt(v, t)
+	}
+	u := v.utilU
 	per := u * v.total / float64(v.pes)
 	req := 0.0
 	for range v.pes {
@@ -260,6 +293,9 @@ func (e *engine) allocated(h int) float64 {
 	if len(hs.vms) == 0 {
 		return 0
 	}
+	if hs.allocOK && !e.scan {
+		return hs.allocC
+	}
 	avail, over, sum := hs.total, false, 0.0
 	for _, vi := range hs.vms {
 		c := e.schedReq(hs, vi)
@@ -286,6 +322,7 @@ func (e *engine) allocated(h int) float64 {
 		}
 		total += alloc
 	}
+	hs.allocC, hs.allocOK = total, true
 	return total
 }
 
@@ -371,6 +408,7 @@ func (e *engine) updateHost(h int, t float64) {
 	}
 	hs.util, hs.req = util, req
 	hs.avail, hs.availOK = avail, true
+	e.touch(h)
 	e.hostEntry(hs, hostEntry{t: t, alloc: util, req: req, active: util > 0})
 }
 
@@ -442,7 +480,16 @@ func (e *engine) update(t float64) {
 	for h := range e.hosts {
 		e.updateHost(h, t)
 	}
-	if dt > 0 {
+	if dt > 0 && e.s.Transitions.Enabled && !e.npa {
+		sum := 0.0
+		for h := range e.hosts {
+			j, sb := e.hostEnergy(h, e.lastProcess, t)
+			sum += j
+			e.standbyJ += sb
+		}
+		e.energyJ += sum
+		e.advance(t)
+	} else if dt > 0 {
 		sum := 0.0
 		for h := range e.hosts {
 			hs := &e.hosts[h]
@@ -485,6 +532,9 @@ func (e *engine) update(t float64) {
 func (e *engine) create(h int, vi int32) {
 	hs := &e.hosts[h]
 	v := &e.vms[vi]
+	if v.sched != v.req && v.host >= 0 {
+		e.touch(int(v.host)) // its other host's allocation changes too
+	}
 	v.sched = v.req
 	hs.vms = append(hs.vms, vi)
 	if hs.availOK {
@@ -502,6 +552,7 @@ func (e *engine) create(h int, vi int32) {
 		hs.freeBW -= v.bw
 	}
 	v.host = int32(h)
+	e.touch(h)
 }
 
 // destroy takes VM vi off host h (Host.vmDestroy).
@@ -517,6 +568,7 @@ func (e *engine) destroy(h int, vi int32) {
 	if e.vms[vi].host == int32(h) {
 		e.vms[vi].host = -1
 	}
+	e.touch(h)
 }
 
 // suitable is Host.isSuitableForVm: a host PE can run a VM PE, the free
@@ -541,7 +593,14 @@ func (e *engine) suitable(h int, vi int32) bool {
 // bookkeeping: the VM is flagged in migration, joins the destination's list
 // (10 % of its request reserved there), both hosts are updated at once, and
 // the migration ends RAM / (bandwidth / 2) later.
-func (e *engine) startMigration(t float64, m move) {
+//
+// Under transitions, a VM cannot start on a host that is not on: the move
+// is dropped and the host wakes (false).
+func (e *engine) startMigration(t float64, m move) bool {
+	if !e.placeable(m.to) {
+		e.wake(m.to, t)
+		return false
+	}
 	vi := int32(m.vm)
 	v := &e.vms[vi]
 	ht := &e.hosts[m.to]
@@ -554,6 +613,7 @@ func (e *engine) startMigration(t float64, m move) {
 		ht.migIn = append(ht.migIn, vi)
 		ht.vms = append(ht.vms, vi)
 		ht.availOK = false
+		e.touch(m.to)
 		e.updateHost(m.to, t)
 		if v.host >= 0 {
 			e.updateHost(int(v.host), t)
@@ -571,6 +631,7 @@ func (e *engine) startMigration(t float64, m move) {
 		return cmp.Compare(a.seq, b.seq)
 	})
 	e.inflight = slices.Insert(e.inflight, k, f)
+	return true
 }
 
 // completeMigration is Datacenter.processVmMigrate: the VM leaves the host
@@ -589,6 +650,7 @@ func (e *engine) completeMigration(f flight) {
 		ht.migIn = slices.Delete(ht.migIn, k, k+1)
 	}
 	ht.availOK = false
+	e.touch(f.to)
 	if e.strict {
 		ht.freeRAM += v.ram
 	}
@@ -648,10 +710,16 @@ func (e *engine) startWave(t float64) {
 			e.waves = nil
 			return
 		}
+		started := 0
 		for _, m := range ok {
-			e.startMigration(t, m)
+			if e.startMigration(t, m) {
+				started++
+			}
 		}
-		e.waveLeft = len(ok)
+		if started == 0 {
+			continue
+		}
+		e.waveLeft = started
 		return
 	}
 }
@@ -674,9 +742,13 @@ func (e *engine) sample(t float64) {
 		}
 		if hs.util > 0 {
 			s.ActiveHosts++
-			if !e.npa {
-				s.PowerW += hs.curve.Watts(min(cpuUtil(hs.util, hs.total), 1))
-			}
+		}
+		switch {
+		case e.npa:
+		case e.s.Transitions.Enabled:
+			s.PowerW += e.powerNow(h)
+		case hs.util > 0:
+			s.PowerW += hs.curve.Watts(min(cpuUtil(hs.util, hs.total), 1))
 		}
 		if hs.util < hs.req {
 			s.OverloadedHosts++
@@ -699,6 +771,9 @@ type Options struct {
 	Progress func(done, total int)
 	// check verifies the engine's invariants at every step (tests).
 	check bool
+	// scan makes the policies visit every host, as before the host index
+	// (the scale benchmark's baseline, and the test that both agree).
+	scan bool
 }
 
 // Result is what a run measured. Ratios are fractions (0.05 = 5 %).
@@ -726,6 +801,11 @@ type Result struct {
 	HostShutdowns int     `json:"host_shutdowns"`
 	// Unplaced counts VMs no host could take when they started.
 	Unplaced int `json:"unplaced"`
+	// Under transitions: the boots, and the energy drawn by hosts that
+	// were off (included in EnergyKWh).
+	Transitions string  `json:"transitions"`
+	HostBoots   int     `json:"host_boots"`
+	StandbyKWh  float64 `json:"standby_kwh"`
 	// SimulatedSeconds is the simulated time; Seconds the wall-clock time
 	// the run took.
 	SimulatedSeconds float64  `json:"simulated_seconds"`
@@ -759,6 +839,7 @@ func Run(ctx context.Context, setup Setup, day *Day, spec PolicySpec, opts Optio
 func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) (*Result, error) {
 	e := newEngine(setup, day)
 	e.npa = pol.nonPowerAware()
+	e.scan = opts.scan
 	if err := pol.init(e); err != nil {
 		return nil, err
 	}
@@ -778,6 +859,15 @@ func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) 
 		// Created: it asks for nothing until its cloudlet starts (its
 		// scheduler keeps the full size until the first update).
 		e.vms[i].inst, e.vms[i].req = false, 0
+	}
+	// Under transitions the day starts with the hosts that got VMs on and
+	// the others off.
+	if setup.Transitions.Enabled {
+		for h := range e.hosts {
+			if len(e.hosts[h].vms) == 0 {
+				e.hosts[h].pstate = powerOff
+			}
+		}
 	}
 	steps := 0
 	for t := setup.Offset + setup.Interval; t < e.limit; t += setup.Interval {
@@ -810,6 +900,7 @@ func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) 
 			}
 		}
 		e.schedule(next, moves)
+		e.powerStep(pol, next)
 		t = next
 		done++
 		if opts.Progress != nil {
@@ -826,6 +917,7 @@ func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) 
 		VMs: len(e.vms), Hosts: len(e.hosts),
 		EnergyKWh: e.energyJ / 3.6e6, FloorKWh: e.floorJ / 3.6e6,
 		Migrations: e.migrations, HostShutdowns: e.shutdowns, Unplaced: e.unplaced,
+		HostBoots: e.boots, StandbyKWh: e.standbyJ / 3.6e6, Transitions: setup.Transitions.String(),
 		SimulatedSeconds: e.limit, Series: e.series,
 	}
 	if e.activeT > 0 {
@@ -858,11 +950,14 @@ func (e *engine) schedule(t float64, moves []move) {
 	// Wave 0 starts now, in order, as CloudSim starts its migration map:
 	// a VM may appear twice (moved by the overload pass, then again by the
 	// underload pass); both migrations run.
+	started := 0
 	for _, m := range first {
-		e.startMigration(t, m)
+		if e.startMigration(t, m) {
+			started++
+		}
 	}
-	e.waveLeft = len(first)
-	if len(first) == 0 {
+	e.waveLeft = started
+	if started == 0 {
 		e.startWave(t)
 	}
 }
@@ -882,6 +977,15 @@ func (e *engine) check() error {
 			if e.vms[vi].host != int32(h) {
 				return fmt.Errorf("VM %d on the list of host %d, allocated on %d", vi, h, e.vms[vi].host)
 			}
+		}
+	}
+	for h := range e.hosts {
+		if hs := &e.hosts[h]; e.s.Transitions.Enabled && hs.pstate != powerOn && len(hs.vms) > 0 {
+			return fmt.Errorf("host %d holds %d VMs while not on (power state %d)", h, len(hs.vms), hs.pstate)
+		}
+		idle := e.hosts[h].isIdle()
+		if e.index.inUse.has(h) == idle || e.index.idle[e.s.Hosts[h]].has(h) != idle {
+			return fmt.Errorf("host %d (idle %v) is filed wrongly in the host index", h, idle)
 		}
 	}
 	for i := range e.vms {

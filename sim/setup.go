@@ -92,6 +92,9 @@ type Setup struct {
 	// is acknowledged, so its steps fall at 300.1, 600.1, ...
 	Interval float64
 	Offset   float64
+	// Transitions: boot, shutdown and standby costs (zero: CloudSim's
+	// instant, free on and off).
+	Transitions Transitions
 }
 
 // CloudSim's PlanetLab setup (Constants.java, PlanetLabConstants.java).
@@ -176,6 +179,10 @@ func (s *Setup) Validate() error {
 				return fmt.Errorf("%w: host model %q: power curve must be finite, >= 0 and never decreasing (point %d)", ErrSetup, m.Name, j)
 			}
 		}
+	}
+	if tr := s.Transitions; tr.Enabled && !(tr.Boot >= 0 && tr.Shutdown >= 0 && tr.StandbyW >= 0 &&
+		!math.IsInf(tr.Boot+tr.Shutdown+tr.StandbyW, 0)) {
+		return fmt.Errorf("%w: transitions: boot, shutdown and standby must be finite and >= 0", ErrSetup)
 	}
 	for i, h := range s.Hosts {
 		if h < 0 || h >= len(s.Models) {

@@ -210,3 +210,21 @@ func (d *Day) Reorder(orderFile string, names []string) error {
 	d.Traces = out
 	return nil
 }
+
+// Repeat is the day with its VMs copied n times over (copy k's traces named
+// "NAME#k"), for runs at a multiple of the data center's size.
+func (d *Day) Repeat(n int) *Day {
+	if n <= 1 {
+		return d
+	}
+	out := &Day{Dir: d.Dir, Traces: make([]Trace, 0, n*len(d.Traces))}
+	for k := range n {
+		for _, t := range d.Traces {
+			if k > 0 {
+				t.Name += "#" + strconv.Itoa(k)
+			}
+			out.Traces = append(out.Traces, t)
+		}
+	}
+	return out
+}

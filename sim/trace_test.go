@@ -133,3 +133,21 @@ func FuzzParseTrace(f *testing.F) {
 		}
 	})
 }
+
+func TestDayRepeat(t *testing.T) {
+	d := genDay(2, constant(10))
+	r := d.Repeat(3)
+	if len(r.Traces) != 6 || r.Dir != d.Dir {
+		t.Fatalf("%d traces in %q, want 6 in %q", len(r.Traces), r.Dir, d.Dir)
+	}
+	// Copy k of trace i is trace k·n + i, named NAME#k from the second on.
+	if r.Traces[0].Name != d.Traces[0].Name || r.Traces[3].Name != d.Traces[1].Name+"#1" || r.Traces[5].Name != d.Traces[1].Name+"#2" {
+		t.Errorf("names %q %q %q", r.Traces[0].Name, r.Traces[3].Name, r.Traces[5].Name)
+	}
+	if len(d.Traces) != 2 || d.Traces[1].Name != r.Traces[1].Name {
+		t.Errorf("the original day changed: %d traces, %q", len(d.Traces), d.Traces[1].Name)
+	}
+	if d.Repeat(1) != d {
+		t.Error("Repeat(1) is not the day itself")
+	}
+}

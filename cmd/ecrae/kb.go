@@ -25,7 +25,7 @@ const kbUsage = `Usage:
   ecrae kb history [--json]               the kept earlier revisions (every write keeps the KB it replaced)
   ecrae kb diff REV [--json]              what rolling back to REV would change
   ecrae kb rollback REV --yes             make the KB what it was at REV (a new, undoable revision)
-  ecrae kb host set NAME [--arch ARCH] [--rack R] [--power-cap W] [--note N] [--force]
+  ecrae kb host set NAME [--arch ARCH] [--rack R] [--power-cap W] [--power URL] [--note N] [--force]
   ecrae kb host delete NAME               map a compute host to its architecture (only the flags
                                           given change; --force: an ISA other than Nova's), or unmap it
   ecrae kb flavors sync [--yes] [--os-cloud C]
@@ -169,9 +169,9 @@ func kbShow(ctx context.Context, cf *clientFlags, stdout io.Writer) error {
 	for _, f := range fls.GetFlavors() {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", f.GetName(), f.GetVcpus(), f.GetMemoryMb(), f.GetRootGb()+f.GetEphemeralGb(), strings.Join(f.GetTags(), ","))
 	}
-	fmt.Fprintln(tw, "\nHOST\tARCHITECTURE\tRACK\tPOWER CAP W")
+	fmt.Fprintln(tw, "\nHOST\tARCHITECTURE\tRACK\tPOWER CAP W\tPOWER ENDPOINT")
 	for _, h := range hs.GetHosts() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\n", h.GetName(), h.GetArchitecture(), h.GetRack(), h.GetPowerCapWatts())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%s\n", h.GetName(), h.GetArchitecture(), h.GetRack(), h.GetPowerCapWatts(), h.GetPower())
 	}
 	return tw.Flush()
 }

@@ -33,6 +33,7 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 	rack := fs.String("rack", "", "rack")
 	pcap := fs.Float64("power-cap", 0, "power cap in watts")
 	note := fs.String("note", "", "free text")
+	power := fs.String("power", "", "power endpoint: ipmi://ADDR:PORT, redfish://ADDR/Systems/ID or ironic://NODE_UUID (credentials go in serve's --power-credentials file)")
 	force := fs.Bool("force", false, "set --arch even if its ISA differs from the one the live view knows for the host")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
@@ -91,6 +92,9 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 	if given["note"] {
 		h.Note = *note
 	}
+	if given["power"] {
+		h.Power = *power
+	}
 	if exists {
 		if _, err := c.UpdateHost(ctx, &ecraev1.UpdateHostRequest{Host: h}); err != nil {
 			return cf.rpcError("update host", flagError(err, hostFlags()))
@@ -103,7 +107,7 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 }
 
 func hostFlags() map[string]string {
-	return map[string]string{"host.architecture": "--arch", "host.rack": "--rack", "host.power_cap_watts": "--power-cap", "host.note": "--note"}
+	return map[string]string{"host.architecture": "--arch", "host.rack": "--rack", "host.power_cap_watts": "--power-cap", "host.note": "--note", "host.power": "--power"}
 }
 
 func orNone(s string) string {

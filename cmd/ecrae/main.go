@@ -29,6 +29,8 @@ Usage:
   ecrae hosts [--json] [--instances]   the live host view: instances, use, power, staleness
   ecrae rebalance plan|execute|show [flags]
                                        plan, run and follow consolidation plans
+  ecrae power status|on|off|history [HOST]
+                                       host power through BMCs: state, on, off --yes, the recorded events
   ecrae pack FILE [flags]              solve one bin-packing instance (.vbp, .vmp)
   ecrae sim --trace DIR [flags]        simulate a day of traces: energy, SLA, migrations (--compare: side by side)
   ecrae tosca resolve|hot|deploy APP.yaml [flags]   tagged TOSCA → resolved TOSCA → Heat stack
@@ -92,6 +94,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return runSim(ctx, rest, stdout, stderr)
 	case "rebalance":
 		return runRebalance(ctx, rest, stdin, stdout, stderr)
+	case "power":
+		return runPower(ctx, rest, stdout, stderr)
 	case "tosca":
 		return runTosca(ctx, rest, stdin, stdout, stderr)
 	case "audit":

@@ -35,10 +35,13 @@ func freeAddr(t *testing.T) string {
 // startServe runs `ecrae serve` in-process on free ports and a temp DB, and
 // waits until /healthz answers. The returned stop cancels it as SIGTERM does
 // and reports what serve returned.
-func startServe(t *testing.T, dir string) (c serveConfig, stop func() error) {
+func startServe(t *testing.T, dir string, opts ...func(*serveConfig)) (c serveConfig, stop func() error) {
 	t.Helper()
 	c = serveConfig{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), natsURL: "embedded", natsAddr: freeAddr(t),
 		dbPath: filepath.Join(dir, "ecrae.db"), defaultTag: "default", shutdownGrace: 5 * time.Second}
+	for _, o := range opts {
+		o(&c)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, c, nil, slog.New(slog.DiscardHandler)) }()

@@ -27,6 +27,7 @@ type packOutput struct {
 	Seed       uint64   `json:"seed"`
 	Stopped    string   `json:"stopped"`
 	Iterations int      `json:"iterations"`
+	Note       string   `json:"note,omitempty"`
 	Assignment []int    `json:"assignment"`
 	BinTypes   []binOut `json:"bin_types"`
 }
@@ -84,23 +85,23 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	start := time.Now()
+	// SIGTERM or SIGINT (ctx) stops every phase of the solver, which
+	// returns the valid packing it has; it is printed, and the exit is
+	// non-zero.
+	budget := optimizer.Budget{Now: time.Now, Deadline: start.Add(*limit), MaxIterations: *iters}
 	res, err := optimizer.Pack(inst, optimizer.PackOptions{
-		Algorithm: *algo, Seed: *seed,
-		Budget: optimizer.Budget{Now: time.Now, Deadline: start.Add(*limit), MaxIterations: *iters},
+		Algorithm: *algo, Seed: *seed, Budget: budget.WithContext(ctx),
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	secs := time.Since(start).Seconds()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	out := packOutput{
 		File: file, Format: inst.Format, Items: len(inst.Items), Dims: inst.Dims,
 		Bins: res.Bins, LowerBound: res.Bounds.Bins,
 		Bounds:  packLBs{Continuous: res.Bounds.Continuous, L2: res.Bounds.L2, Conflicts: res.Bounds.Conflicts},
 		Seconds: secs, Algorithm: res.Algorithm, Seed: res.Seed, Stopped: res.Stopped,
-		Iterations: res.Iterations, Assignment: res.Assignment,
+		Iterations: res.Iterations, Note: res.Note, Assignment: res.Assignment,
 	}
 	for _, t := range inst.BinTypes {
 		out.BinTypes = append(out.BinTypes, binOut{Capacity: t.Capacity, Count: t.Count})
@@ -119,6 +120,9 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if !out.Valid {
 		return fmt.Errorf("%s: invalid packing: %s", file, out.Invalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: interrupted after %.1f s, the packing printed is the best found: %w", file, secs, err)
 	}
 	return nil
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,5 +70,36 @@ func TestPackErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error()+out, c.want) {
 			t.Errorf("%v: err %v, output %q; want %q", c.args, err, out, c.want)
 		}
+	}
+}
+
+// TestPackInterrupted: a cancelled context (SIGTERM or SIGINT in main)
+// stops the solver in construction; the valid packing it has is printed,
+// with a note, and the command fails with one line saying so.
+func TestPackInterrupted(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "t.vbp")
+	var b strings.Builder
+	b.WriteString("2\n100 100\n3\n")
+	b.WriteString("30 20 2000\n20 30 2000\n45 45 1000\n")
+	writeFile(t, file, b.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	err := run(ctx, []string{"pack", file, "--time-limit", "1h"}, strings.NewReader(""), &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want interrupted", err)
+	}
+	var res struct {
+		Bins    int    `json:"bins"`
+		Valid   bool   `json:"valid"`
+		Stopped string `json:"stopped"`
+		Note    string `json:"note"`
+		Items   int    `json:"items"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, out.String())
+	}
+	if !res.Valid || res.Items != 5000 || res.Stopped != "cancelled" || res.Note == "" || res.Bins == 0 {
+		t.Errorf("result %+v", res)
 	}
 }

@@ -386,6 +386,7 @@ func printPlan(w io.Writer, p *ecraev1.Plan) error {
 	if p.GetNote() != "" {
 		fmt.Fprintf(w, "note: %s\n", p.GetNote())
 	}
+	printRepair(w, p)
 	if len(p.GetSteps()) > 0 {
 		fmt.Fprintf(w, "%s, at most %d per host and %d at once:\n",
 			movesSentence(p), p.GetMaxPerHost(), p.GetMaxParallel())

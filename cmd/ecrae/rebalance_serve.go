@@ -13,7 +13,9 @@ import (
 	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/planstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"github.com/ecrae/ecrae/rebalance"
 	"github.com/ecrae/ecrae/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -35,6 +37,11 @@ type rebalanceServe struct {
 	stepTimeout   time.Duration
 	planTTL       time.Duration
 	keep          int
+	freed         rebalance.FreedHosts // told of the hosts a plan freed (the power manager)
+	// rb is the service start built (the web console calls it in-process).
+	rb *server.Rebalancer
+	// reg receives ecrae_rebalance_migrations_total (nil: not registered).
+	reg prometheus.Registerer
 }
 
 func (r *rebalanceServe) register(fs *flag.FlagSet) {
@@ -88,14 +95,15 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 	if ids := store.Recovered(); len(ids) > 0 {
 		log.Warn("rebalance: executions cut short by the last stop, marked interrupted", "plans", ids)
 	}
-	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout, PlanTTL: r.planTTL, Keep: r.keep}
+	cfg := server.RebalanceConfig{Plans: store, DefaultTimeLimit: r.timeLimit, StepTimeout: r.stepTimeout, PlanTTL: r.planTTL, Keep: r.keep, Freed: r.freed}
 	if cloud != nil && cloud.Compute != nil {
 		m := openstack.NewMigrator(cloud.Compute, 0)
-		cfg.Migrator = m
+		cfg.Migrator = server.CountMigrations(m, r.reg)
 		cfg.Groups = groupsOf(m)
 	}
 	rb := server.NewRebalancer(srv, cfg)
 	rb.Register(g)
+	r.rb = rb
 	log.Info("rebalance service ready", "plans", path, "executor", cfg.Migrator != nil, "periodic", r.interval,
 		"plan_ttl", r.planTTL, "keep", r.keep)
 	var once sync.Once

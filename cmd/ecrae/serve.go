@@ -53,6 +53,7 @@ type serveConfig struct {
 	// Consolidation plans and the optional periodic mode (issue 5).
 	rebalance  rebalanceServe
 	events     eventsServe // ingestion limits and checkpoints (issue 11)
+	power      powerServe
 	gcPercent  int
 	memLimit   string
 	stateCache int
@@ -60,6 +61,7 @@ type serveConfig struct {
 	// TLS, roles, exposure (issue 13) and NATS security.
 	security securityServe
 	natsSec  natsSecurity
+	console  consoleServe // the web console (issue 16)
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -85,9 +87,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.security.register(fs)
 	c.natsSec.register(fs)
 	c.events.register(fs)
+	c.power.register(fs)
+	c.console.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
-	fs.StringVar(&c.memLimit, "memory-limit", fmt.Sprintf("%dMiB", server.DefaultMemoryLimit>>20), `soft memory limit (GOMEMLIMIT), e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
+	fs.StringVar(&c.memLimit, "memory-limit", "auto", `soft memory limit (GOMEMLIMIT): "auto" (max(1GiB, 4×live heap), followed), or e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
 	applyConfigFile := registerConfig(fs)
 	if err := applyConfigFile(args); err != nil {
 		return err
@@ -105,15 +109,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	limit, err := parseBytes(c.memLimit)
-	if err != nil {
-		return fmt.Errorf("%w: --memory-limit: %v", errUsage, err)
+	if err := applyMemoryLimit(c.memLimit); err != nil {
+		return err
 	}
 	if _, set := os.LookupEnv("GOGC"); !set && c.gcPercent != 0 {
 		debug.SetGCPercent(c.gcPercent)
-	}
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && limit > 0 {
-		debug.SetMemoryLimit(limit)
 	}
 	weights, err := parseWeights(c.weights)
 	if err != nil {
@@ -187,7 +187,11 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		log.Info("OpenStack credentials found", "source", cloud.Source, "resync_interval", c.resyncInterval)
 		sources += fmt.Sprintf(" + resync with Nova and Placement every %s (%s)", c.resyncInterval, cloud.Source)
 	}
-	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache}, store, log, stats)
+	if err := c.power.open(store, view, cloud, c.dbPath, reg, log); err != nil {
+		return err
+	}
+	defer c.power.close(log)
+	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache, NoRoom: c.power.noRoom()}, store, log, stats)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -195,11 +199,13 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 
 	var inflight atomic.Int64
 	creds, authUnary, authStream := sec.serverOptions()
-	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.Codec{}),
+	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.NewCodec()),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor(), server.NewInvalidLog(log, time.Minute, nil).Unary()}, authUnary...)...),
 		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
 	sec.audit.Register(g)
+	c.rebalance.freed = c.power.m
+	c.rebalance.reg = reg
 	runRebalance, stopRebalance, err := c.rebalance.start(g, srv, cloud, c.dbPath, log)
 	if err != nil {
 		return err
@@ -207,6 +213,10 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	defer stopRebalance()
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
+	runPower, err := c.power.start(g, hs, nc, c.subjectPrefix, log)
+	if err != nil {
+		return err
+	}
 	reflection.Register(g)
 
 	gl, err := net.Listen("tcp", c.grpcAddr)
@@ -238,6 +248,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		log.Error("host view: JetStream stream unavailable", "err", err)
 	}
 	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(c.console.start(ctx, mux, srv, c.rebalance.rb, c.power.m, sec, reg, log))
 	eg.Go(func() error {
 		// A broken stream (an external NATS without JetStream) costs the
 		// live view, not the placement service.
@@ -276,6 +287,10 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		})
 	}
 	eg.Go(func() error { return runRebalance(ctx) })
+	eg.Go(func() error { return followMemoryLimit(ctx, c.memLimit, log) })
+	for _, run := range runPower {
+		eg.Go(func() error { return run(ctx) })
+	}
 	eg.Go(func() error {
 		if err := g.Serve(gl); err != nil {
 			return fmt.Errorf("gRPC server: %w", err)

@@ -45,6 +45,8 @@ type simFlags struct {
 	vmOrder  string
 	kb       string
 	hosts    int
+	copies   int
+	trans    string
 	mode     string
 	seed     uint64
 	json     bool
@@ -81,6 +83,9 @@ type simOutput struct {
 	Unplaced         int           `json:"unplaced"`
 	SimulatedSeconds float64       `json:"simulated_seconds"`
 	Seed             uint64        `json:"seed"`
+	Transitions      string        `json:"transitions"`
+	HostBoots        int           `json:"host_boots"`
+	StandbyKWh       float64       `json:"standby_kwh"`
 	CloudSim         *simReference `json:"cloudsim,omitempty"`
 	Series           []sim.Sample  `json:"series,omitempty"`
 }
@@ -114,6 +119,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&f.vmOrder, "vm-order", "", "VM order: a file (INDEX NAME MIPS a line), or a folder holding DAY.txt for each trace folder DAY; default: file names sorted")
 	fs.StringVar(&f.kb, "kb", "", "knowledge base YAML: simulate its architectures (hosts) and flavors (VM types)")
 	fs.IntVar(&f.hosts, "hosts", sim.CloudSimHosts, "number of hosts, given the models in turn (ignored when the KB lists hosts)")
+	fs.IntVar(&f.copies, "copies", 1, "run each day's VMs this many times over (with --hosts: a data center that many times larger)")
+	fs.StringVar(&f.trans, "transitions", "none", "none: hosts go off and on at once, for free (CloudSim); realistic[:boot=300,shutdown=30,standby=10]: a boot takes seconds at peak power and nothing starts meanwhile, a shutdown seconds at idle power, an off host draws standby watts")
 	fs.StringVar(&f.mode, "mode", "cloudsim", "cloudsim: CloudSim 3.0.3's semantics (RAM limits the start only; a VM at 0 % leaves); strict: RAM limits every placement, VMs stay")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed: the same seed gives the same result")
 	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
@@ -145,6 +152,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if f.hosts <= 0 {
 		return fmt.Errorf("%w: --hosts must be positive", errUsage)
 	}
+	if f.copies < 1 || f.copies > 1000 {
+		return fmt.Errorf("%w: --copies must be in [1, 1000], got %d", errUsage, f.copies)
+	}
 	setup, err := simSetup(&f)
 	if err != nil {
 		return err
@@ -160,6 +170,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	day = day.Repeat(f.copies)
 	res, err := sim.Run(ctx, setup, day, spec, sim.Options{Seed: f.seed, Progress: progressBar(stderr, spec.String())})
 	if err != nil {
 		return err
@@ -205,6 +216,9 @@ func simSetup(f *simFlags) (sim.Setup, error) {
 		}
 	}
 	s.Mode = mode
+	if s.Transitions, err = sim.ParseTransitions(f.trans); err != nil {
+		return sim.Setup{}, fmt.Errorf("%w: --transitions: %v", errUsage, err)
+	}
 	return s, s.Validate()
 }
 
@@ -315,7 +329,8 @@ func toOutput(r *sim.Result, seed uint64, ref *sim.Reference) simOutput {
 	o := simOutput{Policy: r.Policy, Mode: r.Mode, Day: filepath.Base(filepath.Clean(r.Day)),
 		EnergyKWh: r.EnergyKWh, Migrations: r.Migrations, SLATAH: r.SLATAH, PDM: r.PDM, SLAV: r.SLAV, ESV: r.ESV,
 		HostShutdowns: r.HostShutdowns, VMs: r.VMs, Hosts: r.Hosts, Seconds: r.Seconds, FloorKWh: r.FloorKWh,
-		OverallSLA: r.OverallSLA, Unplaced: r.Unplaced, SimulatedSeconds: r.SimulatedSeconds, Seed: seed}
+		OverallSLA: r.OverallSLA, Unplaced: r.Unplaced, SimulatedSeconds: r.SimulatedSeconds, Seed: seed,
+		Transitions: r.Transitions, HostBoots: r.HostBoots, StandbyKWh: r.StandbyKWh}
 	if ref != nil {
 		o.CloudSim = &simReference{Policy: ref.Policy, EnergyKWh: ref.EnergyKWh, Migrations: ref.Migrations,
 			SLATAH: ref.SLATAH, PDM: ref.PDM, SLAV: ref.SLAV, ESV: ref.ESV, HostShutdowns: ref.HostShutdowns}
@@ -334,6 +349,9 @@ func printRun(w io.Writer, o simOutput) error {
 	fmt.Fprintf(tw, "SLAV\t%.5f %%\n", o.SLAV*100)
 	fmt.Fprintf(tw, "ESV\t%.3f x1e-3\n", o.ESV*1000)
 	fmt.Fprintf(tw, "host shutdowns\t%d\n", o.HostShutdowns)
+	if o.Transitions != "" && o.Transitions != "none" {
+		fmt.Fprintf(tw, "transitions\t%s: %d boots, %.2f kWh in standby\n", o.Transitions, o.HostBoots, o.StandbyKWh)
+	}
 	if o.Unplaced > 0 {
 		fmt.Fprintf(tw, "unplaced VMs\t%d\n", o.Unplaced)
 	}
@@ -380,6 +398,7 @@ func runSimCompare(ctx context.Context, f *simFlags, setup sim.Setup, stdout, st
 		if err != nil {
 			return err
 		}
+		day = day.Repeat(f.copies)
 		name := filepath.Base(filepath.Clean(dir))
 		for _, spec := range specs {
 			res, err := sim.Run(ctx, setup, day, spec, sim.Options{Seed: f.seed, Progress: progressBar(stderr, name+" "+spec.String())})
@@ -387,7 +406,7 @@ func runSimCompare(ctx context.Context, f *simFlags, setup sim.Setup, stdout, st
 				return fmt.Errorf("%s, %s: %w", name, spec, err)
 			}
 			var ref *sim.Reference
-			if r, ok := refs.Lookup(name, spec); ok && setup.Mode == sim.ModeCloudSim {
+			if r, ok := refs.Lookup(name, spec); ok && setup.Mode == sim.ModeCloudSim && f.copies == 1 && !setup.Transitions.Enabled {
 				ref = &r
 			}
 			outs = append(outs, toOutput(res, f.seed, ref))

@@ -53,6 +53,14 @@ func TestSimJSONTableAndPlots(t *testing.T) {
 	if _, ok := got["series"]; ok {
 		t.Error("series without --series")
 	}
+	// --copies: the day's VMs twice over.
+	out, err = cli(t, "sim", "--trace", day, "--policy", "lr-mmt", "--hosts", "24", "--copies", "2", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got["vms"] != 32.0 || got["hosts"] != 24.0 {
+		t.Errorf("--copies 2: %v %s", err, out)
+	}
 
 	svg, pngFile := filepath.Join(root, "p.svg"), filepath.Join(root, "p.png")
 	out, err = cli(t, "sim", "--trace", day, "--policy", "ecrae", "--hosts", "12", "--plot", svg)
@@ -223,6 +231,8 @@ func TestSimErrors(t *testing.T) {
 		{[]string{"sim", "--trace", day, "--plot", "x.gif"}, ".svg or .png", true},
 		{[]string{"sim", "--trace", day, "--trace", day}, "without --compare", true},
 		{[]string{"sim", "--trace", day, "--mode", "loose"}, "unknown mode", true},
+		{[]string{"sim", "--trace", day, "--copies", "0"}, "--copies must be in [1, 1000]", true},
+		{[]string{"sim", "--trace", day, "--transitions", "warp"}, "--transitions", true},
 		{[]string{"sim", "--trace", day, "--vm-order", filepath.Join(root, "none.txt")}, "none.txt", false},
 		{[]string{"sim", "--compare", "--trace", day, "--results", filepath.Join(root, "none.md")}, "none.md", false},
 	}

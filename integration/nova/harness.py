@@ -69,6 +69,9 @@ class NovaThreeHostsTestCase(integrated_helpers._IntegratedTestBase):
     ADMIN_API = True
     microversion = '2.93'
     compute_driver = 'fake.FakeDriver'
+    # The fleet: host -> capacity, host -> ISA. A subclass may bring its own.
+    fleet = HOSTS
+    fleet_arch = HOST_ARCH
 
     def _setup_services(self):
         # Nova's stock api-paste.ini (not shipped by python3-nova).
@@ -93,7 +96,7 @@ class NovaThreeHostsTestCase(integrated_helpers._IntegratedTestBase):
 
     def _setup_compute_service(self):
         first = None
-        for host, cap in HOSTS.items():
+        for host, cap in self.fleet.items():
             # The fake driver reads its capacity from class attributes when
             # it is built and on every resource update: patch them while the
             # service starts, then pin them on the instance for later updates.
@@ -101,7 +104,7 @@ class NovaThreeHostsTestCase(integrated_helpers._IntegratedTestBase):
                 svc = self._start_compute(host)
             for k, v in cap.items():
                 setattr(svc.driver, k, v)
-            self._customize_resources(svc.driver, HOST_ARCH[host])
+            self._customize_resources(svc.driver, self.fleet_arch[host])
             first = first or svc
         # Refresh the compute nodes with the capacities and cpu_info above.
         self._run_periodics()

@@ -9,6 +9,7 @@ import shimtest  # noqa: E402  (puts nova-shim/ on sys.path, registers objects)
 
 import nova.conf  # noqa: E402
 
+from ecrae_nova import client  # noqa: E402
 from ecrae_nova import scheduler  # noqa: E402
 
 CONF = nova.conf.CONF
@@ -39,12 +40,17 @@ def fresh_warning():
 def fake_service(ecrae_conf):
     """A recording stand-in for the Go service; [ecrae] endpoint points at
     it, with a deadline generous enough for a loaded CI machine."""
+    # A fresh channel per test: a port is reused across tests, and a channel
+    # cached for it from an earlier, stopped server may be in backoff (the
+    # call then fails fast as UNAVAILABLE, as seen on a loaded CI machine).
+    client.close_channels()
     servicer = shimtest.FakePlacement()
     server, port = shimtest.start_fake_server(servicer)
     ecrae_conf(endpoint='127.0.0.1:%d' % port, timeout=5.0)
     servicer.port = port
     yield servicer
     server.stop(0)
+    client.close_channels()
 
 
 @pytest.fixture

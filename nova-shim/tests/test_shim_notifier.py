@@ -313,6 +313,10 @@ def test_forked_child_gets_its_own_sender(nats, drivers):
     drv = drivers(make_driver(server.port))   # created before the fork
     drv.notify({}, message(n=1), 'INFO', None)
     assert sub.next()[1]['message_id'] == 'id-1'
+    # The subscriber may see id-1 before the sender thread has counted it:
+    # flush waits for that, so the child inherits published == 1 (without
+    # it the child counted 1 of 2 and failed, seen on a loaded machine).
+    assert drv.flush(10) and drv.published == 1
     parent_thread = drv.publisher._thread
     pid = os.fork()
     if pid == 0:   # child: the parent's sender thread does not exist here

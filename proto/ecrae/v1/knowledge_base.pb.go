@@ -437,6 +437,9 @@ type Host struct {
 	Rack          string                 `protobuf:"bytes,3,opt,name=rack,proto3" json:"rack,omitempty"`
 	PowerCapWatts float64                `protobuf:"fixed64,4,opt,name=power_cap_watts,json=powerCapWatts,proto3" json:"power_cap_watts,omitempty"`
 	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	// Power endpoint: ipmi://ADDR:PORT, redfish://ADDR/Systems/ID or
+	// ironic://NODE_UUID; never credentials.
+	Power         string `protobuf:"bytes,6,opt,name=power,proto3" json:"power,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -502,6 +505,13 @@ func (x *Host) GetPowerCapWatts() float64 {
 func (x *Host) GetNote() string {
 	if x != nil {
 		return x.Note
+	}
+	return ""
+}
+
+func (x *Host) GetPower() string {
+	if x != nil {
+		return x.Power
 	}
 	return ""
 }
@@ -3026,13 +3036,14 @@ const file_ecrae_v1_knowledge_base_proto_rawDesc = "" +
 	"\x04year\x18\r \x01(\x05R\x04year\x12\x16\n" +
 	"\x06source\x18\x0e \x01(\tR\x06source\x12\x1a\n" +
 	"\bestimate\x18\x0f \x01(\bR\bestimate\x12\x12\n" +
-	"\x04note\x18\x10 \x01(\tR\x04note\"\x8e\x01\n" +
+	"\x04note\x18\x10 \x01(\tR\x04note\"\xa4\x01\n" +
 	"\x04Host\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\farchitecture\x18\x02 \x01(\tR\farchitecture\x12\x12\n" +
 	"\x04rack\x18\x03 \x01(\tR\x04rack\x12&\n" +
 	"\x0fpower_cap_watts\x18\x04 \x01(\x01R\rpowerCapWatts\x12\x12\n" +
-	"\x04note\x18\x05 \x01(\tR\x04note\"\x11\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\x12\x14\n" +
+	"\x05power\x18\x06 \x01(\tR\x05power\"\x11\n" +
 	"\x0fListTagsRequest\"5\n" +
 	"\x10ListTagsResponse\x12!\n" +
 	"\x04tags\x18\x01 \x03(\v2\r.ecrae.v1.TagR\x04tags\"#\n" +

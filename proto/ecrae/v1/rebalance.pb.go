@@ -1250,9 +1250,18 @@ type Plan struct {
 	AbortRequested bool `protobuf:"varint,31,opt,name=abort_requested,json=abortRequested,proto3" json:"abort_requested,omitempty"`
 	// The instances that cannot move, counted by reason, with a few of
 	// them named (fixed lists each one only in plans stored before this).
-	FixedGroups   []*FixedGroup `protobuf:"bytes,32,rep,name=fixed_groups,json=fixedGroups,proto3" json:"fixed_groups,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FixedGroups []*FixedGroup `protobuf:"bytes,32,rep,name=fixed_groups,json=fixedGroups,proto3" json:"fixed_groups,omitempty"`
+	// Repair before saving. Hosts over a capacity (after allocation ratios)
+	// or busy past a tag's utilisation ceiling before the plan and not after:
+	// the plan offloads them even when that costs power.
+	RepairedHosts []string `protobuf:"bytes,40,rep,name=repaired_hosts,json=repairedHosts,proto3" json:"repaired_hosts,omitempty"`
+	// Hosts still overloaded after the plan, and why: a proof from the lower
+	// bounds that no valid placement exists, or that none was found within
+	// the budget. The plan still reduces the overload where it can.
+	OverloadedHosts  []string `protobuf:"bytes,41,rep,name=overloaded_hosts,json=overloadedHosts,proto3" json:"overloaded_hosts,omitempty"`
+	InfeasibleReason string   `protobuf:"bytes,42,opt,name=infeasible_reason,json=infeasibleReason,proto3" json:"infeasible_reason,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Plan) Reset() {
@@ -1507,6 +1516,27 @@ func (x *Plan) GetFixedGroups() []*FixedGroup {
 		return x.FixedGroups
 	}
 	return nil
+}
+
+func (x *Plan) GetRepairedHosts() []string {
+	if x != nil {
+		return x.RepairedHosts
+	}
+	return nil
+}
+
+func (x *Plan) GetOverloadedHosts() []string {
+	if x != nil {
+		return x.OverloadedHosts
+	}
+	return nil
+}
+
+func (x *Plan) GetInfeasibleReason() string {
+	if x != nil {
+		return x.InfeasibleReason
+	}
+	return ""
 }
 
 // FixedGroup counts the instances that cannot move for one reason.
@@ -2146,7 +2176,8 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\rFixedInstance\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xfd\t\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xfc\n" +
+	"\n" +
 	"\x04Plan\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x14.ecrae.v1.PlanStatusR\x06status\x12\x16\n" +
@@ -2189,7 +2220,10 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x1e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12'\n" +
 	"\x0fabort_requested\x18\x1f \x01(\bR\x0eabortRequested\x127\n" +
-	"\ffixed_groups\x18  \x03(\v2\x14.ecrae.v1.FixedGroupR\vfixedGroups\"l\n" +
+	"\ffixed_groups\x18  \x03(\v2\x14.ecrae.v1.FixedGroupR\vfixedGroups\x12%\n" +
+	"\x0erepaired_hosts\x18( \x03(\tR\rrepairedHosts\x12)\n" +
+	"\x10overloaded_hosts\x18) \x03(\tR\x0foverloadedHosts\x12+\n" +
+	"\x11infeasible_reason\x18* \x01(\tR\x10infeasibleReason\"l\n" +
 	"\n" +
 	"FixedGroup\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +

@@ -1,0 +1,226 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Transitions are what CloudSim leaves out and a real data center pays
+// (issue 12): a host that is off takes Boot seconds at its peak power to
+// come back, and nothing can start on it meanwhile; one that is emptied
+// takes Shutdown seconds at its idle power to go off; an off host draws
+// Standby watts (its BMC, fans at rest). A host that is on draws its
+// power at its utilisation, idle power when empty, instead of CloudSim's
+// nothing. Zero value: CloudSim's instant, free on and off.
+type Transitions struct {
+	Enabled        bool
+	Boot, Shutdown float64 // seconds
+	StandbyW       float64 // watts
+}
+
+// RealisticTransitions are the defaults of --transitions realistic: five
+// minutes to boot a server (firmware, memory training, OS), 30 s to shut
+// it down, 10 W for the BMC of an off server.
+func RealisticTransitions() Transitions {
+	return Transitions{Enabled: true, Boot: 300, Shutdown: 30, StandbyW: 10}
+}
+
+// ParseTransitions reads "none", "realistic" or
+// "realistic:boot=300,shutdown=30,standby=10" (seconds, seconds, watts).
+func ParseTransitions(s string) (Transitions, error) {
+	name, opts, _ := strings.Cut(strings.TrimSpace(s), ":")
+	switch name {
+	case "none", "":
+		if opts != "" {
+			return Transitions{}, fmt.Errorf("%w: transitions none takes no options", ErrSetup)
+		}
+		return Transitions{}, nil
+	case "realistic":
+	default:
+		return Transitions{}, fmt.Errorf("%w: transitions %q: want none or realistic[:boot=S,shutdown=S,standby=W]", ErrSetup, shorten(name))
+	}
+	t := RealisticTransitions()
+	if opts == "" {
+		return t, nil
+	}
+	for _, kv := range strings.Split(opts, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		f, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil || !(f >= 0) || math.IsInf(f, 0) {
+			return Transitions{}, fmt.Errorf("%w: transitions: %q: want KEY=NUMBER >= 0", ErrSetup, shorten(kv))
+		}
+		switch k {
+		case "boot":
+			t.Boot = f
+		case "shutdown":
+			t.Shutdown = f
+		case "standby":
+			t.StandbyW = f
+		default:
+			return Transitions{}, fmt.Errorf("%w: transitions: unknown option %q (known: boot, shutdown, standby)", ErrSetup, shorten(k))
+		}
+	}
+	return t, nil
+}
+
+func (t Transitions) String() string {
+	if !t.Enabled {
+		return "none"
+	}
+	return fmt.Sprintf("realistic:boot=%g,shutdown=%g,standby=%g", t.Boot, t.Shutdown, t.StandbyW)
+}
+
+// Power states of a host under transitions.
+const (
+	powerOn uint8 = iota
+	powerOff
+	powerBooting
+	powerShutting
+)
+
+// hostEnergy is host h's energy over [t0, t1] under transitions, in J, and
+// the part drawn in standby. The host's state may end (booted, gone off)
+// once inside the interval; the engine moves it on afterwards (advance).
+func (e *engine) hostEnergy(h int, t0, t1 float64) (j, standby float64) {
+	hs := &e.hosts[h]
+	tr := &e.s.Transitions
+	idle := hs.curve.Watts(0)
+	split := min(max(hs.until, t0), t1)
+	switch hs.pstate {
+	case powerBooting:
+		return hs.curve.Watts(1)*(split-t0) + idle*(t1-split), 0
+	case powerShutting:
+		return idle*(split-t0) + tr.StandbyW*(t1-split), tr.StandbyW * (t1 - split)
+	case powerOff:
+		return tr.StandbyW * (t1 - t0), tr.StandbyW * (t1 - t0)
+	}
+	pf := hs.curve.Watts(cpuUtil(hs.prevUtil, hs.total))
+	pt := hs.curve.Watts(cpuUtil(hs.util, hs.total))
+	return (pf + (pt-pf)/2) * (t1 - t0), 0
+}
+
+// powerNow is host h's power under transitions at an update (the series).
+func (e *engine) powerNow(h int) float64 {
+	hs := &e.hosts[h]
+	switch hs.pstate {
+	case powerBooting:
+		return hs.curve.Watts(1)
+	case powerShutting:
+		return hs.curve.Watts(0)
+	case powerOff:
+		return e.s.Transitions.StandbyW
+	}
+	return hs.curve.Watts(min(cpuUtil(hs.util, hs.total), 1))
+}
+
+// advance ends the boots and shutdowns due by t.
+func (e *engine) advance(t float64) {
+	for h := range e.hosts {
+		hs := &e.hosts[h]
+		if hs.until > t {
+			continue
+		}
+		switch hs.pstate {
+		case powerBooting:
+			hs.pstate = powerOn
+		case powerShutting:
+			hs.pstate = powerOff
+		}
+	}
+}
+
+// wake starts booting host h at t if it is off or going off.
+func (e *engine) wake(h int, t float64) {
+	hs := &e.hosts[h]
+	if hs.pstate == powerOff || hs.pstate == powerShutting {
+		hs.pstate, hs.until = powerBooting, t+e.s.Transitions.Boot
+		e.boots++
+	}
+}
+
+// placeable: a VM may start on h now (not off, booting or going off).
+func (e *engine) placeable(h int) bool {
+	return !e.s.Transitions.Enabled || e.hosts[h].pstate == powerOn
+}
+
+// powerer is a policy that decides which empty hosts go off and which
+// wake (ECRAE's headroom); other policies switch off every host emptied.
+type powerer interface {
+	power(e *engine, t float64, empty []int) (off, wake []int)
+}
+
+// powerStep runs after a step's plan has started: the hosts that are on and
+// empty, and that no wave of the plan still targets, go off (as the policy
+// says), and the hosts the policy wants awake boot.
+func (e *engine) powerStep(pol policy, t float64) {
+	if !e.s.Transitions.Enabled || e.npa {
+		return
+	}
+	target := make(map[int]bool)
+	for _, w := range e.waves {
+		for _, m := range w {
+			target[m.to] = true
+		}
+	}
+	var empty []int
+	for h := range e.hosts {
+		hs := &e.hosts[h]
+		if hs.pstate == powerOn && len(hs.vms) == 0 && !target[h] {
+			empty = append(empty, h)
+		}
+	}
+	off, wake := empty, []int(nil)
+	if p, ok := pol.(powerer); ok {
+		off, wake = p.power(e, t, empty)
+	}
+	for _, h := range off {
+		e.hosts[h].pstate, e.hosts[h].until = powerShutting, t+e.s.Transitions.Shutdown
+	}
+	for _, h := range wake {
+		e.wake(h, t)
+	}
+}
+
+// Headroom is the service's --power-headroom rule (power/ on branch
+// h-power has the same semantics over the live view): per architecture
+// (ISA), the powered-on hosts keep at least Hosts empty hosts and a share
+// VCPUShare of their capacity free. Here a "vCPU" is one MIPS (as in the
+// ecrae policy) and free means not asked for at the last update, since the
+// simulator's hosts take any number of VMs by their nominal size.
+type Headroom struct {
+	Hosts     int
+	VCPUShare float64
+}
+
+// Spare is the spare capacity of one architecture's powered-on hosts.
+type Spare struct {
+	EmptyHosts       int
+	FreeVCPUs, VCPUs float64
+}
+
+// Meets reports whether s keeps the headroom.
+func (h Headroom) Meets(s Spare) bool {
+	share := 0.0
+	if s.VCPUs > 0 {
+		share = s.FreeVCPUs / s.VCPUs
+	}
+	return s.EmptyHosts >= h.Hosts && share >= h.VCPUShare
+}
+
+// Without is s less one empty host of vcpus (the one about to go off).
+func (s Spare) Without(vcpus float64) Spare {
+	s.EmptyHosts--
+	s.FreeVCPUs -= vcpus
+	s.VCPUs -= vcpus
+	return s
+}
+
+// With is s plus one empty host of vcpus (one woken).
+func (s Spare) With(vcpus float64) Spare {
+	s.EmptyHosts++
+	s.FreeVCPUs += vcpus
+	s.VCPUs += vcpus
+	return s
+}

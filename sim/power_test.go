@@ -1,0 +1,192 @@
+package sim
+
+import (
+	"strings"
+	"testing"
+)
+
+func transitionsSetup(n int) Setup {
+	s := tinySetup(n)
+	s.Transitions = Transitions{Enabled: true, Boot: 300, Shutdown: 30, StandbyW: 10}
+	return s
+}
+
+// One VM at 50 % on host 0 all day, DVFS (no migration), 3 hosts. Updates
+// at 300, 600, ..., 86100 s. Without transitions host 0 counts from the
+// first update (286 × 300 s at P(0.5) = 150 W) and the empty hosts nothing.
+// With them host 0 is on from time 0 ((P(0) + P(0.5)) / 2 = 125 W over the
+// first 300 s) and hosts 1 and 2 are off all day at 10 W.
+func TestTransitionsStandby(t *testing.T) {
+	day := genDay(1, constant(50))
+	plain := mustRunSpec(t, tinySetup(3), day, "dvfs")
+	if want := 286 * 300 * 150.0; !near(plain.EnergyKWh, want/3.6e6) || plain.StandbyKWh != 0 || plain.HostBoots != 0 {
+		t.Errorf("no transitions: %.6f kWh, standby %g, boots %d; want %.6f, 0, 0", plain.EnergyKWh, plain.StandbyKWh, plain.HostBoots, want/3.6e6)
+	}
+	r := mustRunSpec(t, transitionsSetup(3), day, "dvfs")
+	standby := 2 * 10 * 86100.0
+	want := 125*300 + 286*300*150.0 + standby
+	if !near(r.EnergyKWh, want/3.6e6) || !near(r.StandbyKWh, standby/3.6e6) || r.HostBoots != 0 {
+		t.Errorf("transitions: %.6f kWh, standby %.6f, boots %d; want %.6f, %.6f, 0", r.EnergyKWh, r.StandbyKWh, r.HostBoots, want/3.6e6, standby/3.6e6)
+	}
+	// The series: host 0 at P(0.5), the two others in standby.
+	if got := r.Series[5].PowerW; got != 150+2*10 {
+		t.Errorf("power at step 6: %g W, want 170", got)
+	}
+	if r.Transitions != "realistic:boot=300,shutdown=30,standby=10" || plain.Transitions != "none" {
+		t.Errorf("transitions %q and %q", r.Transitions, plain.Transitions)
+	}
+}
+
+// A move to a host that is off does not start: the host boots (300 s at
+// P(1) = 200 W). Scripted: at 300 s VM 0 is sent to host 1 (off), at 600 s
+// nothing is asked, so host 1, booted and empty, shuts down (30 s at 100 W)
+// and is off again. Host 1: 300 s standby, 300 s booting, 30 s shutting
+// down, then standby until 86100 s. Host 0 as in TestTransitionsStandby.
+func TestTransitionsBootDropsMove(t *testing.T) {
+	pol := &scripted{start: []int{0}, steps: map[int][]move{1: {{vm: 0, to: 1}}}}
+	r := mustRun(t, transitionsSetup(2), genDay(1, constant(50)), pol)
+	if r.Migrations != 0 || r.HostBoots != 1 {
+		t.Fatalf("%d migrations, %d boots; want 0, 1", r.Migrations, r.HostBoots)
+	}
+	standby := 10 * (300 + 270 + (86100 - 900.0))
+	host1 := 300*200 + 30*100 + standby
+	host0 := 125*300 + 286*300*150.0
+	if !near(r.EnergyKWh, (host0+host1)/3.6e6) || !near(r.StandbyKWh, standby/3.6e6) {
+		t.Errorf("%.6f kWh (standby %.6f), want %.6f (%.6f)", r.EnergyKWh, r.StandbyKWh, (host0+host1)/3.6e6, standby/3.6e6)
+	}
+	// Asked again once it is up (600 s), the move runs.
+	pol = &scripted{start: []int{0}, steps: map[int][]move{1: {{vm: 0, to: 1}}, 2: {{vm: 0, to: 1}}}}
+	r = mustRun(t, transitionsSetup(2), genDay(1, constant(50)), pol)
+	if r.Migrations != 1 || r.HostBoots != 1 {
+		t.Fatalf("%d migrations, %d boots; want 1, 1", r.Migrations, r.HostBoots)
+	}
+}
+
+// The headroom rule, as the service's --power-headroom: empty powered-on
+// hosts and the free share of the powered-on capacity, per architecture.
+func TestHeadroomMeets(t *testing.T) {
+	h := Headroom{Hosts: 2, VCPUShare: 0.1}
+	tests := []struct {
+		name string
+		s    Spare
+		want bool
+	}{
+		{"two empty, 25 % free", Spare{EmptyHosts: 2, FreeVCPUs: 2500, VCPUs: 10000}, true},
+		{"one empty", Spare{EmptyHosts: 1, FreeVCPUs: 5000, VCPUs: 10000}, false},
+		{"9 % free", Spare{EmptyHosts: 3, FreeVCPUs: 900, VCPUs: 10000}, false},
+		{"exactly 10 %", Spare{EmptyHosts: 2, FreeVCPUs: 1000, VCPUs: 10000}, true},
+		{"nothing on", Spare{}, false},
+	}
+	for _, tc := range tests {
+		if got := h.Meets(tc.s); got != tc.want {
+			t.Errorf("%s: Meets = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// 3 empty of 4 hosts of 1000: 3500 free of 4000; less one: 2 empty,
+	// 2500 of 3000 (83 %).
+	if s := (Spare{EmptyHosts: 3, FreeVCPUs: 3500, VCPUs: 4000}).Without(1000); s != (Spare{EmptyHosts: 2, FreeVCPUs: 2500, VCPUs: 3000}) {
+		t.Errorf("Without: %+v", s)
+	}
+	if s := (Spare{}).With(1000); s != (Spare{EmptyHosts: 1, FreeVCPUs: 1000, VCPUs: 1000}) {
+		t.Errorf("With: %+v", s)
+	}
+}
+
+// ECRAE under transitions powers the emptied hosts off down to its
+// headroom (2 empty hosts), never one that holds a VM, and wakes hosts when
+// the headroom is short. 6 hosts, 2 VMs: host 0 and 1 busy (PABFD-like
+// start), hosts 2..5 empty.
+func TestEcraeHeadroom(t *testing.T) {
+	s := transitionsSetup(6)
+	spec, err := ParsePolicy("ecrae")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := spec.build(&s, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(&s, genDay(2, constant(60)))
+	if err := pol.init(e); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		e.vms[i].req = 600
+		e.create(i, int32(i))
+	}
+	off, wake := pol.(powerer).power(e, 300, []int{2, 3, 4, 5})
+	if len(off) != 2 || off[0] != 5 || off[1] != 4 || len(wake) != 0 {
+		t.Errorf("off %v, wake %v; want [5 4], none", off, wake)
+	}
+	// All but the busy hosts off: two wake, the first in host order.
+	for h := 2; h < 6; h++ {
+		e.hosts[h].pstate = powerOff
+	}
+	off, wake = pol.(powerer).power(e, 300, nil)
+	if len(off) != 0 || len(wake) != 2 || wake[0] != 2 || wake[1] != 3 {
+		t.Errorf("off %v, wake %v; want none, [2 3]", off, wake)
+	}
+}
+
+func TestParseTransitions(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{"none", "none", ""},
+		{"realistic", "realistic:boot=300,shutdown=30,standby=10", ""},
+		{"realistic:boot=600,standby=5", "realistic:boot=600,shutdown=30,standby=5", ""},
+		{"fast", "", `transitions "fast"`},
+		{"realistic:boot=-1", "", `"boot=-1"`},
+		{"realistic:watts=3", "", `unknown option "watts"`},
+		{"none:boot=1", "", "takes no options"},
+	}
+	for _, tc := range tests {
+		got, err := ParseTransitions(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got.String() != tc.want {
+			t.Errorf("%q: %v, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseTransitions(f *testing.F) {
+	for _, s := range []string{"none", "realistic", "realistic:boot=1e3,shutdown=0,standby=7.5", "realistic:x", "realistic:boot=NaN"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tr, err := ParseTransitions(s)
+		if err != nil {
+			if len(err.Error()) > 300 {
+				t.Fatalf("error of %d bytes", len(err.Error()))
+			}
+			return
+		}
+		back, err := ParseTransitions(tr.String())
+		if err != nil || back != tr {
+			t.Fatalf("%q: %+v does not read back (%+v, %v)", s, tr, back, err)
+		}
+		if tr.Enabled && !(tr.Boot >= 0 && tr.Shutdown >= 0 && tr.StandbyW >= 0) {
+			t.Fatalf("%q: %+v", s, tr)
+		}
+	})
+}
+
+// Every migrating policy under transitions on a random day: no VM is ever
+// on a host that is not on (checked at every step), hosts do boot, and the
+// standby is part of the energy.
+func TestTransitionsInvariants(t *testing.T) {
+	for _, name := range []string{"thr-mmt", "lr-mmt", "ecrae"} {
+		s := CloudSimSetup()
+		s.RoundRobinHosts(40)
+		s.Transitions = RealisticTransitions()
+		r := mustRunSpec(t, s, walkDay(56, 3), name)
+		if r.HostBoots == 0 || r.Migrations == 0 || !(r.StandbyKWh > 0 && r.StandbyKWh < r.EnergyKWh) {
+			t.Errorf("%s: %d boots, %d migrations, standby %g of %g kWh", name, r.HostBoots, r.Migrations, r.StandbyKWh, r.EnergyKWh)
+		}
+	}
+}
