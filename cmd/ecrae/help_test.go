@@ -21,7 +21,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		{"kb", "host", "delete"}, {"kb", "calibrate"}, {"kb", "flavors"}, {"kb", "flavors", "sync"}, {"score"}, {"place"}, {"hosts"}, {"pack"}, {"sim"},
 		{"rebalance"}, {"rebalance", "plan"}, {"rebalance", "execute"}, {"rebalance", "show"}, {"rebalance", "list"},
 		{"rebalance", "cancel"}, {"rebalance", "abort"}, {"tosca"}, {"tosca", "resolve"}, {"tosca", "hot"},
-		{"tosca", "deploy"}, {"audit"},
+		{"tosca", "deploy"}, {"audit"}, {"power"}, {"power", "status"}, {"power", "on"}, {"power", "off"}, {"power", "history"},
 	}
 	for _, c := range cmds {
 		for _, h := range []string{"-h", "--help"} {
