@@ -11,8 +11,9 @@ PY := /usr/bin/python3
 build:
 	$(GO) build -o bin/ecrae ./cmd/ecrae
 
+# make run ARGS="--log-level debug --config ecrae.yaml"
 run: build
-	./bin/ecrae serve
+	./bin/ecrae serve $(ARGS)
 
 # Installs what the tests need (Debian packages, idempotent, as root), then runs every test.
 test: deps build test-go test-python

@@ -27,6 +27,12 @@ func FuzzParseYAML(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		kb, err := ParseYAML("fuzz.yaml", data)
+		// CheckYAML (kb validate) agrees with ParseYAML (kb import
+		// --replace): no error exactly when it accepts.
+		all := CheckYAML("fuzz.yaml", data, nil)
+		if (err == nil) != (len(all) == 0) {
+			t.Fatalf("ParseYAML: %v; CheckYAML: %v", err, all)
+		}
 		if err != nil {
 			var verr *ValidationError
 			if !errors.As(err, &verr) {

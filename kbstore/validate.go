@@ -1,6 +1,7 @@
 package kbstore
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -116,12 +117,29 @@ func focusPaths(focusKind, focusName string) pathFunc {
 // validate does the work of Validate; paths decides how entities are named
 // in ValidationError.Field.
 func validate(kb *KB, paths pathFunc) *ValidationError {
+	if errs := validateAll(kb, paths, 1); len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// validateAll checks every entity and returns up to max errors (max <= 0:
+// all), one per entity at most: an entity's first problem hides the rest
+// of that entity, not the other entities.
+func validateAll(kb *KB, paths pathFunc, max int) []*ValidationError {
 	if kb == nil {
-		return &ValidationError{Msg: "no knowledge base"}
+		return []*ValidationError{{Msg: "no knowledge base"}}
+	}
+	var errs []*ValidationError
+	full := func() bool { return max > 0 && len(errs) >= max }
+	report := func(err *ValidationError) {
+		if err != nil && !full() {
+			errs = append(errs, err)
+		}
 	}
 	if kb.SchemaVersion != 0 && kb.SchemaVersion != CurrentSchemaVersion {
-		return fail("schema_version", "unsupported schema version %d (this binary reads %d; 0 or absent means %d)",
-			kb.SchemaVersion, CurrentSchemaVersion, CurrentSchemaVersion)
+		report(fail("schema_version", "unsupported schema version %d (this binary reads %d; 0 or absent means %d)",
+			kb.SchemaVersion, CurrentSchemaVersion, CurrentSchemaVersion))
 	}
 	// Name sets first: tags and flavors refer to each other.
 	archs := make(map[string]*Architecture, len(kb.Architectures))
@@ -137,47 +155,27 @@ func validate(kb *KB, paths pathFunc) *ValidationError {
 	for i := range kb.Architectures {
 		a := &kb.Architectures[i]
 		p := paths("architecture", i, a.Name)
-		if err := checkName(p, "architecture", a.Name, i, seen, paths); err != nil {
-			return err
-		}
-		if err := checkArchitecture(p, a); err != nil {
-			return err
-		}
+		report(cmp.Or(checkName(p, "architecture", a.Name, i, seen, paths), checkArchitecture(p, a)))
 	}
 	clear(seen)
 	for i := range kb.Tags {
 		t := &kb.Tags[i]
 		p := paths("tag", i, t.Name)
-		if err := checkName(p, "tag", t.Name, i, seen, paths); err != nil {
-			return err
-		}
-		if err := checkTag(p, t, archs, flavors); err != nil {
-			return err
-		}
+		report(cmp.Or(checkName(p, "tag", t.Name, i, seen, paths), checkTag(p, t, archs, flavors)))
 	}
 	clear(seen)
 	for i := range kb.Flavors {
 		f := &kb.Flavors[i]
 		p := paths("flavor", i, f.Name)
-		if err := checkName(p, "flavor", f.Name, i, seen, paths); err != nil {
-			return err
-		}
-		if err := checkFlavor(p, f, tags); err != nil {
-			return err
-		}
+		report(cmp.Or(checkName(p, "flavor", f.Name, i, seen, paths), checkFlavor(p, f, tags)))
 	}
 	clear(seen)
 	for i := range kb.Hosts {
 		h := &kb.Hosts[i]
 		p := paths("host", i, h.Name)
-		if err := checkName(p, "host", h.Name, i, seen, paths); err != nil {
-			return err
-		}
-		if err := checkHost(p, h, archs); err != nil {
-			return err
-		}
+		report(cmp.Or(checkName(p, "host", h.Name, i, seen, paths), checkHost(p, h, archs)))
 	}
-	return nil
+	return errs
 }
 
 func nameSet[T any](items []T, name func(*T) string) map[string]bool {
@@ -367,14 +365,14 @@ func checkCandidate(cf string, c *Candidate, archs map[string]*Architecture, fla
 	if c.Architecture != "" {
 		a, ok := archs[c.Architecture]
 		if !ok {
-			return fail(join(cf, "architecture"), "architecture %s does not exist", quote.Value(c.Architecture))
+			return fail(join(cf, "architecture"), "architecture %s does not exist%s", quote.Value(c.Architecture), didYouMean(c.Architecture, archs))
 		}
 		if c.ISA != "" && c.ISA != a.ISA {
 			return fail(join(cf, "isa"), "%s contradicts architecture %s, whose isa is %s", quote.Value(c.ISA), quote.Value(a.Name), quote.Value(a.ISA))
 		}
 	}
 	if c.Flavor != "" && !flavors[c.Flavor] {
-		return fail(join(cf, "flavor"), "flavor %s does not exist", quote.Value(c.Flavor))
+		return fail(join(cf, "flavor"), "flavor %s does not exist%s", quote.Value(c.Flavor), didYouMean(c.Flavor, flavors))
 	}
 	pf := join(cf, "performance_factor")
 	if err := checkNonNeg(pf, c.PerformanceFactor); err != nil {
@@ -410,7 +408,7 @@ func checkFlavor(p string, f *Flavor, tags map[string]bool) *ValidationError {
 			return fail(idx(tp, i), "must not be empty")
 		}
 		if !tags[t] {
-			return fail(idx(tp, i), "tag %s does not exist", quote.Value(t))
+			return fail(idx(tp, i), "tag %s does not exist%s", quote.Value(t), didYouMean(t, tags))
 		}
 		if j := slices.Index(f.Tags, t); j < i {
 			return fail(idx(tp, i), "duplicates %s", idx(tp, j))
@@ -425,7 +423,7 @@ func checkHost(p string, h *Host, archs map[string]*Architecture) *ValidationErr
 		return fail(af, "must name an architecture")
 	}
 	if _, ok := archs[h.Architecture]; !ok {
-		return fail(af, "architecture %s does not exist", quote.Value(h.Architecture))
+		return fail(af, "architecture %s does not exist%s", quote.Value(h.Architecture), didYouMean(h.Architecture, archs))
 	}
 	if err := checkNonNeg(join(p, "power_cap_watts"), h.PowerCapWatts); err != nil {
 		return err

@@ -3,6 +3,7 @@ package kbstore
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -344,5 +345,52 @@ func TestValidationErrorFormat(t *testing.T) {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("%+v.Error() = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// CheckYAML reports every invalid entity, with a suggestion for a
+// misspelt reference, where ParseYAML stops at the first.
+func TestCheckYAMLEveryError(t *testing.T) {
+	doc := `
+architectures:
+  - {name: a1, isa: x86_64, cpu: c, sockets: 1, cores: 2, threads: 4, core_mhz: 2000, memory_mb: 1024, disk_gb: 10,
+     power_watts: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]}
+tags:
+  - {name: web, candidates: [{architecture: a11, performance_factor: 1}]}
+flavors:
+  - {name: small, vcpus: 1, memory_mb: 512, tags: [webb]}
+hosts:
+  - {name: h1, architecture: a1x}
+  - {name: h2, architecture: a1}
+`
+	errs := CheckYAML("kb.yaml", []byte(doc), nil)
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`kb.yaml:6: tags[0].candidates[0].architecture: architecture "a11" does not exist (did you mean "a1"?)`,
+		`kb.yaml:8: flavors[0].tags[0]: tag "webb" does not exist (did you mean "web"?)`,
+		`kb.yaml:10: hosts[0].architecture: architecture "a1x" does not exist (did you mean "a1"?)`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, err := ParseYAML("kb.yaml", []byte(doc)); err == nil || err.Error() != want[0] {
+		t.Errorf("ParseYAML: %v, want the first of them", err)
+	}
+}
+
+// Entries that do not decode are each reported, a misspelt field with a
+// suggestion.
+func TestCheckYAMLEveryDecodeError(t *testing.T) {
+	doc := "hosts:\n  - {name: h1, architecure: a1}\n  - {name: h2, architecture: a1}\n  - {name: h3, power_cap_watts: lots}\n"
+	var got []string
+	for _, e := range CheckYAML("kb.yaml", []byte(doc), nil) {
+		got = append(got, e.Error())
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], `kb.yaml:2: hosts[0].architecure: unknown field "architecure" (did you mean "architecture"?`) ||
+		!strings.HasPrefix(got[1], "kb.yaml:4: hosts[2].power_cap_watts: expected a number") {
+		t.Errorf("got\n%s", strings.Join(got, "\n"))
 	}
 }

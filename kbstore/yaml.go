@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/ecrae/ecrae/internal/quote"
+	"github.com/ecrae/ecrae/internal/suggest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -153,6 +154,10 @@ type decoder struct {
 	// a huge one ("billion laughs"). Recursion depth needs no bound: it
 	// follows the Go types, which are not recursive.
 	budget int
+	// collect, when set, keeps decoding the other items of a list after
+	// one fails, gathering every item's first error in errs (CheckYAML).
+	collect bool
+	errs    []*ValidationError
 }
 
 func (d *decoder) errAt(n *yaml.Node, field, format string, args ...any) *ValidationError {
@@ -185,10 +190,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, field string) *Validatio
 			return nil
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		failed := false
 		for i, item := range n.Content {
 			if err := d.decode(item, s.Index(i), idx(field, i)); err != nil {
-				return err
+				if !d.collect || d.budget < 0 {
+					return err
+				}
+				d.errs, failed = append(d.errs, err), true
 			}
+		}
+		if failed {
+			return nil // reported in d.errs; the list is incomplete
 		}
 		v.Set(s)
 		return nil
@@ -240,7 +252,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, field string) *Val
 			for j, yf := range fields {
 				names[j] = yf.name
 			}
-			return d.errAt(k, f, "unknown field %s (known: %s)", quote.Value(key), strings.Join(names, ", "))
+			return d.errAt(k, f, "unknown field %s%s (known: %s)", quote.Value(key), suggest.DidYouMean(key, names), strings.Join(names, ", "))
 		}
 		if err := d.decode(val, v.Field(fields[fi].index), f); err != nil {
 			return err
@@ -541,4 +553,37 @@ func formatFloat(f float64) string {
 		return strconv.FormatFloat(f, 'g', -1, 64)
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+// CheckYAML validates a KB document like ParseYAML (base nil) or
+// ParseYAMLMerge (base the KB it merges into) but reports every invalid
+// entity, not just the first, each with file, line and field. Entries that
+// do not decode (an unknown field, a wrong type) are each reported, and
+// then the references are not checked; YAML that does not parse is one
+// error.
+func CheckYAML(file string, data []byte, base *KB) []*ValidationError {
+	root, verr := parseDocument(file, data)
+	if verr != nil {
+		return []*ValidationError{verr}
+	}
+	d := &decoder{file: file, budget: 10*countNodes(root) + 1000, collect: true}
+	var kb KB
+	if verr := d.decode(root, reflect.ValueOf(&kb).Elem(), ""); verr != nil {
+		return append(d.errs, verr)
+	}
+	if len(d.errs) > 0 {
+		// Entries that did not decode: their references cannot be checked.
+		return d.errs
+	}
+	var errs []*ValidationError
+	if base == nil {
+		errs = validateAll(&kb, indexPaths, 0)
+	} else {
+		errs = validateAll(merge(base, &kb), filePaths(&kb), 0)
+	}
+	for _, e := range errs {
+		e.File = file
+		e.Line = lineOf(root, e.Field)
+	}
+	return errs
 }

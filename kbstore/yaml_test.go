@@ -36,7 +36,7 @@ func parseCases() []parseCase {
 			// Strict: a typo must not be silently ignored.
 			name: "unknown field",
 			yaml: "schema_version: 1\narchitectures:\n" + archYAML + "    cpus: 4\n",
-			want: `kb.yaml:9: architectures[0].cpus: unknown field "cpus" (known: name, isa, cpu, sockets, cores, threads, core_mhz, memory_mb, disk_gb, power_watts, ssj_ops_100, ssj_ops_per_watt, year, source, estimate, note)`,
+			want: `kb.yaml:9: architectures[0].cpus: unknown field "cpus" (did you mean "cpu"?) (known: name, isa, cpu, sockets, cores, threads, core_mhz, memory_mb, disk_gb, power_watts, ssj_ops_100, ssj_ops_per_watt, year, source, estimate, note)`,
 		},
 		{
 			// Top-level keys are checked too.

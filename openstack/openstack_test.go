@@ -144,11 +144,23 @@ func TestSyncerCountsDriftAndRetries(t *testing.T) {
 	m := NewMetrics(reg)
 	s := NewSyncer(r, v, 0, nil, m)
 	s.retry = 10 * time.Millisecond
+	// The first sync fills the empty view: a bootstrap, not drift.
 	d, err := s.SyncOnce(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.HostsAdded != 1 || d.InstancesAdded != 1 || d.UsageMismatch != 1 {
+	if d.HostsAdded != 1 || d.InstancesAdded != 1 {
+		t.Errorf("bootstrap %+v", d)
+	}
+	if got := value(t, m.drift.WithLabelValues("instance_added")); got != 0 {
+		t.Errorf("bootstrap counted as drift: %v", got)
+	}
+	// Nova knows an instance the view missed: drift, counted.
+	r.inv.Instances = append(r.inv.Instances, hostview.Instance{UUID: "i2", Host: "h1", Flavor: hostview.Flavor{VCPUs: 2, MemoryMB: 1024}, State: "active"})
+	if d, err = s.SyncOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d.InstancesAdded != 1 || d.UsageMismatch != 1 {
 		t.Errorf("drift %+v", d)
 	}
 	if got := value(t, m.drift.WithLabelValues("instance_added")); got != 1 {
@@ -159,7 +171,7 @@ func TestSyncerCountsDriftAndRetries(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s.Run(ctx)
-	if r.reads.Load() != 3 || value(t, m.runs.WithLabelValues("error")) != 1 || value(t, m.runs.WithLabelValues("ok")) != 2 {
+	if r.reads.Load() != 4 || value(t, m.runs.WithLabelValues("error")) != 1 || value(t, m.runs.WithLabelValues("ok")) != 3 {
 		t.Errorf("reads %d, runs ok %v error %v", r.reads.Load(), value(t, m.runs.WithLabelValues("ok")), value(t, m.runs.WithLabelValues("error")))
 	}
 }

@@ -227,6 +227,9 @@ type Syncer struct {
 	log      *slog.Logger
 	m        *Metrics
 	retry    time.Duration // first wait after a failed sync, doubling to 5m
+	// booted is set by the first successful sync: the bootstrap fills the
+	// view, which is not drift (neither counted nor warned about).
+	booted bool
 }
 
 // NewSyncer returns a syncer; interval ≤ 0 means bootstrap only.
@@ -240,7 +243,8 @@ func NewSyncer(r Reader, v Reconciler, interval time.Duration, log *slog.Logger,
 	return &Syncer{r: r, v: v, interval: interval, log: log, m: m, retry: 5 * time.Second}
 }
 
-// SyncOnce reads Nova and Placement and reconciles the view.
+// SyncOnce reads Nova and Placement and reconciles the view. What the
+// first successful one changes is the bootstrap, not drift.
 func (s *Syncer) SyncOnce(ctx context.Context) (hostview.Drift, error) {
 	start := time.Now()
 	inv, err := s.r.Read(ctx)
@@ -253,6 +257,12 @@ func (s *Syncer) SyncOnce(ctx context.Context) (hostview.Drift, error) {
 	s.m.runs.WithLabelValues("ok").Inc()
 	s.m.duration.Set(took.Seconds())
 	s.m.last.Set(float64(time.Now().Unix()))
+	if !s.booted {
+		s.booted = true
+		s.log.Info("bootstrap: host view read from Nova and Placement", "hosts", len(inv.Hosts), "instances", len(inv.Instances),
+			"took", took.Round(time.Millisecond), "filled", d.Total())
+		return d, nil
+	}
 	attrs := []any{"hosts", len(inv.Hosts), "instances", len(inv.Instances), "took", took.Round(time.Millisecond), "drift", d.Total()}
 	for k, n := range d.ByKind() {
 		s.m.drift.WithLabelValues(k).Add(float64(n))

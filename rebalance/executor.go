@@ -239,7 +239,7 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 		}
 		cur, err := r.cfg.Plans.Get(wctx, id)
 		if err != nil {
-			failed = append(failed, fmt.Sprintf("cannot read the plan before wave %d: %v", w, err))
+			failed = append(failed, fmt.Sprintf("cannot read the plan before wave %d: %v", w+1, err))
 			break
 		}
 		if cur.AbortRequested {
@@ -274,11 +274,11 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 				})
 				if err != nil {
 					mu.Lock()
-					failed = append(failed, fmt.Sprintf("step %d (%s %s → %s): %v", i, name(st), st.From, st.To, err))
+					failed = append(failed, fmt.Sprintf("step %d (%s %s → %s): %v", i+1, name(st), st.From, st.To, err))
 					mu.Unlock()
-					r.log.Error("rebalance step failed", "plan", id, "step", i, "instance", st.InstanceID, "from", st.From, "to", st.To, "err", err)
+					r.log.Error("rebalance step failed", "plan", id, "step", i+1, "instance", st.InstanceID, "from", st.From, "to", st.To, "err", err)
 				} else {
-					r.log.Info("rebalance step done", "plan", id, "step", i, "instance", st.InstanceID, "to", st.To, "confirmed_by", confirmed)
+					r.log.Info("rebalance step done", "plan", id, "step", i+1, "instance", st.InstanceID, "to", st.To, "confirmed_by", confirmed)
 				}
 			}()
 		}
@@ -375,7 +375,7 @@ func (r *Executor) stale(p *planstore.Plan, from int) []string {
 	for i := from; i < len(p.Steps); i++ {
 		st := p.Steps[i]
 		if s, ok := state[st.To]; ok && !s.Placeable() {
-			why = append(why, fmt.Sprintf("step %d: destination %s is %s", i, st.To, s))
+			why = append(why, fmt.Sprintf("step %d: destination %s is %s", i+1, st.To, s))
 		}
 		if seen[st.InstanceID] {
 			continue
@@ -384,11 +384,11 @@ func (r *Executor) stale(p *planstore.Plan, from int) []string {
 		in, ok := at[st.InstanceID]
 		switch {
 		case !ok || in.State == "deleted":
-			why = append(why, fmt.Sprintf("step %d: %s is gone (deleted)", i, name(st)))
+			why = append(why, fmt.Sprintf("step %d: %s is gone (deleted)", i+1, name(st)))
 		case in.Host != st.From:
-			why = append(why, fmt.Sprintf("step %d: %s is on %s, not on %s as planned", i, name(st), in.Host, st.From))
+			why = append(why, fmt.Sprintf("step %d: %s is on %s, not on %s as planned", i+1, name(st), in.Host, st.From))
 		case st.MemoryMB > 0 && in.Flavor.MemoryMB > 0 && in.Flavor.MemoryMB != st.MemoryMB:
-			why = append(why, fmt.Sprintf("step %d: %s was resized (%d MB, planned %d MB)", i, name(st), in.Flavor.MemoryMB, st.MemoryMB))
+			why = append(why, fmt.Sprintf("step %d: %s was resized (%d MB, planned %d MB)", i+1, name(st), in.Flavor.MemoryMB, st.MemoryMB))
 		}
 	}
 	for _, h := range p.HostsFreed {
@@ -498,9 +498,9 @@ func (r *Executor) Check(ctx context.Context, p *planstore.Plan) []string {
 			at, err := r.cfg.Migrator.Locate(ctx, st.InstanceID)
 			switch {
 			case err != nil:
-				problems = append(problems, fmt.Sprintf("step %d: %v", i, err))
+				problems = append(problems, fmt.Sprintf("step %d: %v", i+1, err))
 			case at != st.From:
-				problems = append(problems, fmt.Sprintf("step %d: %s is on %s, not on %s as planned", i, name(st), at, st.From))
+				problems = append(problems, fmt.Sprintf("step %d: %s is on %s, not on %s as planned", i+1, name(st), at, st.From))
 			}
 		}
 	}

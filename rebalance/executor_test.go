@@ -49,12 +49,12 @@ func TestStale(t *testing.T) {
 		want      []string // substrings, one per problem, in order
 	}{
 		{"holds", map[string]string{"x": "a", "y": "a", "z": "b"}, false, nil, 0, nil},
-		{"deleted", map[string]string{"x": "a", "z": "b"}, false, nil, 0, []string{"step 1: y is gone"}},
-		{"moved", map[string]string{"x": "a", "y": "c"}, false, nil, 0, []string{"step 1: y is on c, not on a"}},
+		{"deleted", map[string]string{"x": "a", "z": "b"}, false, nil, 0, []string{"step 2: y is gone"}},
+		{"moved", map[string]string{"x": "a", "y": "c"}, false, nil, 0, []string{"step 2: y is on c, not on a"}},
 		{"resized", map[string]string{"x": "a", "y": "a"}, false, map[string]int64{"x": 4096}, 0,
-			[]string{"step 0: x was resized (4096 MB, planned 2048 MB)"}},
-		{"destination disabled", map[string]string{"x": "a", "y": "a"}, true, nil, 0, []string{"step 0: destination c is disabled"}},
-		// After wave 0 only step 1 is checked: c being disabled no longer
+			[]string{"step 1: x was resized (4096 MB, planned 2048 MB)"}},
+		{"destination disabled", map[string]string{"x": "a", "y": "a"}, true, nil, 0, []string{"step 1: destination c is disabled"}},
+		// After wave 0 only the second step is checked: c being disabled no longer
 		// matters, x already left (the view may lag: still on a is fine).
 		{"disabled, wave 1", map[string]string{"x": "a", "y": "a"}, true, nil, 1, nil},
 		{"boot on freed host", map[string]string{"x": "a", "y": "a", "new": "a"}, false, nil, 0,

@@ -384,7 +384,7 @@ func TestFailedStepStopsThePlan(t *testing.T) {
 	if e := done.GetSteps()[1].GetError(); e != "No valid host was found" {
 		t.Errorf("step error %q", e)
 	}
-	for _, s := range []string{"step 1 (", victim, "No valid host was found", "1 done, 1 failed, 2 skipped", "nothing was retried"} {
+	for _, s := range []string{"step 2 (" /* the second step, numbered from 1 as everywhere */, victim, "No valid host was found", "1 done, 1 failed, 2 skipped", "nothing was retried"} {
 		if !strings.Contains(done.GetMessage(), s) {
 			t.Errorf("message %q does not say %q", done.GetMessage(), s)
 		}

@@ -8,12 +8,14 @@ import (
 	"io"
 	"math"
 	"strings"
+	"unicode"
 )
 
-// A plot of one run: power (top panel) and active hosts (bottom panel, with
-// the overloaded hosts) over the simulated day. Two formats from the same
-// layout: SVG written by hand, PNG drawn pixel by pixel with a built-in
-// 5×7 font, so neither needs a dependency.
+// A plot of one run, or of several policies on one day: power (top panel)
+// and active hosts (bottom panel; with one run, also the overloaded hosts)
+// over the simulated day. Two formats from the same layout: SVG written by
+// hand, PNG drawn pixel by pixel with a built-in 5×7 font, so neither needs
+// a dependency.
 
 const (
 	plotW, plotH   = 960, 560
@@ -58,24 +60,60 @@ const (
 
 func rgb(c uint32) color.RGBA { return color.RGBA{uint8(c >> 16), uint8(c >> 8), uint8(c), 0xff} }
 
-func newLayout(r *Result) layout {
-	l := layout{title: fmt.Sprintf("%s on %s (%s mode): %.2f kWh, %d migrations", r.Policy, dayName(r.Day), r.Mode, r.EnergyKWh, r.Migrations)}
-	power := make([]float64, len(r.Series))
-	active := make([]float64, len(r.Series))
-	over := make([]float64, len(r.Series))
-	maxP, maxH := 0.0, 0.0
-	for i, s := range r.Series {
+// policyColor colours the i-th policy of a comparison.
+func policyColor(i int) uint32 {
+	return [...]uint32{0xc0392b, 0x2980b9, 0x27ae60, 0x8e44ad, 0xe67e22, 0x16a085, 0x7f8c8d, 0xd35400}[i%8]
+}
+
+// transientSeconds is the start of the day the y-axes leave out: the
+// initial placement runs every host at once for a step or two, and that
+// spike would flatten the rest of the day. A value above the axis is drawn
+// at its top.
+const transientSeconds = 3600
+
+func newLayout(rs []*Result) layout {
+	r := rs[0]
+	var l layout
+	if len(rs) == 1 {
+		l.title = fmt.Sprintf("%s on %s (%s mode): %.2f kWh, %d migrations", r.Policy, dayName(r.Day), r.Mode, r.EnergyKWh, r.Migrations)
+	} else {
+		l.title = fmt.Sprintf("%d policies on %s (%s mode)", len(rs), dayName(r.Day), r.Mode)
+	}
+	for _, s := range r.Series {
 		l.hours = append(l.hours, s.Time/3600)
-		power[i] = s.PowerW / 1000
-		active[i] = float64(s.ActiveHosts)
-		over[i] = float64(s.OverloadedHosts)
-		maxP = max(maxP, power[i])
-		maxH = max(maxH, active[i], over[i])
+	}
+	maxP, maxH := 0.0, 0.0
+	var power, hosts []series
+	for i, r := range rs {
+		p := make([]float64, len(r.Series))
+		active := make([]float64, len(r.Series))
+		over := make([]float64, len(r.Series))
+		for k, s := range r.Series {
+			p[k] = s.PowerW / 1000
+			active[k] = float64(s.ActiveHosts)
+			over[k] = float64(s.OverloadedHosts)
+			if s.Time >= transientSeconds || len(r.Series) == 1 {
+				maxP = max(maxP, p[k])
+				maxH = max(maxH, active[k], over[k])
+			}
+		}
+		if len(rs) == 1 {
+			power = []series{{"power", colPower, p}}
+			hosts = []series{{"active", colActive, active}, {"overloaded", colOver, over}}
+			break
+		}
+		c := policyColor(i)
+		label := fmt.Sprintf("%s %.1f kWh", r.Policy, r.EnergyKWh)
+		power = append(power, series{label, c, p})
+		hosts = append(hosts, series{r.Policy, c, active})
+	}
+	title := "hosts: active, overloaded"
+	if len(rs) > 1 {
+		title = "active hosts"
 	}
 	l.panels = []panel{
-		{title: "power (kW)", top: panelTop1, ymax: niceMax(maxP), lines: []series{{"power", colPower, power}}},
-		{title: "hosts: active, overloaded", top: panelTop2, ymax: niceMax(maxH), lines: []series{
-			{"active", colActive, active}, {"overloaded", colOver, over}}},
+		{title: "power (kW)", top: panelTop1, ymax: niceMax(maxP), lines: power},
+		{title: title, top: panelTop2, ymax: niceMax(maxH), lines: hosts},
 	}
 	return l
 }
@@ -106,8 +144,10 @@ func (l *layout) x(h float64) float64 {
 	return plotLeft + h/24*float64(plotW-plotLeft-plotRight)
 }
 
+// y places v in the panel; a value above the axis (the start-up
+// transient) is drawn at the top.
 func (p *panel) y(v float64) float64 {
-	return float64(p.top+panelH) - v/p.ymax*panelH
+	return float64(p.top+panelH) - min(v, p.ymax)/p.ymax*panelH
 }
 
 func fmtTick(v float64) string {
@@ -117,9 +157,13 @@ func fmtTick(v float64) string {
 	return fmt.Sprintf("%g", v)
 }
 
-// WriteSVG draws the run's plot as SVG.
-func WriteSVG(w io.Writer, r *Result) error {
-	l := newLayout(r)
+// WriteSVG draws the plot of one run, or of several runs of one day on
+// the same axes, as SVG.
+func WriteSVG(w io.Writer, rs ...*Result) error {
+	if len(rs) == 0 {
+		return fmt.Errorf("plot: no run")
+	}
+	l := newLayout(rs)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", plotW, plotH, plotW, plotH)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
@@ -141,11 +185,11 @@ func WriteSVG(w io.Writer, r *Result) error {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="%s">%s</text>`+"\n", x0, p.top-6, hex(colText), xmlEscape(p.title))
 		for i, s := range p.lines {
 			var pts strings.Builder
-			for k, v := range s.y {
+			for k, v := range s.y[:min(len(s.y), len(l.hours))] {
 				fmt.Fprintf(&pts, "%.1f,%.1f ", l.x(l.hours[k]), p.y(v))
 			}
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", hex(s.color), strings.TrimSpace(pts.String()))
-			lx := x1 - 140
+			lx := x1 - 190
 			ly := float64(p.top + 14 + 14*i)
 			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"/>`+"\n", lx, ly-4, lx+18, ly-4, hex(s.color))
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s">%s</text>`+"\n", lx+24, ly, hex(colText), xmlEscape(s.label))
@@ -162,9 +206,13 @@ func xmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
 }
 
-// WritePNG draws the run's plot as PNG.
-func WritePNG(w io.Writer, r *Result) error {
-	l := newLayout(r)
+// WritePNG draws the plot of one run, or of several runs of one day on
+// the same axes, as PNG.
+func WritePNG(w io.Writer, rs ...*Result) error {
+	if len(rs) == 0 {
+		return fmt.Errorf("plot: no run")
+	}
+	l := newLayout(rs)
 	img := image.NewRGBA(image.Rect(0, 0, plotW, plotH))
 	for i := range img.Pix {
 		img.Pix[i] = 0xff
@@ -191,11 +239,11 @@ func WritePNG(w io.Writer, r *Result) error {
 		drawLine(img, x1, p.top, x1, p.top+panelH, colAxis)
 		drawText(img, x0, p.top-12, p.title, colText, 1)
 		for i, s := range p.lines {
-			for k := 1; k < len(s.y); k++ {
+			for k := 1; k < min(len(s.y), len(l.hours)); k++ {
 				drawLine(img, int(math.Round(l.x(l.hours[k-1]))), int(math.Round(p.y(s.y[k-1]))),
 					int(math.Round(l.x(l.hours[k]))), int(math.Round(p.y(s.y[k]))), s.color)
 			}
-			lx, ly := x1-140, p.top+10+14*i
+			lx, ly := x1-190, p.top+10+14*i
 			for d := 0; d < 2; d++ {
 				drawLine(img, lx, ly+3+d, lx+18, ly+3+d, s.color)
 			}
@@ -246,8 +294,11 @@ func textWidth(s string, scale int) int { return len(s) * 6 * scale }
 // font lacks are left blank.
 func drawText(img *image.RGBA, x, y int, s string, col uint32, scale int) {
 	c := rgb(col)
-	for _, r := range strings.ToLower(s) {
+	for _, r := range s {
 		g, ok := glyph(r)
+		if !ok {
+			g, ok = glyph(unicode.ToLower(r))
+		}
 		if ok {
 			for row := 0; row < 7; row++ {
 				for col := 0; col < 5; col++ {
@@ -268,7 +319,7 @@ func drawText(img *image.RGBA, x, y int, s string, col uint32, scale int) {
 
 // glyph is a 5×7 bitmap, one byte a row, bit 4 the leftmost pixel.
 func glyph(r rune) ([7]byte, bool) {
-	const chars = "0123456789abcdefghijklmnopqrstuvwxyz.,:-()%=/+_"
+	const chars = "0123456789abcdefghijklmnopqrstuvwxyz.,:-()%=/+_KW"
 	i := strings.IndexRune(chars, r)
 	if i < 0 {
 		return [7]byte{}, false
@@ -322,6 +373,8 @@ func glyph(r rune) ([7]byte, bool) {
 		{0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x00}, // /
 		{0x00, 0x04, 0x04, 0x1f, 0x04, 0x04, 0x00}, // +
 		{0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f}, // _
+		{0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11}, // K (units: kW, kWh)
+		{0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0a}, // W
 	}
 	return font[i], true
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -42,7 +43,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 // registerConn registers how to reach the service: address, deadline, TLS
 // and token.
 func (c *clientFlags) registerConn(fs *flag.FlagSet) {
-	fs.StringVar(&c.server, "server", "127.0.0.1:50051", "address of ecrae serve")
+	fs.StringVar(&c.server, "server", cmp.Or(os.Getenv("ECRAE_SERVER"), "127.0.0.1:50051"), "address of ecrae serve ($ECRAE_SERVER)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of each call")
 	fs.StringVar(&c.maxMessage, "max-message", defaultMaxMessage(), `largest gRPC message sent or received, e.g. "64MiB" (as ecrae serve --grpc-max-message)`)
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("ECRAE_TLS_CA"), "CA (PEM) that signed the service's certificate; setting it turns TLS on ($ECRAE_TLS_CA)")
@@ -116,7 +117,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
+			return nil, fmt.Errorf("%w: %w", errUsage, err)
 		}
 		if fs.NArg() == 0 {
 			return pos, nil
@@ -181,15 +182,6 @@ func jsonable(v any) any {
 		return t
 	}
 	return v
-}
-
-func printJSON(w io.Writer, m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(w, string(b))
-	return err
 }
 
 func table(w io.Writer) *tabwriter.Writer {

@@ -16,7 +16,6 @@ import (
 
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/nats-io/nats.go"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // noCloud clears the OpenStack variables a developer's shell may carry.
@@ -72,7 +71,7 @@ func listHosts(t *testing.T, srv string, cond func(*ecraev1.ListLiveHostsRespons
 			t.Fatalf("hosts --json: %v\n%s", err, out)
 		}
 		var resp ecraev1.ListLiveHostsResponse
-		if err := protojson.Unmarshal([]byte(out), &resp); err != nil {
+		if err := unmarshalCLIJSON([]byte(out), &resp); err != nil {
 			t.Fatalf("hosts --json output: %v\n%s", err, out)
 		}
 		if cond(&resp) {

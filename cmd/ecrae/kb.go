@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,19 +10,27 @@ import (
 	"github.com/ecrae/ecrae/internal/quote"
 	"github.com/ecrae/ecrae/kbstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"gopkg.in/yaml.v3"
 )
 
 const kbUsage = `Usage:
   ecrae kb show [--json]                  list architectures, tags, flavors and hosts
-  ecrae kb export [--out FILE]            write the whole KB as YAML
-  ecrae kb import FILE [--replace] [--dry-run]
-                                          merge (or replace) the KB from YAML, atomically
-  ecrae kb validate FILE                  check a KB YAML file offline
+  ecrae kb export [--out FILE] [--json]   write the whole KB as YAML (or JSON)
+  ecrae kb import FILE [--replace [--yes]] [--dry-run]
+                                          merge (or replace) the KB from YAML, atomically; --replace
+                                          lists what it deletes and asks (--yes: does not ask)
+  ecrae kb validate FILE [--merge|--replace]
+                                          check a KB YAML file, every error: merged into the default
+                                          KB (offline), the running KB (--merge), or alone (--replace)
   ecrae kb history [--json]               the kept earlier revisions (every write keeps the KB it replaced)
   ecrae kb diff REV [--json]              what rolling back to REV would change
   ecrae kb rollback REV --yes             make the KB what it was at REV (a new, undoable revision)
-  ecrae kb host set NAME --arch ARCH [--rack R] [--power-cap W] [--power URL]
-  ecrae kb host delete NAME               map a compute host to its architecture, or unmap it
+  ecrae kb host set NAME [--arch ARCH] [--rack R] [--power-cap W] [--power URL] [--note N] [--force]
+  ecrae kb host delete NAME               map a compute host to its architecture (only the flags
+                                          given change; --force: an ISA other than Nova's), or unmap it
+  ecrae kb flavors sync [--yes] [--os-cloud C]
+                                          create or update the KB's flavors in Nova, with ecrae:tag
+                                          (dry run unless --yes)
   ecrae kb calibrate HOST...|--all [--write] [--min-samples N]
                                           fit hosts' power curves to their measured samples
 `
@@ -55,6 +62,7 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	case "import":
 		replace := fs.Bool("replace", false, "replace the whole KB instead of merging by name")
 		dry := fs.Bool("dry-run", false, "validate only")
+		yes := fs.Bool("yes", false, "with --replace: delete what the file does not hold without asking")
 		pos, err := parseFlags(fs, args[1:])
 		if err != nil {
 			return err
@@ -62,8 +70,10 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: kb import takes one FILE (or - for stdin)", errUsage)
 		}
-		return kbImport(ctx, &cf, pos[0], *replace, *dry, stdin, stdout)
+		return kbImport(ctx, &cf, pos[0], *replace, *dry, *yes, stdin, stdout, stderr)
 	case "validate":
+		merge := fs.Bool("merge", false, "check the file merged into the running KB (needs the service)")
+		replace := fs.Bool("replace", false, "check the file standing alone, as kb import --replace takes it")
 		pos, err := parseFlags(fs, args[1:])
 		if err != nil {
 			return err
@@ -71,17 +81,7 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: kb validate takes one FILE", errUsage)
 		}
-		data, err := readInput(pos[0], stdin)
-		if err != nil {
-			return err
-		}
-		kb, err := kbstore.ParseYAML(pos[0], data)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s: valid (%d architectures, %d tags, %d flavors, %d hosts)\n", pos[0],
-			len(kb.Architectures), len(kb.Tags), len(kb.Flavors), len(kb.Hosts))
-		return nil
+		return kbValidate(ctx, &cf, pos[0], *merge, *replace, stdin, stdout)
 	case "host":
 		return kbHost(ctx, args[1:], stderr, stdout)
 	case "history":
@@ -108,6 +108,8 @@ func runKB(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return kbRollback(ctx, &cf, pos[0], *yes, stdout)
 	case "calibrate":
 		return kbCalibrate(ctx, &cf, fs, args[1:], stdout)
+	case "flavors":
+		return kbFlavors(ctx, &clientFlags{}, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, kbUsage)
 	return fmt.Errorf("%w: unknown kb subcommand %s", errUsage, quote.Value(args[0]))
@@ -137,16 +139,8 @@ func kbShow(ctx context.Context, cf *clientFlags, stdout io.Writer) error {
 		return cf.rpcError("list hosts", err)
 	}
 	if cf.json {
-		if err := printJSON(stdout, as); err != nil {
-			return err
-		}
-		if err := printJSON(stdout, ts); err != nil {
-			return err
-		}
-		if err := printJSON(stdout, fls); err != nil {
-			return err
-		}
-		return printJSON(stdout, hs)
+		return printJSON(stdout, map[string]any{"architectures": as.GetArchitectures(), "tags": ts.GetTags(),
+			"flavors": fls.GetFlavors(), "hosts": hs.GetHosts()})
 	}
 	tw := table(stdout)
 	fmt.Fprintln(tw, "ARCHITECTURE\tISA\tTHREADS\tMEMORY GB\tIDLE W\t100% W\tSSJ_OPS/W\tESTIMATE")
@@ -192,6 +186,18 @@ func kbExport(ctx context.Context, cf *clientFlags, out string, stdout io.Writer
 	if err != nil {
 		return cf.rpcError("export", err)
 	}
+	if cf.json {
+		// The same document in JSON, the import format's field names.
+		var doc any
+		if err := yaml.Unmarshal([]byte(resp.GetYaml()), &doc); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		var b strings.Builder
+		if err := printJSON(&b, jsonable(doc)); err != nil {
+			return err
+		}
+		resp.Yaml = b.String()
+	}
 	if out == "-" {
 		_, err = io.WriteString(stdout, resp.GetYaml())
 		return err
@@ -205,7 +211,7 @@ func kbExport(ctx context.Context, cf *clientFlags, out string, stdout io.Writer
 	return os.Rename(tmp, out)
 }
 
-func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bool, stdin io.Reader, stdout io.Writer) error {
+func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry, yes bool, stdin io.Reader, stdout, stderr io.Writer) error {
 	data, err := readInput(file, stdin)
 	if err != nil {
 		return err
@@ -213,8 +219,9 @@ func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bo
 	// A replacing import must be whole on its own: check it here, offline.
 	// A merge may refer to what the service holds, so the service checks it
 	// and names this file in its errors.
+	var next *kbstore.KB
 	if replace {
-		if _, err := kbstore.ParseYAML(file, data); err != nil {
+		if next, err = kbstore.ParseYAML(file, data); err != nil {
 			return err
 		}
 	}
@@ -223,6 +230,15 @@ func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bo
 		return err
 	}
 	defer done()
+	if replace && !dry {
+		shown := stdout
+		if cf.json { // stdout holds the one JSON document
+			shown = stderr
+		}
+		if err := confirmReplace(ctx, ecraev1.NewKnowledgeBaseServiceClient(conn), next, file == "-", yes, stdin, shown); err != nil {
+			return err
+		}
+	}
 	resp, err := ecraev1.NewKnowledgeBaseServiceClient(conn).ImportKnowledgeBase(ctx, &ecraev1.ImportKnowledgeBaseRequest{Yaml: string(data), Replace: replace, DryRun: dry, Name: file})
 	if err != nil {
 		return cf.rpcError("import "+file, err)
@@ -243,74 +259,4 @@ func kbImport(ctx context.Context, cf *clientFlags, file string, replace, dry bo
 		fmt.Fprintf(stdout, "the KB is now revision %d (undo: ecrae kb rollback %d --yes)\n", resp.GetRevision(), resp.GetRevision()-1)
 	}
 	return nil
-}
-
-func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, kbUsage)
-		return fmt.Errorf("%w: kb host needs set or delete", errUsage)
-	}
-	var cf clientFlags
-	fs := newFlagSet("kb host "+args[0], stderr)
-	cf.register(fs)
-	arch := fs.String("arch", "", "architecture (KB name) of the host")
-	rack := fs.String("rack", "", "rack")
-	pcap := fs.Float64("power-cap", 0, "power cap in watts")
-	power := fs.String("power", "", "power endpoint: ipmi://ADDR:PORT, redfish://ADDR/Systems/ID or ironic://NODE_UUID (credentials go in serve's --power-credentials file)")
-	pos, err := parseFlags(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: kb host %s takes one NAME", errUsage, args[0])
-	}
-	conn, ctx, done, err := cf.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	c := ecraev1.NewKnowledgeBaseServiceClient(conn)
-	switch args[0] {
-	case "set":
-		h := &ecraev1.Host{Name: pos[0], Architecture: *arch, Rack: *rack, PowerCapWatts: *pcap, Power: *power}
-		if cur, err := c.GetHost(ctx, &ecraev1.GetHostRequest{Name: pos[0]}); err == nil {
-			// An update changes the fields given and keeps the others, so
-			// `kb host set NAME --power URL` needs no --arch.
-			h = mergeHost(cur.GetHost(), h, fs)
-			_, err = c.UpdateHost(ctx, &ecraev1.UpdateHostRequest{Host: h})
-			if err != nil {
-				return cf.rpcError("update host", err)
-			}
-		} else if _, err := c.CreateHost(ctx, &ecraev1.CreateHostRequest{Host: h}); err != nil {
-			return cf.rpcError("create host", err)
-		}
-		fmt.Fprintf(stdout, "host %s → %s\n", pos[0], h.GetArchitecture())
-		return nil
-	case "delete":
-		if _, err := c.DeleteHost(ctx, &ecraev1.DeleteHostRequest{Name: pos[0]}); err != nil {
-			return cf.rpcError("delete host", err)
-		}
-		fmt.Fprintf(stdout, "host %s deleted\n", pos[0])
-		return nil
-	}
-	return fmt.Errorf("%w: unknown kb host subcommand %s", errUsage, quote.Value(args[0]))
-}
-
-// mergeHost returns cur with the fields whose flags were set taken from set.
-func mergeHost(cur, set *ecraev1.Host, fs *flag.FlagSet) *ecraev1.Host {
-	out := &ecraev1.Host{Name: set.GetName(), Architecture: cur.GetArchitecture(), Rack: cur.GetRack(),
-		PowerCapWatts: cur.GetPowerCapWatts(), Note: cur.GetNote(), Power: cur.GetPower()}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "arch":
-			out.Architecture = set.GetArchitecture()
-		case "rack":
-			out.Rack = set.GetRack()
-		case "power-cap":
-			out.PowerCapWatts = set.GetPowerCapWatts()
-		case "power":
-			out.Power = set.GetPower()
-		}
-	})
-	return out
 }

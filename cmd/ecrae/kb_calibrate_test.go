@@ -15,7 +15,6 @@ import (
 	"github.com/ecrae/ecrae/agent"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/nats-io/nats.go"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // ibm is the default KB's ibm-x3550-m3-x5670 curve.
@@ -67,7 +66,7 @@ func TestKBCalibrate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		if err := protojson.Unmarshal([]byte(out), &resp); err != nil {
+		if err := unmarshalCLIJSON([]byte(out), &resp); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
 		if resp.GetHosts()[0].GetSamples() == 33 {

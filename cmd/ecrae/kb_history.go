@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"reflect"
@@ -134,7 +133,7 @@ func kbDiff(ctx context.Context, cf *clientFlags, revArg string, stdout io.Write
 	}
 	changes := diffKB(cur, old)
 	if cf.json {
-		return json.NewEncoder(stdout).Encode(map[string]any{"from": "current", "to": rev, "changes": changes})
+		return printJSON(stdout, map[string]any{"from": "current", "to": rev, "changes": changes})
 	}
 	printKBDiff(stdout, "the current KB", fmt.Sprintf("revision %d", rev), changes)
 	return nil

@@ -38,8 +38,10 @@ Usage:
   ecrae sim --trace DIR [flags]        simulate a day of traces: energy, SLA, migrations (--compare: side by side)
   ecrae tosca resolve|hot|deploy APP.yaml [flags]   tagged TOSCA → resolved TOSCA → Heat stack
   ecrae audit [--since D] [--json]     who changed what: KB writes, plans, power actions
+  ecrae version                        build information (also --version)
 
 Run "ecrae COMMAND -h" for the flags of a command.
+Exit status: 0 done, 1 failed, 2 usage, 3 done but not fully (see README).
 `
 
 // errUsage marks an error that is the caller's fault on the command line.
@@ -50,11 +52,11 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ecrae: "+oneLine(err))
-		if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
+		code := exitCode(err)
+		if code != exitOK {
+			fmt.Fprintln(os.Stderr, "ecrae: "+oneLine(err))
 		}
-		os.Exit(1)
+		os.Exit(code)
 	}
 }
 
@@ -63,6 +65,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("%w: no command given", errUsage)
 	}
+	if wantsHelp(args) {
+		// Asked-for usage is the output, not an error: stdout, exit 0.
+		stderr = stdout
+	}
+	err := dispatch(ctx, args, stdin, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
@@ -91,7 +105,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runTosca(ctx, rest, stdin, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, stdout, stderr)
-	case "help", "-h", "--help":
+	case "version", "--version", "-version":
+		return printVersion(stdout)
+	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -39,9 +40,20 @@ func runPlace(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return cf.rpcError("what-if "+pos[0], err)
 	}
 	if cf.json {
-		return printJSON(stdout, resp)
+		err = printJSON(stdout, resp)
+	} else {
+		err = printPlacements(stdout, resp, *why)
 	}
-	return printPlacements(stdout, resp, *why)
+	return cmp.Or(err, unplacedError(resp))
+}
+
+// unplacedError is exit 3 when an instance found no host: the answer is
+// printed, and still not what was asked.
+func unplacedError(resp *ecraev1.WhatIfResponse) error {
+	if n := resp.GetUnplaced(); n > 0 {
+		return partial(fmt.Errorf("%s not placed", plural(int(n), "instance")))
+	}
+	return nil
 }
 
 func printPlacements(w io.Writer, resp *ecraev1.WhatIfResponse, why bool) error {

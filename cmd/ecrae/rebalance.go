@@ -21,7 +21,7 @@ const rebalanceUsage = `ecrae rebalance plan|execute|show|list|cancel|abort [fla
                              YAML or JSON with the ClusterSnapshot field names) and store it
                              (a plan with nothing to move is shown, not stored)
   execute [PLAN] [--yes]     dry run (default): check the plan against the live state,
-                             exit 1 if anything is in the way;
+                             exit 3 if anything is in the way;
                              --yes: migrate, showing progress until the plan ends
   show [PLAN]                a stored plan and the status of each step
   list [--limit N]           the stored plans, newest first
@@ -97,7 +97,7 @@ func runRebalancePlan(ctx context.Context, args []string, stdin io.Reader, stdou
 	defer cancel()
 	resp, err := ecraev1.NewRebalanceServiceClient(conn).PlanRebalance(cctx, req)
 	if err != nil {
-		return cf.rpcError("plan rebalance", err)
+		return cf.rpcError("plan rebalance", flagError(err, planFlags()))
 	}
 	if cf.json {
 		return printJSON(stdout, resp.GetPlan())
@@ -260,7 +260,7 @@ func runRebalanceExecute(ctx context.Context, args []string, stdout, stderr io.W
 	resp, err := client.ExecutePlan(cctx, req)
 	cancel()
 	if err != nil {
-		return cf.rpcError("execute plan", err)
+		return cf.rpcError("execute plan", flagError(err, map[string]string{"step_timeout": "--step-timeout"}))
 	}
 	p := resp.GetPlan()
 	if resp.GetDryRun() {
@@ -269,12 +269,11 @@ func runRebalanceExecute(ctx context.Context, args []string, stdout, stderr io.W
 				return err
 			}
 			if len(resp.GetProblems()) > 0 {
-				return fmt.Errorf("plan %s: %d problems: %w", p.GetId(), len(resp.GetProblems()), errPlanStale)
+				return partial(fmt.Errorf("plan %s: %s: %w", p.GetId(), plural(len(resp.GetProblems()), "problem"), errPlanStale))
 			}
 			return nil
 		}
-		fmt.Fprintf(stdout, "dry run of plan %s: %d migrations in %d waves would run (add --yes to execute)\n",
-			p.GetId(), len(p.GetSteps()), p.GetWaves())
+		fmt.Fprintf(stdout, "dry run of plan %s: %s would run (add --yes to execute)\n", p.GetId(), movesSentence(p))
 		if err := printSteps(stdout, p); err != nil {
 			return err
 		}
@@ -286,10 +285,10 @@ func runRebalanceExecute(ctx context.Context, args []string, stdout, stderr io.W
 		for _, pr := range resp.GetProblems() {
 			fmt.Fprintln(stdout, "  - "+pr)
 		}
-		return fmt.Errorf("plan %s: %d problems: %w", p.GetId(), len(resp.GetProblems()), errPlanStale)
+		return partial(fmt.Errorf("plan %s: %s: %w", p.GetId(), plural(len(resp.GetProblems()), "problem"), errPlanStale))
 	}
 	if !cf.json {
-		fmt.Fprintf(stdout, "executing plan %s: %d migrations in %d waves\n", p.GetId(), len(p.GetSteps()), p.GetWaves())
+		fmt.Fprintf(stdout, "executing plan %s: %s\n", p.GetId(), movesSentence(p))
 	}
 	if !*wait {
 		if cf.json {
@@ -307,7 +306,7 @@ func runRebalanceExecute(ctx context.Context, args []string, stdout, stderr io.W
 				}
 				seen[st.GetIndex()] = st.GetStatus()
 				fmt.Fprintf(stdout, "%s step %d/%d (wave %d) %s %s → %s: %s%s\n", time.Now().Format("15:04:05"),
-					st.GetIndex()+1, len(p.GetSteps()), st.GetWave(), stepName(st), st.GetFromHost(), st.GetToHost(),
+					st.GetIndex()+1, len(p.GetSteps()), st.GetWave()+1, stepName(st), st.GetFromHost(), st.GetToHost(),
 					statusWord(st.GetStatus()), stepDetail(st))
 			}
 		}
@@ -370,8 +369,8 @@ func printPlan(w io.Writer, p *ecraev1.Plan) error {
 	if p.GetId() == "" { // an empty plan is not stored
 		fmt.Fprintf(w, "nothing to move (not stored): %s\n", p.GetNote())
 	}
-	fmt.Fprintf(w, "plan %s (%s), from %s; %s, seed %d, %.2f s (search %s)\n", cmp.Or(p.GetId(), "-"), statusWord2(p.GetStatus()),
-		p.GetSource(), p.GetAlgorithm(), p.GetSeed(), p.GetSeconds(), p.GetStopped())
+	fmt.Fprintf(w, "plan %s (%s), from %s; %s, seed %d, %.2f s%s\n", cmp.Or(p.GetId(), "-"), statusWord2(p.GetStatus()),
+		p.GetSource(), p.GetAlgorithm(), p.GetSeed(), p.GetSeconds(), stoppedWords(p.GetStopped()))
 	saving := p.GetPowerBeforeWatts() - p.GetPowerAfterWatts()
 	fmt.Fprintf(w, "power %.1f W → %.1f W (saving %.1f W; the migrations copy %.1f GB, %.1f W over the horizon)\n",
 		p.GetPowerBeforeWatts(), p.GetPowerAfterWatts(), saving, float64(p.GetMigrationMb())/1024, p.GetMigrationWatts())
@@ -389,8 +388,8 @@ func printPlan(w io.Writer, p *ecraev1.Plan) error {
 	}
 	printRepair(w, p)
 	if len(p.GetSteps()) > 0 {
-		fmt.Fprintf(w, "%d migrations in %d waves (at most %d per host and %d at once):\n",
-			len(p.GetSteps()), p.GetWaves(), p.GetMaxPerHost(), p.GetMaxParallel())
+		fmt.Fprintf(w, "%s, at most %d per host and %d at once:\n",
+			movesSentence(p), p.GetMaxPerHost(), p.GetMaxParallel())
 		if err := printSteps(w, p); err != nil {
 			return err
 		}
@@ -432,6 +431,31 @@ func printPlan(w io.Writer, p *ecraev1.Plan) error {
 	return nil
 }
 
+// movesSentence is a plan's size in words: "1 migration in 1 wave".
+func movesSentence(p *ecraev1.Plan) string {
+	return plural(len(p.GetSteps()), "migration") + " in " + plural(int(p.GetWaves()), "wave")
+}
+
+// stoppedWords says in plain words why the search ended (optimizer's
+// Stopped* values); "" when the plan does not say.
+func stoppedWords(stopped string) string {
+	switch stopped {
+	case "":
+		return ""
+	case optimizer.StoppedOptimal:
+		return ", as good as the lower bound allows"
+	case optimizer.StoppedStalled:
+		return ", no better packing found"
+	case optimizer.StoppedIterations:
+		return ", stopped at its iteration budget"
+	case optimizer.StoppedTime:
+		return ", stopped at its time limit"
+	case optimizer.StoppedConstruct:
+		return ", one pass (no search)"
+	}
+	return ", ended: " + stopped
+}
+
 func printSteps(w io.Writer, p *ecraev1.Plan) error {
 	tw := table(w)
 	fmt.Fprintln(tw, "STEP\tWAVE\tINSTANCE\tFROM\tTO\tMEMORY MB\tSTATUS\tDETAIL")
@@ -440,7 +464,7 @@ func printSteps(w io.Writer, p *ecraev1.Plan) error {
 		if st.GetDetour() {
 			detail = strings.TrimSpace("detour " + detail)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", st.GetIndex()+1, st.GetWave(), stepName(st),
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", st.GetIndex()+1, st.GetWave()+1, stepName(st),
 			st.GetFromHost(), st.GetToHost(), st.GetMemoryMb(), statusWord(st.GetStatus()), detail)
 	}
 	return tw.Flush()

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/ecrae/ecrae/internal/quote"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -32,8 +31,15 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: score takes flags only, got %s", errUsage, quote.Value(pos[0]))
 	}
-	if *flavor == "" && *vcpus == 0 {
+	switch {
+	case *flavor == "" && *vcpus == 0:
 		return fmt.Errorf("%w: give --flavor NAME or --vcpus and --ram-mb", errUsage)
+	case *vcpus < 0:
+		return fmt.Errorf("%w: --vcpus must be positive, got %d", errUsage, *vcpus)
+	case *vcpus > 0 && *ram <= 0:
+		return fmt.Errorf("%w: --ram-mb must be positive with --vcpus, got %d", errUsage, *ram)
+	case *disk < 0:
+		return fmt.Errorf("%w: --disk-gb must not be negative, got %d", errUsage, *disk)
 	}
 	inst := &ecraev1.InstanceRequest{Name: "instance", Tag: *tag,
 		Flavor: &ecraev1.Flavor{Name: *flavor, Vcpus: int32(*vcpus), MemoryMb: *ram, RootGb: *disk}}
@@ -50,12 +56,14 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *hostsFile == "" {
 		resp, err := c.WhatIf(ctx, &ecraev1.WhatIfRequest{Instances: []*ecraev1.InstanceRequest{inst}, MaxAlternatives: 1000})
 		if err != nil {
-			return cf.rpcError("score", err)
+			return cf.rpcError("score", flagError(err, instanceFlags()))
 		}
 		if cf.json {
-			return printJSON(stdout, resp)
+			err = printJSON(stdout, resp)
+		} else {
+			err = printPlacements(stdout, resp, true)
 		}
-		return printPlacements(stdout, resp, true)
+		return cmp.Or(err, unplacedError(resp))
 	}
 	data, err := os.ReadFile(*hostsFile)
 	if err != nil {
@@ -67,21 +75,22 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fr, err := c.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: inst, Hosts: hf.GetHosts()})
 	if err != nil {
-		return cf.rpcError("filter", err)
+		return cf.rpcError("filter", flagError(err, instanceFlags()))
 	}
 	wr, err := c.WeighHosts(ctx, &ecraev1.WeighHostsRequest{Instance: inst, Hosts: hf.GetHosts()})
 	if err != nil {
-		return cf.rpcError("weigh", err)
+		return cf.rpcError("weigh", flagError(err, instanceFlags()))
+	}
+	passed := false
+	for _, v := range fr.GetVerdicts() {
+		passed = passed || v.GetPassed()
+	}
+	var none error
+	if !passed {
+		none = partial(fmt.Errorf("no host passed the filters"))
 	}
 	if cf.json {
-		f, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(fr)
-		w, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(wr)
-		b, err := json.MarshalIndent(map[string]json.RawMessage{"filter": f, "weigh": w}, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(stdout, string(b))
-		return err
+		return cmp.Or(printJSON(stdout, map[string]any{"filter": fr, "weigh": wr}), none)
 	}
 	fmt.Fprintf(stdout, "tag %s (from %s)\n", fr.GetTag(), fr.GetTagSource())
 	order := make([]int, len(wr.GetScores()))
@@ -109,7 +118,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rank++
 		fmt.Fprintf(tw, "%d\t%s\t%s\ttrue\t%.1f\t%.1f\t%s\n", rank, s.GetHost(), s.GetArchitecture(), s.GetScore(), s.GetMarginalWatts(), explain(s.GetBreakdown()))
 	}
-	return tw.Flush()
+	return cmp.Or(tw.Flush(), none)
 }
 
 func explain(cs []*ecraev1.ScoreComponent) string {

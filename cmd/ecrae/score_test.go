@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,7 +63,8 @@ func TestScoreRejectedHostUnscored(t *testing.T) {
 			continue
 		}
 		found = true
-		if s["rejected"] != true || s["filter"] != "capacity" || s["score"] != nil || s["breakdown"] != nil || s["marginal_watts"] != nil {
+		// Every field is present (docs/json.md): a rejected host's score is 0 and its breakdown empty.
+		if s["rejected"] != true || s["filter"] != "capacity" || s["score"] != 0.0 || fmt.Sprint(s["breakdown"]) != "[]" || s["marginal_watts"] != 0.0 {
 			t.Errorf("full-x86 in --json: %v, want rejected by capacity with no score", s)
 		}
 	}

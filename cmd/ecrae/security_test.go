@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -269,7 +270,19 @@ func TestKBReplaceIsUndoable(t *testing.T) {
 	}
 	empty := filepath.Join(dir, "empty.yaml")
 	writeFile(t, empty, "hosts: []\n")
+	// Without --yes and nobody to ask: refused, naming --yes, after listing
+	// what would go; nothing changes (still revision 3 below).
 	out, err := cli(t, "kb", "import", empty, "--replace", srv)
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "add --yes") || !strings.Contains(out, "  - host lab-1\n") {
+		t.Fatalf("replace without --yes: %v\n%s", err, out)
+	}
+	// With --json the list goes to stderr: stdout is kept for the one JSON document.
+	var jout, jerr bytes.Buffer
+	err = run(context.Background(), []string{"kb", "import", empty, "--replace", "--json", srv}, strings.NewReader(""), &jout, &jerr)
+	if exitCode(err) != exitUsage || jout.Len() != 0 || !strings.Contains(jerr.String(), "  - host lab-1\n") {
+		t.Fatalf("replace --json without --yes: %v\nstdout %q\nstderr %q", err, jout.String(), jerr.String())
+	}
+	out, err = cli(t, "kb", "import", empty, "--replace", "--yes", srv)
 	if err != nil {
 		t.Fatalf("replace: %v\n%s", err, out)
 	}

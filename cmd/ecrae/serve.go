@@ -92,8 +92,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
 	fs.StringVar(&c.memLimit, "memory-limit", "auto", `soft memory limit (GOMEMLIMIT): "auto" (max(1GiB, 4×live heap), followed), or e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
+	applyConfigFile := registerConfig(fs)
+	if err := applyConfigFile(args); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: serve takes no arguments, got %s", errUsage, quote.Value(fs.Arg(0)))
@@ -125,6 +129,9 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	stats := server.NewMetrics(reg)
+	if err := preflight(c); err != nil {
+		return err
+	}
 	// Security flags are checked before anything is opened or started.
 	sec, err := c.security.setup(&c, reg, log)
 	if err != nil {
@@ -193,7 +200,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	var inflight atomic.Int64
 	creds, authUnary, authStream := sec.serverOptions()
 	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.NewCodec()),
-		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor()}, authUnary...)...),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor(), server.NewInvalidLog(log, time.Minute, nil).Unary()}, authUnary...)...),
 		grpc.ChainStreamInterceptor(authStream...))...)
 	srv.Register(g)
 	sec.audit.Register(g)

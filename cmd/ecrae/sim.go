@@ -21,7 +21,7 @@ import (
 )
 
 const simUsage = `ecrae sim --trace DIR [--policy NAME] [--vm-order FILE|DIR] [--kb FILE] [--seed N] [--json] [--plot FILE.svg|png]
-ecrae sim --compare [--policies a,b,c] --trace DIR [--trace DIR2 ...] [--vm-order DIR] [--results FILE] [--json]
+ecrae sim --compare [--policies a,b,c] --trace DIR [--trace DIR2 ...] [--vm-order DIR] [--results FILE] [--json] [--plot FILE.svg|png]
 
 Replays a day of PlanetLab traces (a folder, one file per VM, 288 CPU
 percentages at 300 s) through a placement and consolidation policy, and
@@ -125,7 +125,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed: the same seed gives the same result")
 	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
 	fs.BoolVar(&f.series, "series", false, "with --json: include the per-step series")
-	fs.StringVar(&f.plot, "plot", "", "write a plot of power and active hosts over the day (.svg or .png)")
+	fs.StringVar(&f.plot, "plot", "", "write a plot of power and active hosts over the day (.svg or .png); with --compare, every policy on one chart")
 	fs.BoolVar(&f.compare, "compare", false, "run several policies (--policies) on every --trace and print them side by side")
 	fs.StringVar(&f.results, "results", "", "with --compare: CloudSim's results table, shown alongside")
 	pos, err := parseFlags(fs, args)
@@ -142,8 +142,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: one --trace without --compare", errUsage)
 	}
 	if f.plot != "" {
-		if f.compare {
-			return fmt.Errorf("%w: --plot draws one run: not with --compare", errUsage)
+		if f.compare && len(f.traces) > 1 {
+			return fmt.Errorf("%w: --plot with --compare draws the policies of one day: give one --trace", errUsage)
 		}
 		if ext := strings.ToLower(filepath.Ext(f.plot)); ext != ".svg" && ext != ".png" {
 			return fmt.Errorf("%w: --plot FILE must end in .svg or .png", errUsage)
@@ -309,7 +309,7 @@ func readDay(dir, order string, single bool) (*sim.Day, error) {
 	return day, nil
 }
 
-func writePlot(file string, r *sim.Result) (err error) {
+func writePlot(file string, rs ...*sim.Result) (err error) {
 	out, err := os.Create(file)
 	if err != nil {
 		return err
@@ -320,9 +320,9 @@ func writePlot(file string, r *sim.Result) (err error) {
 		}
 	}()
 	if strings.EqualFold(filepath.Ext(file), ".png") {
-		return sim.WritePNG(out, r)
+		return sim.WritePNG(out, rs...)
 	}
-	return sim.WriteSVG(out, r)
+	return sim.WriteSVG(out, rs...)
 }
 
 func toOutput(r *sim.Result, seed uint64, ref *sim.Reference) simOutput {
@@ -392,6 +392,7 @@ func runSimCompare(ctx context.Context, f *simFlags, setup sim.Setup, stdout, st
 		}
 	}
 	var outs []simOutput
+	var runs []*sim.Result // for --plot: one day, every policy
 	for _, dir := range f.traces {
 		day, err := readDay(dir, f.vmOrder, len(f.traces) == 1)
 		if err != nil {
@@ -409,6 +410,12 @@ func runSimCompare(ctx context.Context, f *simFlags, setup sim.Setup, stdout, st
 				ref = &r
 			}
 			outs = append(outs, toOutput(res, f.seed, ref))
+			runs = append(runs, res)
+		}
+	}
+	if f.plot != "" {
+		if err := writePlot(f.plot, runs...); err != nil {
+			return err
 		}
 	}
 	if f.json {

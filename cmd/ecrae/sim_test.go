@@ -73,6 +73,17 @@ func TestSimJSONTableAndPlots(t *testing.T) {
 	if _, err := cli(t, "sim", "--trace", day, "--policy", "dvfs", "--hosts", "12", "--plot", pngFile); err != nil {
 		t.Fatal(err)
 	}
+	// --compare --plot: the policies on one chart.
+	both := filepath.Join(root, "compare.svg")
+	if out, err := cli(t, "sim", "--compare", "--policies", "npa,ecrae", "--trace", day, "--hosts", "12", "--plot", both); err != nil {
+		t.Fatalf("compare --plot: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(both); err != nil || !strings.Contains(string(b), "2 policies on") || strings.Count(string(b), "<polyline") != 4 {
+		t.Fatalf("compare svg: %v\n%s", err, b)
+	}
+	if _, err := cli(t, "sim", "--compare", "--trace", day, "--trace", day, "--plot", both); exitCode(err) != exitUsage || !strings.Contains(err.Error(), "give one --trace") {
+		t.Errorf("compare --plot of two days: %v", err)
+	}
 	f, err := os.Open(pngFile)
 	if err != nil {
 		t.Fatal(err)

@@ -159,7 +159,7 @@ class EcraeService(object):
         with open(path, 'w') as f:
             f.write(yaml_text)
         return self.cli('kb', 'import', path, '--server', self.grpc_addr,
-                        '--replace', *self.client_args)
+                        '--replace', '--yes', *self.client_args)
 
 
 # --------------------------------------------------------------------------

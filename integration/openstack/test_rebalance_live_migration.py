@@ -208,7 +208,7 @@ class RebalanceInNovaTest(NovaThreeHostsTestCase):
         path = os.path.join(ecrae.tmp, 'kb.yaml')
         with open(path, 'w') as f:
             f.write(KB_YAML)
-        rc, out, err = ecrae.cli('kb', 'import', path, '--replace')
+        rc, out, err = ecrae.cli('kb', 'import', path, '--replace', '--yes')
         self.assertEqual(0, rc, out + err)
         rc, out, err = ecrae.cli('rebalance', 'show')
         if rc != 0 and 'RebalanceService' in err and 'Unimplemented' in err:
@@ -273,7 +273,7 @@ class RebalanceInNovaTest(NovaThreeHostsTestCase):
         rc, out, err = ecrae.cli('rebalance', 'show', plan['id'], '--json')
         self.assertEqual(0, rc, out + err)
         shown = json.loads(out)
-        self.assertEqual('PLAN_STATUS_SUCCEEDED', shown['status'])
+        self.assertEqual('succeeded', shown['status'])
         for st in shown['steps']:
-            self.assertEqual('STEP_STATUS_DONE', st['status'])
+            self.assertEqual('done', st['status'])
             self.assertIn('live view', st.get('confirmed_by', ''), st)

@@ -39,3 +39,29 @@ class RateLimitedWarning(object):
     def reset(self):
         with self._lock:
             self._pid, self._last, self.suppressed = None, None, 0
+
+
+class RateLimitedWarnings(object):
+    """One RateLimitedWarning per key (a reason): each reason is logged at
+    most once per ``interval``, and a new reason is never held back by
+    another."""
+
+    def __init__(self, logger, interval=60.0, clock=time.monotonic):
+        self.logger = logger
+        self.interval = interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._by_key = {}
+
+    def warning(self, key, msg, *args):
+        with self._lock:
+            w = self._by_key.get(key)
+            if w is None:
+                w = RateLimitedWarning(self.logger, self.interval,
+                                       lambda: self.clock())
+                self._by_key[key] = w
+        return w.warning(msg, *args)
+
+    def reset(self):
+        with self._lock:
+            self._by_key = {}

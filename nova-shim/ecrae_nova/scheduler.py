@@ -22,6 +22,10 @@ opts.register_opts(CONF)
 
 # One warning per minute per process for all failed calls, filter or weigher.
 FAILURE_WARNING = _ratelimit.RateLimitedWarning(LOG, interval=60.0)
+# A request the service refuses as invalid (an unknown ecrae:tag, mostly)
+# is the flavor's or the image's fault, not ECRAE's: one warning a minute
+# per reason, naming the flavor and the instance to fix.
+INVALID_WARNINGS = _ratelimit.RateLimitedWarnings(LOG, interval=60.0)
 
 
 class ServiceError(Exception):
@@ -42,13 +46,37 @@ def _describe(exc):
     return '%s: %s' % (type(exc).__name__, exc)
 
 
-def _call(method, build, n_hosts, outcome):
+def _invalid(exc):
+    """The details of an InvalidArgument from the service, else None."""
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, 'code'):
+        try:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                return exc.details() or 'invalid argument'
+        except Exception:
+            pass
+    return None
+
+
+def _call(method, build, n_hosts, outcome, spec_obj=None):
     """One RPC of the request build(refs) makes; None (after a rate-limited
     warning) when translating or calling failed."""
     start = time.monotonic()
     try:
         return client.call(CONF, method, build)
     except Exception as exc:
+        why = _invalid(exc)
+        if why is not None:
+            flavor = getattr(getattr(spec_obj, 'flavor', None), 'name', '?')
+            instance = getattr(spec_obj, 'instance_uuid', '?')
+            hint = ''
+            if 'unknown tag' in why:
+                hint = (" (set the flavor's ecrae:tag to a tag of the "
+                        "knowledge base: ecrae kb show, ecrae kb flavors sync)")
+            INVALID_WARNINGS.warning(
+                why, 'ECRAE refused %s for flavor %r of instance %s: %s%s; '
+                '%s for %d host(s)', method, flavor, instance, why, hint,
+                outcome, n_hosts)
+            return None
         FAILURE_WARNING.warning(
             'ECRAE %s to %s failed after %.3fs (%s); %s for %d host(s)',
             method, CONF.ecrae.endpoint, time.monotonic() - start,
@@ -106,7 +134,7 @@ class EcraeFilter(filters.BaseHostFilter):
         # The rejections' reasons are only worth their cost when logged.
         verdicts = LOG.isEnabledFor(logging.DEBUG)
         resp = _call('FilterHosts', lambda refs: translate.filter_request(
-            spec_obj, hosts, verdicts, refs), len(hosts), outcome)
+            spec_obj, hosts, verdicts, refs), len(hosts), outcome, spec_obj)
         if resp is None:
             return hosts if fail_open else []
         # Full verdicts come when asked for, and from a service older than
@@ -172,7 +200,7 @@ class EcraeWeigher(weights.BaseHostWeigher):
         outcome = 'every host weighs 0'
         zeros = [0.0] * len(hosts)
         resp = _call('WeighHosts', lambda refs: translate.weigh_request(
-            spec_obj, hosts, refs), len(hosts), outcome)
+            spec_obj, hosts, refs), len(hosts), outcome, spec_obj)
         if resp is None:
             return zeros
         # A service older than scores_only answers HostScore messages.

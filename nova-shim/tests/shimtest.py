@@ -114,6 +114,7 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
         self.scores = {}
         self.delay = 0.0
         self.error = None          # grpc.StatusCode to abort with
+        self.error_message = 'fake failure'
         self.drop_last = False     # answer one result short
         self.legacy = False        # ignore passed_only, scores_only and
                                    # host state references, as a service
@@ -132,7 +133,7 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
                 self.cancelled.append(method)
         if self.error is not None:
             self.done.set()
-            context.abort(self.error, 'fake failure')
+            context.abort(self.error, self.error_message)
 
     def _hosts(self, request, context):
         """The request's hosts with references resolved, as the service

@@ -297,6 +297,34 @@ def test_fail_open_on_error(fake_service, warnings_log):
     assert 'INTERNAL: fake failure' in warnings_log()[0].getMessage()
 
 
+def test_unknown_tag_names_flavor_and_instance(fake_service, warnings_log):
+    # The service refuses a tag the KB does not know; the warning names what
+    # the operator fixes (the flavor), the instance, and how. One a minute
+    # per reason: the weigher's refusal of the same request is held back, a
+    # different reason is not.
+    fake_service.error = grpc.StatusCode.INVALID_ARGUMENT
+    fake_service.error_message = ('instance.tag: unknown tag "webb" '
+                                  '(from flavor extra spec ecrae:tag)')
+    now = [5000.0]
+    scheduler.INVALID_WARNINGS.reset()
+    scheduler.INVALID_WARNINGS.clock = lambda: now[0]
+    try:
+        _check_fail_open(shimtest.host_states(3), shimtest.request_spec())
+        logged = warnings_log()
+        assert len(logged) == 1
+        msg = logged[0].getMessage()
+        assert "flavor 'm1.small' of instance" in msg
+        assert 'unknown tag "webb"' in msg
+        assert 'ecrae kb flavors sync' in msg
+        fake_service.error_message = 'instance.flavor.vcpus: must be positive'
+        run_filter(shimtest.host_states(3), shimtest.request_spec())
+        assert len(warnings_log()) == 2
+        assert 'must be positive' in warnings_log()[1].getMessage()
+    finally:
+        scheduler.INVALID_WARNINGS.clock = time.monotonic
+        scheduler.INVALID_WARNINGS.reset()
+
+
 def test_fail_open_on_wrong_result_count(fake_service, warnings_log):
     fake_service.drop_last = True
     fake_service.reject = {'host1'}
