@@ -33,6 +33,7 @@ Usage:
   ecrae sim --trace DIR [flags]        simulate a day of traces: energy, SLA, migrations (--compare: side by side)
   ecrae tosca resolve|hot|deploy APP.yaml [flags]   tagged TOSCA → resolved TOSCA → Heat stack
   ecrae audit [--since D] [--json]     who changed what: KB writes, plans, power actions
+  ecrae cluster status --http A,B,C    cluster mode: members, leader, KB revision and view sequence per replica
 
 Run "ecrae COMMAND -h" for the flags of a command.
 `
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runTosca(ctx, rest, stdin, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
