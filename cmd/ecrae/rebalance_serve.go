@@ -102,6 +102,9 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 	}
 	rb := server.NewRebalancer(srv, cfg)
 	rb.Register(g)
+	if r.leader != nil {
+		r.leader.attachPlans(store, rb.Resume, log)
+	}
 	log.Info("rebalance service ready", "plans", path, "executor", cfg.Migrator != nil, "periodic", r.interval,
 		"plan_ttl", r.planTTL, "keep", r.keep)
 	var once sync.Once

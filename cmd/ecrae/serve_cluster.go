@@ -14,6 +14,7 @@ import (
 
 	"github.com/ecrae/ecrae/ha"
 	"github.com/ecrae/ecrae/kbstore"
+	"github.com/ecrae/ecrae/planstore"
 	"github.com/ecrae/ecrae/rebalance"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -34,8 +35,11 @@ type clusterServe struct {
 // clusterState is what cluster mode holds while serving.
 type clusterState struct {
 	ns       *natsserver.Server // embedded member; nil with an external cluster
+	js       jetstream.JetStream
 	kb       *ha.KB
 	lease    *ha.Lease
+	plans    *ha.Plans                 // set by attachPlans; nil until then
+	takeover func(ctx context.Context) // run each time this replica becomes leader
 	replicas int
 
 	mu      sync.Mutex
@@ -142,6 +146,7 @@ func (c *clusterServe) start(nc *nats.Conn, store *kbstore.Store, reg prometheus
 		return nil, fmt.Errorf("JetStream: %w", err)
 	}
 	st := c.st
+	st.js = js
 	st.kb = ha.NewKB(js, st.replicas, store, log.With("part", "kb-replication"))
 	st.lease = ha.NewLease(js, st.replicas, c.node, c.leaseTTL, log.With("part", "leader-lease"))
 	reg.MustRegister(
@@ -160,8 +165,15 @@ func (c *clusterServe) start(nc *nats.Conn, store *kbstore.Store, reg prometheus
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = st.kb.Run(ctx) }()
+		if st.plans != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = st.plans.Run(ctx) }()
+		}
 		err := st.lease.Run(ctx, func(lctx context.Context) {
 			st.setLeading(lctx)
+			if st.takeover != nil {
+				st.takeover(lctx)
+			}
 			<-lctx.Done()
 			st.setLeading(nil)
 		})
@@ -300,6 +312,22 @@ func (c *clusterServe) retry(ctx context.Context, log *slog.Logger, fn func(ctx 
 		case <-ctx.Done():
 			return nil
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// attachPlans replicates the plan store through the plans bucket and, each
+// time this replica becomes leader, takes over the plans the previous
+// leader left executing (a no-op outside cluster mode).
+func (c *clusterServe) attachPlans(store *planstore.Store, resume func(ctx context.Context, id string) error, log *slog.Logger) {
+	if !c.on() || c.st.lease == nil {
+		return
+	}
+	st := c.st
+	st.plans = ha.NewPlans(st.js, st.replicas, store, st.lease, log.With("part", "plan-replication"))
+	st.takeover = func(ctx context.Context) {
+		if err := st.plans.Takeover(ctx, resume); err != nil {
+			log.Error("takeover of running plans", "err", err)
 		}
 	}
 }
