@@ -526,6 +526,10 @@ func (r *Executor) Resume(ctx context.Context, id string) error {
 		r.mu.Unlock()
 		return ErrClosed
 	}
+	if r.active == id {
+		r.mu.Unlock()
+		return nil // this replica runs it already (it led before, and leads again)
+	}
 	if r.active != "" {
 		r.mu.Unlock()
 		return fmt.Errorf("%w: plan %s is executing: one plan at a time", ErrBusy, r.active)

@@ -220,19 +220,7 @@ func (c *clusterServe) fence(m rebalance.Migrator) rebalance.Migrator {
 	if !c.on() || m == nil {
 		return m
 	}
-	return fencedMigrator{Migrator: m, lease: c.st.lease}
-}
-
-type fencedMigrator struct {
-	rebalance.Migrator
-	lease *ha.Lease
-}
-
-func (f fencedMigrator) LiveMigrate(ctx context.Context, id, target string) error {
-	if err := f.lease.Check(ctx); err != nil {
-		return fmt.Errorf("live migration of %s not started: %w", id, err)
-	}
-	return f.Migrator.LiveMigrate(ctx, id, target)
+	return ha.Fence(m, c.st.lease)
 }
 
 // ClusterStatus is one replica's answer on /cluster (`ecrae cluster
