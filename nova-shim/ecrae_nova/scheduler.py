@@ -51,7 +51,8 @@ def _call(method, build, n_hosts, outcome):
     except Exception as exc:
         FAILURE_WARNING.warning(
             'ECRAE %s to %s failed after %.3fs (%s); %s for %d host(s)',
-            method, CONF.ecrae.endpoint, time.monotonic() - start,
+            method, ','.join(client.endpoints(CONF)),
+            time.monotonic() - start,
             _describe(exc), outcome, n_hosts)
         return None
 
@@ -75,7 +76,7 @@ def _check_count(values, hosts, what):
 def _failed(method, exc, n_hosts, outcome):
     FAILURE_WARNING.warning(
         'ECRAE %s to %s answered unusably (%s); %s for %d host(s)',
-        method, CONF.ecrae.endpoint, exc, outcome, n_hosts)
+        method, ','.join(client.endpoints(CONF)), exc, outcome, n_hosts)
 
 
 class EcraeFilter(filters.BaseHostFilter):
