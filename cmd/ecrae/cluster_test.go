@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -52,5 +53,30 @@ func TestClusterStatusGolden(t *testing.T) {
 	// Bad input: one readable line naming the flag.
 	if err := runCluster(context.Background(), []string{"status", "--http", " , "}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--http") {
 		t.Errorf("empty --http: err = %v", err)
+	}
+}
+
+// TestServeClusterFlagErrors: a cluster flag that cannot work stops serve
+// before anything opens, with one line naming the flag.
+func TestServeClusterFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"--db", dir + "/ecrae.db", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nats-routes", "nats://a:1"}, "need --cluster"},
+		{[]string{"--cluster", "c"}, "--nats-cluster-addr and --nats-routes"},
+		{[]string{"--cluster", "c", "--nats-cluster-addr", "127.0.0.1:6222", "--nats-routes", "http://a:1"}, "--nats-routes"},
+		{[]string{"--cluster", "c d", "--nats-cluster-addr", "127.0.0.1:6222", "--nats-routes", "nats://a:1"}, "--cluster"},
+		{[]string{"--cluster", "c", "--node-name", "", "--nats-cluster-addr", "127.0.0.1:6222", "--nats-routes", "nats://a:1"}, "--node-name"},
+		{[]string{"--cluster", "c", "--lease-ttl", "10ms", "--nats-cluster-addr", "127.0.0.1:6222", "--nats-routes", "nats://a:1"}, "--lease-ttl"},
+		{[]string{"--cluster", "c", "--nats", "nats://127.0.0.1:1", "--nats-routes", "nats://a:1"}, "embedded"},
+	} {
+		var stderr bytes.Buffer
+		err := runServe(context.Background(), append(append([]string{}, base...), tc.args...), &stderr)
+		if err == nil || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: err = %v, want one usage line naming %s", tc.args, err, tc.want)
+		}
 	}
 }
