@@ -173,6 +173,14 @@ func (l *Lease) round(ctx context.Context) error {
 		return nil
 	}
 	if e, gerr := kv.Get(rctx, LeaseKey); gerr == nil {
+		if string(e.Value()) == l.name {
+			// Ours: a renewal that timed out here but was stored there.
+			// Names are unique, so nobody else wrote it; its revision is
+			// current, so fencing holds.
+			l.held.Store(e.Revision())
+			l.setLeader(l.name)
+			return nil
+		}
 		l.setLeader(string(e.Value()))
 	} else if errors.Is(gerr, jetstream.ErrKeyNotFound) {
 		l.setLeader("")

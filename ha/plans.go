@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,33 +27,27 @@ type Plans struct {
 
 	kv   atomic.Pointer[jetstream.KeyValue]
 	seen atomic.Uint64 // last bucket revision the watch handled
-
-	mu  sync.Mutex
-	own map[string]uint64 // plan → the revision this replica wrote last
 }
 
 // NewPlans makes store publish through the bucket from now on.
 func NewPlans(js jetstream.JetStream, replicas int, store *planstore.Store, lease *Lease, log *slog.Logger) *Plans {
-	p := &Plans{js: js, replicas: replicas, store: store, lease: lease, log: log, own: map[string]uint64{}}
+	p := &Plans{js: js, replicas: replicas, store: store, lease: lease, log: log}
 	store.SetPublisher(p)
 	return p
 }
 
 // PublishPlan implements planstore.Publisher: only the leader, at its
 // current fencing revision, writes plans.
-func (p *Plans) PublishPlan(ctx context.Context, id string, plan []byte) error {
+func (p *Plans) PublishPlan(ctx context.Context, id string, plan []byte) (uint64, error) {
 	kv, err := p.writable(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	rev, err := kv.Put(ctx, id, plan)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", PlansBucket, err)
+		return 0, fmt.Errorf("bucket %s: %w", PlansBucket, err)
 	}
-	p.mu.Lock()
-	p.own[id] = rev
-	p.mu.Unlock()
-	return nil
+	return rev, nil
 }
 
 // DeletePlan implements planstore.Publisher.
@@ -71,7 +64,7 @@ func (p *Plans) DeletePlan(ctx context.Context, id string) error {
 
 func (p *Plans) writable(ctx context.Context) (jetstream.KeyValue, error) {
 	if err := p.lease.Check(ctx); err != nil {
-		return nil, fmt.Errorf("plans are written by the leader (%q): %w", p.lease.Leader(), err)
+		return nil, fmt.Errorf("plans are written by the leader (%q): %w: %w", p.lease.Leader(), planstore.ErrReadOnly, err)
 	}
 	kvp := p.kv.Load()
 	if kvp == nil {
@@ -134,18 +127,14 @@ func (p *Plans) watch(ctx context.Context) error {
 	}
 }
 
+// apply stores one plan revision; the plan file skips a revision no newer
+// than the one it holds (this replica's own writes come back here).
 func (p *Plans) apply(ctx context.Context, e jetstream.KeyValueEntry) {
-	p.mu.Lock()
-	mine := e.Revision() <= p.own[e.Key()]
-	p.mu.Unlock()
-	if mine {
-		return // this replica wrote it (or something later) itself
-	}
 	var data []byte
 	if e.Operation() == jetstream.KeyValuePut {
 		data = e.Value()
 	}
-	if err := p.store.ApplyReplicated(ctx, e.Key(), data); err != nil {
+	if err := p.store.ApplyReplicated(ctx, e.Key(), data, e.Revision()); err != nil {
 		p.log.Error("replicated plans: not applied", "plan", e.Key(), "revision", e.Revision(), "err", err)
 	}
 }
@@ -178,8 +167,27 @@ func (p *Plans) CaughtUp(ctx context.Context) error {
 	return nil
 }
 
-// Takeover, run when this replica becomes leader, waits for the plans the
-// previous leader wrote and resumes each one it left executing.
+// Lead, run while this replica leads (ctx: the leadership), takes over
+// the plans left executing at once and again every interval: an execution
+// this replica ran in an earlier term and lost the lease in the middle of
+// can record nothing, and is resumed here once it has ended.
+func (p *Plans) Lead(ctx context.Context, every time.Duration, resume func(ctx context.Context, id string) error) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := p.Takeover(ctx, resume); err != nil && ctx.Err() == nil {
+			p.log.Error("takeover of running plans", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Takeover waits for the plans the previous leader wrote and resumes each
+// one left executing (Resume of a plan this replica runs is a no-op).
 func (p *Plans) Takeover(ctx context.Context, resume func(ctx context.Context, id string) error) error {
 	if err := p.CaughtUp(ctx); err != nil {
 		return fmt.Errorf("replicated plans not caught up; running plans left alone: %w", err)
@@ -193,7 +201,6 @@ func (p *Plans) Takeover(ctx context.Context, resume func(ctx context.Context, i
 		if pl.Status != planstore.StatusExecuting {
 			continue
 		}
-		p.log.Warn("taking over a plan the previous leader left executing", "plan", pl.ID)
 		if err := resume(ctx, pl.ID); err != nil {
 			errs = append(errs, fmt.Errorf("plan %s: %w", pl.ID, err))
 		}

@@ -1,8 +1,11 @@
 package ha
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -98,15 +101,22 @@ func TestLeaderKilledDuringPlanTakeover(t *testing.T) {
 		done   chan struct{}
 	}
 	var rs []*replica
+	logBuf := &syncBuf{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("replica logs:\n%s", logBuf.String())
+		}
+	})
 	for i, js := range jss {
+		rlog := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", i)
 		st, err := planstore.Open(fmt.Sprintf("%s/plans%d.db", t.TempDir(), i), planstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		lease := NewLease(js, 3, fmt.Sprintf("r%d", i), 1500*time.Millisecond, quietLog())
-		plans := NewPlans(js, 3, st, lease, quietLog())
-		ex := rebalance.NewExecutor(rebalance.Config{Plans: st, Migrator: Fence(nova, lease), StepTimeout: 30 * time.Second, Log: quietLog()})
+		lease := NewLease(js, 3, fmt.Sprintf("r%d", i), 3*time.Second, rlog)
+		plans := NewPlans(js, 3, st, lease, rlog)
+		ex := rebalance.NewExecutor(rebalance.Config{Plans: st, Migrator: Fence(nova, lease), StepTimeout: 30 * time.Second, Log: rlog})
 		ctx, cancel := context.WithCancel(context.Background())
 		r := &replica{store: st, lease: lease, exec: ex, cancel: cancel, done: make(chan struct{})}
 		rs = append(rs, r)
@@ -115,12 +125,7 @@ func TestLeaderKilledDuringPlanTakeover(t *testing.T) {
 		go func() { defer wg.Done(); plans.Run(ctx) }()
 		go func() {
 			defer wg.Done()
-			lease.Run(ctx, func(lctx context.Context) {
-				if err := plans.Takeover(lctx, ex.Resume); err != nil {
-					t.Logf("r%d takeover: %v", i, err)
-				}
-				<-lctx.Done()
-			})
+			lease.Run(ctx, func(lctx context.Context) { plans.Lead(lctx, time.Second, ex.Resume) })
 		}()
 		go func() { wg.Wait(); close(r.done) }()
 		t.Cleanup(func() { cancel(); <-r.done; ex.Close() })
@@ -136,6 +141,19 @@ func TestLeaderKilledDuringPlanTakeover(t *testing.T) {
 		return false
 	})
 	ctx := context.Background()
+	// Followers write no plan (the fence), and still list them: expiring
+	// is left to the leader.
+	for _, r := range rs {
+		if r == leader {
+			continue
+		}
+		if _, err := r.store.Create(ctx, &planstore.Plan{Status: planstore.StatusPlanned}); !errors.Is(err, planstore.ErrReadOnly) {
+			t.Errorf("plan created on a follower: err = %v, want ErrReadOnly", err)
+		}
+		if _, err := r.store.Expire(ctx, time.Now()); err != nil {
+			t.Errorf("Expire on a follower: %v", err)
+		}
+	}
 	var id string
 	eventually(t, "plan stored through the bucket", func() bool {
 		var err error
@@ -186,4 +204,22 @@ func TestLeaderKilledDuringPlanTakeover(t *testing.T) {
 	if nova.at["a"] != "h2" || nova.at["b"] != "h3" {
 		t.Errorf("instances at %v, want a on h2, b on h3", nova.at)
 	}
+}
+
+// syncBuf is a log sink shared by goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

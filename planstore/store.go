@@ -619,6 +619,9 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]string, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrReadOnly) {
+		return nil, nil // the leader expires them
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -313,9 +313,5 @@ func (c *clusterServe) attachPlans(store *planstore.Store, resume func(ctx conte
 	}
 	st := c.st
 	st.plans = ha.NewPlans(st.js, st.replicas, store, st.lease, log.With("part", "plan-replication"))
-	st.takeover = func(ctx context.Context) {
-		if err := st.plans.Takeover(ctx, resume); err != nil {
-			log.Error("takeover of running plans", "err", err)
-		}
-	}
+	st.takeover = func(ctx context.Context) { st.plans.Lead(ctx, c.leaseTTL, resume) }
 }
