@@ -135,6 +135,9 @@ func (l *Lease) Run(ctx context.Context, lead func(ctx context.Context)) error {
 		}
 		select {
 		case <-ctx.Done():
+			held := l.held.Load()
+			stepDown("stopping", nil)
+			l.release(held)
 			return nil
 		case <-t.C:
 		}
@@ -186,4 +189,18 @@ func (l *Lease) round(ctx context.Context) error {
 		l.setLeader("")
 	}
 	return err
+}
+
+// release deletes the lease at revision held, if still there (a clean stop),
+// so that another replica need not wait for the TTL.
+func (l *Lease) release(held uint64) {
+	kvp := l.kv.Load()
+	if held == 0 || kvp == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := (*kvp).Delete(ctx, LeaseKey, jetstream.LastRevision(held)); err == nil {
+		l.log.Info("leader lease released")
+	}
 }

@@ -25,9 +25,15 @@ type Plans struct {
 	lease    *Lease
 	log      *slog.Logger
 
-	kv   atomic.Pointer[jetstream.KeyValue]
-	seen atomic.Uint64 // last bucket revision the watch handled
+	kv       atomic.Pointer[jetstream.KeyValue]
+	seen     atomic.Uint64 // last bucket revision the watch handled
+	stopping atomic.Pointer[context.Context]
 }
+
+// StopWith makes the plans read-only once ctx ends: a replica that stops
+// (SIGTERM) records no "interrupted" for the plan it was executing, so the
+// next leader takes it over instead of finding it ended.
+func (p *Plans) StopWith(ctx context.Context) { p.stopping.Store(&ctx) }
 
 // NewPlans makes store publish through the bucket from now on.
 func NewPlans(js jetstream.JetStream, replicas int, store *planstore.Store, lease *Lease, log *slog.Logger) *Plans {
@@ -63,6 +69,9 @@ func (p *Plans) DeletePlan(ctx context.Context, id string) error {
 }
 
 func (p *Plans) writable(ctx context.Context) (jetstream.KeyValue, error) {
+	if sp := p.stopping.Load(); sp != nil && (*sp).Err() != nil {
+		return nil, fmt.Errorf("this replica is stopping; the next leader takes its plans over: %w", planstore.ErrReadOnly)
+	}
 	if err := p.lease.Check(ctx); err != nil {
 		return nil, fmt.Errorf("plans are written by the leader (%q): %w: %w", p.lease.Leader(), planstore.ErrReadOnly, err)
 	}

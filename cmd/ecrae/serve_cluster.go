@@ -166,6 +166,7 @@ func (c *clusterServe) start(nc *nats.Conn, store *kbstore.Store, reg prometheus
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = st.kb.Run(ctx) }()
 		if st.plans != nil {
+			st.plans.StopWith(ctx)
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = st.plans.Run(ctx) }()
 		}
