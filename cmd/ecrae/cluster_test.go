@@ -7,7 +7,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -78,5 +80,32 @@ func TestServeClusterFlagErrors(t *testing.T) {
 		if err == nil || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: err = %v, want one usage line naming %s", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestWhileLeaderRunsOncePerTerm: a function that returns at once (the
+// periodic mode switched off) runs once per leadership term, not in a
+// loop while the term lasts.
+func TestWhileLeaderRunsOncePerTerm(t *testing.T) {
+	c := clusterServe{name: "c", st: &clusterState{changed: make(chan struct{})}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls atomic.Int64
+	done := make(chan error)
+	go func() { done <- c.whileLeader(ctx, func(context.Context) error { calls.Add(1); return nil }) }()
+	for term := int64(1); term <= 2; term++ {
+		lctx, end := context.WithCancel(ctx)
+		c.st.setLeading(lctx)
+		for calls.Load() < term {
+			runtime.Gosched()
+		}
+		end()
+		c.st.setLeading(nil)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("fn ran %d times in 2 terms, want 2", n)
 	}
 }

@@ -205,6 +205,9 @@ func (c *clusterServe) whileLeader(ctx context.Context, fn func(ctx context.Cont
 			if err := fn(lctx); err != nil && ctx.Err() == nil && lctx.Err() == nil {
 				return err
 			}
+			// fn is done for this term (e.g. the periodic mode is off):
+			// not again before the next one.
+			<-lctx.Done()
 			continue
 		}
 		select {
