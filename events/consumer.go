@@ -39,6 +39,10 @@ type Config struct {
 	// restart rebuilds the view from whatever the stream still holds.
 	StateFile       string
 	CheckpointEvery time.Duration // default 10s
+	// Replicas is how many copies of the stream the JetStream cluster
+	// keeps (cluster mode: min(3, members)); 0 leaves it as the server's
+	// default, one.
+	Replicas int
 	// Batch is how many messages each pull asks for. Default 1000.
 	Batch int
 	// ClockSkew is how far in the future a timestamp may be before the
@@ -178,6 +182,7 @@ func (c *Consumer) EnsureStream(ctx context.Context) (jetstream.Stream, error) {
 		MaxAge:      c.cfg.MaxAge,
 		MaxBytes:    c.cfg.MaxBytes,
 		Duplicates:  2 * time.Minute, // publishers that set Nats-Msg-Id get dedup for free
+		Replicas:    c.cfg.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stream %s on %v: %w", c.cfg.Stream, c.subjects, err)

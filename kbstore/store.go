@@ -46,6 +46,9 @@ type Store struct {
 	path string
 	rev  atomic.Uint64
 	now  func() time.Time
+	// pub, when set (cluster mode), publishes every local write to the
+	// replicated KB before it commits (see replicated.go).
+	pub atomic.Pointer[publisherBox]
 
 	// afterPut, when set (tests only), runs inside the write transaction
 	// after each entity is written by Import; a crash test kills the process
@@ -121,6 +124,12 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 // history (change says what fn does), and bumps the revision if it
 // committed.
 func (s *Store) update(ctx context.Context, change string, fn func(tx *bolt.Tx) error) error {
+	return s.updateTx(ctx, change, true, fn)
+}
+
+// updateTx is update; publish=false for a write that came from the
+// replicated KB and must not be published back.
+func (s *Store) updateTx(ctx context.Context, change string, publish bool, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -137,7 +146,13 @@ func (s *Store) update(ctx context.Context, change string, fn func(tx *bolt.Tx) 
 		}
 		// A caller that gave up while we waited for the writer lock or
 		// worked gets nothing committed.
-		return ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if b := s.pub.Load(); publish && b != nil {
+			return publishInTx(ctx, tx, b.p, change)
+		}
+		return nil
 	})
 	if err != nil {
 		return err

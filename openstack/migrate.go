@@ -63,6 +63,25 @@ func (m *Migrator) Locate(ctx context.Context, id string) (string, error) {
 	return s.Host, nil
 }
 
+// Settle waits until Nova has no task in progress on server id (a live
+// migration another replica started) and returns its host.
+func (m *Migrator) Settle(ctx context.Context, id string) (string, error) {
+	for {
+		s, err := servers.Get(ctx, m.compute, id).Extract()
+		if err != nil {
+			return "", fmt.Errorf("read server %s: %w", id, err)
+		}
+		if s.TaskState == "" {
+			return s.Host, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("server %s still %s: %w", id, s.TaskState, ctx.Err())
+		case <-time.After(m.poll):
+		}
+	}
+}
+
 // Failed migration statuses (nova.objects.migration: "error" and "failed"
 // from the compute and conductor, "cancelled" by an operator's abort).
 var failedStatus = []string{"error", "failed", "cancelled"}

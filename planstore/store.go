@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ecrae/ecrae/internal/quote"
@@ -193,6 +194,7 @@ type Store struct {
 	db        *bolt.DB
 	path      string
 	recovered []string
+	pub       atomic.Pointer[publisherBox] // cluster mode: see replicated.go
 }
 
 // Open opens (creating if needed) the plan file at path. bbolt's file lock
@@ -376,7 +378,7 @@ func (s *Store) Create(ctx context.Context, p *Plan) (string, error) {
 		if err != nil {
 			return err
 		}
-		return b.Put(key(n), v)
+		return s.put(ctx, b, n, v)
 	})
 	if err != nil {
 		return "", fmt.Errorf("store plan: %w", err)
@@ -448,7 +450,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*Plan) error) err
 		if err != nil {
 			return err
 		}
-		return b.Put(key(n), out)
+		return s.put(ctx, b, n, out)
 	})
 }
 
@@ -504,7 +506,7 @@ func (s *Store) change(ctx context.Context, id, to string, fn func(*Plan) error)
 			return err
 		}
 		out = &p
-		return b.Put(key(n), data)
+		return s.put(ctx, b, n, data)
 	})
 	if err != nil {
 		return nil, err
@@ -617,12 +619,15 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]string, error) {
 			return err
 		}
 		for _, u := range ups {
-			if err := b.Put(u.k, u.v); err != nil {
+			if err := s.put(ctx, b, binary.BigEndian.Uint64(u.k), u.v); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if errors.Is(err, ErrReadOnly) {
+		return nil, nil // the leader expires them
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -662,6 +667,9 @@ func (s *Store) Prune(ctx context.Context, keep int) (int, error) {
 		}
 		for _, k := range doomed {
 			if err := b.Delete(k); err != nil {
+				return err
+			}
+			if err := s.publishDelete(ctx, binary.BigEndian.Uint64(k)); err != nil {
 				return err
 			}
 		}

@@ -237,6 +237,14 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 		if ctx.Err() != nil {
 			break
 		}
+		// A plan taken over from another leader (Resume) has waves done
+		// already: only pending steps run, and the staleness check starts
+		// at the first of them (done steps' instances are at their
+		// destination, not at their origin).
+		wave = slices.DeleteFunc(slices.Clone(wave), func(i int) bool { return p.Steps[i].Status != planstore.StepPending })
+		if len(wave) == 0 {
+			continue
+		}
 		cur, err := r.cfg.Plans.Get(wctx, id)
 		if err != nil {
 			failed = append(failed, fmt.Sprintf("cannot read the plan before wave %d: %v", w+1, err))
@@ -508,4 +516,105 @@ func (r *Executor) Check(ctx context.Context, p *planstore.Plan) []string {
 		problems = append(problems, "no Nova connection: the plan can be checked, not executed")
 	}
 	return problems
+}
+
+// Settler is a Migrator that can wait for Nova to finish what an instance
+// is doing (a live migration started by a replica that died) and say
+// where it then runs; openstack.Migrator is one.
+type Settler interface {
+	Settle(ctx context.Context, id string) (string, error)
+}
+
+// Resume takes over a plan another replica was executing when it lost the
+// lead (cluster mode): each step it had marked running is confirmed from
+// Nova (waiting for Nova to finish it), never started again; if every one
+// reached its destination, the remaining waves run as Start would run
+// them, re-checked against the live view first; otherwise the plan fails,
+// saying where each instance is.
+func (r *Executor) Resume(ctx context.Context, id string) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	if r.active == id {
+		r.mu.Unlock()
+		return nil // this replica runs it already (it led before, and leads again)
+	}
+	if r.active != "" {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: plan %s is executing: one plan at a time", ErrBusy, r.active)
+	}
+	r.active = id
+	base := r.base
+	r.mu.Unlock()
+	p, err := r.cfg.Plans.Get(ctx, id)
+	if err == nil && p.Status != planstore.StatusExecuting {
+		err = fmt.Errorf("%w: plan %s is %s, not executing", ErrNotPlanned, id, p.Status)
+	}
+	if err == nil && r.cfg.Migrator == nil {
+		err = errors.New("no executor (no OpenStack credentials): the plan cannot be taken over")
+	}
+	if err != nil {
+		r.release(id)
+		return err
+	}
+	var failed []string
+	for i := range p.Steps {
+		st := &p.Steps[i]
+		if st.Status != planstore.StepRunning {
+			continue
+		}
+		where, err := r.settle(ctx, st.InstanceID)
+		st.FinishedAt = r.cfg.Now()
+		switch {
+		case err != nil:
+			st.Status, st.Error = planstore.StepUnknown, "in flight when the previous leader stopped; Nova could not say where it is: "+err.Error()
+		case where == st.To:
+			st.Status, st.ConfirmedBy = planstore.StepDone, "nova, after takeover (started by the previous leader)"
+		default:
+			st.Status, st.Error = planstore.StepFailed, fmt.Sprintf("in flight when the previous leader stopped; Nova shows it on %s; not retried", where)
+		}
+		if st.Status != planstore.StepDone {
+			failed = append(failed, fmt.Sprintf("step %d (%s): %s", i, name(*st), st.Error))
+		}
+		r.log.Info("rebalance takeover: in-flight step confirmed from Nova", "plan", id, "step", i, "instance", st.InstanceID, "status", st.Status, "host", where)
+	}
+	wctx := context.WithoutCancel(ctx)
+	if err := r.cfg.Plans.Update(wctx, id, func(q *planstore.Plan) error { q.Steps = p.Steps; return nil }); err != nil {
+		r.release(id)
+		return fmt.Errorf("record the takeover of plan %s: %w", id, err)
+	}
+	if len(failed) > 0 {
+		r.release(id)
+		_, err := r.cfg.Plans.Finish(wctx, id, planstore.StatusFailed, r.cfg.Now(), func(q *planstore.Plan) {
+			for i := range q.Steps {
+				if q.Steps[i].Status == planstore.StepPending {
+					q.Steps[i].Status = planstore.StepSkipped
+				}
+			}
+			q.Message = fmt.Sprintf("stopped at takeover: %s; %s; nothing was retried", strings.Join(failed, "; "), planstore.Summary(q))
+		})
+		return err
+	}
+	if r.cfg.Live != nil {
+		r.cfg.Live.SetDraining(id, p.HostsFreed)
+	}
+	r.log.Warn("rebalance: took over a plan the previous leader was executing", "plan", id, "summary", planstore.Summary(p))
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.execute(base, p, r.cfg.StepTimeout)
+	}()
+	return nil
+}
+
+// settle asks Nova where an instance is once nothing is in progress on it.
+func (r *Executor) settle(ctx context.Context, id string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.StepTimeout)
+	defer cancel()
+	if s, ok := r.cfg.Migrator.(Settler); ok {
+		return s.Settle(ctx, id)
+	}
+	return r.cfg.Migrator.Locate(ctx, id)
 }

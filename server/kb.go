@@ -25,6 +25,10 @@ func kbError(err error, field string) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, kbstore.ErrExists):
 		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, kbstore.ErrConflict):
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, kbstore.ErrUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, kbstore.ErrInUse):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -134,6 +134,10 @@ func (r *Rebalancer) Close() { r.exec.Close() }
 // (rebalance.Executor.Run): its owner is serve's errgroup.
 func (r *Rebalancer) Run(ctx context.Context) error { return r.exec.Run(ctx) }
 
+// Resume takes over a plan another replica was executing (cluster mode;
+// rebalance.Executor.Resume).
+func (r *Rebalancer) Resume(ctx context.Context, id string) error { return r.exec.Resume(ctx, id) }
+
 // Executing returns the id of the plan executing, "" when none.
 func (r *Rebalancer) Executing() string { return r.exec.Executing() }
 

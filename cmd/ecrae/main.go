@@ -39,6 +39,7 @@ Usage:
   ecrae tosca resolve|hot|deploy APP.yaml [flags]   tagged TOSCA → resolved TOSCA → Heat stack
   ecrae audit [--since D] [--json]     who changed what: KB writes, plans, power actions
   ecrae version                        build information (also --version)
+  ecrae cluster status --http A,B,C    cluster mode: members, leader, KB revision and view sequence per replica
 
 Run "ecrae COMMAND -h" for the flags of a command.
 Exit status: 0 done, 1 failed, 2 usage, 3 done but not fully (see README).
@@ -107,6 +108,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return runAudit(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		return printVersion(stdout)
+	case "cluster":
+		return runCluster(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -45,6 +45,9 @@ type rebalanceServe struct {
 	reg prometheus.Registerer
 	// agents moves containers (serve_containers.go); nil = none.
 	agents *container.Client
+	// leader, in cluster mode, runs the periodic mode on the leader only
+	// and fences every migration (nil: one replica, as before).
+	leader *clusterServe
 }
 
 func (r *rebalanceServe) register(fs *flag.FlagSet) {
@@ -102,12 +105,18 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 	if cloud != nil && cloud.Compute != nil {
 		m := openstack.NewMigrator(cloud.Compute, 0)
 		cfg.Migrator = server.CountMigrations(m, r.reg)
+		if r.leader != nil {
+			cfg.Migrator = r.leader.fence(cfg.Migrator)
+		}
 		cfg.Groups = groupsOf(m)
 	}
 	cfg.Migrator = r.route(cfg.Migrator)
 	rb := server.NewRebalancer(srv, cfg)
 	rb.Register(g)
 	r.rb = rb
+	if r.leader != nil {
+		r.leader.attachPlans(store, rb.Resume, log)
+	}
 	log.Info("rebalance service ready", "plans", path, "executor", cfg.Migrator != nil, "periodic", r.interval,
 		"plan_ttl", r.planTTL, "keep", r.keep)
 	var once sync.Once
@@ -123,13 +132,16 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 		defer stop()
 		eg, ctx := errgroup.WithContext(ctx)
 		eg.Go(func() error { return rb.Run(ctx) })
+		periodic := rb.RunPeriodic
 		eg.Go(func() error {
-			err := rb.RunPeriodic(ctx, server.PeriodicConfig{
-				Interval: r.interval, MinSavingW: r.minSavingW, Execute: r.execute,
-				Request: &ecraev1.PlanRebalanceRequest{
-					Algorithm: r.algorithm, TimeLimit: durationpb.New(r.timeLimit), MaxMigrations: int32(r.maxMigrations),
-					MaxPerHost: int32(r.maxPerHost), MaxParallel: int32(r.maxParallel),
-				},
+			err := r.whileLeader(ctx, func(ctx context.Context) error {
+				return periodic(ctx, server.PeriodicConfig{
+					Interval: r.interval, MinSavingW: r.minSavingW, Execute: r.execute,
+					Request: &ecraev1.PlanRebalanceRequest{
+						Algorithm: r.algorithm, TimeLimit: durationpb.New(r.timeLimit), MaxMigrations: int32(r.maxMigrations),
+						MaxPerHost: int32(r.maxPerHost), MaxParallel: int32(r.maxParallel),
+					},
+				})
 			})
 			if err != nil {
 				log.Error("periodic rebalance stopped", "err", err)
@@ -166,4 +178,13 @@ func groupsOf(m *openstack.Migrator) server.GroupsFunc {
 		}
 		return out, members, nil
 	}
+}
+
+// whileLeader runs fn when this replica may act: always with one replica,
+// on the leader only in cluster mode.
+func (r *rebalanceServe) whileLeader(ctx context.Context, fn func(ctx context.Context) error) error {
+	if r.leader == nil {
+		return fn(ctx)
+	}
+	return r.leader.whileLeader(ctx, fn)
 }

@@ -62,6 +62,7 @@ type serveConfig struct {
 	security securityServe
 	natsSec  natsSecurity
 	console  consoleServe // the web console (issue 16)
+	cluster  clusterServe // several replicas on one JetStream cluster (issue 14)
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -89,6 +90,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	c.events.register(fs)
 	c.power.register(fs)
 	c.console.register(fs)
+	c.cluster.register(fs)
 	fs.IntVar(&c.stateCache, "state-cache", server.DefaultStateCacheSize, "host states remembered for the shim's references to unchanged hosts (the 8 most recently used per node)")
 	fs.IntVar(&c.gcPercent, "gc-percent", server.DefaultGCPercent, "garbage collector target (GOGC): higher trades memory for fewer collections on the placement path; the GOGC variable, when set, wins")
 	fs.StringVar(&c.memLimit, "memory-limit", "auto", `soft memory limit (GOMEMLIMIT): "auto" (max(1GiB, 4×live heap), followed), or e.g. "512MiB", "2GiB"; past it the collector runs more often; "0" for none; the GOMEMLIMIT variable, when set, wins`)
@@ -103,6 +105,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: serve takes no arguments, got %s", errUsage, quote.Value(fs.Arg(0)))
 	}
 	if err := c.events.check(); err != nil {
+		return err
+	}
+	if err := c.cluster.check(c.natsURL); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, c.logFormat, c.logLevel)
@@ -158,6 +163,11 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	}
 	defer shutdownNATS()
 	defer nc.Close()
+	runCluster, err := c.cluster.start(nc, store, reg, log)
+	if err != nil {
+		return err
+	}
+	c.rebalance.leader = &c.cluster
 
 	// The live host view: Nova's notifications and node samples from
 	// JetStream, reconciled with Nova and Placement when credentials exist.
@@ -166,6 +176,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	consumer, err := events.New(nc, view, c.events.config(events.Config{
 		SubjectPrefix: c.subjectPrefix,
 		StateFile:     filepath.Join(filepath.Dir(c.dbPath), "hostview.json"),
+		Replicas:      c.cluster.streamReplicas(),
 	}), log, events.NewMetrics(reg))
 	if err != nil {
 		return fmt.Errorf("%w: --subject-prefix: %v", errUsage, err)
@@ -214,7 +225,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	defer stopRebalance()
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
-	runPower, err := c.power.start(g, hs, nc, c.subjectPrefix, log)
+	managePower, reloadPower, err := c.power.start(g, hs, nc, c.subjectPrefix, log)
 	if err != nil {
 		return err
 	}
@@ -237,7 +248,9 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 			return
 		}
 		fmt.Fprintln(w, "ok")
+		c.cluster.healthDetail(w)
 	})
+	mux.HandleFunc("/cluster", c.cluster.handler(view.AppliedSeq))
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: sec.httpTLS()}
 
@@ -253,7 +266,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	eg.Go(func() error {
 		// A broken stream (an external NATS without JetStream) costs the
 		// live view, not the placement service.
-		if err := consumer.Run(ctx); err != nil {
+		if err := c.cluster.retry(ctx, log, consumer.Run); err != nil {
 			log.Error("host view: NATS ingestion stopped", "err", err)
 		}
 		return nil
@@ -289,9 +302,10 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	}
 	eg.Go(func() error { return runRebalance(ctx) })
 	eg.Go(func() error { return followMemoryLimit(ctx, c.memLimit, log) })
-	for _, run := range runPower {
-		eg.Go(func() error { return run(ctx) })
-	}
+	// The power policy acts on one replica: the leader (cluster mode).
+	eg.Go(func() error { return c.cluster.whileLeader(ctx, managePower) })
+	eg.Go(func() error { return reloadPower(ctx) })
+	eg.Go(func() error { return runCluster(ctx) })
 	eg.Go(func() error {
 		if err := g.Serve(gl); err != nil {
 			return fmt.Errorf("gRPC server: %w", err)
@@ -383,6 +397,9 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 		ServerName: "ecrae", Host: host, Port: port, JetStream: true, StoreDir: storeDir,
 		NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
 	}
+	if err := c.cluster.applyNATS(opts); err != nil {
+		return nil, "", nil, err
+	}
 	self, err := c.natsSec.embeddedOptions(opts, c.subjectPrefix)
 	if err != nil {
 		return nil, "", nil, err
@@ -392,6 +409,7 @@ func startNATS(c serveConfig, log *slog.Logger) (*nats.Conn, string, func(), err
 		return nil, "", nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	ns.Start()
+	c.cluster.started(ns)
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
 		return nil, "", nil, fmt.Errorf("embedded NATS did not start on %s (is the port taken?)", c.natsAddr)

@@ -122,7 +122,7 @@ func (p *powerServe) noRoom() func() { return p.m.NoRoom }
 // host" (so nothing published from serving on is missed); the functions it
 // returns run the manager and reload the credentials on SIGHUP until their
 // context ends, each under serve's errgroup. serve closes the history.
-func (p *powerServe) start(g *grpc.Server, hs *health.Server, nc *nats.Conn, subjectPrefix string, log *slog.Logger) ([]func(context.Context) error, error) {
+func (p *powerServe) start(g *grpc.Server, hs *health.Server, nc *nats.Conn, subjectPrefix string, log *slog.Logger) (manage, reload func(context.Context) error, err error) {
 	server.NewPowerService(p.m).Register(g)
 	// Nova's "no valid host": Placement had no room, so no filter (nor
 	// FilterHosts) ran; the failed task's notification is the signal. A
@@ -139,7 +139,7 @@ func (p *powerServe) start(g *grpc.Server, hs *health.Server, nc *nats.Conn, sub
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("power: subscribe to %s: %w", subject, err)
+		return nil, nil, fmt.Errorf("power: subscribe to %s: %w", subject, err)
 	}
 	const svc = "ecrae.v1.PowerService"
 	hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
@@ -153,15 +153,17 @@ func (p *powerServe) start(g *grpc.Server, hs *health.Server, nc *nats.Conn, sub
 	// Subscribed before serving: a SIGHUP never meets the default action.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	manage := func(ctx context.Context) error {
-		defer sub.Unsubscribe()
+	// manage may run once per leadership term in cluster mode (serve
+	// gates it): it owns nothing that outlives a term.
+	manage = func(ctx context.Context) error {
 		if err := p.m.Run(ctx); err != nil {
 			log.Error("power manager stopped", "err", err)
 		}
 		return nil
 	}
-	reload := func(ctx context.Context) error {
+	reload = func(ctx context.Context) error {
 		defer signal.Stop(hup)
+		defer sub.Unsubscribe()
 		for {
 			select {
 			case <-ctx.Done():
@@ -180,7 +182,7 @@ func (p *powerServe) start(g *grpc.Server, hs *health.Server, nc *nats.Conn, sub
 			}
 		}
 	}
-	return []func(context.Context) error{manage, reload}, nil
+	return manage, reload, nil
 }
 
 // The power manager's Nova side is openstack's compute services client.

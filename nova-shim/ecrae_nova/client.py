@@ -1,10 +1,14 @@
 """The gRPC side of the shim: lazily opened channels cached per process and
-endpoint, and calls that do not block eventlet's hub."""
+endpoint, failover between the replicas of ``[ecrae] endpoints``, and calls
+that do not block eventlet's hub."""
 
+import logging
 import os
+import socket
 import sys
 import threading
 import time
+import zlib
 
 import grpc
 
@@ -70,13 +74,45 @@ def _tls_key(conf):
     return (g.ca_file, g.cert_file, g.key_file)
 
 
-def get_stub(conf):
-    """The PlacementService stub for this process and ``[ecrae] endpoint``.
+def endpoints(conf):
+    """``[ecrae] endpoints``, or ``[ecrae] endpoint`` alone when unset."""
+    eps = [e.strip() for e in (conf.ecrae.endpoints or []) if e.strip()]
+    return eps or [conf.ecrae.endpoint]
+
+
+def preferred(n):
+    """Index of the replica this process prefers among n: stable for the
+    process (host name and pid), spread across the schedulers' workers."""
+    key = ('%s:%d' % (socket.gethostname(), os.getpid())).encode()
+    return zlib.crc32(key) % n
+
+
+_down = {}  # (pid, endpoint) -> time.monotonic() until which it goes last
+
+
+def candidates(conf):
+    """The endpoints in the order this process tries them: its preferred
+    replica and the ones after it, those that failed within the last
+    ``down_seconds`` last."""
+    eps = endpoints(conf)
+    if len(eps) == 1:
+        return eps
+    start = preferred(len(eps))
+    order = eps[start:] + eps[:start]
+    now, pid = time.monotonic(), os.getpid()
+    return ([e for e in order if _down.get((pid, e), 0) <= now] +
+            [e for e in order if _down.get((pid, e), 0) > now])
+
+
+def get_stub(conf, endpoint=None):
+    """The PlacementService stub for this process and endpoint (default:
+    ``[ecrae] endpoint``).
 
     Channels are opened on first use, never at import or when Nova
     instantiates the filter (that happens before nova-scheduler forks its
     workers), and a forked worker opens its own."""
-    endpoint = conf.ecrae.endpoint
+    if endpoint is None:
+        endpoint = conf.ecrae.endpoint
     tls = _tls_key(conf)
     key = (os.getpid(), endpoint, tls, conf.ecrae.max_message_mb)
     stub = _stubs.get(key)
@@ -135,28 +171,57 @@ def run_blocking(fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
+LOG = logging.getLogger(__name__)
+
+# What another replica may answer better: this one is down, stopping (its
+# graceful stop refuses new calls), or did not answer in its share of the
+# deadline. Any other error would be the same everywhere.
+_FAILOVER = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
 def call(conf, method, build):
     """Call PlacementService.<method>(build(refs)) within the ``[ecrae]
-    timeout`` deadline, ``refs`` being the channel's StateRefs. When the
-    service no longer holds a state the request refers to, the request is
-    built again with full states and sent once more, in what is left of the
-    deadline. Raises grpc.RpcError (or whatever went wrong)."""
-    stub = get_stub(conf)
-    rpc = getattr(stub, method)
+    timeout`` deadline, ``refs`` being the channel's StateRefs, on the
+    first replica of candidates() that answers: one that is down or
+    stopping is left for the next in what remains of the deadline (each
+    but the last gets half of it), and tried last for ``down_seconds``.
+    Raises grpc.RpcError (or whatever went wrong) when none answers."""
     deadline = time.monotonic() + conf.ecrae.timeout
 
     def left():
         return max(0.0, deadline - time.monotonic())
+    eps = candidates(conf)
+    for i, endpoint in enumerate(eps):
+        last = i == len(eps) - 1
+        try:
+            return _call_one(conf, endpoint, method, build,
+                             lambda: left() if last else left() / 2)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, 'code') else None
+            if last or code not in _FAILOVER or left() <= 0:
+                raise
+            _down[(os.getpid(), endpoint)] = (time.monotonic() +
+                                              conf.ecrae.down_seconds)
+            LOG.info('ECRAE replica %s failed (%s): trying %s', endpoint,
+                     code.name, eps[i + 1])
+
+
+def _call_one(conf, endpoint, method, build, budget):
+    """One replica's answer. When the service no longer holds a state the
+    request refers to, the request is built again with full states and
+    sent once more, within the budget."""
+    stub = get_stub(conf, endpoint)
+    rpc = getattr(stub, method)
     request = build(stub.refs)
     try:
-        resp = run_blocking(rpc, request, timeout=left())
+        resp = run_blocking(rpc, request, timeout=budget())
     except grpc.RpcError as exc:
         if (not request.references or not hasattr(exc, 'code') or
                 exc.code() != grpc.StatusCode.FAILED_PRECONDITION):
             raise
         stub.refs.forget()
         request = build(stub.refs)
-        resp = run_blocking(rpc, request, timeout=left())
+        resp = run_blocking(rpc, request, timeout=budget())
     # Only a service that says it keeps the states gets references: an
     # older one would read each as an empty host.
     if resp.states_held:

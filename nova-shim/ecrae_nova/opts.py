@@ -16,6 +16,18 @@ ecrae_group = cfg.OptGroup(
 ECRAE_OPTS = [
     cfg.StrOpt('endpoint', default='127.0.0.1:50051',
                help='host:port of the ECRAE gRPC service (ecrae serve).'),
+    cfg.ListOpt('endpoints', default=[],
+                help='host:port of every replica of a clustered ECRAE '
+                     'service; when set, it replaces endpoint. Each '
+                     'scheduler process prefers one replica (chosen from '
+                     'its host name and pid, so the host states it sent '
+                     'stay with the replica that holds them), moves to '
+                     'the next within the same deadline when that one is '
+                     'down or stopping, and tries its own first again '
+                     'after down_seconds.'),
+    cfg.FloatOpt('down_seconds', default=5.0, min=0.0,
+                 help='How long a replica that failed a call is tried '
+                      'last (endpoints).'),
     cfg.FloatOpt('timeout', default=0.2, min=0.001,
                  help='Deadline of one FilterHosts/WeighHosts call, in '
                       'seconds. Past it the pass fails open (or closed, '

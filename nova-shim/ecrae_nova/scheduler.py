@@ -79,7 +79,8 @@ def _call(method, build, n_hosts, outcome, spec_obj=None):
             return None
         FAILURE_WARNING.warning(
             'ECRAE %s to %s failed after %.3fs (%s); %s for %d host(s)',
-            method, CONF.ecrae.endpoint, time.monotonic() - start,
+            method, ','.join(client.endpoints(CONF)),
+            time.monotonic() - start,
             _describe(exc), outcome, n_hosts)
         return None
 
@@ -103,7 +104,7 @@ def _check_count(values, hosts, what):
 def _failed(method, exc, n_hosts, outcome):
     FAILURE_WARNING.warning(
         'ECRAE %s to %s answered unusably (%s); %s for %d host(s)',
-        method, CONF.ecrae.endpoint, exc, outcome, n_hosts)
+        method, ','.join(client.endpoints(CONF)), exc, outcome, n_hosts)
 
 
 class EcraeFilter(filters.BaseHostFilter):

@@ -72,6 +72,7 @@ def test_import_is_cheap_and_classes_load():
 def test_options_registered_on_nova_conf():
     g = CONF.ecrae
     assert g.endpoint == '127.0.0.1:50051'
+    assert g.endpoints == [] and g.down_seconds == 5.0
     assert g.timeout == 0.2
     assert g.weight_multiplier == 1.0
     assert g.fail_open is True
@@ -81,7 +82,8 @@ def test_options_registered_on_nova_conf():
     assert CONF.ecrae_nats.url == 'nats://127.0.0.1:4222'
     listed = {getattr(grp, 'name', grp): [o.name for o in o_]
               for grp, o_ in opts.list_opts()}
-    assert set(listed['ecrae']) == {'endpoint', 'timeout', 'weight_multiplier',
+    assert set(listed['ecrae']) == {'endpoint', 'endpoints', 'down_seconds',
+                                    'timeout', 'weight_multiplier',
                                     'fail_open', 'max_message_mb',
                                     'tls_enabled', 'ca_file', 'cert_file',
                                     'key_file'}

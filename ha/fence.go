@@ -1,0 +1,34 @@
+package ha
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ecrae/ecrae/rebalance"
+)
+
+// Fence wraps m so that every live migration first checks the lease's
+// fencing revision: a replica that lost the lead starts none.
+func Fence(m rebalance.Migrator, l *Lease) rebalance.Migrator {
+	return fenced{Migrator: m, lease: l}
+}
+
+type fenced struct {
+	rebalance.Migrator
+	lease *Lease
+}
+
+func (f fenced) LiveMigrate(ctx context.Context, id, target string) error {
+	if err := f.lease.Check(ctx); err != nil {
+		return fmt.Errorf("live migration of %s not started: %w", id, err)
+	}
+	return f.Migrator.LiveMigrate(ctx, id, target)
+}
+
+// Settle passes through (rebalance.Settler), falling back on Locate.
+func (f fenced) Settle(ctx context.Context, id string) (string, error) {
+	if s, ok := f.Migrator.(rebalance.Settler); ok {
+		return s.Settle(ctx, id)
+	}
+	return f.Migrator.Locate(ctx, id)
+}

@@ -1,0 +1,206 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Lease bucket and key: the value is the leader's replica name; the
+// bucket's MaxAge is the lease's TTL, so a leader that stops renewing
+// loses its key and another replica can create it.
+const (
+	LeaseBucket = "ecrae-leader"
+	LeaseKey    = "leader"
+)
+
+// ErrNotLeader says this replica does not hold the lease (or no longer
+// holds the revision it acted under): the action was not taken.
+var ErrNotLeader = errors.New("this replica does not hold the leader lease")
+
+// Lease elects one replica to act (rebalance execution, periodic
+// planning, power actions). The revision of the key a replica wrote last
+// is its fencing token: Check compares it with the bucket's before every
+// action, so a replica that was paused past its TTL and replaced acts no
+// more.
+type Lease struct {
+	js       jetstream.JetStream
+	replicas int
+	name     string
+	ttl      time.Duration
+	log      *slog.Logger
+
+	kv   atomic.Pointer[jetstream.KeyValue]
+	held atomic.Uint64 // revision of our key; 0: not leader
+
+	mu     sync.Mutex
+	leader string // last leader seen (for status)
+}
+
+// NewLease prepares a lease for replica name; Run campaigns.
+func NewLease(js jetstream.JetStream, replicas int, name string, ttl time.Duration, log *slog.Logger) *Lease {
+	return &Lease{js: js, replicas: replicas, name: name, ttl: ttl, log: log}
+}
+
+// Name is this replica's name.
+func (l *Lease) Name() string { return l.name }
+
+// IsLeader reports whether this replica believes it holds the lease (Check
+// confirms it with the bucket).
+func (l *Lease) IsLeader() bool { return l.held.Load() != 0 }
+
+// Leader is the last leader this replica saw ("" when none).
+func (l *Lease) Leader() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.leader
+}
+
+func (l *Lease) setLeader(s string) {
+	l.mu.Lock()
+	l.leader = s
+	l.mu.Unlock()
+}
+
+// Check returns nil if the bucket's current lease is still the one this
+// replica wrote last; the fencing check before every action.
+func (l *Lease) Check(ctx context.Context) error {
+	held := l.held.Load()
+	kvp := l.kv.Load()
+	if held == 0 || kvp == nil {
+		return fmt.Errorf("%w (leader: %q)", ErrNotLeader, l.Leader())
+	}
+	e, err := (*kvp).Get(ctx, LeaseKey)
+	if err != nil {
+		return fmt.Errorf("%w: lease unreadable: %v", ErrNotLeader, err)
+	}
+	if e.Revision() != held || string(e.Value()) != l.name {
+		return fmt.Errorf("%w: lease at revision %d held by %q, ours was %d", ErrNotLeader, e.Revision(), e.Value(), held)
+	}
+	return nil
+}
+
+// Run campaigns for the lease until ctx ends, renewing it every TTL/3
+// while held. lead runs, under a context cancelled when the lease is lost,
+// each time this replica becomes the leader; Run owns its goroutine.
+func (l *Lease) Run(ctx context.Context, lead func(ctx context.Context)) error {
+	every := l.ttl / 3
+	var (
+		stop    context.CancelFunc
+		done    chan struct{}
+		renewed time.Time
+	)
+	stepDown := func(why string, err error) {
+		if stop == nil {
+			return
+		}
+		l.held.Store(0)
+		stop()
+		<-done
+		stop, done = nil, nil
+		l.log.Warn("leader lease lost: stopped acting", "why", why, "err", err)
+	}
+	defer stepDown("stopping", nil)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := l.round(ctx); err != nil {
+			l.log.Debug("leader lease", "err", err)
+		}
+		now := time.Now()
+		switch held := l.held.Load(); {
+		case held != 0 && stop == nil:
+			renewed = now
+			var lctx context.Context
+			lctx, stop = context.WithCancel(ctx)
+			done = make(chan struct{})
+			l.log.Info("leader lease acquired: this replica acts", "revision", held, "ttl", l.ttl)
+			go func(d chan struct{}) { defer close(d); lead(lctx) }(done)
+		case held != 0:
+			renewed = now
+		case stop != nil:
+			stepDown("renewal failed", nil)
+		}
+		// A renewal that keeps failing must stop acting before the TTL
+		// lets another replica take over.
+		if stop != nil && now.Sub(renewed) > 2*every {
+			l.held.Store(0)
+			stepDown("not renewed for "+now.Sub(renewed).String(), nil)
+		}
+		select {
+		case <-ctx.Done():
+			held := l.held.Load()
+			stepDown("stopping", nil)
+			l.release(held)
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// round renews the lease if held, or tries to take it.
+func (l *Lease) round(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, l.ttl/3)
+	defer cancel()
+	if l.kv.Load() == nil {
+		kv, err := l.js.CreateOrUpdateKeyValue(rctx, jetstream.KeyValueConfig{
+			Bucket: LeaseBucket, Description: "ECRAE leader lease", History: 1,
+			TTL: l.ttl, Storage: jetstream.FileStorage, Replicas: l.replicas,
+		})
+		if err != nil {
+			return fmt.Errorf("bucket %s: %w", LeaseBucket, err)
+		}
+		l.kv.Store(&kv)
+	}
+	kv := *l.kv.Load()
+	if held := l.held.Load(); held != 0 {
+		rev, err := kv.Update(rctx, LeaseKey, []byte(l.name), held)
+		if err != nil {
+			l.held.Store(0)
+			return fmt.Errorf("renew: %w", err)
+		}
+		l.held.Store(rev)
+		l.setLeader(l.name)
+		return nil
+	}
+	rev, err := kv.Create(rctx, LeaseKey, []byte(l.name))
+	if err == nil {
+		l.held.Store(rev)
+		l.setLeader(l.name)
+		return nil
+	}
+	if e, gerr := kv.Get(rctx, LeaseKey); gerr == nil {
+		if string(e.Value()) == l.name {
+			// Ours: a renewal that timed out here but was stored there.
+			// Names are unique, so nobody else wrote it; its revision is
+			// current, so fencing holds.
+			l.held.Store(e.Revision())
+			l.setLeader(l.name)
+			return nil
+		}
+		l.setLeader(string(e.Value()))
+	} else if errors.Is(gerr, jetstream.ErrKeyNotFound) {
+		l.setLeader("")
+	}
+	return err
+}
+
+// release deletes the lease at revision held, if still there (a clean stop),
+// so that another replica need not wait for the TTL.
+func (l *Lease) release(held uint64) {
+	kvp := l.kv.Load()
+	if held == 0 || kvp == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := (*kvp).Delete(ctx, LeaseKey, jetstream.LastRevision(held)); err == nil {
+		l.log.Info("leader lease released")
+	}
+}
