@@ -173,7 +173,7 @@ class PowerInNovaTest(rb.RebalanceInNovaTest):
         path = os.path.join(ecrae.tmp, 'kb.yaml')
         with open(path, 'w') as f:
             f.write(KB_YAML)
-        rc, out, err = ecrae.cli('kb', 'import', path, '--replace')
+        rc, out, err = ecrae.cli('kb', 'import', path, '--replace', '--yes')
         self.assertEqual(0, rc, out + err)
         for host, b in bmcs.items():
             rc, out, err = ecrae.cli('kb', 'host', 'set', host, '--power',

@@ -146,7 +146,7 @@ class RebalanceAndBootsTest(rebalance_it.RebalanceInNovaTest):
         path = os.path.join(ecrae.tmp, 'kb.yaml')
         with open(path, 'w') as f:
             f.write(kb)
-        rc, out, err = ecrae.cli('kb', 'import', path, '--replace')
+        rc, out, err = ecrae.cli('kb', 'import', path, '--replace', '--yes')
         self.assertEqual(0, rc, out + err)
 
     def _place_and_plan(self, ecrae):
@@ -186,11 +186,11 @@ class RebalanceAndBootsTest(rebalance_it.RebalanceInNovaTest):
     def _wait_plan_ended(self, ecrae, plan_id):
         def ended():
             shown = self._plan_status(ecrae, plan_id)
-            if shown['status'] != 'PLAN_STATUS_EXECUTING':
+            if shown['status'] != 'executing':
                 return shown
         shown = self._wait(ecrae, ended, 'plan %s to end' % plan_id,
                            timeout=120)
-        self.assertEqual('PLAN_STATUS_SUCCEEDED', shown['status'], shown)
+        self.assertEqual('succeeded', shown['status'], shown)
         return shown
 
     @unittest.skipUnless(
@@ -223,7 +223,7 @@ class RebalanceAndBootsTest(rebalance_it.RebalanceInNovaTest):
 
         self._execute(ecrae, plan['id'])
         self._wait(ecrae, lambda: held and self._plan_status(
-            ecrae, plan['id'])['status'] == 'PLAN_STATUS_EXECUTING',
+            ecrae, plan['id'])['status'] == 'executing',
             'the plan to be executing with a migration held')
 
         flavor = self._create_flavor(
