@@ -8,8 +8,10 @@ PY := /usr/bin/python3
 
 .PHONY: build run test test-go test-python deps bench bench-sim bench-scale bench-criu generate lint clean
 
+# -buildvcs=auto: `ecrae version` shows the commit (this machine's go env
+# sets -buildvcs=false; auto still builds outside a git checkout).
 build:
-	$(GO) build -o bin/ecrae ./cmd/ecrae
+	$(GO) build -buildvcs=auto -o bin/ecrae ./cmd/ecrae
 
 # make run ARGS="--log-level debug --config ecrae.yaml"
 run: build
