@@ -13,8 +13,8 @@ const (
 type Sample struct {
 	Host           string   `json:"host"`
 	Timestamp      string   `json:"timestamp"`
-	Watts          *float64 `json:"watts,omitempty"`
-	CPUUtilization *float64 `json:"cpu_utilization,omitempty"`
+	Watts          *float64 `json:"watts"`
+	CPUUtilization *float64 `json:"cpu_utilization"`
 	// Source names the source of the watts (rapl, ipmi, redfish), or proc
 	// when only the utilisation was measured.
 	Source string `json:"source"`

@@ -33,7 +33,7 @@ func normaliseJSON(t *testing.T, v any, key string) any {
 			x[i] = normaliseJSON(t, e, key)
 		}
 	case string:
-		if strings.HasSuffix(key, "_at") || key == "until" || key == "as_of" || key == "time" || key == "last_seen" {
+		if strings.HasSuffix(key, "_at") || key == "until" || key == "as_of" || key == "time" || key == "last_seen" || key == "timestamp" {
 			if x != "" && !rfc3339Re.MatchString(x) {
 				t.Errorf("%s = %q is not RFC 3339", key, x)
 			}
@@ -172,6 +172,44 @@ func TestJSONGoldenServe(t *testing.T) {
 				t.Fatalf("exit %d (%v), want %d\n%s", code, err, cs.code, stdout.String())
 			}
 			jsonGolden(t, cs.name, strings.ReplaceAll(stdout.String(), dir, "<dir>"))
+		})
+	}
+}
+
+// The --json (or the one JSON object) of the offline commands: pack, sim
+// and agent --once, on inputs the test writes in a temporary directory.
+// Normalised before comparing: the temporary directory (→ <dir>), and, by
+// normaliseJSON, pack's and sim's wall-clock "seconds" and pack's
+// "iterations" (→ <varies>) and the agent's "timestamp" (→ <time>).
+func TestJSONGoldenOffline(t *testing.T) {
+	dir := t.TempDir()
+	vbp := filepath.Join(dir, "t.vbp")
+	// Two bins of 100×100 filled by 199 of 200: the bound (2) is reached.
+	writeFile(t, vbp, "2\n100 100\n4\n50 50 2\n26 26 1\n25 25 1\n24 24 2\n")
+	day := writeDay(t, dir, "day1", 4)
+	zone := filepath.Join(dir, "powercap", "intel-rapl:0")
+	if err := os.MkdirAll(zone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(zone, "name"), "package-0\n")
+	writeFile(t, filepath.Join(zone, "energy_uj"), "5000000\n")
+	writeFile(t, filepath.Join(zone, "max_energy_range_uj"), "262143328850\n")
+	writeFile(t, filepath.Join(dir, "stat"), "cpu 10 0 0 90 0 0 0 0\n")
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"pack", []string{"pack", vbp, "--seed", "3", "--time-limit", "5s"}},
+		{"sim", []string{"sim", "--trace", day, "--policy", "lr-mmt", "--hosts", "4", "--json"}},
+		{"agent-once", []string{"agent", "--once", "--json", "--host", "compute-9", "--sources", "rapl,proc",
+			"--rapl-root", filepath.Join(dir, "powercap"), "--proc-stat", filepath.Join(dir, "stat"), "--window", "10ms"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if err := runJSONCLI(c.args, &stdout, &stderr); err != nil {
+				t.Fatalf("%v\n%s%s", err, stdout.String(), stderr.String())
+			}
+			jsonGolden(t, c.name, strings.ReplaceAll(stdout.String(), dir, "<dir>"))
 		})
 	}
 }

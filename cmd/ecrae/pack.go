@@ -21,13 +21,13 @@ type packOutput struct {
 	LowerBound int      `json:"lower_bound"`
 	Bounds     packLBs  `json:"lower_bounds"`
 	Valid      bool     `json:"valid"`
-	Invalid    string   `json:"invalid,omitempty"`
+	Invalid    string   `json:"invalid"`
 	Seconds    float64  `json:"seconds"`
 	Algorithm  string   `json:"algorithm"`
 	Seed       uint64   `json:"seed"`
 	Stopped    string   `json:"stopped"`
 	Iterations int      `json:"iterations"`
-	Note       string   `json:"note,omitempty"`
+	Note       string   `json:"note"`
 	Assignment []int    `json:"assignment"`
 	BinTypes   []binOut `json:"bin_types"`
 }

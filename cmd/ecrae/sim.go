@@ -86,7 +86,7 @@ type simOutput struct {
 	Transitions      string        `json:"transitions"`
 	HostBoots        int           `json:"host_boots"`
 	StandbyKWh       float64       `json:"standby_kwh"`
-	CloudSim         *simReference `json:"cloudsim,omitempty"`
+	CloudSim         *simReference `json:"cloudsim"`
 	Series           []sim.Sample  `json:"series,omitempty"`
 }
 
