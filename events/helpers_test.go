@@ -227,8 +227,19 @@ func ensureStream(t testing.TB, nc *nats.Conn, cfg Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.EnsureStream(context.Background()); err != nil {
-		t.Fatal(err)
+	// Right after a stream is deleted the server may still be removing its
+	// store ("error creating store for stream", seen under load): retry
+	// until a generous deadline.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := c.EnsureStream(context.Background())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
