@@ -44,6 +44,7 @@ type ecraePolicy struct {
 	perHost   int
 	parallel  int
 	settle    float64
+	cell      int // hosts per consolidation plan (0: all), see consolidate
 	headroom  Headroom
 
 	models   []optimizer.Model
@@ -83,6 +84,7 @@ func ecraeDefaults() map[string]float64 {
 		"energy":     1,
 		"consolid":   0.5,
 		"ls":         1,
+		"cell":       CloudSimHosts,
 		// Under transitions: the service's --power-headroom
 		// hosts=2,vcpus=10% (empty powered-on hosts, free share).
 		"headroom_hosts": 2,
@@ -113,6 +115,7 @@ func buildEcrae(p map[string]float64, s *Setup, seed uint64) (policy, error) {
 		perHost:   max(int(p["perhost"]), 1),
 		parallel:  int(p["parallel"]),
 		settle:    p["settle"],
+		cell:      int(p["cell"]),
 		headroom:  Headroom{Hosts: int(p["headroom_hosts"]), VCPUShare: min(p["headroom_vcpus"], 1)},
 	}, nil
 }
@@ -205,12 +208,12 @@ func (p *ecraePolicy) place(e *engine, vi int32) int {
 	return cand[res.Placements[0].Host]
 }
 
-// placeEvicted runs the placement chain for the VMs leaving overloaded
+// placeEvictedIn runs the placement chain for the VMs leaving overloaded
 // hosts over the hosts ok accepts, and says where each goes (cand[Host]).
 // It first offers a few empty hosts per model (candidates); if the VMs
 // took all of one model's, the room was short of the whole list's, and it
 // runs again with as many as VMs: the same answer as with every host.
-func (p *ecraePolicy) placeEvicted(e *engine, evict []int32, demand []float64, ok func(int) bool) ([]int, optimizer.WhatIfResult) {
+func (p *ecraePolicy) placeEvictedIn(e *engine, evict []int32, demand []float64, ok func(int) bool) ([]int, optimizer.WhatIfResult) {
 	items := p.evictItems(e, evict)
 	for spare := min(len(evict), 4); ; spare = len(evict) {
 		cand := p.candidates(e, ok, spare)
@@ -383,53 +386,9 @@ func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
 	}
 
 	// 2. The consolidation optimizer plans from there.
-	c := optimizer.Cluster{Hosts: make([]optimizer.ClusterHost, n)}
-	for h := range e.hosts {
-		hs := &e.hosts[h]
-		mi := e.s.Hosts[h]
-		c.Hosts[h] = optimizer.ClusterHost{
-			Name: p.names[h], Model: &p.models[mi],
-			VCPUs: p.models[mi].Cores, CPURatio: 1e6,
-			MemoryMB: hs.model.RAMMB, RAMRatio: p.ramRatio,
-			// Under transitions nothing may go to a host that is not on.
-			NoTarget: !e.placeable(h),
-		}
-	}
-	var inst []int32
-	for i := range e.vms {
-		if where[i] < 0 {
-			continue
-		}
-		v := &e.vms[i]
-		h := where[i]
-		inst = append(inst, int32(i))
-		c.Instances = append(c.Instances, optimizer.ClusterInstance{
-			ID: p.ids[i], Host: p.names[where[i]],
-			VCPUs: int(math.Round(v.total)), MemoryMB: v.ram,
-			CPUUtil: v.req / v.total, CPUUtilKnown: true,
-			Profile: p.profiles[v.ti],
-			// A host that is busy enough is settled: its VMs stay, and the
-			// plan is about emptying the others into the room left.
-			Pinned: p.settle > 0 && demand[h] >= p.settle*e.hosts[h].total,
-		})
-	}
-	plan, err := optimizer.Consolidate(c, optimizer.ConsolidateOptions{
-		Algorithm: p.algorithm, Seed: p.seed ^ p.step,
-		Budget:        optimizer.Budget{MaxIterations: cmp.Or(p.iters, max(3000, 3*len(inst)))},
-		MaxMigrations: p.maxMig,
-		Horizon:       p.horizon,
-		MaxPerHost:    p.perHost,
-		MaxParallel:   cmp.Or(p.parallel, len(e.hosts)),
-	})
+	planned, err := p.consolidate(e, where, demand, len(moves) > 0)
 	if err != nil {
-		return nil, fmt.Errorf("ecrae: consolidation: %w", err)
+		return nil, err
 	}
-	shift := 0
-	if len(moves) > 0 {
-		shift = 1
-	}
-	for _, m := range plan.Moves {
-		moves = append(moves, move{vm: int(inst[m.Instance]), to: m.To, wave: m.Wave + shift})
-	}
-	return moves, nil
+	return append(moves, planned...), nil
 }

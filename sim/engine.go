@@ -172,6 +172,8 @@ type engine struct {
 	// the detector), or -1.
 	tried int32
 
+	interp interpAt // utilAt's last instant
+
 	inflight []flight
 	seq      int
 	waves    [][]move // waves still to start, in order
@@ -216,16 +218,38 @@ func newEngine(s *Setup, day *Day) *engine {
 
 // utilAt is UtilizationModelPlanetLabInMemory.getUtilization, operation
 // for operation, so that the floating-point results match.
+// The terms that depend on t alone are worked out once per instant (every
+// VM is read at the same few instants): the same operations, the same bits.
 func (e *engine) utilAt(v *vmState, t float64) float64 {
-	iv := e.s.Interval
-	if math.Mod(t, iv) == 0 {
-		return v.util[int(t)/int(iv)]
+	ip := &e.interp
+	if !ip.ok || ip.t != t {
+		iv := e.s.Interval
+		*ip = interpAt{t: t, ok: true, exact: math.Mod(t, iv) == 0}
+		if ip.exact {
+			ip.t1 = int(t) / int(iv)
+		} else {
+			ip.t1 = int(math.Floor(t / iv))
+			ip.t2 = int(math.Ceil(t / iv))
+			ip.span = float64(ip.t2-ip.t1) * iv
+			ip.off = t - float64(ip.t1)*iv
+		}
 	}
-	t1 := int(math.Floor(t / iv))
-	t2 := int(math.Ceil(t / iv))
-	u1, u2 := v.util[t1], v.util[t2]
-	delta := (u2 - u1) / (float64(t2-t1) * iv)
-	return u1 + delta*(t-float64(t1)*iv)
+	if ip.exact {
+		return v.util[ip.t1]
+	}
+	u1, u2 := v.util[ip.t1], v.util[ip.t2]
+	delta := (u2 - u1) / ip.span
+	return u1 + delta*ip.off
+}
+
+// interpAt is utilAt's work for one instant t: the samples t1 and t2
+// around it (t1 alone when exact), their distance in seconds and t's
+// offset from t1.
+type interpAt struct {
+	t         float64
+	ok, exact bool
+	t1, t2    int
+	span, off float64
 }
 
 // process is the VM's own update at time t (PowerVm.updateVmProcessing):
