@@ -190,7 +190,7 @@ func (p *ecraePolicy) hostView(e *engine, h int, demand float64) optimizer.Host 
 // filters: RAM, and CloudSim's bandwidth at start).
 func (p *ecraePolicy) place(e *engine, vi int32) int {
 	v := &e.vms[vi]
-	cand := p.candidates(e, func(h int) bool { return e.suitable(h, vi) && e.placeable(h) }, 1)
+	cand := p.candidates(e, 0, len(e.hosts), func(h int) bool { return e.suitable(h, vi) && e.placeable(h) }, 1)
 	hosts := make([]optimizer.Host, len(cand))
 	for k, h := range cand {
 		hosts[k] = p.hostView(e, h, e.allocated(h))
@@ -209,14 +209,15 @@ func (p *ecraePolicy) place(e *engine, vi int32) int {
 }
 
 // placeEvictedIn runs the placement chain for the VMs leaving overloaded
-// hosts over the hosts ok accepts, and says where each goes (cand[Host]).
+// hosts over the hosts of [lo, hi) that ok accepts, and says where each
+// goes (cand[Host]).
 // It first offers a few empty hosts per model (candidates); if the VMs
 // took all of one model's, the room was short of the whole list's, and it
 // runs again with as many as VMs: the same answer as with every host.
-func (p *ecraePolicy) placeEvictedIn(e *engine, evict []int32, demand []float64, ok func(int) bool) ([]int, optimizer.WhatIfResult) {
+func (p *ecraePolicy) placeEvictedIn(e *engine, evict []int32, demand []float64, lo, hi int, ok func(int) bool) ([]int, optimizer.WhatIfResult) {
 	items := p.evictItems(e, evict)
 	for spare := min(len(evict), 4); ; spare = len(evict) {
-		cand := p.candidates(e, ok, spare)
+		cand := p.candidates(e, lo, hi, ok, spare)
 		hosts := make([]optimizer.Host, len(cand))
 		for k, h := range cand {
 			hosts[k] = p.hostView(e, h, demand[h])
@@ -293,19 +294,20 @@ func (p *ecraePolicy) power(e *engine, _ float64, empty []int) (off, wake []int)
 	return off, wake
 }
 
-// candidates lists in host order the hosts ok accepts: all that hold a VM,
-// and of the empty ones at most spare per model (with e.scan, all). Empty
+// candidates lists in host order the hosts of [lo, hi) that ok accepts:
+// all that hold a VM, and of the empty ones at most spare per model (with
+// e.scan, all). Empty
 // hosts of one model are alike to the placement chain: its scores are
 // normalised between the lowest and highest raw value, which copies do not
 // change, and the first best host wins; so the later copies could take a
 // VM only after spare earlier ones had taken one each.
-func (p *ecraePolicy) candidates(e *engine, ok func(h int) bool, spare int) []int {
+func (p *ecraePolicy) candidates(e *engine, lo, hi int, ok func(h int) bool, spare int) []int {
 	left := make([]int, len(e.s.Models))
 	for m := range left {
 		left[m] = spare
 	}
 	var cand []int
-	for h := range e.hosts {
+	for h := lo; h < hi; h++ {
 		if len(e.hosts[h].vms) == 0 && !e.scan {
 			if m := e.s.Hosts[h]; left[m] > 0 && ok(h) {
 				left[m]--

@@ -53,7 +53,29 @@ func (p *ecraePolicy) consolidate(e *engine, where []int, demand []float64, shif
 // planCell runs the consolidation optimizer on hosts [lo, hi) and the
 // instances inst placed there.
 func (p *ecraePolicy) planCell(e *engine, lo, hi, cell int, inst []int32, where []int, demand []float64, shift bool) ([]move, error) {
-	c := optimizer.Cluster{Hosts: make([]optimizer.ClusterHost, hi-lo)}
+	c := optimizer.Cluster{Instances: make([]optimizer.ClusterInstance, len(inst))}
+	movable := false
+	for j, i := range inst {
+		v := &e.vms[i]
+		h := where[i]
+		pinned := p.settle > 0 && demand[h] >= p.settle*e.hosts[h].total
+		movable = movable || !pinned
+		c.Instances[j] = optimizer.ClusterInstance{
+			ID: p.ids[i], Host: p.names[h],
+			VCPUs: int(math.Round(v.total)), MemoryMB: v.ram,
+			CPUUtil: v.req / v.total, CPUUtilKnown: true,
+			Profile: p.profiles[v.ti],
+			// A host that is busy enough is settled: its VMs stay, and the
+			// plan is about emptying the others into the room left.
+			Pinned: pinned,
+		}
+	}
+	if !movable && !e.legacy {
+		// Every VM stays: the plan would be empty (settled cells are most
+		// of a large data center's), so the optimizer is not asked.
+		return nil, nil
+	}
+	c.Hosts = make([]optimizer.ClusterHost, hi-lo)
 	for h := lo; h < hi; h++ {
 		hs := &e.hosts[h]
 		mi := e.s.Hosts[h]
@@ -63,20 +85,6 @@ func (p *ecraePolicy) planCell(e *engine, lo, hi, cell int, inst []int32, where 
 			MemoryMB: hs.model.RAMMB, RAMRatio: p.ramRatio,
 			// Under transitions nothing may go to a host that is not on.
 			NoTarget: !e.placeable(h),
-		}
-	}
-	c.Instances = make([]optimizer.ClusterInstance, len(inst))
-	for j, i := range inst {
-		v := &e.vms[i]
-		h := where[i]
-		c.Instances[j] = optimizer.ClusterInstance{
-			ID: p.ids[i], Host: p.names[h],
-			VCPUs: int(math.Round(v.total)), MemoryMB: v.ram,
-			CPUUtil: v.req / v.total, CPUUtilKnown: true,
-			Profile: p.profiles[v.ti],
-			// A host that is busy enough is settled: its VMs stay, and the
-			// plan is about emptying the others into the room left.
-			Pinned: p.settle > 0 && demand[h] >= p.settle*e.hosts[h].total,
 		}
 	}
 	// Cell 0 keeps the seed a single plan had: one cell is the whole
@@ -111,7 +119,7 @@ func (p *ecraePolicy) planCell(e *engine, lo, hi, cell int, inst []int32, where 
 func (p *ecraePolicy) placeEvicted(e *engine, evict []int32, demand []float64, ok func(int) bool) ([]int, optimizer.WhatIfResult) {
 	size := p.cellSize(e)
 	if size == len(e.hosts) {
-		return p.placeEvictedIn(e, evict, demand, ok)
+		return p.placeEvictedIn(e, evict, demand, 0, len(e.hosts), ok)
 	}
 	byCell := map[int][]int{} // cell → positions in evict, in order
 	var cells []int
@@ -131,7 +139,7 @@ func (p *ecraePolicy) placeEvicted(e *engine, evict []int32, demand []float64, o
 		for j, k := range pos {
 			sub[j] = evict[k]
 		}
-		cc, r := p.placeEvictedIn(e, sub, demand, func(h int) bool { return h/size == c && ok(h) })
+		cc, r := p.placeEvictedIn(e, sub, demand, c*size, min((c+1)*size, len(e.hosts)), ok)
 		base := len(cand)
 		cand = append(cand, cc...)
 		for j, pl := range r.Placements {
@@ -146,9 +154,10 @@ func (p *ecraePolicy) placeEvicted(e *engine, evict []int32, demand []float64, o
 	return cand, res
 }
 
-// cellSize is the hosts per cell: p.cell, or all when 0 or larger.
+// cellSize is the hosts per cell: p.cell, or all when 0 or larger (or in
+// the scale benchmark's baseline, before cells).
 func (p *ecraePolicy) cellSize(e *engine) int {
-	if p.cell <= 0 || p.cell > len(e.hosts) {
+	if p.cell <= 0 || p.cell > len(e.hosts) || e.legacy {
 		return len(e.hosts)
 	}
 	return p.cell
