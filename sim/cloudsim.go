@@ -183,8 +183,14 @@ func simpleRegression(y []float64) (b0, b1 float64) {
 // percentile is Commons Math's Percentile with its default (legacy)
 // estimation, p in (0, 100].
 func percentile(data []float64, p float64) float64 {
-	s := slices.Clone(data)
-	slices.Sort(s)
+	var buf [histLen]float64
+	s := append(buf[:0], data...)
+	sortSmall(s)
+	return percentileSorted(s, p)
+}
+
+// percentileSorted is percentile of data sorted in increasing order.
+func percentileSorted(s []float64, p float64) float64 {
 	n := len(s)
 	pos := p / 100 * float64(n+1)
 	fpos := math.Floor(pos)
@@ -199,21 +205,44 @@ func percentile(data []float64, p float64) float64 {
 	return lower + dif*(upper-lower)
 }
 
+// sortSmall sorts a host history (at most histLen values, never NaN) in
+// place. The detectors sort two histories for every host a VM is tried
+// on; for so few values an insertion sort on the stack is several times
+// quicker than slices.Sort on a copy, and a sorted list is the same
+// whatever sorts it.
+func sortSmall(s []float64) {
+	if len(s) > histLen {
+		slices.Sort(s)
+		return
+	}
+	for i := 1; i < len(s); i++ {
+		x := s[i]
+		j := i
+		for ; j > 0 && s[j-1] > x; j-- {
+			s[j] = s[j-1]
+		}
+		s[j] = x
+	}
+}
+
 // mad is MathUtil.mad: the median of the absolute deviations from the
 // median.
 func mad(data []float64) float64 {
 	med := percentile(data, 50)
-	dev := make([]float64, len(data))
-	for i, x := range data {
-		dev[i] = math.Abs(med - x)
+	var buf [histLen]float64
+	dev := buf[:0]
+	for _, x := range data {
+		dev = append(dev, math.Abs(med-x))
 	}
-	return percentile(dev, 50)
+	sortSmall(dev)
+	return percentileSorted(dev, 50)
 }
 
 // iqr is MathUtil.iqr: quartiles by rounded rank, no interpolation.
 func iqr(data []float64) float64 {
-	s := slices.Clone(data)
-	slices.Sort(s)
+	var buf [histLen]float64
+	s := append(buf[:0], data...)
+	sortSmall(s)
 	q1 := int(math.Floor(0.25*float64(len(s)+1)+0.5)) - 1
 	q3 := int(math.Floor(0.75*float64(len(s)+1)+0.5)) - 1
 	return s[q3] - s[q1]
