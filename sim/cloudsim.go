@@ -288,7 +288,7 @@ func (p *migrationPolicy) findHost(e *engine, vi int32, excluded []bool, offExcl
 		hs := &e.hosts[h]
 		cur := e.allocated(h)
 		after := (cur + v.req) / hs.total
-		diff := hs.curve.Watts(after) - hs.curve.Watts(cpuUtil(hs.util, hs.total))
+		diff := hs.curve.Watts(after) - hs.wattsNow
 		if !(diff < minDiff) {
 			continue
 		}

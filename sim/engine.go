@@ -89,6 +89,9 @@ type hostState struct {
 
 	util, prevUtil float64 // allocated MIPS at the last update and the one before
 	req            float64 // requested MIPS at the last update
+	// wattsNow is the power at util (curve at cpuUtil(util, total)),
+	// which the CloudSim policies' placement asks of every host it visits.
+	wattsNow float64
 
 	// avail is the scheduler's free MIPS; availOK false means it must be
 	// recomputed from the VM list.
@@ -201,7 +204,8 @@ func newEngine(s *Setup, day *Day) *engine {
 	for i, mi := range s.Hosts {
 		m := &s.Models[mi]
 		e.hosts[i] = hostState{model: m, total: m.TotalMIPS(), peCap: m.PEMIPS, curve: &m.Curve,
-			avail: m.TotalMIPS(), availOK: true, freeRAM: m.RAMMB, freeBW: m.BandwidthMbps, prevActive: true}
+			avail: m.TotalMIPS(), availOK: true, freeRAM: m.RAMMB, freeBW: m.BandwidthMbps, prevActive: true,
+			wattsNow: m.Curve.Watts(0)}
 	}
 	for i := range day.Traces {
 		ti := vmTypeOf(i, len(day.Traces), len(s.VMTypes))
@@ -442,6 +446,7 @@ func (e *engine) updateHost(h int, t float64) {
 		req += v.req
 	}
 	hs.util, hs.req = util, req
+	hs.wattsNow = hs.curve.Watts(cpuUtil(util, hs.total))
 	hs.avail, hs.availOK = avail, true
 	e.touch(h)
 	e.hostEntry(hs, hostEntry{t: t, alloc: util, req: req, active: util > 0})
