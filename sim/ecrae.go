@@ -41,10 +41,10 @@ type ecraePolicy struct {
 	weights   map[string]float64
 	algorithm string
 	seed      uint64
+	cell      int // hosts per consolidation plan (0: all), see consolidate
 	perHost   int
 	parallel  int
 	settle    float64
-	cell      int // hosts per consolidation plan (0: all), see consolidate
 	headroom  Headroom
 
 	models   []optimizer.Model
@@ -76,6 +76,7 @@ func ecraeDefaults() map[string]float64 {
 		"ceiling":    0.9,
 		"overload":   1.0,
 		"settle":     0.5,
+		"cell":       CloudSimHosts,
 		"horizon":    3600,
 		"maxmig":     0,
 		"iterations": 0,
@@ -84,7 +85,6 @@ func ecraeDefaults() map[string]float64 {
 		"energy":     1,
 		"consolid":   0.5,
 		"ls":         1,
-		"cell":       CloudSimHosts,
 		// Under transitions: the service's --power-headroom
 		// hosts=2,vcpus=10% (empty powered-on hosts, free share).
 		"headroom_hosts": 2,
@@ -112,10 +112,10 @@ func buildEcrae(p map[string]float64, s *Setup, seed uint64) (policy, error) {
 		weights:   map[string]float64{optimizer.ScorerEnergy: p["energy"], optimizer.ScorerConsolidation: p["consolid"]},
 		algorithm: algo,
 		seed:      seed,
+		cell:      int(p["cell"]),
 		perHost:   max(int(p["perhost"]), 1),
 		parallel:  int(p["parallel"]),
 		settle:    p["settle"],
-		cell:      int(p["cell"]),
 		headroom:  Headroom{Hosts: int(p["headroom_hosts"]), VCPUShare: min(p["headroom_vcpus"], 1)},
 	}, nil
 }

@@ -149,7 +149,8 @@ type engine struct {
 
 	lastProcess float64
 	atStep      bool
-	stepEnd     float64 // time of the next step: waves must finish before it
+	stepEnd     float64  // time of the next step: waves must finish before it
+	interp      interpAt // utilAt's last instant
 
 	energyJ    float64
 	floorJ     float64
@@ -175,8 +176,6 @@ type engine struct {
 	// tried is the VM a policy tries on a host (appended to its list for
 	// the detector), or -1.
 	tried int32
-
-	interp interpAt // utilAt's last instant
 
 	inflight []flight
 	seq      int
@@ -885,10 +884,11 @@ func Run(ctx context.Context, setup Setup, day *Day, spec PolicySpec, opts Optio
 func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) (*Result, error) {
 	e := newEngine(setup, day)
 	e.npa = pol.nonPowerAware()
-	e.scan, e.legacy = opts.scan, opts.legacy
+	e.scan = opts.scan
 	if err := pol.init(e); err != nil {
 		return nil, err
 	}
+	e.legacy = opts.legacy
 	// Time 0: the VMs are created one by one, each asking for its full
 	// size, RAM and bandwidth.
 	for i := range e.vms {
