@@ -165,6 +165,14 @@ func TestPowerOffConfirmRequired(t *testing.T) {
 	if r := post(t, c, h.ts.URL+act, tok, nil); r.StatusCode != http.StatusSeeOther || h.bmc.power("h4") != "Off" {
 		t.Errorf("confirmed: %d, BMC %s", r.StatusCode, h.bmc.power("h4"))
 	}
+	// And back on, the same way.
+	act, tok = confirmForm(t, c, h.ts.URL+"/confirm?action=power-on&host=h4")
+	if r := post(t, c, h.ts.URL+act, tok, nil); act != "/power/h4/on" || r.StatusCode != http.StatusSeeOther || h.bmc.power("h4") != "On" {
+		t.Errorf("power on via %s: %d, BMC %s", act, r.StatusCode, h.bmc.power("h4"))
+	}
+	if got := historyOf(t, h, "h4"); strings.Join(got, ", ") != "on by console, off by console" {
+		t.Errorf("history %q", got)
+	}
 }
 
 // TestPowerOffRefusalShown: a boot lands on the host between the confirm
