@@ -172,6 +172,7 @@ type engine struct {
 	// the detector), or -1.
 	tried int32
 
+	pol      policy // its power decisions run when migrations end, too
 	inflight []flight
 	seq      int
 	waves    [][]move // waves still to start, in order
@@ -683,6 +684,7 @@ func (e *engine) drain(until float64) {
 		if e.waveLeft <= 0 {
 			e.startWave(t)
 		}
+		e.powerStep(e.pol, t) // a host the moves emptied goes off now
 	}
 }
 
@@ -839,6 +841,7 @@ func Run(ctx context.Context, setup Setup, day *Day, spec PolicySpec, opts Optio
 func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) (*Result, error) {
 	e := newEngine(setup, day)
 	e.npa = pol.nonPowerAware()
+	e.pol = pol
 	e.scan = opts.scan
 	if err := pol.init(e); err != nil {
 		return nil, err

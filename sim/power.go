@@ -151,9 +151,13 @@ type powerer interface {
 	power(e *engine, t float64, empty []int) (off, wake []int)
 }
 
-// powerStep runs after a step's plan has started: the hosts that are on and
-// empty, and that no wave of the plan still targets, go off (as the policy
-// says), and the hosts the policy wants awake boot.
+// powerStep runs after a step's plan has started and whenever migrations
+// end: the hosts that are on and empty, and that no later wave of the plan
+// targets, go off (as the policy says), and the hosts the policy wants
+// awake boot. Every policy's emptied hosts thus go off the moment they are
+// empty, as CloudSim switches them off, and as the service's power policy
+// is told of the hosts a plan freed when it completes; waiting for the next
+// step would keep them idle for most of it (sim/README.md: the numbers).
 func (e *engine) powerStep(pol policy, t float64) {
 	if !e.s.Transitions.Enabled || e.npa {
 		return
@@ -181,46 +185,4 @@ func (e *engine) powerStep(pol policy, t float64) {
 	for _, h := range wake {
 		e.wake(h, t)
 	}
-}
-
-// Headroom is the service's --power-headroom rule (power/ on branch
-// h-power has the same semantics over the live view): per architecture
-// (ISA), the powered-on hosts keep at least Hosts empty hosts and a share
-// VCPUShare of their capacity free. Here a "vCPU" is one MIPS (as in the
-// ecrae policy) and free means not asked for at the last update, since the
-// simulator's hosts take any number of VMs by their nominal size.
-type Headroom struct {
-	Hosts     int
-	VCPUShare float64
-}
-
-// Spare is the spare capacity of one architecture's powered-on hosts.
-type Spare struct {
-	EmptyHosts       int
-	FreeVCPUs, VCPUs float64
-}
-
-// Meets reports whether s keeps the headroom.
-func (h Headroom) Meets(s Spare) bool {
-	share := 0.0
-	if s.VCPUs > 0 {
-		share = s.FreeVCPUs / s.VCPUs
-	}
-	return s.EmptyHosts >= h.Hosts && share >= h.VCPUShare
-}
-
-// Without is s less one empty host of vcpus (the one about to go off).
-func (s Spare) Without(vcpus float64) Spare {
-	s.EmptyHosts--
-	s.FreeVCPUs -= vcpus
-	s.VCPUs -= vcpus
-	return s
-}
-
-// With is s plus one empty host of vcpus (one woken).
-func (s Spare) With(vcpus float64) Spare {
-	s.EmptyHosts++
-	s.FreeVCPUs += vcpus
-	s.VCPUs += vcpus
-	return s
 }

@@ -62,33 +62,20 @@ func TestTransitionsBootDropsMove(t *testing.T) {
 	}
 }
 
-// The headroom rule, as the service's --power-headroom: empty powered-on
-// hosts and the free share of the powered-on capacity, per architecture.
-func TestHeadroomMeets(t *testing.T) {
-	h := Headroom{Hosts: 2, VCPUShare: 0.1}
-	tests := []struct {
-		name string
-		s    Spare
-		want bool
-	}{
-		{"two empty, 25 % free", Spare{EmptyHosts: 2, FreeVCPUs: 2500, VCPUs: 10000}, true},
-		{"one empty", Spare{EmptyHosts: 1, FreeVCPUs: 5000, VCPUs: 10000}, false},
-		{"9 % free", Spare{EmptyHosts: 3, FreeVCPUs: 900, VCPUs: 10000}, false},
-		{"exactly 10 %", Spare{EmptyHosts: 2, FreeVCPUs: 1000, VCPUs: 10000}, true},
-		{"nothing on", Spare{}, false},
+// A host a migration empties goes off when the migration ends, not at the
+// next step. VM 0 on host 0, VM 1 on host 1 (30 % each); at 300 s VM 1
+// moves to host 0: 625 MB at 1 Gbit/s / 2 = 10 s, so host 1 is empty at
+// 310 s, shuts down until 340 s and is in standby from then to the last
+// update at 86100 s: 10 W × 85760 s. (At the next step it would have been
+// 10 W × (86100 − 630) s.)
+func TestTransitionsOffWhenEmptied(t *testing.T) {
+	pol := &scripted{start: []int{0, 1}, steps: map[int][]move{1: {{vm: 1, to: 0}}}}
+	r := mustRun(t, transitionsSetup(2), genDay(2, constant(30)), pol)
+	if r.Migrations != 1 || r.HostBoots != 0 {
+		t.Fatalf("%d migrations, %d boots; want 1, 0", r.Migrations, r.HostBoots)
 	}
-	for _, tc := range tests {
-		if got := h.Meets(tc.s); got != tc.want {
-			t.Errorf("%s: Meets = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-	// 3 empty of 4 hosts of 1000: 3500 free of 4000; less one: 2 empty,
-	// 2500 of 3000 (83 %).
-	if s := (Spare{EmptyHosts: 3, FreeVCPUs: 3500, VCPUs: 4000}).Without(1000); s != (Spare{EmptyHosts: 2, FreeVCPUs: 2500, VCPUs: 3000}) {
-		t.Errorf("Without: %+v", s)
-	}
-	if s := (Spare{}).With(1000); s != (Spare{EmptyHosts: 1, FreeVCPUs: 1000, VCPUs: 1000}) {
-		t.Errorf("With: %+v", s)
+	if want := 10 * (86100 - 340.0) / 3.6e6; !near(r.StandbyKWh, want) {
+		t.Errorf("standby %.6f kWh, want %.6f", r.StandbyKWh, want)
 	}
 }
 
