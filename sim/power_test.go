@@ -54,6 +54,11 @@ func TestTransitionsBootDropsMove(t *testing.T) {
 	if !near(r.EnergyKWh, (host0+host1)/3.6e6) || !near(r.StandbyKWh, standby/3.6e6) {
 		t.Errorf("%.6f kWh (standby %.6f), want %.6f (%.6f)", r.EnergyKWh, r.StandbyKWh, (host0+host1)/3.6e6, standby/3.6e6)
 	}
+	// Of it, booting 300 s × 200 W; on with no VM, the shutdown's 30 s ×
+	// 100 W.
+	if !near(r.BootKWh, 300*200/3.6e6) || !near(r.IdleKWh, 30*100/3.6e6) {
+		t.Errorf("boot %.6f kWh, idle %.6f; want %.6f, %.6f", r.BootKWh, r.IdleKWh, 300*200/3.6e6, 30*100/3.6e6)
+	}
 	// Asked again once it is up (600 s), the move runs.
 	pol = &scripted{start: []int{0}, steps: map[int][]move{1: {{vm: 0, to: 1}}, 2: {{vm: 0, to: 1}}}}
 	r = mustRun(t, transitionsSetup(2), genDay(1, constant(50)), pol)
@@ -76,6 +81,21 @@ func TestTransitionsOffWhenEmptied(t *testing.T) {
 	}
 	if want := 10 * (86100 - 340.0) / 3.6e6; !near(r.StandbyKWh, want) {
 		t.Errorf("standby %.6f kWh, want %.6f", r.StandbyKWh, want)
+	}
+}
+
+// With a hold, an emptied host stays on (idle) until it has been empty
+// that long. As in TestTransitionsOffWhenEmptied, host 1 is empty from
+// 310 s; hold 400 s: still empty at 600 s (290 s) and at 900 s (590 s ≥
+// 400), so it shuts down at 900 s until 930 s: standby 10 W × (86100 − 930)
+// s, and idle 100 W from 310 to 900 s instead of standby.
+func TestTransitionsHold(t *testing.T) {
+	s := transitionsSetup(2)
+	s.Transitions.Hold = 400
+	pol := &scripted{start: []int{0, 1}, steps: map[int][]move{1: {{vm: 1, to: 0}}}}
+	r := mustRun(t, s, genDay(2, constant(30)), pol)
+	if want := 10 * (86100 - 930.0) / 3.6e6; !near(r.StandbyKWh, want) || r.HostBoots != 0 {
+		t.Errorf("standby %.6f kWh, %d boots; want %.6f, 0", r.StandbyKWh, r.HostBoots, want)
 	}
 }
 
@@ -122,6 +142,8 @@ func TestParseTransitions(t *testing.T) {
 		{"none", "none", ""},
 		{"realistic", "realistic:boot=300,shutdown=30,standby=10", ""},
 		{"realistic:boot=600,standby=5", "realistic:boot=600,shutdown=30,standby=5", ""},
+		{"realistic:hold=480", "realistic:boot=300,shutdown=30,standby=10,hold=480", ""},
+		{"realistic:hold=0", "realistic:boot=300,shutdown=30,standby=10", ""},
 		{"fast", "", `transitions "fast"`},
 		{"realistic:boot=-1", "", `"boot=-1"`},
 		{"realistic:watts=3", "", `unknown option "watts"`},
@@ -142,7 +164,7 @@ func TestParseTransitions(t *testing.T) {
 }
 
 func FuzzParseTransitions(f *testing.F) {
-	for _, s := range []string{"none", "realistic", "realistic:boot=1e3,shutdown=0,standby=7.5", "realistic:x", "realistic:boot=NaN"} {
+	for _, s := range []string{"none", "realistic", "realistic:boot=1e3,shutdown=0,standby=7.5", "realistic:x", "realistic:boot=NaN", "realistic:hold=480"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -157,7 +179,7 @@ func FuzzParseTransitions(f *testing.F) {
 		if err != nil || back != tr {
 			t.Fatalf("%q: %+v does not read back (%+v, %v)", s, tr, back, err)
 		}
-		if tr.Enabled && !(tr.Boot >= 0 && tr.Shutdown >= 0 && tr.StandbyW >= 0) {
+		if tr.Enabled && !(tr.Boot >= 0 && tr.Shutdown >= 0 && tr.StandbyW >= 0 && tr.Hold >= 0) {
 			t.Fatalf("%q: %+v", s, tr)
 		}
 	})
