@@ -17,6 +17,12 @@ type Headroom struct {
 	RAMShare  float64 // the same for memory (what usually runs out first)
 }
 
+// DefaultHeadroom is ecrae serve's --power-headroom, and the headroom the
+// simulator's ecrae policy keeps (sim/), so that both run one rule with
+// one setting: one empty host per architecture, for a boot that needs a
+// whole host, and a tenth of the vCPUs free.
+const DefaultHeadroom = "hosts=1,vcpus=10%"
+
 // ParseHeadroom reads "hosts=N,vcpus=P%,ram=P%" (any part may be left
 // out).
 func ParseHeadroom(s string) (Headroom, error) {

@@ -99,6 +99,12 @@ func FuzzParseCredentials(f *testing.F) {
 	})
 }
 
+func TestDefaultHeadroom(t *testing.T) {
+	if h, err := ParseHeadroom(DefaultHeadroom); err != nil || h != (Headroom{Hosts: 1, VCPUShare: 0.1}) {
+		t.Errorf("ParseHeadroom(DefaultHeadroom) = %+v, %v", h, err)
+	}
+}
+
 func TestParseHeadroom(t *testing.T) {
 	for in, want := range map[string]Headroom{
 		"":                  {},

@@ -72,6 +72,10 @@ type ecraePolicy struct {
 //	energy, consolid  the placement scorers' weights (the service's defaults)
 //	ls          1 = the optimizer's local search after "current", 0 = none
 func ecraeDefaults() map[string]float64 {
+	h, err := power.ParseHeadroom(power.DefaultHeadroom)
+	if err != nil {
+		panic("power.DefaultHeadroom: " + err.Error()) // a constant: its test reads it
+	}
 	return map[string]float64{
 		"ceiling":    0.9,
 		"overload":   1.0,
@@ -84,10 +88,10 @@ func ecraeDefaults() map[string]float64 {
 		"energy":     1,
 		"consolid":   0.5,
 		"ls":         1,
-		// Under transitions: the service's --power-headroom
-		// hosts=2,vcpus=10% (empty powered-on hosts, free share).
-		"headroom_hosts": 2,
-		"headroom_vcpus": 0.1,
+		// Under transitions: the service's default --power-headroom
+		// (empty powered-on hosts, free share).
+		"headroom_hosts": float64(h.Hosts),
+		"headroom_vcpus": h.VCPUShare,
 	}
 }
 

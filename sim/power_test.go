@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -99,10 +100,12 @@ func TestTransitionsHold(t *testing.T) {
 	}
 }
 
-// ECRAE under transitions powers the emptied hosts off down to its
-// headroom (2 empty hosts), never one that holds a VM, and wakes hosts when
-// the headroom is short. 6 hosts, 2 VMs: host 0 and 1 busy (PABFD-like
-// start), hosts 2..5 empty.
+// ECRAE under transitions powers the emptied hosts off down to the
+// service's default headroom (power.DefaultHeadroom: one empty host, 10 %
+// free), never one that holds a VM, and wakes hosts when the headroom is
+// short. 6 hosts of 1000 MIPS: hosts 0 and 1 asked for 600 each, hosts
+// 2..5 empty: 4 empty, 4800 of 6000 free. Off from the last: 5 (3 empty,
+// 3800/5000), 4 (2, 2800/4000), 3 (1, 1800/3000); not 2 (0 empty).
 func TestEcraeHeadroom(t *testing.T) {
 	s := transitionsSetup(6)
 	spec, err := ParsePolicy("ecrae")
@@ -122,16 +125,22 @@ func TestEcraeHeadroom(t *testing.T) {
 		e.create(i, int32(i))
 	}
 	off, wake := pol.(powerer).power(e, 300, []int{2, 3, 4, 5})
-	if len(off) != 2 || off[0] != 5 || off[1] != 4 || len(wake) != 0 {
-		t.Errorf("off %v, wake %v; want [5 4], none", off, wake)
+	if !slices.Equal(off, []int{5, 4, 3}) || len(wake) != 0 {
+		t.Errorf("off %v, wake %v; want [5 4 3], none", off, wake)
 	}
-	// All but the busy hosts off: two wake, the first in host order.
+	// All but the busy hosts off (0 empty, 800 of 2000 free): the first in
+	// host order wakes (1 empty, 1800 of 3000), and that is enough.
 	for h := 2; h < 6; h++ {
 		e.hosts[h].pstate = powerOff
 	}
 	off, wake = pol.(powerer).power(e, 300, nil)
-	if len(off) != 0 || len(wake) != 2 || wake[0] != 2 || wake[1] != 3 {
-		t.Errorf("off %v, wake %v; want none, [2 3]", off, wake)
+	if len(off) != 0 || !slices.Equal(wake, []int{2}) {
+		t.Errorf("off %v, wake %v; want none, [2]", off, wake)
+	}
+	// A host booting counts as on (capacity on its way): nothing more wakes.
+	e.hosts[2].pstate = powerBooting
+	if off, wake = pol.(powerer).power(e, 300, nil); len(off)+len(wake) != 0 {
+		t.Errorf("with host 2 booting: off %v, wake %v; want none", off, wake)
 	}
 }
 
