@@ -169,7 +169,7 @@ func TestSpareLessMore(t *testing.T) {
 	if got := (Spare{}).More(1000, 0); got != (Spare{EmptyHosts: 1, FreeVCPUs: 1000, VCPUs: 1000}) {
 		t.Errorf("More: %+v", got)
 	}
-	// With the service's default headroom (2 empty hosts, 10 % of vCPUs):
+	// With a headroom of 2 empty hosts and 10 % of the vCPUs:
 	// 83 % free but 2 empty hosts holds; one fewer does not.
 	h := Headroom{Hosts: 2, VCPUShare: 0.1}
 	if !h.Meets(less) || h.Meets(less.Less(1000, 2000)) {
