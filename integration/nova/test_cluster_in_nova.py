@@ -297,15 +297,21 @@ class ClusterInNovaTest(NovaThreeHostsTestCase):
         views = self.cluster.wait_until(
             lambda: (lambda v: v and v[0] == v[1] == v[2] and v)(
                 self._views()), 30, 'the same live view on all three')
+        # No boot's notifications were lost: the notifier's publishes are
+        # acknowledged by the stream and sent again while it elects a new
+        # leader (plain publishes lost up to 9 of 20 boots here).
         nova_at = {s['id']: self._host_of(s) for s, _ in booted}
         known = {u: h for u, h in views[0].items() if u in nova_at}
         print('view sequence %d on all three; the views hold %d of the %d '
-              'servers, %d where Nova has them; missing: %s'
+              'servers, %d where Nova has them; missing: %s; notifier: %d '
+              'published, %d sent again, %d dropped'
               % (status[0]['status']['view_seq'], len(known), len(nova_at),
                  sum(1 for u, h in known.items() if nova_at[u] == h),
                  [(s['name'], round(t - killed_at, 2)) for s, t in booted
-                  if s['id'] not in known]))
-
+                  if s['id'] not in known], self.nats_driver.published,
+                 self.nats_driver.publisher.resent, self.nats_driver.dropped))
+        self.assertEqual(nova_at, known)
+        self.assertEqual(0, self.nats_driver.dropped)
 
 if __name__ == '__main__':
     unittest.main()
