@@ -505,7 +505,9 @@ class NatsDriver(notifier.Driver):
             tls_enabled=g.tls_enabled, ca_file=g.ca_file,
             cert_file=g.cert_file, key_file=g.key_file, timeout=g.timeout,
             buffer_size=g.buffer_size, ack_timeout=g.ack_timeout)
-        self._next_warning = {'drop': 0.0, 'oversize': 0.0, 'link': 0.0}
+        self._next_warning = {'drop': 0.0, 'oversize': 0.0, 'link': 0.0,
+                              'unacked': 0.0}
+        self._reported_resent = 0
         self._unreported_drops = 0
         self._reported_oversize = 0
         self._seen_errors = 0
@@ -565,3 +567,13 @@ class NatsDriver(notifier.Driver):
                         'buffering up to %d notifications (%d now)',
                         self.conf.ecrae_nats.url, p.last_error,
                         p.buffer_size, p.buffered())
+        resent = p.resent - self._reported_resent
+        if resent and now >= self._next_warning['unacked']:
+            # A while is normal (a stream electing a leader); for long, the
+            # stream is missing (ecrae serve never ran on this NATS?).
+            self._next_warning['unacked'] = now + WARNING_INTERVAL
+            self._reported_resent = p.resent
+            LOG.warning('NATS notifier: %d notification(s) not acknowledged '
+                        'by the stream since the last warning, kept and sent '
+                        'again (%d buffered); last error: %s', resent,
+                        p.buffered(), p.last_error)

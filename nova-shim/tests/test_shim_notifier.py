@@ -443,7 +443,8 @@ def test_jetstream_acknowledges_each_notification(nats, drivers, tmp_path):
 
 
 def test_unstored_notification_is_kept_and_sent_again(nats, drivers,
-                                                      tmp_path):
+                                                      tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger='ecrae_nova')
     # JetStream without the stream (as while a clustered stream elects a
     # new leader): the server answers "no responders" and nothing is
     # stored. A plain publish would be gone; this one stays buffered.
@@ -456,11 +457,16 @@ def test_unstored_notification_is_kept_and_sent_again(nats, drivers,
     assert drv.publisher.resent >= 2
     assert (drv.published, drv.buffered()) == (0, 1)
     assert 'did not store' in (drv.publisher.last_error or '')
+    drv.notify({}, message(n=8), 'INFO', None)    # warnings come with notify
+    warned = [r.getMessage() for r in caplog.records
+              if 'not acknowledged' in r.getMessage()]
+    assert len(warned) == 1 and 'kept and sent again' in warned[0], warned
+    assert drv.buffered() == 2
 
     create_stream(server.port)
     assert drv.flush(15)
-    assert (drv.published, drv.buffered(), drv.dropped) == (1, 0, 0)
-    assert stream_messages(server.port) == 1
+    assert (drv.published, drv.buffered(), drv.dropped) == (2, 0, 0)
+    assert stream_messages(server.port) == 2
 
 
 def test_unacknowledged_notifications_survive_a_server_restart(
