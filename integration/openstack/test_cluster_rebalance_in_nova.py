@@ -31,6 +31,7 @@ import harness  # noqa: E402,F401  (sys.path + Nova's eventlet patching first)
 import collections  # noqa: E402
 import json  # noqa: E402
 import threading  # noqa: E402  (green: Nova's harness monkey-patched it)
+import time  # noqa: E402
 import unittest  # noqa: E402
 
 import oslo_messaging  # noqa: E402
@@ -205,10 +206,12 @@ class ClusterRebalanceInNovaTest(NovaThreeHostsTestCase):
                     ['done'] * HELD_STEP + ['running'] and shown)
         self.cluster.wait_until(mid_plan, 60, 'the plan executing with step '
                                 '%d held' % (HELD_STEP + 1))
+        killed_at = time.monotonic()
         leader.kill()
 
         new = self.cluster.wait_until(lambda: self.cluster.leader(others), 60,
                                       'a new leader')
+        took_lead = time.monotonic() - killed_at
         # The plan's status as the replica that neither led nor leads sees
         # it (the replicated plan store).
         follower = next(r for r in others if r is not new)
@@ -221,9 +224,12 @@ class ClusterRebalanceInNovaTest(NovaThreeHostsTestCase):
             return shown and shown['status'] != 'executing' and shown
         shown = self.cluster.wait_until(ended, 90, 'the plan to end')
         print('\nplan %s: %d steps in %d wave(s); %s killed with step %d in '
-              'flight, %s took over; status %s from %s: %s'
+              'flight, %s led %.1fs later (--lease-ttl 2s; polled, not '
+              'asserted), the plan ended %.1fs after the kill; status %s '
+              'from %s: %s'
               % (plan['id'], len(steps), int(plan.get('waves', 0)),
-                 leader.name, HELD_STEP + 1, new.name, shown['status'],
+                 leader.name, HELD_STEP + 1, new.name, took_lead,
+                 time.monotonic() - killed_at, shown['status'],
                  follower.name, [(s['status'], s.get('confirmed_by', ''))
                                  for s in shown['steps']]))
         self.assertEqual('succeeded', shown['status'], shown)
