@@ -155,15 +155,7 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 	// use 90 % of what is left, so that pass fits in the rest; on large
 	// inputs that pass is longer, so it keeps one more percent per 10,000
 	// items (at most 30 %: 300,000 items overran by 12 % with 10 %).
-	share := min(0.9, 1-float64(p.n)/1e6)
-	fromHome := p.home != nil && a.ls && a.kind != kindCurrent && !p.legacy
-	if fromHome {
-		// A rebalance: the search may start from the current placement
-		// instead (below), which costs nothing to build, so the
-		// constructor gets less of the budget.
-		share = min(share, 0.3)
-	}
-	cm := m.shareTime(share)
+	cm := m.shareTime(min(0.9, 1-float64(p.n)/1e6))
 	cut := false
 	switch a.kind {
 	case kindFFD:
@@ -213,7 +205,7 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 			out.stopped = m.stopped
 		}
 	}
-	if fromHome {
+	if p.home != nil && a.ls && a.kind != kindCurrent && !p.legacy {
 		// A packing from scratch moves almost every instance: on dense
 		// hosts its migrations cost more than the hosts it frees save,
 		// and emptying hosts one by one from where the instances are

@@ -219,7 +219,13 @@ func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
 			sm.absorb(rm)
 			fix.exactObjective()
 		}
-		s, out, err := solve(p, a, opts.Seed, sm, 0)
+		// The bound on the bins lets the search stop emptying them when
+		// it is reached (the old search never did).
+		lb := plan.Bounds.Bins
+		if opts.legacySearch {
+			lb = 0
+		}
+		s, out, err := solve(p, a, opts.Seed, sm, lb)
 		if err != nil {
 			return nil, err
 		}

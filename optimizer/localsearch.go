@@ -165,6 +165,16 @@ func (ls *lsState) run() string {
 		if ls.m.out() {
 			return ls.m.stopped
 		}
+		if power && !ls.p.legacy && ls.s.used <= ls.lb {
+			// No placement uses fewer bins: emptying one cannot succeed.
+			// What is left to gain, the other moves take.
+			ls.relocate()
+			ls.homeSwaps()
+			if ls.m.stopped != "" {
+				return ls.m.stopped
+			}
+			return StoppedStalled
+		}
 		b := ls.nextBin()
 		if b < 0 {
 			if !power && ls.pairDescent() {
