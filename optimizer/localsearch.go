@@ -78,8 +78,11 @@ const (
 	// lsPairScan bounds the items of a bin, and of the pool, whose pairs a
 	// swap scan tries on the power objective: dense hosts hold 40–160.
 	lsPairScan = 24
-	// ejectTries is how many chains ejectChain compares at most.
+	// ejectTries is how many chains ejectChain compares at most, and
+	// ejectScan how many items it tries to move on (each a scan of the
+	// bins): one chain costs O(items + ejectScan × bins).
 	ejectTries = 8
+	ejectScan  = 64
 )
 
 func newLS(s *solution, rng *rand.Rand, m *meter, lb int) *lsState {
@@ -473,15 +476,14 @@ func (ls *lsState) ejectPool() bool {
 // bin c leaves for a third bin c2 that takes it as it is, and x takes its
 // place in c. Of the chains found it keeps the first that costs no
 // migration (y goes home, or y was already away from it), else the one
-// that costs least. One chain costs O(items × bins) fit tests at worst,
-// with no rescan of the bins' contents: the loads say whether y's leaving
-// makes room.
+// that costs least. The loads say whether y's leaving makes room, with no
+// rescan of the bins' contents.
 func (ls *lsState) ejectChain(x int32) bool {
 	s, p := ls.s, ls.p
 	bc, by, bc2, bestV := -1, int32(-1), -1, math.Inf(1)
 	d := p.d
 	need := ls.room // per dimension, what y must free in c
-	found := 0
+	found, tried := 0, 0
 	off := ls.rng.IntN(max(p.m, 1))
 scan:
 	for k := range p.m {
@@ -504,6 +506,10 @@ scan:
 			}
 			if !p.movable(int(y)) || !ls.swapFits(c, x, -1, y, -1) {
 				continue
+			}
+			// Each candidate costs a scan of the bins: a few suffice.
+			if tried++; tried > ejectScan {
+				break scan
 			}
 			for c2 := range p.m {
 				if c2 == c || len(s.items[c2]) == 0 || ls.closed[c2] || !s.fits(int(y), c2) {
