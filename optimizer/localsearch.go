@@ -20,7 +20,12 @@ import (
 // On the power objective two more moves run: relocating single items to
 // the used bin where they cost least (which also brings migrated items
 // home when that is free), and moving a whole bin's items to one cheaper
-// empty bin.
+// empty bin. There the emptying move (issue 15, dense hosts) places the
+// pool by alignment (each item where the room left is most of its shape),
+// then by ejection chains (an item of a used bin moves on to a third bin
+// to make room), and swaps only where both fail; it tries small hosts
+// before large ones as full, and stops once the bins reach their lower
+// bound.
 
 // lsState is one local search run.
 type lsState struct {
