@@ -149,6 +149,35 @@ type outcome struct {
 func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, outcome, error) {
 	// Two streams from one seed: PCG's second word only selects the stream.
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	rebalance := p.home != nil && a.ls && a.kind != kindCurrent && !p.legacy
+	// A packing from scratch moves almost every instance: on dense hosts
+	// its migrations cost more than the hosts it frees save, and emptying
+	// hosts one by one from where the instances are does better (and
+	// costs no construction). There the search runs from the current
+	// placement first, with half the budget; the constructor and its
+	// search get the rest only if that did not reach the bound on bins,
+	// and the better result is kept.
+	var pre *solution
+	var preOut outcome
+	if rebalance {
+		home := newSolution(p)
+		home.placeFixed()
+		home.placeHome()
+		if p.n >= denseItems*home.used {
+			hm := m.share(0.5)
+			preOut.stopped = home.localSearch(rng, hm, lb)
+			m.absorb(hm)
+			home.exactObjective()
+			pre = home
+			if home.used <= lb || m.out() {
+				if m.stopped != "" {
+					preOut.stopped = m.stopped
+				}
+				preOut.iterations = m.iter
+				return home, preOut, nil
+			}
+		}
+	}
 	s := newSolution(p)
 	s.placeFixed()
 	// A constructor cut by the budget finishes with a linear pass: it may
@@ -205,15 +234,39 @@ func solve(p *problem, a algorithm, seed uint64, m *meter, lb int) (*solution, o
 			out.stopped = m.stopped
 		}
 	}
+	if rebalance && pre == nil {
+		// Sparse hosts: the packing usually wins, but the search starts
+		// from the current placement when that is better already.
+		home := newSolution(p)
+		home.placeFixed()
+		home.placeHome()
+		if better(home, s) {
+			s = home
+		}
+	}
+	if pre != nil && better(pre, s) {
+		// The search from the current placement is ahead: it goes on.
+		s, pre = pre, nil
+	}
 	if a.ls {
 		out.stopped = s.localSearch(rng, m, lb)
 	} else if p.curve == nil && s.used <= lb {
 		out.stopped = StoppedOptimal
 	}
+	if pre != nil && better(pre, s) {
+		s, out = pre, preOut
+	}
 	out.iterations = m.iter
 	s.exactObjective()
 	return s, out, nil
 }
+
+// denseItems is the mean number of instances a host holds from which a
+// rebalance searches from the current placement first
+// (BenchmarkConsolidateDensity: 40–160). BenchmarkConsolidate10k and
+// BenchmarkConsolidateBudget hold ten, where the packing from scratch
+// wins and its search needs all the time.
+const denseItems = 20
 
 // relabel renames the bins of a from-scratch packing so that as many items
 // as possible stay where they are: bins of one shape are interchangeable,

@@ -58,6 +58,10 @@ type ConsolidateOptions struct {
 	// defaults to 1); default 1. MaxParallel bounds them in all; default 8.
 	MaxPerHost  int
 	MaxParallel int
+
+	// legacySearch runs the search as it was before issue 15's density
+	// work, for BenchmarkConsolidateDensity's baseline in the same run.
+	legacySearch bool
 }
 
 // Default migration energy model (Liu et al., HPDC 2011).
@@ -182,6 +186,7 @@ func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
 	}
 	p := cc.p
 	p.maxMig = opts.MaxMigrations
+	p.legacy = opts.legacySearch
 	plan := &Plan{Algorithm: a.name, Seed: opts.Seed, Bounds: p.lowerBounds(), Fixed: map[int]string{}}
 	for i, why := range cc.fixedWhy {
 		if why != "" {
@@ -214,7 +219,13 @@ func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
 			sm.absorb(rm)
 			fix.exactObjective()
 		}
-		s, out, err := solve(p, a, opts.Seed, sm, 0)
+		// The bound on the bins lets the search stop emptying them when
+		// it is reached (the old search never did).
+		lb := plan.Bounds.Bins
+		if opts.legacySearch {
+			lb = 0
+		}
+		s, out, err := solve(p, a, opts.Seed, sm, lb)
 		if err != nil {
 			return nil, err
 		}

@@ -20,7 +20,12 @@ import (
 // On the power objective two more moves run: relocating single items to
 // the used bin where they cost least (which also brings migrated items
 // home when that is free), and moving a whole bin's items to one cheaper
-// empty bin.
+// empty bin. There the emptying move (issue 15, dense hosts) places the
+// pool by alignment (each item where the room left is most of its shape),
+// then by ejection chains (an item of a used bin moves on to a third bin
+// to make room), and swaps only where both fail; it tries small hosts
+// before large ones as full, and stops once the bins reach their lower
+// bound.
 
 // lsState is one local search run.
 type lsState struct {
@@ -38,10 +43,12 @@ type lsState struct {
 	tabu    map[int64]int  // (item, bin) → iteration until which item may not enter bin
 	iter    int            // swaps made, over the whole run
 	room    []float64      // scratch: d
+	size    []float64      // scratch: d
 	scratch []int32        // scratch: the items of the bin being emptied
 	inBuf   []int32        // scratch: a bin's items while swaps are scanned
 	tried   map[int32]bool // bins that failed at the current effort
 	fixedIn []bool         // per bin: holds a fixed item (never emptied)
+	vol     []float64      // per bin: L1 of its normalised capacities (power objective)
 	noise   float64        // amplitude of the random term added to gains
 	best    swapMove       // best move of the current scan
 	bestN   int            // ties seen for best, for uniform tie-breaking
@@ -73,6 +80,14 @@ const (
 	// lsDeepStall ends a deep attempt (one bin, no depth limit) after this
 	// many swaps without a pool lighter than any before in the attempt.
 	lsDeepStall = 50_000
+	// lsPairScan bounds the items of a bin, and of the pool, whose pairs a
+	// swap scan tries on the power objective: dense hosts hold 40–160.
+	lsPairScan = 24
+	// ejectTries is how many chains ejectChain compares at most, and
+	// ejectScan how many items it tries to move on (each a scan of the
+	// bins): one chain costs O(items + ejectScan × bins).
+	ejectTries = 8
+	ejectScan  = 64
 )
 
 func newLS(s *solution, rng *rand.Rand, m *meter, lb int) *lsState {
@@ -83,6 +98,7 @@ func newLS(s *solution, rng *rand.Rand, m *meter, lb int) *lsState {
 		closed: make([]bool, p.m),
 		tabu:   map[int64]int{},
 		room:   make([]float64, p.d),
+		size:   make([]float64, p.d),
 		tried:  map[int32]bool{},
 		simple: p.allow == nil && p.target == nil && p.anti == nil && p.util < 0,
 	}
@@ -99,6 +115,18 @@ func newLS(s *solution, rng *rand.Rand, m *meter, lb int) *lsState {
 		mean /= float64(p.n)
 	}
 	ls.noise = lsNoise * mean
+	if p.curve != nil && !p.legacy {
+		// Each bin's room as the L1 of its normalised capacities, the
+		// scale of the items' weights.
+		ls.vol = make([]float64, p.m)
+		for b := range p.m {
+			for k, c := range p.capOf(b) {
+				if p.ref[k] > 0 {
+					ls.vol[b] += min(c, p.ref[k]) / p.ref[k]
+				}
+			}
+		}
+	}
 	ls.fixedIn = make([]bool, p.m)
 	if p.fixed != nil {
 		for _, b := range p.fixed {
@@ -128,7 +156,14 @@ func (ls *lsState) run() string {
 		ls.replaceBins()
 		ls.homeSwaps()
 	}
-	depth := lsDepthStart
+	// On the power objective, the first round tries every bin with no swap
+	// at all (placing and ejection chains are cheap, a round of swaps on
+	// dense hosts is not), and swaps only where that fails.
+	start := lsDepthStart
+	if power && !ls.p.legacy {
+		start = 0
+	}
+	depth := start
 	deep := false
 	for {
 		if ls.optimal() {
@@ -136,6 +171,16 @@ func (ls *lsState) run() string {
 		}
 		if ls.m.out() {
 			return ls.m.stopped
+		}
+		if power && !ls.p.legacy && ls.s.used <= ls.lb {
+			// No placement uses fewer bins: emptying one cannot succeed.
+			// What is left to gain, the other moves take.
+			ls.relocate()
+			ls.homeSwaps()
+			if ls.m.stopped != "" {
+				return ls.m.stopped
+			}
+			return StoppedStalled
 		}
 		b := ls.nextBin()
 		if b < 0 {
@@ -155,6 +200,8 @@ func (ls *lsState) run() string {
 				}
 			}
 			switch {
+			case depth == 0:
+				depth = lsDepthStart
 			case depth < lsDepthMax:
 				depth *= 2
 			case !deep && !power:
@@ -175,7 +222,7 @@ func (ls *lsState) run() string {
 		}
 		if ls.eliminate(b, depth, stall, deep) {
 			clear(ls.tried)
-			depth, deep = lsDepthStart, false
+			depth, deep = start, false
 		}
 		if ls.m.stopped != "" {
 			return ls.m.stopped
@@ -201,6 +248,19 @@ func (ls *lsState) nextBin() int {
 			meanIdle = sum / float64(n)
 		}
 	}
+	meanVol := 1.0
+	if ls.vol != nil {
+		sum, n := 0.0, 0
+		for b := range p.m {
+			if len(s.items[b]) > 0 {
+				sum += ls.vol[b]
+				n++
+			}
+		}
+		if n > 0 && sum > 0 {
+			meanVol = sum / float64(n)
+		}
+	}
 	best, bestK := -1, math.Inf(1)
 	for b := range p.m {
 		if len(s.items[b]) == 0 || ls.fixedIn[b] || ls.tried[int32(b)] {
@@ -212,6 +272,12 @@ func (ls *lsState) nextBin() int {
 		}
 		if p.curve != nil {
 			k *= meanIdle / max(p.idleCost(b), 1e-9)
+			if !p.legacy {
+				// And for the room it takes away: the rest must hold
+				// its items, so a small host goes before a large one as
+				// full, which is how the most hosts end up empty.
+				k *= ls.vol[b] / meanVol
+			}
 		}
 		k *= 1 + 0.2*ls.rng.Float64()
 		if k < bestK {
@@ -277,6 +343,9 @@ func (ls *lsState) eliminate(b, depth, stall int, deep bool) bool {
 	bestW, since := math.Inf(1), 0
 	for swaps := 0; ; swaps++ {
 		ls.insertPool()
+		if p.curve != nil && !p.legacy && !ls.ejectPool() {
+			break
+		}
 		if len(ls.pool) == 0 {
 			ok = true
 			break
@@ -325,8 +394,17 @@ func (ls *lsState) insertPool() {
 		}
 		return cmp.Compare(a, b)
 	})
+	aligned := p.curve != nil && !p.legacy
 	for j := 0; j < len(ls.pool); {
 		i := ls.pool[j]
+		if aligned {
+			if b := ls.alignedFit(int(i)); b >= 0 {
+				ls.fromPool(i, b)
+			} else {
+				j++
+			}
+			continue
+		}
 		best, bestV := -1, math.Inf(1)
 		for c := range p.m {
 			if len(s.items[c]) == 0 || ls.closed[c] || !s.fits(int(i), c) {
@@ -349,6 +427,121 @@ func (ls *lsState) insertPool() {
 	}
 }
 
+// alignedFit is the used bin, not closed, that takes item i and whose
+// room is most nearly of i's shape (the largest cosine between i's
+// normalised size and the bin's room): an item short on RAM goes where RAM
+// is left over, so that the bins being filled stay balanced across
+// dimensions and end full in all of them. Ties go to the fuller bin. The
+// item's home comes first when it takes it: that move costs nothing.
+func (ls *lsState) alignedFit(i int) int {
+	s, p := ls.s, ls.p
+	if h := p.home; h != nil && h[i] >= 0 && !ls.closed[h[i]] && len(s.items[h[i]]) > 0 && s.fits(i, int(h[i])) {
+		return int(h[i])
+	}
+	x := ls.size
+	p.normSize(i, x)
+	xx := 0.0
+	for _, v := range x {
+		xx += v * v
+	}
+	best, bestCos, bestRoom := -1, math.Inf(-1), math.Inf(1)
+	for c := range p.m {
+		if len(s.items[c]) == 0 || ls.closed[c] || !s.fits(i, c) {
+			continue
+		}
+		s.residual(c, -1, ls.room)
+		dot, rr := 0.0, 0.0
+		for k, r := range ls.room {
+			dot += x[k] * r
+			rr += r * r
+		}
+		cos := dot / math.Sqrt(max(xx*rr, 1e-300))
+		if cos > bestCos+1e-9 || (cos > bestCos-1e-9 && rr < bestRoom) {
+			best, bestCos, bestRoom = c, cos, rr
+		}
+	}
+	return best
+}
+
+// ejectPool places what insertPool left in the pool by ejection chains,
+// heaviest first, and reports whether the budget allows going on.
+func (ls *lsState) ejectPool() bool {
+	for j := 0; j < len(ls.pool); {
+		if ls.m.tick(1) {
+			return false
+		}
+		if !ls.ejectChain(ls.pool[j]) {
+			j++
+		}
+	}
+	return true
+}
+
+// ejectChain places pool item x by making room for it: an item y of a used
+// bin c leaves for a third bin c2 that takes it as it is, and x takes its
+// place in c. Of the chains found it keeps the first that costs no
+// migration (y goes home, or y was already away from it), else the one
+// that costs least. The loads say whether y's leaving makes room, with no
+// rescan of the bins' contents.
+func (ls *lsState) ejectChain(x int32) bool {
+	s, p := ls.s, ls.p
+	bc, by, bc2, bestV := -1, int32(-1), -1, math.Inf(1)
+	d := p.d
+	need := ls.room // per dimension, what y must free in c
+	found, tried := 0, 0
+	off := ls.rng.IntN(max(p.m, 1))
+scan:
+	for k := range p.m {
+		c := (k + off) % p.m
+		if len(s.items[c]) == 0 || ls.closed[c] {
+			continue
+		}
+		if _, ok := p.kindCeil(int(x), c); !ok && (p.home == nil || int(p.home[x]) != c) {
+			continue
+		}
+		for k := range d {
+			need[k] = s.load[c*d+k] + p.size[int(x)*d+k] - p.cap[c*d+k]*(1+eps) - eps
+		}
+	items:
+		for _, y := range s.items[c] {
+			for k, v := range need {
+				if v > 0 && p.size[int(y)*d+k] < v {
+					continue items
+				}
+			}
+			if !p.movable(int(y)) || !ls.swapFits(c, x, -1, y, -1) {
+				continue
+			}
+			// Each candidate costs a scan of the bins: a few suffice.
+			if tried++; tried > ejectScan {
+				break scan
+			}
+			for c2 := range p.m {
+				if c2 == c || len(s.items[c2]) == 0 || ls.closed[c2] || !s.fits(int(y), c2) {
+					continue
+				}
+				if v := s.migDelta(int(y), c2); v < bestV {
+					bc, by, bc2, bestV = c, y, c2, v
+				}
+				// The first chain that costs no migration, or the
+				// cheapest of a few: enough to choose well, and the scan
+				// stays short when chains are plenty.
+				if found++; bestV <= 0 || found >= ejectTries {
+					break scan
+				}
+				break
+			}
+		}
+	}
+	if bc < 0 {
+		return false
+	}
+	ls.record(by, int32(bc))
+	s.move(int(by), bc2)
+	ls.fromPool(x, bc)
+	return true
+}
+
 // swap applies the best non-tabu exchange between the pool and a used bin:
 // the one removing the most weight from the pool, even if that is negative
 // (the tabu list keeps the search from undoing it at once). Ties are broken
@@ -368,6 +561,21 @@ func (ls *lsState) swap() bool {
 		if p.fixed != nil {
 			in = slices.DeleteFunc(in, func(q int32) bool { return !p.movable(int(q)) })
 		}
+		// The moves of two items scan pairs: on the power objective, on a
+		// dense bin or with a big pool, only a seeded sample of them, so
+		// that a scan costs O(bins × pool × items) rather than its
+		// square. (The bin-count benchmarks keep the full scan.)
+		outs, ins := in, pool
+		if p.curve != nil && !p.legacy {
+			if len(in) > lsPairScan {
+				for x := range lsPairScan {
+					y := x + ls.rng.IntN(len(in)-x)
+					in[x], in[y] = in[y], in[x]
+				}
+				outs = in[:lsPairScan]
+			}
+			ins = pool[:min(len(pool), lsPairScan)]
+		}
 		for a, pi := range pool {
 			if ls.isTabu(pi, c) {
 				continue
@@ -378,13 +586,16 @@ func (ls *lsState) swap() bool {
 				ls.consider(c, pi, -1, q, -1, wp-ls.w[q])
 			}
 			// 1 in, 2 out.
-			for x := 0; x < len(in); x++ {
-				for y := x + 1; y < len(in); y++ {
-					ls.consider(c, pi, -1, in[x], in[y], wp-ls.w[in[x]]-ls.w[in[y]])
+			for x := 0; x < len(outs); x++ {
+				for y := x + 1; y < len(outs); y++ {
+					ls.consider(c, pi, -1, outs[x], outs[y], wp-ls.w[outs[x]]-ls.w[outs[y]])
 				}
 			}
 			// 2 in, 1 out.
-			for _, p2 := range pool[a+1:] {
+			if a >= len(ins) {
+				continue
+			}
+			for _, p2 := range ins[a+1:] {
 				if ls.isTabu(p2, c) {
 					continue
 				}
@@ -495,13 +706,19 @@ func (ls *lsState) swapFits(c int, in1, in2, out1, out2 int32) bool {
 		ceil = min(ceil, ci)
 	}
 	if p.util >= 0 && (!math.IsInf(ceil, 1) || !math.IsInf(s.minCeil[c], 1)) {
-		// The lowest ceiling of what stays and what comes.
-		for _, q := range s.items[c] {
-			if q != out1 && q != out2 {
-				cq, _ := p.kindCeil(int(q), c)
-				ceil = min(ceil, cq)
+		// The lowest ceiling of what stays and what comes: the bin's,
+		// unless every item that sets it leaves (then rescan).
+		stay := s.minCeil[c]
+		if p.legacy || ls.leavesMin(c, out1, out2) {
+			stay = math.Inf(1)
+			for _, q := range s.items[c] {
+				if q != out1 && q != out2 {
+					cq, _ := p.kindCeil(int(q), c)
+					stay = min(stay, cq)
+				}
 			}
 		}
+		ceil = min(ceil, stay)
 		busy := ld[p.util] + p.size[int(in1)*d+p.util] - p.size[int(out1)*d+p.util]
 		if in2 >= 0 {
 			busy += p.size[int(in2)*d+p.util]
@@ -531,6 +748,21 @@ func (ls *lsState) swapFits(c int, in1, in2, out1, out2 int32) bool {
 		}
 	}
 	return true
+}
+
+// leavesMin reports whether out1 and out2 (-1 = none) are every item of
+// bin c at its lowest ceiling.
+func (ls *lsState) leavesMin(c int, out1, out2 int32) bool {
+	s, p := ls.s, ls.p
+	n := int32(0)
+	for _, o := range [2]int32{out1, out2} {
+		if o >= 0 {
+			if oc, _ := p.kindCeil(int(o), c); oc <= s.minCeil[c] {
+				n++
+			}
+		}
+	}
+	return n > 0 && n >= s.atMin[c]
 }
 
 // relocate moves single movable items to the used bin (or their home)

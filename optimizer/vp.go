@@ -46,6 +46,9 @@ type problem struct {
 	mig   []float64 // per item: the cost of moving it away from home
 	// maxMig caps the items placed away from home; 0 = no cap.
 	maxMig int
+	// legacy runs the local search as before issue 15's density work
+	// (BenchmarkConsolidateDensity's baseline).
+	legacy bool
 
 	// order lists the bins in the order constructors open them: cheapest per
 	// unit of capacity first.
@@ -185,6 +188,7 @@ type solution struct {
 	items   [][]int32 // per bin: its items, unordered
 	pos     []int32   // per item: its index in items[assign]
 	minCeil []float64 // per bin: the lowest ceiling of its items, busy cores
+	atMin   []int32   // per bin: how many of its items set minCeil
 	anti    map[int64]int32
 	bcost   []float64 // per bin: its cost now (0 when empty)
 	cost    float64   // Σ bcost
@@ -207,6 +211,7 @@ func newSolution(p *problem) *solution {
 	}
 	if p.util >= 0 {
 		s.minCeil = make([]float64, p.m)
+		s.atMin = make([]int32, p.m)
 		for b := range s.minCeil {
 			s.minCeil[b] = math.Inf(1)
 		}
@@ -225,6 +230,7 @@ func (s *solution) clone() *solution {
 	c.pos = slices.Clone(s.pos)
 	c.bcost = slices.Clone(s.bcost)
 	c.minCeil = slices.Clone(s.minCeil)
+	c.atMin = slices.Clone(s.atMin)
 	c.items = make([][]int32, len(s.items))
 	for b, it := range s.items {
 		c.items[b] = slices.Clone(it)
@@ -245,6 +251,7 @@ func (s *solution) copyFrom(o *solution) {
 	copy(s.pos, o.pos)
 	copy(s.bcost, o.bcost)
 	copy(s.minCeil, o.minCeil)
+	copy(s.atMin, o.atMin)
 	for b := range s.items {
 		s.items[b] = append(s.items[b][:0], o.items[b]...)
 	}
@@ -330,8 +337,12 @@ func (s *solution) add(i, b int) {
 		ld[k] += x
 	}
 	if s.minCeil != nil {
-		c, _ := p.kindCeil(i, b)
-		s.minCeil[b] = min(s.minCeil[b], c)
+		switch c, _ := p.kindCeil(i, b); {
+		case c < s.minCeil[b] || len(s.items[b]) == 1:
+			s.minCeil[b], s.atMin[b] = c, 1
+		case c == s.minCeil[b]:
+			s.atMin[b]++
+		}
 	}
 	if s.anti != nil && p.anti[i] >= 0 {
 		s.anti[antiKey(b, p.anti[i])]++
@@ -368,13 +379,21 @@ func (s *solution) remove(i int) {
 		s.used--
 	}
 	if s.minCeil != nil {
+		// Only the last item at the lowest ceiling leaving raises it: a
+		// rescan then, a count otherwise.
 		if c, _ := p.kindCeil(i, b); c <= s.minCeil[b] {
-			m := math.Inf(1)
-			for _, o := range s.items[b] {
-				oc, _ := p.kindCeil(int(o), b)
-				m = min(m, oc)
+			if s.atMin[b]--; s.atMin[b] <= 0 {
+				m, n := math.Inf(1), int32(0)
+				for _, o := range s.items[b] {
+					switch oc, _ := p.kindCeil(int(o), b); {
+					case oc < m:
+						m, n = oc, 1
+					case oc == m:
+						n++
+					}
+				}
+				s.minCeil[b], s.atMin[b] = m, n
 			}
-			s.minCeil[b] = m
 		}
 	}
 	if s.anti != nil && p.anti[i] >= 0 {

@@ -17,6 +17,12 @@ type Headroom struct {
 	RAMShare  float64 // the same for memory (what usually runs out first)
 }
 
+// DefaultHeadroom is ecrae serve's --power-headroom, and the headroom the
+// simulator's ecrae policy keeps (sim/), so that both run one rule with
+// one setting: one empty host per architecture, for a boot that needs a
+// whole host, and a tenth of the vCPUs free.
+const DefaultHeadroom = "hosts=1,vcpus=10%"
+
 // ParseHeadroom reads "hosts=N,vcpus=P%,ram=P%" (any part may be left
 // out).
 func ParseHeadroom(s string) (Headroom, error) {
@@ -85,13 +91,28 @@ func (h Headroom) Meets(s Spare) bool {
 }
 
 // Without is s less one empty host h (the one about to be powered off).
-func (s Spare) Without(h *hostview.Host) Spare {
-	v, r := vcpus(h), ram(h)
+func (s Spare) Without(h *hostview.Host) Spare { return s.Less(vcpus(h), ram(h)) }
+
+// Less is s less one empty host of vcpus vCPUs and ramMB of memory. The
+// simulator (sim/) keeps the same headroom through it and More, with its
+// own units.
+func (s Spare) Less(vcpus, ramMB float64) Spare {
 	s.EmptyHosts--
-	s.FreeVCPUs -= v
-	s.VCPUs -= v
-	s.FreeRAMMB -= r
-	s.RAMMB -= r
+	s.FreeVCPUs -= vcpus
+	s.VCPUs -= vcpus
+	s.FreeRAMMB -= ramMB
+	s.RAMMB -= ramMB
+	return s
+}
+
+// More is s plus one empty host of vcpus vCPUs and ramMB of memory (one
+// woken).
+func (s Spare) More(vcpus, ramMB float64) Spare {
+	s.EmptyHosts++
+	s.FreeVCPUs += vcpus
+	s.VCPUs += vcpus
+	s.FreeRAMMB += ramMB
+	s.RAMMB += ramMB
 	return s
 }
 
@@ -115,12 +136,15 @@ func vcpus(h *hostview.Host) float64 {
 }
 
 // SpareByGroup sums the spare capacity of the hosts that can take an
-// instance now (service placeable, not off), by group (ISA).
-func SpareByGroup(hosts []hostview.Host, group func(*hostview.Host) string, off func(string) bool) map[string]Spare {
+// instance now (service placeable, not off) or soon (woken by ECRAE and
+// booting: their service is enabled once they report), by group (ISA). A
+// booting host is capacity on its way: not counting it would wake another
+// host at every tick of its boot.
+func SpareByGroup(hosts []hostview.Host, group func(*hostview.Host) string, off, woken func(string) bool) map[string]Spare {
 	out := map[string]Spare{}
 	for i := range hosts {
 		h := &hosts[i]
-		if !h.Compute || !h.Service.Placeable() || off(h.Name) {
+		if !h.Compute || off(h.Name) || !(h.Service.Placeable() || woken(h.Name)) {
 			continue
 		}
 		s := out[group(h)]

@@ -196,6 +196,15 @@ func (m *Manager) IsOff(host string) bool {
 	return o != nil && o.wokeAt.IsZero()
 }
 
+// woken reports whether ECRAE powered the host on and waits for it to
+// report (its nova-compute service is enabled then).
+func (m *Manager) woken(host string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.off[host]
+	return o != nil && !o.wokeAt.IsZero()
+}
+
 // Target is a host with its endpoint.
 type Target struct {
 	Host     string
@@ -370,7 +379,7 @@ func (m *Manager) record(e Event) {
 // service first. If the BMC fails, the service is enabled again.
 func (m *Manager) Off(ctx context.Context, host, by string) error {
 	if !m.claim(host) {
-		return fmt.Errorf("%w: host %s: another power action is in progress", ErrRefused, host)
+		return inProgress(host)
 	}
 	defer m.release(host)
 	t, b, err := m.target(ctx, host)
@@ -386,7 +395,7 @@ func (m *Manager) Off(ctx context.Context, host, by string) error {
 		return refuse(err)
 	}
 	if m.cfg.Nova == nil {
-		return refuse(fmt.Errorf("%w: host %s: no OpenStack credentials, so its nova-compute service cannot be disabled first", ErrRefused, host))
+		return refuse(noNova(host))
 	}
 	if err := m.cfg.Nova.DisableService(ctx, host, DisabledReason); err != nil {
 		m.cfg.Metrics.errors.Inc()
@@ -443,7 +452,7 @@ func (m *Manager) reenable(ctx context.Context, host, by string) {
 // run yet).
 func (m *Manager) On(ctx context.Context, host, by string) error {
 	if !m.claim(host) {
-		return fmt.Errorf("%w: host %s: another power action is in progress", ErrRefused, host)
+		return inProgress(host)
 	}
 	defer m.release(host)
 	t, b, err := m.target(ctx, host)
@@ -501,7 +510,7 @@ func (m *Manager) FreedHosts(ctx context.Context, hosts []string) {
 		if !ok {
 			continue
 		}
-		spare := SpareByGroup(snap.Hosts, group, m.IsOff)[group(h)]
+		spare := SpareByGroup(snap.Hosts, group, m.IsOff, m.woken)[group(h)]
 		if !m.cfg.Headroom.Meets(spare.Without(h)) {
 			m.log.Info("power: freed host stays on for headroom", "host", name, "headroom", m.cfg.Headroom.String())
 			continue
@@ -647,7 +656,7 @@ func (m *Manager) wakeCandidate(ctx context.Context, noRoom bool) (string, strin
 		return offs[0], "a FilterHosts pass found no host with room"
 	}
 	snap := m.cfg.View.Snapshot()
-	spare := SpareByGroup(snap.Hosts, group, m.IsOff)
+	spare := SpareByGroup(snap.Hosts, group, m.IsOff, m.woken)
 	for _, name := range offs {
 		h, ok := snap.Lookup(name, "")
 		if !ok {

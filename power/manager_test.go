@@ -326,6 +326,40 @@ func TestPolicyKeepsHeadroomAndWakesOnNoRoom(t *testing.T) {
 	}
 }
 
+// A host woken for headroom is capacity on its way while it boots (its
+// nova-compute service stays disabled until it reports): the ticks during
+// its boot wake no other host. c1 and c2 off, c3 takes an instance, the
+// headroom (one empty host) is short: c1 wakes, and the next ticks leave
+// c2 off until c1 has reported, and after.
+func TestPolicyCountsABootingHostAsHeadroom(t *testing.T) {
+	r := newRig(t, PolicyAct, Headroom{Hosts: 1}, "c1", "c2", "c3")
+	ctx := context.Background()
+	r.m.FreedHosts(ctx, []string{"c1", "c2"})
+	disabled := func(hosts ...string) {
+		for _, h := range hosts {
+			r.view.Apply(seqOf(&r.seq), &hostview.Event{Kind: hostview.KindService, Type: "service.update", MessageID: msg(&r.seq), Timestamp: r.clk.now(),
+				Service: hostview.ServiceChange{Host: h, Binary: "nova-compute", Disabled: true, DisabledReason: DisabledReason}})
+		}
+	}
+	r.clk.add(time.Second)
+	r.resync(inst("i1", "c3", ""))
+	disabled("c1", "c2")
+	r.m.Tick(ctx, false)
+	if r.bmc(t, "c1") != "Chassis Power is on" {
+		t.Fatalf("c1 not woken for headroom: %q", r.bmc(t, "c1"))
+	}
+	for range 3 { // c1 boots: 30 s of ticks, and it has not reported
+		r.clk.add(10 * time.Second)
+		r.m.Tick(ctx, false)
+	}
+	if got := r.bmc(t, "c2"); got != "Chassis Power is off" {
+		t.Errorf("c2 woken while c1 boots: %q", got)
+	}
+	if got := testutil.ToFloat64(r.m.cfg.Metrics.wakeups.WithLabelValues("policy")); got != 1 {
+		t.Errorf("policy wake-ups %v, want 1", got)
+	}
+}
+
 func TestPolicyAdviseOnlyRecords(t *testing.T) {
 	r := newRig(t, PolicyAdvise, Headroom{}, "c1")
 	r.m.FreedHosts(context.Background(), []string{"c1"})

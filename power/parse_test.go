@@ -99,6 +99,12 @@ func FuzzParseCredentials(f *testing.F) {
 	})
 }
 
+func TestDefaultHeadroom(t *testing.T) {
+	if h, err := ParseHeadroom(DefaultHeadroom); err != nil || h != (Headroom{Hosts: 1, VCPUShare: 0.1}) {
+		t.Errorf("ParseHeadroom(DefaultHeadroom) = %+v, %v", h, err)
+	}
+}
+
 func TestParseHeadroom(t *testing.T) {
 	for in, want := range map[string]Headroom{
 		"":                  {},
@@ -144,5 +150,29 @@ func TestHeadroomMeets(t *testing.T) {
 		if got := tc.h.Meets(s); got != tc.want {
 			t.Errorf("%v.Meets(%+v) = %v", tc.h, s, got)
 		}
+	}
+}
+
+// Less and More take one empty host away and give one back, in the
+// service's units (vCPUs with their ratio, MB) or the simulator's (MIPS, no
+// RAM): 3 empty of 4 hosts of 1000 vCPUs and 2000 MB, 3500 vCPUs and 6000
+// MB free; less one: 2 empty, 2500 of 3000 vCPUs (83 %), 4000 of 6000 MB.
+func TestSpareLessMore(t *testing.T) {
+	s := Spare{EmptyHosts: 3, FreeVCPUs: 3500, VCPUs: 4000, FreeRAMMB: 6000, RAMMB: 8000}
+	less := s.Less(1000, 2000)
+	if want := (Spare{EmptyHosts: 2, FreeVCPUs: 2500, VCPUs: 3000, FreeRAMMB: 4000, RAMMB: 6000}); less != want {
+		t.Errorf("Less: %+v, want %+v", less, want)
+	}
+	if back := less.More(1000, 2000); back != s {
+		t.Errorf("More after Less: %+v, want %+v", back, s)
+	}
+	if got := (Spare{}).More(1000, 0); got != (Spare{EmptyHosts: 1, FreeVCPUs: 1000, VCPUs: 1000}) {
+		t.Errorf("More: %+v", got)
+	}
+	// With a headroom of 2 empty hosts and 10 % of the vCPUs:
+	// 83 % free but 2 empty hosts holds; one fewer does not.
+	h := Headroom{Hosts: 2, VCPUShare: 0.1}
+	if !h.Meets(less) || h.Meets(less.Less(1000, 2000)) {
+		t.Errorf("Meets: %v for %+v, %v for one fewer", h.Meets(less), less, h.Meets(less.Less(1000, 2000)))
 	}
 }

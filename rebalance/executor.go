@@ -613,8 +613,16 @@ func (r *Executor) Resume(ctx context.Context, id string) error {
 func (r *Executor) settle(ctx context.Context, id string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.StepTimeout)
 	defer cancel()
-	if s, ok := r.cfg.Migrator.(Settler); ok {
+	return SettleOrLocate(ctx, r.cfg.Migrator, id)
+}
+
+// SettleOrLocate is m's Settle when it has one, else its Locate (a
+// Migrator that cannot wait for Nova). A Migrator that wraps another must
+// implement Settler with it, or a takeover reads an instance still
+// migrating as not moved (the wrappers of serve once hid Nova's Settle).
+func SettleOrLocate(ctx context.Context, m Migrator, id string) (string, error) {
+	if s, ok := m.(Settler); ok {
 		return s.Settle(ctx, id)
 	}
-	return r.cfg.Migrator.Locate(ctx, id)
+	return m.Locate(ctx, id)
 }

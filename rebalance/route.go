@@ -41,6 +41,16 @@ func (r Route) Locate(ctx context.Context, id string) (string, error) {
 	return m.Locate(ctx, id)
 }
 
+// Settle implements Settler: a takeover must wait for the move another
+// replica started, whichever Migrator makes it.
+func (r Route) Settle(ctx context.Context, id string) (string, error) {
+	m, err := r.pick(id)
+	if err != nil {
+		return "", err
+	}
+	return SettleOrLocate(ctx, m, id)
+}
+
 // LiveMigrate implements Migrator.
 func (r Route) LiveMigrate(ctx context.Context, id, target string) error {
 	m, err := r.pick(id)

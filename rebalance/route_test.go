@@ -46,3 +46,36 @@ func TestRoute(t *testing.T) {
 		t.Errorf("container without agents: %v", err)
 	}
 }
+
+// settling is a Migrator that can wait for Nova (a Settler): Settle says
+// so, Locate does not.
+type settling string
+
+func (s settling) Locate(context.Context, string) (string, error) { return "located", nil }
+func (s settling) LiveMigrate(context.Context, string, string) error {
+	return nil
+}
+func (s settling) Settle(context.Context, string) (string, error) { return string(s), nil }
+
+// A takeover settles in-flight steps through the Route serve builds: the
+// Nova side's Settle must be reached (the Route once hid it, so a step
+// still migrating read as not moved and failed the plan); a Migrator
+// without Settle is located.
+func TestRouteSettle(t *testing.T) {
+	kind := func(id string) string {
+		if strings.HasPrefix(id, "c") {
+			return hostview.KindContainer
+		}
+		return ""
+	}
+	r := Route{Nova: settling("settled by nova"), Agents: named("agents"), Kind: kind}
+	for id, want := range map[string]string{"vm1": "settled by nova", "c1": "agents"} {
+		got, err := SettleOrLocate(context.Background(), r, id)
+		if err != nil || got != want {
+			t.Errorf("SettleOrLocate(route, %s) = %q, %v; want %q", id, got, err, want)
+		}
+	}
+	if _, err := (Route{Kind: kind}).Settle(context.Background(), "vm1"); err == nil || !strings.Contains(err.Error(), "no Nova") {
+		t.Errorf("Settle of a VM without Nova: %v", err)
+	}
+}

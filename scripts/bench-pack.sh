@@ -137,4 +137,27 @@ if [ "${SKIP_GO:-0}" != 1 ]; then
   echo
   echo "== Go benchmark: budgets (limit-ratio = time taken / time limit, target <= 1.1): pack 30,000 and 300,000 items, plan 50,000 instances, 1 s each =="
   go test -run '^$' -bench 'BenchmarkPackBudget|BenchmarkConsolidateBudget' -benchtime 3x ./optimizer/
+  echo
+  echo "== Go benchmark: density (issue 15 point 2), 63 hosts at 40/80/160 instances a host, 78 % full, 1 s budget =="
+  echo "freed = hosts freed / hosts the lower bound allows to free (target >= 0.80); old = the search before, same run;"
+  echo "moves/min = moves over the fewest that free as many hosts; net W = power saved less migration energy over 1 h"
+  for clock in wall cpu; do
+    ECRAE_BENCH_CLOCK=$clock go test -run '^$' -bench 'BenchmarkConsolidateDensity' -benchtime 3x ./optimizer/ > "$out/density-$clock.txt"
+    echo "-- budget on the $clock clock (cpu: the planning thread's CPU time, for a loaded machine)"
+    "$PY" - "$out/density-$clock.txt" <<'PY'
+import re, sys
+v = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"BenchmarkConsolidateDensity/per-host=(\d+)/search=(\w+)-\d+\s", line)
+    if m:
+        v[(int(m.group(1)), m.group(2))] = {k: float(x) for x, k in re.findall(r"([\d.e+-]+) ([\w%-]+)", line[m.end():])}
+print(f"{'per host':>8} {'freed old':>9} {'new':>5} {'moves old':>9} {'new':>6} {'moves/min new':>13} {'net W old':>9} {'new':>6} {'new/old':>7} {'limit':>6}")
+for ph in sorted({k[0] for k in v}):
+    o, n = v.get((ph, "old")), v.get((ph, "new"))
+    if not o or not n:
+        continue
+    ratio = n["net-W-saved"] / o["net-W-saved"] if o["net-W-saved"] > 0 else float("inf")
+    print(f"{ph:>8} {o['freed-share']:>9.2f} {n['freed-share']:>5.2f} {o['moves']:>9.0f} {n['moves']:>6.0f} {n['moves-per-freed']:>13.2f} {o['net-W-saved']:>9.0f} {n['net-W-saved']:>6.0f} {ratio:>7.2f} {n['limit-ratio']:>6.2f}")
+PY
+  done
 fi

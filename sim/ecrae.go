@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/optimizer"
+	"github.com/ecrae/ecrae/power"
 )
 
 // ecraePolicy is ECRAE as the service runs it, fed from the simulator
@@ -45,7 +46,7 @@ type ecraePolicy struct {
 	perHost   int
 	parallel  int
 	settle    float64
-	headroom  Headroom
+	headroom  power.Headroom
 
 	models   []optimizer.Model
 	profiles []optimizer.Profile // per VM type, for consolidation
@@ -72,6 +73,10 @@ type ecraePolicy struct {
 //	energy, consolid  the placement scorers' weights (the service's defaults)
 //	ls          1 = the optimizer's local search after "current", 0 = none
 func ecraeDefaults() map[string]float64 {
+	h, err := power.ParseHeadroom(power.DefaultHeadroom)
+	if err != nil {
+		panic("power.DefaultHeadroom: " + err.Error()) // a constant: its test reads it
+	}
 	return map[string]float64{
 		"ceiling":    0.9,
 		"overload":   1.0,
@@ -85,10 +90,10 @@ func ecraeDefaults() map[string]float64 {
 		"energy":     1,
 		"consolid":   0.5,
 		"ls":         1,
-		// Under transitions: the service's --power-headroom
-		// hosts=2,vcpus=10% (empty powered-on hosts, free share).
-		"headroom_hosts": 2,
-		"headroom_vcpus": 0.1,
+		// Under transitions: the service's default --power-headroom
+		// (empty powered-on hosts, free share).
+		"headroom_hosts": float64(h.Hosts),
+		"headroom_vcpus": h.VCPUShare,
 	}
 }
 
@@ -116,7 +121,7 @@ func buildEcrae(p map[string]float64, s *Setup, seed uint64) (policy, error) {
 		perHost:   max(int(p["perhost"]), 1),
 		parallel:  int(p["parallel"]),
 		settle:    p["settle"],
-		headroom:  Headroom{Hosts: int(p["headroom_hosts"]), VCPUShare: min(p["headroom_vcpus"], 1)},
+		headroom:  power.Headroom{Hosts: int(p["headroom_hosts"]), VCPUShare: min(p["headroom_vcpus"], 1)},
 	}, nil
 }
 
@@ -258,12 +263,15 @@ func (p *ecraePolicy) evictItems(e *engine, evict []int32) []optimizer.WhatIfIte
 	return items
 }
 
-// power keeps the service's headroom per architecture: the empty hosts go
-// off while the hosts that stay on (or are booting) keep it, the last in
-// host order first; if it is short, hosts that are off wake, the first in
-// host order first.
+// power keeps the service's headroom per architecture with the service's
+// rule (power.Headroom, power.Spare): the empty hosts go off while the
+// hosts that stay on or are booting (capacity on its way, as the service
+// counts the hosts it woke) keep it, the last in host order first; if it
+// is short, hosts that are off wake, the first in host order first. A
+// "vCPU" is a MIPS here, and free means not asked for at the last update;
+// RAM is not counted (CloudSim's RAM does not bind after start).
 func (p *ecraePolicy) power(e *engine, _ float64, empty []int) (off, wake []int) {
-	spare := map[string]Spare{}
+	spare := map[string]power.Spare{}
 	for h := range e.hosts {
 		hs := &e.hosts[h]
 		if hs.pstate != powerOn && hs.pstate != powerBooting {
@@ -279,7 +287,7 @@ func (p *ecraePolicy) power(e *engine, _ float64, empty []int) (off, wake []int)
 	}
 	for k := len(empty) - 1; k >= 0; k-- {
 		hs := &e.hosts[empty[k]]
-		if s := spare[hs.model.ISA].Without(hs.total); p.headroom.Meets(s) {
+		if s := spare[hs.model.ISA].Less(hs.total, 0); p.headroom.Meets(s) {
 			spare[hs.model.ISA] = s
 			off = append(off, empty[k])
 		}
@@ -287,7 +295,7 @@ func (p *ecraePolicy) power(e *engine, _ float64, empty []int) (off, wake []int)
 	for h := range e.hosts {
 		hs := &e.hosts[h]
 		if s := spare[hs.model.ISA]; hs.pstate == powerOff && !p.headroom.Meets(s) {
-			spare[hs.model.ISA] = s.With(hs.total)
+			spare[hs.model.ISA] = s.More(hs.total, 0)
 			wake = append(wake, h)
 		}
 	}

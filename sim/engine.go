@@ -160,8 +160,11 @@ type engine struct {
 	migrations int
 	unplaced   int
 
-	boots    int
-	standbyJ float64
+	boots                  int
+	standbyJ, bootJ, idleJ float64
+	// emptySince is when each host was first seen on and empty, -1 if it
+	// is not (power.go).
+	emptySince []float64
 
 	violT, activeT              float64
 	vmReqT, vmAllocT, vmUnderMT float64
@@ -177,6 +180,7 @@ type engine struct {
 	// the detector), or -1.
 	tried int32
 
+	pol      policy // its power decisions run when migrations end, too
 	inflight []flight
 	seq      int
 	waves    [][]move // waves still to start, in order
@@ -523,13 +527,9 @@ func (e *engine) update(t float64) {
 		e.updateHost(h, t)
 	}
 	if dt > 0 && e.s.Transitions.Enabled && !e.npa {
-		sum := 0.0
 		for h := range e.hosts {
-			j, sb := e.hostEnergy(h, e.lastProcess, t)
-			sum += j
-			e.standbyJ += sb
+			e.hostEnergy(h, e.lastProcess, t)
 		}
-		e.energyJ += sum
 		e.advance(t)
 	} else if dt > 0 {
 		sum := 0.0
@@ -725,6 +725,7 @@ func (e *engine) drain(until float64) {
 		if e.waveLeft <= 0 {
 			e.startWave(t)
 		}
+		e.powerStep(e.pol, t) // a host the moves emptied goes off now
 	}
 }
 
@@ -851,6 +852,10 @@ type Result struct {
 	Transitions string  `json:"transitions"`
 	HostBoots   int     `json:"host_boots"`
 	StandbyKWh  float64 `json:"standby_kwh"`
+	// BootKWh is drawn by hosts booting, IdleKWh by hosts on (or shutting
+	// down) with no VM; both are part of EnergyKWh.
+	BootKWh float64 `json:"boot_kwh"`
+	IdleKWh float64 `json:"idle_kwh"`
 	// SimulatedSeconds is the simulated time; Seconds the wall-clock time
 	// the run took.
 	SimulatedSeconds float64  `json:"simulated_seconds"`
@@ -884,6 +889,7 @@ func Run(ctx context.Context, setup Setup, day *Day, spec PolicySpec, opts Optio
 func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) (*Result, error) {
 	e := newEngine(setup, day)
 	e.npa = pol.nonPowerAware()
+	e.pol = pol
 	e.scan = opts.scan
 	if err := pol.init(e); err != nil {
 		return nil, err
@@ -963,7 +969,7 @@ func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) 
 		VMs: len(e.vms), Hosts: len(e.hosts),
 		EnergyKWh: e.energyJ / 3.6e6, FloorKWh: e.floorJ / 3.6e6,
 		Migrations: e.migrations, HostShutdowns: e.shutdowns, Unplaced: e.unplaced,
-		HostBoots: e.boots, StandbyKWh: e.standbyJ / 3.6e6, Transitions: setup.Transitions.String(),
+		HostBoots: e.boots, StandbyKWh: e.standbyJ / 3.6e6, BootKWh: e.bootJ / 3.6e6, IdleKWh: e.idleJ / 3.6e6, Transitions: setup.Transitions.String(),
 		SimulatedSeconds: e.limit, Series: e.series,
 	}
 	if e.activeT > 0 {

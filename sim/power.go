@@ -18,6 +18,10 @@ type Transitions struct {
 	Enabled        bool
 	Boot, Shutdown float64 // seconds
 	StandbyW       float64 // watts
+	// Hold is a hysteresis, for every policy alike: an emptied host goes
+	// off only once it has been empty this long (0: at once). See
+	// sim/README.md for the break-even time and why 0 is the default.
+	Hold float64 // seconds
 }
 
 // RealisticTransitions are the defaults of --transitions realistic: five
@@ -28,7 +32,8 @@ func RealisticTransitions() Transitions {
 }
 
 // ParseTransitions reads "none", "realistic" or
-// "realistic:boot=300,shutdown=30,standby=10" (seconds, seconds, watts).
+// "realistic:boot=300,shutdown=30,standby=10,hold=0" (seconds, seconds,
+// watts, seconds).
 func ParseTransitions(s string) (Transitions, error) {
 	name, opts, _ := strings.Cut(strings.TrimSpace(s), ":")
 	switch name {
@@ -39,7 +44,7 @@ func ParseTransitions(s string) (Transitions, error) {
 		return Transitions{}, nil
 	case "realistic":
 	default:
-		return Transitions{}, fmt.Errorf("%w: transitions %q: want none or realistic[:boot=S,shutdown=S,standby=W]", ErrSetup, shorten(name))
+		return Transitions{}, fmt.Errorf("%w: transitions %q: want none or realistic[:boot=S,shutdown=S,standby=W,hold=S]", ErrSetup, shorten(name))
 	}
 	t := RealisticTransitions()
 	if opts == "" {
@@ -58,8 +63,10 @@ func ParseTransitions(s string) (Transitions, error) {
 			t.Shutdown = f
 		case "standby":
 			t.StandbyW = f
+		case "hold":
+			t.Hold = f
 		default:
-			return Transitions{}, fmt.Errorf("%w: transitions: unknown option %q (known: boot, shutdown, standby)", ErrSetup, shorten(k))
+			return Transitions{}, fmt.Errorf("%w: transitions: unknown option %q (known: boot, shutdown, standby, hold)", ErrSetup, shorten(k))
 		}
 	}
 	return t, nil
@@ -69,7 +76,11 @@ func (t Transitions) String() string {
 	if !t.Enabled {
 		return "none"
 	}
-	return fmt.Sprintf("realistic:boot=%g,shutdown=%g,standby=%g", t.Boot, t.Shutdown, t.StandbyW)
+	s := fmt.Sprintf("realistic:boot=%g,shutdown=%g,standby=%g", t.Boot, t.Shutdown, t.StandbyW)
+	if t.Hold > 0 {
+		s += fmt.Sprintf(",hold=%g", t.Hold)
+	}
+	return s
 }
 
 // Power states of a host under transitions.
@@ -80,25 +91,36 @@ const (
 	powerShutting
 )
 
-// hostEnergy is host h's energy over [t0, t1] under transitions, in J, and
-// the part drawn in standby. The host's state may end (booted, gone off)
-// once inside the interval; the engine moves it on afterwards (advance).
-func (e *engine) hostEnergy(h int, t0, t1 float64) (j, standby float64) {
+// hostEnergy adds host h's energy over [t0, t1] under transitions to the
+// engine's sums (J): all of it, and the parts drawn in standby, booting,
+// and on with no VM (idle, shutting down included). The host's state may
+// end (booted, gone off) once inside the interval; the engine moves it on
+// afterwards (advance).
+func (e *engine) hostEnergy(h int, t0, t1 float64) {
 	hs := &e.hosts[h]
 	tr := &e.s.Transitions
 	idle := hs.curve.Watts(0)
 	split := min(max(hs.until, t0), t1)
+	var boot, empty, standby, busy float64
 	switch hs.pstate {
 	case powerBooting:
-		return hs.curve.Watts(1)*(split-t0) + idle*(t1-split), 0
+		boot, empty = hs.curve.Watts(1)*(split-t0), idle*(t1-split)
 	case powerShutting:
-		return idle*(split-t0) + tr.StandbyW*(t1-split), tr.StandbyW * (t1 - split)
+		empty, standby = idle*(split-t0), tr.StandbyW*(t1-split)
 	case powerOff:
-		return tr.StandbyW * (t1 - t0), tr.StandbyW * (t1 - t0)
+		standby = tr.StandbyW * (t1 - t0)
+	default:
+		pf := hs.curve.Watts(cpuUtil(hs.prevUtil, hs.total))
+		pt := hs.curve.Watts(cpuUtil(hs.util, hs.total))
+		busy = (pf + (pt-pf)/2) * (t1 - t0)
+		if len(hs.vms) == 0 {
+			empty, busy = busy, 0
+		}
 	}
-	pf := hs.curve.Watts(cpuUtil(hs.prevUtil, hs.total))
-	pt := hs.curve.Watts(cpuUtil(hs.util, hs.total))
-	return (pf + (pt-pf)/2) * (t1 - t0), 0
+	e.energyJ += boot + empty + standby + busy
+	e.bootJ += boot
+	e.idleJ += empty
+	e.standbyJ += standby
 }
 
 // powerNow is host h's power under transitions at an update (the series).
@@ -151,9 +173,13 @@ type powerer interface {
 	power(e *engine, t float64, empty []int) (off, wake []int)
 }
 
-// powerStep runs after a step's plan has started: the hosts that are on and
-// empty, and that no wave of the plan still targets, go off (as the policy
-// says), and the hosts the policy wants awake boot.
+// powerStep runs after a step's plan has started and whenever migrations
+// end: the hosts that are on and empty (for Hold seconds at least), and
+// that no later wave of the plan targets, go off (as the policy says), and
+// the hosts the policy wants awake boot. Every policy's emptied hosts thus go off the moment they are
+// empty, as CloudSim switches them off, and as the service's power policy
+// is told of the hosts a plan freed when it completes; waiting for the next
+// step would keep them idle for most of it (sim/README.md: the numbers).
 func (e *engine) powerStep(pol policy, t float64) {
 	if !e.s.Transitions.Enabled || e.npa {
 		return
@@ -164,10 +190,23 @@ func (e *engine) powerStep(pol policy, t float64) {
 			target[m.to] = true
 		}
 	}
+	if e.emptySince == nil {
+		e.emptySince = make([]float64, len(e.hosts))
+		for h := range e.emptySince {
+			e.emptySince[h] = -1
+		}
+	}
 	var empty []int
 	for h := range e.hosts {
 		hs := &e.hosts[h]
-		if hs.pstate == powerOn && len(hs.vms) == 0 && !target[h] {
+		if hs.pstate != powerOn || len(hs.vms) > 0 || target[h] {
+			e.emptySince[h] = -1
+			continue
+		}
+		if e.emptySince[h] < 0 {
+			e.emptySince[h] = t
+		}
+		if t-e.emptySince[h] >= e.s.Transitions.Hold {
 			empty = append(empty, h)
 		}
 	}
@@ -181,46 +220,4 @@ func (e *engine) powerStep(pol policy, t float64) {
 	for _, h := range wake {
 		e.wake(h, t)
 	}
-}
-
-// Headroom is the service's --power-headroom rule (power/ on branch
-// h-power has the same semantics over the live view): per architecture
-// (ISA), the powered-on hosts keep at least Hosts empty hosts and a share
-// VCPUShare of their capacity free. Here a "vCPU" is one MIPS (as in the
-// ecrae policy) and free means not asked for at the last update, since the
-// simulator's hosts take any number of VMs by their nominal size.
-type Headroom struct {
-	Hosts     int
-	VCPUShare float64
-}
-
-// Spare is the spare capacity of one architecture's powered-on hosts.
-type Spare struct {
-	EmptyHosts       int
-	FreeVCPUs, VCPUs float64
-}
-
-// Meets reports whether s keeps the headroom.
-func (h Headroom) Meets(s Spare) bool {
-	share := 0.0
-	if s.VCPUs > 0 {
-		share = s.FreeVCPUs / s.VCPUs
-	}
-	return s.EmptyHosts >= h.Hosts && share >= h.VCPUShare
-}
-
-// Without is s less one empty host of vcpus (the one about to go off).
-func (s Spare) Without(vcpus float64) Spare {
-	s.EmptyHosts--
-	s.FreeVCPUs -= vcpus
-	s.VCPUs -= vcpus
-	return s
-}
-
-// With is s plus one empty host of vcpus (one woken).
-func (s Spare) With(vcpus float64) Spare {
-	s.EmptyHosts++
-	s.FreeVCPUs += vcpus
-	s.VCPUs += vcpus
-	return s
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,6 +55,11 @@ func TestTransitionsBootDropsMove(t *testing.T) {
 	if !near(r.EnergyKWh, (host0+host1)/3.6e6) || !near(r.StandbyKWh, standby/3.6e6) {
 		t.Errorf("%.6f kWh (standby %.6f), want %.6f (%.6f)", r.EnergyKWh, r.StandbyKWh, (host0+host1)/3.6e6, standby/3.6e6)
 	}
+	// Of it, booting 300 s × 200 W; on with no VM, the shutdown's 30 s ×
+	// 100 W.
+	if !near(r.BootKWh, 300*200/3.6e6) || !near(r.IdleKWh, 30*100/3.6e6) {
+		t.Errorf("boot %.6f kWh, idle %.6f; want %.6f, %.6f", r.BootKWh, r.IdleKWh, 300*200/3.6e6, 30*100/3.6e6)
+	}
 	// Asked again once it is up (600 s), the move runs.
 	pol = &scripted{start: []int{0}, steps: map[int][]move{1: {{vm: 0, to: 1}}, 2: {{vm: 0, to: 1}}}}
 	r = mustRun(t, transitionsSetup(2), genDay(1, constant(50)), pol)
@@ -62,40 +68,44 @@ func TestTransitionsBootDropsMove(t *testing.T) {
 	}
 }
 
-// The headroom rule, as the service's --power-headroom: empty powered-on
-// hosts and the free share of the powered-on capacity, per architecture.
-func TestHeadroomMeets(t *testing.T) {
-	h := Headroom{Hosts: 2, VCPUShare: 0.1}
-	tests := []struct {
-		name string
-		s    Spare
-		want bool
-	}{
-		{"two empty, 25 % free", Spare{EmptyHosts: 2, FreeVCPUs: 2500, VCPUs: 10000}, true},
-		{"one empty", Spare{EmptyHosts: 1, FreeVCPUs: 5000, VCPUs: 10000}, false},
-		{"9 % free", Spare{EmptyHosts: 3, FreeVCPUs: 900, VCPUs: 10000}, false},
-		{"exactly 10 %", Spare{EmptyHosts: 2, FreeVCPUs: 1000, VCPUs: 10000}, true},
-		{"nothing on", Spare{}, false},
+// A host a migration empties goes off when the migration ends, not at the
+// next step. VM 0 on host 0, VM 1 on host 1 (30 % each); at 300 s VM 1
+// moves to host 0: 625 MB at 1 Gbit/s / 2 = 10 s, so host 1 is empty at
+// 310 s, shuts down until 340 s and is in standby from then to the last
+// update at 86100 s: 10 W × 85760 s. (At the next step it would have been
+// 10 W × (86100 − 630) s.)
+func TestTransitionsOffWhenEmptied(t *testing.T) {
+	pol := &scripted{start: []int{0, 1}, steps: map[int][]move{1: {{vm: 1, to: 0}}}}
+	r := mustRun(t, transitionsSetup(2), genDay(2, constant(30)), pol)
+	if r.Migrations != 1 || r.HostBoots != 0 {
+		t.Fatalf("%d migrations, %d boots; want 1, 0", r.Migrations, r.HostBoots)
 	}
-	for _, tc := range tests {
-		if got := h.Meets(tc.s); got != tc.want {
-			t.Errorf("%s: Meets = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-	// 3 empty of 4 hosts of 1000: 3500 free of 4000; less one: 2 empty,
-	// 2500 of 3000 (83 %).
-	if s := (Spare{EmptyHosts: 3, FreeVCPUs: 3500, VCPUs: 4000}).Without(1000); s != (Spare{EmptyHosts: 2, FreeVCPUs: 2500, VCPUs: 3000}) {
-		t.Errorf("Without: %+v", s)
-	}
-	if s := (Spare{}).With(1000); s != (Spare{EmptyHosts: 1, FreeVCPUs: 1000, VCPUs: 1000}) {
-		t.Errorf("With: %+v", s)
+	if want := 10 * (86100 - 340.0) / 3.6e6; !near(r.StandbyKWh, want) {
+		t.Errorf("standby %.6f kWh, want %.6f", r.StandbyKWh, want)
 	}
 }
 
-// ECRAE under transitions powers the emptied hosts off down to its
-// headroom (2 empty hosts), never one that holds a VM, and wakes hosts when
-// the headroom is short. 6 hosts, 2 VMs: host 0 and 1 busy (PABFD-like
-// start), hosts 2..5 empty.
+// With a hold, an emptied host stays on (idle) until it has been empty
+// that long. As in TestTransitionsOffWhenEmptied, host 1 is empty from
+// 310 s; hold 400 s: still empty at 600 s (290 s) and at 900 s (590 s ≥
+// 400), so it shuts down at 900 s until 930 s: standby 10 W × (86100 − 930)
+// s, and idle 100 W from 310 to 900 s instead of standby.
+func TestTransitionsHold(t *testing.T) {
+	s := transitionsSetup(2)
+	s.Transitions.Hold = 400
+	pol := &scripted{start: []int{0, 1}, steps: map[int][]move{1: {{vm: 1, to: 0}}}}
+	r := mustRun(t, s, genDay(2, constant(30)), pol)
+	if want := 10 * (86100 - 930.0) / 3.6e6; !near(r.StandbyKWh, want) || r.HostBoots != 0 {
+		t.Errorf("standby %.6f kWh, %d boots; want %.6f, 0", r.StandbyKWh, r.HostBoots, want)
+	}
+}
+
+// ECRAE under transitions powers the emptied hosts off down to the
+// service's default headroom (power.DefaultHeadroom: one empty host, 10 %
+// free), never one that holds a VM, and wakes hosts when the headroom is
+// short. 6 hosts of 1000 MIPS: hosts 0 and 1 asked for 600 each, hosts
+// 2..5 empty: 4 empty, 4800 of 6000 free. Off from the last: 5 (3 empty,
+// 3800/5000), 4 (2, 2800/4000), 3 (1, 1800/3000); not 2 (0 empty).
 func TestEcraeHeadroom(t *testing.T) {
 	s := transitionsSetup(6)
 	spec, err := ParsePolicy("ecrae")
@@ -115,16 +125,22 @@ func TestEcraeHeadroom(t *testing.T) {
 		e.create(i, int32(i))
 	}
 	off, wake := pol.(powerer).power(e, 300, []int{2, 3, 4, 5})
-	if len(off) != 2 || off[0] != 5 || off[1] != 4 || len(wake) != 0 {
-		t.Errorf("off %v, wake %v; want [5 4], none", off, wake)
+	if !slices.Equal(off, []int{5, 4, 3}) || len(wake) != 0 {
+		t.Errorf("off %v, wake %v; want [5 4 3], none", off, wake)
 	}
-	// All but the busy hosts off: two wake, the first in host order.
+	// All but the busy hosts off (0 empty, 800 of 2000 free): the first in
+	// host order wakes (1 empty, 1800 of 3000), and that is enough.
 	for h := 2; h < 6; h++ {
 		e.hosts[h].pstate = powerOff
 	}
 	off, wake = pol.(powerer).power(e, 300, nil)
-	if len(off) != 0 || len(wake) != 2 || wake[0] != 2 || wake[1] != 3 {
-		t.Errorf("off %v, wake %v; want none, [2 3]", off, wake)
+	if len(off) != 0 || !slices.Equal(wake, []int{2}) {
+		t.Errorf("off %v, wake %v; want none, [2]", off, wake)
+	}
+	// A host booting counts as on (capacity on its way): nothing more wakes.
+	e.hosts[2].pstate = powerBooting
+	if off, wake = pol.(powerer).power(e, 300, nil); len(off)+len(wake) != 0 {
+		t.Errorf("with host 2 booting: off %v, wake %v; want none", off, wake)
 	}
 }
 
@@ -135,6 +151,8 @@ func TestParseTransitions(t *testing.T) {
 		{"none", "none", ""},
 		{"realistic", "realistic:boot=300,shutdown=30,standby=10", ""},
 		{"realistic:boot=600,standby=5", "realistic:boot=600,shutdown=30,standby=5", ""},
+		{"realistic:hold=480", "realistic:boot=300,shutdown=30,standby=10,hold=480", ""},
+		{"realistic:hold=0", "realistic:boot=300,shutdown=30,standby=10", ""},
 		{"fast", "", `transitions "fast"`},
 		{"realistic:boot=-1", "", `"boot=-1"`},
 		{"realistic:watts=3", "", `unknown option "watts"`},
@@ -155,7 +173,7 @@ func TestParseTransitions(t *testing.T) {
 }
 
 func FuzzParseTransitions(f *testing.F) {
-	for _, s := range []string{"none", "realistic", "realistic:boot=1e3,shutdown=0,standby=7.5", "realistic:x", "realistic:boot=NaN"} {
+	for _, s := range []string{"none", "realistic", "realistic:boot=1e3,shutdown=0,standby=7.5", "realistic:x", "realistic:boot=NaN", "realistic:hold=480"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -170,7 +188,7 @@ func FuzzParseTransitions(f *testing.F) {
 		if err != nil || back != tr {
 			t.Fatalf("%q: %+v does not read back (%+v, %v)", s, tr, back, err)
 		}
-		if tr.Enabled && !(tr.Boot >= 0 && tr.Shutdown >= 0 && tr.StandbyW >= 0) {
+		if tr.Enabled && !(tr.Boot >= 0 && tr.Shutdown >= 0 && tr.StandbyW >= 0 && tr.Hold >= 0) {
 			t.Fatalf("%q: %+v", s, tr)
 		}
 	})

@@ -180,9 +180,9 @@ func (s *Setup) Validate() error {
 			}
 		}
 	}
-	if tr := s.Transitions; tr.Enabled && !(tr.Boot >= 0 && tr.Shutdown >= 0 && tr.StandbyW >= 0 &&
-		!math.IsInf(tr.Boot+tr.Shutdown+tr.StandbyW, 0)) {
-		return fmt.Errorf("%w: transitions: boot, shutdown and standby must be finite and >= 0", ErrSetup)
+	if tr := s.Transitions; tr.Enabled && !(tr.Boot >= 0 && tr.Shutdown >= 0 && tr.StandbyW >= 0 && tr.Hold >= 0 &&
+		!math.IsInf(tr.Boot+tr.Shutdown+tr.StandbyW+tr.Hold, 0)) {
+		return fmt.Errorf("%w: transitions: boot, shutdown, standby and hold must be finite and >= 0", ErrSetup)
 	}
 	for i, h := range s.Hosts {
 		if h < 0 || h >= len(s.Models) {

@@ -55,7 +55,7 @@ func (p *powerServe) close(log *slog.Logger) {
 
 func (p *powerServe) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.policy, "power-policy", "advise", "what the power manager does on its own: off, advise (record what it would do) or act")
-	fs.StringVar(&p.headroom, "power-headroom", "hosts=1,vcpus=10%", `spare powered-on capacity kept per architecture, e.g. "hosts=2,vcpus=10%"`)
+	fs.StringVar(&p.headroom, "power-headroom", power.DefaultHeadroom, `spare powered-on capacity kept per architecture, e.g. "hosts=2,vcpus=10%"`)
 	fs.StringVar(&p.credentials, "power-credentials", "", "YAML file of BMC credentials {default: {username, password}, hosts: {NAME: {...}}}; read at start and on SIGHUP")
 	fs.DurationVar(&p.interval, "power-interval", 10*time.Second, "how often woken hosts and the headroom are checked")
 	fs.DurationVar(&p.timeout, "power-timeout", 5*time.Second, "time a BMC has to answer one exchange")

@@ -86,6 +86,8 @@ type simOutput struct {
 	Transitions      string        `json:"transitions"`
 	HostBoots        int           `json:"host_boots"`
 	StandbyKWh       float64       `json:"standby_kwh"`
+	BootKWh          float64       `json:"boot_kwh"`
+	IdleKWh          float64       `json:"idle_kwh"`
 	CloudSim         *simReference `json:"cloudsim"`
 	Series           []sim.Sample  `json:"series,omitempty"`
 }
@@ -120,7 +122,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&f.kb, "kb", "", "knowledge base YAML: simulate its architectures (hosts) and flavors (VM types)")
 	fs.IntVar(&f.hosts, "hosts", sim.CloudSimHosts, "number of hosts, given the models in turn (ignored when the KB lists hosts)")
 	fs.IntVar(&f.copies, "copies", 1, "run each day's VMs this many times over (with --hosts: a data center that many times larger)")
-	fs.StringVar(&f.trans, "transitions", "none", "none: hosts go off and on at once, for free (CloudSim); realistic[:boot=300,shutdown=30,standby=10]: a boot takes seconds at peak power and nothing starts meanwhile, a shutdown seconds at idle power, an off host draws standby watts")
+	fs.StringVar(&f.trans, "transitions", "none", "none: hosts go off and on at once, for free (CloudSim); realistic[:boot=300,shutdown=30,standby=10,hold=0]: a boot takes seconds at peak power and nothing starts meanwhile, a shutdown seconds at idle power, an off host draws standby watts; an emptied host goes off once empty for hold seconds")
 	fs.StringVar(&f.mode, "mode", "cloudsim", "cloudsim: CloudSim 3.0.3's semantics (RAM limits the start only; a VM at 0 % leaves); strict: RAM limits every placement, VMs stay")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed: the same seed gives the same result")
 	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
@@ -330,7 +332,8 @@ func toOutput(r *sim.Result, seed uint64, ref *sim.Reference) simOutput {
 		EnergyKWh: r.EnergyKWh, Migrations: r.Migrations, SLATAH: r.SLATAH, PDM: r.PDM, SLAV: r.SLAV, ESV: r.ESV,
 		HostShutdowns: r.HostShutdowns, VMs: r.VMs, Hosts: r.Hosts, Seconds: r.Seconds, FloorKWh: r.FloorKWh,
 		OverallSLA: r.OverallSLA, Unplaced: r.Unplaced, SimulatedSeconds: r.SimulatedSeconds, Seed: seed,
-		Transitions: r.Transitions, HostBoots: r.HostBoots, StandbyKWh: r.StandbyKWh}
+		Transitions: r.Transitions, HostBoots: r.HostBoots, StandbyKWh: r.StandbyKWh,
+		BootKWh: r.BootKWh, IdleKWh: r.IdleKWh}
 	if ref != nil {
 		o.CloudSim = &simReference{Policy: ref.Policy, EnergyKWh: ref.EnergyKWh, Migrations: ref.Migrations,
 			SLATAH: ref.SLATAH, PDM: ref.PDM, SLAV: ref.SLAV, ESV: ref.ESV, HostShutdowns: ref.HostShutdowns}
@@ -350,7 +353,7 @@ func printRun(w io.Writer, o simOutput) error {
 	fmt.Fprintf(tw, "ESV\t%.3f x1e-3\n", o.ESV*1000)
 	fmt.Fprintf(tw, "host shutdowns\t%d\n", o.HostShutdowns)
 	if o.Transitions != "" && o.Transitions != "none" {
-		fmt.Fprintf(tw, "transitions\t%s: %d boots, %.2f kWh in standby\n", o.Transitions, o.HostBoots, o.StandbyKWh)
+		fmt.Fprintf(tw, "transitions\t%s: %d boots; of the energy, %.2f kWh in standby, %.2f booting, %.2f on with no VM\n", o.Transitions, o.HostBoots, o.StandbyKWh, o.BootKWh, o.IdleKWh)
 	}
 	if o.Unplaced > 0 {
 		fmt.Fprintf(tw, "unplaced VMs\t%d\n", o.Unplaced)

@@ -35,6 +35,21 @@ def free_port():
         s.close()
 
 
+def free_ports(n):
+    """n distinct free ports: every socket stays bound until all are
+    chosen (free_port() twice in a row may answer the same port)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(('127.0.0.1', 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 # --------------------------------------------------------------------------
 # The real ECRAE service, as a separate process.
 # --------------------------------------------------------------------------
@@ -371,3 +386,189 @@ class NatsSubscriber(object):
         except OSError:
             pass
         self._sock.close()
+
+
+# --------------------------------------------------------------------------
+# A clustered ECRAE: several `ecrae serve --cluster` replicas (issue 14).
+# --------------------------------------------------------------------------
+
+class ClusterReplica(object):
+    """One `bin/ecrae serve --cluster` replica with its embedded, clustered
+    NATS node, on its own free ports and data directory. Unlike
+    EcraeService, kill() is a SIGKILL that keeps the data directory, so
+    that start() brings the same replica back."""
+
+    def __init__(self, name, tmpdir, ports, extra_args=(), env=None):
+        self.name = name
+        self.dir = os.path.join(tmpdir, name)
+        os.makedirs(self.dir)
+        (self.grpc_port, self.http_port, self.nats_port,
+         self.route_port) = ports
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.proc = None
+        self.starts = 0
+        self._log = None
+
+    grpc_addr = property(lambda self: '127.0.0.1:%d' % self.grpc_port)
+    http_addr = property(lambda self: '127.0.0.1:%d' % self.http_port)
+    nats_url = property(lambda self: 'nats://127.0.0.1:%d' % self.nats_port)
+    route_url = property(lambda self: 'nats://127.0.0.1:%d' % self.route_port)
+    log_path = property(lambda self: os.path.join(
+        self.dir, 'serve-%d.log' % self.starts))
+
+    def spawn(self, routes):
+        """Starts the process (healthy or not: the first members of a
+        cluster wait for the others to elect JetStream's leaders)."""
+        self.starts += 1
+        cmd = [ECRAE_BIN, 'serve', '--cluster', 'ecrae-it',
+               '--node-name', self.name,
+               '--nats-cluster-addr', '127.0.0.1:%d' % self.route_port,
+               '--nats-routes', ','.join(routes),
+               '--nats-addr', '127.0.0.1:%d' % self.nats_port,
+               '--grpc-addr', self.grpc_addr,
+               '--http-addr', self.http_addr,
+               '--db', os.path.join(self.dir, 'ecrae.db'),
+               '--shutdown-grace', '1s'] + self.extra_args
+        self._log = open(self.log_path, 'ab')
+        self.proc = subprocess.Popen(cmd, stdout=self._log,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.dir,
+                                     env=self.env)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """kill -9: the replica and its NATS node vanish at once."""
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def stop(self, timeout=10.0):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log is not None and not self._log.closed:
+            self._log.close()
+
+    def _get(self, path, timeout=2.0):
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open('http://%s%s' % (self.http_addr, path),
+                         timeout=timeout) as r:
+            return r.status, r.read().decode('utf-8', 'replace')
+
+    def healthy(self):
+        try:
+            return self._get('/healthz')[0] == 200
+        except Exception:
+            return False
+
+    def status(self):
+        """This replica's /cluster document, or None when it does not
+        answer."""
+        try:
+            code, body = self._get('/cluster')
+            return json.loads(body) if code == 200 else None
+        except Exception:
+            return None
+
+    def log(self, tail=4000):
+        out = []
+        for i in range(1, self.starts + 1):
+            try:
+                with open(os.path.join(self.dir, 'serve-%d.log' % i),
+                          'rb') as f:
+                    out.append('--- %s start %d ---\n%s' % (
+                        self.name, i, f.read().decode('utf-8', 'replace')))
+            except OSError:
+                pass
+        return '\n'.join(out)[-tail:]
+
+    def cli(self, *args, timeout=30, server=True):
+        """`bin/ecrae ARGS... --server <this replica>` (without --server
+        when server is false): (rc, out, err)."""
+        p = subprocess.run([ECRAE_BIN] + list(args) +
+                           (['--server', self.grpc_addr] if server else []),
+                           capture_output=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL, env=self.env)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+class Cluster(object):
+    """n ClusterReplicas that route to each other (names r0, r1, ...)."""
+
+    def __init__(self, n=3, extra_args=(), env=None):
+        self.tmpdir = tempfile.mkdtemp(prefix='ecrae-it-cluster-')
+        ports = free_ports(4 * n)
+        self.replicas = [ClusterReplica('r%d' % i, self.tmpdir,
+                                        ports[4 * i:4 * i + 4], extra_args,
+                                        env) for i in range(n)]
+        self.routes = [r.route_url for r in self.replicas]
+
+    def start(self, timeout=60.0):
+        for r in self.replicas:
+            r.spawn(self.routes)
+        self.wait_until(lambda: all(r.healthy() for r in self.replicas),
+                        timeout, 'every replica healthy')
+        return self
+
+    def restart(self, replica, timeout=60.0):
+        replica.spawn(self.routes)
+        self.wait_until(replica.healthy, timeout,
+                        '%s healthy after its restart' % replica.name)
+
+    def wait_until(self, pred, timeout, what):
+        """Polls pred() (green sleeps: Nova's services keep running);
+        fails with every replica's log when it stays false."""
+        import eventlet
+        deadline = time.monotonic() + timeout
+        while True:
+            value = pred()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError('timed out after %ss waiting for %s\n%s'
+                                     % (timeout, what, self.logs()))
+            eventlet.sleep(0.1)
+
+    def statuses(self, replicas=None):
+        """Each replica's /cluster, or None if one does not answer."""
+        out = [r.status() for r in (replicas or self.replicas)]
+        return None if any(s is None for s in out) else out
+
+    def leader(self, replicas=None):
+        """The one replica every (answering) replica names as leader, or
+        None."""
+        sts = self.statuses(replicas)
+        if not sts:
+            return None
+        names = {s['leader'] for s in sts}
+        leading = [r for r, s in zip(replicas or self.replicas, sts)
+                   if s['is_leader']]
+        if len(names) == 1 and len(leading) == 1 and \
+                leading[0].name in names:
+            return leading[0]
+        return None
+
+    def nats_urls(self):
+        return ','.join(r.nats_url for r in self.replicas)
+
+    def grpc_addrs(self):
+        return [r.grpc_addr for r in self.replicas]
+
+    def http_addrs(self):
+        return ','.join(r.http_addr for r in self.replicas)
+
+    def logs(self):
+        return '\n'.join(r.log() for r in self.replicas)
+
+    def stop(self):
+        for r in self.replicas:
+            r.stop()
+        if not os.environ.get('ECRAE_IT_KEEP'):
+            shutil.rmtree(self.tmpdir, ignore_errors=True)

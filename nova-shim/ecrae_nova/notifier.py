@@ -8,6 +8,13 @@ answers PINGs, sends its own PINGs to notice a dead connection, and drains a
 bounded buffer. ``notify()`` only appends to that buffer, so it never waits on
 the network; when the buffer is full the oldest notification is dropped.
 
+With ``ack_timeout`` (the default) each notification is a JetStream publish:
+sent with a reply subject and a ``Nats-Msg-Id`` header, it counts as published
+when the stream acknowledges it, and is sent again (same id: the stream stores
+it once) when no acknowledgement came in time or the stream answered an error,
+e.g. while the stream elects a new leader after a cluster member died. A plain
+publish would be lost then: the members left take it, and no stream stores it.
+
 Under eventlet (every Nova service) the sender thread, its socket, lock and
 event come from ``eventlet.patcher.original(...)``: a real thread that never
 runs on, or blocks, the hub. It never logs either; warnings are logged by
@@ -39,7 +46,9 @@ CONNECT_TIMEOUT = 2.0
 IO_TIMEOUT = 5.0
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
 BATCH_BYTES = 64 * 1024
+MAX_UNACKED = 1000            # JetStream publishes awaiting their ack
 _BAD_SUBJECT_CHARS = re.compile(r'[\s*>]')
+_BAD_HEADER_CHARS = re.compile(r'[\x00-\x20\x7f]')
 # Guards the (re)start of a sender; a caller-side lock (green under eventlet).
 _START_LOCK = threading.Lock()
 
@@ -87,7 +96,8 @@ class NatsPublisher(object):
 
     def __init__(self, url, user=None, password=None, token=None,
                  tls_enabled=False, ca_file=None, cert_file=None,
-                 key_file=None, timeout=0.5, buffer_size=10000):
+                 key_file=None, timeout=0.5, buffer_size=10000,
+                 ack_timeout=2.0):
         self.servers = parse_servers(url)
         self.user, self.password, self.token = user, password, token
         self.tls_enabled = tls_enabled
@@ -95,7 +105,9 @@ class NatsPublisher(object):
             ca_file, cert_file, key_file)
         self.timeout = timeout
         self.buffer_size = buffer_size
-        self.published = 0
+        self.ack_timeout = ack_timeout   # 0: plain publishes, no acks
+        self.published = 0        # sent (plain) or acknowledged (JetStream)
+        self.resent = 0           # JetStream publishes sent again
         self.dropped = 0          # oldest dropped because the buffer was full
         self.oversize = 0         # larger than the server's max_payload
         self.connections = 0      # successful connects
@@ -112,10 +124,14 @@ class NatsPublisher(object):
         return max(0, self.connections - 1)
 
     def buffered(self):
-        return len(self._buf) if self._pid == os.getpid() else 0
+        """Notifications not published yet (awaiting their ack included)."""
+        if self._pid != os.getpid():
+            return 0
+        return len(self._buf) + self._inflight + len(self._unacked)
 
-    def publish(self, subject, payload):
-        """Queue one message; returns how many old ones it pushed out."""
+    def publish(self, subject, payload, msg_id=None):
+        """Queue one message; returns how many old ones it pushed out.
+        msg_id: its Nats-Msg-Id (JetStream's duplicate detection)."""
         if self._pid != os.getpid():
             with _START_LOCK:
                 if self._pid != os.getpid():
@@ -128,7 +144,7 @@ class NatsPublisher(object):
             while len(self._buf) >= self.buffer_size:
                 self._buf.popleft()
                 pushed += 1
-            self._buf.append((subject, payload))
+            self._buf.append((subject, payload, msg_id))
             self.dropped += pushed
         finally:
             self._lock.release()
@@ -150,7 +166,7 @@ class NatsPublisher(object):
             return True
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self._buf and not self._inflight:
+            if not self._buf and not self._inflight and not self._unacked:
                 return True
             time.sleep(0.005)
         return False
@@ -180,6 +196,14 @@ class NatsPublisher(object):
         self._signalled = False
         self._buf = collections.deque()
         self._inflight = 0
+        # JetStream publishes sent and not acknowledged yet: n -> (item,
+        # time sent), n the last token of the reply subject; the sender
+        # thread's alone.
+        self._unacked = collections.OrderedDict()
+        self._next_n = 0
+        self._inbox = '_INBOX.%s' % os.urandom(8).hex()
+        self._hold_until = 0.0     # no publishing before (after a NAK)
+        self._nak_backoff = BACKOFF_MIN
         self._sock = None
         self.connected = False
         self._pid = os.getpid()
@@ -218,6 +242,8 @@ class NatsPublisher(object):
     def _close_sock(self):
         sock, self._sock = self._sock, None
         self.connected = False
+        # What the server may not have stored is sent again (same ids).
+        self._resend_unacked(list(self._unacked))
         if sock is not None:
             try:
                 sock.close()
@@ -255,6 +281,10 @@ class NatsPublisher(object):
                    'lang': 'python', 'version': '1.0', 'protocol': 0}
         if tls:
             connect['tls_required'] = True
+        if self.ack_timeout:
+            # A stream without a leader answers at once (503), not never.
+            connect['headers'] = True
+            connect['no_responders'] = True
         user = self.user or url_user
         password = self.password or url_password
         if self.token or (url_user and not url_password and not self.user):
@@ -262,8 +292,10 @@ class NatsPublisher(object):
         elif user:
             connect['user'] = user
             connect['pass'] = password or ''
+        sub = (b'SUB %s.* 1\r\n' % self._inbox.encode()
+               if self.ack_timeout else b'')
         self._sock.sendall(b'CONNECT ' + json.dumps(connect).encode() +
-                           b'\r\nPING\r\n')
+                           b'\r\n' + sub + b'PING\r\n')
         while True:
             line = self._readline()
             if line == 'PONG':
@@ -281,7 +313,13 @@ class NatsPublisher(object):
     def _step(self):
         """Wait for a notification, server data or the PING time; then send
         what is buffered, answer the server, PING it when due."""
-        wait = min(1.0, max(0.0, self._next_ping - time.monotonic()))
+        now = time.monotonic()
+        wait = min(1.0, max(0.0, self._next_ping - now))
+        if self._unacked:
+            oldest = next(iter(self._unacked.values()))[1]
+            wait = min(wait, max(0.0, oldest + self.ack_timeout - now))
+        if self._buf and now < self._hold_until:
+            wait = min(wait, self._hold_until - now)
         pending = getattr(self._sock, 'pending', None)
         if pending is not None and pending():
             wait = 0
@@ -297,6 +335,10 @@ class NatsPublisher(object):
         self._send_buffered()
         self._read_available()
         now = time.monotonic()
+        late = [n for n, (_, sent) in self._unacked.items()
+                if now - sent >= self.ack_timeout]
+        if late:
+            self._resend_unacked(late)
         if now >= self._next_ping:
             if self._pings_out >= MAX_PINGS_OUT:
                 raise ConnectionError('%d PINGs unanswered' % self._pings_out)
@@ -305,10 +347,15 @@ class NatsPublisher(object):
             self._next_ping = now + PING_INTERVAL
 
     def _send_buffered(self):
+        acks = bool(self.ack_timeout)
+        if acks and time.monotonic() < self._hold_until:
+            return
         while True:
             batch, size = [], 0
             with self._lock:
-                while self._buf and size < BATCH_BYTES:
+                room = MAX_UNACKED - len(self._unacked) if acks else len(
+                    self._buf)
+                while self._buf and size < BATCH_BYTES and len(batch) < room:
                     item = self._buf.popleft()
                     batch.append(item)
                     size += len(item[1])
@@ -316,24 +363,77 @@ class NatsPublisher(object):
             if not batch:
                 return
             frames = []
-            sent = 0
-            for subject, payload in batch:
+            sent = []
+            now = time.monotonic()
+            for item in batch:
+                subject, payload, msg_id = item
                 if len(payload) > self.max_payload:
                     self.oversize += 1
                     continue
-                frames.append(b'PUB %s %d\r\n%s\r\n' % (
-                    subject.encode(), len(payload), payload))
-                sent += 1
+                if not acks:
+                    frames.append(b'PUB %s %d\r\n%s\r\n' % (
+                        subject.encode(), len(payload), payload))
+                    sent.append(None)
+                    continue
+                self._next_n += 1
+                hdr = b'NATS/1.0\r\n'
+                if msg_id:
+                    hdr += b'Nats-Msg-Id: %s\r\n' % msg_id.encode()
+                hdr += b'\r\n'
+                frames.append(b'HPUB %s %s.%d %d %d\r\n%s%s\r\n' % (
+                    subject.encode(), self._inbox.encode(), self._next_n,
+                    len(hdr), len(hdr) + len(payload), hdr, payload))
+                sent.append((self._next_n, item))
             try:
                 self._sock.sendall(b''.join(frames))
             except Exception:
                 self._requeue(batch)
                 raise
-            self.published += sent
+            if acks:
+                for n, item in sent:
+                    self._unacked[n] = (item, now)
+            else:
+                self.published += len(sent)
             self._inflight = 0
 
+    def _resend_unacked(self, ns):
+        """Put the publishes ns (unacknowledged, in the order sent) back in
+        front of the buffer, to be sent again."""
+        items = [self._unacked.pop(n)[0] for n in ns if n in self._unacked]
+        if items:
+            self.resent += len(items)
+            self._requeue(items)
+
+    def _on_ack(self, subject, headers, payload):
+        """A JetStream answer on the inbox: stored, or not (an error, or
+        no stream leader right now): then sent again after a backoff."""
+        try:
+            n = int(subject.rsplit(b'.', 1)[1])
+        except (IndexError, ValueError):
+            return
+        ok = False
+        if not headers.startswith(b'NATS/1.0 503'):
+            try:
+                ack = json.loads(payload)
+                ok = 'error' not in ack and 'seq' in ack
+            except ValueError:
+                ok = False
+        if ok:
+            if self._unacked.pop(n, None) is not None:
+                self.published += 1
+                self._nak_backoff = BACKOFF_MIN
+            return
+        if n in self._unacked:
+            self.last_error = 'JetStream did not store a notification: %s' % (
+                (headers.split(b'\r\n', 1)[0] + b' ' + payload)[:200]
+                .decode('utf-8', 'replace'))
+            self._resend_unacked([n])
+            self._hold_until = time.monotonic() + self._nak_backoff
+            self._nak_backoff = min(self._nak_backoff * 2, BACKOFF_MAX)
+
     def _requeue(self, batch):
-        """Put an unsent batch back in front; the buffer bound still holds."""
+        """Put an unsent batch back in front; the buffer bound still holds
+        (the oldest go first)."""
         with self._lock:
             self._buf.extendleft(reversed(batch))
             while len(self._buf) > self.buffer_size:
@@ -351,7 +451,19 @@ class NatsPublisher(object):
             self._rbuf += data
             pending = getattr(self._sock, 'pending', None)
         while b'\r\n' in self._rbuf:
-            line, self._rbuf = self._rbuf.split(b'\r\n', 1)
+            line, rest = self._rbuf.split(b'\r\n', 1)
+            if line.startswith((b'MSG ', b'HMSG ')):
+                # MSG subject sid [reply] size / HMSG ... hdr_size size: the
+                # body follows the line; wait until all of it is here.
+                parts = line.split()
+                size = int(parts[-1])
+                if len(rest) < size + 2:
+                    return
+                body, self._rbuf = rest[:size], rest[size + 2:]
+                hlen = int(parts[-2]) if line.startswith(b'H') else 0
+                self._on_ack(parts[1], body[:hlen], body[hlen:])
+                continue
+            self._rbuf = rest
             if line == b'PING':
                 self._sock.sendall(b'PONG\r\n')
             elif line == b'PONG':
@@ -369,6 +481,14 @@ class NatsPublisher(object):
                     pass
 
 
+def _msg_id(topic, message_id):
+    """The Nats-Msg-Id of one notification on one topic (None without a
+    message_id): a resend of it is stored once."""
+    if not message_id:
+        return None
+    return _BAD_HEADER_CHARS.sub('_', '%s.%s' % (topic, message_id))[:200]
+
+
 class NatsDriver(notifier.Driver):
     """oslo.messaging notification driver publishing to NATS (see module doc).
 
@@ -384,8 +504,10 @@ class NatsDriver(notifier.Driver):
             g.url, user=g.user, password=g.password, token=g.token,
             tls_enabled=g.tls_enabled, ca_file=g.ca_file,
             cert_file=g.cert_file, key_file=g.key_file, timeout=g.timeout,
-            buffer_size=g.buffer_size)
-        self._next_warning = {'drop': 0.0, 'oversize': 0.0, 'link': 0.0}
+            buffer_size=g.buffer_size, ack_timeout=g.ack_timeout)
+        self._next_warning = {'drop': 0.0, 'oversize': 0.0, 'link': 0.0,
+                              'unacked': 0.0}
+        self._reported_resent = 0
         self._unreported_drops = 0
         self._reported_oversize = 0
         self._seen_errors = 0
@@ -407,11 +529,13 @@ class NatsDriver(notifier.Driver):
     def notify(self, ctxt, message, priority, retry):
         payload = jsonutils.dumps(message).encode('utf-8')
         event_type = message.get('event_type', '')
+        message_id = message.get('message_id')
         pushed = 0
         for topic in self.topics or ['notifications']:
             pushed += self.publisher.publish(
                 subject_for(self.subject_prefix, topic, priority,
-                            event_type), payload)
+                            event_type), payload,
+                _msg_id(topic, message_id))
         self._maybe_warn(pushed)
 
     def _maybe_warn(self, pushed):
@@ -443,3 +567,13 @@ class NatsDriver(notifier.Driver):
                         'buffering up to %d notifications (%d now)',
                         self.conf.ecrae_nats.url, p.last_error,
                         p.buffer_size, p.buffered())
+        resent = p.resent - self._reported_resent
+        if resent and now >= self._next_warning['unacked']:
+            # A while is normal (a stream electing a leader); for long, the
+            # stream is missing (ecrae serve never ran on this NATS?).
+            self._next_warning['unacked'] = now + WARNING_INTERVAL
+            self._reported_resent = p.resent
+            LOG.warning('NATS notifier: %d notification(s) not acknowledged '
+                        'by the stream since the last warning, kept and sent '
+                        'again (%d buffered); last error: %s', resent,
+                        p.buffered(), p.last_error)

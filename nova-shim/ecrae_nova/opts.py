@@ -87,6 +87,13 @@ NATS_OPTS = [
     cfg.IntOpt('buffer_size', default=10000, min=1,
                help='Notifications kept while NATS is unreachable; when '
                     'full the oldest is dropped.'),
+    cfg.FloatOpt('ack_timeout', default=2.0, min=0.0,
+                 help='Each notification is a JetStream publish, sent '
+                      'again when the stream (ecrae serve\'s) did not '
+                      'acknowledge it within this many seconds or refused '
+                      'it (a clustered stream electing a new leader); '
+                      'kept in the buffer meanwhile. 0: plain publishes, '
+                      'not acknowledged (for a NATS without the stream).'),
 ]
 
 

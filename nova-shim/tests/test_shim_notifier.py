@@ -40,15 +40,18 @@ def wait_port(port, timeout=10.0):
 
 
 class NatsServer(object):
-    def __init__(self, port=None, config=None):
+    def __init__(self, port=None, config=None, store_dir=None):
         self.port = port or shimtest.free_port()
         self.config = config
+        self.store_dir = store_dir    # JetStream on, stored there
         self.proc = None
 
     def start(self):
         args = [NATS_SERVER, '-a', '127.0.0.1', '-p', str(self.port)]
         if self.config:
             args += ['-c', self.config]
+        if self.store_dir:
+            args += ['-js', '-sd', self.store_dir]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         wait_port(self.port)
@@ -130,6 +133,9 @@ class Subscriber(object):
 
 
 def make_driver(port, topics=('versioned_notifications',), **overrides):
+    """A driver; plain publishes (ack_timeout 0) unless overridden: these
+    servers have no JetStream stream to acknowledge them."""
+    overrides.setdefault('ack_timeout', 0)
     conf = cfg.ConfigOpts()
     opts.register_nats_opts(conf)
     conf.set_override('url', 'nats://127.0.0.1:%d' % port, 'ecrae_nats')
@@ -371,3 +377,109 @@ def test_under_eventlet_sender_is_a_native_thread(nats):
     got = [sub.next()[1]['payload']['nova_object.data']['n']
            for _ in range(20)]
     assert got == list(range(20))
+
+
+# --------------------------------------------------------------------------
+# JetStream publishes (ack_timeout > 0, the default): acknowledged by the
+# stream, sent again until they are.
+# --------------------------------------------------------------------------
+
+def js_request(port, subject, body=b''):
+    """One JetStream API request over a raw socket; its JSON answer."""
+    sock = socket.create_connection(('127.0.0.1', port), 5)
+    buf = b''
+    try:
+        def line():
+            nonlocal buf
+            while b'\r\n' not in buf:
+                data = sock.recv(65536)
+                if not data:
+                    raise EOFError
+                buf += data
+            out, buf = buf.split(b'\r\n', 1)
+            return out
+        assert line().startswith(b'INFO ')
+        sock.sendall(b'CONNECT {"verbose":false}\r\nSUB _INBOX.js 1\r\n'
+                     b'PUB %s _INBOX.js %d\r\n%s\r\nPING\r\n'
+                     % (subject.encode(), len(body), body))
+        while True:
+            got = line()
+            if got.startswith(b'MSG '):
+                size = int(got.split()[-1])
+                while len(buf) < size + 2:
+                    buf += sock.recv(65536)
+                return json.loads(buf[:size])
+            if got == b'PING':
+                sock.sendall(b'PONG\r\n')
+    finally:
+        sock.close()
+
+
+def create_stream(port, subjects=('nova.>',)):
+    got = js_request(port, '$JS.API.STREAM.CREATE.IT', json.dumps({
+        'name': 'IT', 'subjects': list(subjects), 'storage': 'file',
+        'duplicate_window': 120 * 10**9}).encode())
+    assert 'error' not in got, got
+
+
+def stream_messages(port):
+    return js_request(port, '$JS.API.STREAM.INFO.IT')['state']['messages']
+
+
+def test_jetstream_acknowledges_each_notification(nats, drivers, tmp_path):
+    server = nats(store_dir=str(tmp_path)).start()
+    create_stream(server.port)
+    drv = drivers(make_driver(server.port, ack_timeout=2.0))
+    for i in range(3):
+        drv.notify({}, message(n=i), 'INFO', None)
+    assert drv.flush(10)
+    assert (drv.published, drv.publisher.resent, drv.buffered()) == (3, 0, 0)
+    assert stream_messages(server.port) == 3
+    # The same notification again (a resend whose first ack was lost):
+    # the stream stores it once (Nats-Msg-Id), and acknowledges it.
+    drv.notify({}, message(n=2), 'INFO', None)
+    assert drv.flush(10) and drv.published == 4
+    assert stream_messages(server.port) == 3
+
+
+def test_unstored_notification_is_kept_and_sent_again(nats, drivers,
+                                                      tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger='ecrae_nova')
+    # JetStream without the stream (as while a clustered stream elects a
+    # new leader): the server answers "no responders" and nothing is
+    # stored. A plain publish would be gone; this one stays buffered.
+    server = nats(store_dir=str(tmp_path)).start()
+    drv = drivers(make_driver(server.port, ack_timeout=2.0))
+    drv.notify({}, message(n=7), 'INFO', None)
+    deadline = time.monotonic() + 10
+    while drv.publisher.resent < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert drv.publisher.resent >= 2
+    assert (drv.published, drv.buffered()) == (0, 1)
+    assert 'did not store' in (drv.publisher.last_error or '')
+    drv.notify({}, message(n=8), 'INFO', None)    # warnings come with notify
+    warned = [r.getMessage() for r in caplog.records
+              if 'not acknowledged' in r.getMessage()]
+    assert len(warned) == 1 and 'kept and sent again' in warned[0], warned
+    assert drv.buffered() == 2
+
+    create_stream(server.port)
+    assert drv.flush(15)
+    assert (drv.published, drv.buffered(), drv.dropped) == (2, 0, 0)
+    assert stream_messages(server.port) == 2
+
+
+def test_unacknowledged_notifications_survive_a_server_restart(
+        nats, drivers, tmp_path):
+    server = nats(store_dir=str(tmp_path)).start()
+    create_stream(server.port)
+    drv = drivers(make_driver(server.port, ack_timeout=2.0))
+    drv.notify({}, message(n=1), 'INFO', None)
+    assert drv.flush(10) and drv.published == 1
+    server.stop()
+    for i in range(2, 5):
+        drv.notify({}, message(n=i), 'INFO', None)
+    server.start()     # the stream is on disk
+    assert drv.flush(15)
+    assert (drv.published, drv.dropped) == (4, 0)
+    assert stream_messages(server.port) == 4
