@@ -114,4 +114,4 @@ echo
 echo "== scale (issue 15): 20110303 at 800 hosts and copied ten times on 8,000; each run paired with a baseline in the same process"
 echo "   target: under 15 s of CPU per migrating policy at 8,000 hosts; SIM_SCALE=thr-mmt,iqr-mmt,mad-mmt,lr-mmt,ecrae chooses the policies,"
 echo "   SIM_SCALE_BASELINE=today (the code before ecrae's cells and the engine's shortcuts; default), scan (before the host index) or 0 (none)"
-DATA="$(cd "$DATA" && pwd)" go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -timeout 60m -v ./sim/ | grep -E 'scale_bench_test|Benchmark|ok|FAIL' | sed 's/^ *scale_bench_test.go:[0-9]*: /   /'
+DATA="$(cd "$DATA" && pwd)" go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -timeout 120m -v ./sim/ | grep -E 'scale_bench_test|Benchmark|ok|FAIL' | sed 's/^ *scale_bench_test.go:[0-9]*: /   /'
