@@ -293,6 +293,54 @@ func (l *LXC) Destroy(ctx context.Context, name string) error {
 	return err
 }
 
+// Kind is "lxc".
+func (l *LXC) Kind() string { return "lxc" }
+
+// NodeArch is the node's ISA.
+func (l *LXC) NodeArch() string { return l.Arch }
+
+// Has reports whether the container's directory exists.
+func (l *LXC) Has(_ context.Context, name string) (bool, error) {
+	_, err := os.Stat(l.Dir(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Trees: the container's directory (config, rootfs, ecrae.id) travels
+// with the images.
+func (l *LXC) Trees(name string) map[string]string { return map[string]string{"ct": l.Dir(name)} }
+
+// Received points the config at the container's new directory.
+func (l *LXC) Received(name, sourceDir string) error {
+	return rewriteConfig(filepath.Join(l.Dir(name), "config"), sourceDir, l.Dir(name))
+}
+
+// Recover restores the container from its own dump.
+func (l *LXC) Recover(ctx context.Context, name, img, work string) error {
+	return l.Restore(ctx, name, img, work)
+}
+
+// Discard removes the directory of a container never restored here.
+func (l *LXC) Discard(_ context.Context, name string) { os.RemoveAll(l.Dir(name)) }
+
+// CRIUOptions: lxc-checkpoint runs CRIU with CRIU_CONFIG_FILE.
+func (l *LXC) CRIUOptions() bool { return true }
+
+// InitPID asks lxc-info for the container's init.
+func (l *LXC) InitPID(ctx context.Context, name string) (int, error) {
+	out, err := l.run(ctx, nil, "lxc-info", "-P", l.Path, "-n", name, "-p", "-H")
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("container %q: lxc-info gave pid %.100q", name, out)
+	}
+	return pid, nil
+}
+
 // logTail quotes the first error line of a CRIU log, "" when none.
 func logTail(p string) string {
 	b, err := os.ReadFile(p)

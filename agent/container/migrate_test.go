@@ -66,7 +66,7 @@ func TestMigrate(t *testing.T) {
 				// cpu.max 150000/100000 = 1.5 cores -> 2 vCPUs.
 				return ok && in.Tag == "web-frontend" && in.Flavor.VCPUs == 2 && in.Flavor.MemoryMB == int64(3*ws+64)
 			})
-			before, err := a.m.LXC.Get(context.Background(), "ctr")
+			before, err := a.lxc.Get(context.Background(), "ctr")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,10 +100,10 @@ func TestMigrate(t *testing.T) {
 
 			// The source no longer has it; the destination runs it with the
 			// same id.
-			if _, err := a.m.LXC.State(context.Background(), "ctr"); err == nil {
+			if _, err := a.lxc.State(context.Background(), "ctr"); err == nil {
 				t.Fatal("the source still has the container")
 			}
-			after, err := b.m.LXC.Get(context.Background(), "ctr")
+			after, err := b.lxc.Get(context.Background(), "ctr")
 			if err != nil || after.State != "RUNNING" || after.ID != before.ID {
 				t.Fatalf("destination: %+v, %v; want RUNNING with id %s", after, err, before.ID)
 			}
@@ -170,7 +170,7 @@ func TestMigrateRefused(t *testing.T) {
 			if rep.OK != "" || !strings.Contains(rep.Error, tc.want) {
 				t.Fatalf("reply %+v: want an error with %q", rep, tc.want)
 			}
-			st, err := a.m.LXC.State(context.Background(), "ctr")
+			st, err := a.lxc.State(context.Background(), "ctr")
 			if err != nil || st != "RUNNING" {
 				t.Fatalf("container after a refused migration: %s, %v", st, err)
 			}
@@ -216,7 +216,7 @@ func TestMigrateDestinationFull(t *testing.T) {
 				t.Fatalf("reply %+v: want the destination's ENOSPC and the container on node-a", rep)
 			}
 			t.Logf("%s: %s", mode, rep.Error)
-			if st, err := a.m.LXC.State(context.Background(), "ctr"); err != nil || st != "RUNNING" {
+			if st, err := a.lxc.State(context.Background(), "ctr"); err != nil || st != "RUNNING" {
 				t.Fatalf("source: %s, %v", st, err)
 			}
 			if _, err := os.Stat(filepath.Join(b.lxcpath, "ctr")); err == nil {

@@ -77,14 +77,21 @@ func FuzzReadTar(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		_ = readTar(bytes.NewReader(b), map[string]string{"ct": ct, "img": img})
+		// Pre-copy's rounds: "pre-1" is admitted beside them.
+		more := func(prefix string) (string, bool) {
+			d := filepath.Join(root, "in", prefix)
+			return d, prefix == "pre-1" && os.Mkdir(d, 0o755) == nil
+		}
+		_ = readTar(bytes.NewReader(b), map[string]string{"ct": ct, "img": img}, more)
 		entries, err := os.ReadDir(root)
 		if err != nil || len(entries) != 1 || entries[0].Name() != "in" {
 			t.Fatalf("written outside: %v %v", entries, err)
 		}
 		entries, _ = os.ReadDir(filepath.Join(root, "in"))
-		if len(entries) != 2 {
-			t.Fatalf("written outside ct/ and img/: %v", entries)
+		for _, e := range entries {
+			if n := e.Name(); n != "ct" && n != "img" && n != "pre-1" {
+				t.Fatalf("written outside ct/, img/ and pre-1/: %v", entries)
+			}
 		}
 	})
 }
@@ -106,7 +113,7 @@ func TestReadTarSymlinkEscape(t *testing.T) {
 	_ = tw.WriteHeader(&tar.Header{Name: "ct/l/evil", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
 	_, _ = tw.Write([]byte("x"))
 	_ = tw.Close()
-	err := readTar(&buf, map[string]string{"ct": ct})
+	err := readTar(&buf, map[string]string{"ct": ct}, nil)
 	if _, serr := os.Stat(filepath.Join(outside, "evil")); serr == nil || err == nil {
 		t.Fatalf("escaped through a symlink (err %v)", err)
 	}
@@ -115,8 +122,9 @@ func TestReadTarSymlinkEscape(t *testing.T) {
 // TestChooseMode: what each request resolves to on a node with and
 // without post-copy and soft-dirty tracking.
 func TestChooseMode(t *testing.T) {
-	lazy := Features{Lazy: true}
-	none := Features{NoLazy: "fs.pipe-max-size is 1048576"}
+	lazy := Features{Lazy: true, NoDirty: noDirtyKernel}
+	none := Features{NoLazy: "fs.pipe-max-size is 1048576", NoDirty: noDirtyKernel}
+	dirty := Features{NoLazy: "fs.pipe-max-size is 1048576", DirtyTrack: true}
 	for _, tc := range []struct {
 		req  string
 		f    Features
@@ -126,7 +134,9 @@ func TestChooseMode(t *testing.T) {
 		{ModeAuto, none, ModeStopcopy},
 		{ModePostcopy, none, "error: fs.pipe-max-size"},
 		{ModePrecopy, lazy, "error: no soft-dirty memory tracking"},
-		{ModePrecopy, Features{DirtyTrack: true}, "error: not implemented"},
+		{ModePrecopy, dirty, ModePrecopy},
+		{ModeAuto, dirty, ModePrecopy},
+		{ModeAuto, Features{Lazy: true, DirtyTrack: true}, ModePostcopy},
 		{ModeStopcopy, none, ModeStopcopy},
 		{"teleport", lazy, `error: mode "teleport"`},
 	} {
