@@ -649,6 +649,19 @@ func errSuffix(err error) string {
 // maxPrecopyRounds bounds the pre-dump rounds a destination takes.
 const maxPrecopyRounds = 100
 
+// precopyTrees admits pre-copy's round directories pre-1 ... pre-N into
+// work, beside the final images, as readTar meets them.
+func precopyTrees(work string) func(prefix string) (string, bool) {
+	return func(prefix string) (string, bool) {
+		n, err := strconv.Atoi(strings.TrimPrefix(prefix, "pre-"))
+		if !strings.HasPrefix(prefix, "pre-") || err != nil || n < 1 || n > maxPrecopyRounds || precopyDir(n) != prefix {
+			return "", false
+		}
+		d := filepath.Join(work, prefix)
+		return d, os.Mkdir(d, 0o700) == nil
+	}
+}
+
 func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Listener, token string, needImage bool) error {
 	actx, cancel := context.WithTimeout(ctx, m.ReceiveTimeout)
 	stop := context.AfterFunc(actx, func() { ln.Close() })
@@ -714,14 +727,7 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 	// directory beside the final images (their parents, by relative link).
 	var more func(prefix string) (string, bool)
 	if h.Mode == ModePrecopy {
-		more = func(prefix string) (string, bool) {
-			n, err := strconv.Atoi(strings.TrimPrefix(prefix, "pre-"))
-			if !strings.HasPrefix(prefix, "pre-") || err != nil || n < 1 || n > maxPrecopyRounds || precopyDir(n) != prefix {
-				return "", false
-			}
-			d := filepath.Join(work, prefix)
-			return d, os.Mkdir(d, 0o700) == nil
-		}
+		more = precopyTrees(work)
 	}
 	if err := readTar(br, trees, more); err != nil {
 		return failed(err)

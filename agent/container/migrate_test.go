@@ -45,7 +45,7 @@ func TestMigrate(t *testing.T) {
 	c, f := needCRIU(t)
 	// "executor": the rebalance executor's path (Client: the source from
 	// the view, mode auto, done once the view shows it on the target).
-	for _, name := range []string{ModeStopcopy, ModePostcopy, "executor"} {
+	for _, name := range []string{ModeStopcopy, ModePostcopy, ModePrecopy, "executor"} {
 		t.Run(name, func(t *testing.T) {
 			mode := name
 			if name == "executor" {
@@ -53,6 +53,11 @@ func TestMigrate(t *testing.T) {
 			}
 			if mode == ModePostcopy && !f.Lazy {
 				t.Skip("no userfaultfd here: no post-copy")
+			}
+			if mode == ModePrecopy && !f.DirtyTrack {
+				// This kernel: the real CRIU cannot pre-dump; the round logic
+				// is tested with a fake CRIU (TestPrecopyRounds).
+				t.Skipf("no pre-copy here: %s", f.NoDirty)
 			}
 			nc := startNATS(t)
 			view := startView(t, nc)
@@ -94,6 +99,9 @@ func TestMigrate(t *testing.T) {
 				}
 				if rep.Mode != mode || rep.BytesSent < int64(ws)*1000000 {
 					t.Fatalf("reply %+v: want mode %s and at least the %d MB working set sent", rep, mode, ws)
+				}
+				if mode == ModePrecopy && (len(rep.Rounds) == 0 || rep.RoundsNote == "") {
+					t.Fatalf("reply %+v: want the pre-dump rounds and why they stopped", rep)
 				}
 				t.Logf("%s: %+v", mode, rep)
 			}

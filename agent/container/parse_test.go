@@ -150,3 +150,87 @@ func TestChooseMode(t *testing.T) {
 		}
 	}
 }
+
+// podmanInspectJSON is `podman container inspect` (podman 4.3) of a
+// container run with --memory 214m --cpus 1.5 --label ecrae.tag=web,
+// cut to what the agent reads and a few neighbours.
+const podmanInspectJSON = `[
+ {
+  "Id": "626c6f73ac805123c42b93f62ca908dc4727b64ede8fae0e9af2c4ecc1f756b4",
+  "Created": "2026-12-04T23:27:10.1Z",
+  "State": {"OciVersion": "1.0.2-dev", "Status": "running", "Running": true, "Pid": 2098},
+  "Image": "19ab6876037b8a431cc373a41502658086dc20ba25d9b9d16ba7cf7bb8dae79c",
+  "ImageName": "localhost/ecrae-counter:test",
+  "Name": "ctr",
+  "Config": {"Hostname": "626c6f73ac80", "Labels": {"ecrae.tag": "web"}},
+  "HostConfig": {"CpuShares": 0, "Memory": 224395264, "NanoCpus": 1500000000, "CpuPeriod": 100000, "CpuQuota": 150000}
+ },
+ {
+  "Id": "8e71", "Name": "quota", "State": {"Status": "paused", "Pid": 7},
+  "Config": {"Labels": null},
+  "HostConfig": {"Memory": 0, "NanoCpus": 0, "CpuPeriod": 100000, "CpuQuota": 250000}
+ }
+]`
+
+func TestParsePodman(t *testing.T) {
+	cs, raw, err := parseInspect([]byte(podmanInspectJSON), "x86_64")
+	if err != nil || len(cs) != 2 || len(raw) != 2 {
+		t.Fatalf("%+v, %v", cs, err)
+	}
+	// 224395264 B = 214 MiB; NanoCpus 1.5e9 = 1.5 cores. The second: no
+	// memory limit, CpuQuota/CpuPeriod = 250000/100000 = 2.5 cores, paused
+	// = FROZEN, no labels = no tag.
+	want := []Container{
+		{Name: "ctr", ID: "626c6f73ac805123c42b93f62ca908dc4727b64ede8fae0e9af2c4ecc1f756b4", State: "RUNNING", CPULimit: 1.5, MemoryLimitMB: 214, Arch: "x86_64", Tag: "web"},
+		{Name: "quota", ID: "8e71", State: "FROZEN", CPULimit: 2.5, Arch: "x86_64"},
+	}
+	for i := range want {
+		if cs[i] != want[i] {
+			t.Errorf("container %d: %+v\nwant %+v", i, cs[i], want[i])
+		}
+	}
+	if raw[0].State.Pid != 2098 || raw[0].ImageName != "localhost/ecrae-counter:test" {
+		t.Errorf("%+v", raw[0])
+	}
+	if _, _, err := parseInspect([]byte(`[{"Id": "", "Name": "x"}]`), ""); err == nil {
+		t.Error("a container without id: no error")
+	}
+	// podman stats' JSON lines: CPUNano 617357511 ns = 0.617 s; MemUsage
+	// 5877760 B = 5.6 MiB -> 6 (rounded up, as LXC's).
+	m, err := parseStats(`{"AvgCPU":11.5,"ContainerID":"626c","Name":"ctr","CPUNano":617357511,"MemUsage":5877760,"MemLimit":104857600}` + "\n\n")
+	if err != nil || len(m) != 1 {
+		t.Fatalf("%v, %v", m, err)
+	}
+	var c Container
+	applyUsage(&c, m["626c"])
+	if c.CPUSeconds != 0.617357511 || c.MemoryUsedMB != 6 {
+		t.Fatalf("%+v", c)
+	}
+	if _, err := parseStats("Error: no such container x\n"); err == nil {
+		t.Error("a stats line that is not JSON: no error")
+	}
+}
+
+func FuzzParsePodman(f *testing.F) {
+	f.Add([]byte(podmanInspectJSON))
+	f.Add([]byte(`[{"Id":"a","Name":"b","HostConfig":{"Memory":-1,"NanoCpus":-5,"CpuQuota":1,"CpuPeriod":-1}}]`))
+	f.Add([]byte(`{"ContainerID":"a","CPUNano":1,"MemUsage":18446744073709551615}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if cs, _, err := parseInspect(b, "x86_64"); err == nil {
+			for _, c := range cs {
+				if c.ID == "" || c.Name == "" || c.MemoryLimitMB < 0 || c.CPULimit < 0 {
+					t.Fatalf("%+v from %q", c, b)
+				}
+			}
+		}
+		if m, err := parseStats(string(b)); err == nil {
+			for id, u := range m {
+				var c Container
+				applyUsage(&c, u)
+				if id == "" || c.MemoryUsedMB < 0 || c.CPUSeconds < 0 {
+					t.Fatalf("%+v from %q", c, b)
+				}
+			}
+		}
+	})
+}
