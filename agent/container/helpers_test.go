@@ -229,6 +229,7 @@ type node struct {
 	lxcpath string
 	lxc     *LXC    // with startNode
 	pm      *Podman // with startPodmanNode
+	pmRoot  string  // its --root
 	m       *Migrator
 	rep     *Reporter
 }

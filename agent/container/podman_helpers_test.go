@@ -82,7 +82,7 @@ func startPodmanNode(t testing.TB, url, host string, c CRIU, f Features, image s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
-	n := &node{host: host}
+	n := &node{host: host, pmRoot: filepath.Join(base, "root")}
 	n.pm = &Podman{Flags: []string{"--root", filepath.Join(base, "root"), "--runroot", filepath.Join(base, "run"),
 		"--tmpdir", filepath.Join(base, "tmp"), "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"},
 		CRIU: c, Arch: NodeArch()}
