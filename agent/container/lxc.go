@@ -19,8 +19,9 @@ import (
 // Container is one container of a node, as the agent reports it.
 type Container struct {
 	Name string `json:"name"`
-	// ID is stable across migrations: it is kept in the container's
-	// directory (ecrae.id) and moves with it.
+	// ID is stable across migrations: LXC's is kept in the container's
+	// directory (ecrae.id) and moves with it; podman's container id is
+	// kept by checkpoint and restore.
 	ID    string `json:"id"`
 	State string `json:"state"` // RUNNING, FROZEN (stopped ones are not reported)
 	// CPULimit is the CPU quota in cores (cgroup cpu.max), 0 = none.
@@ -32,8 +33,9 @@ type Container struct {
 	MemoryUsedMB  int64 `json:"memory_used_mb"`
 	// Arch is the ISA (uname -m of the node: a container runs the node's).
 	Arch string `json:"arch"`
-	// Tag is the config comment "# ecrae.tag = T" (LXC refuses unknown
-	// keys, so the tag lives in a comment), "" when none.
+	// Tag is LXC's config comment "# ecrae.tag = T" (LXC refuses unknown
+	// keys, so the tag lives in a comment) or podman's label ecrae.tag,
+	// "" when none.
 	Tag string `json:"tag,omitempty"`
 }
 
