@@ -235,8 +235,14 @@ type node struct {
 }
 
 // startNode runs a Migrator for host on an LXC path of its own until the
-// test ends.
+// test ends. It reports every 100 ms: the view tests wait for reports.
 func startNode(t testing.TB, url string, host string, c CRIU, f Features, arch string) *node {
+	t.Helper()
+	return startNodeEvery(t, url, host, c, f, arch, 100*time.Millisecond)
+}
+
+// startNodeEvery is startNode reporting every interval.
+func startNodeEvery(t testing.TB, url string, host string, c CRIU, f Features, arch string, every time.Duration) *node {
 	t.Helper()
 	base := t.TempDir()
 	n := &node{host: host, lxcpath: filepath.Join(base, "lxc")}
@@ -245,12 +251,12 @@ func startNode(t testing.TB, url string, host string, c CRIU, f Features, arch s
 	}
 	t.Cleanup(func() { stopAll(n.lxcpath) })
 	n.lxc = &LXC{Path: n.lxcpath, CRIU: c, Arch: arch}
-	runNode(t, n, url, n.lxc, c, f, filepath.Join(base, "state"))
+	runNode(t, n, url, n.lxc, c, f, filepath.Join(base, "state"), every)
 	return n
 }
 
 // runNode starts n's reporter and migrator on rt until the test ends.
-func runNode(t testing.TB, n *node, url string, rt Runtime, c CRIU, f Features, stateDir string) {
+func runNode(t testing.TB, n *node, url string, rt Runtime, c CRIU, f Features, stateDir string, every time.Duration) {
 	t.Helper()
 	host := n.host
 	nc, err := nats.Connect(url)
@@ -258,8 +264,7 @@ func runNode(t testing.TB, n *node, url string, rt Runtime, c CRIU, f Features, 
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	// Reports every 100 ms: the view test waits for them.
-	n.rep = NewReporter(host, rt, natsPub{nc}, 100*time.Millisecond, nil)
+	n.rep = NewReporter(host, rt, natsPub{nc}, every, nil)
 	n.m = &Migrator{Host: host, RT: rt, CRIU: c, NC: nc,
 		DataHost: "127.0.0.1", StateDir: stateDir, Features: f, Changed: n.rep.Wake}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -327,8 +327,8 @@ func (l *LXC) Recover(ctx context.Context, name, img, work string) error {
 // Discard removes the directory of a container never restored here.
 func (l *LXC) Discard(_ context.Context, name string) { os.RemoveAll(l.Dir(name)) }
 
-// CRIUOptions: lxc-checkpoint runs CRIU with CRIU_CONFIG_FILE.
-func (l *LXC) CRIUOptions() bool { return true }
+// Limits: none, lxc-checkpoint runs CRIU with CRIU_CONFIG_FILE.
+func (l *LXC) Limits() (noLazy, noDirty string) { return "", "" }
 
 // InitPID asks lxc-info for the container's init.
 func (l *LXC) InitPID(ctx context.Context, name string) (int, error) {

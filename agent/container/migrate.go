@@ -348,9 +348,12 @@ const imageFile = "image.tar"
 // features are the node's CRIU features as this runtime can use them.
 func (m *Migrator) features() Features {
 	f := m.Features
-	if !m.RT.CRIUOptions() {
-		f.Lazy, f.NoLazy = false, m.RT.Kind()+" cannot dump with lazy pages (podman 4.3 passes no CRIU options to runc, and its export is written only after the dump, which in lazy mode waits for the destination to take every page)"
-		f.DirtyTrack, f.NoDirty = false, m.RT.Kind()+" cannot give CRIU the previous round's images (podman 4.3 passes no CRIU options to runc)"
+	noLazy, noDirty := m.RT.Limits()
+	if noLazy != "" {
+		f.Lazy, f.NoLazy = false, noLazy
+	}
+	if noDirty != "" {
+		f.DirtyTrack, f.NoDirty = false, noDirty
 	}
 	return f
 }

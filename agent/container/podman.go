@@ -371,9 +371,12 @@ func (p *Podman) Destroy(ctx context.Context, name string) error {
 	return err
 }
 
-// CRIUOptions: podman 4.3 passes no CRIU options to runc, so no lazy
-// pages and no parent images.
-func (p *Podman) CRIUOptions() bool { return false }
+// Limits: podman 4.3 passes no CRIU options to runc. runc alone could
+// dump with lazy pages, but the container would leave podman's control.
+func (p *Podman) Limits() (noLazy, noDirty string) {
+	return "podman cannot dump with lazy pages (podman 4.3 passes no CRIU options to runc, and its export is written only after the dump, which in lazy mode waits for the destination to take every page)",
+		"podman cannot give CRIU the previous round's images (podman 4.3 passes no CRIU options to runc; its own --pre-checkpoint is a single round)"
+}
 
 // InitPID is the container's init as podman inspect says.
 func (p *Podman) InitPID(ctx context.Context, name string) (int, error) {

@@ -73,7 +73,14 @@ func rootfsTar(t testing.TB) string {
 // startPodmanNode runs a Migrator for host on a podman storage of its own
 // (vfs: no overlay mounts in this sandbox; cgroupfs: no systemd; events to
 // a file: no journald). With image set, the test image is imported there.
+// It reports every 100 ms: the view tests wait for reports.
 func startPodmanNode(t testing.TB, url, host string, c CRIU, f Features, image string) *node {
+	t.Helper()
+	return startPodmanNodeEvery(t, url, host, c, f, image, 100*time.Millisecond)
+}
+
+// startPodmanNodeEvery is startPodmanNode reporting every interval.
+func startPodmanNodeEvery(t testing.TB, url, host string, c CRIU, f Features, image string, every time.Duration) *node {
 	t.Helper()
 	// A short base: conmon's sockets live under the run root and a Unix
 	// socket path has at most 108 bytes.
@@ -94,7 +101,7 @@ func startPodmanNode(t testing.TB, url, host string, c CRIU, f Features, image s
 			t.Fatalf("podman import: %v: %s", err, out)
 		}
 	}
-	runNode(t, n, url, n.pm, c, f, filepath.Join(base, "state"))
+	runNode(t, n, url, n.pm, c, f, filepath.Join(base, "state"), every)
 	return n
 }
 

@@ -26,7 +26,7 @@ type Runtime interface {
 	Trees(name string) map[string]string
 	// Dump checkpoints a running container into img and stops it; a failed
 	// dump leaves it running. criuOpts are CRIU config lines (lazy pages,
-	// page server, parent images), only when CRIUOptions.
+	// page server, parent images), only where Limits allow.
 	Dump(ctx context.Context, name, img, work string, criuOpts ...string) error
 	// Received fixes up the trees on the destination; sourceDir is the
 	// source's Trees(name)["ct"].
@@ -41,9 +41,10 @@ type Runtime interface {
 	Discard(ctx context.Context, name string)
 	// Destroy removes a container that was migrated away.
 	Destroy(ctx context.Context, name string) error
-	// CRIUOptions reports whether Dump and Restore pass criuOpts to CRIU:
-	// post-copy and pre-copy need it.
-	CRIUOptions() bool
+	// Limits say why this runtime cannot migrate with post-copy or with
+	// pre-copy, "" when it can (where the kernel can): both need Dump and
+	// Restore to pass criuOpts to CRIU.
+	Limits() (noLazy, noDirty string)
 	// InitPID is the host PID of the container's init (pre-dump rounds
 	// run CRIU on it directly).
 	InitPID(ctx context.Context, name string) (int, error)
