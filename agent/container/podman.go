@@ -22,8 +22,8 @@ type Podman struct {
 	// Flags are podman's global flags on every call: --root, --runroot,
 	// --storage-driver, --cgroup-manager, --events-backend, ...
 	Flags []string
-	// OCIRuntime is the OCI runtime (--runtime), default runc: crun
-	// refuses this machine's hybrid cgroups (tools/criu/README.md).
+	// OCIRuntime is the OCI runtime (--runtime), default runc: Debian's
+	// crun refuses hybrid cgroups and has no checkpoint support.
 	OCIRuntime string
 	CRIU       CRIU
 	// Arch is the node's ISA.

@@ -71,8 +71,10 @@ func rootfsTar(t testing.TB) string {
 }
 
 // startPodmanNode runs a Migrator for host on a podman storage of its own
-// (vfs: no overlay mounts in this sandbox; cgroupfs: no systemd; events to
-// a file: no journald). With image set, the test image is imported there.
+// (vfs: a container's files are a plain directory the tests and the
+// benchmark read without podman; cgroupfs and events to a file, what
+// podman picks here without systemd, set so containers.conf cannot change
+// them). With image set, the test image is imported there.
 // It reports every 100 ms: the view tests wait for reports.
 func startPodmanNode(t testing.TB, url, host string, c CRIU, f Features, image string) *node {
 	t.Helper()

@@ -32,7 +32,7 @@ func (f *containerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.lxcpath, "lxcpath", "/var/lib/lxc", "with --containers lxc: the LXC containers' path")
 	fs.StringVar(&f.podman, "podman", "podman", "with --containers podman: the podman binary")
 	fs.StringVar(&f.podmanFlags, "podman-flags", "", "with --containers podman: podman's global flags on every call, space-separated (e.g. \"--root /srv/ctr --storage-driver vfs --cgroup-manager cgroupfs\")")
-	fs.StringVar(&f.podmanRuntime, "podman-runtime", "runc", "with --containers podman: the OCI runtime podman checkpoints with (runc; crun refuses hybrid cgroups)")
+	fs.StringVar(&f.podmanRuntime, "podman-runtime", "runc", "with --containers podman: the OCI runtime podman checkpoints with (runc; Debian's crun cannot checkpoint)")
 	fs.IntVar(&f.precopyRounds, "precopy-rounds", 5, "with --containers: pre-copy's most pre-dump rounds before the final dump")
 	fs.Float64Var(&f.precopyDirtyMB, "precopy-dirty-mb", 16, "with --containers: pre-copy stops its rounds once one wrote at most this many MB of pages (the final dump copies about that much while frozen)")
 	fs.StringVar(&f.criu, "criu", "criu", "with --containers: the CRIU 4.x binary (scripts/criu.sh puts one in ./bin/criu)")
