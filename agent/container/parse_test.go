@@ -3,6 +3,8 @@ package container
 import (
 	"archive/tar"
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,4 +235,36 @@ func FuzzParsePodman(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPodmanNames: a name no podman container can have is unknown without
+// asking podman (the binary here does not exist): "--all" on podman's
+// command line would be a flag, checkpointing every container.
+func TestPodmanNames(t *testing.T) {
+	p := &Podman{Bin: filepath.Join(t.TempDir(), "no-podman")}
+	ctx := context.Background()
+	for _, name := range []string{"--all", "-a", "", "a/b", "x y", strings.Repeat("a", 256)} {
+		if _, err := p.Get(ctx, name); !errors.Is(err, ErrUnknown) {
+			t.Errorf("Get(%q): %v, want ErrUnknown", name, err)
+		}
+		if has, err := p.Has(ctx, name); has || err != nil {
+			t.Errorf("Has(%q): %v, %v", name, has, err)
+		}
+		if err := p.Dump(ctx, name, t.TempDir(), ""); !errors.Is(err, ErrUnknown) {
+			t.Errorf("Dump(%q): %v, want ErrUnknown", name, err)
+		}
+		if err := p.Destroy(ctx, name); !errors.Is(err, ErrUnknown) {
+			t.Errorf("Destroy(%q): %v, want ErrUnknown", name, err)
+		}
+		if err := p.Recover(ctx, name, "", ""); !errors.Is(err, ErrUnknown) {
+			t.Errorf("Recover(%q): %v, want ErrUnknown", name, err)
+		}
+	}
+	// A valid name reaches podman (which is missing here).
+	if _, err := p.Get(ctx, "web-1.a_b"); err == nil || errors.Is(err, ErrUnknown) {
+		t.Errorf("Get(valid name): %v, want podman's failure to run", err)
+	}
+	if p.HasImage(ctx, "--all") {
+		t.Error("HasImage(--all)")
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 )
@@ -32,6 +33,19 @@ type Podman struct {
 
 // checkpointFile is the export inside the images directory.
 const checkpointFile = "checkpoint.tar"
+
+// podmanName is what podman accepts as a container name (and ids match
+// it). Checked before a name goes on podman's command line: "--all" there
+// would be a flag.
+var podmanName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// checkName refuses a name no podman container can have.
+func checkName(name string) error {
+	if len(name) > 255 || !podmanName.MatchString(name) {
+		return fmt.Errorf("container %.100q: %w", name, ErrUnknown)
+	}
+	return nil
+}
 
 func (p *Podman) args(args ...string) []string {
 	bin := p.Bin
@@ -194,6 +208,11 @@ func applyUsage(c *Container, u podmanUsage) {
 // inspect describes the named (or id'd) containers; ErrUnknown when one
 // is not there.
 func (p *Podman) inspect(ctx context.Context, refs ...string) ([]Container, []podmanInspect, error) {
+	for _, r := range refs {
+		if err := checkName(r); err != nil {
+			return nil, nil, err
+		}
+	}
 	out, err := p.run(ctx, append([]string{"container", "inspect"}, refs...)...)
 	if err != nil {
 		if strings.Contains(out, "no such container") {
@@ -312,6 +331,9 @@ func (p *Podman) State(ctx context.Context, name string) (string, error) {
 
 // Has reports whether a container of that name exists (any state).
 func (p *Podman) Has(ctx context.Context, name string) (bool, error) {
+	if checkName(name) != nil {
+		return false, nil
+	}
 	_, err := p.run(ctx, "container", "exists", name)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == 1 {
@@ -335,6 +357,9 @@ func (p *Podman) Dump(ctx context.Context, name, img, _ string, criuOpts ...stri
 	if len(criuOpts) > 0 {
 		return fmt.Errorf("podman: CRIU options %q cannot be passed through podman", criuOpts)
 	}
+	if err := checkName(name); err != nil {
+		return err
+	}
 	if _, err := p.run(ctx, "container", "checkpoint", "--keep", "--compress", "none", "--export", filepath.Join(img, checkpointFile), name); err != nil {
 		return fmt.Errorf("dump of container %q: %w", name, err)
 	}
@@ -354,6 +379,9 @@ func (p *Podman) Restore(ctx context.Context, name, img, _ string, criuOpts ...s
 
 // Recover restores the container from the checkpoint Dump kept with it.
 func (p *Podman) Recover(ctx context.Context, name, _, _ string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
 	if _, err := p.run(ctx, "container", "restore", "--keep", name); err != nil {
 		return fmt.Errorf("restore of container %q: %w", name, err)
 	}
@@ -362,11 +390,17 @@ func (p *Podman) Recover(ctx context.Context, name, _, _ string) error {
 
 // Discard removes a container a failed restore may have created.
 func (p *Podman) Discard(ctx context.Context, name string) {
+	if checkName(name) != nil {
+		return
+	}
 	_, _ = p.run(context.WithoutCancel(ctx), "rm", "--force", "--time", "0", "--ignore", name)
 }
 
 // Destroy removes the (stopped) source container and its checkpoint.
 func (p *Podman) Destroy(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
 	_, err := p.run(ctx, "rm", "--force", "--time", "0", name)
 	return err
 }
@@ -408,6 +442,9 @@ func (p *Podman) Image(ctx context.Context, name string) (string, error) {
 
 // HasImage reports whether the image is in this storage.
 func (p *Podman) HasImage(ctx context.Context, ref string) bool {
+	if ref == "" || strings.HasPrefix(ref, "-") {
+		return false // not a reference: a flag
+	}
 	_, err := p.run(ctx, "image", "exists", ref)
 	return err == nil
 }

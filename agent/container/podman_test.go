@@ -121,6 +121,7 @@ func TestMigratePodmanRefused(t *testing.T) {
 		{"postcopy", MigrateRequest{Container: "ctr", To: "node-b", Mode: ModePostcopy}, "podman cannot dump with lazy pages"},
 		{"precopy", MigrateRequest{Container: "ctr", To: "node-b", Mode: ModePrecopy}, "podman cannot give CRIU the previous round's images"},
 		{"unknown container", MigrateRequest{Container: "nope", To: "node-b"}, `node-a: container "nope": no such container`},
+		{"a flag as the name", MigrateRequest{Container: "--all", To: "node-b"}, `node-a: container "--all": no such container`},
 		{"destination down", MigrateRequest{Container: "ctr", To: "node-gone"}, `destination "node-gone" is down`},
 		{"other runtime", MigrateRequest{Container: "ctr", To: "node-lxc"}, "node-lxc runs lxc containers"},
 	} {
