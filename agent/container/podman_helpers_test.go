@@ -2,11 +2,13 @@ package container
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +92,7 @@ func startPodmanNodeEvery(t testing.TB, url, host string, c CRIU, f Features, im
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(base) })
+	t.Cleanup(func() { removeWhenIdle(base) })
 	n := &node{host: host, pmRoot: filepath.Join(base, "root")}
 	n.pm = &Podman{Flags: []string{"--root", filepath.Join(base, "root"), "--runroot", filepath.Join(base, "run"),
 		"--tmpdir", filepath.Join(base, "tmp"), "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"},
@@ -105,6 +107,32 @@ func startPodmanNodeEvery(t testing.TB, url, host string, c CRIU, f Features, im
 	}
 	runNode(t, n, url, n.pm, c, f, filepath.Join(base, "state"), every)
 	return n
+}
+
+// removeWhenIdle removes dir once no process names it on its command
+// line: conmon runs `podman container cleanup` when a removed container
+// has exited, after `podman rm` returned, and that recreates podman's lock
+// files in the storage.
+func removeWhenIdle(dir string) {
+	end := time.Now().Add(time.Minute)
+	for time.Now().Before(end) && processNames(dir) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	os.RemoveAll(dir)
+}
+
+// processNames reports whether a process has s in its command line.
+func processNames(s string) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
 }
 
 // newPodmanCounter runs the counter in a podman container with a working

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,20 @@ import (
 
 	"github.com/ecrae/ecrae/agent/container"
 )
+
+// processNames reports whether a process has s in its command line.
+func processNames(s string) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
 
 // TestAgentContainersPodman runs `ecrae agent --containers podman` on a
 // podman storage of its own with a real container (busybox-static
@@ -52,7 +67,15 @@ func TestAgentContainersPodman(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(base) })
+	// conmon runs `podman container cleanup` after `podman rm` returned:
+	// the storage goes once no process names it.
+	t.Cleanup(func() {
+		end := time.Now().Add(time.Minute)
+		for time.Now().Before(end) && processNames(base) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		os.RemoveAll(base)
+	})
 	flags := []string{"--root", filepath.Join(base, "root"), "--runroot", filepath.Join(base, "run"), "--tmpdir", filepath.Join(base, "tmp"),
 		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"}
 	podman := func(args ...string) {
