@@ -50,8 +50,9 @@ bench-sim: build
 bench-scale:
 	scripts/bench-scale.sh
 
-# Container live migration with CRIU (root, LXC, scripts/criu.sh): one
-# migration per mode and working set (50, 200, 500 MB; ECRAE_CRIU_BENCH_MB).
+# Container live migration with CRIU (root, LXC and podman, scripts/criu.sh):
+# one migration per runtime, mode and working set (50, 200, 500 MB;
+# ECRAE_CRIU_BENCH_MB).
 bench-criu:
 	scripts/criu.sh
 	$(GO) test -run '^$$' -bench Migrate -benchtime 1x -timeout 30m ./agent/container/

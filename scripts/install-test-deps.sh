@@ -15,6 +15,7 @@ pkgs=(
   chromium chromium-driver                                                 # the web console in a real headless browser (server/console)
   prometheus                                                               # promtool: checks deploy/prometheus/alerts.yml and its rule tests
   lxc busybox-static iptables                                              # agent: real LXC containers for the CRIU migration tests
+  podman runc conmon                                                       # agent: real podman containers (runc checkpoints with CRIU 4.2)
   libbsd0 libgnutls30 libprotobuf-c1 libnl-3-200 libnet1 libuuid1          # runtime libraries of CRIU 4.2 (scripts/criu.sh)
 )
 missing=()

@@ -24,7 +24,9 @@ type Features struct {
 	Lazy   bool
 	NoLazy string
 	// DirtyTrack: soft-dirty memory tracking, needed by iterative pre-copy.
+	// NoDirty says why not when it is false.
 	DirtyTrack bool
+	NoDirty    string
 }
 
 // Check runs `criu check` and probes the two features migration modes need.
@@ -44,10 +46,15 @@ func (c CRIU) Check(ctx context.Context) (Features, error) {
 		// permitted" below it (tools/criu/README.md).
 		f.Lazy, f.NoLazy = false, fmt.Sprintf("fs.pipe-max-size is %d, post-copy needs %d (sysctl -w fs.pipe-max-size=%d)", n, minPipeMax, minPipeMax)
 	}
+	if !f.DirtyTrack {
+		f.NoDirty = noDirtyKernel
+	}
 	return f, nil
 }
 
 const minPipeMax = 4 << 20
+
+const noDirtyKernel = "this kernel has no soft-dirty memory tracking (criu check --feature mem_dirty_track fails)"
 
 func pipeMaxSize() int {
 	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")

@@ -20,7 +20,7 @@ func TestMigrateUndumpable(t *testing.T) {
 	a := startNode(t, nc.ConnectedUrl(), "node-a", c, f, NodeArch())
 	startNode(t, nc.ConnectedUrl(), "node-b", c, f, NodeArch())
 	newCounterContainer(t, a.lxcpath, "ctr", 1, "")
-	out, err := a.m.LXC.run(context.Background(), nil, "lxc-info", "-P", a.lxcpath, "-n", "ctr", "-p", "-H")
+	out, err := a.lxc.run(context.Background(), nil, "lxc-info", "-P", a.lxcpath, "-n", "ctr", "-p", "-H")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestMigrateUndumpable(t *testing.T) {
 		t.Fatalf("reply %+v: want the dump's failure and the container on node-a", rep)
 	}
 	t.Log(rep.Error)
-	if st, err := a.m.LXC.State(context.Background(), "ctr"); err != nil || st != "RUNNING" {
+	if st, err := a.lxc.State(context.Background(), "ctr"); err != nil || st != "RUNNING" {
 		t.Fatalf("source: %s, %v", st, err)
 	}
 	last, _ := readInt(srcCounter)

@@ -84,6 +84,18 @@ func repoRoot() (string, error) {
 // needCRIU skips the test, saying why, when CRIU or LXC cannot run here.
 func needCRIU(t testing.TB) (CRIU, Features) {
 	t.Helper()
+	c, f := needCRIUOnly(t)
+	for _, tool := range []string{"lxc-create", "lxc-checkpoint", "lxc-start"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s (Debian: lxc busybox-static; scripts/install-test-deps.sh)", tool)
+		}
+	}
+	return c, f
+}
+
+// needCRIUOnly skips the test, saying why, when CRIU cannot run here.
+func needCRIUOnly(t testing.TB) (CRIU, Features) {
+	t.Helper()
 	bin, err := criuOnce()
 	if err != nil {
 		t.Skipf("CRIU cannot run here: %v", err)
@@ -92,11 +104,6 @@ func needCRIU(t testing.TB) (CRIU, Features) {
 	f, err := c.Check(context.Background())
 	if err != nil {
 		t.Skipf("CRIU cannot run here: %v", err)
-	}
-	for _, tool := range []string{"lxc-create", "lxc-checkpoint", "lxc-start"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s (Debian: lxc busybox-static; scripts/install-test-deps.sh)", tool)
-		}
 	}
 	// CRIU's lazy dump sends pages through pipes bigger than the default
 	// limit (tools/criu/README.md).
@@ -215,17 +222,27 @@ func startNATS(t testing.TB) *nats.Conn {
 	return nc
 }
 
-// node is one agent posing as a node: its own host name, lxcpath, state
-// directory and NATS connection.
+// node is one agent posing as a node: its own host name, runtime storage
+// (lxcpath, or podman root), state directory and NATS connection.
 type node struct {
 	host    string
 	lxcpath string
+	lxc     *LXC    // with startNode
+	pm      *Podman // with startPodmanNode
+	pmRoot  string  // its --root
 	m       *Migrator
 	rep     *Reporter
 }
 
-// startNode runs a Migrator for host until the test ends.
+// startNode runs a Migrator for host on an LXC path of its own until the
+// test ends. It reports every 100 ms: the view tests wait for reports.
 func startNode(t testing.TB, url string, host string, c CRIU, f Features, arch string) *node {
+	t.Helper()
+	return startNodeEvery(t, url, host, c, f, arch, 100*time.Millisecond)
+}
+
+// startNodeEvery is startNode reporting every interval.
+func startNodeEvery(t testing.TB, url string, host string, c CRIU, f Features, arch string, every time.Duration) *node {
 	t.Helper()
 	base := t.TempDir()
 	n := &node{host: host, lxcpath: filepath.Join(base, "lxc")}
@@ -233,16 +250,23 @@ func startNode(t testing.TB, url string, host string, c CRIU, f Features, arch s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopAll(n.lxcpath) })
+	n.lxc = &LXC{Path: n.lxcpath, CRIU: c, Arch: arch}
+	runNode(t, n, url, n.lxc, c, f, filepath.Join(base, "state"), every)
+	return n
+}
+
+// runNode starts n's reporter and migrator on rt until the test ends.
+func runNode(t testing.TB, n *node, url string, rt Runtime, c CRIU, f Features, stateDir string, every time.Duration) {
+	t.Helper()
+	host := n.host
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	l := &LXC{Path: n.lxcpath, CRIU: c, Arch: arch}
-	// Reports every 100 ms: the view test waits for them.
-	n.rep = NewReporter(host, l, natsPub{nc}, 100*time.Millisecond, nil)
-	n.m = &Migrator{Host: host, LXC: l, NC: nc,
-		DataHost: "127.0.0.1", StateDir: filepath.Join(base, "state"), Features: f, Changed: n.rep.Wake}
+	n.rep = NewReporter(host, rt, natsPub{nc}, every, nil)
+	n.m = &Migrator{Host: host, RT: rt, CRIU: c, NC: nc,
+		DataHost: "127.0.0.1", StateDir: stateDir, Features: f, Changed: n.rep.Wake}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
@@ -272,7 +296,6 @@ func startNode(t testing.TB, url string, host string, c CRIU, f Features, arch s
 			t.Error(err)
 		}
 	})
-	return n
 }
 
 type natsPub struct{ nc *nats.Conn }

@@ -19,8 +19,9 @@ import (
 // Container is one container of a node, as the agent reports it.
 type Container struct {
 	Name string `json:"name"`
-	// ID is stable across migrations: it is kept in the container's
-	// directory (ecrae.id) and moves with it.
+	// ID is stable across migrations: LXC's is kept in the container's
+	// directory (ecrae.id) and moves with it; podman's container id is
+	// kept by checkpoint and restore.
 	ID    string `json:"id"`
 	State string `json:"state"` // RUNNING, FROZEN (stopped ones are not reported)
 	// CPULimit is the CPU quota in cores (cgroup cpu.max), 0 = none.
@@ -32,8 +33,9 @@ type Container struct {
 	MemoryUsedMB  int64 `json:"memory_used_mb"`
 	// Arch is the ISA (uname -m of the node: a container runs the node's).
 	Arch string `json:"arch"`
-	// Tag is the config comment "# ecrae.tag = T" (LXC refuses unknown
-	// keys, so the tag lives in a comment), "" when none.
+	// Tag is LXC's config comment "# ecrae.tag = T" (LXC refuses unknown
+	// keys, so the tag lives in a comment) or podman's label ecrae.tag,
+	// "" when none.
 	Tag string `json:"tag,omitempty"`
 }
 
@@ -291,6 +293,54 @@ func (l *LXC) Restore(ctx context.Context, name, imgDir, confDir string, extra .
 func (l *LXC) Destroy(ctx context.Context, name string) error {
 	_, err := l.run(ctx, nil, "lxc-destroy", "-P", l.Path, "-n", name)
 	return err
+}
+
+// Kind is "lxc".
+func (l *LXC) Kind() string { return "lxc" }
+
+// NodeArch is the node's ISA.
+func (l *LXC) NodeArch() string { return l.Arch }
+
+// Has reports whether the container's directory exists.
+func (l *LXC) Has(_ context.Context, name string) (bool, error) {
+	_, err := os.Stat(l.Dir(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Trees: the container's directory (config, rootfs, ecrae.id) travels
+// with the images.
+func (l *LXC) Trees(name string) map[string]string { return map[string]string{"ct": l.Dir(name)} }
+
+// Received points the config at the container's new directory.
+func (l *LXC) Received(name, sourceDir string) error {
+	return rewriteConfig(filepath.Join(l.Dir(name), "config"), sourceDir, l.Dir(name))
+}
+
+// Recover restores the container from its own dump.
+func (l *LXC) Recover(ctx context.Context, name, img, work string) error {
+	return l.Restore(ctx, name, img, work)
+}
+
+// Discard removes the directory of a container never restored here.
+func (l *LXC) Discard(_ context.Context, name string) { os.RemoveAll(l.Dir(name)) }
+
+// Limits: none, lxc-checkpoint runs CRIU with CRIU_CONFIG_FILE.
+func (l *LXC) Limits() (noLazy, noDirty string) { return "", "" }
+
+// InitPID asks lxc-info for the container's init.
+func (l *LXC) InitPID(ctx context.Context, name string) (int, error) {
+	out, err := l.run(ctx, nil, "lxc-info", "-P", l.Path, "-n", name, "-p", "-H")
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("container %q: lxc-info gave pid %.100q", name, out)
+	}
+	return pid, nil
 }
 
 // logTail quotes the first error line of a CRIU log, "" when none.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,9 @@ type MigrateReply struct {
 	FrozenMS float64 `json:"frozen_ms"`
 	// PagesDoneMS (post-copy): restore to the last page arrived.
 	PagesDoneMS float64 `json:"pages_done_ms,omitempty"`
+	// Rounds (pre-copy): each pre-dump round's stats, and why they stopped.
+	Rounds     []DumpStats `json:"rounds,omitempty"`
+	RoundsNote string      `json:"rounds_note,omitempty"`
 	// BytesSent: images and root file system, plus pages through the relay.
 	BytesSent int64 `json:"bytes_sent"`
 }
@@ -70,10 +74,17 @@ type receiveRequest struct {
 	From      string `json:"from"`
 	Arch      string `json:"arch"`
 	Mode      string `json:"mode"`
+	// Runtime is the source's (lxc, podman): a destination takes only its
+	// own runtime's containers.
+	Runtime string `json:"runtime,omitempty"`
+	// Image the container runs (podman), "" when the runtime has none.
+	Image string `json:"image,omitempty"`
 }
 
 type receiveReply struct {
 	Addr string `json:"addr,omitempty"`
+	// NeedImage: the destination has not the image; the source sends it.
+	NeedImage bool `json:"need_image,omitempty"`
 	// Token must open the TCP stream: the listener takes the first
 	// connection, and only the agent that asked over NATS knows it.
 	Token string `json:"token,omitempty"`
@@ -98,7 +109,10 @@ type result struct {
 // Migrator is the migration side of a node agent.
 type Migrator struct {
 	Host string
-	LXC  *LXC
+	RT   Runtime
+	// CRIU runs the destination's lazy-pages daemon and the pre-dump
+	// rounds.
+	CRIU CRIU
 	NC   *nats.Conn
 	// DataHost is the address the agent listens on for its peers' TCP
 	// connections (images, pages).
@@ -106,6 +120,8 @@ type Migrator struct {
 	// StateDir holds images while a migration runs.
 	StateDir string
 	Features Features
+	// Precopy bounds pre-copy's rounds.
+	Precopy PrecopyPolicy
 	// ReceiveTimeout bounds a destination's wait for the source's stream.
 	ReceiveTimeout time.Duration
 	Log            *slog.Logger
@@ -188,9 +204,9 @@ func ChooseMode(req string, f Features) (mode, note string, err error) {
 		case f.Lazy:
 			return ModePostcopy, "auto: post-copy (userfaultfd works here)", nil
 		case f.DirtyTrack:
-			return "", "", errors.New("auto: pre-copy would be next (soft-dirty tracking works) but this agent does not implement it")
+			return ModePrecopy, fmt.Sprintf("auto: pre-copy (no post-copy: %s; soft-dirty tracking works)", f.NoLazy), nil
 		default:
-			return ModeStopcopy, fmt.Sprintf("auto: stop-and-copy (no post-copy: %s; no soft-dirty tracking for pre-copy)", f.NoLazy), nil
+			return ModeStopcopy, fmt.Sprintf("auto: stop-and-copy (no post-copy: %s; no pre-copy: %s)", f.NoLazy, f.NoDirty), nil
 		}
 	case ModePostcopy:
 		if !f.Lazy {
@@ -199,9 +215,9 @@ func ChooseMode(req string, f Features) (mode, note string, err error) {
 		return ModePostcopy, "", nil
 	case ModePrecopy:
 		if !f.DirtyTrack {
-			return "", "", errors.New("mode precopy: this kernel has no soft-dirty memory tracking (criu check --feature mem_dirty_track fails); use postcopy or stopcopy")
+			return "", "", fmt.Errorf("mode precopy: %s; use postcopy or stopcopy", f.NoDirty)
 		}
-		return "", "", errors.New("mode precopy: not implemented by this agent")
+		return ModePrecopy, "", nil
 	case ModeStopcopy:
 		return ModeStopcopy, "", nil
 	}
@@ -244,7 +260,7 @@ func (m *Migrator) migrate(ctx context.Context, req MigrateRequest, rep *Migrate
 	if req.To == m.Host {
 		return fmt.Errorf("to: %.100q is the host the container is on", req.To)
 	}
-	mode, note, err := ChooseMode(req.Mode, m.Features)
+	mode, note, err := ChooseMode(req.Mode, m.features())
 	if err != nil {
 		return err
 	}
@@ -253,7 +269,7 @@ func (m *Migrator) migrate(ctx context.Context, req MigrateRequest, rep *Migrate
 		return fmt.Errorf("container %q: a migration is already running", req.Container)
 	}
 	defer m.release(req.Container)
-	c, err := m.LXC.Get(ctx, req.Container)
+	c, err := m.RT.Get(ctx, req.Container)
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.Host, err)
 	}
@@ -262,7 +278,14 @@ func (m *Migrator) migrate(ctx context.Context, req MigrateRequest, rep *Migrate
 	}
 
 	// The destination prepares a TCP listener for this migration.
-	b, _ := json.Marshal(receiveRequest{Container: c.Name, From: m.Host, Arch: m.LXC.Arch, Mode: mode})
+	rq := receiveRequest{Container: c.Name, From: m.Host, Arch: m.RT.NodeArch(), Mode: mode, Runtime: m.RT.Kind()}
+	ir, hasImages := m.RT.(imageRuntime)
+	if hasImages {
+		if rq.Image, err = ir.Image(ctx, c.Name); err != nil {
+			return fmt.Errorf("%s: %w", m.Host, err)
+		}
+	}
+	b, _ := json.Marshal(rq)
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	rmsg, err := m.NC.RequestWithContext(rctx, receiveSubject(req.To), b)
 	cancel()
@@ -294,22 +317,57 @@ func (m *Migrator) migrate(ctx context.Context, req MigrateRequest, rep *Migrate
 	if err := os.Mkdir(img, 0o700); err != nil {
 		return err
 	}
-	if mode == ModePostcopy {
-		return m.sendPostcopy(ctx, c, conn, work, img, rr.Token, rep)
+	trees := m.RT.Trees(c.Name)
+	if trees == nil {
+		trees = map[string]string{}
 	}
-	return m.sendStopcopy(ctx, c, conn, work, img, rr.Token, rep)
+	trees["img"] = img
+	if rr.NeedImage && hasImages {
+		// Saved before the dump: the container is not frozen for it.
+		dir := filepath.Join(work, "image")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return err
+		}
+		if err := ir.SaveImage(ctx, rq.Image, filepath.Join(dir, imageFile)); err != nil {
+			return fmt.Errorf("image %s for %s: %w; container %q keeps running on %s", rq.Image, req.To, err, c.Name, m.Host)
+		}
+		trees["image"] = dir
+	}
+	switch mode {
+	case ModePostcopy:
+		return m.sendPostcopy(ctx, c, conn, work, img, trees, rr.Token, rep)
+	case ModePrecopy:
+		return m.sendPrecopy(ctx, c, conn, work, img, trees, rr.Token, rep)
+	}
+	return m.sendStopcopy(ctx, c, conn, work, img, trees, rr.Token, rep)
+}
+
+// imageFile is the saved image inside the stream's "image" tree.
+const imageFile = "image.tar"
+
+// features are the node's CRIU features as this runtime can use them.
+func (m *Migrator) features() Features {
+	f := m.Features
+	noLazy, noDirty := m.RT.Limits()
+	if noLazy != "" {
+		f.Lazy, f.NoLazy = false, noLazy
+	}
+	if noDirty != "" {
+		f.DirtyTrack, f.NoDirty = false, noDirty
+	}
+	return f
 }
 
 // sendStopcopy: dump (pages included) to local images, send them with the
 // root file system, restore on the destination. The images stay here until
 // the destination confirms, so a failure restores the container here.
-func (m *Migrator) sendStopcopy(ctx context.Context, c Container, conn net.Conn, work, img, token string, rep *MigrateReply) error {
+func (m *Migrator) sendStopcopy(ctx context.Context, c Container, conn net.Conn, work, img string, trees map[string]string, token string, rep *MigrateReply) error {
 	frozen := time.Now()
-	if err := m.LXC.Dump(ctx, c.Name, img, work); err != nil {
+	if err := m.RT.Dump(ctx, c.Name, img, work); err != nil {
 		return m.keepRunning(ctx, c.Name, img, work, err, false)
 	}
 	cw := &countWriter{w: conn}
-	err := sendStream(cw, header{Token: token, Mode: ModeStopcopy, SourceDir: m.LXC.Dir(c.Name)}, m.LXC.Dir(c.Name), img)
+	err := sendStream(cw, header{Token: token, Mode: ModeStopcopy, SourceDir: trees["ct"]}, trees)
 	err = finish(conn, err)
 	rep.BytesSent = cw.n.Load()
 	if err != nil {
@@ -324,7 +382,7 @@ func (m *Migrator) sendStopcopy(ctx context.Context, c Container, conn net.Conn,
 // frozen memory and serves it), send the other images and the root file
 // system, the destination restores at once and pulls pages through the
 // relay on demand, then in the background.
-func (m *Migrator) sendPostcopy(ctx context.Context, c Container, conn net.Conn, work, img, token string, rep *MigrateReply) error {
+func (m *Migrator) sendPostcopy(ctx context.Context, c Container, conn net.Conn, work, img string, trees map[string]string, token string, rep *MigrateReply) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -339,7 +397,7 @@ func (m *Migrator) sendPostcopy(ctx context.Context, c Container, conn net.Conn,
 	frozen := time.Now()
 	dumpDone := make(chan error, 1)
 	go func() {
-		dumpDone <- m.LXC.Dump(dctx, c.Name, img, work, "lazy-pages", "address 127.0.0.1", "port "+strconv.Itoa(port))
+		dumpDone <- m.RT.Dump(dctx, c.Name, img, work, "lazy-pages", "address 127.0.0.1", "port "+strconv.Itoa(port))
 	}()
 	// The images are complete once the dump's page server listens.
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -359,7 +417,7 @@ func (m *Migrator) sendPostcopy(ctx context.Context, c Container, conn net.Conn,
 		}
 	}
 	cw := &countWriter{w: conn}
-	err = sendStream(cw, header{Token: token, Mode: ModePostcopy, SourceDir: m.LXC.Dir(c.Name), PagesAddr: rl.Addr()}, m.LXC.Dir(c.Name), img)
+	err = sendStream(cw, header{Token: token, Mode: ModePostcopy, SourceDir: trees["ct"], PagesAddr: rl.Addr()}, trees)
 	err = finish(conn, err)
 	if err != nil {
 		// Not restored there: stop serving pages. The memory was only in
@@ -385,17 +443,63 @@ func (m *Migrator) sendPostcopy(ctx context.Context, c Container, conn net.Conn,
 	return nil
 }
 
+// sendPrecopy: pre-dump rounds while the container runs, each round's
+// images sent as soon as it ends (after the first, only the pages written
+// since the round before), then the final dump, which copies only the last
+// dirty set while the container is frozen, and the restore there. Every
+// round is dumped here before it is sent, so a failed transfer restores
+// the container from its own images.
+func (m *Migrator) sendPrecopy(ctx context.Context, c Container, conn net.Conn, work, img string, trees map[string]string, token string, rep *MigrateReply) error {
+	pid, err := m.RT.InitPID(ctx, c.Name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.Host, err)
+	}
+	cw := &countWriter{w: conn}
+	defer func() { rep.BytesSent = cw.n.Load() }()
+	if err := sendHeader(cw, header{Token: token, Mode: ModePrecopy, SourceDir: trees["ct"]}); err != nil {
+		return m.keepRunning(ctx, c.Name, img, work, err, false)
+	}
+	ts := newTarStream(cw)
+	rounds, last, why, err := precopyRounds(ctx, m.CRIU, pid, work, m.Precopy, func(dir string) error {
+		return ts.add(dir, filepath.Join(work, dir))
+	})
+	rep.Rounds, rep.RoundsNote = rounds, why
+	// A pre-dump leaves the container running, and so does a failed dump;
+	// closing the connection tells the destination.
+	if err != nil {
+		return m.keepRunning(ctx, c.Name, img, work, err, false)
+	}
+	frozen := time.Now()
+	if err := m.RT.Dump(ctx, c.Name, img, work, "track-mem", "prev-images-dir ../"+last); err != nil {
+		return m.keepRunning(ctx, c.Name, img, work, err, false)
+	}
+	for _, t := range sortedTrees(trees) {
+		if err = ts.add(t[0], t[1]); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = ts.close()
+	}
+	if err = finish(conn, err); err != nil {
+		return m.keepRunning(ctx, c.Name, img, work, err, true)
+	}
+	rep.FrozenMS = ms(time.Since(frozen))
+	m.destroy(ctx, c.Name)
+	return nil
+}
+
 // keepRunning makes sure the container runs here after a failed migration:
 // if the dump stopped it, it is restored from the local images.
 func (m *Migrator) keepRunning(ctx context.Context, name, img, work string, cause error, dumped bool) error {
-	st, err := m.LXC.State(ctx, name)
+	st, err := m.RT.State(ctx, name)
 	if err == nil && st == "RUNNING" {
 		return fmt.Errorf("%w; container %q keeps running on %s", cause, name, m.Host)
 	}
 	if !dumped {
 		return fmt.Errorf("%w; container %q is %s on %s and its memory is lost (state: %v)", cause, name, st, m.Host, err)
 	}
-	if rerr := m.LXC.Restore(ctx, name, img, work); rerr != nil {
+	if rerr := m.RT.Recover(ctx, name, img, work); rerr != nil {
 		return fmt.Errorf("%w; restoring container %q on %s failed too: %v", cause, name, m.Host, rerr)
 	}
 	return fmt.Errorf("%w; container %q was restored and runs on %s", cause, name, m.Host)
@@ -408,17 +512,35 @@ func (m *Migrator) changed() {
 }
 
 func (m *Migrator) destroy(ctx context.Context, name string) {
-	if err := m.LXC.Destroy(ctx, name); err != nil {
+	if err := m.RT.Destroy(ctx, name); err != nil {
 		m.Log.Warn("migrated container left behind", "container", name, "err", err)
 	}
 }
 
-func sendStream(w *countWriter, h header, ctDir, img string) error {
+func sendStream(w *countWriter, h header, trees map[string]string) error {
+	if err := sendHeader(w, h); err != nil {
+		return err
+	}
+	return writeTar(w, sortedTrees(trees))
+}
+
+func sendHeader(w io.Writer, h header) error {
 	b, _ := json.Marshal(h)
 	if _, err := w.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("sending: %w", err)
 	}
-	return writeTar(w, [][2]string{{"ct", ctDir}, {"img", img}})
+	return nil
+}
+
+// sortedTrees orders the trees by prefix: the stream is the same for the
+// same container.
+func sortedTrees(trees map[string]string) [][2]string {
+	out := make([][2]string, 0, len(trees))
+	for k, v := range trees {
+		out = append(out, [2]string{k, v})
+	}
+	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	return out
 }
 
 // finish reads the destination's first result line after the stream; when
@@ -473,40 +595,77 @@ func (m *Migrator) handleReceive(ctx context.Context, msg *nats.Msg) {
 		return
 	}
 	refuse := func(format string, args ...any) { respond(msg, receiveReply{Error: fmt.Sprintf(format, args...)}) }
+	f := m.features()
+	kind := req.Runtime
+	if kind == "" {
+		kind = "lxc" // agents from before podman
+	}
 	switch {
 	case !validName(req.Container):
 		refuse("container name %.100q is not valid", req.Container)
 		return
-	case req.Arch != m.LXC.Arch:
-		refuse("%s is %s, container %q is %s: CRIU restores on the same ISA only", m.Host, m.LXC.Arch, req.Container, req.Arch)
+	case req.Arch != m.RT.NodeArch():
+		refuse("%s is %s, container %q is %s: CRIU restores on the same ISA only", m.Host, m.RT.NodeArch(), req.Container, req.Arch)
 		return
-	case req.Mode == ModePostcopy && !m.Features.Lazy:
-		refuse("%s cannot restore with post-copy: %s", m.Host, m.Features.NoLazy)
+	case kind != m.RT.Kind():
+		refuse("%s runs %s containers, container %q is %.100s", m.Host, m.RT.Kind(), req.Container, kind)
 		return
-	}
-	if _, err := os.Stat(m.LXC.Dir(req.Container)); err == nil {
-		refuse("%s already has a container %q", m.Host, req.Container)
+	case req.Mode == ModePostcopy && !f.Lazy:
+		refuse("%s cannot restore with post-copy: %s", m.Host, f.NoLazy)
+		return
+	case req.Mode == ModePrecopy && !f.DirtyTrack:
+		refuse("%s cannot restore with pre-copy: %s", m.Host, f.NoDirty)
 		return
 	}
 	if !m.claim(req.Container) {
 		refuse("%s is already receiving container %q", m.Host, req.Container)
 		return
 	}
+	defer m.release(req.Container)
+	if has, err := m.RT.Has(ctx, req.Container); err != nil || has {
+		refuse("%s already has a container %q%s", m.Host, req.Container, errSuffix(err))
+		return
+	}
+	needImage := false
+	if ir, ok := m.RT.(imageRuntime); ok && req.Image != "" {
+		needImage = !ir.HasImage(ctx, req.Image)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(m.DataHost, "0"))
 	if err != nil {
-		m.release(req.Container)
 		refuse("%s: listen: %v", m.Host, err)
 		return
 	}
 	token := rand.Text()
-	respond(msg, receiveReply{Addr: ln.Addr().String(), Token: token})
-	defer m.release(req.Container)
-	if err := m.receive(ctx, req, ln, token); err != nil {
+	respond(msg, receiveReply{Addr: ln.Addr().String(), Token: token, NeedImage: needImage})
+	if err := m.receive(ctx, req, ln, token, needImage); err != nil {
 		m.Log.Warn("receiving a container failed", "container", req.Container, "from", req.From, "err", err)
 	}
 }
 
-func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Listener, token string) error {
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (or cannot tell: %v)", err)
+}
+
+// maxPrecopyRounds bounds the pre-dump rounds a destination takes.
+const maxPrecopyRounds = 100
+
+// precopyTrees admits pre-copy's round directories pre-1 ... pre-N into
+// work, beside the final images, as readTar meets them.
+func precopyTrees(work string) func(prefix string) (string, bool) {
+	return func(prefix string) (string, bool) {
+		n, err := strconv.Atoi(strings.TrimPrefix(prefix, "pre-"))
+		if !strings.HasPrefix(prefix, "pre-") || err != nil || n < 1 || n > maxPrecopyRounds || precopyDir(n) != prefix {
+			return "", false
+		}
+		d := filepath.Join(work, prefix)
+		return d, os.Mkdir(d, 0o700) == nil
+	}
+}
+
+func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Listener, token string, needImage bool) error {
 	actx, cancel := context.WithTimeout(ctx, m.ReceiveTimeout)
 	stop := context.AfterFunc(actx, func() { ln.Close() })
 	conn, err := ln.Accept()
@@ -519,7 +678,6 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 	defer conn.Close()
 	stopConn := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stopConn()
-	ctDir := m.LXC.Dir(req.Container)
 	work, err := os.MkdirTemp(m.StateDir, "in-"+req.Container+"-")
 	if err != nil {
 		return err
@@ -527,8 +685,12 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 	defer os.RemoveAll(work)
 	img := filepath.Join(work, "images")
 	reply := func(r result) { b, _ := json.Marshal(r); _, _ = conn.Write(append(b, '\n')) }
+	trees := m.RT.Trees(req.Container)
+	if trees == nil {
+		trees = map[string]string{}
+	}
 	failed := func(err error) error {
-		os.RemoveAll(ctDir) // never restored: no half container left
+		m.RT.Discard(ctx, req.Container) // never restored: no half container left
 		reply(result{Error: fmt.Sprintf("%s: %v", m.Host, err)})
 		// Read what the source still sends before closing: closing with
 		// unread data resets the connection, and the source would lose
@@ -552,20 +714,38 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 	if subtle.ConstantTimeCompare([]byte(h.Token), []byte(token)) != 1 {
 		return failed(errors.New("stream header: wrong token"))
 	}
-	if err := os.MkdirAll(ctDir, 0o700); err != nil {
+	if h.Mode != req.Mode {
+		return failed(fmt.Errorf("stream header: mode %.100q, asked for %s", h.Mode, req.Mode))
+	}
+	trees["img"] = img
+	if needImage {
+		trees["image"] = filepath.Join(work, "image")
+	}
+	for _, d := range trees {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return failed(err)
+		}
+	}
+	// Pre-copy's rounds come first in the stream, each in its own
+	// directory beside the final images (their parents, by relative link).
+	var more func(prefix string) (string, bool)
+	if h.Mode == ModePrecopy {
+		more = precopyTrees(work)
+	}
+	if err := readTar(br, trees, more); err != nil {
 		return failed(err)
 	}
-	if err := os.Mkdir(img, 0o700); err != nil {
+	if err := m.RT.Received(req.Container, h.SourceDir); err != nil {
 		return failed(err)
 	}
-	if err := readTar(br, map[string]string{"ct": ctDir, "img": img}); err != nil {
-		return failed(err)
-	}
-	if err := rewriteConfig(filepath.Join(ctDir, "config"), h.SourceDir, ctDir); err != nil {
-		return failed(err)
+	if needImage {
+		ir, _ := m.RT.(imageRuntime)
+		if err := ir.LoadImage(ctx, filepath.Join(trees["image"], imageFile)); err != nil {
+			return failed(fmt.Errorf("loading image %s: %w", req.Image, err))
+		}
 	}
 	if h.Mode != ModePostcopy {
-		if err := m.LXC.Restore(ctx, req.Container, img, work); err != nil {
+		if err := m.RT.Restore(ctx, req.Container, img, work); err != nil {
 			return failed(err)
 		}
 		m.changed()
@@ -578,7 +758,7 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 	}
 	// The lazy-pages daemon serves the restored tasks' page faults from
 	// the source's page server, then pulls the rest in the background.
-	lp := exec.CommandContext(ctx, m.LXC.CRIU.Bin, "lazy-pages", "--page-server", "--address", host, "--port", port, "-D", img, "-o", "lazy-pages.log")
+	lp := exec.CommandContext(ctx, m.CRIU.Bin, "lazy-pages", "--page-server", "--address", host, "--port", port, "-D", img, "-o", "lazy-pages.log")
 	if err := lp.Start(); err != nil {
 		return failed(fmt.Errorf("criu lazy-pages: %w", err))
 	}
@@ -598,7 +778,7 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 		}
 	}
 	restored := time.Now()
-	if err := m.LXC.Restore(ctx, req.Container, img, work, "lazy-pages"); err != nil {
+	if err := m.RT.Restore(ctx, req.Container, img, work, "lazy-pages"); err != nil {
 		_ = lp.Process.Kill()
 		<-lpDone
 		return failed(err)
@@ -614,8 +794,8 @@ func (m *Migrator) receive(ctx context.Context, req receiveRequest, ln net.Liste
 	return err
 }
 
-// validName reports whether name can be an LXC container's directory
-// name: one path element, not "." or "..".
+// validName reports whether name can be a container's name (LXC: its
+// directory's): one path element, not "." or "..".
 func validName(name string) bool {
 	return name != "" && len(name) <= 255 && !strings.ContainsAny(name, "/\x00") && name != "." && name != ".."
 }

@@ -45,7 +45,7 @@ func TestMigrate(t *testing.T) {
 	c, f := needCRIU(t)
 	// "executor": the rebalance executor's path (Client: the source from
 	// the view, mode auto, done once the view shows it on the target).
-	for _, name := range []string{ModeStopcopy, ModePostcopy, "executor"} {
+	for _, name := range []string{ModeStopcopy, ModePostcopy, ModePrecopy, "executor"} {
 		t.Run(name, func(t *testing.T) {
 			mode := name
 			if name == "executor" {
@@ -53,6 +53,11 @@ func TestMigrate(t *testing.T) {
 			}
 			if mode == ModePostcopy && !f.Lazy {
 				t.Skip("no userfaultfd here: no post-copy")
+			}
+			if mode == ModePrecopy && !f.DirtyTrack {
+				// This kernel: the real CRIU cannot pre-dump; the round logic
+				// is tested with a fake CRIU (TestPrecopyRounds).
+				t.Skipf("no pre-copy here: %s", f.NoDirty)
 			}
 			nc := startNATS(t)
 			view := startView(t, nc)
@@ -66,7 +71,7 @@ func TestMigrate(t *testing.T) {
 				// cpu.max 150000/100000 = 1.5 cores -> 2 vCPUs.
 				return ok && in.Tag == "web-frontend" && in.Flavor.VCPUs == 2 && in.Flavor.MemoryMB == int64(3*ws+64)
 			})
-			before, err := a.m.LXC.Get(context.Background(), "ctr")
+			before, err := a.lxc.Get(context.Background(), "ctr")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,15 +100,18 @@ func TestMigrate(t *testing.T) {
 				if rep.Mode != mode || rep.BytesSent < int64(ws)*1000000 {
 					t.Fatalf("reply %+v: want mode %s and at least the %d MB working set sent", rep, mode, ws)
 				}
+				if mode == ModePrecopy && (len(rep.Rounds) == 0 || rep.RoundsNote == "") {
+					t.Fatalf("reply %+v: want the pre-dump rounds and why they stopped", rep)
+				}
 				t.Logf("%s: %+v", mode, rep)
 			}
 
 			// The source no longer has it; the destination runs it with the
 			// same id.
-			if _, err := a.m.LXC.State(context.Background(), "ctr"); err == nil {
+			if _, err := a.lxc.State(context.Background(), "ctr"); err == nil {
 				t.Fatal("the source still has the container")
 			}
-			after, err := b.m.LXC.Get(context.Background(), "ctr")
+			after, err := b.lxc.Get(context.Background(), "ctr")
 			if err != nil || after.State != "RUNNING" || after.ID != before.ID {
 				t.Fatalf("destination: %+v, %v; want RUNNING with id %s", after, err, before.ID)
 			}
@@ -170,7 +178,7 @@ func TestMigrateRefused(t *testing.T) {
 			if rep.OK != "" || !strings.Contains(rep.Error, tc.want) {
 				t.Fatalf("reply %+v: want an error with %q", rep, tc.want)
 			}
-			st, err := a.m.LXC.State(context.Background(), "ctr")
+			st, err := a.lxc.State(context.Background(), "ctr")
 			if err != nil || st != "RUNNING" {
 				t.Fatalf("container after a refused migration: %s, %v", st, err)
 			}
@@ -216,7 +224,7 @@ func TestMigrateDestinationFull(t *testing.T) {
 				t.Fatalf("reply %+v: want the destination's ENOSPC and the container on node-a", rep)
 			}
 			t.Logf("%s: %s", mode, rep.Error)
-			if st, err := a.m.LXC.State(context.Background(), "ctr"); err != nil || st != "RUNNING" {
+			if st, err := a.lxc.State(context.Background(), "ctr"); err != nil || st != "RUNNING" {
 				t.Fatalf("source: %s, %v", st, err)
 			}
 			if _, err := os.Stat(filepath.Join(b.lxcpath, "ctr")); err == nil {

@@ -30,7 +30,7 @@ type Publisher interface {
 // once when woken (a migration moved one in or out).
 type Reporter struct {
 	Host     string
-	LXC      *LXC
+	RT       Runtime
 	Pub      Publisher
 	Interval time.Duration
 	Log      *slog.Logger
@@ -47,14 +47,14 @@ func (r *Reporter) Wake() {
 
 // Build lists the containers and encodes the report.
 func (r *Reporter) Build(ctx context.Context, now time.Time) ([]byte, int, error) {
-	cs, err := r.LXC.List(ctx)
+	cs, err := r.RT.List(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing containers: %w", err)
 	}
 	if cs == nil {
 		cs = []Container{}
 	}
-	b, err := json.Marshal(Report{Host: r.Host, Timestamp: now.UTC().Format(time.RFC3339Nano), Arch: r.LXC.Arch, Runtime: "lxc", Containers: cs})
+	b, err := json.Marshal(Report{Host: r.Host, Timestamp: now.UTC().Format(time.RFC3339Nano), Arch: r.RT.NodeArch(), Runtime: r.RT.Kind(), Containers: cs})
 	return b, len(cs), err
 }
 
@@ -82,9 +82,9 @@ func (r *Reporter) Run(ctx context.Context) {
 }
 
 // NewReporter returns a Reporter.
-func NewReporter(host string, l *LXC, pub Publisher, interval time.Duration, log *slog.Logger) *Reporter {
+func NewReporter(host string, rt Runtime, pub Publisher, interval time.Duration, log *slog.Logger) *Reporter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reporter{Host: host, LXC: l, Pub: pub, Interval: interval, Log: log, wake: make(chan struct{}, 1)}
+	return &Reporter{Host: host, RT: rt, Pub: pub, Interval: interval, Log: log, wake: make(chan struct{}, 1)}
 }

@@ -34,67 +34,84 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // stream: regular files, directories, symlinks and device nodes, with owner,
 // mode and times (CRIU checks the files a process has open or mapped).
 func writeTar(w io.Writer, dirs [][2]string) error {
-	tw := tar.NewWriter(w)
+	ts := newTarStream(w)
 	for _, d := range dirs {
-		prefix, root := d[0], d[1]
-		err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err := ts.add(d[0], d[1]); err != nil {
+			return err
+		}
+	}
+	return ts.close()
+}
+
+// tarStream is one tar stream written tree by tree: pre-copy sends each
+// round's images as the round ends, then the rest.
+type tarStream struct{ tw *tar.Writer }
+
+func newTarStream(w io.Writer) *tarStream { return &tarStream{tw: tar.NewWriter(w)} }
+
+func (ts *tarStream) close() error { return ts.tw.Close() }
+
+// add sends the tree root under the archive prefix.
+func (ts *tarStream) add(prefix, root string) error {
+	tw := ts.tw
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		link := ""
+		if info.Mode()&fs.ModeSymlink != 0 {
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		if info.Mode()&(fs.ModeSocket|fs.ModeNamedPipe) != 0 {
+			return nil // runtime endpoints: recreated by their owners
+		}
+		h, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		h.Name = path.Join(prefix, filepath.ToSlash(rel))
+		if info.IsDir() {
+			h.Name += "/"
+		}
+		h.Format = tar.FormatPAX
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() {
+			f, err := os.Open(p)
 			if err != nil {
 				return err
 			}
-			info, err := e.Info()
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(root, p)
-			if err != nil {
-				return err
-			}
-			link := ""
-			if info.Mode()&fs.ModeSymlink != 0 {
-				if link, err = os.Readlink(p); err != nil {
-					return err
-				}
-			}
-			if info.Mode()&(fs.ModeSocket|fs.ModeNamedPipe) != 0 {
-				return nil // runtime endpoints: recreated by their owners
-			}
-			h, err := tar.FileInfoHeader(info, link)
+			_, err = io.Copy(tw, f)
+			f.Close()
 			if err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
-			h.Name = path.Join(prefix, filepath.ToSlash(rel))
-			if info.IsDir() {
-				h.Name += "/"
-			}
-			h.Format = tar.FormatPAX
-			if err := tw.WriteHeader(h); err != nil {
-				return err
-			}
-			if info.Mode().IsRegular() {
-				f, err := os.Open(p)
-				if err != nil {
-					return err
-				}
-				_, err = io.Copy(tw, f)
-				f.Close()
-				if err != nil {
-					return fmt.Errorf("%s: %w", p, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("sending %s: %w", root, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sending %s: %w", root, err)
 	}
-	return tw.Close()
+	return nil
 }
 
 // readTar unpacks a stream from writeTar; dest maps each archive prefix to
-// the directory it goes to. Every write goes through an os.Root, so no
-// entry (a "..", an absolute name, or a path through a symlink the stream
-// made) lands outside them.
-func readTar(r io.Reader, dest map[string]string) error {
+// the directory it goes to, and more (when not nil) admits further
+// prefixes, making their directory. Every write goes through an os.Root,
+// so no entry (a "..", an absolute name, or a path through a symlink the
+// stream made) lands outside them.
+func readTar(r io.Reader, dest map[string]string, more func(prefix string) (string, bool)) error {
 	roots := map[string]*os.Root{}
 	defer func() {
 		for _, rt := range roots {
@@ -126,6 +143,14 @@ func readTar(r io.Reader, dest map[string]string) error {
 		name := strings.TrimSuffix(h.Name, "/")
 		prefix, rel, _ := strings.Cut(name, "/")
 		rt, ok := roots[prefix]
+		if !ok && more != nil {
+			if dir, ok2 := more(prefix); ok2 {
+				if rt, err = os.OpenRoot(dir); err != nil {
+					return fmt.Errorf("receiving: %w", err)
+				}
+				roots[prefix], ok = rt, true
+			}
+		}
 		if rel == "" {
 			rel = "."
 		}

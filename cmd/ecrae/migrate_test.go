@@ -48,7 +48,9 @@ func TestAgentContainerFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"agent", "--containers", "podman"}, `--containers "podman": want lxc`},
+		{[]string{"agent", "--containers", "docker"}, `--containers "docker": want lxc or podman`},
+		{[]string{"agent", "--containers", "podman", "--precopy-rounds", "0"}, `--precopy-rounds 0`},
+		{[]string{"agent", "--containers", "lxc", "--precopy-dirty-mb", "-1"}, `--precopy-dirty-mb -1`},
 		{[]string{"agent", "--containers", "lxc", "--migrate-addr", "somewhere"}, `--migrate-addr "somewhere"`},
 	} {
 		_, _, err := runCLI(t, tc.args...)
