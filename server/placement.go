@@ -24,7 +24,7 @@ type pass struct {
 
 // newPass reads the KB view and validates and converts the instance and the
 // hosts of a filter or weigher call.
-func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hosts []*ecraev1.HostState) (*pass, error) {
+func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hosts []*ecraev1.HostState, packed []byte) (*pass, error) {
 	c, err := s.catalog(ctx)
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
@@ -36,7 +36,7 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 	if err := s.moveRules(c, inst, "instance", &p.req, p.prof); err != nil {
 		return nil, err
 	}
-	hosts, memo, err := s.resolveHosts(hosts)
+	hosts, memo, err := s.resolveHosts(hosts, packed)
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +54,13 @@ func (s *Server) newPass(ctx context.Context, inst *ecraev1.InstanceRequest, hos
 }
 
 // resolveHosts replaces the references among hosts by the states they stand
-// for (see stateCache.resolve), once the call is known not to be oversized.
-func (s *Server) resolveHosts(hosts []*ecraev1.HostState) ([]*ecraev1.HostState, []*held, error) {
+// for (see stateCache.resolve), once the call is known not to be oversized;
+// with packed references (host_refs), hosts are the full states among them
+// (see stateCache.resolvePacked).
+func (s *Server) resolveHosts(hosts []*ecraev1.HostState, packed []byte) ([]*ecraev1.HostState, []*held, error) {
+	if len(packed) > 0 {
+		return s.states.resolvePacked(packed, hosts, s.cfg.MaxHosts, s.stats)
+	}
 	if len(hosts) > s.cfg.MaxHosts {
 		return nil, nil, invalid("hosts", "%d hosts exceed the limit of %d per call", len(hosts), s.cfg.MaxHosts)
 	}
@@ -74,7 +79,7 @@ func (s *Server) done(p *pass) {
 
 // FilterHosts answers one Nova filter pass.
 func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsRequest) (*ecraev1.FilterHostsResponse, error) {
-	p, err := s.newPass(ctx, req.GetInstance(), req.GetHosts())
+	p, err := s.newPass(ctx, req.GetInstance(), req.GetHosts(), req.GetHostRefs())
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +91,7 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 		filter = optimizer.FilterHostsQuiet
 	}
 	verdicts := filter(r, prof, hosts)
-	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source, StatesHeld: true}
+	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source, StatesHeld: true, RefsPacked: true}
 	passed := 0
 	if req.GetPassedOnly() {
 		out.Passed = make([]bool, len(hosts))
@@ -117,7 +122,7 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 
 // WeighHosts answers one Nova weigher pass.
 func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest) (*ecraev1.WeighHostsResponse, error) {
-	p, err := s.newPass(ctx, req.GetInstance(), req.GetHosts())
+	p, err := s.newPass(ctx, req.GetInstance(), req.GetHosts(), req.GetHostRefs())
 	if err != nil {
 		return nil, err
 	}
@@ -137,12 +142,12 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 		for i := range scored {
 			values[i] = scored[i].Score
 		}
-		return &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, ScoreValues: values, StatesHeld: true}, nil
+		return &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, ScoreValues: values, StatesHeld: true, RefsPacked: true}, nil
 	}
 	for i := range notes {
 		appendNote(scored[i].Components, notes[i])
 	}
-	out := &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, Scores: make([]*ecraev1.HostScore, len(hosts)), StatesHeld: true}
+	out := &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, Scores: make([]*ecraev1.HostScore, len(hosts)), StatesHeld: true, RefsPacked: true}
 	// One allocation for all scores and one for all components, not one per
 	// message: this answer is on the path of every Nova boot.
 	all := make([]ecraev1.HostScore, len(hosts))
@@ -216,7 +221,7 @@ func (s *Server) WhatIf(ctx context.Context, req *ecraev1.WhatIfRequest) (*ecrae
 	var notes []string
 	source := "request"
 	if len(req.GetHosts()) > 0 {
-		given, memo, err := s.resolveHosts(req.GetHosts())
+		given, memo, err := s.resolveHosts(req.GetHosts(), nil)
 		if err != nil {
 			return nil, err
 		}

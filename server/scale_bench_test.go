@@ -116,7 +116,7 @@ func BenchmarkPlacementScale(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			pass := scalePass(b, conn, hosts)
+			pass := scalePass(b, conn, hosts, path == "after")
 			for _, clients := range []int{1, 4, 16} {
 				b.Run(fmt.Sprintf("%s/path=%s/clients=%d", vname, path, clients), func(b *testing.B) {
 					debug.SetMemoryLimit(DefaultMemoryLimit)
@@ -161,13 +161,19 @@ func BenchmarkPlacementScale(b *testing.B) {
 }
 
 // scalePass returns one shim pass by reference over n hosts, after a first
-// call has sent the full states; it checks every answer is complete.
-func scalePass(b *testing.B, conn *grpc.ClientConn, n int) func() error {
+// call has sent the full states; it checks every answer is complete. The
+// references are packed (host_refs) or, as before, one HostState each.
+func scalePass(b *testing.B, conn *grpc.ClientConn, n int, packed bool) func() error {
 	full := benchHosts(n)
 	refs := make([]*ecraev1.HostState, n)
+	var hostRefs []byte
 	for i, h := range full {
 		h.StateDigest = uint64(i + 1)
 		refs[i] = &ecraev1.HostState{Host: h.GetHost(), Nodename: h.GetNodename(), StateRef: h.GetStateDigest()}
+		hostRefs = appendPacked(hostRefs, h.GetStateDigest(), h.GetHost(), h.GetNodename())
+	}
+	if packed {
+		refs = nil
 	}
 	inst := &ecraev1.InstanceRequest{Flavor: &ecraev1.Flavor{Name: "bench", Vcpus: 2, MemoryMb: 4096, RootGb: 20}}
 	enc := func(m proto.Message) *encoded {
@@ -201,8 +207,11 @@ func scalePass(b *testing.B, conn *grpc.ClientConn, n int) func() error {
 	if err := filter(enc(&ecraev1.FilterHostsRequest{Instance: inst, Hosts: full, PassedOnly: true})); err != nil {
 		b.Fatal(err)
 	}
-	f := enc(&ecraev1.FilterHostsRequest{Instance: inst, Hosts: refs, PassedOnly: true})
-	w := enc(&ecraev1.WeighHostsRequest{Instance: inst, Hosts: refs, ScoresOnly: true})
+	if !packed {
+		hostRefs = nil
+	}
+	f := enc(&ecraev1.FilterHostsRequest{Instance: inst, Hosts: refs, HostRefs: hostRefs, PassedOnly: true})
+	w := enc(&ecraev1.WeighHostsRequest{Instance: inst, Hosts: refs, HostRefs: hostRefs, ScoresOnly: true})
 	return func() error {
 		if err := filter(f); err != nil {
 			return err
