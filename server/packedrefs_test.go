@@ -243,7 +243,9 @@ func TestPackedRefsRefusals(t *testing.T) {
 	if _, err := srv.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: inst, Hosts: hosts}); err != nil {
 		t.Fatal(err)
 	}
-	ref := func(i int) []byte { return appendPacked(nil, hosts[i].GetStateDigest(), hosts[i].GetHost(), hosts[i].GetNodename()) }
+	ref := func(i int) []byte {
+		return appendPacked(nil, hosts[i].GetStateDigest(), hosts[i].GetHost(), hosts[i].GetNodename())
+	}
 	cases := []struct {
 		name  string
 		refs  []byte
