@@ -302,12 +302,8 @@ func filterHosts(req Request, prof Profile, hosts []Host, quiet bool) []Verdict 
 	st := newState(req, prof)
 	e := evaluator{quiet: quiet}
 	e.reset(len(hosts))
-	for i := range hosts {
-		u, m := hosts[i].CurrentUtilization()
-		st.fit(&hosts[i], u, m, &e.fits[i])
-	}
 	verdicts := make([]Verdict, len(hosts))
-	e.runFilters(st, verdicts)
+	e.runFilters(st, verdicts, st.fitter(hosts))
 	e.reasons(verdicts)
 	return verdicts
 }
@@ -319,6 +315,14 @@ type evaluator struct {
 	why  []byte // reasons and notes of this pass, see fit.why
 	// quiet drops each reason once written: why then holds one at most.
 	quiet bool
+}
+
+// fitter sets the fit of hosts[i] at its current utilisation.
+func (st *state) fitter(hosts []Host) func(int, *fit) {
+	return func(i int, f *fit) {
+		u, m := hosts[i].CurrentUtilization()
+		st.fit(&hosts[i], u, m, f)
+	}
 }
 
 func (e *evaluator) reset(n int) {
@@ -334,36 +338,57 @@ func (e *evaluator) reset(n int) {
 	e.why = e.why[:0]
 }
 
-// runFilters runs the chain over e.fits (as set by state.fit), stage by
-// stage, and fills Passed and Filter of verdicts; reasons stay in e.why until
-// e.reasons. A later stage's text replaces an earlier one's (a relaxed-hint
-// note, then a ceiling rejection).
-func (e *evaluator) runFilters(st *state, verdicts []Verdict) (passed int) {
-	for i := range verdicts {
-		verdicts[i] = Verdict{}
-	}
-	for _, fl := range filterChain() {
-		if p, ok := fl.(preparer); ok {
+// runFilters sets each host's fit with fitHost(i, &e.fits[i]), runs the
+// chain over them and fills Passed and Filter of verdicts (which must be
+// zero: a fresh slice, or cleared); reasons stay in
+// e.why until e.reasons. A later stage's text replaces an earlier one's (a
+// relaxed-hint note, then a ceiling rejection).
+//
+// The stages between two preparers run host by host, all of them for one
+// host before the next: at 10,000 hosts a stage-by-stage sweep reads every
+// host's data once per stage, and that memory traffic was most of a pass.
+// Each stage still sees exactly the hosts the earlier ones passed, and a
+// preparer every host the stages before it passed. Fits are set in the
+// first sweep, with the first stages (the chain does not start with a
+// preparer).
+func (e *evaluator) runFilters(st *state, verdicts []Verdict, fitHost func(i int, f *fit)) (passed int) {
+	chain := filterChain()
+	for from := 0; from < len(chain); {
+		if p, ok := chain[from].(preparer); ok {
 			p.prepare(st, e.fits)
 		}
+		to := from + 1
+		for to < len(chain) {
+			if _, ok := chain[to].(preparer); ok {
+				break
+			}
+			to++
+		}
+		stages := chain[from:to]
 		for i := range e.fits {
 			f := &e.fits[i]
-			if f.out {
-				continue
+			if from == 0 {
+				fitHost(i, f)
 			}
-			start := len(e.why)
-			ok, why := fl.filter(st, f, e.why)
-			e.why = why
-			if e.quiet {
-				e.why = why[:start]
-			} else if len(why) > start {
-				f.why = span{start, len(why)}
-			}
-			if !ok {
-				f.out = true
-				verdicts[i].Filter = fl.name()
+			for _, fl := range stages {
+				if f.out {
+					break
+				}
+				start := len(e.why)
+				ok, why := fl.filter(st, f, e.why)
+				e.why = why
+				if e.quiet {
+					e.why = why[:start]
+				} else if len(why) > start {
+					f.why = span{start, len(why)}
+				}
+				if !ok {
+					f.out = true
+					verdicts[i].Filter = fl.name()
+				}
 			}
 		}
+		from = to
 	}
 	for i := range e.fits {
 		if !e.fits[i].out {

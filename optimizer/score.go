@@ -295,12 +295,8 @@ func FilterWeigh(req Request, prof Profile, hosts []Host, weights map[string]flo
 	st := newState(req, prof)
 	e := evaluator{quiet: true}
 	e.reset(len(hosts))
-	for i := range hosts {
-		u, m := hosts[i].CurrentUtilization()
-		st.fit(&hosts[i], u, m, &e.fits[i])
-	}
 	verdicts := make([]Verdict, len(hosts))
-	passed := e.runFilters(st, verdicts)
+	passed := e.runFilters(st, verdicts, st.fitter(hosts))
 	return verdicts, weigh(st, hosts, e.fits, passed, weights, explain)
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 
 	"github.com/ecrae/ecrae/internal/quote"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
@@ -78,7 +79,7 @@ func countPacked(packed []byte) (hosts, fulls int, err error) {
 // resolvePacked is resolve for a call whose hosts come packed: hosts[i] is
 // the state host i stands for, memo[i] its held entry (nil for a full state
 // sent without a digest). fulls are the call's repeated hosts, the full
-// states the placeholders of packed stand for, in order.
+// states the places in packed stand for, in order.
 //
 // References are resolved under the read lock, so concurrent calls do not
 // queue behind each other, as long as each names its node's most recent
@@ -86,19 +87,16 @@ func countPacked(packed []byte) (hosts, fulls int, err error) {
 // last boot changed) are then remembered under the exclusive lock. A call
 // with other references is resolved under the exclusive lock, as resolve.
 func (c *stateCache) resolvePacked(packed []byte, fulls []*ecraev1.HostState, maxHosts int, stats *Metrics) (hosts []*ecraev1.HostState, memo []*held, err error) {
-	n, placeholders, err := countPacked(packed)
-	switch {
-	case err != nil:
-		return nil, nil, err
-	case n > maxHosts:
-		return nil, nil, invalid("host_refs", "%d hosts exceed the limit of %d per call", n, maxHosts)
-	case placeholders != len(fulls):
-		return nil, nil, invalid("host_refs", "%d places for full states, but hosts holds %d", placeholders, len(fulls))
+	// Sized for entries like the first: the shim's names are alike.
+	size := 8
+	if _, n := nextPacked(packed); n > 0 {
+		size = n
 	}
-	hosts, memo = make([]*ecraev1.HostState, n), make([]*held, n)
-	refs, ok := c.packedRefs(packed, hosts, memo)
+	guess := min(len(packed)/size+1, maxHosts+1)
+	hosts, memo = make([]*ecraev1.HostState, 0, guess), make([]*held, 0, guess)
+	hosts, memo, refs, ok := c.packedRefs(packed, hosts, memo, len(fulls), maxHosts)
 	if !ok {
-		return c.resolvePackedLocked(packed, fulls, hosts, memo, stats)
+		return c.resolvePackedLocked(packed, fulls, hosts[:0], memo[:0], maxHosts, stats)
 	}
 	stats.referenced(refs, false)
 	if len(fulls) == 0 {
@@ -124,41 +122,58 @@ func (c *stateCache) resolvePacked(packed []byte, fulls []*ecraev1.HostState, ma
 	return hosts, memo, nil
 }
 
-// packedRefs fills hosts and memo for the references of packed under the
-// read lock, and says how many there were; !ok, with the references'
-// recency unchanged, when one is not held, names another node or is not its
-// node's most recent state.
-func (c *stateCache) packedRefs(packed []byte, hosts []*ecraev1.HostState, memo []*held) (refs int, ok bool) {
+// packedRefs appends to hosts and memo what packed stands for, its
+// references resolved under the read lock (a full state's place is nil),
+// and says how many references there were. ok is false, with only the
+// recency of some references changed, when one is not held, names another
+// node, is not its node's most recent state, or when packed is not
+// well-formed: resolvePackedLocked then says what is wrong, or resolves it.
+func (c *stateCache) packedRefs(packed []byte, hosts []*ecraev1.HostState, memo []*held, fulls, maxHosts int) (_ []*ecraev1.HostState, _ []*held, refs int, ok bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for i, at := 0, 0; at < len(packed); i++ {
+	stamp := c.clock.Load()
+	places := 0
+	for at := 0; at < len(packed); {
 		r, n := nextPacked(packed[at:])
+		if n < 0 || len(hosts) == maxHosts {
+			return hosts, memo, 0, false
+		}
+		names := packed[at+8 : at+n]
 		at += n
 		if r.digest == 0 {
+			if places++; places > fulls {
+				return hosts, memo, 0, false
+			}
+			hosts, memo = append(hosts, nil), append(memo, nil)
 			continue
 		}
 		e, found := c.states[r.digest]
-		if !found || e.state.Host != string(r.host) || e.state.Nodename != string(r.nodename) || e.ring.digests[len(e.ring.digests)-1] != r.digest {
-			return 0, false
+		if !found || !e.latest || e.names != maphash.Bytes(c.seed, names) {
+			return hosts, memo, 0, false
 		}
-		hosts[i], memo[i] = e.state, e
+		// Concurrent calls may stamp alike: eviction needs recency by
+		// call, not an order among one call's hosts.
+		stamp++
+		e.used.Store(stamp)
+		hosts, memo = append(hosts, e.state), append(memo, e)
 		refs++
 	}
-	stamp := c.clock.Add(uint64(refs)) - uint64(refs)
-	for _, e := range memo {
-		if e != nil {
-			stamp++
-			e.used.Store(stamp)
-		}
-	}
-	return refs, true
+	c.clock.Add(uint64(refs))
+	return hosts, memo, refs, places == fulls
 }
 
 // resolvePackedLocked is resolvePacked under the exclusive lock, whatever
-// the call; hosts and memo are blank, one per host.
-func (c *stateCache) resolvePackedLocked(packed []byte, fulls []*ecraev1.HostState, hosts []*ecraev1.HostState, memo []*held, stats *Metrics) ([]*ecraev1.HostState, []*held, error) {
-	clear(hosts)
-	clear(memo)
+// the call, appending to hosts and memo (empty).
+func (c *stateCache) resolvePackedLocked(packed []byte, fulls []*ecraev1.HostState, hosts []*ecraev1.HostState, memo []*held, maxHosts int, stats *Metrics) ([]*ecraev1.HostState, []*held, error) {
+	n, places, err := countPacked(packed)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case n > maxHosts:
+		return nil, nil, invalid("host_refs", "%d hosts exceed the limit of %d per call", n, maxHosts)
+	case places != len(fulls):
+		return nil, nil, invalid("host_refs", "%d places for full states, but hosts holds %d", places, len(fulls))
+	}
 	resolved, unknown := 0, false
 	defer func() { stats.referenced(resolved, unknown) }()
 	c.mu.Lock()
@@ -173,10 +188,11 @@ func (c *stateCache) resolvePackedLocked(packed []byte, fulls []*ecraev1.HostSta
 				return nil, nil, err
 			}
 			k++
-			hosts[i] = h
+			var e *held
 			if h.GetStateDigest() != 0 {
-				memo[i] = c.remember(h)
+				e = c.remember(h)
 			}
+			hosts, memo = append(hosts, h), append(memo, e)
 			continue
 		}
 		e, ok := c.states[r.digest]
@@ -187,7 +203,7 @@ func (c *stateCache) resolvePackedLocked(packed []byte, fulls []*ecraev1.HostSta
 				i, r.digest, quote.Value(string(r.host)), quote.Value(string(r.nodename))))
 		}
 		c.touch(e, r.digest)
-		hosts[i], memo[i] = e.state, e
+		hosts, memo = append(hosts, e.state), append(memo, e)
 		resolved++
 	}
 	return hosts, memo, nil

@@ -91,7 +91,7 @@ func serve(t *testing.T, srv *Server, codec Codec) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(grpc.ForceServerCodecV2(codec))
+	g := grpc.NewServer(codec.ServerOptions()...)
 	srv.Register(g)
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)

@@ -71,9 +71,11 @@ func (s *Server) resolveHosts(hosts []*ecraev1.HostState, packed []byte) ([]*ecr
 }
 
 // done hands the pass's hosts back for the next pass to convert into: the
-// answer holds none of them (names are strings, copied by value).
+// answer holds none of them (names are strings, copied by value). They are
+// not cleared: at 10,000 hosts that was 2.4 MB zeroed per call, and what
+// they refer to (models, names) is the service's own, shared, and dropped
+// with the buffer when the pool is emptied at a collection.
 func (s *Server) done(p *pass) {
-	clear(*p.buf) // drop the references the hosts hold until reused
 	s.hostBufs.Put(p.buf)
 }
 

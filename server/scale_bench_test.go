@@ -108,7 +108,7 @@ func BenchmarkPlacementScale(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			g := grpc.NewServer(grpc.ForceServerCodecV2(codec), grpc.MaxRecvMsgSize(64<<20))
+			g := grpc.NewServer(append(codec.ServerOptions(), grpc.MaxRecvMsgSize(64<<20))...)
 			srv.Register(g)
 			go g.Serve(lis)
 			conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
