@@ -133,6 +133,11 @@ func (c *stateCache) packedRefs(packed []byte, hosts []*ecraev1.HostState, memo 
 	defer c.mu.RUnlock()
 	stamp := c.clock.Load()
 	places := 0
+	var hint []*held
+	if h := c.hint.Load(); h != nil {
+		hint = *h
+	}
+	next := 0 // in hint: where this call's next host is looked for first
 	for at := 0; at < len(packed); {
 		r, n := nextPacked(packed[at:])
 		if n < 0 || len(hosts) == maxHosts {
@@ -147,8 +152,19 @@ func (c *stateCache) packedRefs(packed []byte, hosts []*ecraev1.HostState, memo 
 			hosts, memo = append(hosts, nil), append(memo, nil)
 			continue
 		}
-		e, found := c.states[r.digest]
-		if !found || !e.latest || e.names != maphash.Bytes(c.seed, names) {
+		// The hint's next hosts first (a few, for the hosts a filter
+		// dropped), else the map. Only a held entry is latest.
+		var e *held
+		for k := next; k < min(next+hintWindow, len(hint)); k++ {
+			if hint[k] != nil && hint[k].digest == r.digest {
+				e, next = hint[k], k+1
+				break
+			}
+		}
+		if e == nil || !e.latest { // a hint's entry may be gone since
+			e = c.states[r.digest]
+		}
+		if e == nil || !e.latest || e.names != maphash.Bytes(c.seed, names) {
 			return hosts, memo, 0, false
 		}
 		// Concurrent calls may stamp alike: eviction needs recency by
@@ -159,8 +175,16 @@ func (c *stateCache) packedRefs(packed []byte, hosts []*ecraev1.HostState, memo 
 		refs++
 	}
 	c.clock.Add(uint64(refs))
-	return hosts, memo, refs, places == fulls
+	if places != fulls {
+		return hosts, memo, 0, false
+	}
+	c.hint.Store(&memo)
+	return hosts, memo, refs, true
 }
+
+// hintWindow is how far ahead in the hint a host is looked for: the
+// weigher's call skips the hosts the filter rejected.
+const hintWindow = 8
 
 // resolvePackedLocked is resolvePacked under the exclusive lock, whatever
 // the call, appending to hosts and memo (empty).
@@ -206,6 +230,7 @@ func (c *stateCache) resolvePackedLocked(packed []byte, fulls []*ecraev1.HostSta
 		hosts, memo = append(hosts, e.state), append(memo, e)
 		resolved++
 	}
+	c.hint.Store(&memo)
 	return hosts, memo, nil
 }
 

@@ -197,6 +197,27 @@ func TestPackedRefsAnswerAsFullStates(t *testing.T) {
 					t.Fatalf("%s: the answer does not say refs_packed", step)
 				}
 			}
+			// The weigher's call of a Nova pass holds the hosts the filter
+			// passed: a subsequence, which the service's hint must follow.
+			var some []*ecraev1.HostState
+			for i, h := range hosts {
+				if i%(2+round) != 0 {
+					some = append(some, h)
+				}
+			}
+			subRefs, subFull := pack(some, held)
+			subPlain := make([]*ecraev1.HostState, len(some))
+			for i, h := range some {
+				subPlain[i] = proto.Clone(h).(*ecraev1.HostState)
+				subPlain[i].StateDigest = 0
+			}
+			if len(subFull) == len(some) {
+				subRefs = nil
+			}
+			want, got := &ecraev1.WeighHostsResponse{}, &ecraev1.WeighHostsResponse{}
+			sameAnswer(t, step+" (a subsequence)", old, cur, "WeighHosts",
+				&ecraev1.WeighHostsRequest{Instance: inst, Hosts: subPlain, ScoresOnly: true}, want,
+				&ecraev1.WeighHostsRequest{Instance: inst, Hosts: subFull, HostRefs: subRefs, ScoresOnly: true}, got)
 			for _, h := range hosts {
 				held[h.GetStateDigest()] = true
 			}
@@ -312,4 +333,52 @@ func FuzzPackedRefs(f *testing.F) {
 			t.Fatalf("re-encoded %d bytes from %d", len(again), len(data))
 		}
 	})
+}
+
+// TestPackedRefsHintHoldsNoDroppedState: a state evicted since the call
+// that left it in the service's hint is not held any more, hint or not:
+// a reference to it is FailedPrecondition.
+func TestPackedRefsHintHoldsNoDroppedState(t *testing.T) {
+	h := newHarness(t, testKB)
+	srv, err := New(Config{StateCacheSize: 4}, h.store, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mk := func(prefix string) []*ecraev1.HostState {
+		var hosts []*ecraev1.HostState
+		for i := range 4 {
+			hosts = append(hosts, novaHost(fmt.Sprintf("%s%d", prefix, i), "x86_64", 3, 3))
+		}
+		return setDigests(hosts)
+	}
+	inst := small("web")
+	call := func(hosts []*ecraev1.HostState, packed bool) error {
+		req := &ecraev1.WeighHostsRequest{Instance: inst, Hosts: hosts, ScoresOnly: true}
+		if packed {
+			req.Hosts, req.HostRefs = nil, nil
+			for _, h := range hosts {
+				req.HostRefs = appendPacked(req.HostRefs, h.GetStateDigest(), h.GetHost(), h.GetNodename())
+			}
+		}
+		_, err := srv.WeighHosts(ctx, req)
+		return err
+	}
+	first, second := mk("a"), mk("b")
+	for _, step := range []struct {
+		hosts  []*ecraev1.HostState
+		packed bool
+		code   codes.Code
+	}{
+		{first, false, codes.OK},
+		{first, true, codes.OK}, // the hint now holds first's states
+		{second, false, codes.OK},
+		{first, true, codes.FailedPrecondition}, // evicted by second's
+		{first, false, codes.OK},
+		{first, true, codes.OK},
+	} {
+		if err := call(step.hosts, step.packed); status.Code(err) != step.code {
+			t.Fatalf("%s… packed=%v: %v, want %v", step.hosts[0].GetHost(), step.packed, err, step.code)
+		}
+	}
 }

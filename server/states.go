@@ -40,6 +40,12 @@ type stateCache struct {
 	limit  int
 	clock  atomic.Uint64 // stamps held.used
 	seed   maphash.Seed  // of held.names
+	// hint is the entries of the last packed call resolved, in its order
+	// (never modified): the shim sends the same hosts in the same order
+	// call after call, or a subsequence of them (the weigher's, without
+	// the hosts the filter rejected), and reading them in order spares a
+	// lookup per host. See packedRefs.
+	hint atomic.Pointer[[]*held]
 }
 
 type node struct{ host, nodename string }
@@ -60,7 +66,8 @@ type held struct {
 	// written under the exclusive lock): a packed reference is checked
 	// against them without reading the state or the ring.
 	names  uint64
-	latest bool
+	latest bool   // implies the state is held
+	digest uint64 // it is held under
 	used   atomic.Uint64
 	conv   atomic.Pointer[converted]
 	live   atomic.Pointer[enriched]
@@ -247,7 +254,7 @@ func (c *stateCache) remember(h *ecraev1.HostState) *held {
 	if len(r.digests) == statesPerNode {
 		c.drop(r.digests[0])
 	}
-	e := &held{state: h, ring: r, names: c.namesHash(h.GetHost(), h.GetNodename())}
+	e := &held{state: h, ring: r, names: c.namesHash(h.GetHost(), h.GetNodename()), digest: d}
 	e.used.Store(c.clock.Add(1))
 	c.states[d] = e
 	var last uint64
@@ -281,6 +288,7 @@ func (c *stateCache) drop(d uint64) {
 		return
 	}
 	delete(c.states, d)
+	e.latest = false
 	r := e.ring
 	if i := slices.Index(r.digests, d); i >= 0 {
 		r.digests = slices.Delete(r.digests, i, i+1)
