@@ -26,6 +26,10 @@ type filter interface {
 	// filter reports whether the host passes. It appends to why the reason
 	// for a rejection, or a note on a pass, and returns the buffer.
 	filter(st *state, f *fit, why []byte) (bool, []byte)
+	// applies is false when, for this request, filter passes every host
+	// and says nothing (no group, no image ISA, no ceiling...): the stage
+	// is then skipped, not called 10,000 times to no effect.
+	applies(st *state) bool
 }
 
 // preparer is implemented by a stage that must see every host still in the
@@ -84,6 +88,8 @@ type hostFilter struct{}
 
 func (hostFilter) name() string { return FilterHost }
 
+func (hostFilter) applies(*state) bool { return true }
+
 func (hostFilter) filter(_ *state, f *fit, why []byte) (bool, []byte) {
 	h := f.h
 	switch {
@@ -101,6 +107,8 @@ func (hostFilter) filter(_ *state, f *fit, why []byte) (bool, []byte) {
 type groupFilter struct{}
 
 func (groupFilter) name() string { return FilterGroup }
+
+func (groupFilter) applies(st *state) bool { return len(st.group.Hosts) > 0 }
 
 func (groupFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 	g := &st.group
@@ -131,6 +139,8 @@ func (groupFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 type capacityFilter struct{}
 
 func (capacityFilter) name() string { return FilterCapacity }
+
+func (capacityFilter) applies(st *state) bool { return st.vcpus > 0 || st.ramMB > 0 || st.diskMB > 0 }
 
 func (capacityFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 	h := f.h
@@ -187,6 +197,8 @@ type isaFilter struct{}
 
 func (isaFilter) name() string { return FilterISA }
 
+func (isaFilter) applies(st *state) bool { return st.imageISA != "" }
+
 func (isaFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 	if st.imageISA == "" || st.imageISA == f.isa {
 		return true, why
@@ -206,6 +218,9 @@ func (isaFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 type candidatesFilter struct{}
 
 func (candidatesFilter) name() string { return FilterCandidates }
+
+// applies: without a candidate list every host is a candidate.
+func (candidatesFilter) applies(st *state) bool { return !st.open }
 
 // prepare decides, in hint mode, whether the hint must be relaxed. A
 // candidate "can take it" when it passed the earlier stages and is within
@@ -266,6 +281,19 @@ func (candidatesFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 type ceilingFilter struct{}
 
 func (ceilingFilter) name() string { return FilterCeiling }
+
+// applies: some host may have a ceiling, the profile's or a candidate's.
+func (ceilingFilter) applies(st *state) bool {
+	if st.ceiling > 0 {
+		return true
+	}
+	for i := range st.cands {
+		if st.cands[i].ceiling > 0 {
+			return true
+		}
+	}
+	return false
+}
 
 func (ceilingFilter) filter(st *state, f *fit, why []byte) (bool, []byte) {
 	if !f.overCeiling() {
@@ -364,7 +392,13 @@ func (e *evaluator) runFilters(st *state, verdicts []Verdict, fitHost func(i int
 			}
 			to++
 		}
-		stages := chain[from:to]
+		var buf [len(chain)]filter
+		stages := buf[:0]
+		for _, fl := range chain[from:to] {
+			if fl.applies(st) {
+				stages = append(stages, fl)
+			}
+		}
 		for i := range e.fits {
 			f := &e.fits[i]
 			if from == 0 {
