@@ -138,14 +138,20 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 	notes := s.live(p.cat, hosts, p.memo, !quiet)
 	// A host the rules reject gets no score: it is not weighed, nor counted
 	// in the others' normalisation.
-	verdicts, scored := optimizer.FilterWeigh(r, prof, hosts, weights, !quiet)
 	if req.GetScoresOnly() {
-		values := make([]float64, len(scored))
-		for i := range scored {
-			values[i] = scored[i].Score
+		var values []float64
+		if s.baseline { // as before issue 15: every component built, then summed
+			_, scored := optimizer.FilterWeigh(r, prof, hosts, weights, false)
+			values = make([]float64, len(scored))
+			for i := range scored {
+				values[i] = scored[i].Score
+			}
+		} else {
+			values = optimizer.FilterWeighScores(r, prof, hosts, weights)
 		}
 		return &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, ScoreValues: values, StatesHeld: true, RefsPacked: true}, nil
 	}
+	verdicts, scored := optimizer.FilterWeigh(r, prof, hosts, weights, !quiet)
 	for i := range notes {
 		appendNote(scored[i].Components, notes[i])
 	}
