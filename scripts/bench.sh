@@ -64,6 +64,32 @@ for line in open(sys.argv[2]):
         print(f"{m.group(1) + ' ' + path:28} {cpu} {val[path + '-x4/x1']:6.2f} {val[path + '-x16/x1']:7.2f} "
               f"{val[path + '-cpu-x4/x1']:10.2f} {val[path + '-cpu-x16/x1']:11.2f}")
 PY
+echo
+# The in-run baseline shares the optimizer and the pass buffers with the
+# current path, which got faster too: also compare with the baseline path as
+# committed at SCALE_BASE (default: the last commit before packed references),
+# its test binary built from git archive, runs interleaved.
+base=${SCALE_BASE:-67686a4}
+echo "== Issue 15, CPU per pass against path=before as committed at $base (interleaved, medians of 3) =="
+mkdir -p "$out/base" && git archive "$base" | tar -x -C "$out/base"
+(cd "$out/base" && go test -c -o "$out/base.test" ./server/) && go test -c -o "$out/now.test" ./server/
+for _ in 1 2 3; do
+  for v in empty 100k-instances; do
+    (cd server && "$out/base.test" -test.run '^$' -test.bench "BenchmarkPlacementScale/view=$v/path=before/clients=1\$" -test.benchtime 40x | sed -n 's/^Benchmark/base Benchmark/p')
+    (cd server && "$out/now.test" -test.run '^$' -test.bench "BenchmarkPlacementScale/view=$v/path=after/clients=1\$" -test.benchtime 40x | sed -n 's/^Benchmark/now Benchmark/p')
+  done
+done | tee "$out/base.txt"
+python3 - "$out/base.txt" <<'PY'
+import re, statistics, sys
+v = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(base|now) BenchmarkPlacementScale/view=(\S+?)/.* ([\d.]+) cpu-ms/pass", line)
+    if m:
+        v.setdefault((m.group(2), m.group(1)), []).append(float(m.group(3)))
+for view in ("empty", "100k-instances"):
+    b, n = statistics.median(v[(view, "base")]), statistics.median(v[(view, "now")])
+    print(f"view={view:15} cpu ms/pass before (at base) {b:6.2f}  after (now) {n:6.2f}  ratio {n / b:.2f}")
+PY
 echo "targets (issue 15): after/before CPU per pass <= 0.33; 4 and 16 clients >= 1 client; 100k-instance view / empty <= 1.2"
 echo "(on a shared machine, throughput follows the CPU share the process gets; CPU per pass with 4 and 16 clients over 1 client's says what concurrency itself costs)"
 
