@@ -367,8 +367,8 @@ func (e *evaluator) reset(n int) {
 }
 
 // runFilters sets each host's fit with fitHost(i, &e.fits[i]), runs the
-// chain over them and fills Passed and Filter of verdicts (which must be
-// zero: a fresh slice, or cleared); reasons stay in
+// chain over them and sets Passed and Filter of verdicts (and clears
+// Reason: verdicts may be reused); reasons stay in
 // e.why until e.reasons. A later stage's text replaces an earlier one's (a
 // relaxed-hint note, then a ceiling rejection).
 //
@@ -425,10 +425,12 @@ func (e *evaluator) runFilters(st *state, verdicts []Verdict, fitHost func(i int
 		from = to
 	}
 	for i := range e.fits {
-		if !e.fits[i].out {
-			verdicts[i].Passed = true
-			passed++
+		if e.fits[i].out { // Filter was set when it was rejected
+			verdicts[i].Passed, verdicts[i].Reason = false, ""
+			continue
 		}
+		verdicts[i] = Verdict{Passed: true}
+		passed++
 	}
 	return passed
 }

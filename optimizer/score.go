@@ -278,12 +278,19 @@ func normalized(raw, lo, width float64, lowerIsBetter bool) float64 {
 // rejected host, without a Component per host and scorer (at 10,000 hosts,
 // 1.6 MB written and read again per call).
 func FilterWeighScores(req Request, prof Profile, hosts []Host, weights map[string]float64) []float64 {
+	return new(Scratch).FilterWeighScores(req, prof, hosts, weights)
+}
+
+// FilterWeighScores is the package's FilterWeighScores in sc's memory.
+func (sc *Scratch) FilterWeighScores(req Request, prof Profile, hosts []Host, weights map[string]float64) []float64 {
 	st := newState(req, prof)
-	e := evaluator{quiet: true}
+	e := &sc.quiet
+	e.quiet = true
 	e.reset(len(hosts))
-	passed := e.runFilters(st, make([]Verdict, len(hosts)), st.fitter(hosts))
+	passed := e.runFilters(st, sc.verdictsFor(len(hosts)), st.fitter(hosts))
 	active, k := enabled(weights)
-	raw := make([]float64, passed*k) // host-major, as weigh's components
+	sc.raw = slices.Grow(sc.raw[:0], passed*k)[:passed*k]
+	raw := sc.raw // host-major, as weigh's components
 	n := 0
 	for i := range e.fits {
 		f := &e.fits[i]

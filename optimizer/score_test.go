@@ -370,8 +370,11 @@ func TestFilterWeighMatchesSeparateCalls(t *testing.T) {
 // TestFilterWeighScoresIsFilterWeigh: on random hosts (some full, measured,
 // disabled, without a model, with NaN utilisation) and requests, under
 // random weights (a scorer disabled too), FilterWeighScores answers each
-// host's FilterWeigh Score, bit for bit.
+// host's FilterWeigh Score, bit for bit; and so does a Scratch used call
+// after call over clusters of other sizes, whose FilterPassed answers as
+// FilterHostsQuiet.
 func TestFilterWeighScoresIsFilterWeigh(t *testing.T) {
+	var sc Scratch
 	rng := rand.New(rand.NewPCG(15, 1))
 	models := []*Model{xeon, altra, nil}
 	profs := []Profile{web, {Tag: "open"}, {Tag: "capped", UtilizationCeiling: 0.5, CPULoad: 0.3},
@@ -397,10 +400,25 @@ func TestFilterWeighScoresIsFilterWeigh(t *testing.T) {
 		weights := map[string]float64{ScorerEnergy: float64(rng.IntN(3)), ScorerConsolidation: rng.Float64()}
 		_, scored := FilterWeigh(req, prof, hosts, weights, false)
 		got := FilterWeighScores(req, prof, hosts, weights)
+		again := sc.FilterWeighScores(req, prof, hosts, weights)
 		for i := range hosts {
-			if math.Float64bits(got[i]) != math.Float64bits(scored[i].Score) {
-				t.Fatalf("round %d host %d: %v, FilterWeigh %v", round, i, got[i], scored[i].Score)
+			if math.Float64bits(got[i]) != math.Float64bits(scored[i].Score) || math.Float64bits(again[i]) != math.Float64bits(got[i]) {
+				t.Fatalf("round %d host %d: %v (scratch %v), FilterWeigh %v", round, i, got[i], again[i], scored[i].Score)
 			}
+		}
+		verdicts := FilterHostsQuiet(req, prof, hosts)
+		flags, passed := sc.FilterPassed(req, prof, hosts)
+		n := 0
+		for i := range hosts {
+			if flags[i] != verdicts[i].Passed {
+				t.Fatalf("round %d host %d: FilterPassed %v, FilterHostsQuiet %+v", round, i, flags[i], verdicts[i])
+			}
+			if flags[i] {
+				n++
+			}
+		}
+		if passed != n {
+			t.Fatalf("round %d: %d passed, %d flags", round, passed, n)
 		}
 	}
 }

@@ -20,6 +20,7 @@ type pass struct {
 	hosts       []optimizer.Host
 	buf         *[]optimizer.Host // backs hosts, recycled by done
 	memo        []*held           // memo[i]: the held state hosts[i] came from, if any
+	sc          *optimizer.Scratch
 }
 
 // newPass reads the KB view and validates and converts the instance and the
@@ -77,6 +78,19 @@ func (s *Server) resolveHosts(hosts []*ecraev1.HostState, packed []byte) ([]*ecr
 // with the buffer when the pool is emptied at a collection.
 func (s *Server) done(p *pass) {
 	s.hostBufs.Put(p.buf)
+	if p.sc != nil {
+		s.scratches.Put(p.sc)
+	}
+}
+
+// scratch is the optimizer's working memory for p, given back by done.
+func (s *Server) scratch(p *pass) *optimizer.Scratch {
+	if p.sc == nil {
+		if p.sc, _ = s.scratches.Get().(*optimizer.Scratch); p.sc == nil {
+			p.sc = new(optimizer.Scratch)
+		}
+	}
+	return p.sc
 }
 
 // FilterHosts answers one Nova filter pass.
@@ -88,14 +102,18 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 	defer s.done(p)
 	r, prof, tag, source, hosts := p.req, p.prof, p.tag, p.source, p.hosts
 	s.live(p.cat, hosts, p.memo, false) // measured utilisation decides the ceiling
-	filter := optimizer.FilterHosts
-	if req.GetPassedOnly() {
-		filter = optimizer.FilterHostsQuiet
-	}
-	verdicts := filter(r, prof, hosts)
 	out := &ecraev1.FilterHostsResponse{Tag: tag, TagSource: source, StatesHeld: true, RefsPacked: true}
 	passed := 0
-	if req.GetPassedOnly() {
+	var verdicts []optimizer.Verdict
+	switch {
+	case req.GetPassedOnly() && !s.baseline:
+		out.Passed, passed = s.scratch(p).FilterPassed(r, prof, hosts)
+	case req.GetPassedOnly():
+		verdicts = optimizer.FilterHostsQuiet(r, prof, hosts)
+	default:
+		verdicts = optimizer.FilterHosts(r, prof, hosts)
+	}
+	if req.GetPassedOnly() && s.baseline {
 		out.Passed = make([]bool, len(hosts))
 		for i, v := range verdicts {
 			out.Passed[i] = v.Passed
@@ -103,7 +121,7 @@ func (s *Server) FilterHosts(ctx context.Context, req *ecraev1.FilterHostsReques
 				passed++
 			}
 		}
-	} else {
+	} else if !req.GetPassedOnly() {
 		out.Verdicts = make([]*ecraev1.HostVerdict, len(hosts))
 		all := make([]ecraev1.HostVerdict, len(hosts))
 		for i, v := range verdicts {
@@ -147,7 +165,7 @@ func (s *Server) WeighHosts(ctx context.Context, req *ecraev1.WeighHostsRequest)
 				values[i] = scored[i].Score
 			}
 		} else {
-			values = optimizer.FilterWeighScores(r, prof, hosts, weights)
+			values = s.scratch(p).FilterWeighScores(r, prof, hosts, weights)
 		}
 		return &ecraev1.WeighHostsResponse{Tag: tag, TagSource: source, ScoreValues: values, StatesHeld: true, RefsPacked: true}, nil
 	}
