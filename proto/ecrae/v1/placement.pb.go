@@ -588,7 +588,8 @@ type FilterHostsRequest struct {
 	// and its UTF-8 bytes. A digest of 0 stands for the next full state of
 	// `hosts`, in order, so a call mixes references and full states as before;
 	// every host of `hosts` must be taken. About 40 bytes a host, read without a
-	// message per host. Empty: `hosts` alone is the call, as before.
+	// message per host. Empty: `hosts` alone is the call, as before. Errors
+	// name a host by its place in the call (`hosts[i]`, `host_refs[i]`).
 	HostRefs      []byte `protobuf:"bytes,4,opt,name=host_refs,json=hostRefs,proto3" json:"host_refs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
