@@ -110,7 +110,7 @@ func (c *stateCache) resolvePacked(packed []byte, fulls []*ecraev1.HostState, ma
 			continue
 		}
 		h := fulls[k]
-		if err := checkFull(h, k); err != nil {
+		if err := checkFull(h, i); err != nil {
 			return nil, nil, err
 		}
 		k++
@@ -208,7 +208,7 @@ func (c *stateCache) resolvePackedLocked(packed []byte, fulls []*ecraev1.HostSta
 		at += n
 		if r.digest == 0 {
 			h := fulls[k]
-			if err := checkFull(h, k); err != nil {
+			if err := checkFull(h, i); err != nil {
 				return nil, nil, err
 			}
 			k++
@@ -234,11 +234,12 @@ func (c *stateCache) resolvePackedLocked(packed []byte, fulls []*ecraev1.HostSta
 	return hosts, memo, nil
 }
 
-// checkFull refuses hosts[k] of a call with host_refs when it is a
-// reference: those go in host_refs then. (convertHosts checks the rest.)
-func checkFull(h *ecraev1.HostState, k int) error {
+// checkFull refuses the full state of host i (its place in the call) of a
+// call with host_refs when it is a reference: those go in host_refs then.
+// (convertHosts checks the rest.)
+func checkFull(h *ecraev1.HostState, i int) error {
 	if h.GetStateRef() != 0 {
-		return invalid(fmt.Sprintf("hosts[%d].state_ref", k), "a call with host_refs sends its references there, not in hosts")
+		return invalid(fmt.Sprintf("hosts[%d].state_ref", i), "a call with host_refs sends its references there, not in hosts")
 	}
 	return nil
 }

@@ -280,7 +280,7 @@ func TestPackedRefsRefusals(t *testing.T) {
 		{"place without a state", append(ref(0), make([]byte, 8)...), nil, codes.InvalidArgument, "host_refs: 1 places for full states, but hosts holds 0"},
 		{"state without a place", ref(0), hosts[1:], codes.InvalidArgument, "host_refs: 0 places for full states, but hosts holds 1"},
 		{"too many", append(append(ref(0), ref(1)...), append(ref(0), ref(1)...)...), nil, codes.InvalidArgument, "host_refs: 4 hosts exceed the limit of 3"},
-		{"reference in hosts", append(ref(0), make([]byte, 8)...), []*ecraev1.HostState{{Host: "b", Nodename: "b", StateRef: hosts[1].GetStateDigest()}}, codes.InvalidArgument, "hosts[0].state_ref: a call with host_refs"},
+		{"reference in hosts", append(ref(0), make([]byte, 8)...), []*ecraev1.HostState{{Host: "b", Nodename: "b", StateRef: hosts[1].GetStateDigest()}}, codes.InvalidArgument, "hosts[1].state_ref: a call with host_refs"},
 		{"not held", append(ref(0), appendPacked(nil, 99, "b", "b")...), nil, codes.FailedPrecondition, `host_refs[1]: state 0000000000000063 of host "b" (node "b") is not held here`},
 		{"other node", appendPacked(nil, hosts[0].GetStateDigest(), "b", hosts[0].GetNodename()), nil, codes.FailedPrecondition, "host_refs[0]: state"},
 	}
