@@ -192,3 +192,41 @@ func TestGroupManyHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestStageThatDoesNotApplyPassesEverything: a stage runFilters skips for a
+// request (applies is false) would have passed every host without a word,
+// whatever the host: over requests with and without a group, an image ISA,
+// candidates, ceilings, a zero size; and hosts busy, full, disabled, of
+// either model or none.
+func TestStageThatDoesNotApplyPassesEverything(t *testing.T) {
+	reqs := []Request{small, {Name: "empty"}, {Name: "arm", VCPUs: 2, ImageISA: "arm64"},
+		{Name: "group", VCPUs: 1, Group: GroupRule{Policy: PolicyAntiAffinity, Hosts: []string{"b"}}}}
+	profs := []Profile{web, {Tag: "open"}, {Tag: "capped", UtilizationCeiling: 0.5},
+		{Tag: "exact", Mode: ModeExact, Candidates: []Candidate{{Architecture: "xeon"}}},
+		{Tag: "candidate-ceiling", Candidates: []Candidate{{Architecture: "xeon", UtilizationCeiling: 0.5}}}}
+	hosts := []Host{host("a", xeon, 0), host("b", altra, 15), measured(host("c", xeon, 8), 0.95),
+		with(host("d", altra, 2), func(h *Host) { h.Disabled = true }), with(host("e", nil, 40), func(h *Host) { h.VCPUsTotal = 4 })}
+	skipped := 0
+	for _, r := range reqs {
+		for _, p := range profs {
+			st := newState(r, p)
+			for _, fl := range filterChain() {
+				if fl.applies(st) {
+					continue
+				}
+				skipped++
+				for i := range hosts {
+					var f fit
+					u, m := hosts[i].CurrentUtilization()
+					st.fit(&hosts[i], u, m, &f)
+					if ok, why := fl.filter(st, &f, nil); !ok || len(why) > 0 {
+						t.Errorf("%s for %s/%s on %s: passed %v, %q", fl.name(), r.Name, p.Tag, hosts[i].Name, ok, why)
+					}
+				}
+			}
+		}
+	}
+	if skipped < 10 {
+		t.Fatalf("only %d stages skipped: the cases do not test applies", skipped)
+	}
+}

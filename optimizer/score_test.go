@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -363,5 +364,61 @@ func TestFilterWeighMatchesSeparateCalls(t *testing.T) {
 	}
 	if rejected == 0 || scored == 0 {
 		t.Fatalf("%d rejected, %d scored: the cases test nothing", rejected, scored)
+	}
+}
+
+// TestFilterWeighScoresIsFilterWeigh: on random hosts (some full, measured,
+// disabled, without a model, with NaN utilisation) and requests, under
+// random weights (a scorer disabled too), FilterWeighScores answers each
+// host's FilterWeigh Score, bit for bit; and so does a Scratch used call
+// after call over clusters of other sizes, whose FilterPassed answers as
+// FilterHostsQuiet.
+func TestFilterWeighScoresIsFilterWeigh(t *testing.T) {
+	var sc Scratch
+	rng := rand.New(rand.NewPCG(15, 1))
+	models := []*Model{xeon, altra, nil}
+	profs := []Profile{web, {Tag: "open"}, {Tag: "capped", UtilizationCeiling: 0.5, CPULoad: 0.3},
+		{Tag: "exact", Mode: ModeExact, Candidates: []Candidate{{Architecture: "xeon", PerformanceFactor: 1.3}}}}
+	for round := range 200 {
+		hosts := make([]Host, 1+rng.IntN(60))
+		for i := range hosts {
+			h := host(fmt.Sprintf("h%d", i), models[rng.IntN(len(models))], rng.IntN(20))
+			switch rng.IntN(6) {
+			case 0:
+				h = measured(h, rng.Float64())
+			case 1:
+				h = measured(h, math.NaN())
+			case 2:
+				h.Disabled = true
+			case 3:
+				h.FreeRAMMB = 100
+			}
+			hosts[i] = h
+		}
+		req := Request{Name: "r", VCPUs: 1 + rng.IntN(8), MemoryMB: 512, DiskGB: int64(rng.IntN(50))}
+		prof := profs[rng.IntN(len(profs))]
+		weights := map[string]float64{ScorerEnergy: float64(rng.IntN(3)), ScorerConsolidation: rng.Float64()}
+		_, scored := FilterWeigh(req, prof, hosts, weights, false)
+		got := FilterWeighScores(req, prof, hosts, weights)
+		again := sc.FilterWeighScores(req, prof, hosts, weights)
+		for i := range hosts {
+			if math.Float64bits(got[i]) != math.Float64bits(scored[i].Score) || math.Float64bits(again[i]) != math.Float64bits(got[i]) {
+				t.Fatalf("round %d host %d: %v (scratch %v), FilterWeigh %v", round, i, got[i], again[i], scored[i].Score)
+			}
+		}
+		verdicts := FilterHostsQuiet(req, prof, hosts)
+		flags, passed := sc.FilterPassed(req, prof, hosts)
+		n := 0
+		for i := range hosts {
+			if flags[i] != verdicts[i].Passed {
+				t.Fatalf("round %d host %d: FilterPassed %v, FilterHostsQuiet %+v", round, i, flags[i], verdicts[i])
+			}
+			if flags[i] {
+				n++
+			}
+		}
+		if passed != n {
+			t.Fatalf("round %d: %d passed, %d flags", round, passed, n)
+		}
 	}
 }

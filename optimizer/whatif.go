@@ -75,10 +75,7 @@ func WhatIf(items []WhatIfItem, hosts []Host, weights map[string]float64, maxAlt
 		p := &res.Placements[it]
 		st := newState(items[it].Request, items[it].Profile)
 		e.reset(n)
-		for i := range work {
-			st.fit(&work[i], util[i], measured[i], &e.fits[i])
-		}
-		if e.runFilters(st, verdicts) == 0 {
+		if e.runFilters(st, verdicts, func(i int, f *fit) { st.fit(&work[i], util[i], measured[i], f) }) == 0 {
 			p.Host = -1
 			p.Verdicts = slices.Clone(verdicts)
 			e.reasons(p.Verdicts)

@@ -3,6 +3,9 @@ package server
 import (
 	"fmt"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/experimental"
+
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 )
@@ -30,16 +33,36 @@ type vtMessage interface {
 // with the generated code, one message per host.
 type Codec struct {
 	refs *refDecoder
+	pool mem.BufferPool // nil: gRPC's default
 }
 
-// NewCodec returns the service's codec, with compact host references.
-func NewCodec() Codec { return Codec{refs: newRefDecoder()} }
+// NewCodec returns the service's codec, with compact host references and
+// buffers that are not zeroed (see dirtyPool): run the server with
+// ServerOptions, so that gRPC's transport takes its buffers there too.
+func NewCodec() Codec { return Codec{refs: newRefDecoder(), pool: newDirtyPool()} }
+
+// ServerOptions makes a gRPC server use c for every message and c's buffer
+// pool for its transport.
+func (c Codec) ServerOptions() []grpc.ServerOption {
+	opts := []grpc.ServerOption{grpc.ForceServerCodecV2(c)}
+	if c.pool != nil {
+		opts = append(opts, experimental.BufferPool(c.pool))
+	}
+	return opts
+}
+
+func (c Codec) bufferPool() mem.BufferPool {
+	if c.pool != nil {
+		return c.pool
+	}
+	return mem.DefaultBufferPool()
+}
 
 // Name is "proto", so peers see the standard content type.
 func (Codec) Name() string { return "proto" }
 
 // Marshal encodes v into a pooled buffer; gRPC frees it once written.
-func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case vtMessage:
 		size := m.SizeVT()
@@ -50,7 +73,7 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 			}
 			return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
 		}
-		pool := mem.DefaultBufferPool()
+		pool := c.bufferPool()
 		buf := pool.Get(size)
 		if _, err := m.MarshalToSizedBufferVT((*buf)[:size]); err != nil {
 			pool.Put(buf)
@@ -86,7 +109,7 @@ func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if len(data) == 1 {
 		return decode(data[0].ReadOnlyData())
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	buf := data.MaterializeToBuffer(c.bufferPool())
 	defer buf.Free()
 	return decode(buf.ReadOnlyData())
 }

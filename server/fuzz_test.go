@@ -19,6 +19,8 @@ func FuzzDecodeRequests(f *testing.F) {
 		&ecraev1.WeighHostsRequest{Instance: small("web"), Hosts: []*ecraev1.HostState{novaHost("h-old", "x86_64", 3, 3)}},
 		&ecraev1.WeighHostsRequest{Instance: small("pinned-old"), Hosts: []*ecraev1.HostState{{Host: "x", CpuInfo: "{", Metrics: map[string]float64{"cpu.percent": 250}}}},
 		&ecraev1.WhatIfRequest{Instances: []*ecraev1.InstanceRequest{small("web")}},
+		&ecraev1.WeighHostsRequest{Instance: small("web"), Hosts: []*ecraev1.HostState{novaHost("h-new", "x86_64", 1, 1)},
+			HostRefs: appendPacked(appendPacked(nil, 7, "h-old", "h-old"), 0, "", "")},
 	}
 	for _, s := range seeds {
 		b, err := proto.Marshal(s)
@@ -34,7 +36,7 @@ func FuzzDecodeRequests(f *testing.F) {
 		if proto.Unmarshal(data, &w) == nil {
 			checkRefusal(t, "WeighHosts", func() error { _, err := srv.WeighHosts(ctx, &w); return err })
 			checkRefusal(t, "FilterHosts", func() error {
-				_, err := srv.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: w.GetInstance(), Hosts: w.GetHosts()})
+				_, err := srv.FilterHosts(ctx, &ecraev1.FilterHostsRequest{Instance: w.GetInstance(), Hosts: w.GetHosts(), HostRefs: w.GetHostRefs()})
 				return err
 			})
 		}

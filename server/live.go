@@ -61,6 +61,12 @@ func (s *Server) live(c *catalog.Catalog, hosts []optimizer.Host, memo []*held, 
 				}
 			}
 		}
+		if cached != nil && !explain && cached.index >= 0 && !now.Before(cached.at) && !now.After(cached.until) {
+			// Its freshness cannot have changed: no need to read the
+			// snapshot's host at all.
+			hosts[i] = cached.host
+			continue
+		}
 		var h *hostview.Host
 		index := -1
 		switch {
@@ -84,7 +90,8 @@ func (s *Server) live(c *catalog.Catalog, hosts []optimizer.Host, memo []*held, 
 		}
 		n := hostview.Enrich(&hosts[i], h, fr, load)
 		if e != nil {
-			e.live.Store(&enriched{version: snap.Version, revision: c.Revision(), index: index, fresh: freshKeyOf(fr), host: hosts[i]})
+			e.live.Store(&enriched{version: snap.Version, revision: c.Revision(), index: index, fresh: freshKeyOf(fr),
+				at: now, until: freshUntil(h, now, lv.StaleAfter()), host: hosts[i]})
 		}
 		if !explain {
 			continue
@@ -97,6 +104,23 @@ func (s *Server) live(c *catalog.Catalog, hosts []optimizer.Host, memo []*held, 
 		}
 	}
 	return notes
+}
+
+// freshUntil is the last instant up to which h's freshness (its freshKey)
+// stays what it is at now, going forward: the next deadline after now of its
+// last report and its measurements, each stale once older than limit (see
+// hostview.View.Freshness).
+func freshUntil(h *hostview.Host, now time.Time, limit time.Duration) time.Time {
+	until := time.Unix(1<<62, 0) // no deadline ahead
+	for _, at := range [...]time.Time{h.LastSeen, h.CPU.At, h.Utilization.At, h.Watts.At} {
+		if at.IsZero() {
+			continue
+		}
+		if d := at.Add(limit); !d.Before(now) && d.Before(until) {
+			until = d
+		}
+	}
+	return until
 }
 
 // appendNote adds a live-view note to the energy scorer's explanation (the

@@ -85,6 +85,12 @@ func TestLiveEnrichmentCachedPerRevision(t *testing.T) {
 	same("references", refs)
 	now = t0.Add(30 * time.Second)
 	same("references, 30 s later", refs)
+	now = t0.Add(time.Minute) // the samples' last fresh instant
+	same("references, at the staleness deadline", refs)
+	now = t0.Add(time.Minute + time.Nanosecond)
+	same("references, just past the deadline", refs)
+	now = t0.Add(10 * time.Second) // a clock set back: fresh again
+	same("references, clock set back", refs)
 	now = t0.Add(2 * time.Minute) // past StaleAfter: the samples no longer count
 	same("references, stale", refs)
 	view.Apply(0, power(full[0].GetHost(), now, 400, 0.9))

@@ -58,6 +58,11 @@ func hostsOf(v any) *[]*ecraev1.HostState {
 // decode fills msg from data: every field but the hosts through the
 // generated decoder, the hosts here.
 func (d *refDecoder) decode(data []byte, msg vtMessage, hosts *[]*ecraev1.HostState) error {
+	if !hasHosts(data) {
+		// Packed references (host_refs) and nothing in hosts: the
+		// generated decoder, without first copying the rest aside.
+		return msg.UnmarshalVT(data)
+	}
 	var rest []byte
 	var out []*ecraev1.HostState
 	var learned []*ecraev1.HostState
@@ -112,6 +117,20 @@ func (d *refDecoder) decode(data []byte, msg vtMessage, hosts *[]*ecraev1.HostSt
 		*hosts = out
 	}
 	return nil
+}
+
+// hasHosts reports whether data holds a hosts field, or is not well-formed
+// (decode then says what the generated decoder says).
+func hasHosts(data []byte) bool {
+	for b := data; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[max(n, 0):])
+		if n < 0 || m < 0 || num == fieldHosts {
+			return true
+		}
+		b = b[n+m:]
+	}
+	return false
 }
 
 // parseRef reads v, an encoded HostState, as a reference: host, nodename

@@ -105,6 +105,9 @@ type Server struct {
 	// thousand hosts they are 180 KB a call, and such garbage sets the
 	// collector's pace, whose cycles make a pass's tail latency.
 	hostBufs sync.Pool
+	// scratches recycles the optimizer's per-host working memory of the
+	// shim's passes (optimizer.Scratch), for the same reason.
+	scratches sync.Pool
 	// baseline runs the placement path as before issue 15, for
 	// BenchmarkPlacementScale to compare against in the same run: the live
 	// view applied to every host on every call, references resolved under

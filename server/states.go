@@ -2,10 +2,13 @@ package server
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ecrae/ecrae/hostview"
 	"github.com/ecrae/ecrae/internal/quote"
@@ -36,6 +39,13 @@ type stateCache struct {
 	recent map[node]*ring // per node, its digests held
 	limit  int
 	clock  atomic.Uint64 // stamps held.used
+	seed   maphash.Seed  // of held.names
+	// hint is the entries of the last packed call resolved, in its order
+	// (never modified): the shim sends the same hosts in the same order
+	// call after call, or a subsequence of them (the weigher's, without
+	// the hosts the filter rejected), and reading them in order spares a
+	// lookup per host. See packedRefs.
+	hint atomic.Pointer[[]*held]
 }
 
 type node struct{ host, nodename string }
@@ -51,9 +61,16 @@ func nodeOf(h *ecraev1.HostState) node { return node{h.GetHost(), h.GetNodename(
 type held struct {
 	state *ecraev1.HostState
 	ring  *ring // its node's
-	used  atomic.Uint64
-	conv  atomic.Pointer[converted]
-	live  atomic.Pointer[enriched]
+	// names is namesHash of the state's host and node name, and latest
+	// says the state is its node's most recent (the last of its ring;
+	// written under the exclusive lock): a packed reference is checked
+	// against them without reading the state or the ring.
+	names  uint64
+	latest bool   // implies the state is held
+	digest uint64 // it is held under
+	used   atomic.Uint64
+	conv   atomic.Pointer[converted]
+	live   atomic.Pointer[enriched]
 }
 
 // enriched is a held state's host with the live view applied, valid for one
@@ -68,7 +85,10 @@ type enriched struct {
 	revision uint64 // the KB's
 	index    int    // in the snapshot's Hosts; -1: the view does not know the host
 	fresh    freshKey
-	host     optimizer.Host
+	// fresh holds from at to until (see freshUntil): within, the host
+	// is reused without reading the snapshot.
+	at, until time.Time
+	host      optimizer.Host
 }
 
 // freshKey is what of a host's freshness Enrich's effect on the host
@@ -85,7 +105,30 @@ type converted struct {
 }
 
 func newStateCache(limit int) *stateCache {
-	return &stateCache{states: make(map[uint64]*held), recent: make(map[node]*ring), limit: limit}
+	return &stateCache{states: make(map[uint64]*held), recent: make(map[node]*ring), limit: limit, seed: maphash.MakeSeed()}
+}
+
+// namesHash hashes a host and node name as a packed reference carries them
+// (varint lengths and bytes, see appendPacked): the state a packed
+// reference names must have the names it was sent with, checked through
+// this hash (a mismatch, or a collision of 64 random-seeded bits, goes to the
+// exact comparison of resolvePackedLocked or passes as held).
+func (c *stateCache) namesHash(host, nodename string) uint64 {
+	var buf [2*binary.MaxVarintLen64 + 2*64]byte
+	return maphash.Bytes(c.seed, appendPacked(buf[:0], 1, host, nodename)[8:])
+}
+
+// lastChanged keeps held.latest right after r's order changed; old was
+// its last digest before.
+func (c *stateCache) lastChanged(r *ring, old uint64) {
+	if e, ok := c.states[old]; ok {
+		e.latest = false
+	}
+	if n := len(r.digests); n > 0 {
+		if e, ok := c.states[r.digests[n-1]]; ok {
+			e.latest = true
+		}
+	}
 }
 
 // resolve returns hosts with every reference replaced by the state it
@@ -158,7 +201,7 @@ func (c *stateCache) resolveRefs(hosts []*ecraev1.HostState) (out []*ecraev1.Hos
 			return nil, nil, false
 		}
 		e, found := c.states[d]
-		if !found || nodeOf(e.state) != nodeOf(h) || e.ring.digests[len(e.ring.digests)-1] != d {
+		if !found || !e.latest || nodeOf(e.state) != nodeOf(h) {
 			return nil, nil, false
 		}
 		memo[i] = e
@@ -177,7 +220,9 @@ func (c *stateCache) touch(e *held, d uint64) {
 	e.used.Store(c.clock.Add(1))
 	if ds := e.ring.digests; ds[len(ds)-1] != d {
 		if i := slices.Index(ds, d); i >= 0 {
+			last := ds[len(ds)-1]
 			e.ring.digests = append(slices.Delete(ds, i, i+1), d)
+			c.lastChanged(e.ring, last)
 		}
 	}
 }
@@ -209,10 +254,15 @@ func (c *stateCache) remember(h *ecraev1.HostState) *held {
 	if len(r.digests) == statesPerNode {
 		c.drop(r.digests[0])
 	}
-	e := &held{state: h, ring: r}
+	e := &held{state: h, ring: r, names: c.namesHash(h.GetHost(), h.GetNodename()), digest: d}
 	e.used.Store(c.clock.Add(1))
 	c.states[d] = e
+	var last uint64
+	if len(r.digests) > 0 {
+		last = r.digests[len(r.digests)-1]
+	}
 	r.digests = append(r.digests, d)
+	c.lastChanged(r, last)
 	return e
 }
 
@@ -238,9 +288,11 @@ func (c *stateCache) drop(d uint64) {
 		return
 	}
 	delete(c.states, d)
+	e.latest = false
 	r := e.ring
 	if i := slices.Index(r.digests, d); i >= 0 {
 		r.digests = slices.Delete(r.digests, i, i+1)
+		c.lastChanged(r, d)
 	}
 	if len(r.digests) == 0 {
 		delete(c.recent, nodeOf(e.state))

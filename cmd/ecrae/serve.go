@@ -210,7 +210,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 
 	var inflight atomic.Int64
 	creds, authUnary, authStream := sec.serverOptions()
-	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.NewCodec()),
+	g := grpc.NewServer(append(append(append(creds, c.limits.options()...), server.NewCodec().ServerOptions()...),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor(), server.NewInvalidLog(log, time.Minute, nil).Unary()}, authUnary...)...),
 		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{countInflightStream(&inflight), stats.StreamInterceptor()}, authStream...)...))...)
 	srv.Register(g)

@@ -572,3 +572,27 @@ class Cluster(object):
             r.stop()
         if not os.environ.get('ECRAE_IT_KEEP'):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+def request_hosts(request):
+    """The hosts of a FilterHostsRequest or WeighHostsRequest in host order,
+    as the service reads them: the references the shim packed in host_refs
+    (as HostState messages with host, nodename and state_ref) among the full
+    states of hosts (placement.proto, FilterHostsRequest.host_refs)."""
+    from ecrae.v1 import placement_pb2
+    from google.protobuf.internal import decoder
+    if not request.host_refs:
+        return list(request.hosts)
+    data, full, out, at = request.host_refs, list(request.hosts), [], 0
+    while at < len(data):
+        digest = int.from_bytes(data[at:at + 8], 'little')
+        at += 8
+        if digest == 0:
+            out.append(full.pop(0))
+            continue
+        names = []
+        for _ in range(2):
+            size, at = decoder._DecodeVarint(data, at)
+            names.append(data[at:at + size].decode('utf-8'))
+            at += size
+        out.append(placement_pb2.HostState(host=names[0], nodename=names[1],
+                                           state_ref=digest))
+    return out

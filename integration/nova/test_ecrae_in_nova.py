@@ -318,8 +318,9 @@ class EcraeNovaTestCase(NovaThreeHostsTestCase):
         for method, req, resp, exc in self.spy.of('WeighHosts'):
             if req.instance.instance_uuid == server_uuid:
                 self.assertIsNone(exc, 'WeighHosts failed: %r' % exc)
-                hosts = placement_pb2.WeighHostsRequest.FromString(
-                    req.SerializeToString()).hosts
+                hosts = support.request_hosts(
+                    placement_pb2.WeighHostsRequest.FromString(
+                        req.SerializeToString()))
                 self.assertEqual(len(hosts), len(resp.score_values))
                 return {h.host: s for h, s in zip(hosts, resp.score_values)}
         self.fail('no WeighHosts call for %s (calls: %s)' % (
@@ -333,7 +334,7 @@ class EcraeNovaTestCase(NovaThreeHostsTestCase):
         for method, req, resp, exc in self.spy.of('FilterHosts'):
             if req.instance.instance_uuid == server_uuid:
                 self.assertIsNone(exc, 'FilterHosts failed: %r' % exc)
-                hosts = self._request(req).hosts
+                hosts = support.request_hosts(self._request(req))
                 self.assertEqual(len(hosts), len(resp.passed))
                 out.append({h.host: ok for h, ok in zip(hosts, resp.passed)})
         return out

@@ -238,8 +238,9 @@ class NovaFollowsEcraeTestCase(EcraeNovaTestCase):
         for method, req, resp, exc in self.spy.of('WeighHosts'):
             if req.instance.instance_uuid == uuid:
                 self.assertIsNone(exc, 'WeighHosts failed: %r' % exc)
-                hosts = placement_pb2.WeighHostsRequest.FromString(
-                    req.SerializeToString()).hosts
+                hosts = support.request_hosts(
+                    placement_pb2.WeighHostsRequest.FromString(
+                        req.SerializeToString()))
                 return {h.host: s for h, s in zip(hosts, resp.score_values)}
         return {}   # one host passed: Nova calls no weigher
 
@@ -247,7 +248,8 @@ class NovaFollowsEcraeTestCase(EcraeNovaTestCase):
         for method, req, resp, exc in self.spy.of('FilterHosts'):
             if req.instance.instance_uuid == uuid:
                 self.assertIsNone(exc, 'FilterHosts failed: %r' % exc)
-                return [h.host for h in self._request(req).hosts]
+                return [h.host for h in
+                        support.request_hosts(self._request(req))]
         return []
 
     @staticmethod

@@ -249,10 +249,11 @@ class RebalanceAndBootsTest(rebalance_it.RebalanceInNovaTest):
         self.assertTrue(calls, 'no FilterHosts call for %s' % new['id'])
         sent = placement_pb2.FilterHostsRequest.FromString(
             calls[-1][1].SerializeToString())
-        self.assertIn(target, [h.host for h in sent.hosts])
+        self.assertIn(target, [h.host for h in support.request_hosts(sent)])
         verdicts = ecrae_client.run_blocking(
             _stub(ecrae.grpc).FilterHosts, placement_pb2.FilterHostsRequest(
-                instance=sent.instance, hosts=sent.hosts), timeout=10)
+                instance=sent.instance, hosts=sent.hosts,
+                host_refs=sent.host_refs), timeout=10)
         refused = {v.host: v for v in verdicts.verdicts if not v.passed}
         self.assertIn(target, refused, verdicts)
         self.assertIn(plan['id'], refused[target].reason, refused[target])

@@ -222,8 +222,17 @@ def _call_one(conf, endpoint, method, build, budget):
         stub.refs.forget()
         request = build(stub.refs)
         resp = run_blocking(rpc, request, timeout=budget())
+    if request.packed and not resp.refs_packed:
+        # A service older than host_refs (a downgrade behind this channel)
+        # answered for the full states alone: the same references again,
+        # one message each.
+        stub.refs.packed = False
+        request = build(stub.refs)
+        resp = run_blocking(rpc, request, timeout=budget())
     # Only a service that says it keeps the states gets references: an
     # older one would read each as an empty host.
     if resp.states_held:
         request.acknowledge()
+    # ...and packed references only one that says it reads them.
+    stub.refs.packed = resp.refs_packed
     return resp

@@ -243,21 +243,29 @@ class StateRefs(object):
 
     def __init__(self):
         self.token = object()
+        # The service reads packed references (its answers say
+        # `refs_packed`): all of a call's references then go in one
+        # host_refs field, which it reads without a message per host.
+        self.packed = False
 
     def forget(self):
         self.token = object()
+        self.packed = False
 
 
 class EncodedRequest(object):
     """A request in wire form, as the channel sends it, with its instance
     kept as a message for logs and tests."""
 
-    __slots__ = ('instance', 'data', 'references', '_sent', '_token')
+    __slots__ = ('instance', 'data', 'references', 'packed', '_sent',
+                 '_token')
 
-    def __init__(self, instance, data, references=0, sent=(), token=None):
+    def __init__(self, instance, data, references=0, sent=(), token=None,
+                 packed=False):
         self.instance = instance
         self.data = data
         self.references = references   # hosts sent as a state_ref
+        self.packed = packed            # ...packed in host_refs
         self._sent = sent               # cache entries sent in full
         self._token = token
 
@@ -280,6 +288,11 @@ _HOSTS = _tag(placement_pb2.FilterHostsRequest, 'hosts')
 assert (_INSTANCE, _HOSTS) == (
     _tag(placement_pb2.WeighHostsRequest, 'instance'),
     _tag(placement_pb2.WeighHostsRequest, 'hosts'))
+# host_refs has a number of its own in each request.
+_FILTER_REFS = _tag(placement_pb2.FilterHostsRequest, 'host_refs')
+_WEIGH_REFS = _tag(placement_pb2.WeighHostsRequest, 'host_refs')
+# In host_refs, a full state's place: digest 0.
+_FULL_PLACE = bytes(8)
 # Nova needs one flag or one score per host, in host order: compact answers
 # decode in microseconds, a thousand messages with names and text do not.
 _PASSED_ONLY = placement_pb2.FilterHostsRequest(
@@ -297,8 +310,16 @@ _SCORES_ONLY = placement_pb2.WeighHostsRequest(
 # is, and this one runs for every host of every pass.
 #
 # An entry is [key, full field (state + state_digest), reference field
-# (host, nodename, state_ref), token of the StateRefs that holds the state].
+# (host, nodename, state_ref), token of the StateRefs that holds the state,
+# packed reference (host_refs entry: digest, host, nodename)].
 _WIRE = '_ecrae_wire'
+
+
+def _packed_ref(digest, host, nodename):
+    h, n = host.encode('utf-8'), nodename.encode('utf-8')
+    return b''.join((digest.to_bytes(8, 'little'),
+                     encoder._VarintBytes(len(h)), h,
+                     encoder._VarintBytes(len(n)), n))
 
 
 def _field_bytes(data):
@@ -317,7 +338,7 @@ def _entry(hs):
         hit = hs.__dict__.get(_WIRE)
     except AttributeError:  # not a nova HostState: no cache, no reference
         return [None, _field_bytes(host_state(hs).SerializeToString()),
-                None, None]
+                None, None, None]
     if hit is not None and hit[0] == key:
         return hit
     msg = host_state(hs)
@@ -330,16 +351,19 @@ def _entry(hs):
         state_digest=digest).SerializeToString()
     ref = placement_pb2.HostState(host=msg.host, nodename=msg.nodename,
                                   state_ref=digest).SerializeToString()
-    entry = [key, _field_bytes(full), _field_bytes(ref), None]
+    entry = [key, _field_bytes(full), _field_bytes(ref), None,
+             _packed_ref(digest, msg.host, msg.nodename)]
     setattr(hs, _WIRE, entry)
     return entry
 
 
-def _encode(spec_obj, hosts, tail, refs):
+def _encode(spec_obj, hosts, tail, refs, refs_tag):
     inst = instance_request(spec_obj)
     data = inst.SerializeToString()
     parts = [_INSTANCE, encoder._VarintBytes(len(data)), data]
     token = refs.token if refs is not None else None
+    # Packed: references in host_refs, a full state's place there too.
+    packed = [] if refs is not None and refs.packed else None
     sent = []
     references = 0
     for h in hosts:
@@ -355,14 +379,25 @@ def _encode(spec_obj, hosts, tail, refs):
         except AttributeError:
             entry = _entry(h)
         if token is not None and entry[3] is token:
-            parts.append(entry[2])
+            if packed is None:
+                parts.append(entry[2])
+            else:
+                packed.append(entry[4])
             references += 1
         else:
             parts.append(entry[1])
+            if packed is not None:
+                packed.append(_FULL_PLACE)
             if entry[2] is not None:
                 sent.append(entry)
+    if packed is not None and references:
+        refs_data = b''.join(packed)
+        parts += [refs_tag, encoder._VarintBytes(len(refs_data)), refs_data]
+    else:
+        packed = None  # no reference: the plain form, any service reads it
     parts.append(tail)
-    return EncodedRequest(inst, b''.join(parts), references, sent, token)
+    return EncodedRequest(inst, b''.join(parts), references, sent, token,
+                          packed is not None)
 
 
 def filter_request(spec_obj, hosts, verdicts=False, refs=None):
@@ -370,10 +405,11 @@ def filter_request(spec_obj, hosts, verdicts=False, refs=None):
     answer carries only ``passed`` unless ``verdicts`` (which adds each
     rejection's filter and reason) is asked for. With ``refs`` (the
     channel's StateRefs), hosts the service holds go as references."""
-    return _encode(spec_obj, hosts, b'' if verdicts else _PASSED_ONLY, refs)
+    return _encode(spec_obj, hosts, b'' if verdicts else _PASSED_ONLY, refs,
+                   _FILTER_REFS)
 
 
 def weigh_request(spec_obj, hosts, refs=None):
     """RequestSpec + HostStates → a WeighHostsRequest in wire form; the
     answer carries only ``score_values``. ``refs`` as for filter_request."""
-    return _encode(spec_obj, hosts, _SCORES_ONLY, refs)
+    return _encode(spec_obj, hosts, _SCORES_ONLY, refs, _WEIGH_REFS)

@@ -15,6 +15,7 @@ if SHIM_DIR not in sys.path:
     sys.path.insert(0, SHIM_DIR)
 
 import grpc  # noqa: E402
+from google.protobuf.internal import decoder  # noqa: E402
 
 from nova import objects  # noqa: E402
 from nova.scheduler import host_manager  # noqa: E402
@@ -119,6 +120,9 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
         self.legacy = False        # ignore passed_only, scores_only and
                                    # host state references, as a service
                                    # older than them does
+        self.packed = True         # read host_refs (packed references)
+                                   # and say so; False: as a service
+                                   # older than them, which ignores them
         self.states = {}           # state_digest -> HostState, as the
                                    # service keeps them (clear() = restart)
         self.cancelled = []        # method names whose caller gave up
@@ -140,7 +144,10 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
         does it; an unknown one aborts with FAILED_PRECONDITION. In legacy
         mode, references and digests are unknown fields, ignored."""
         hosts = []
-        for i, h in enumerate(request.hosts):
+        given = list(request.hosts)
+        if self.packed and not self.legacy and request.host_refs:
+            given = unpack_refs(request.host_refs, given)
+        for i, h in enumerate(given):
             if self.legacy:
                 hosts.append(h)
                 continue
@@ -159,7 +166,8 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
         self._prologue('FilterHosts', request, context)
         hosts = self._hosts(request, context)
         resp = placement_pb2.FilterHostsResponse(
-            tag='web', tag_source='flavor', states_held=not self.legacy)
+            tag='web', tag_source='flavor', states_held=not self.legacy,
+            refs_packed=self.packed and not self.legacy)
         for h in hosts:
             ok = h.host not in self.reject
             if request.passed_only and not self.legacy:
@@ -175,7 +183,8 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
         self._prologue('WeighHosts', request, context)
         hosts = self._hosts(request, context)
         resp = placement_pb2.WeighHostsResponse(
-            tag='web', tag_source='flavor', states_held=not self.legacy)
+            tag='web', tag_source='flavor', states_held=not self.legacy,
+            refs_packed=self.packed and not self.legacy)
         for h in hosts:
             score = self.scores.get(h.host, float(h.free_ram_mb))
             if request.scores_only and not self.legacy:
@@ -187,6 +196,35 @@ class FakePlacement(placement_pb2_grpc.PlacementServiceServicer):
 
     def methods(self):
         return [m for m, _ in self.calls]
+
+
+def unpack_refs(data, full):
+    """host_refs as the service reads it (placement.proto): a HostState
+    reference per entry, the next of ``full`` for a digest of 0."""
+    out, full, at = [], list(full), 0
+    while at < len(data):
+        digest = int.from_bytes(data[at:at + 8], 'little')
+        at += 8
+        if digest == 0:
+            out.append(full.pop(0))
+            continue
+        names = []
+        for _ in range(2):
+            size, at = decoder._DecodeVarint(data, at)
+            names.append(data[at:at + size].decode('utf-8'))
+            at += size
+        out.append(placement_pb2.HostState(host=names[0], nodename=names[1],
+                                           state_ref=digest))
+    assert not full, 'full states without a place in host_refs'
+    return out
+
+
+def sent_hosts(request):
+    """The hosts of a request as sent: references packed in host_refs
+    unpacked among the full states."""
+    if request.host_refs:
+        return unpack_refs(request.host_refs, request.hosts)
+    return list(request.hosts)
 
 
 def start_fake_server(servicer):

@@ -149,7 +149,7 @@ def test_references_against_ecrae_serve_and_its_restart(ecrae_service,
     def spy(conf, method, build):
         def recorded(refs):
             request = build(refs)
-            sent.append((method, request.references))
+            sent.append((method, request.references, request.packed))
             return request
         return real_call(conf, method, recorded)
     monkeypatch.setattr(client, 'call', spy)
@@ -172,16 +172,17 @@ def test_references_against_ecrae_serve_and_its_restart(ecrae_service,
     n = len(first)
     again = one_pass()
     assert again == first
-    # The first call sends full states; every later one refers to them.
-    assert sent == [('FilterHosts', 0), ('WeighHosts', n),
-                    ('FilterHosts', 6), ('WeighHosts', n)]
+    # The first call sends full states; every later one refers to them,
+    # packed in host_refs since the service said it reads them.
+    assert sent == [('FilterHosts', 0, False), ('WeighHosts', n, True),
+                    ('FilterHosts', 6, True), ('WeighHosts', n, True)]
 
     del sent[:]
     ecrae_service.stop()
     ecrae_service.start()
     assert one_pass() == first
-    assert sent == [('FilterHosts', 6), ('FilterHosts', 0),
-                    ('WeighHosts', n)]
+    assert sent == [('FilterHosts', 6, True), ('FilterHosts', 0, False),
+                    ('WeighHosts', n, True)]
     assert [r.getMessage() for r in caplog.records
             if r.name.startswith('ecrae_nova')] == []
 

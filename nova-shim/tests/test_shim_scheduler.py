@@ -197,7 +197,7 @@ def test_weigher_one_call_raw_weights_in_order(fake_service):
         [1.0, 2 / 3, 1 / 3, 0.0])
     assert fake_service.methods() == ['WeighHosts', 'WeighHosts']
     req = fake_service.calls[1][1]
-    assert [h.host for h in req.hosts] == names(hosts)
+    assert [h.host for h in shimtest.sent_hosts(req)] == names(hosts)
     assert list(req.instance.scheduler_hints['ecrae_tag'].values) == ['web']
 
 
@@ -635,6 +635,77 @@ def test_hosts_the_service_holds_go_as_references():
     assert translate.filter_request(spec, hosts, refs=refs).references == 0
 
 
+def test_references_packed_for_a_service_that_reads_them():
+    """With refs.packed, every reference of a call goes in host_refs (digest,
+    host, nodename) and a changed host in hosts, with a zero digest in its
+    place: the same hosts, in the same order, as the unpacked form."""
+    hosts = shimtest.host_states(3)
+    spec = shimtest.request_spec()
+    refs = translate.StateRefs()
+    translate.filter_request(spec, hosts, refs=refs).acknowledge()
+    plain = translate.weigh_request(spec, hosts, refs=refs)
+    refs.packed = True
+    packed = translate.weigh_request(spec, hosts, refs=refs)
+    assert (packed.references, packed.packed) == (3, True)
+    got = _decoded(packed, placement_pb2.WeighHostsRequest)
+    want = _decoded(plain, placement_pb2.WeighHostsRequest)
+    assert len(got.hosts) == 0 and got.scores_only
+    # 8-byte digest, then two varint-length names: "host1" and "node1".
+    assert len(got.host_refs) == 3 * (8 + 1 + 5 + 1 + 5)
+    assert shimtest.unpack_refs(got.host_refs, got.hosts) == list(want.hosts)
+    hosts[1].consume_from_request(spec)
+    mixed = _decoded(translate.filter_request(spec, hosts, refs=refs))
+    assert mixed.host_refs[20:28] == bytes(8)  # after host1's 20 bytes
+    assert [h.host for h in mixed.hosts] == ['host2']
+    assert [(h.host, h.state_ref != 0) for h in
+            shimtest.unpack_refs(mixed.host_refs, mixed.hosts)] == [
+        ('host1', True), ('host2', False), ('host3', True)]
+    # No reference at all: the plain form, which any service reads.
+    refs.forget()
+    assert not refs.packed
+    refs.packed = True
+    first = translate.filter_request(spec, hosts, refs=refs)
+    assert (first.references, first.packed) == (0, False)
+    assert not _decoded(first).host_refs
+
+
+def test_packed_references_once_the_service_says_so(fake_service):
+    hosts = shimtest.host_states(4)
+    spec = shimtest.request_spec()
+    fake_service.scores = {'host1': 1.0, 'host2': 4.0, 'host3': 3.0,
+                           'host4': 2.0}
+    for _ in range(3):
+        weighed = run_weigher(hosts, spec)
+        assert names([w.obj for w in weighed]) == ['host2', 'host3', 'host4',
+                                                   'host1']
+    first, second, third = [r for _, r in fake_service.calls]
+    assert not first.host_refs and len(first.hosts) == 4
+    for later in (second, third):
+        assert later.host_refs and len(later.hosts) == 0
+        assert [h.state_ref for h in shimtest.sent_hosts(later)] == [
+            h.state_digest for h in first.hosts]
+
+
+def test_service_older_than_packed_references(fake_service, warnings_log):
+    """A service that does not read host_refs (one older than them, say
+    after a downgrade behind the same channel) answers without refs_packed:
+    the same pass is sent again with one message per reference, and the
+    shim packs no more."""
+    hosts = shimtest.host_states(3)
+    spec = shimtest.request_spec()
+    fake_service.scores = {'host1': 1.0, 'host2': 3.0, 'host3': 2.0}
+    run_weigher(hosts, spec)
+    fake_service.packed = False
+    for _ in range(2):
+        weighed = run_weigher(hosts, spec)
+        assert names([w.obj for w in weighed]) == ['host2', 'host3', 'host1']
+    calls = [r for _, r in fake_service.calls]
+    assert [bool(r.host_refs) for r in calls] == [False, True, False, False]
+    assert [sum(1 for h in r.hosts if h.state_ref) for r in calls] == [
+        0, 0, 3, 3]
+    assert warnings_log() == []
+
+
 def test_pass_after_pass_sends_references(fake_service):
     hosts = shimtest.host_states(4)
     fake_service.reject = {'host2'}
@@ -643,13 +714,14 @@ def test_pass_after_pass_sends_references(fake_service):
     assert names(run_filter(hosts, spec)) == ['host1', 'host3', 'host4']
     first, second = [r for _, r in fake_service.calls]
     assert [h.state_ref for h in first.hosts] == [0, 0, 0, 0]
-    assert [h.state_ref for h in second.hosts] == [
+    assert [h.state_ref for h in shimtest.sent_hosts(second)] == [
         h.state_digest for h in first.hosts]
     # The weigher's pass on the passed hosts refers to them as well.
     fake_service.scores = {'host1': 1.0, 'host3': 3.0, 'host4': 2.0}
     weighed = run_weigher(run_filter(hosts, spec), spec)
     assert names([w.obj for w in weighed]) == ['host3', 'host4', 'host1']
-    assert all(h.state_ref for h in fake_service.calls[-1][1].hosts)
+    assert all(h.state_ref for h in
+               shimtest.sent_hosts(fake_service.calls[-1][1]))
 
 
 def test_service_that_lost_the_states_gets_them_again(fake_service,
@@ -665,9 +737,10 @@ def test_service_that_lost_the_states_gets_them_again(fake_service,
     assert names([w.obj for w in weighed]) == ['host2', 'host3', 'host1']
     calls = [r for _, r in fake_service.calls]
     assert len(calls) == 3
-    assert all(h.state_ref for h in calls[1].hosts)
-    assert not any(h.state_ref for h in calls[2].hosts)
+    assert all(h.state_ref for h in shimtest.sent_hosts(calls[1]))
+    assert not any(h.state_ref for h in shimtest.sent_hosts(calls[2]))
     assert warnings_log() == []
     # ...and refers to them again on the next pass.
     run_weigher(hosts, spec)
-    assert all(h.state_ref for h in fake_service.calls[-1][1].hosts)
+    assert all(h.state_ref for h in
+               shimtest.sent_hosts(fake_service.calls[-1][1]))

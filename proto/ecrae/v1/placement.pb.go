@@ -580,7 +580,17 @@ type FilterHostsRequest struct {
 	// Answer with `passed` alone, no verdict messages. Nova's filter asks for
 	// this on every boot: a packed array decodes in microseconds where a
 	// thousand HostVerdict messages take about half a millisecond in Python.
-	PassedOnly    bool `protobuf:"varint,3,opt,name=passed_only,json=passedOnly,proto3" json:"passed_only,omitempty"`
+	PassedOnly bool `protobuf:"varint,3,opt,name=passed_only,json=passedOnly,proto3" json:"passed_only,omitempty"`
+	// Host references packed into one field, in host order (what a shim
+	// sends once the service answered `refs_packed`): per host, its digest
+	// (8 bytes, little-endian; the `state_ref` of a reference), then, when the
+	// digest is not 0, the host name and the node name, each as a varint length
+	// and its UTF-8 bytes. A digest of 0 stands for the next full state of
+	// `hosts`, in order, so a call mixes references and full states as before;
+	// every host of `hosts` must be taken. About 40 bytes a host, read without a
+	// message per host. Empty: `hosts` alone is the call, as before. Errors
+	// name a host by its place in the call (`hosts[i]`, `host_refs[i]`).
+	HostRefs      []byte `protobuf:"bytes,4,opt,name=host_refs,json=hostRefs,proto3" json:"host_refs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -634,6 +644,13 @@ func (x *FilterHostsRequest) GetPassedOnly() bool {
 		return x.PassedOnly
 	}
 	return false
+}
+
+func (x *FilterHostsRequest) GetHostRefs() []byte {
+	if x != nil {
+		return x.HostRefs
+	}
+	return nil
 }
 
 // HostVerdict answers one host, in the order of the request.
@@ -728,7 +745,12 @@ type FilterHostsResponse struct {
 	// and takes references to them from now on. A client sends references only
 	// after an answer that says so: a service older than references ignores
 	// them and would read each as an empty host.
-	StatesHeld    bool `protobuf:"varint,5,opt,name=states_held,json=statesHeld,proto3" json:"states_held,omitempty"`
+	StatesHeld bool `protobuf:"varint,5,opt,name=states_held,json=statesHeld,proto3" json:"states_held,omitempty"`
+	// The service reads FilterHostsRequest.host_refs (and
+	// WeighHostsRequest.host_refs): a client packs its references only after
+	// an answer that says so. A service older than that ignores the field and
+	// answers for the full states alone, fewer answers than hosts.
+	RefsPacked    bool `protobuf:"varint,6,opt,name=refs_packed,json=refsPacked,proto3" json:"refs_packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -798,6 +820,13 @@ func (x *FilterHostsResponse) GetStatesHeld() bool {
 	return false
 }
 
+func (x *FilterHostsResponse) GetRefsPacked() bool {
+	if x != nil {
+		return x.RefsPacked
+	}
+	return false
+}
+
 type WeighHostsRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Instance *InstanceRequest       `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
@@ -809,7 +838,9 @@ type WeighHostsRequest struct {
 	OmitExplanations bool `protobuf:"varint,4,opt,name=omit_explanations,json=omitExplanations,proto3" json:"omit_explanations,omitempty"`
 	// Answer with `score_values` alone, no HostScore messages (what Nova's
 	// weigher asks for; see FilterHostsRequest.passed_only for why).
-	ScoresOnly    bool `protobuf:"varint,5,opt,name=scores_only,json=scoresOnly,proto3" json:"scores_only,omitempty"`
+	ScoresOnly bool `protobuf:"varint,5,opt,name=scores_only,json=scoresOnly,proto3" json:"scores_only,omitempty"`
+	// As FilterHostsRequest.host_refs.
+	HostRefs      []byte `protobuf:"bytes,6,opt,name=host_refs,json=hostRefs,proto3" json:"host_refs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -877,6 +908,13 @@ func (x *WeighHostsRequest) GetScoresOnly() bool {
 		return x.ScoresOnly
 	}
 	return false
+}
+
+func (x *WeighHostsRequest) GetHostRefs() []byte {
+	if x != nil {
+		return x.HostRefs
+	}
+	return nil
 }
 
 // ScoreComponent is one scorer's contribution to a host's score.
@@ -1091,7 +1129,9 @@ type WeighHostsResponse struct {
 	// request.
 	ScoreValues []float64 `protobuf:"fixed64,4,rep,packed,name=score_values,json=scoreValues,proto3" json:"score_values,omitempty"`
 	// As FilterHostsResponse.states_held.
-	StatesHeld    bool `protobuf:"varint,5,opt,name=states_held,json=statesHeld,proto3" json:"states_held,omitempty"`
+	StatesHeld bool `protobuf:"varint,5,opt,name=states_held,json=statesHeld,proto3" json:"states_held,omitempty"`
+	// As FilterHostsResponse.refs_packed.
+	RefsPacked    bool `protobuf:"varint,6,opt,name=refs_packed,json=refsPacked,proto3" json:"refs_packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1157,6 +1197,13 @@ func (x *WeighHostsResponse) GetScoreValues() []float64 {
 func (x *WeighHostsResponse) GetStatesHeld() bool {
 	if x != nil {
 		return x.StatesHeld
+	}
+	return false
+}
+
+func (x *WeighHostsResponse) GetRefsPacked() bool {
+	if x != nil {
+		return x.RefsPacked
 	}
 	return false
 }
@@ -1592,18 +1639,19 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\x0f\n" +
-	"\r_disk_mb_used\"\x97\x01\n" +
+	"\r_disk_mb_used\"\xb4\x01\n" +
 	"\x12FilterHostsRequest\x125\n" +
 	"\binstance\x18\x01 \x01(\v2\x19.ecrae.v1.InstanceRequestR\binstance\x12)\n" +
 	"\x05hosts\x18\x02 \x03(\v2\x13.ecrae.v1.HostStateR\x05hosts\x12\x1f\n" +
 	"\vpassed_only\x18\x03 \x01(\bR\n" +
-	"passedOnly\"\x85\x01\n" +
+	"passedOnly\x12\x1b\n" +
+	"\thost_refs\x18\x04 \x01(\fR\bhostRefs\"\x85\x01\n" +
 	"\vHostVerdict\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1a\n" +
 	"\bnodename\x18\x02 \x01(\tR\bnodename\x12\x16\n" +
 	"\x06passed\x18\x03 \x01(\bR\x06passed\x12\x16\n" +
 	"\x06filter\x18\x04 \x01(\tR\x06filter\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xb2\x01\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xd3\x01\n" +
 	"\x13FilterHostsResponse\x121\n" +
 	"\bverdicts\x18\x01 \x03(\v2\x15.ecrae.v1.HostVerdictR\bverdicts\x12\x10\n" +
 	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x1d\n" +
@@ -1611,14 +1659,17 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"tag_source\x18\x03 \x01(\tR\ttagSource\x12\x16\n" +
 	"\x06passed\x18\x04 \x03(\bR\x06passed\x12\x1f\n" +
 	"\vstates_held\x18\x05 \x01(\bR\n" +
-	"statesHeld\"\xdc\x02\n" +
+	"statesHeld\x12\x1f\n" +
+	"\vrefs_packed\x18\x06 \x01(\bR\n" +
+	"refsPacked\"\xf9\x02\n" +
 	"\x11WeighHostsRequest\x125\n" +
 	"\binstance\x18\x01 \x01(\v2\x19.ecrae.v1.InstanceRequestR\binstance\x12)\n" +
 	"\x05hosts\x18\x02 \x03(\v2\x13.ecrae.v1.HostStateR\x05hosts\x12U\n" +
 	"\x0escorer_weights\x18\x03 \x03(\v2..ecrae.v1.WeighHostsRequest.ScorerWeightsEntryR\rscorerWeights\x12+\n" +
 	"\x11omit_explanations\x18\x04 \x01(\bR\x10omitExplanations\x12\x1f\n" +
 	"\vscores_only\x18\x05 \x01(\bR\n" +
-	"scoresOnly\x1a@\n" +
+	"scoresOnly\x12\x1b\n" +
+	"\thost_refs\x18\x06 \x01(\fR\bhostRefs\x1a@\n" +
 	"\x12ScorerWeightsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xb0\x01\n" +
@@ -1640,7 +1691,7 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\x0emarginal_watts\x18\x06 \x01(\x01R\rmarginalWatts\x12#\n" +
 	"\rdefault_model\x18\a \x01(\bR\fdefaultModel\x12\x1a\n" +
 	"\brejected\x18\b \x01(\bR\brejected\x12\x16\n" +
-	"\x06filter\x18\t \x01(\tR\x06filter\"\xb6\x01\n" +
+	"\x06filter\x18\t \x01(\tR\x06filter\"\xd7\x01\n" +
 	"\x12WeighHostsResponse\x12+\n" +
 	"\x06scores\x18\x01 \x03(\v2\x13.ecrae.v1.HostScoreR\x06scores\x12\x10\n" +
 	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x1d\n" +
@@ -1648,7 +1699,9 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"tag_source\x18\x03 \x01(\tR\ttagSource\x12!\n" +
 	"\fscore_values\x18\x04 \x03(\x01R\vscoreValues\x12\x1f\n" +
 	"\vstates_held\x18\x05 \x01(\bR\n" +
-	"statesHeld\"\xb3\x02\n" +
+	"statesHeld\x12\x1f\n" +
+	"\vrefs_packed\x18\x06 \x01(\bR\n" +
+	"refsPacked\"\xb3\x02\n" +
 	"\rWhatIfRequest\x127\n" +
 	"\tinstances\x18\x01 \x03(\v2\x19.ecrae.v1.InstanceRequestR\tinstances\x12)\n" +
 	"\x05hosts\x18\x02 \x03(\v2\x13.ecrae.v1.HostStateR\x05hosts\x12)\n" +

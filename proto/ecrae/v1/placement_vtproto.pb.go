@@ -565,6 +565,13 @@ func (m *FilterHostsRequest) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if len(m.HostRefs) > 0 {
+		i -= len(m.HostRefs)
+		copy(dAtA[i:], m.HostRefs)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.HostRefs)))
+		i--
+		dAtA[i] = 0x22
+	}
 	if m.PassedOnly {
 		i--
 		if m.PassedOnly {
@@ -701,6 +708,16 @@ func (m *FilterHostsResponse) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.RefsPacked {
+		i--
+		if m.RefsPacked {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x30
+	}
 	if m.StatesHeld {
 		i--
 		if m.StatesHeld {
@@ -782,6 +799,13 @@ func (m *WeighHostsRequest) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if len(m.HostRefs) > 0 {
+		i -= len(m.HostRefs)
+		copy(dAtA[i:], m.HostRefs)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.HostRefs)))
+		i--
+		dAtA[i] = 0x32
 	}
 	if m.ScoresOnly {
 		i--
@@ -1051,6 +1075,16 @@ func (m *WeighHostsResponse) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if m.RefsPacked {
+		i--
+		if m.RefsPacked {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x30
 	}
 	if m.StatesHeld {
 		i--
@@ -1688,6 +1722,10 @@ func (m *FilterHostsRequest) SizeVT() (n int) {
 	if m.PassedOnly {
 		n += 2
 	}
+	l = len(m.HostRefs)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -1747,6 +1785,9 @@ func (m *FilterHostsResponse) SizeVT() (n int) {
 	if m.StatesHeld {
 		n += 2
 	}
+	if m.RefsPacked {
+		n += 2
+	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -1780,6 +1821,10 @@ func (m *WeighHostsRequest) SizeVT() (n int) {
 	}
 	if m.ScoresOnly {
 		n += 2
+	}
+	l = len(m.HostRefs)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -1883,6 +1928,9 @@ func (m *WeighHostsResponse) SizeVT() (n int) {
 		n += 1 + protohelpers.SizeOfVarint(uint64(len(m.ScoreValues)*8)) + len(m.ScoreValues)*8
 	}
 	if m.StatesHeld {
+		n += 2
+	}
+	if m.RefsPacked {
 		n += 2
 	}
 	n += len(m.unknownFields)
@@ -3917,6 +3965,40 @@ func (m *FilterHostsRequest) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.PassedOnly = bool(v != 0)
+		case 4:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field HostRefs", wireType)
+			}
+			var byteLen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				byteLen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if byteLen < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			postIndex := iNdEx + byteLen
+			if postIndex < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.HostRefs = append(m.HostRefs[:0], dAtA[iNdEx:postIndex]...)
+			if m.HostRefs == nil {
+				m.HostRefs = []byte{}
+			}
+			iNdEx = postIndex
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -4355,6 +4437,26 @@ func (m *FilterHostsResponse) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.StatesHeld = bool(v != 0)
+		case 6:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field RefsPacked", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.RefsPacked = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -4622,6 +4724,40 @@ func (m *WeighHostsRequest) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.ScoresOnly = bool(v != 0)
+		case 6:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field HostRefs", wireType)
+			}
+			var byteLen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				byteLen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if byteLen < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			postIndex := iNdEx + byteLen
+			if postIndex < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.HostRefs = append(m.HostRefs[:0], dAtA[iNdEx:postIndex]...)
+			if m.HostRefs == nil {
+				m.HostRefs = []byte{}
+			}
+			iNdEx = postIndex
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -5279,6 +5415,26 @@ func (m *WeighHostsResponse) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.StatesHeld = bool(v != 0)
+		case 6:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field RefsPacked", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.RefsPacked = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
