@@ -22,6 +22,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		{"rebalance"}, {"rebalance", "plan"}, {"rebalance", "execute"}, {"rebalance", "show"}, {"rebalance", "list"},
 		{"rebalance", "cancel"}, {"rebalance", "abort"}, {"tosca"}, {"tosca", "resolve"}, {"tosca", "hot"},
 		{"tosca", "deploy"}, {"audit"}, {"power"}, {"power", "status"}, {"power", "on"}, {"power", "off"}, {"power", "history"},
+		{"migrate"}, {"cluster"}, {"cluster", "status"},
 	}
 	for _, c := range cmds {
 		for _, h := range []string{"-h", "--help"} {
