@@ -22,7 +22,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		{"rebalance"}, {"rebalance", "plan"}, {"rebalance", "execute"}, {"rebalance", "show"}, {"rebalance", "list"},
 		{"rebalance", "cancel"}, {"rebalance", "abort"}, {"tosca"}, {"tosca", "resolve"}, {"tosca", "hot"},
 		{"tosca", "deploy"}, {"audit"}, {"power"}, {"power", "status"}, {"power", "on"}, {"power", "off"}, {"power", "history"},
-		{"migrate"}, {"cluster"}, {"cluster", "status"},
+		{"migrate"}, {"cluster"}, {"cluster", "status"}, {"version"},
 	}
 	for _, c := range cmds {
 		for _, h := range []string{"-h", "--help"} {
@@ -108,5 +108,19 @@ func TestErrorsNameFlags(t *testing.T) {
 	}
 	if e := flagError(status.Error(codes.InvalidArgument, "max_per_host: must not be negative, got -1"), planFlags()); e.Error() != "usage: --max-per-host: must not be negative, got -1" {
 		t.Errorf("flagError: %v", e)
+	}
+}
+
+// TestUsageNamesEverySubcommand: the top-level usage lists each kb
+// subcommand and both container runtimes, so `ecrae -h` leads to them.
+func TestUsageNamesEverySubcommand(t *testing.T) {
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, nil, &stdout, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"history", "diff", "rollback", "host", "flavors", "calibrate", "--containers lxc|podman"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("ecrae --help does not name %q:\n%s", want, stdout.String())
+		}
 	}
 }
