@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -108,6 +109,14 @@ func TestErrorsNameFlags(t *testing.T) {
 	}
 	if e := flagError(status.Error(codes.InvalidArgument, "max_per_host: must not be negative, got -1"), planFlags()); e.Error() != "usage: --max-per-host: must not be negative, got -1" {
 		t.Errorf("flagError: %v", e)
+	}
+	// Fields named in passing become flags too; ordinary words stay.
+	e := flagError(status.Error(codes.InvalidArgument, `instance.flavor.name: unknown flavor "x" (give vcpus and memory_mb, or a flavor of the knowledge base)`), instanceFlags())
+	if want := `usage: --flavor: unknown flavor "x" (give --vcpus and --ram-mb, or a flavor of the knowledge base)`; e.Error() != want {
+		t.Errorf("flagError: %v, want %s", e, want)
+	}
+	if _, err := cli(t, "score", "--flavor", "nope"); !strings.Contains(fmt.Sprint(err), "give --vcpus and --ram-mb") {
+		t.Errorf("score --flavor nope: %v", err)
 	}
 }
 
