@@ -133,3 +133,14 @@ func TestUsageNamesEverySubcommand(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutMustBePositive: --timeout 0 or negative is a usage error naming
+// the flag, not a DeadlineExceeded from every call.
+func TestTimeoutMustBePositive(t *testing.T) {
+	for _, v := range []string{"0s", "-1s"} {
+		_, _, err := runCLI(t, "hosts", "--timeout", v, "--server", "127.0.0.1:1")
+		if exitCode(err) != exitUsage || !strings.Contains(fmt.Sprint(err), "--timeout "+v) {
+			t.Errorf("--timeout %s: %v", v, err)
+		}
+	}
+}
