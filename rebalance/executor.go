@@ -576,9 +576,9 @@ func (r *Executor) Resume(ctx context.Context, id string) error {
 			st.Status, st.Error = planstore.StepFailed, fmt.Sprintf("in flight when the previous leader stopped; Nova shows it on %s; not retried", where)
 		}
 		if st.Status != planstore.StepDone {
-			failed = append(failed, fmt.Sprintf("step %d (%s): %s", i, name(*st), st.Error))
+			failed = append(failed, fmt.Sprintf("step %d (%s): %s", i+1, name(*st), st.Error))
 		}
-		r.log.Info("rebalance takeover: in-flight step confirmed from Nova", "plan", id, "step", i, "instance", st.InstanceID, "status", st.Status, "host", where)
+		r.log.Info("rebalance takeover: in-flight step confirmed from Nova", "plan", id, "step", i+1, "instance", st.InstanceID, "status", st.Status, "host", where)
 	}
 	wctx := context.WithoutCancel(ctx)
 	if err := r.cfg.Plans.Update(wctx, id, func(q *planstore.Plan) error { q.Steps = p.Steps; return nil }); err != nil {

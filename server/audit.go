@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/ecrae/ecrae/audit"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
@@ -145,6 +147,10 @@ func target(m proto.Message) string {
 			parts = append(parts, fmt.Sprintf("%s=(%d bytes)", name, len(v.String())))
 		case fd.Kind() == protoreflect.BytesKind:
 			parts = append(parts, fmt.Sprintf("%s=(%d bytes)", name, len(v.Bytes())))
+		case fd.Kind() == protoreflect.StringKind && strings.ContainsFunc(v.String(), unicode.IsControl):
+			// A short KB document ("hosts: []\n") or a name with a newline
+			// or tab would break the one-line record and `ecrae audit`'s table.
+			parts = append(parts, name+"="+strconv.Quote(v.String()))
 		default:
 			parts = append(parts, name+"="+v.String())
 		}

@@ -53,6 +53,10 @@ func (c *clientFlags) registerConn(fs *flag.FlagSet) {
 }
 
 func (c *clientFlags) dial() (*grpc.ClientConn, error) {
+	if c.timeout <= 0 {
+		// 0 would fail every call with DeadlineExceeded, past the service.
+		return nil, fmt.Errorf("%w: --timeout %s: want a positive duration", errUsage, c.timeout)
+	}
 	creds := insecure.NewCredentials()
 	if c.tlsCA != "" || c.tlsCert != "" || c.tlsKey != "" {
 		tc, err := server.ClientTLS(c.tlsCA, c.tlsCert, c.tlsKey)

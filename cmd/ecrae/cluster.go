@@ -26,19 +26,23 @@ type ReplicaStatus struct {
 // side. It fails when a replica does not answer, when replicas disagree
 // on the leader, or when none is leader, so it can serve as a check.
 func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stderr, "ecrae cluster status --http A,B,C [--json] [--timeout D]: every replica's members, leader, KB revision and view sequence")
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "status" {
 		return fmt.Errorf("%w: cluster: want \"cluster status --http A,B,C\"", errUsage)
 	}
-	fs := flag.NewFlagSet("cluster status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("cluster status", stderr)
 	endpoints := fs.String("http", "127.0.0.1:9180", "the replicas' --http-addr (HOST:PORT or an http(s):// URL), comma-separated")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	timeout := fs.Duration("timeout", 5*time.Second, "deadline of each request")
-	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: cluster status takes no arguments, got %s", errUsage, quote.Value(fs.Arg(0)))
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: cluster status takes no arguments, got %s", errUsage, quote.Value(pos[0]))
 	}
 	var out []ReplicaStatus
 	for _, ep := range strings.Split(*endpoints, ",") {

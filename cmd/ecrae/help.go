@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"runtime/debug"
 	"strings"
 
@@ -119,7 +120,21 @@ func flagError(err error, flags map[string]string) error {
 	if !ok {
 		return err
 	}
-	return fmt.Errorf("%w: %s: %s", errUsage, flag, rest)
+	return fmt.Errorf("%w: %s: %s", errUsage, flag, fieldsToFlags(rest, flags))
+}
+
+// fieldsToFlags names the flags for request fields a message mentions in
+// passing ("give vcpus and memory_mb" → "give --vcpus and --ram-mb"). Only
+// names no English word can be taken for: snake_case ones and "vcpus".
+func fieldsToFlags(msg string, flags map[string]string) string {
+	for key, flag := range flags {
+		name := key[strings.LastIndex(key, ".")+1:]
+		if !strings.Contains(name, "_") && name != "vcpus" {
+			continue
+		}
+		msg = regexp.MustCompile(`\b`+regexp.QuoteMeta(name)+`\b`).ReplaceAllString(msg, flag)
+	}
+	return msg
 }
 
 // instanceFlags maps InstanceRequest fields to score's flags.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		{"rebalance"}, {"rebalance", "plan"}, {"rebalance", "execute"}, {"rebalance", "show"}, {"rebalance", "list"},
 		{"rebalance", "cancel"}, {"rebalance", "abort"}, {"tosca"}, {"tosca", "resolve"}, {"tosca", "hot"},
 		{"tosca", "deploy"}, {"audit"}, {"power"}, {"power", "status"}, {"power", "on"}, {"power", "off"}, {"power", "history"},
+		{"migrate"}, {"cluster"}, {"cluster", "status"}, {"version"},
 	}
 	for _, c := range cmds {
 		for _, h := range []string{"-h", "--help"} {
@@ -107,5 +109,38 @@ func TestErrorsNameFlags(t *testing.T) {
 	}
 	if e := flagError(status.Error(codes.InvalidArgument, "max_per_host: must not be negative, got -1"), planFlags()); e.Error() != "usage: --max-per-host: must not be negative, got -1" {
 		t.Errorf("flagError: %v", e)
+	}
+	// Fields named in passing become flags too; ordinary words stay.
+	e := flagError(status.Error(codes.InvalidArgument, `instance.flavor.name: unknown flavor "x" (give vcpus and memory_mb, or a flavor of the knowledge base)`), instanceFlags())
+	if want := `usage: --flavor: unknown flavor "x" (give --vcpus and --ram-mb, or a flavor of the knowledge base)`; e.Error() != want {
+		t.Errorf("flagError: %v, want %s", e, want)
+	}
+	if _, err := cli(t, "score", "--flavor", "nope"); !strings.Contains(fmt.Sprint(err), "give --vcpus and --ram-mb") {
+		t.Errorf("score --flavor nope: %v", err)
+	}
+}
+
+// TestUsageNamesEverySubcommand: the top-level usage lists each kb
+// subcommand and both container runtimes, so `ecrae -h` leads to them.
+func TestUsageNamesEverySubcommand(t *testing.T) {
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, nil, &stdout, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"history", "diff", "rollback", "host", "flavors", "calibrate", "--containers lxc|podman"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("ecrae --help does not name %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestTimeoutMustBePositive: --timeout 0 or negative is a usage error naming
+// the flag, not a DeadlineExceeded from every call.
+func TestTimeoutMustBePositive(t *testing.T) {
+	for _, v := range []string{"0s", "-1s"} {
+		_, _, err := runCLI(t, "hosts", "--timeout", v, "--server", "127.0.0.1:1")
+		if exitCode(err) != exitUsage || !strings.Contains(fmt.Sprint(err), "--timeout "+v) {
+			t.Errorf("--timeout %s: %v", v, err)
+		}
 	}
 }

@@ -33,7 +33,13 @@ func kbHistory(ctx context.Context, cf *clientFlags, stdout io.Writer) error {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%s\t%s\n", r.GetRevision(), r.GetArchitectures(), r.GetTags(), r.GetFlavors(), r.GetHosts(),
 			r.GetUntil().AsTime().Format(time.RFC3339), r.GetChange())
 	}
-	fmt.Fprintf(tw, "%d (current)\t\t\t\t\t\t\n", resp.GetCurrent())
+	// The current revision's counts, from the KB itself (blank if it
+	// cannot be read: the list above is still right).
+	counts := "\t\t\t"
+	if kb, err := kbAt(cctx, ecraev1.NewKnowledgeBaseServiceClient(conn), 0); err == nil {
+		counts = fmt.Sprintf("%d\t%d\t%d\t%d", len(kb.Architectures), len(kb.Tags), len(kb.Flavors), len(kb.Hosts))
+	}
+	fmt.Fprintf(tw, "%d (current)\t%s\t-\t-\n", resp.GetCurrent(), counts)
 	return tw.Flush()
 }
 

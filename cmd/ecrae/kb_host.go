@@ -107,7 +107,7 @@ func kbHost(ctx context.Context, args []string, stderr, stdout io.Writer) error 
 }
 
 func hostFlags() map[string]string {
-	return map[string]string{"host.architecture": "--arch", "host.rack": "--rack", "host.power_cap_watts": "--power-cap", "host.note": "--note", "host.power": "--power"}
+	return map[string]string{"host.name": "NAME", "host.architecture": "--arch", "host.rack": "--rack", "host.power_cap_watts": "--power-cap", "host.note": "--note", "host.power": "--power"}
 }
 
 func orNone(s string) string {

@@ -71,6 +71,11 @@ func TestKBHostSetForgives(t *testing.T) {
 		!strings.Contains(out, `warning: the live view does not know host "node-l" (did you mean "node-1"?)`) {
 		t.Fatalf("unknown host: %v\n%s", err, out)
 	}
+	// A name the KB refuses: a usage error naming the argument, not the proto field.
+	if _, err = cli(t, "kb", "host", "set", "bad name!", "--arch", "ibm-x3550-m3-x5670", srv); exitCode(err) != exitUsage ||
+		!strings.Contains(err.Error(), `NAME: "bad name!" may only contain`) || strings.Contains(err.Error(), "host.name") {
+		t.Fatalf("bad name: %v", err)
+	}
 	// A new host needs --arch.
 	if _, err = cli(t, "kb", "host", "set", "node-9", "--rack", "r1", srv); exitCode(err) != exitUsage || !strings.Contains(err.Error(), "--arch is required") {
 		t.Fatalf("new host without --arch: %v", err)

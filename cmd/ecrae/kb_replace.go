@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecrae/ecrae/kbstore"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"golang.org/x/term"
 )
 
 // confirmReplace shows what replacing the KB with next deletes and asks,
@@ -48,12 +49,9 @@ func confirmReplace(ctx context.Context, kbc ecraev1.KnowledgeBaseServiceClient,
 	return nil
 }
 
-// isTerminal reports whether r is a character device someone can answer on.
+// isTerminal reports whether r is a terminal someone can answer on: not
+// any character device, since /dev/null (stdin under cron or systemd) is one.
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }

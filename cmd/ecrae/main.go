@@ -22,11 +22,11 @@ const usage = `ecrae: energy-aware placement for OpenStack
 Usage:
   ecrae serve [flags]                  run the placement service
   ecrae agent [flags]                  node agent: publish this node's power and CPU samples on NATS
-                                       (--containers lxc: and its containers, and migrate them with CRIU)
+                                       (--containers lxc|podman: and its containers, and migrate them with CRIU)
   ecrae migrate CONTAINER --to HOST [--mode auto|postcopy|precopy|stopcopy]
                                        move a container between node agents with CRIU
-  ecrae kb show|export|import FILE|validate FILE [flags]
-                                       read and write the knowledge base
+  ecrae kb show|export|import|validate|history|diff|rollback|host|flavors|calibrate [flags]
+                                       read and write the knowledge base (ecrae kb -h)
   ecrae score [flags]                  rank hosts for one instance
   ecrae place FILE [flags]             what-if placement of a batch (YAML)
   ecrae hosts [--json] [--instances]   the live host view: instances, use, power, staleness

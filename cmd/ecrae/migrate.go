@@ -76,8 +76,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("migrate %s: agent answered %.100q", name, msg.Data)
 	}
 	if cf.json {
-		out, _ := json.MarshalIndent(rep, "", "  ")
-		if _, err := fmt.Fprintln(stdout, string(out)); err != nil {
+		if err := printJSON(stdout, migrateOutput(rep)); err != nil {
 			return err
 		}
 	}
@@ -127,4 +126,42 @@ func locateContainer(ctx context.Context, cf *clientFlags, name, to string) (str
 		return "", fmt.Errorf("--to: %s is %s, container %q runs on %s (%s): CRIU restores on the same ISA only", to, b, name, src, a)
 	}
 	return src, nil
+}
+
+// migrateJSON is `ecrae migrate --json` in the CLI's one JSON style
+// (docs/json.md): every field present, durations in seconds. The agents'
+// own MigrateReply (milliseconds, fields omitted when empty) stays their
+// wire format. Fields in key order: the style sorts keys.
+type migrateJSON struct {
+	BytesSent        int64              `json:"bytes_sent"`
+	Container        string             `json:"container"`
+	Error            string             `json:"error"`
+	From             string             `json:"from"`
+	FrozenSeconds    float64            `json:"frozen_seconds"`
+	Mode             string             `json:"mode"`
+	ModeNote         string             `json:"mode_note"`
+	OK               bool               `json:"ok"`
+	PagesDoneSeconds float64            `json:"pages_done_seconds"`
+	Rounds           []migrateRoundJSON `json:"rounds"`
+	RoundsNote       string             `json:"rounds_note"`
+	To               string             `json:"to"`
+	TotalSeconds     float64            `json:"total_seconds"`
+}
+
+type migrateRoundJSON struct {
+	FrozenSeconds float64 `json:"frozen_seconds"`
+	PagesScanned  int64   `json:"pages_scanned"`
+	PagesSkipped  int64   `json:"pages_skipped"`
+	PagesWritten  int64   `json:"pages_written"`
+}
+
+func migrateOutput(r container.MigrateReply) migrateJSON {
+	out := migrateJSON{OK: r.Error == "", Error: r.Error, Container: r.Container, From: r.From, To: r.To,
+		Mode: r.Mode, ModeNote: r.ModeNote, TotalSeconds: r.TotalMS / 1000, FrozenSeconds: r.FrozenMS / 1000,
+		PagesDoneSeconds: r.PagesDoneMS / 1000, BytesSent: r.BytesSent, Rounds: []migrateRoundJSON{}, RoundsNote: r.RoundsNote}
+	for _, d := range r.Rounds {
+		out.Rounds = append(out.Rounds, migrateRoundJSON{FrozenSeconds: float64(d.FrozenUS) / 1e6,
+			PagesScanned: d.PagesScanned, PagesSkipped: d.PagesSkipped, PagesWritten: d.PagesWritten})
+	}
+	return out
 }

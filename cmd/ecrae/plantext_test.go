@@ -53,3 +53,18 @@ func TestPlanTextPlainWords(t *testing.T) {
 		}
 	}
 }
+
+// The plan text gives the saving net of the migrations too, the figure the
+// console and ecrae_rebalance_last_saving_watts show.
+func TestPlanTextNetSaving(t *testing.T) {
+	// 245.1 − 145.5 = 99.6 W; less the migrations' 1.2 W = 98.4 W; 8192 MB = 8.0 GB.
+	p := &ecraev1.Plan{Id: "p1", PowerBeforeWatts: 245.1, PowerAfterWatts: 145.5, MigrationWatts: 1.2, MigrationMb: 8192}
+	var b bytes.Buffer
+	if err := printPlan(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	want := "power 245.1 W → 145.5 W (saving 99.6 W, 98.4 W net of the migrations: they copy 8.0 GB, 1.2 W over the horizon)\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("plan text:\n%s\nwant the line %q", b.String(), want)
+	}
+}

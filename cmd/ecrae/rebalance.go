@@ -372,8 +372,9 @@ func printPlan(w io.Writer, p *ecraev1.Plan) error {
 	fmt.Fprintf(w, "plan %s (%s), from %s; %s, seed %d, %.2f s%s\n", cmp.Or(p.GetId(), "-"), statusWord2(p.GetStatus()),
 		p.GetSource(), p.GetAlgorithm(), p.GetSeed(), p.GetSeconds(), stoppedWords(p.GetStopped()))
 	saving := p.GetPowerBeforeWatts() - p.GetPowerAfterWatts()
-	fmt.Fprintf(w, "power %.1f W → %.1f W (saving %.1f W; the migrations copy %.1f GB, %.1f W over the horizon)\n",
-		p.GetPowerBeforeWatts(), p.GetPowerAfterWatts(), saving, float64(p.GetMigrationMb())/1024, p.GetMigrationWatts())
+	// The net figure is the one the console and ecrae_rebalance_last_saving_watts show.
+	fmt.Fprintf(w, "power %.1f W → %.1f W (saving %.1f W, %.1f W net of the migrations: they copy %.1f GB, %.1f W over the horizon)\n",
+		p.GetPowerBeforeWatts(), p.GetPowerAfterWatts(), saving, saving-p.GetMigrationWatts(), float64(p.GetMigrationMb())/1024, p.GetMigrationWatts())
 	lb := p.GetLowerBounds()
 	fmt.Fprintf(w, "hosts used %d → %d; lower bounds: %d hosts (continuous %d, L2 %d, conflicts %d), %.1f W\n",
 		p.GetHostsUsedBefore(), p.GetHostsUsedAfter(), lb.GetHosts(), lb.GetContinuous(), lb.GetL2(), lb.GetConflicts(), lb.GetWatts())

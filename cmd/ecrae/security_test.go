@@ -312,6 +312,10 @@ func TestKBReplaceIsUndoable(t *testing.T) {
 	if err != nil || !strings.Contains(out, "import --replace") || !strings.Contains(out, "4 (current)") {
 		t.Errorf("history: %v\n%s", err, out)
 	}
+	// The current revision (the KB replaced by an empty one) has its counts too.
+	if !regexp.MustCompile(`(?m)^4 \(current\)\s+0\s+0\s+0\s+0\s+-\s+-$`).MatchString(out) {
+		t.Errorf("history: the current row has no counts:\n%s", out)
+	}
 	out, err = cli(t, "kb", "diff", "3", srv)
 	if err != nil || !strings.Contains(out, "+ host lab-1") {
 		t.Errorf("diff: %v\n%s", err, out)

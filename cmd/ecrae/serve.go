@@ -70,7 +70,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
-	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:9180", "HTTP listen address for /healthz and /metrics")
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:9180", "HTTP listen address for /healthz, /metrics and the web console at /")
 	fs.StringVar(&c.natsURL, "nats", "embedded", `"embedded" for an in-process NATS server, or a nats:// URL`)
 	fs.StringVar(&c.natsAddr, "nats-addr", "127.0.0.1:4222", "listen address of the embedded NATS server")
 	fs.StringVar(&c.dbPath, "db", "./var/ecrae.db", "knowledge base file (bbolt); created and seeded with the default KB on first start")
