@@ -51,6 +51,7 @@ type replica struct {
 	lease  *Lease
 	plans  *Plans
 	rb     *server.Rebalancer
+	mig    rebalance.Migrator // the executor's (nil: none)
 	power  *power.Manager
 	view   *hostview.View
 	client *grpc.ClientConn
@@ -60,7 +61,7 @@ type replica struct {
 
 // replicaOptions are what a test plugs in.
 type replicaOptions struct {
-	migrator func(l *Lease) rebalance.Migrator // nil: none
+	migrator func(r *replica, js jetstream.JetStream) rebalance.Migrator // nil: none
 	power    func(l *Lease, view *hostview.View) *power.Manager
 	view     func(v *hostview.View)
 	ttl      time.Duration
@@ -126,7 +127,8 @@ func startReplica(t *testing.T, i int, js jetstream.JetStream, n int, o replicaO
 	}
 	rc := server.RebalanceConfig{Plans: st, ViewGrace: time.Second, StepTimeout: 30 * time.Second}
 	if o.migrator != nil {
-		rc.Migrator = o.migrator(r.lease)
+		r.mig = o.migrator(r, js)
+		rc.Migrator = r.mig
 	}
 	r.rb = server.NewRebalancer(srv, rc)
 	fw := server.NewForwarder(r.lease, insecure.NewCredentials(), log)

@@ -41,6 +41,16 @@ func (r Route) Locate(ctx context.Context, id string) (string, error) {
 	return m.Locate(ctx, id)
 }
 
+// Settle implements Settler: Nova waits for a VM's migration to end, the
+// agents' reports for a container's (container.Client).
+func (r Route) Settle(ctx context.Context, id string) (string, error) {
+	m, err := r.pick(id)
+	if err != nil {
+		return "", err
+	}
+	return Settle(ctx, m, id)
+}
+
 // LiveMigrate implements Migrator.
 func (r Route) LiveMigrate(ctx context.Context, id, target string) error {
 	m, err := r.pick(id)

@@ -36,3 +36,8 @@ func (c *countingMigrator) LiveMigrate(ctx context.Context, id, target string) e
 	}
 	return err
 }
+
+// Settle passes through: a takeover waits for Nova as the migrator can.
+func (c *countingMigrator) Settle(ctx context.Context, id string) (string, error) {
+	return rebalance.Settle(ctx, c.Migrator, id)
+}

@@ -62,6 +62,7 @@ func (f *containerFlags) start(ctx context.Context, nc *nats.Conn, host string, 
 	l := &container.LXC{Path: f.lxcpath, CRIU: c, Arch: container.NodeArch()}
 	rep := container.NewReporter(host, l, &agent.NATSPublisher{NC: nc}, interval, log)
 	m := &container.Migrator{Host: host, LXC: l, NC: nc, DataHost: f.migrateAddr, StateDir: f.stateDir, Features: feat, Log: log, Changed: rep.Wake}
+	rep.Migrating = m.Migrating
 	log.Info("containers", "runtime", f.runtime, "lxcpath", f.lxcpath, "criu", bin, "postcopy", feat.Lazy, "no_postcopy_because", feat.NoLazy, "precopy", feat.DirtyTrack,
 		"report_subject", container.ReportSubject(host), "migrate_subject", container.MigrateSubject(host))
 	var wg sync.WaitGroup
