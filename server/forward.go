@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -72,6 +73,12 @@ type Forwarder struct {
 // NewForwarder forwards through connections made with creds (the
 // replica's client TLS when the service uses TLS) and opts.
 func NewForwarder(lease Leadership, creds credentials.TransportCredentials, log *slog.Logger, opts ...grpc.DialOption) *Forwarder {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 	return &Forwarder{lease: lease, creds: creds, opts: opts, log: log, conns: map[string]*grpc.ClientConn{}}
 }
 
