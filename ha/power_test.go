@@ -58,6 +58,9 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 	novas := map[string]*novaServices{}
 	var mu sync.Mutex
 	rs := startReplicas(t, 2, replicaOptions{
+		// Long: the stolen lease must not expire (and be won back by the
+		// old leader) while the test asks the old leader to act.
+		ttl: 12 * time.Second,
 		view: func(v *hostview.View) {
 			v.Reconcile(hostview.Inventory{At: time.Now(), Hosts: []hostview.HostInventory{{Name: "c1", State: "up", ISA: "x86_64",
 				Capacity: hostview.Capacity{VCPUs: 8, CPURatio: 1, MemoryMB: 16384, DiskGB: 100}}}})
