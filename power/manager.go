@@ -395,7 +395,7 @@ func (m *Manager) record(e Event) {
 // service first. If the BMC fails, the service is enabled again.
 func (m *Manager) Off(ctx context.Context, host, by string) error {
 	if !m.claim(host) {
-		return fmt.Errorf("%w: host %s: another power action is in progress", ErrRefused, host)
+		return inProgress(host)
 	}
 	defer m.release(host)
 	t, b, err := m.target(ctx, host)
@@ -411,7 +411,7 @@ func (m *Manager) Off(ctx context.Context, host, by string) error {
 		return refuse(err)
 	}
 	if m.cfg.Nova == nil {
-		return refuse(fmt.Errorf("%w: host %s: no OpenStack credentials, so its nova-compute service cannot be disabled first", ErrRefused, host))
+		return refuse(noNova(host))
 	}
 	if err := m.fenced(ctx, host, "power off"); err != nil {
 		return refuse(err)
@@ -476,7 +476,7 @@ func (m *Manager) reenable(ctx context.Context, host, by string) {
 // run yet).
 func (m *Manager) On(ctx context.Context, host, by string) error {
 	if !m.claim(host) {
-		return fmt.Errorf("%w: host %s: another power action is in progress", ErrRefused, host)
+		return inProgress(host)
 	}
 	defer m.release(host)
 	t, b, err := m.target(ctx, host)

@@ -87,6 +87,20 @@ func (a *Auditor) Unary() grpc.UnaryServerInterceptor {
 	}
 }
 
+// Stream is the stream interceptor: an operator-level streaming call
+// (none today; a new RPC is operator-level until listed) is recorded like
+// a unary one, once it ends.
+func (a *Auditor) Stream() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		var err error
+		_, _ = a.Unary()(ss.Context(), nil, &grpc.UnaryServerInfo{FullMethod: info.FullMethod}, func(ctx context.Context, _ any) (any, error) {
+			err = handler(srv, &identityStream{ServerStream: ss, ctx: ctx})
+			return nil, err
+		})
+		return err
+	}
+}
+
 // ListAuditRecords serves `ecrae audit`.
 func (a *Auditor) ListAuditRecords(ctx context.Context, req *ecraev1.ListAuditRecordsRequest) (*ecraev1.ListAuditRecordsResponse, error) {
 	if req.GetLimit() < 0 {

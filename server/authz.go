@@ -68,7 +68,7 @@ func methodAccess(fullMethod string) access {
 		"/ecrae.v1.KnowledgeBaseService/ListHosts", "/ecrae.v1.KnowledgeBaseService/GetHost",
 		"/ecrae.v1.KnowledgeBaseService/ExportKnowledgeBase", "/ecrae.v1.KnowledgeBaseService/ListKnowledgeBaseRevisions",
 		"/ecrae.v1.RebalanceService/GetPlan", "/ecrae.v1.RebalanceService/ListPlans",
-		"/ecrae.v1.PowerService/GetPowerStatus", "/ecrae.v1.PowerService/ListPowerHistory":
+		"/ecrae.v1.PowerService/GetPowerStatus", "/ecrae.v1.PowerService/ListPowerEvents":
 		return scheduler
 	}
 	service, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")

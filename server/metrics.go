@@ -25,10 +25,10 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		rpcs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecrae_grpc_requests_total", Help: "gRPC requests by method and status code.",
+			Name: "ecrae_grpc_requests_total", Help: "gRPC requests (unary and streaming) by method and status code.",
 		}, []string{"method", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "ecrae_grpc_request_duration_seconds", Help: "gRPC request handling time.",
+			Name: "ecrae_grpc_request_duration_seconds", Help: "gRPC request handling time (a stream's: from its start to its end).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}, []string{"method"}),
 		hostsSeen: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -74,6 +74,19 @@ func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		m.rpcs.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
 		m.countFailOpen(ctx, info.FullMethod, err)
 		return resp, err
+	}
+}
+
+// StreamInterceptor counts and times every streaming call (`ecrae hosts`,
+// reflection, health watches) as UnaryInterceptor does a unary one: its
+// code when it ends, and how long it ran.
+func (m *Metrics) StreamInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		err := handler(srv, ss)
+		m.latency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
+		m.rpcs.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+		return err
 	}
 }
 

@@ -81,6 +81,14 @@ func TestMutualTLSAndRoles(t *testing.T) {
 	if out, err := cli(t, append([]string{"kb", "import", kbFile}, as(opsCert, opsKey)...)...); err != nil {
 		t.Fatalf("operator kb import: %v\n%s", err, out)
 	}
+	// The streamed host list (`ecrae hosts`) is decided by the same table:
+	// a scheduler's, not an agent's.
+	if out, err := cli(t, append([]string{"hosts"}, as(schedCert, schedKey)...)...); err != nil {
+		t.Fatalf("scheduler hosts: %v\n%s", err, out)
+	}
+	if _, err := cli(t, append([]string{"hosts"}, as(agentCert, agentKey)...)...); statusOf(err).Code() != codes.PermissionDenied || !strings.Contains(statusOf(err).Message(), "StreamLiveHosts") {
+		t.Errorf("agent hosts: want PermissionDenied naming StreamLiveHosts, got %v", err)
+	}
 	// agent (URI SAN) and a certificate with no role: nothing but health.
 	for name, certKey := range map[string][2]string{"agent": {agentCert, agentKey}, "no role": {noRoleCert, noRoleKey}} {
 		_, err := cli(t, append([]string{"kb", "show"}, as(certKey[0], certKey[1])...)...)
@@ -117,6 +125,16 @@ func TestMutualTLSAndRoles(t *testing.T) {
 	metrics := httpsGet(t, ca, "https://"+c.httpAddr+"/metrics")
 	if !strings.Contains(metrics, `ecrae_grpc_refused_total{code="PermissionDenied",method="/ecrae.v1.KnowledgeBaseService/ImportKnowledgeBase",role="scheduler"} 1`) {
 		t.Errorf("refusal not counted:\n%s", grepLines(metrics, "ecrae_grpc_refused_total"))
+	}
+	// Streams are counted like unary calls, refused or not.
+	for _, want := range []string{
+		`ecrae_grpc_requests_total{code="OK",method="/ecrae.v1.HostViewService/StreamLiveHosts"} 1`,
+		`ecrae_grpc_requests_total{code="PermissionDenied",method="/ecrae.v1.HostViewService/StreamLiveHosts"} 1`,
+		`ecrae_grpc_refused_total{code="PermissionDenied",method="/ecrae.v1.HostViewService/StreamLiveHosts",role="agent"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("no %s in\n%s", want, grepLines(metrics, "StreamLiveHosts"))
+		}
 	}
 }
 

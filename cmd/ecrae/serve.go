@@ -218,7 +218,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	authUnary = append(authUnary, forward...)
 	g := grpc.NewServer(append(append(creds, c.limits.options()...), grpc.ForceServerCodecV2(server.NewCodec()),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor(), server.NewInvalidLog(log, time.Minute, nil).Unary()}, authUnary...)...),
-		grpc.ChainStreamInterceptor(authStream...))...)
+		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{countInflightStream(&inflight), stats.StreamInterceptor()}, authStream...)...))...)
 	srv.Register(g)
 	sec.audit.Register(g)
 	c.rebalance.freed = c.power.m

@@ -52,7 +52,7 @@ func (cs *consoleServe) start(ctx context.Context, mux *http.ServeMux, srv *serv
 		cfg.Plans = rb
 	}
 	if pm != nil {
-		cfg.Power = powerHistory{pm}
+		cfg.Power = server.NewConsolePower(pm)
 	}
 	con, err := console.New(cfg)
 	if err != nil {
@@ -60,22 +60,4 @@ func (cs *consoleServe) start(ctx context.Context, mux *http.ServeMux, srv *serv
 	}
 	mux.Handle("/", con)
 	return func() error { return fleet.Run(ctx, srv, cs.every, log) }
-}
-
-// powerHistory shows the power manager's recorded actions in the console.
-type powerHistory struct{ m *power.Manager }
-
-func (p powerHistory) History(ctx context.Context, limit int) ([]console.PowerAction, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	evs, err := p.m.History("", limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]console.PowerAction, 0, len(evs))
-	for _, e := range evs {
-		out = append(out, console.PowerAction{At: e.At, Host: e.Host, Action: string(e.Action), Outcome: e.Detail, Who: e.By})
-	}
-	return out, nil
 }

@@ -21,6 +21,7 @@ func TestServeConsole(t *testing.T) {
 		"/":        "Fleet power over time",
 		"/plans":   "No plans stored.",
 		"/kb":      `id="kb-revision"`,
+		"/power":   "No power actions yet.", // the power manager is wired in
 		"/healthz": "ok",
 	} {
 		resp, err := http.Get("http://" + c.httpAddr + path)

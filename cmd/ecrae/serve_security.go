@@ -129,6 +129,7 @@ func (rt *securityRuntime) serverOptions() (creds []grpc.ServerOption, unary []g
 		creds = append(creds, grpc.Creds(credentials.NewTLS(rt.tls.Config(true))))
 	}
 	unary = append(unary, rt.audit.Unary())
+	stream = append(stream, rt.audit.Stream())
 	if rt.authz != nil {
 		unary = append(unary, rt.authz.Unary())
 		stream = append(stream, rt.authz.Stream())

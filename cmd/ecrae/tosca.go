@@ -48,7 +48,8 @@ Flags:
                       are used when neither is set and OS_AUTH_URL is)
   --poll D            deploy: how often to check the stack (default 5s)
   --wait D            deploy: how long to wait for CREATE_COMPLETE (default 1h)
-  --json              deploy: print the outputs as a JSON object
+  --json              deploy: print the stack (id, status, times, outputs) as one JSON
+                      document, also when it failed
 
 See tosca/README.md.
 `
@@ -112,7 +113,7 @@ func runTosca(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fs.StringVar(&c.osCloud, "os-cloud", "", "the clouds.yaml entry")
 		fs.DurationVar(&c.poll, "poll", 5*time.Second, "how often to check the stack")
 		fs.DurationVar(&c.wait, "wait", time.Hour, "how long to wait for CREATE_COMPLETE")
-		fs.BoolVar(&c.json, "json", false, "print the outputs as JSON")
+		fs.BoolVar(&c.json, "json", false, "print the stack (id, status, times, outputs) as one JSON document, also when it failed")
 	}
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
@@ -479,8 +480,10 @@ type stackSpec struct {
 
 // deployStack creates the stack, shows each status change on stderr and,
 // once CREATE_COMPLETE, prints the outputs on stdout. A failed stack is an
-// error carrying Heat's reason.
+// error carrying Heat's reason. With --json, stdout is one deployResult
+// once the stack exists, also when it failed or the wait ran out.
 func deployStack(ctx context.Context, c *gophercloud.ServiceClient, s stackSpec, stdout, stderr io.Writer) error {
+	start := time.Now()
 	created, err := stacks.Create(ctx, c, stacks.CreateOpts{
 		Name:         s.name,
 		TemplateOpts: &stacks.Template{TE: stacks.TE{Bin: s.template}},
@@ -491,6 +494,19 @@ func deployStack(ctx context.Context, c *gophercloud.ServiceClient, s stackSpec,
 		return fmt.Errorf("create stack %s: %w", s.name, err)
 	}
 	fmt.Fprintf(stderr, "stack %s: created (id %s)\n", s.name, created.ID)
+	var st heatStack
+	// done ends the command: the JSON document (when asked) comes first,
+	// whatever the outcome.
+	done := func(err error) error {
+		if s.json {
+			if jerr := printJSON(stdout, st.result(s.name, created.ID, time.Since(start))); jerr != nil && err == nil {
+				err = jerr
+			}
+		} else if err == nil {
+			err = printOutputs(stdout, st.Outputs)
+		}
+		return err
+	}
 	last := ""
 	for {
 		// Only the fields used are decoded: Heat versions differ in how
@@ -499,22 +515,22 @@ func deployStack(ctx context.Context, c *gophercloud.ServiceClient, s stackSpec,
 			Stack heatStack `json:"stack"`
 		}
 		if err := stacks.Get(ctx, c, s.name, created.ID).ExtractInto(&got); err != nil {
-			return fmt.Errorf("stack %s: %w", s.name, err)
+			return done(fmt.Errorf("stack %s: %w", s.name, err))
 		}
-		st := got.Stack
+		st = got.Stack
 		if cur := st.Status + ": " + st.StatusReason; cur != last {
 			fmt.Fprintf(stderr, "stack %s: %s\n", s.name, cur)
 			last = cur
 		}
 		switch {
 		case st.Status == "CREATE_COMPLETE":
-			return printOutputs(stdout, st.Outputs, s.json)
+			return done(nil)
 		case strings.HasSuffix(st.Status, "_FAILED"):
-			return fmt.Errorf("stack %s: %s: %s", s.name, st.Status, st.StatusReason)
+			return done(fmt.Errorf("stack %s: %s: %s", s.name, st.Status, st.StatusReason))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("stack %s: still %s: %w", s.name, st.Status, ctx.Err())
+			return done(fmt.Errorf("stack %s: still %s: %w", s.name, st.Status, ctx.Err()))
 		case <-time.After(s.poll):
 		}
 	}
@@ -524,26 +540,59 @@ func deployStack(ctx context.Context, c *gophercloud.ServiceClient, s stackSpec,
 type heatStack struct {
 	Status       string           `json:"stack_status"`
 	StatusReason string           `json:"stack_status_reason"`
+	CreationTime string           `json:"creation_time"`
+	UpdatedTime  string           `json:"updated_time"`
 	Outputs      []map[string]any `json:"outputs"`
 }
 
-// printOutputs writes Heat's outputs, in key order, as "key: value" (JSON
-// for values that are not strings) or as one JSON object.
-func printOutputs(w io.Writer, outs []map[string]any, asJSON bool) error {
+// deployResult is `tosca deploy --json` (docs/json.md).
+type deployResult struct {
+	Stack  string `json:"stack"`
+	ID     string `json:"id"`
+	Status string `json:"status"` // Heat's word, as stderr prints it (CREATE_COMPLETE)
+	// StatusReason is Heat's stack_status_reason.
+	StatusReason string `json:"status_reason"`
+	// CreatedAt, UpdatedAt: Heat's times, RFC 3339; null when Heat has none.
+	CreatedAt *time.Time `json:"created_at"`
+	UpdatedAt *time.Time `json:"updated_at"`
+	// Seconds from the create request to the last status read.
+	Seconds float64        `json:"seconds"`
+	Outputs map[string]any `json:"outputs"`
+}
+
+func (st heatStack) result(name, id string, took time.Duration) deployResult {
+	return deployResult{Stack: name, ID: id, Status: st.Status, StatusReason: st.StatusReason,
+		CreatedAt: heatTime(st.CreationTime), UpdatedAt: heatTime(st.UpdatedTime),
+		Seconds: took.Seconds(), Outputs: outputValues(st.Outputs)}
+}
+
+// heatTime reads a Heat timestamp: RFC 3339, or ISO 8601 without a zone
+// (older Heat), which is UTC. Empty or unreadable: nil.
+func heatTime(s string) *time.Time {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			t = t.UTC()
+			return &t
+		}
+	}
+	return nil
+}
+
+// outputValues maps each output's key to its value.
+func outputValues(outs []map[string]any) map[string]any {
 	vals := map[string]any{}
 	for _, o := range outs {
 		if k, ok := o["output_key"].(string); ok {
 			vals[k] = o["output_value"]
 		}
 	}
-	if asJSON {
-		b, err := json.MarshalIndent(vals, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(w, string(b))
-		return err
-	}
+	return vals
+}
+
+// printOutputs writes Heat's outputs, in key order, as "key: value" (JSON
+// for values that are not strings).
+func printOutputs(w io.Writer, outs []map[string]any) error {
+	vals := outputValues(outs)
 	keys := make([]string, 0, len(vals))
 	for k := range vals {
 		keys = append(keys, k)

@@ -226,3 +226,37 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Errorf("console errors during the plan: %q", errs)
 	}
 }
+
+// TestConsolePowerOffInChromium: an operator powers off the empty host h4
+// from the power panel through its confirm page; the page shows the result
+// and the new history entry. The BMC is a Redfish stand-in and Nova's
+// services API a recording fake (see the harness): neither runs here.
+func TestConsolePowerOffInChromium(t *testing.T) {
+	w := startBrowser(t)
+	h := newHarnessWith(t, options{power: true})
+	w.open(h.ts.URL + "/power")
+	var offered struct{ H0, H4 bool }
+	w.js(`return {H0: !!document.querySelector('tr[data-host="h0"] a.power-off'),
+	              H4: !!document.querySelector('tr[data-host="h4"] a.power-off')};`, &offered)
+	if offered.H0 || !offered.H4 {
+		t.Fatalf("power off offered: %+v; want h4 (empty) only", offered)
+	}
+	w.click(`tr[data-host="h4"] a.power-off`)
+	w.waitJS("the confirm page", `return !!document.querySelector('#confirm-form') && document.querySelector('.question')?.textContent === 'Power off host h4?'`)
+	w.click("#confirm")
+	w.waitJS("the result", `return document.getElementById('power-result')?.getAttribute('data-host') === 'h4'`)
+	var got struct{ Action, Who, State string }
+	w.js(`var row = document.querySelector('#power-history tr[data-host]');
+	      return {Action: row.getAttribute('data-host') + ' ' + row.getAttribute('data-action'),
+	              Who: row.lastElementChild.textContent,
+	              State: document.querySelector('#power-hosts tr[data-host="h4"] .power-state').textContent};`, &got)
+	if got.Action != "h4 off" || got.Who != "console" || got.State != "off (by ECRAE)" {
+		t.Errorf("after power off: %+v", got)
+	}
+	if h.bmc.power("h4") != "Off" {
+		t.Errorf("the BMC says %s", h.bmc.power("h4"))
+	}
+	if errs := w.consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors: %q", errs)
+	}
+}

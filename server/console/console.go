@@ -65,11 +65,26 @@ type PowerAction struct {
 	Who     string
 }
 
-// PowerManager is the power manager (package power/, wired by serve): its
-// history of power actions. Without one the power panel shows the hosts'
-// state from the live view only, and says so.
+// PowerManager is the power manager (package power/, wired by serve
+// through server.NewConsolePower): its history, what it would allow now,
+// and the actions. Errors are gRPC statuses; a refusal carries the
+// manager's own words. Without one the power panel shows the hosts' state
+// from the live view only, and says so.
 type PowerManager interface {
 	History(ctx context.Context, limit int) ([]PowerAction, error)
+	// Check answers without acting: the panel offers an action only when
+	// it is allowed now (the action checks again).
+	Check(ctx context.Context, host string) PowerCheck
+	On(ctx context.Context, host string) error
+	Off(ctx context.Context, host string) error
+}
+
+// PowerCheck is what the power manager would answer now for one host.
+type PowerCheck struct {
+	// On, Off: nil when the action would go ahead, else its refusal.
+	On, Off error
+	// OffByECRAE: ECRAE powered the host off and has not woken it.
+	OffByECRAE bool
 }
 
 // Config wires a Console.
@@ -181,7 +196,10 @@ const (
 	mExecutePlan = "/ecrae.v1.RebalanceService/ExecutePlan"
 	mCancelPlan  = "/ecrae.v1.RebalanceService/CancelPlan"
 	mAbortPlan   = "/ecrae.v1.RebalanceService/AbortPlan"
-	mPowerHist   = "/ecrae.v1.PowerService/ListPowerHistory"
+	mPowerHist   = "/ecrae.v1.PowerService/ListPowerEvents"
+	mPowerStatus = "/ecrae.v1.PowerService/GetPowerStatus"
+	mPowerOn     = "/ecrae.v1.PowerService/PowerOn"
+	mPowerOff    = "/ecrae.v1.PowerService/PowerOff"
 )
 
 // httpStatus maps a gRPC status to the HTTP one the page answers with.

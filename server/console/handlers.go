@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,6 +29,7 @@ func (c *Console) routes(static http.Handler) {
 	m.HandleFunc("POST /plans", c.newPlan)
 	m.HandleFunc("POST /plans/{id}/{action}", c.planAction)
 	m.HandleFunc("GET /power", c.power)
+	m.HandleFunc("POST /power/{host}/{action}", c.powerAction)
 	m.HandleFunc("GET /kb", c.kb)
 	m.HandleFunc("GET /whatif", c.whatif)
 }
@@ -254,10 +256,14 @@ type confirmData struct {
 }
 
 func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
+	action, id := r.URL.Query().Get("action"), r.URL.Query().Get("plan")
+	if action == "power-on" || action == "power-off" {
+		c.confirmPower(w, r, action, r.URL.Query().Get("host"))
+		return
+	}
 	if c.noPlans(w, r) {
 		return
 	}
-	action, id := r.URL.Query().Get("action"), r.URL.Query().Get("plan")
 	if action == "plan" {
 		c.render(w, r, http.StatusOK, "confirm", "Confirm", confirmData{Action: "plan", PostTo: "/plans", Back: "/plans",
 			Question: "Plan a rebalance of the live view now?",
@@ -341,32 +347,156 @@ type powerData struct {
 	Wired   bool
 	History []PowerAction
 	Err     string
+	// Done: the action just done ("on", "off") on DoneHost; ActionErr:
+	// why the one just asked for was refused or failed.
+	Done, DoneHost, ActionErr string
 }
 
 func (c *Console) power(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	d := powerData{}
+	if done := q.Get("done"); done == "on" || done == "off" {
+		d.Done, d.DoneHost = done, q.Get("host")
+	}
+	c.powerPage(w, r, http.StatusOK, d)
+}
+
+// powerPage shows the hosts with the actions the power manager would
+// allow now, and its history (with the newest action first).
+func (c *Console) powerPage(w http.ResponseWriter, r *http.Request, code int, d powerData) {
 	lh, err := c.liveHosts(r, false)
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
-	d := powerData{Wired: c.cfg.Power != nil}
-	for _, h := range lh.GetHosts() {
-		d.Hosts = append(d.Hosts, powerRow{LiveHost: h, State: powerState(h)})
+	d.Wired = c.cfg.Power != nil
+	var checks []PowerCheck
+	if d.Wired {
+		names := make([]string, len(lh.GetHosts()))
+		for i, h := range lh.GetHosts() {
+			names[i] = h.GetHost()
+		}
+		// A read, authorized (once) as the PowerService's status RPC.
+		checks, err = call(c, r, mPowerStatus, names, c.checkPower)
+		if err != nil {
+			d.Err, d.Wired = status.Convert(err).Message(), false
+		}
+	}
+	for i, h := range lh.GetHosts() {
+		row := powerRow{LiveHost: h, State: powerState(h)}
+		if d.Wired {
+			ck := checks[i]
+			if ck.OffByECRAE {
+				row.State = "off (by ECRAE)"
+			}
+			row.CanOn = ck.On == nil && (ck.OffByECRAE || row.State != "on")
+			row.CanOff = ck.Off == nil
+			if ck.Off != nil {
+				row.OffWhy = status.Convert(ck.Off).Message()
+			}
+		}
+		d.Hosts = append(d.Hosts, row)
 	}
 	if c.cfg.Power != nil {
-		// Authorized as the PowerService's history RPC, like `ecrae power`.
+		// Authorized as the PowerService's history RPC, like `ecrae power history`.
 		h, err := call(c, r, mPowerHist, 100, c.cfg.Power.History)
 		if err != nil {
 			d.Err = status.Convert(err).Message()
 		}
 		d.History = h
 	}
-	c.render(w, r, http.StatusOK, "power", "Power", d)
+	c.render(w, r, code, "power", "Power", d)
+}
+
+func (c *Console) checkPower(ctx context.Context, hosts []string) ([]PowerCheck, error) {
+	out := make([]PowerCheck, len(hosts))
+	for i, h := range hosts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		out[i] = c.cfg.Power.Check(ctx, h)
+	}
+	return out, nil
+}
+
+// confirmPower is the confirm step of a power action: an off the manager
+// would refuse now is not offered, its refusal is shown instead.
+func (c *Console) confirmPower(w http.ResponseWriter, r *http.Request, action, host string) {
+	if c.cfg.Power == nil {
+		c.fail(w, r, status.Error(codes.FailedPrecondition, "the power manager is not wired into this service"))
+		return
+	}
+	if host == "" || len(host) > 255 {
+		c.fail(w, r, status.Errorf(codes.InvalidArgument, "host: %s is not a host name", quote.Value(host)))
+		return
+	}
+	cks, err := call(c, r, mPowerStatus, []string{host}, c.checkPower)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	ck := cks[0]
+	d := confirmData{Action: action, PostTo: "/power/" + pathID(host) + "/" + strings.TrimPrefix(action, "power-"), Back: "/power"}
+	refused := ck.On
+	if action == "power-off" {
+		refused = ck.Off
+		d.Question = fmt.Sprintf("Power off host %s?", host)
+		d.Detail = "Its nova-compute service is disabled first, Nova is asked whether the host is idle, then its BMC powers it off. Nothing runs on it; it takes no boots until powered on."
+	} else {
+		d.Question = fmt.Sprintf("Power on host %s?", host)
+		d.Detail = "Its BMC powers it on; a host ECRAE powered off gets its nova-compute service enabled again once it reports."
+	}
+	if refused != nil {
+		c.fail(w, r, refused)
+		return
+	}
+	c.render(w, r, http.StatusOK, "confirm", "Confirm", d)
+}
+
+// powerAction runs a confirmed power action as the PowerService's RPC (the
+// operator role, audited) and shows the power page with its result.
+func (c *Console) powerAction(w http.ResponseWriter, r *http.Request) {
+	if err := c.checkPost(r); err != nil {
+		c.fail(w, r, status.Error(codes.PermissionDenied, err.Error()))
+		return
+	}
+	if c.cfg.Power == nil {
+		c.fail(w, r, status.Error(codes.FailedPrecondition, "the power manager is not wired into this service"))
+		return
+	}
+	host, action := r.PathValue("host"), r.PathValue("action")
+	var err error
+	switch action {
+	case "on":
+		_, err = call(c, r, mPowerOn, &ecraev1.PowerOnRequest{Host: host}, func(ctx context.Context, req *ecraev1.PowerOnRequest) (*ecraev1.PowerOnResponse, error) {
+			return &ecraev1.PowerOnResponse{}, c.cfg.Power.On(ctx, req.GetHost())
+		})
+	case "off":
+		_, err = call(c, r, mPowerOff, &ecraev1.PowerOffRequest{Host: host}, func(ctx context.Context, req *ecraev1.PowerOffRequest) (*ecraev1.PowerOffResponse, error) {
+			return &ecraev1.PowerOffResponse{}, c.cfg.Power.Off(ctx, req.GetHost())
+		})
+	default:
+		c.fail(w, r, status.Errorf(codes.InvalidArgument, "action: %s is not on or off", quote.Value(action)))
+		return
+	}
+	switch code := status.Code(err); {
+	case err == nil:
+		http.Redirect(w, r, "/power?done="+action+"&host="+neturl.QueryEscape(host)+"#power-result", http.StatusSeeOther)
+	case code == codes.Unauthenticated || code == codes.PermissionDenied:
+		c.fail(w, r, err)
+	default:
+		// The manager's refusal or a BMC's failure, next to the history
+		// that records it.
+		c.powerPage(w, r, httpStatus(err), powerData{ActionErr: fmt.Sprintf("power %s %s: %s", action, host, status.Convert(err).Message())})
+	}
 }
 
 type powerRow struct {
 	*ecraev1.LiveHost
 	State string
+	// CanOn, CanOff: the buttons offered; OffWhy: why off is not.
+	CanOn, CanOff bool
+	OffWhy        string
 }
 
 // powerState is what the live view says of a host's power until the power

@@ -2,9 +2,12 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/ecrae/ecrae/hostview"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/planstore"
+	"github.com/ecrae/ecrae/power"
 	"github.com/ecrae/ecrae/server"
 	"github.com/ecrae/ecrae/server/console"
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,6 +83,20 @@ type harness struct {
 	srv   *server.Server
 	rb    *server.Rebalancer
 	reg   *prometheus.Registry
+	// With power: the manager, its BMCs and Nova's services.
+	pm   *power.Manager
+	bmc  *redfishBMC
+	nova *novaServices
+}
+
+// options of a harness.
+type options struct {
+	// gate builds the console's gate (nil: authorization off).
+	gate func(*server.Server) console.Gate
+	// power wires a real power.Manager (policy off, so it acts only when
+	// asked) and adds h4, an empty host: every host's BMC is a Redfish
+	// stand-in, Nova's compute services API a recording fake.
+	power bool
 }
 
 // newHarness serves the console over a real server.Server and Rebalancer:
@@ -87,6 +105,12 @@ type harness struct {
 // samples on two of them.
 func newHarness(t *testing.T, gate func(*server.Server) console.Gate) *harness {
 	t.Helper()
+	return newHarnessWith(t, options{gate: gate})
+}
+
+func newHarnessWith(t *testing.T, o options) *harness {
+	t.Helper()
+	gate := o.gate
 	ctx := context.Background()
 	dir := t.TempDir()
 	store, err := kbstore.Open(filepath.Join(dir, "kb.db"), kbstore.Options{})
@@ -104,7 +128,11 @@ func newHarness(t *testing.T, gate func(*server.Server) console.Gate) *harness {
 	view := hostview.New(hostview.Options{StaleAfter: time.Hour})
 	inv := hostview.Inventory{At: time.Now()}
 	at := map[string]string{}
-	for j := range 4 {
+	nhosts := 4
+	if o.power {
+		nhosts = 5
+	}
+	for j := range nhosts {
 		h := fmt.Sprintf("h%d", j)
 		inv.Hosts = append(inv.Hosts, hostview.HostInventory{Name: h, Nodename: h, ISA: "x86_64", State: "up",
 			Capacity: hostview.Capacity{VCPUs: 10, CPURatio: 1, MemoryMB: 16384, RAMRatio: 1, DiskGB: 500, DiskRatio: 1}})
@@ -144,6 +172,11 @@ func newHarness(t *testing.T, gate func(*server.Server) console.Gate) *harness {
 		fleet.SampleOnce(ctx, srv, nil)
 	}
 	cfg := console.Config{Service: srv, Plans: rb, Fleet: fleet, Registerer: reg}
+	h := &harness{view: view, mig: mig, fleet: fleet, srv: srv, rb: rb, reg: reg}
+	if o.power {
+		h.wirePower(t, dir, nhosts)
+		cfg.Power = server.NewConsolePower(h.pm)
+	}
 	if gate != nil {
 		cfg.Gate = gate(srv)
 	}
@@ -151,7 +184,125 @@ func newHarness(t *testing.T, gate func(*server.Server) console.Gate) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(con)
-	t.Cleanup(ts.Close)
-	return &harness{ts: ts, view: view, mig: mig, fleet: fleet, srv: srv, rb: rb, reg: reg}
+	h.ts = httptest.NewServer(con)
+	t.Cleanup(h.ts.Close)
+	return h
+}
+
+// wirePower builds a real power manager over the harness's view, with its
+// history in a bbolt file and every host's BMC at the Redfish stand-in.
+func (h *harness) wirePower(t *testing.T, dir string, nhosts int) {
+	t.Helper()
+	h.bmc = &redfishBMC{state: map[string]string{}}
+	bmcSrv := httptest.NewServer(h.bmc)
+	t.Cleanup(bmcSrv.Close)
+	var entries []power.HostEntry
+	for j := range nhosts {
+		name := fmt.Sprintf("h%d", j)
+		h.bmc.state[name] = "On"
+		entries = append(entries, power.HostEntry{Name: name, Architecture: "old",
+			Power: "redfish+http://" + strings.TrimPrefix(bmcSrv.URL, "http://") + "/Systems/" + name})
+	}
+	hist, err := power.OpenHistory(filepath.Join(dir, "power.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hist.Close() })
+	h.nova = &novaServices{}
+	h.pm, err = power.NewManager(power.Config{Policy: power.PolicyOff, View: h.view, History: hist, Nova: h.nova,
+		Credentials: &power.CredentialFile{Default: &power.Credentials{Username: "root", Password: "calvin"}},
+		Hosts:       func(context.Context) ([]power.HostEntry, error) { return entries, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// redfishBMC stands in for the hosts' BMCs (Debian has no Redfish
+// emulator, and a BMC cannot run in a test): DMTF's ComputerSystem with
+// its PowerState and the #ComputerSystem.Reset action, behind basic auth,
+// as power's own Redfish test serves it.
+type redfishBMC struct {
+	mu    sync.Mutex
+	state map[string]string // system id → PowerState
+}
+
+func (b *redfishBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if u, p, ok := r.BasicAuth(); !ok || u != "root" || p != "calvin" {
+		http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rest, ok := strings.CutPrefix(r.URL.Path, "/redfish/v1/Systems/")
+	id, action, _ := strings.Cut(rest, "/")
+	if _, known := b.state[id]; !ok || !known {
+		http.NotFound(w, r)
+		return
+	}
+	switch {
+	case r.Method == http.MethodGet && action == "":
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"@odata.id": "/redfish/v1/Systems/" + id, "Id": id, "PowerState": b.state[id],
+			"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
+				"target":                            "/redfish/v1/Systems/" + id + "/Actions/ComputerSystem.Reset",
+				"ResetType@Redfish.AllowableValues": []string{"On", "ForceOff", "GracefulShutdown"}}},
+		})
+	case r.Method == http.MethodPost && action == "Actions/ComputerSystem.Reset":
+		var body struct{ ResetType string }
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		switch body.ResetType {
+		case "On":
+			b.state[id] = "On"
+		case "ForceOff":
+			b.state[id] = "Off"
+		default:
+			http.Error(w, "bad ResetType", http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (b *redfishBMC) power(id string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state[id]
+}
+
+// novaServices records what the power manager asks of Nova's compute
+// services API, which does not run in a Go test (integration/ drives the
+// real one inside Nova's harness).
+type novaServices struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (n *novaServices) DisableService(_ context.Context, host, reason string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls = append(n.calls, "disable "+host)
+	return nil
+}
+
+func (n *novaServices) EnableService(_ context.Context, host string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls = append(n.calls, "enable "+host)
+	return nil
+}
+
+// HostBusy: Nova's word agrees with the view here; the view's own refusals
+// are what the console tests show.
+func (n *novaServices) HostBusy(context.Context, string) (string, error) { return "", nil }
+
+func (n *novaServices) log() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return strings.Join(n.calls, "; ")
 }
