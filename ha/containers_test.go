@@ -180,9 +180,12 @@ func TestContainerMoveFencedAndSettledAtTakeover(t *testing.T) {
 	})
 	close(agents.hold["ctr-1"])
 
-	var winner *replica
-	eventually(t, "plan finished on another replica", func() bool {
+	var winner *replica // the replica leading now: it took the plan over
+	eventually(t, "plan finished on the new leader", func() bool {
 		for _, r := range followers {
+			if !r.lease.IsLeader() {
+				continue
+			}
 			p, err := r.store.Get(ctx, id)
 			if err == nil && planstore.Terminal(p.Status) && p.Status != planstore.StatusInterrupted {
 				winner = r
@@ -207,7 +210,6 @@ func TestContainerMoveFencedAndSettledAtTakeover(t *testing.T) {
 
 	// The new leader is deposed in the bucket: its next container move is
 	// fenced before any agent hears of it.
-	eventually(t, "the winner leads", func() bool { return winner.lease.IsLeader() })
 	kv := *winner.lease.kv.Load()
 	e, err := kv.Get(ctx, LeaseKey)
 	if err != nil {

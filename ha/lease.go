@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -106,21 +107,79 @@ func (l *Lease) setLeader(v leaseValue) {
 func (l *Lease) setSelf() { l.setLeader(decodeLease(l.value)) }
 
 // Check returns nil if the bucket's current lease is still the one this
-// replica wrote last; the fencing check before every action.
+// replica wrote last; the fencing check before every action. The lease is
+// read from the bucket stream's leader (current), not from any replica:
+// a key-value Get may be served by a replica behind the leader, and a
+// fence that reads a lease already taken as still ours fences nothing.
 func (l *Lease) Check(ctx context.Context) error {
 	held := l.held.Load()
-	kvp := l.kv.Load()
-	if held == 0 || kvp == nil {
+	if held == 0 || l.kv.Load() == nil {
 		return fmt.Errorf("%w (leader: %q)", ErrNotLeader, l.Leader())
 	}
-	e, err := (*kvp).Get(ctx, LeaseKey)
+	v, rev, err := l.current(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: lease unreadable: %v", ErrNotLeader, err)
 	}
-	if v := decodeLease(e.Value()); e.Revision() != held || v.Name != l.name {
-		return fmt.Errorf("%w: lease at revision %d held by %q, ours was %d", ErrNotLeader, e.Revision(), v.Name, held)
+	// Our name at a newer revision: our own renewal, stored there and not
+	// yet recorded here (names are unique). Wait for it to be recorded.
+	for v.Name == l.name && rev > held {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: lease renewal in progress: %w", ErrNotLeader, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if held = l.held.Load(); held == 0 {
+			return fmt.Errorf("%w (leader: %q)", ErrNotLeader, l.Leader())
+		}
+	}
+	if rev != held || v.Name != l.name {
+		return fmt.Errorf("%w: lease at revision %d held by %q, ours was %d", ErrNotLeader, rev, v.Name, held)
 	}
 	return nil
+}
+
+// current reads the lease key's last value and revision from the bucket
+// stream's leader (JetStream's STREAM.MSG.GET; the bucket allows direct
+// gets, which any replica answers). A deleted, purged or absent key is a
+// lease nobody holds: an empty name.
+func (l *Lease) current(ctx context.Context) (leaseValue, uint64, error) {
+	prefix := l.js.Options().APIPrefix
+	if prefix == "" {
+		prefix = jetstream.DefaultAPIPrefix
+	}
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + LeaseBucket + "." + LeaseKey})
+	msg, err := l.js.Conn().RequestWithContext(ctx, prefix+"STREAM.MSG.GET.KV_"+LeaseBucket, req)
+	if err != nil {
+		return leaseValue{}, 0, err
+	}
+	var resp struct {
+		Error *struct {
+			ErrCode     jetstream.ErrorCode `json:"err_code"`
+			Description string              `json:"description"`
+		} `json:"error"`
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return leaseValue{}, 0, fmt.Errorf("lease read: %w", err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrCode == jetstream.JSErrCodeMessageNotFound:
+		return leaseValue{}, 0, nil
+	case resp.Error != nil:
+		return leaseValue{}, 0, fmt.Errorf("lease read: %s (%d)", resp.Error.Description, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return leaseValue{}, 0, errors.New("lease read: empty answer")
+	}
+	if len(resp.Message.Hdrs) > 0 {
+		if h, err := nats.DecodeHeadersMsg(resp.Message.Hdrs); err == nil && h.Get("KV-Operation") != "" {
+			return leaseValue{}, resp.Message.Seq, nil // a delete or purge marker
+		}
+	}
+	return decodeLease(resp.Message.Data), resp.Message.Seq, nil
 }
 
 // Run campaigns for the lease until ctx ends, renewing it every TTL/3
@@ -212,19 +271,18 @@ func (l *Lease) round(ctx context.Context) error {
 		l.setSelf()
 		return nil
 	}
-	if e, gerr := kv.Get(rctx, LeaseKey); gerr == nil {
-		v := decodeLease(e.Value())
+	// Read from the bucket's leader: a replica behind it could show a
+	// lease of ours that was taken since.
+	if v, rev, gerr := l.current(rctx); gerr == nil {
 		if v.Name == l.name {
 			// Ours: a renewal that timed out here but was stored there.
 			// Names are unique, so nobody else wrote it; its revision is
 			// current, so fencing holds.
-			l.held.Store(e.Revision())
+			l.held.Store(rev)
 			l.setSelf()
 			return nil
 		}
 		l.setLeader(v)
-	} else if errors.Is(gerr, jetstream.ErrKeyNotFound) {
-		l.setLeader(leaseValue{})
 	}
 	return err
 }
