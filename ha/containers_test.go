@@ -170,6 +170,20 @@ func TestContainerMoveFencedAndSettledAtTakeover(t *testing.T) {
 	// The agent finishes the move only once another replica has taken the
 	// plan over: the takeover must wait for the agents to settle it (a
 	// look at the view now would find it still on h1, migrating).
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, r := range followers {
+			p, err := r.store.Get(ctx, id)
+			if err != nil {
+				t.Logf("%s: plan %s: %v", r.name, id, err)
+				continue
+			}
+			t.Logf("%s: leader %t, executing %q, plan %s, steps %s/%s, bucket revision seen %d", r.name, r.lease.IsLeader(), r.rb.Executing(),
+				p.Status, p.Steps[0].Status, p.Steps[1].Status, r.plans.seen.Load())
+		}
+	})
 	eventually(t, "takeover started", func() bool {
 		for _, r := range followers {
 			if r.rb.Executing() == id {
