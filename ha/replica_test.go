@@ -145,6 +145,9 @@ func startReplica(t *testing.T, i int, js jetstream.JetStream, n int, o replicaO
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
+	// As serve: a replica that stops records no "interrupted" (its
+	// executor stops with it), the next leader takes the plan over.
+	r.plans.StopWith(rctx)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); _ = r.rb.Run(rctx) }()
