@@ -36,6 +36,7 @@ type ReportedContainer struct {
 	MemoryUsedMB  int64   `json:"memory_used_mb"`
 	Arch          string  `json:"arch"`
 	Tag           string  `json:"tag"`
+	Migrating     bool    `json:"migrating"`
 }
 
 // DecodeContainers is Decoder{}.Containers: now is time.Now.
@@ -103,6 +104,12 @@ func (dec Decoder) Containers(subjectHost string, data []byte) (*hostview.Event,
 		if mem == 0 {
 			mem = max(1, c.MemoryUsedMB)
 		}
+		task := ""
+		if c.Migrating {
+			// Nova's word for a VM moving: the power manager and a plan's
+			// takeover wait for it.
+			task = "migrating"
+		}
 		power := "running"
 		if c.State == "FROZEN" {
 			power = "paused"
@@ -110,7 +117,7 @@ func (dec Decoder) Containers(subjectHost string, data []byte) (*hostview.Event,
 		rep.Instances = append(rep.Instances, hostview.Instance{
 			UUID: c.ID, Name: c.Name, Host: host, Kind: hostview.KindContainer,
 			Flavor: hostview.Flavor{Name: "container", VCPUs: vcpus, MemoryMB: mem},
-			Tag:    c.Tag, State: "active", PowerState: power,
+			Tag:    c.Tag, State: "active", PowerState: power, TaskState: task,
 		})
 	}
 	return &hostview.Event{Kind: hostview.KindContainers, Type: TypeContainers, Timestamp: t, Containers: rep}, nil

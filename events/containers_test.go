@@ -12,7 +12,7 @@ import (
 func TestDecodeContainers(t *testing.T) {
 	ev, err := DecodeContainers("node-a", []byte(`{"timestamp":"2026-12-04T10:00:00Z","arch":"x86_64","runtime":"lxc","containers":[
 		{"name":"web1","id":"id-1","state":"RUNNING","cpu_limit":1.5,"memory_limit_mb":512,"memory_used_mb":80,"arch":"x86_64","tag":"web-frontend"},
-		{"name":"batch","id":"id-2","state":"FROZEN","memory_used_mb":0}]}`))
+		{"name":"batch","id":"id-2","state":"FROZEN","memory_used_mb":0,"migrating":true}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,10 +23,11 @@ func TestDecodeContainers(t *testing.T) {
 	// web1: ceil(1.5 cores) = 2 vCPUs, its memory limit; batch: no quota
 	// = 1 vCPU, no limit and 0 MB used = 1 MB, frozen = paused.
 	w, b := r.Instances[0], r.Instances[1]
-	if w.Flavor.VCPUs != 2 || w.Flavor.MemoryMB != 512 || w.Tag != "web-frontend" || w.Kind != "container" || w.PowerState != "running" {
+	if w.Flavor.VCPUs != 2 || w.Flavor.MemoryMB != 512 || w.Tag != "web-frontend" || w.Kind != "container" || w.PowerState != "running" || w.TaskState != "" {
 		t.Errorf("web1 %+v", w)
 	}
-	if b.Flavor.VCPUs != 1 || b.Flavor.MemoryMB != 1 || b.PowerState != "paused" {
+	// batch is being migrated by its agent: task state migrating.
+	if b.Flavor.VCPUs != 1 || b.Flavor.MemoryMB != 1 || b.PowerState != "paused" || b.TaskState != "migrating" {
 		t.Errorf("batch %+v", b)
 	}
 

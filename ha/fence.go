@@ -7,8 +7,10 @@ import (
 	"github.com/ecrae/ecrae/rebalance"
 )
 
-// Fence wraps m so that every live migration first checks the lease's
-// fencing revision: a replica that lost the lead starts none.
+// Fence wraps m so that every move first checks the lease's fencing
+// revision: a replica that lost the lead starts none. m is the whole
+// executor's Migrator (rebalance.Route): VM moves through Nova and
+// container moves through the node agents are fenced alike.
 func Fence(m rebalance.Migrator, l *Lease) rebalance.Migrator {
 	return fenced{Migrator: m, lease: l}
 }
@@ -25,10 +27,8 @@ func (f fenced) LiveMigrate(ctx context.Context, id, target string) error {
 	return f.Migrator.LiveMigrate(ctx, id, target)
 }
 
-// Settle passes through (rebalance.Settler), falling back on Locate.
+// Settle passes through (rebalance.Settler), falling back on Locate: it
+// only waits and reads, so a replica may do it before it leads.
 func (f fenced) Settle(ctx context.Context, id string) (string, error) {
-	if s, ok := f.Migrator.(rebalance.Settler); ok {
-		return s.Settle(ctx, id)
-	}
-	return f.Migrator.Locate(ctx, id)
+	return rebalance.Settle(ctx, f.Migrator, id)
 }

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,10 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Lease bucket and key: the value is the leader's replica name; the
+// Lease bucket and key: the value names the leader (leaseValue); the
 // bucket's MaxAge is the lease's TTL, so a leader that stops renewing
 // loses its key and another replica can create it.
 const (
@@ -23,6 +25,23 @@ const (
 // ErrNotLeader says this replica does not hold the lease (or no longer
 // holds the revision it acted under): the action was not taken.
 var ErrNotLeader = errors.New("this replica does not hold the leader lease")
+
+// leaseValue is the lease key's value: the holder's name, and the gRPC
+// address the other replicas forward leader-only calls to.
+type leaseValue struct {
+	Name string `json:"name"`
+	GRPC string `json:"grpc,omitempty"`
+}
+
+// decodeLease reads a lease value; a value that is not a JSON object is a
+// bare name (no address to forward to).
+func decodeLease(b []byte) leaseValue {
+	var v leaseValue
+	if len(b) > 0 && b[0] == '{' && json.Unmarshal(b, &v) == nil && v.Name != "" {
+		return v
+	}
+	return leaseValue{Name: string(b)}
+}
 
 // Lease elects one replica to act (rebalance execution, periodic
 // planning, power actions). The revision of the key a replica wrote last
@@ -35,17 +54,26 @@ type Lease struct {
 	name     string
 	ttl      time.Duration
 	log      *slog.Logger
+	value    []byte // what this replica writes when it holds the lease
 
 	kv   atomic.Pointer[jetstream.KeyValue]
 	held atomic.Uint64 // revision of our key; 0: not leader
 
 	mu     sync.Mutex
-	leader string // last leader seen (for status)
+	leader leaseValue // last leader seen (for status and forwarding)
 }
 
 // NewLease prepares a lease for replica name; Run campaigns.
 func NewLease(js jetstream.JetStream, replicas int, name string, ttl time.Duration, log *slog.Logger) *Lease {
-	return &Lease{js: js, replicas: replicas, name: name, ttl: ttl, log: log}
+	l := &Lease{js: js, replicas: replicas, name: name, ttl: ttl, log: log}
+	l.Advertise("")
+	return l
+}
+
+// Advertise sets the gRPC address (HOST:PORT) the other replicas reach
+// this one at while it leads; call it before Run.
+func (l *Lease) Advertise(grpcAddr string) {
+	l.value, _ = json.Marshal(leaseValue{Name: l.name, GRPC: grpcAddr})
 }
 
 // Name is this replica's name.
@@ -59,31 +87,99 @@ func (l *Lease) IsLeader() bool { return l.held.Load() != 0 }
 func (l *Lease) Leader() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.leader
+	return l.leader.Name
 }
 
-func (l *Lease) setLeader(s string) {
+// LeaderEndpoint is the last leader this replica saw and the gRPC address
+// it advertised ("" when none, or when it advertised none).
+func (l *Lease) LeaderEndpoint() (name, grpcAddr string) {
 	l.mu.Lock()
-	l.leader = s
+	defer l.mu.Unlock()
+	return l.leader.Name, l.leader.GRPC
+}
+
+func (l *Lease) setLeader(v leaseValue) {
+	l.mu.Lock()
+	l.leader = v
 	l.mu.Unlock()
 }
 
+func (l *Lease) setSelf() { l.setLeader(decodeLease(l.value)) }
+
 // Check returns nil if the bucket's current lease is still the one this
-// replica wrote last; the fencing check before every action.
+// replica wrote last; the fencing check before every action. The lease is
+// read from the bucket stream's leader (current), not from any replica:
+// a key-value Get may be served by a replica behind the leader, and a
+// fence that reads a lease already taken as still ours fences nothing.
 func (l *Lease) Check(ctx context.Context) error {
 	held := l.held.Load()
-	kvp := l.kv.Load()
-	if held == 0 || kvp == nil {
+	if held == 0 || l.kv.Load() == nil {
 		return fmt.Errorf("%w (leader: %q)", ErrNotLeader, l.Leader())
 	}
-	e, err := (*kvp).Get(ctx, LeaseKey)
+	v, rev, err := l.current(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: lease unreadable: %v", ErrNotLeader, err)
 	}
-	if e.Revision() != held || string(e.Value()) != l.name {
-		return fmt.Errorf("%w: lease at revision %d held by %q, ours was %d", ErrNotLeader, e.Revision(), e.Value(), held)
+	// Our name at a newer revision: our own renewal, stored there and not
+	// yet recorded here (names are unique). Wait for it to be recorded.
+	for v.Name == l.name && rev > held {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: lease renewal in progress: %w", ErrNotLeader, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if held = l.held.Load(); held == 0 {
+			return fmt.Errorf("%w (leader: %q)", ErrNotLeader, l.Leader())
+		}
+	}
+	if rev != held || v.Name != l.name {
+		return fmt.Errorf("%w: lease at revision %d held by %q, ours was %d", ErrNotLeader, rev, v.Name, held)
 	}
 	return nil
+}
+
+// current reads the lease key's last value and revision from the bucket
+// stream's leader (JetStream's STREAM.MSG.GET; the bucket allows direct
+// gets, which any replica answers). A deleted, purged or absent key is a
+// lease nobody holds: an empty name.
+func (l *Lease) current(ctx context.Context) (leaseValue, uint64, error) {
+	prefix := l.js.Options().APIPrefix
+	if prefix == "" {
+		prefix = jetstream.DefaultAPIPrefix
+	}
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + LeaseBucket + "." + LeaseKey})
+	msg, err := l.js.Conn().RequestWithContext(ctx, prefix+"STREAM.MSG.GET.KV_"+LeaseBucket, req)
+	if err != nil {
+		return leaseValue{}, 0, err
+	}
+	var resp struct {
+		Error *struct {
+			ErrCode     jetstream.ErrorCode `json:"err_code"`
+			Description string              `json:"description"`
+		} `json:"error"`
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return leaseValue{}, 0, fmt.Errorf("lease read: %w", err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrCode == jetstream.JSErrCodeMessageNotFound:
+		return leaseValue{}, 0, nil
+	case resp.Error != nil:
+		return leaseValue{}, 0, fmt.Errorf("lease read: %s (%d)", resp.Error.Description, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return leaseValue{}, 0, errors.New("lease read: empty answer")
+	}
+	if len(resp.Message.Hdrs) > 0 {
+		if h, err := nats.DecodeHeadersMsg(resp.Message.Hdrs); err == nil && h.Get("KV-Operation") != "" {
+			return leaseValue{}, resp.Message.Seq, nil // a delete or purge marker
+		}
+	}
+	return decodeLease(resp.Message.Data), resp.Message.Seq, nil
 }
 
 // Run campaigns for the lease until ctx ends, renewing it every TTL/3
@@ -160,33 +256,33 @@ func (l *Lease) round(ctx context.Context) error {
 	}
 	kv := *l.kv.Load()
 	if held := l.held.Load(); held != 0 {
-		rev, err := kv.Update(rctx, LeaseKey, []byte(l.name), held)
+		rev, err := kv.Update(rctx, LeaseKey, l.value, held)
 		if err != nil {
 			l.held.Store(0)
 			return fmt.Errorf("renew: %w", err)
 		}
 		l.held.Store(rev)
-		l.setLeader(l.name)
+		l.setSelf()
 		return nil
 	}
-	rev, err := kv.Create(rctx, LeaseKey, []byte(l.name))
+	rev, err := kv.Create(rctx, LeaseKey, l.value)
 	if err == nil {
 		l.held.Store(rev)
-		l.setLeader(l.name)
+		l.setSelf()
 		return nil
 	}
-	if e, gerr := kv.Get(rctx, LeaseKey); gerr == nil {
-		if string(e.Value()) == l.name {
+	// Read from the bucket's leader: a replica behind it could show a
+	// lease of ours that was taken since.
+	if v, rev, gerr := l.current(rctx); gerr == nil {
+		if v.Name == l.name {
 			// Ours: a renewal that timed out here but was stored there.
 			// Names are unique, so nobody else wrote it; its revision is
 			// current, so fencing holds.
-			l.held.Store(e.Revision())
-			l.setLeader(l.name)
+			l.held.Store(rev)
+			l.setSelf()
 			return nil
 		}
-		l.setLeader(string(e.Value()))
-	} else if errors.Is(gerr, jetstream.ErrKeyNotFound) {
-		l.setLeader("")
+		l.setLeader(v)
 	}
 	return err
 }

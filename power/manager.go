@@ -42,6 +42,16 @@ var ErrRefused = errors.New("refused")
 // ErrUnknownHost marks a host the KB has no power endpoint for.
 var ErrUnknownHost = errors.New("no power endpoint")
 
+// ErrFenced marks an action refused because this replica may not act (it
+// does not hold the leader lease, or no longer at the revision it had).
+var ErrFenced = errors.New("fenced")
+
+// Fence says whether this replica may still act (ha.Lease: the leader
+// lease's fencing revision, read from the replicated bucket).
+type Fence interface {
+	Check(ctx context.Context) error
+}
+
 // Nova is what the manager needs from Nova's compute services API.
 type Nova interface {
 	DisableService(ctx context.Context, host, reason string) error
@@ -85,6 +95,10 @@ type Config struct {
 	// OnPause, when set, is told when the policy stops or resumes acting
 	// (serve turns it into the PowerService's health).
 	OnPause func(paused bool)
+	// Fence, when set, is checked before Nova's service is disabled for a
+	// power off and again right before every BMC action (cluster mode): a
+	// replica that lost the lead powers nothing.
+	Fence Fence
 }
 
 // offHost is a host ECRAE powered off, or woke and waits for.
@@ -365,6 +379,17 @@ func (m *Manager) release(host string) {
 	m.mu.Unlock()
 }
 
+// fenced checks Config.Fence right before an action.
+func (m *Manager) fenced(ctx context.Context, host, action string) error {
+	if m.cfg.Fence == nil {
+		return nil
+	}
+	if err := m.cfg.Fence.Check(ctx); err != nil {
+		return fmt.Errorf("%w: host %s: %s not done: %w", ErrFenced, host, action, err)
+	}
+	return nil
+}
+
 func (m *Manager) record(e Event) {
 	e.At = m.cfg.View.Now()
 	if err := m.cfg.History.Append(&e); err != nil {
@@ -397,6 +422,9 @@ func (m *Manager) Off(ctx context.Context, host, by string) error {
 	if m.cfg.Nova == nil {
 		return refuse(noNova(host))
 	}
+	if err := m.fenced(ctx, host, "power off"); err != nil {
+		return refuse(err)
+	}
 	if err := m.cfg.Nova.DisableService(ctx, host, DisabledReason); err != nil {
 		m.cfg.Metrics.errors.Inc()
 		return refuse(fmt.Errorf("%w: host %s: disable its nova-compute service: %v", ErrRefused, host, err))
@@ -420,6 +448,11 @@ func (m *Manager) Off(ctx context.Context, host, by string) error {
 		if f := m.cfg.View.Freshness(h, m.cfg.View.Now()); f.Watts {
 			watts = h.Watts.Value
 		}
+	}
+	// The lease may have been lost while Nova answered.
+	if err := m.fenced(ctx, host, "power off"); err != nil {
+		m.reenable(ctx, host, by)
+		return refuse(err)
 	}
 	if err := b.Off(ctx); err != nil {
 		m.cfg.Metrics.errors.Inc()
@@ -458,6 +491,10 @@ func (m *Manager) On(ctx context.Context, host, by string) error {
 	t, b, err := m.target(ctx, host)
 	if err != nil {
 		m.record(Event{Host: host, Action: ActFailed, By: by, Detail: "on: " + err.Error()})
+		return err
+	}
+	if err := m.fenced(ctx, host, "power on"); err != nil {
+		m.record(Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActRefused, By: by, Detail: "on: " + err.Error()})
 		return err
 	}
 	if err := b.On(ctx); err != nil {

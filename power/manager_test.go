@@ -438,3 +438,63 @@ func TestHistoryIsBoundedAndSurvivesRestart(t *testing.T) {
 		t.Errorf("off after restart: %v", m.off)
 	}
 }
+
+// fenceAfter passes its first n checks, then refuses: a leader that loses
+// its lease between two checks of one action.
+type fenceAfter struct {
+	mu sync.Mutex
+	n  int
+}
+
+var errLost = errors.New("lease held by r2")
+
+func (f *fenceAfter) Check(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n <= 0 {
+		return errLost
+	}
+	f.n--
+	return nil
+}
+
+// TestFenceStopsPowerActions: with a fence that refuses, neither Off nor
+// On reaches the BMC (fakebmc still says on, then still off); a lease lost
+// while Nova disabled the service leaves the host on and its service
+// enabled again.
+func TestFenceStopsPowerActions(t *testing.T) {
+	r := newRig(t, PolicyAct, Headroom{}, "c1")
+	ctx := context.Background()
+	r.m.cfg.Fence = &fenceAfter{n: 0}
+	err := r.m.Off(ctx, "c1", "cli")
+	if !errors.Is(err, ErrFenced) || !errors.Is(err, errLost) || errors.Is(err, ErrRefused) {
+		t.Fatalf("Off without the lease = %v, want ErrFenced wrapping the lease's reason", err)
+	}
+	if got := r.nova.log(); got != "" {
+		t.Errorf("Nova was called: %s", got)
+	}
+	// Lost between the first check (before Nova) and the second (before
+	// the BMC): the service is enabled again.
+	r.m.cfg.Fence = &fenceAfter{n: 1}
+	if err := r.m.Off(ctx, "c1", "cli"); !errors.Is(err, ErrFenced) {
+		t.Fatalf("Off losing the lease midway = %v, want ErrFenced", err)
+	}
+	if got, want := r.nova.log(), "disable c1 ecrae: powered off; enable c1"; got != want {
+		t.Errorf("Nova: %q, want %q", got, want)
+	}
+	if got := r.bmc(t, "c1"); got != "Chassis Power is on" {
+		t.Errorf("BMC after fenced Offs: %q", got)
+	}
+	ipmitool(t, r.ports["c1"], "power", "off")
+	r.m.cfg.Fence = &fenceAfter{n: 0}
+	if err := r.m.On(ctx, "c1", "cli"); !errors.Is(err, ErrFenced) {
+		t.Fatalf("On without the lease = %v, want ErrFenced", err)
+	}
+	if got := r.bmc(t, "c1"); got != "Chassis Power is off" {
+		t.Errorf("BMC after a fenced On: %q", got)
+	}
+	evs, _ := r.m.History("c1", 0)
+	if len(evs) != 3 || evs[0].Action != ActRefused || evs[1].Action != ActRefused || evs[2].Action != ActRefused {
+		t.Errorf("history %+v, want three refusals", evs)
+	}
+}

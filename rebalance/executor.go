@@ -525,6 +525,15 @@ type Settler interface {
 	Settle(ctx context.Context, id string) (string, error)
 }
 
+// Settle settles id through m when m is a Settler, else asks where it is
+// now; a Migrator that wraps another passes Settle on with it.
+func Settle(ctx context.Context, m Migrator, id string) (string, error) {
+	if s, ok := m.(Settler); ok {
+		return s.Settle(ctx, id)
+	}
+	return m.Locate(ctx, id)
+}
+
 // Resume takes over a plan another replica was executing when it lost the
 // lead (cluster mode): each step it had marked running is confirmed from
 // Nova (waiting for Nova to finish it), never started again; if every one
@@ -571,7 +580,7 @@ func (r *Executor) Resume(ctx context.Context, id string) error {
 		case err != nil:
 			st.Status, st.Error = planstore.StepUnknown, "in flight when the previous leader stopped; Nova could not say where it is: "+err.Error()
 		case where == st.To:
-			st.Status, st.ConfirmedBy = planstore.StepDone, "nova, after takeover (started by the previous leader)"
+			st.Status, st.ConfirmedBy = planstore.StepDone, "after takeover (started by the previous leader): settled by Nova, or for a container by its agents' reports"
 		default:
 			st.Status, st.Error = planstore.StepFailed, fmt.Sprintf("in flight when the previous leader stopped; Nova shows it on %s; not retried", where)
 		}
@@ -613,16 +622,5 @@ func (r *Executor) Resume(ctx context.Context, id string) error {
 func (r *Executor) settle(ctx context.Context, id string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.StepTimeout)
 	defer cancel()
-	return SettleOrLocate(ctx, r.cfg.Migrator, id)
-}
-
-// SettleOrLocate is m's Settle when it has one, else its Locate (a
-// Migrator that cannot wait for Nova). A Migrator that wraps another must
-// implement Settler with it, or a takeover reads an instance still
-// migrating as not moved (the wrappers of serve once hid Nova's Settle).
-func SettleOrLocate(ctx context.Context, m Migrator, id string) (string, error) {
-	if s, ok := m.(Settler); ok {
-		return s.Settle(ctx, id)
-	}
-	return m.Locate(ctx, id)
+	return Settle(ctx, r.cfg.Migrator, id)
 }

@@ -41,14 +41,14 @@ func (r Route) Locate(ctx context.Context, id string) (string, error) {
 	return m.Locate(ctx, id)
 }
 
-// Settle implements Settler: a takeover must wait for the move another
-// replica started, whichever Migrator makes it.
+// Settle implements Settler: Nova waits for a VM's migration to end, the
+// agents' reports for a container's (container.Client).
 func (r Route) Settle(ctx context.Context, id string) (string, error) {
 	m, err := r.pick(id)
 	if err != nil {
 		return "", err
 	}
-	return SettleOrLocate(ctx, m, id)
+	return Settle(ctx, m, id)
 }
 
 // LiveMigrate implements Migrator.

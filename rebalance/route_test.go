@@ -70,9 +70,9 @@ func TestRouteSettle(t *testing.T) {
 	}
 	r := Route{Nova: settling("settled by nova"), Agents: named("agents"), Kind: kind}
 	for id, want := range map[string]string{"vm1": "settled by nova", "c1": "agents"} {
-		got, err := SettleOrLocate(context.Background(), r, id)
+		got, err := Settle(context.Background(), r, id)
 		if err != nil || got != want {
-			t.Errorf("SettleOrLocate(route, %s) = %q, %v; want %q", id, got, err, want)
+			t.Errorf("Settle(route, %s) = %q, %v; want %q", id, got, err, want)
 		}
 	}
 	if _, err := (Route{Kind: kind}).Settle(context.Background(), "vm1"); err == nil || !strings.Contains(err.Error(), "no Nova") {

@@ -32,6 +32,10 @@ const (
 	RoleAgent     Role = "agent"     // node agents: NATS only, nothing on gRPC but health
 	RoleScheduler Role = "scheduler" // Nova's shim and read-only tools
 	RoleOperator  Role = "operator"  // everything, KB writes, plans, power actions
+	// RoleReplica is another `ecrae serve` of the cluster: on its own
+	// nothing but health; a call it forwarded runs as the caller it
+	// names (MDCaller, MDCallerRole).
+	RoleReplica Role = "replica"
 )
 
 // access is the least role a method needs.
@@ -97,9 +101,30 @@ func Caller(ctx context.Context) string {
 		return id.Subject
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		return "unauthenticated@" + p.Addr.String()
+		who := "unauthenticated@" + p.Addr.String()
+		if by := forwardedBy(ctx); by != "" {
+			// Without authentication anyone may claim anything: kept, and
+			// labelled so.
+			who += fmt.Sprintf(" (forwarded by %s for %s, unverified)", truncate(by, 100), truncate(firstMD(ctx, MDCaller), 100))
+		}
+		return who
 	}
 	return "unknown"
+}
+
+// forwardedIdentity is the caller a replica forwarded a call for (ok:
+// the call carries one with a role a person or tool can hold).
+func forwardedIdentity(ctx context.Context, replica string) (Identity, bool) {
+	by, caller, role := forwardedBy(ctx), firstMD(ctx, MDCaller), Role(firstMD(ctx, MDCallerRole))
+	if by == "" || caller == "" {
+		return Identity{}, false
+	}
+	switch role {
+	case RoleOperator, RoleScheduler, RoleAgent:
+	default:
+		return Identity{}, false
+	}
+	return Identity{Role: role, Subject: fmt.Sprintf("%s via %s (cert:%s)", truncate(caller, 100), truncate(by, 100), replica)}, true
 }
 
 // CallerIdentity is the caller's identity when authorization is on.
@@ -109,7 +134,8 @@ func CallerIdentity(ctx context.Context) (Identity, bool) {
 }
 
 // RoleNames maps certificate names (CN, DNS or URI SAN) to roles: the
-// --authz file, YAML {operator: [NAMES], scheduler: [NAMES], agent: [NAMES]}.
+// --authz file, YAML {operator: [NAMES], scheduler: [NAMES], agent: [NAMES],
+// replica: [NAMES]}.
 type RoleNames map[string]Role
 
 // LoadRoleNames reads an --authz file. A name under two roles is an error:
@@ -132,8 +158,8 @@ func ParseRoleNames(file string, b []byte) (RoleNames, error) {
 	out := RoleNames{}
 	for role, names := range doc {
 		r := Role(role)
-		if r != RoleOperator && r != RoleScheduler && r != RoleAgent {
-			return nil, fmt.Errorf("--authz %s: unknown role %s (want operator, scheduler or agent)", file, quote.Value(role))
+		if r != RoleOperator && r != RoleScheduler && r != RoleAgent && r != RoleReplica {
+			return nil, fmt.Errorf("--authz %s: unknown role %s (want operator, scheduler, agent or replica)", file, quote.Value(role))
 		}
 		for _, n := range names {
 			if n == "" {
@@ -239,6 +265,11 @@ func (a *Authorizer) identify(ctx context.Context) (Identity, error) {
 			leaf := ti.State.VerifiedChains[0][0]
 			certSubject = leaf.Subject.String()
 			if r, name, ok := (*a.names.Load()).roleOf(leaf); ok {
+				if r == RoleReplica {
+					if id, ok := forwardedIdentity(ctx, name); ok {
+						return id, nil
+					}
+				}
 				return Identity{Role: r, Subject: "cert:" + name}, nil
 			}
 		}

@@ -54,6 +54,9 @@ func powerError(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, pwr.ErrRefused):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, pwr.ErrFenced):
+		// Not this replica's to do: the caller retries on the leader.
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}

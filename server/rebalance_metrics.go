@@ -27,11 +27,6 @@ func CountMigrations(m rebalance.Migrator, reg prometheus.Registerer) rebalance.
 	return &countingMigrator{Migrator: m, n: n}
 }
 
-// Settle implements rebalance.Settler with the wrapped Migrator's.
-func (c *countingMigrator) Settle(ctx context.Context, id string) (string, error) {
-	return rebalance.SettleOrLocate(ctx, c.Migrator, id)
-}
-
 func (c *countingMigrator) LiveMigrate(ctx context.Context, id, target string) error {
 	err := c.Migrator.LiveMigrate(ctx, id, target)
 	if err != nil {
@@ -40,4 +35,9 @@ func (c *countingMigrator) LiveMigrate(ctx context.Context, id, target string) e
 		c.n.WithLabelValues("done").Inc()
 	}
 	return err
+}
+
+// Settle passes through: a takeover waits for Nova as the migrator can.
+func (c *countingMigrator) Settle(ctx context.Context, id string) (string, error) {
+	return rebalance.Settle(ctx, c.Migrator, id)
 }

@@ -23,8 +23,8 @@ func TestCountMigrationsKeepsSettle(t *testing.T) {
 	if _, ok := m.(rebalance.Settler); !ok {
 		t.Fatal("CountMigrations hides rebalance.Settler")
 	}
-	got, err := rebalance.SettleOrLocate(context.Background(), m, "vm1")
+	got, err := rebalance.Settle(context.Background(), m, "vm1")
 	if err != nil || got != "destination" {
-		t.Errorf("SettleOrLocate = %q, %v; want destination (Settle), not Locate's source", got, err)
+		t.Errorf("Settle = %q, %v; want destination (Settle), not Locate's source", got, err)
 	}
 }

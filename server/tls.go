@@ -76,6 +76,26 @@ func (f *TLSFiles) Config(requireClient bool) *tls.Config {
 	}
 }
 
+// ClientConfig is a replica's TLS towards another replica (a call it
+// forwards to the leader): its own certificate, the one loaded last, for
+// mutual TLS; the other's verified against the client CA (one CA signs the
+// replicas), or the system roots without one. The roots are those loaded
+// when ClientConfig was called: a new CA needs a restart.
+func (f *TLSFiles) ClientConfig() *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			m := f.loaded.Load()
+			if m == nil {
+				return nil, errors.New("no TLS certificate loaded")
+			}
+			return &m.cert, nil
+		}}
+	if m := f.loaded.Load(); m != nil && m.clientCA != nil {
+		c.RootCAs = m.clientCA
+	}
+	return c
+}
+
 // ClientTLS is a client's TLS configuration: caFile verifies the server
 // (the system roots when ""), certFile and keyFile are its own certificate
 // for mutual TLS (both or neither).

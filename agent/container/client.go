@@ -37,6 +37,36 @@ func (c *Client) Locate(_ context.Context, id string) (string, error) {
 	return in.Host, nil
 }
 
+// Settle waits until the agents' reports settle the container: a report
+// newer than the one the view held when Settle began (so it was made
+// after whoever asked for a move stopped), that places the container and
+// does not mark it migrating (Container.Migrating). It returns the host of
+// that report. A container in no report may be between two hosts (dumped,
+// not restored yet): Settle waits on, until ctx ends. The executor calls
+// it for a move another replica asked before it lost the lead, so the move
+// is confirmed from the agents, never asked again.
+func (c *Client) Settle(ctx context.Context, id string) (string, error) {
+	first, seen := c.View.Instance(id)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		now, ok := c.View.Instance(id)
+		newer := ok && (!seen || now.Updated.After(first.Updated) || now.Host != first.Host)
+		if newer && now.Kind == hostview.KindContainer && now.TaskState != TaskMigrating {
+			return now.Host, nil
+		}
+		select {
+		case <-ctx.Done():
+			where := "in no agent's report"
+			if ok {
+				where = fmt.Sprintf("last reported on %s (task %q)", now.Host, now.TaskState)
+			}
+			return "", fmt.Errorf("container %s: not settled, %s: %w", id, where, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // LiveMigrate asks the source agent to move the container to target.
 func (c *Client) LiveMigrate(ctx context.Context, id, target string) error {
 	in, ok := c.View.Instance(id)

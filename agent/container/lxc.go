@@ -37,7 +37,16 @@ type Container struct {
 	// keys, so the tag lives in a comment) or podman's label ecrae.tag,
 	// "" when none.
 	Tag string `json:"tag,omitempty"`
+	// Migrating: this agent is moving it out or taking it in (Reporter's
+	// Migrating); the service reads it as task state TaskMigrating.
+	Migrating bool `json:"migrating,omitempty"`
 }
+
+// TaskMigrating is the live view's task state of a container an agent
+// reports migrating: Nova's word for a VM in a live migration, so that
+// what waits for VMs to settle (the power manager, a plan's takeover)
+// waits for containers too.
+const TaskMigrating = "migrating"
 
 // ErrUnknown is returned for a container the node does not have.
 var ErrUnknown = errors.New("no such container")

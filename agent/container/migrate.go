@@ -143,7 +143,9 @@ func (m *Migrator) Serve(ctx context.Context) error {
 	if m.ReceiveTimeout <= 0 {
 		m.ReceiveTimeout = 2 * time.Minute
 	}
+	m.mu.Lock() // the Reporter may ask Migrating already
 	m.busy = map[string]bool{}
+	m.mu.Unlock()
 	if err := os.MkdirAll(m.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
@@ -183,6 +185,14 @@ func (m *Migrator) claim(name string) bool {
 	}
 	m.busy[name] = true
 	return true
+}
+
+// Migrating reports whether a migration of the container runs here
+// (either side): the Reporter says so with the container.
+func (m *Migrator) Migrating(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.busy[name]
 }
 
 func (m *Migrator) release(name string) {

@@ -34,7 +34,10 @@ type Reporter struct {
 	Pub      Publisher
 	Interval time.Duration
 	Log      *slog.Logger
-	wake     chan struct{}
+	// Migrating, when set, says whether a container is being migrated
+	// (Migrator.Migrating); it is reported with the container.
+	Migrating func(name string) bool
+	wake      chan struct{}
 }
 
 // Wake asks for a report now.
@@ -53,6 +56,11 @@ func (r *Reporter) Build(ctx context.Context, now time.Time) ([]byte, int, error
 	}
 	if cs == nil {
 		cs = []Container{}
+	}
+	if r.Migrating != nil {
+		for i := range cs {
+			cs[i].Migrating = r.Migrating(cs[i].Name)
+		}
 	}
 	b, err := json.Marshal(Report{Host: r.Host, Timestamp: now.UTC().Format(time.RFC3339Nano), Arch: r.RT.NodeArch(), Runtime: r.RT.Kind(), Containers: cs})
 	return b, len(cs), err

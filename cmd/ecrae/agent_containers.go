@@ -83,6 +83,7 @@ func (f *containerFlags) start(ctx context.Context, nc *nats.Conn, host string, 
 	rep := container.NewReporter(host, rt, &agent.NATSPublisher{NC: nc}, interval, log)
 	pol := container.PrecopyPolicy{MaxRounds: f.precopyRounds, DirtyPages: int64(f.precopyDirtyMB * (1 << 20) / 4096)}
 	m := &container.Migrator{Host: host, RT: rt, CRIU: c, NC: nc, DataHost: f.migrateAddr, StateDir: f.stateDir, Features: feat, Precopy: pol, Log: log, Changed: rep.Wake}
+	rep.Migrating = m.Migrating
 	log.Info("containers", "runtime", f.runtime, "storage", where, "criu", bin, "postcopy", feat.Lazy, "no_postcopy_because", feat.NoLazy, "precopy", feat.DirtyTrack, "no_precopy_because", feat.NoDirty,
 		"report_subject", container.ReportSubject(host), "migrate_subject", container.MigrateSubject(host))
 	var wg sync.WaitGroup

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -74,6 +75,8 @@ func TestServeClusterFlagErrors(t *testing.T) {
 		{[]string{"--cluster", "c", "--node-name", "", "--nats-cluster-addr", "127.0.0.1:6222", "--nats-routes", "nats://a:1"}, "--node-name"},
 		{[]string{"--cluster", "c", "--lease-ttl", "10ms", "--nats-cluster-addr", "127.0.0.1:6222", "--nats-routes", "nats://a:1"}, "--lease-ttl"},
 		{[]string{"--cluster", "c", "--nats", "nats://127.0.0.1:1", "--nats-routes", "nats://a:1"}, "embedded"},
+		{[]string{"--grpc-advertise", "10.0.0.1:50051"}, "--grpc-advertise needs --cluster"},
+		{[]string{"--cluster", "c", "--grpc-advertise", "10.0.0.1", "--nats-cluster-addr", "127.0.0.1:6222", "--nats-routes", "nats://a:1"}, "--grpc-advertise"},
 	} {
 		var stderr bytes.Buffer
 		err := runServe(context.Background(), append(append([]string{}, base...), tc.args...), &stderr)
@@ -107,5 +110,22 @@ func TestWhileLeaderRunsOncePerTerm(t *testing.T) {
 	}
 	if n := calls.Load(); n != 2 {
 		t.Errorf("fn ran %d times in 2 terms, want 2", n)
+	}
+}
+
+// TestAdvertised: the address other replicas forward to.
+func TestAdvertised(t *testing.T) {
+	host, _ := os.Hostname()
+	for _, tc := range []struct{ flag, grpc, want string }{
+		{"", "10.0.0.5:50051", "10.0.0.5:50051"},                      // a specific address: itself
+		{"", "0.0.0.0:50051", host + ":50051"},                        // everywhere: the hostname
+		{"", "[::]:50051", host + ":50051"},                           // same in IPv6
+		{"", ":50051", host + ":50051"},                               // no host: everywhere
+		{"ctl-1.example:7000", "0.0.0.0:50051", "ctl-1.example:7000"}, // the flag wins
+	} {
+		got, err := advertised(tc.flag, tc.grpc)
+		if err != nil || got != tc.want {
+			t.Errorf("advertised(%q, %q) = %q, %v; want %q", tc.flag, tc.grpc, got, err, tc.want)
+		}
 	}
 }

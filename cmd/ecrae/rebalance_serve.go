@@ -105,12 +105,13 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 	if cloud != nil && cloud.Compute != nil {
 		m := openstack.NewMigrator(cloud.Compute, 0)
 		cfg.Migrator = server.CountMigrations(m, r.reg)
-		if r.leader != nil {
-			cfg.Migrator = r.leader.fence(cfg.Migrator)
-		}
 		cfg.Groups = groupsOf(m)
 	}
 	cfg.Migrator = r.route(cfg.Migrator)
+	if r.leader != nil {
+		// Fenced whole: container moves to the agents like Nova's.
+		cfg.Migrator = r.leader.fence(cfg.Migrator)
+	}
 	rb := server.NewRebalancer(srv, cfg)
 	rb.Register(g)
 	r.rb = rb

@@ -168,6 +168,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		return err
 	}
 	c.rebalance.leader = &c.cluster
+	c.power.fence = c.cluster.powerFence()
 
 	// The live host view: Nova's notifications and node samples from
 	// JetStream, reconciled with Nova and Placement when credentials exist.
@@ -210,6 +211,11 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 
 	var inflight atomic.Int64
 	creds, authUnary, authStream := sec.serverOptions()
+	forward, err := c.cluster.forwarding(c.grpcAddr, sec.tls, c.limits.max, log) // after authorization: a refused caller is not forwarded
+	if err != nil {
+		return err
+	}
+	authUnary = append(authUnary, forward...)
 	g := grpc.NewServer(append(append(append(creds, c.limits.options()...), server.NewCodec().ServerOptions()...),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{countInflight(&inflight), stats.UnaryInterceptor(), server.NewInvalidLog(log, time.Minute, nil).Unary()}, authUnary...)...),
 		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{countInflightStream(&inflight), stats.StreamInterceptor()}, authStream...)...))...)

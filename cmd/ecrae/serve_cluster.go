@@ -16,6 +16,7 @@ import (
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/planstore"
 	"github.com/ecrae/ecrae/rebalance"
+	"github.com/ecrae/ecrae/server"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,18 +30,22 @@ type clusterServe struct {
 	name, node, addr, routes string
 	replicas                 int
 	leaseTTL                 time.Duration
+	advertise                string        // --grpc-advertise (serve_forward.go)
 	st                       *clusterState // shared by the copies of serveConfig; nil: flags never registered
 }
 
 // clusterState is what cluster mode holds while serving.
 type clusterState struct {
-	ns       *natsserver.Server // embedded member; nil with an external cluster
-	js       jetstream.JetStream
-	kb       *ha.KB
-	lease    *ha.Lease
-	plans    *ha.Plans                 // set by attachPlans; nil until then
-	takeover func(ctx context.Context) // run each time this replica becomes leader
-	replicas int
+	ns    *natsserver.Server // embedded member; nil with an external cluster
+	js    jetstream.JetStream
+	kb    *ha.KB
+	lease *ha.Lease
+	plans *ha.Plans // set by attachPlans; nil until then
+	// forwarder sends leader-only calls to the leader (set by forwarding;
+	// closed when run ends).
+	forwarder *server.Forwarder
+	takeover  func(ctx context.Context) // run each time this replica becomes leader
+	replicas  int
 
 	mu      sync.Mutex
 	leading context.Context // the current leadership's context; nil when not leader
@@ -56,6 +61,7 @@ func (c *clusterServe) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.routes, "nats-routes", "", "cluster mode, embedded NATS: nats://HOST:PORT of every member's route listener, comma-separated")
 	fs.IntVar(&c.replicas, "cluster-replicas", 0, "cluster mode: copies of the replicated streams and buckets (0: min(3, members); with an external --nats: 3)")
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", 10*time.Second, "cluster mode: the leader lease's time to live; another replica acts within about this long after the leader dies")
+	fs.StringVar(&c.advertise, "grpc-advertise", "", "cluster mode: HOST:PORT the other replicas reach this one's gRPC at, to forward leader-only calls (default: --grpc-addr, with the hostname when it listens everywhere)")
 }
 
 func (c *clusterServe) on() bool { return c.st != nil && c.name != "" }
@@ -66,6 +72,9 @@ func (c *clusterServe) check(natsURL string) error {
 		if c.addr != "" || c.routes != "" {
 			return fmt.Errorf("%w: --nats-cluster-addr and --nats-routes need --cluster", errUsage)
 		}
+		if c.advertise != "" {
+			return fmt.Errorf("%w: --grpc-advertise needs --cluster", errUsage)
+		}
 		return nil
 	}
 	if c.leaseTTL < 300*time.Millisecond {
@@ -73,6 +82,11 @@ func (c *clusterServe) check(natsURL string) error {
 	}
 	if c.replicas < 0 {
 		return fmt.Errorf("%w: --cluster-replicas %d: want 0 or more", errUsage, c.replicas)
+	}
+	if c.advertise != "" {
+		if _, err := advertised(c.advertise, ""); err != nil {
+			return err
+		}
 	}
 	if natsURL != "embedded" {
 		if c.addr != "" || c.routes != "" {
@@ -169,6 +183,9 @@ func (c *clusterServe) start(nc *nats.Conn, store *kbstore.Store, reg prometheus
 			st.plans.StopWith(ctx)
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = st.plans.Run(ctx) }()
+		}
+		if st.forwarder != nil {
+			defer st.forwarder.Close()
 		}
 		err := st.lease.Run(ctx, func(lctx context.Context) {
 			st.setLeading(lctx)

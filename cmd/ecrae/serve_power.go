@@ -34,6 +34,9 @@ type powerServe struct {
 	interval    time.Duration
 	timeout     time.Duration
 
+	// fence, in cluster mode, is checked before every power action.
+	fence power.Fence
+
 	m         *power.Manager
 	hist      *power.History
 	closeOnce *sync.Once // a pointer: serveConfig is passed by value
@@ -91,7 +94,7 @@ func (p *powerServe) open(store *kbstore.Store, view *hostview.View, cloud *open
 	p.closeOnce = &sync.Once{}
 	cfg := power.Config{Policy: policy, Headroom: headroom, Credentials: creds, View: view, History: p.hist,
 		Metrics: power.NewMetrics(reg), Log: log, Interval: p.interval,
-		Backends: power.Backends{Timeout: p.timeout},
+		Backends: power.Backends{Timeout: p.timeout}, Fence: p.fence,
 		Hosts: func(ctx context.Context) ([]power.HostEntry, error) {
 			hs, err := store.ListHosts(ctx)
 			if err != nil {

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestFollowerForwardsToLeader (issue 14 point 4): two `ecrae serve
+// --cluster` processes. `ecrae rebalance plan` against the follower is
+// answered with the plan the leader made and stored, once; cancelling it
+// through the follower reaches the leader, which records who asked and
+// through which replica: over plain gRPC the caller's address, marked
+// unverified; over mutual TLS with --authz the operator's certificate
+// name, believed because the follower's certificate has the replica role.
+func TestFollowerForwardsToLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two services per case")
+	}
+	noCloud(t)
+	t.Run("plain", func(t *testing.T) {
+		forwardScenario(t, nil, func(r *replicaProc) string { return "forwarded by " + r.name })
+	})
+	t.Run("mutual-tls", func(t *testing.T) {
+		ca := newTestCA(t, t.TempDir(), "cluster")
+		forwardScenario(t, ca, func(r *replicaProc) string { return "cert:ops via " + r.name + " (cert:ecrae-" + r.name + ")" })
+	})
+}
+
+func forwardScenario(t *testing.T, ca *testCA, wantWho func(follower *replicaProc) string) {
+	var rs []*replicaProc
+	var routes []string
+	for i := range 2 {
+		r := &replicaProc{name: fmt.Sprintf("r%d", i), grpc: freeAddr(t), http: freeAddr(t), nats: freeAddr(t), route: freeAddr(t), dir: t.TempDir()}
+		rs = append(rs, r)
+		routes = append(routes, "nats://"+r.route)
+	}
+	var cliTLS []string
+	status := func(r *replicaProc) (*ClusterStatus, error) { return r.status() }
+	if ca == nil {
+		for _, r := range rs {
+			r.start(t, strings.Join(routes, ","))
+		}
+	} else {
+		dir := t.TempDir()
+		authz := filepath.Join(dir, "authz.yaml")
+		writeFile(t, authz, "operator: [ops]\nreplica: [ecrae-r0, ecrae-r1]\n")
+		opsCert, opsKey, _ := ca.issue("ops", "ops", nil)
+		cliTLS = []string{"--tls-ca", ca.File, "--tls-cert", opsCert, "--tls-key", opsKey}
+		for _, r := range rs {
+			cert, key, _ := ca.issue(r.name, "ecrae-"+r.name, nil)
+			logPath := filepath.Join(r.dir, "serve.log")
+			r.c = startChild(t, logPath, "--cluster", "ecrae-test", "--node-name", r.name,
+				"--nats-cluster-addr", r.route, "--nats-routes", strings.Join(routes, ","), "--nats-addr", r.nats,
+				"--grpc-addr", r.grpc, "--http-addr", r.http, "--db", filepath.Join(r.dir, "ecrae.db"), "--lease-ttl", "2s",
+				"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", ca.File, "--authz", authz)
+			t.Cleanup(func() {
+				if t.Failed() {
+					b, _ := os.ReadFile(logPath)
+					t.Logf("%s log:\n%s", r.name, b)
+				}
+			})
+		}
+		status = func(r *replicaProc) (*ClusterStatus, error) {
+			body, err := tryHTTPS(ca, "https://"+r.http+"/cluster")
+			if err != nil {
+				return nil, err
+			}
+			var st ClusterStatus
+			return &st, json.Unmarshal([]byte(body), &st)
+		}
+	}
+	var leader, follower *replicaProc
+	waitFor(t, "a leader known to the follower", func() bool {
+		leader, follower = nil, nil
+		for _, r := range rs {
+			st, err := status(r)
+			if err != nil {
+				return false
+			}
+			if st.IsLeader {
+				leader = r
+			} else if st.Leader != "" {
+				follower = r
+			}
+		}
+		return leader != nil && follower != nil
+	})
+	at := func(r *replicaProc, args ...string) (string, error) {
+		return cli(t, append(append(args, "--server", r.grpc), cliTLS...)...)
+	}
+	var b strings.Builder
+	b.WriteString("hosts:\n")
+	for j := range 4 {
+		fmt.Fprintf(&b, "  - {name: h%d, architecture: dell-r740-xeon-8280, vcpus: 10, memory_mb: 16384, disk_gb: 500}\n", j)
+	}
+	b.WriteString("instances:\n")
+	for i := range 8 {
+		fmt.Fprintf(&b, "  - {id: i%d, name: vm%d, host: h%d, vcpus: 2, memory_mb: 2048, disk_gb: 10, cpu_utilization: 0.5}\n", i, i, i%4)
+	}
+	snap := filepath.Join(t.TempDir(), "snap.yaml")
+	writeFile(t, snap, b.String())
+
+	// Until the follower has read the leader's address from the lease and
+	// the leader's plan bucket answers, the call is refused and nothing is
+	// stored.
+	var out string
+	waitFor(t, "a plan through the follower", func() bool {
+		var err error
+		out, err = at(follower, "rebalance", "plan", "--snapshot", snap)
+		return err == nil
+	})
+	m := regexp.MustCompile(`plan (\S+) \(planned\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("plan through the follower:\n%s", out)
+	}
+	id := m[1]
+	list, err := at(leader, "rebalance", "list")
+	if err != nil || strings.Count(list, " planned ") != 1 || !strings.Contains(list, id) {
+		t.Fatalf("plans on the leader (want %s only):\n%s %v", id, list, err)
+	}
+	waitFor(t, "the plan on the follower", func() bool {
+		out, err := at(follower, "rebalance", "show", id)
+		return err == nil && strings.Contains(out, id)
+	})
+	if out, err := at(follower, "rebalance", "cancel", id); err != nil {
+		t.Fatalf("cancel through the follower: %v\n%s", err, out)
+	}
+	show, err := at(leader, "rebalance", "show", id)
+	if err != nil || !strings.Contains(show, "cancelled") || !strings.Contains(show, wantWho(follower)) {
+		t.Errorf("the plan on the leader after a cancel through %s, want %q in:\n%s %v", follower.name, wantWho(follower), show, err)
+	}
+	if ca != nil {
+		audit, err := at(leader, "audit")
+		if err != nil || !strings.Contains(audit, wantWho(follower)) {
+			t.Errorf("the leader's audit trail, want %q in:\n%s %v", wantWho(follower), audit, err)
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/power"
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// novaServices stands in for Nova's compute services API, which cannot
+// run in a Go test (integration/ drives the real one): it records calls.
+type novaServices struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (n *novaServices) DisableService(_ context.Context, host, _ string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls = append(n.calls, "disable "+host)
+	return nil
+}
+
+func (n *novaServices) EnableService(_ context.Context, host string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls = append(n.calls, "enable "+host)
+	return nil
+}
+
+func (n *novaServices) HostBusy(context.Context, string) (string, error) { return "", nil }
+
+func (n *novaServices) log() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return strings.Join(n.calls, "; ")
+}
+
+// TestPowerFollowerForwardsAndDeposedLeaderIsFenced: two replicas (real
+// clustered NATS, real gRPC), each with its power manager fenced by its
+// lease, one real IPMI peer (pyghmi's fakebmc) for host c1. A power off
+// and on asked of the follower are done by the leader (its history holds
+// them, the follower's none). Then the lease is stolen in the bucket: the
+// old leader's power off is refused by the fence, directly and over gRPC
+// (UNAVAILABLE), Nova is not called, and the BMC stays on.
+func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
+	port := startFakeBMC(t)
+	novas := map[string]*novaServices{}
+	var mu sync.Mutex
+	rs := startReplicas(t, 2, replicaOptions{
+		// Long: the stolen lease must not expire (and be won back by the
+		// old leader) while the test asks the old leader to act.
+		ttl: 12 * time.Second,
+		view: func(v *hostview.View) {
+			v.Reconcile(hostview.Inventory{At: time.Now(), Hosts: []hostview.HostInventory{{Name: "c1", State: "up", ISA: "x86_64",
+				Capacity: hostview.Capacity{VCPUs: 8, CPURatio: 1, MemoryMB: 16384, DiskGB: 100}}}})
+		},
+		power: func(l *Lease, v *hostview.View) *power.Manager {
+			hist, err := power.OpenHistory(filepath.Join(t.TempDir(), "power.db"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { hist.Close() })
+			nova := &novaServices{}
+			mu.Lock()
+			novas[l.Name()] = nova
+			mu.Unlock()
+			m, err := power.NewManager(power.Config{Policy: power.PolicyAct, View: v, History: hist, Nova: nova, Fence: l,
+				Credentials: &power.CredentialFile{Default: &power.Credentials{Username: "admin", Password: "password"}},
+				Hosts: func(context.Context) ([]power.HostEntry, error) {
+					return []power.HostEntry{{Name: "c1", Architecture: "old", Power: fmt.Sprintf("ipmi://127.0.0.1:%d", port)}}, nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		},
+	})
+	leader, followers := leaderAndFollower(t, rs)
+	follower := followers[0]
+	ctx := context.Background()
+	bmc := func() string {
+		t.Helper()
+		out, err := ipmitool(port, "power", "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	if _, err := follower.powerClient().PowerOff(ctx, &ecraev1.PowerOffRequest{Host: "c1"}); err != nil {
+		t.Fatalf("power off on the follower: %v", err)
+	}
+	if got := bmc(); got != "Chassis Power is off" {
+		t.Fatalf("BMC after a forwarded power off: %q", got)
+	}
+	if _, err := follower.powerClient().PowerOn(ctx, &ecraev1.PowerOnRequest{Host: "c1"}); err != nil {
+		t.Fatalf("power on on the follower: %v", err)
+	}
+	if got := bmc(); got != "Chassis Power is on" {
+		t.Fatalf("BMC after a forwarded power on: %q", got)
+	}
+	if evs, _ := leader.power.History("c1", 0); len(evs) != 2 || evs[0].Action != power.ActOn || evs[1].Action != power.ActOff {
+		t.Errorf("leader's history %+v, want off then on", evs)
+	}
+	if evs, _ := follower.power.History("", 0); len(evs) != 0 {
+		t.Errorf("follower's history %+v, want none: it acted on nothing", evs)
+	}
+	// The history is read from the leader too.
+	h, err := follower.powerClient().ListPowerEvents(ctx, &ecraev1.ListPowerEventsRequest{Host: "c1"})
+	if err != nil || len(h.GetEvents()) != 2 {
+		t.Errorf("history through the follower: %v, %v; want the leader's 2 events", h, err)
+	}
+	if got := novas[leader.name].log(); got != "disable c1" {
+		t.Errorf("leader's Nova calls %q, want one disable", got)
+	}
+
+	// The lease is taken over in the bucket (a replica that found it
+	// expired while the leader was paused): the old leader still believes
+	// it leads until its next renewal, and its fence refuses.
+	kv := *leader.lease.kv.Load()
+	e, err := kv.Get(ctx, LeaseKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Update(ctx, LeaseKey, []byte("intruder"), e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	novaBefore := novas[leader.name].log()
+	err = leader.power.Off(ctx, "c1", "cli")
+	if !errors.Is(err, power.ErrFenced) || !errors.Is(err, ErrNotLeader) || !strings.Contains(err.Error(), "intruder") {
+		t.Fatalf("deposed leader's power off: %v, want fenced by the lease held by intruder", err)
+	}
+	// Over gRPC: handled by the old leader (until it notices), or refused
+	// by whichever replica has no leader to forward to; UNAVAILABLE
+	// either way.
+	_, err = leader.powerClient().PowerOff(ctx, &ecraev1.PowerOffRequest{Host: "c1"})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("power off on the deposed leader over gRPC: %v, want UNAVAILABLE", err)
+	}
+	if got := bmc(); got != "Chassis Power is on" {
+		t.Errorf("BMC after the deposed leader's power offs: %q", got)
+	}
+	if got := novas[leader.name].log(); got != novaBefore {
+		t.Errorf("Nova called by the deposed leader: %q, was %q", got, novaBefore)
+	}
+	if evs, _ := leader.power.History("c1", 0); len(evs) < 3 || evs[0].Action != power.ActRefused {
+		t.Errorf("leader's history %+v, want the refusal last", evs)
+	}
+}

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net"
+	"strings"
+	"testing"
+
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// callFrom is the context of a call over mutual TLS from a verified
+// certificate named cn, with incoming metadata kv.
+func callFrom(cn string, kv ...string) context.Context {
+	cert := &x509.Certificate{Subject: pkix.Name{CommonName: cn}}
+	p := &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 41000},
+		AuthInfo: credentials.TLSInfo{State: tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{cert}}}}}
+	return metadata.NewIncomingContext(peer.NewContext(context.Background(), p), metadata.Pairs(kv...))
+}
+
+// TestAuthorizerForwardedIdentity: a call a replica forwarded runs as the
+// caller it names, with that caller's role (an operator's power off is
+// allowed, a scheduler's refused), named with the replica for audit; the
+// same metadata from a certificate that is not a replica's changes
+// nothing; a replica on its own may call health only.
+func TestAuthorizerForwardedIdentity(t *testing.T) {
+	a := NewAuthorizer(RoleNames{"ecrae-r1": RoleReplica, "ops": RoleOperator, "nova": RoleScheduler}, nil, nil, nil)
+	const off = "/ecrae.v1.PowerService/PowerOff"
+	fwd := func(role string) []string {
+		return []string{MDForwardedBy, "r1", MDCaller, "cert:alice", MDCallerRole, role}
+	}
+	for _, tc := range []struct {
+		name   string
+		ctx    context.Context
+		method string
+		code   codes.Code
+		who    string
+	}{
+		{"operator forwarded by a replica", callFrom("ecrae-r1", fwd("operator")...), off, codes.OK, "cert:alice via r1 (cert:ecrae-r1)"},
+		{"scheduler forwarded by a replica", callFrom("ecrae-r1", fwd("scheduler")...), off, codes.PermissionDenied, ""},
+		{"a replica's role is not forwardable", callFrom("ecrae-r1", fwd("replica")...), off, codes.PermissionDenied, ""},
+		{"replica on its own", callFrom("ecrae-r1"), off, codes.PermissionDenied, ""},
+		{"replica on its own, health", callFrom("ecrae-r1"), "/grpc.health.v1.Health/Check", codes.OK, "cert:ecrae-r1"},
+		{"claims from a scheduler's certificate", callFrom("nova", fwd("operator")...), off, codes.PermissionDenied, ""},
+		{"claims from an operator's certificate", callFrom("ops", fwd("scheduler")...), off, codes.OK, "cert:ops"},
+	} {
+		ctx, err := a.authorize(tc.ctx, tc.method)
+		if status.Code(err) != tc.code {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.code)
+			continue
+		}
+		if err == nil {
+			if got := Caller(ctx); got != tc.who {
+				t.Errorf("%s: caller %q, want %q", tc.name, got, tc.who)
+			}
+		}
+	}
+	if _, err := ParseRoleNames("f", []byte("replica: [ecrae-r1]\n")); err != nil {
+		t.Errorf("replica role in --authz: %v", err)
+	}
+}
+
+// TestCallerWithoutAuthorizationLabelsClaims: without authorization a
+// forwarded caller is reported, marked unverified, and cut short.
+func TestCallerWithoutAuthorizationLabelsClaims(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	ctx := callFrom("", MDForwardedBy, "r1", MDCaller, long)
+	got := Caller(ctx)
+	if !strings.HasPrefix(got, "unauthenticated@10.0.0.2:41000 (forwarded by r1 for ") || !strings.HasSuffix(got, ", unverified)") || len(got) > 200 {
+		t.Errorf("Caller = %q", got)
+	}
+}
+
+// fixedLeader is a Leadership that never changes.
+type fixedLeader struct {
+	leads        bool
+	leader, addr string
+}
+
+func (f fixedLeader) Name() string                     { return "r1" }
+func (f fixedLeader) IsLeader() bool                   { return f.leads }
+func (f fixedLeader) LeaderEndpoint() (string, string) { return f.leader, f.addr }
+
+// TestForwarderRefusesWithoutALeader: a follower that knows no leader
+// answers UNAVAILABLE and runs nothing; a method that is not leader-only,
+// or a leader, runs here.
+func TestForwarderRefusesWithoutALeader(t *testing.T) {
+	ran := 0
+	handler := func(context.Context, any) (any, error) { ran++; return &ecraev1.GetPlanResponse{}, nil }
+	req := &ecraev1.PlanRebalanceRequest{}
+	f := NewForwarder(fixedLeader{}, nil, nil)
+	_, err := f.Unary()(context.Background(), req, &grpc.UnaryServerInfo{FullMethod: "/ecrae.v1.RebalanceService/PlanRebalance"}, handler)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "knows no leader") || ran != 0 {
+		t.Errorf("no leader: %v (ran %d)", err, ran)
+	}
+	if _, err := f.Unary()(context.Background(), req, &grpc.UnaryServerInfo{FullMethod: "/ecrae.v1.RebalanceService/GetPlan"}, handler); err != nil || ran != 1 {
+		t.Errorf("GetPlan on a follower: %v (ran %d), want it served here", err, ran)
+	}
+	lead := NewForwarder(fixedLeader{leads: true}, nil, nil)
+	if _, err := lead.Unary()(context.Background(), req, &grpc.UnaryServerInfo{FullMethod: "/ecrae.v1.RebalanceService/PlanRebalance"}, handler); err != nil || ran != 2 {
+		t.Errorf("PlanRebalance on the leader: %v (ran %d), want it served here", err, ran)
+	}
+	for _, m := range []string{"/ecrae.v1.RebalanceService/PlanRebalance", "/ecrae.v1.PowerService/PowerOff", "/ecrae.v1.PowerService/ListPowerEvents"} {
+		if _, err := newReply(m); err != nil {
+			t.Errorf("newReply(%s): %v", m, err)
+		}
+	}
+}
