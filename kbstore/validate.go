@@ -126,8 +126,9 @@ func validate(kb *KB, paths pathFunc) *ValidationError {
 // all): every independent problem of every entity, entity by entity and
 // field by field in the order the checks run, so the first is the one
 // validate returns. A check that only makes sense once another passed
-// (a duplicate of a bad name, points of a curve past its length) is
-// skipped when that one failed.
+// (a duplicate of a bad name, an isa against an unknown architecture,
+// the 100 % point of a curve of the wrong length) is skipped when that
+// one failed.
 func validateAll(kb *KB, paths pathFunc, max int) []*ValidationError {
 	if kb == nil {
 		return []*ValidationError{{Msg: "no knowledge base"}}
