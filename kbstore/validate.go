@@ -126,7 +126,7 @@ func validate(kb *KB, paths pathFunc) *ValidationError {
 // all): every independent problem of every entity, entity by entity and
 // field by field in the order the checks run, so the first is the one
 // validate returns. A check that only makes sense once another passed
-// (a duplicate of a bad name, an isa against an unknown architecture,
+// (a duplicate of a bad name, an unknown isa against the architecture,
 // the 100 % point of a curve of the wrong length) is skipped when that
 // one failed.
 func validateAll(kb *KB, paths pathFunc, max int) []*ValidationError {
