@@ -1,7 +1,6 @@
 package kbstore
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -25,7 +24,7 @@ var (
 // metric labels.
 const maxNameLen = 255
 
-// ValidationError is the first problem found in a KB or an entity.
+// ValidationError is one problem found in a KB or an entity.
 type ValidationError struct {
 	File string
 	Line int
@@ -124,22 +123,20 @@ func validate(kb *KB, paths pathFunc) *ValidationError {
 }
 
 // validateAll checks every entity and returns up to max errors (max <= 0:
-// all), one per entity at most: an entity's first problem hides the rest
-// of that entity, not the other entities.
+// all): every independent problem of every entity, entity by entity and
+// field by field in the order the checks run, so the first is the one
+// validate returns. A check that only makes sense once another passed
+// (a duplicate of a bad name, an unknown isa against the architecture,
+// the 100 % point of a curve of the wrong length) is skipped when that
+// one failed.
 func validateAll(kb *KB, paths pathFunc, max int) []*ValidationError {
 	if kb == nil {
 		return []*ValidationError{{Msg: "no knowledge base"}}
 	}
-	var errs []*ValidationError
-	full := func() bool { return max > 0 && len(errs) >= max }
-	report := func(err *ValidationError) {
-		if err != nil && !full() {
-			errs = append(errs, err)
-		}
-	}
+	var ps problems
 	if kb.SchemaVersion != 0 && kb.SchemaVersion != CurrentSchemaVersion {
-		report(fail("schema_version", "unsupported schema version %d (this binary reads %d; 0 or absent means %d)",
-			kb.SchemaVersion, CurrentSchemaVersion, CurrentSchemaVersion))
+		ps.fail("schema_version", "unsupported schema version %d (this binary reads %d; 0 or absent means %d)",
+			kb.SchemaVersion, CurrentSchemaVersion, CurrentSchemaVersion)
 	}
 	// Name sets first: tags and flavors refer to each other.
 	archs := make(map[string]*Architecture, len(kb.Architectures))
@@ -155,27 +152,51 @@ func validateAll(kb *KB, paths pathFunc, max int) []*ValidationError {
 	for i := range kb.Architectures {
 		a := &kb.Architectures[i]
 		p := paths("architecture", i, a.Name)
-		report(cmp.Or(checkName(p, "architecture", a.Name, i, seen, paths), checkArchitecture(p, a)))
+		ps.add(checkName(p, "architecture", a.Name, i, seen, paths))
+		checkArchitecture(&ps, p, a)
 	}
 	clear(seen)
 	for i := range kb.Tags {
 		t := &kb.Tags[i]
 		p := paths("tag", i, t.Name)
-		report(cmp.Or(checkName(p, "tag", t.Name, i, seen, paths), checkTag(p, t, archs, flavors)))
+		ps.add(checkName(p, "tag", t.Name, i, seen, paths))
+		checkTag(&ps, p, t, archs, flavors)
 	}
 	clear(seen)
 	for i := range kb.Flavors {
 		f := &kb.Flavors[i]
 		p := paths("flavor", i, f.Name)
-		report(cmp.Or(checkName(p, "flavor", f.Name, i, seen, paths), checkFlavor(p, f, tags)))
+		ps.add(checkName(p, "flavor", f.Name, i, seen, paths))
+		checkFlavor(&ps, p, f, tags)
 	}
 	clear(seen)
 	for i := range kb.Hosts {
 		h := &kb.Hosts[i]
 		p := paths("host", i, h.Name)
-		report(cmp.Or(checkName(p, "host", h.Name, i, seen, paths), checkHost(p, h, archs)))
+		ps.add(checkName(p, "host", h.Name, i, seen, paths))
+		checkHost(&ps, p, h, archs)
 	}
-	return errs
+	if max > 0 && len(ps) > max {
+		ps = ps[:max]
+	}
+	return ps
+}
+
+// problems collects validation errors in the order they are found.
+type problems []*ValidationError
+
+// add appends err unless it is nil, and says whether it did, so a
+// dependent check can be skipped.
+func (ps *problems) add(err *ValidationError) (failed bool) {
+	if err == nil {
+		return false
+	}
+	*ps = append(*ps, err)
+	return true
+}
+
+func (ps *problems) fail(field, format string, args ...any) {
+	ps.add(fail(field, format, args...))
 }
 
 func nameSet[T any](items []T, name func(*T) string) map[string]bool {
@@ -200,7 +221,7 @@ func join(prefix, field string) string {
 func idx(prefix string, i int) string { return prefix + "[" + strconv.Itoa(i) + "]" }
 
 // checkName validates an entity name and records it in seen to catch
-// duplicates.
+// duplicates; a bad name is not recorded, so it is reported once.
 func checkName(p, kind, name string, i int, seen map[string]int, paths pathFunc) *ValidationError {
 	f := join(p, "name")
 	if err := checkNameValue(f, name); err != nil {
@@ -265,170 +286,159 @@ func checkShare(field string, v float64) *ValidationError {
 	return nil
 }
 
-func checkArchitecture(p string, a *Architecture) *ValidationError {
-	if err := checkISA(join(p, "isa"), a.ISA); err != nil {
-		return err
-	}
+func checkArchitecture(ps *problems, p string, a *Architecture) {
+	ps.add(checkISA(join(p, "isa"), a.ISA))
 	if a.Sockets < 0 {
-		return fail(join(p, "sockets"), "must be >= 0, got %d", a.Sockets)
+		ps.fail(join(p, "sockets"), "must be >= 0, got %d", a.Sockets)
 	}
 	if a.Cores <= 0 {
-		return fail(join(p, "cores"), "must be > 0, got %d", a.Cores)
+		ps.fail(join(p, "cores"), "must be > 0, got %d", a.Cores)
 	}
-	if a.Threads <= 0 {
-		return fail(join(p, "threads"), "must be > 0, got %d", a.Threads)
+	switch {
+	case a.Threads <= 0:
+		ps.fail(join(p, "threads"), "must be > 0, got %d", a.Threads)
+	case a.Cores > 0 && a.Threads < a.Cores:
+		// Against a bad core count the comparison says nothing new.
+		ps.fail(join(p, "threads"), "must be >= cores (%d), got %d", a.Cores, a.Threads)
 	}
-	if a.Threads < a.Cores {
-		return fail(join(p, "threads"), "must be >= cores (%d), got %d", a.Cores, a.Threads)
-	}
-	if err := checkNonNeg(join(p, "core_mhz"), a.CoreMHz); err != nil {
-		return err
-	}
+	ps.add(checkNonNeg(join(p, "core_mhz"), a.CoreMHz))
 	if a.MemoryMB <= 0 {
-		return fail(join(p, "memory_mb"), "must be > 0, got %d", a.MemoryMB)
+		ps.fail(join(p, "memory_mb"), "must be > 0, got %d", a.MemoryMB)
 	}
 	if a.DiskGB < 0 {
-		return fail(join(p, "disk_gb"), "must be >= 0, got %d", a.DiskGB)
+		ps.fail(join(p, "disk_gb"), "must be >= 0, got %d", a.DiskGB)
 	}
-	pw := join(p, "power_watts")
-	if len(a.PowerWatts) != PowerPoints {
-		return fail(pw, "must have %d values (active idle, then 10 %% ... 100 %% load), got %d", PowerPoints, len(a.PowerWatts))
-	}
-	for i, w := range a.PowerWatts {
-		if err := checkNonNeg(idx(pw, i), w); err != nil {
-			return err
-		}
-		if i > 0 && w < a.PowerWatts[i-1] {
-			return fail(idx(pw, i), "%v W is below the previous point %v W; the curve must not decrease", w, a.PowerWatts[i-1])
-		}
-	}
-	if a.PowerWatts[PowerPoints-1] == 0 {
-		return fail(idx(pw, PowerPoints-1), "power at 100 %% load must be > 0")
-	}
-	if err := checkNonNeg(join(p, "ssj_ops_100"), a.SSJOps100); err != nil {
-		return err
-	}
-	if err := checkNonNeg(join(p, "ssj_ops_per_watt"), a.SSJOpsPerWatt); err != nil {
-		return err
-	}
+	checkCurve(ps, join(p, "power_watts"), a.PowerWatts)
+	ps.add(checkNonNeg(join(p, "ssj_ops_100"), a.SSJOps100))
+	ps.add(checkNonNeg(join(p, "ssj_ops_per_watt"), a.SSJOpsPerWatt))
 	if a.Year < 0 {
-		return fail(join(p, "year"), "must be >= 0, got %d", a.Year)
+		ps.fail(join(p, "year"), "must be >= 0, got %d", a.Year)
 	}
-	return nil
 }
 
-func checkTag(p string, t *Tag, archs map[string]*Architecture, flavors map[string]bool) *ValidationError {
+// checkCurve reports a wrong length and then each bad point, at most one
+// problem per point. A point is compared only with a previous point that
+// is a valid number, and the 100 % point is checked only when it is the
+// 11th.
+func checkCurve(ps *problems, pw string, curve []float64) {
+	if len(curve) != PowerPoints {
+		ps.fail(pw, "must have %d values (active idle, then 10 %% ... 100 %% load), got %d", PowerPoints, len(curve))
+	}
+	prevOK := false
+	for i, w := range curve {
+		f := idx(pw, i)
+		ok := !ps.add(checkNonNeg(f, w))
+		switch {
+		case !ok:
+		case prevOK && w < curve[i-1]:
+			ps.fail(f, "%v W is below the previous point %v W; the curve must not decrease", w, curve[i-1])
+		case i == PowerPoints-1 && len(curve) == PowerPoints && w == 0:
+			ps.fail(f, "power at 100 %% load must be > 0")
+		}
+		prevOK = ok
+	}
+}
+
+func checkTag(ps *problems, p string, t *Tag, archs map[string]*Architecture, flavors map[string]bool) {
 	switch t.Mode {
 	case "", ModeHint, ModeExact:
 	default:
-		return fail(join(p, "mode"), "unknown mode %s; must be %s or %s (empty means %s)", quote.Value(t.Mode), quote.Value(ModeExact), quote.Value(ModeHint), quote.Value(ModeHint))
+		ps.fail(join(p, "mode"), "unknown mode %s; must be %s or %s (empty means %s)", quote.Value(t.Mode), quote.Value(ModeExact), quote.Value(ModeHint), quote.Value(ModeHint))
 	}
 	cp := join(p, "candidates")
-	if len(t.Candidates) == 0 {
+	switch {
+	case len(t.Candidates) == 0:
 		// A tag with no candidates cannot steer placement; it is a mistake.
-		return fail(cp, "must list at least one candidate")
+		ps.fail(cp, "must list at least one candidate")
+	case t.IsExact() && len(t.Candidates) != 1:
+		ps.fail(cp, "an exact tag pins one architecture, so it needs exactly 1 candidate, got %d", len(t.Candidates))
 	}
-	if t.IsExact() && len(t.Candidates) != 1 {
-		return fail(cp, "an exact tag pins one architecture, so it needs exactly 1 candidate, got %d", len(t.Candidates))
-	}
-	if err := checkShare(join(p, "utilization_ceiling"), t.UtilizationCeiling); err != nil {
-		return err
-	}
-	if err := checkShare(join(p, "cpu_load"), t.CPULoad); err != nil {
-		return err
-	}
+	ps.add(checkShare(join(p, "utilization_ceiling"), t.UtilizationCeiling))
+	ps.add(checkShare(join(p, "cpu_load"), t.CPULoad))
 	seen := map[Candidate]int{}
 	for i := range t.Candidates {
 		c := &t.Candidates[i]
 		cf := idx(cp, i)
-		if err := checkCandidate(cf, c, archs, flavors); err != nil {
-			return err
+		if checkCandidate(ps, cf, c, archs, flavors) {
+			continue // a broken candidate is not worth calling a duplicate
 		}
 		key := Candidate{Architecture: c.Architecture, ISA: c.ISA, Flavor: c.Flavor}
 		if first, dup := seen[key]; dup {
-			return fail(cf, "duplicates %s", idx(cp, first))
+			ps.fail(cf, "duplicates %s", idx(cp, first))
+			continue
 		}
 		seen[key] = i
 	}
-	return nil
 }
 
-func checkCandidate(cf string, c *Candidate, archs map[string]*Architecture, flavors map[string]bool) *ValidationError {
+// checkCandidate reports the candidate's problems and says whether it had
+// any.
+func checkCandidate(ps *problems, cf string, c *Candidate, archs map[string]*Architecture, flavors map[string]bool) (failed bool) {
+	n := len(*ps)
 	if c.Architecture == "" && c.ISA == "" {
-		return fail(cf, "needs an architecture or an isa")
+		ps.fail(cf, "needs an architecture or an isa")
 	}
-	if c.ISA != "" {
-		if err := checkISA(join(cf, "isa"), c.ISA); err != nil {
-			return err
-		}
-	}
+	isaOK := c.ISA != "" && !ps.add(checkISA(join(cf, "isa"), c.ISA))
 	if c.Architecture != "" {
 		a, ok := archs[c.Architecture]
-		if !ok {
-			return fail(join(cf, "architecture"), "architecture %s does not exist%s", quote.Value(c.Architecture), didYouMean(c.Architecture, archs))
-		}
-		if c.ISA != "" && c.ISA != a.ISA {
-			return fail(join(cf, "isa"), "%s contradicts architecture %s, whose isa is %s", quote.Value(c.ISA), quote.Value(a.Name), quote.Value(a.ISA))
+		switch {
+		case !ok:
+			ps.fail(join(cf, "architecture"), "architecture %s does not exist%s", quote.Value(c.Architecture), didYouMean(c.Architecture, archs))
+		case isaOK && c.ISA != a.ISA:
+			ps.fail(join(cf, "isa"), "%s contradicts architecture %s, whose isa is %s", quote.Value(c.ISA), quote.Value(a.Name), quote.Value(a.ISA))
 		}
 	}
 	if c.Flavor != "" && !flavors[c.Flavor] {
-		return fail(join(cf, "flavor"), "flavor %s does not exist%s", quote.Value(c.Flavor), didYouMean(c.Flavor, flavors))
+		ps.fail(join(cf, "flavor"), "flavor %s does not exist%s", quote.Value(c.Flavor), didYouMean(c.Flavor, flavors))
 	}
 	pf := join(cf, "performance_factor")
-	if err := checkNonNeg(pf, c.PerformanceFactor); err != nil {
-		return err
+	if !ps.add(checkNonNeg(pf, c.PerformanceFactor)) && c.PerformanceFactor == 0 {
+		ps.fail(pf, "must be > 0 (1 = the tag's reference)")
 	}
-	if c.PerformanceFactor == 0 {
-		return fail(pf, "must be > 0 (1 = the tag's reference)")
-	}
-	return checkShare(join(cf, "utilization_ceiling"), c.UtilizationCeiling)
+	ps.add(checkShare(join(cf, "utilization_ceiling"), c.UtilizationCeiling))
+	return len(*ps) > n
 }
 
-func checkFlavor(p string, f *Flavor, tags map[string]bool) *ValidationError {
+func checkFlavor(ps *problems, p string, f *Flavor, tags map[string]bool) {
 	if f.VCPUs <= 0 {
-		return fail(join(p, "vcpus"), "must be > 0, got %d", f.VCPUs)
+		ps.fail(join(p, "vcpus"), "must be > 0, got %d", f.VCPUs)
 	}
 	if f.MemoryMB <= 0 {
-		return fail(join(p, "memory_mb"), "must be > 0, got %d", f.MemoryMB)
+		ps.fail(join(p, "memory_mb"), "must be > 0, got %d", f.MemoryMB)
 	}
 	for _, v := range []struct {
 		field string
 		n     int64
 	}{{"root_gb", f.RootGB}, {"ephemeral_gb", f.EphemeralGB}, {"swap_mb", f.SwapMB}} {
 		if v.n < 0 {
-			return fail(join(p, v.field), "must be >= 0, got %d", v.n)
+			ps.fail(join(p, v.field), "must be >= 0, got %d", v.n)
 		}
 	}
 	if _, ok := f.ExtraSpecs[""]; ok {
-		return fail(join(p, "extra_specs"), "keys must not be empty")
+		ps.fail(join(p, "extra_specs"), "keys must not be empty")
 	}
 	tp := join(p, "tags")
 	for i, t := range f.Tags {
-		if t == "" {
-			return fail(idx(tp, i), "must not be empty")
-		}
-		if !tags[t] {
-			return fail(idx(tp, i), "tag %s does not exist%s", quote.Value(t), didYouMean(t, tags))
-		}
-		if j := slices.Index(f.Tags, t); j < i {
-			return fail(idx(tp, i), "duplicates %s", idx(tp, j))
+		switch j := slices.Index(f.Tags, t); {
+		case t == "":
+			ps.fail(idx(tp, i), "must not be empty")
+		case !tags[t]:
+			ps.fail(idx(tp, i), "tag %s does not exist%s", quote.Value(t), didYouMean(t, tags))
+		case j < i:
+			ps.fail(idx(tp, i), "duplicates %s", idx(tp, j))
 		}
 	}
-	return nil
 }
 
-func checkHost(p string, h *Host, archs map[string]*Architecture) *ValidationError {
+func checkHost(ps *problems, p string, h *Host, archs map[string]*Architecture) {
 	af := join(p, "architecture")
 	if h.Architecture == "" {
-		return fail(af, "must name an architecture")
+		ps.fail(af, "must name an architecture")
+	} else if _, ok := archs[h.Architecture]; !ok {
+		ps.fail(af, "architecture %s does not exist%s", quote.Value(h.Architecture), didYouMean(h.Architecture, archs))
 	}
-	if _, ok := archs[h.Architecture]; !ok {
-		return fail(af, "architecture %s does not exist%s", quote.Value(h.Architecture), didYouMean(h.Architecture, archs))
-	}
-	if err := checkNonNeg(join(p, "power_cap_watts"), h.PowerCapWatts); err != nil {
-		return err
-	}
-	return checkPowerEndpoint(join(p, "power"), h.Power)
+	ps.add(checkNonNeg(join(p, "power_cap_watts"), h.PowerCapWatts))
+	ps.add(checkPowerEndpoint(join(p, "power"), h.Power))
 }
 
 // checkPowerEndpoint accepts "" (no power control) or one of the three

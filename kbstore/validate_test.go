@@ -394,3 +394,158 @@ func TestCheckYAMLEveryDecodeError(t *testing.T) {
 		t.Errorf("got\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// validateAll reports every independent problem of an entity, in check
+// order, and skips a check that depends on one that failed; Validate
+// (writes) still returns the first of them.
+func TestValidateAllReportsEveryProblem(t *testing.T) {
+	const isas = "must be one of x86_64, aarch64, ppc64le, s390x, riscv64"
+	for _, tc := range []struct {
+		name   string
+		mutate func(kb *KB)
+		want   []string
+	}{
+		{
+			// threads (16) >= cores is not checked against cores 0; the
+			// tag pinning x86-a with isa x86_64 now contradicts it.
+			name: "architecture with a bad isa, no cores and a short curve",
+			mutate: func(kb *KB) {
+				a := &kb.Architectures[0]
+				a.ISA, a.Cores, a.PowerWatts = "amd64", 0, a.PowerWatts[:10]
+			},
+			want: []string{
+				`architectures[0].isa: unknown ISA "amd64"; ` + isas,
+				"architectures[0].cores: must be > 0, got 0",
+				"architectures[0].power_watts: must have 11 values (active idle, then 10 % ... 100 % load), got 10",
+				`tags[1].candidates[0].isa: "x86_64" contradicts architecture "x86-a", whose isa is "amd64"`,
+			},
+		},
+		{
+			// linearCurve(50, 250) is 50, 70, ..., 250. [2] = 90 is not
+			// compared with the bad [1], nor [4] = 130 with the NaN [3];
+			// [5] = 10 < 130 and [10] = 0 < 230 decrease, and [10] gets
+			// that one problem, not also "must be > 0".
+			name: "curve with several bad points",
+			mutate: func(kb *KB) {
+				w := kb.Architectures[0].PowerWatts
+				w[1], w[3], w[5], w[10] = -1, math.NaN(), 10, 0
+			},
+			want: []string{
+				"architectures[0].power_watts[1]: must be >= 0, got -1",
+				"architectures[0].power_watts[3]: must be a finite number, got NaN",
+				"architectures[0].power_watts[5]: 10 W is below the previous point 130 W; the curve must not decrease",
+				"architectures[0].power_watts[10]: 0 W is below the previous point 230 W; the curve must not decrease",
+			},
+		},
+		{
+			// A bad name still lets the host's other fields be checked.
+			name: "host with a bad name, a missing architecture and a NaN cap",
+			mutate: func(kb *KB) {
+				h := &kb.Hosts[0]
+				h.Name, h.Architecture, h.PowerCapWatts, h.Power = "node 1", "mystery", math.NaN(), "wol://x"
+			},
+			want: []string{
+				`hosts[0].name: "node 1" may only contain letters, digits, '.', '_' and '-'`,
+				`hosts[0].architecture: architecture "mystery" does not exist`,
+				"hosts[0].power_cap_watts: must be a finite number, got NaN",
+				`hosts[0].power: "wol://x": scheme must be ipmi, redfish or ironic`,
+			},
+		},
+		{
+			// The unknown isa hides the contradiction with arm-b (aarch64).
+			name: "tag with a bad mode, load and candidates",
+			mutate: func(kb *KB) {
+				tg := &kb.Tags[0]
+				tg.Mode, tg.CPULoad = "strict", -0.1
+				tg.Candidates[0].ISA, tg.Candidates[0].PerformanceFactor = "sparc64", 0
+				tg.Candidates[1].Flavor = "huge"
+			},
+			want: []string{
+				`tags[0].mode: unknown mode "strict"; must be "exact" or "hint" (empty means "hint")`,
+				"tags[0].cpu_load: must be >= 0, got -0.1",
+				`tags[0].candidates[0].isa: unknown ISA "sparc64"; ` + isas,
+				"tags[0].candidates[0].performance_factor: must be > 0 (1 = the tag's reference)",
+				`tags[0].candidates[1].flavor: flavor "huge" does not exist`,
+			},
+		},
+		{
+			// A broken candidate is not also called a duplicate; a sound
+			// one is.
+			name: "tag with duplicate candidates",
+			mutate: func(kb *KB) {
+				tg := &kb.Tags[0]
+				tg.Candidates = append(tg.Candidates,
+					Candidate{Architecture: "arm-b", PerformanceFactor: -1},
+					Candidate{Architecture: "arm-b", PerformanceFactor: 2})
+			},
+			want: []string{
+				"tags[0].candidates[2].performance_factor: must be >= 0, got -1",
+				"tags[0].candidates[3]: duplicates tags[0].candidates[0]",
+			},
+		},
+		{
+			name: "flavor with bad sizes and tags",
+			mutate: func(kb *KB) {
+				f := &kb.Flavors[0]
+				f.VCPUs, f.SwapMB, f.Tags = 0, -1, []string{"web", "db", "", "web"}
+			},
+			want: []string{
+				"flavors[0].vcpus: must be > 0, got 0",
+				"flavors[0].swap_mb: must be >= 0, got -1",
+				`flavors[0].tags[1]: tag "db" does not exist`,
+				"flavors[0].tags[2]: must not be empty",
+				"flavors[0].tags[3]: duplicates flavors[0].tags[0]",
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kb := testKB()
+			tc.mutate(kb)
+			var got []string
+			for _, e := range validateAll(kb, indexPaths, 0) {
+				got = append(got, e.Error())
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if err := Validate(kb); err == nil || err.Error() != tc.want[0] {
+				t.Errorf("Validate() = %v, want the first: %s", err, tc.want[0])
+			}
+			if capped := validateAll(kb, indexPaths, 2); len(capped) != 2 || capped[1].Error() != tc.want[1] {
+				t.Errorf("max 2: got %v, want the first two", capped)
+			}
+		})
+	}
+}
+
+// CheckYAML gives each of an entity's problems its own line, in check
+// order; a missing field gets the entity's line. ParseYAML (import) stops
+// at the first.
+func TestCheckYAMLEveryProblemOfAnEntity(t *testing.T) {
+	doc := `architectures:
+  - name: a1
+    isa: amd64
+    cores: 0
+    threads: 4
+    power_watts: [1, 2, 3]
+hosts:
+  - {name: h1, architecture: a1, power_cap_watts: -5}
+`
+	var got []string
+	for _, e := range CheckYAML("kb.yaml", []byte(doc), nil) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`kb.yaml:3: architectures[0].isa: unknown ISA "amd64"; must be one of x86_64, aarch64, ppc64le, s390x, riscv64`,
+		"kb.yaml:4: architectures[0].cores: must be > 0, got 0",
+		"kb.yaml:2: architectures[0].memory_mb: must be > 0, got 0",
+		"kb.yaml:6: architectures[0].power_watts: must have 11 values (active idle, then 10 % ... 100 % load), got 3",
+		"kb.yaml:8: hosts[0].power_cap_watts: must be >= 0, got -5",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, err := ParseYAML("kb.yaml", []byte(doc)); err == nil || err.Error() != want[0] {
+		t.Errorf("ParseYAML: %v, want the first of them", err)
+	}
+}

@@ -556,8 +556,9 @@ func formatFloat(f float64) string {
 }
 
 // CheckYAML validates a KB document like ParseYAML (base nil) or
-// ParseYAMLMerge (base the KB it merges into) but reports every invalid
-// entity, not just the first, each with file, line and field. Entries that
+// ParseYAMLMerge (base the KB it merges into) but reports every problem of
+// every entity, not just the first, each with file, line and field; the
+// first is the one ParseYAML returns. Entries that
 // do not decode (an unknown field, a wrong type) are each reported, and
 // then the references are not checked; YAML that does not parse is one
 // error.

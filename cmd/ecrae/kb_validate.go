@@ -10,7 +10,7 @@ import (
 )
 
 // kbValidate checks a KB file the way an import would take it and reports
-// every invalid entity: merged into the running KB (--merge), standing
+// every problem of every entity: merged into the running KB (--merge), standing
 // alone (--replace), or by default merged into the default KB a fresh
 // service starts with, offline.
 func kbValidate(ctx context.Context, cf *clientFlags, file string, merge, replace bool, stdin io.Reader, stdout io.Writer) error {

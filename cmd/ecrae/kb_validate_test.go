@@ -30,6 +30,22 @@ func TestKBValidate(t *testing.T) {
 			t.Errorf("lacks %q:\n%s", w, out)
 		}
 	}
+	// Every problem of one entity, each on its own line.
+	writeFile(t, bad, "hosts:\n  - name: a\n    architecture: nope\n    power_cap_watts: -1\n    power: wol://a\n")
+	out, err = cli(t, "kb", "validate", bad)
+	want = []string{
+		`bad.yaml:3: hosts[0].architecture: architecture "nope" does not exist`,
+		`bad.yaml:4: hosts[0].power_cap_watts: must be >= 0, got -1`,
+		`bad.yaml:5: hosts[0].power: "wol://a": scheme must be ipmi, redfish or ironic`,
+	}
+	if exitCode(err) != exitFailed || !strings.Contains(err.Error(), "3 errors in all") || !strings.Contains(err.Error(), want[0]) {
+		t.Fatalf("one host, three problems: %v\n%s", err, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("lacks %q:\n%s", w, out)
+		}
+	}
 	if _, err = cli(t, "kb", "validate", "--replace", "../../examples/lab-hosts.yaml"); err == nil || !strings.Contains(err.Error(), "5 errors in all, standing alone") {
 		t.Errorf("--replace of a partial file: %v", err)
 	}
