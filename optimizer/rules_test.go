@@ -52,69 +52,6 @@ func TestMoveRelax(t *testing.T) {
 	}
 }
 
-// clusterState is a cluster under a placement, as FilterHosts sees it:
-// each host's totals after reservations, what its instances use, and its
-// utilisation as the instances' busy cores over its cores (measured, as a
-// plan uses what it measured).
-func clusterState(c *Cluster, at []int) []Host {
-	hosts := make([]Host, len(c.Hosts))
-	busy := make([]float64, len(c.Hosts))
-	for j := range c.Hosts {
-		ch := &c.Hosts[j]
-		h := ch.FilterHost()
-		h.VCPUsTotal, h.CPURatio = ch.VCPUs-ch.ReservedVCPUs, ch.CPURatio
-		h.TotalRAMMB, h.FreeRAMMB, h.RAMRatio = ch.MemoryMB-ch.ReservedMemoryMB, ch.MemoryMB-ch.ReservedMemoryMB, ch.RAMRatio
-		h.TotalDiskGB, h.FreeDiskMB, h.DiskRatio = ch.DiskGB-ch.ReservedDiskGB, (ch.DiskGB-ch.ReservedDiskGB)*1024, ch.DiskRatio
-		hosts[j] = h
-	}
-	for i, j := range at {
-		in := &c.Instances[i]
-		h := &hosts[j]
-		h.VCPUsUsed += in.VCPUs
-		h.FreeRAMMB -= in.MemoryMB
-		h.FreeDiskMB -= in.DiskGB * 1024
-		h.NumInstances++
-		busy[j] += in.Busy()
-	}
-	for j := range hosts {
-		hosts[j].Utilization, hosts[j].UtilizationMeasured = busy[j]/c.Hosts[j].Cores(), true
-	}
-	return hosts
-}
-
-// moveRequest is the request Nova's scheduler would judge for a live
-// migration of instance i under placement at: its size, image ISA and
-// measured busy share, its server group's other members' hosts, and the
-// hint relaxed only as MoveRelax allows against the whole cluster.
-func moveRequest(c *Cluster, at []int, hosts []Host, i int) Request {
-	in := &c.Instances[i]
-	isa := in.ISA
-	if isa == "" {
-		isa = c.Hosts[at[i]].hostISA() // the cluster's rule: its image runs where it ran
-		for j, h := range c.Hosts {
-			if h.Name == in.Host {
-				isa = c.Hosts[j].hostISA()
-			}
-		}
-	}
-	req := Request{Name: in.ID, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB, DiskGB: in.DiskGB, ImageISA: isa,
-		Busy: in.Busy(), BusyKnown: true}
-	if in.Group != "" {
-		for _, g := range c.Groups {
-			if g.Name == in.Group {
-				req.Group.Policy = g.Policy
-			}
-		}
-		for k, o := range c.Instances {
-			if k != i && o.Group == in.Group {
-				req.Group.Hosts = append(req.Group.Hosts, c.Hosts[at[k]].Name)
-			}
-		}
-	}
-	req.Relax = MoveRelax(req, in.Profile, &hosts[at[i]], hosts)
-	return req
-}
-
 // webFrontend hints at small-x86 alone: big-x86 has its ISA but is no
 // candidate.
 var webFrontend = Profile{Tag: "web-frontend", Mode: ModeHint, UtilizationCeiling: 0.85, CPULoad: 0.6,
@@ -172,8 +109,8 @@ func TestPlanStepsPassFilterHosts(t *testing.T) {
 				t.Fatalf("case %d (%s) step %d: %s is on %s, the step moves it from %s", k, algo, s,
 					c.Instances[mv.Instance].ID, c.Hosts[at[mv.Instance]].Name, c.Hosts[mv.From].Name)
 			}
-			hosts := clusterState(&c, at)
-			req := moveRequest(&c, at, hosts, mv.Instance)
+			hosts := c.FilterState(at)
+			req := c.MoveRequest(at, hosts, mv.Instance)
 			v := FilterHosts(req, c.Instances[mv.Instance].Profile, hosts)[mv.To]
 			if !v.Passed {
 				t.Fatalf("case %d (%s) step %d: %s (tag %q) %s → %s is refused by FilterHosts: %s: %s", k, algo, s,
