@@ -3,6 +3,8 @@ package optimizer
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -116,6 +118,15 @@ func TestPlanStepsPassFilterHosts(t *testing.T) {
 				t.Fatalf("case %d (%s) step %d: %s (tag %q) %s → %s is refused by FilterHosts: %s: %s", k, algo, s,
 					c.Instances[mv.Instance].ID, c.Instances[mv.Instance].Profile.Tag, c.Hosts[mv.From].Name, c.Hosts[mv.To].Name, v.Filter, v.Reason)
 			}
+			// An operator's move is judged as this step: JudgeMove agrees.
+			cc := c
+			cc.Instances = slices.Clone(c.Instances)
+			for k := range cc.Instances {
+				cc.Instances[k].Host = c.Hosts[at[k]].Name
+			}
+			if jv := cc.JudgeMove(mv.Instance, mv.To); !jv.Passed {
+				t.Fatalf("case %d (%s) step %d: JudgeMove refuses it: %s: %s", k, algo, s, jv.Filter, jv.Reason)
+			}
 			at[mv.Instance] = mv.To
 			steps++
 		}
@@ -175,6 +186,61 @@ func TestReceives(t *testing.T) {
 	for _, tc := range tests {
 		if got := tc.h.Receives(); got != tc.want {
 			t.Errorf("%s: Receives = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestJudgeMove: an operator's move is judged as a plan step, and each
+// refusal names its rule. Cluster: a and b x86 "cand" hosts of 16 vCPUs,
+// arm an aarch64 host, stale and drain x86 hosts that receive nothing,
+// o an x86 host of another model with 32 vCPUs.
+func TestJudgeMove(t *testing.T) {
+	cand := &Model{Name: "cand", ISA: "x86_64", Cores: 16, Curve: line(100, 300)}
+	other := &Model{Name: "other", ISA: "x86_64", Cores: 16, Curve: line(100, 300)}
+	arm := &Model{Name: "arm", ISA: "aarch64", Cores: 16, Curve: line(20, 70)}
+	host := func(name string, m *Model) ClusterHost {
+		return ClusterHost{Name: name, ISA: m.ISA, Model: m, VCPUs: 16, MemoryMB: 65536, DiskGB: 1000}
+	}
+	c := Cluster{
+		Hosts:  []ClusterHost{host("a", cand), host("b", cand), host("arm", arm), host("stale", cand), host("drain", cand), host("o", other)},
+		Groups: []ServerGroup{{Name: "g", Policy: PolicyAntiAffinity}},
+	}
+	c.Hosts[3].State = HostStale
+	c.Hosts[4].Draining = "plan-1"
+	c.Hosts[5].VCPUs = 32 // o: room beside big
+	exact := Profile{Tag: "exact-cand", Mode: ModeExact, Candidates: []Candidate{{Architecture: "cand"}}}
+	c.Instances = []ClusterInstance{
+		{ID: "free", Host: "a", VCPUs: 2, MemoryMB: 2048},                  // 0
+		{ID: "pinned", Host: "a", VCPUs: 2, MemoryMB: 2048, Pinned: true},  // 1
+		{ID: "g1", Host: "a", VCPUs: 2, MemoryMB: 2048, Group: "g"},        // 2
+		{ID: "g2", Host: "b", VCPUs: 2, MemoryMB: 2048, Group: "g"},        // 3
+		{ID: "exact", Host: "a", VCPUs: 2, MemoryMB: 2048, Profile: exact}, // 4
+		{ID: "big", Host: "o", VCPUs: 16, MemoryMB: 2048},                  // 5: 16 vCPUs, b has 16 - 2 (g2) = 14 free
+	}
+	idx := map[string]int{}
+	for j, h := range c.Hosts {
+		idx[h.Name] = j
+	}
+	for _, tc := range []struct {
+		inst   int
+		to     string
+		filter string // "" = passes
+	}{
+		{0, "b", ""},
+		{0, "o", ""}, // no tag: any host of its ISA
+		{1, "b", "pinned"},
+		{0, "a", "placement"},
+		{0, "stale", "host state"},
+		{0, "drain", "host state"},
+		{0, "arm", "isa"},
+		{2, "b", "group"}, // g2 is on b
+		{4, "b", ""},
+		{4, "o", "candidates"}, // exact: cand only
+		{5, "b", "capacity"},   // 16 vCPUs onto 14 free
+	} {
+		v := c.JudgeMove(tc.inst, idx[tc.to])
+		if v.Passed != (tc.filter == "") || (tc.filter != "" && !strings.Contains(v.Filter, tc.filter)) {
+			t.Errorf("%s → %s: %+v, want filter %q", c.Instances[tc.inst].ID, tc.to, v, tc.filter)
 		}
 	}
 }
