@@ -93,8 +93,10 @@ func (a *fakeAgents) callsOf(id string) int {
 // its agent moves a container; the replica that takes over confirms that
 // move from the agents' reports (never asking again), then moves the next
 // container, and the plan succeeds with each container moved once. Then
-// the new leader's lease is taken in the bucket: its next container move
-// is refused by the fence and no agent is asked.
+// an operator's move (MigrateContainer) through the replica that does not
+// lead is forwarded to the leader and made once. Then the new leader's
+// lease is taken in the bucket: its next container move, a plan's or an
+// operator's, is refused by the fence and no agent is asked.
 func TestContainerMoveFencedAndSettledAtTakeover(t *testing.T) {
 	agents := &fakeAgents{at: map[string]string{"ctr-1": "h1", "ctr-2": "h1", "ctr-3": "h2"}, migrating: map[string]bool{},
 		calls: map[string]int{}, hold: map[string]chan struct{}{"ctr-1": make(chan struct{})}, clock: time.Now()}
@@ -222,8 +224,26 @@ func TestContainerMoveFencedAndSettledAtTakeover(t *testing.T) {
 		t.Errorf("migrate requests: ctr-1 %d, ctr-2 %d; want each once", c1, c2)
 	}
 
+	// An operator's move (`ecrae migrate`) through the replica that does
+	// not lead: forwarded to the leader, judged there, moved through its
+	// fenced mover.
+	var other *replica
+	for _, r := range followers {
+		if r != winner {
+			other = r
+		}
+	}
+	rep, err := other.rebalance().MigrateContainer(ctx, &ecraev1.MigrateContainerRequest{Container: "ctr-3", To: "h1"})
+	if err != nil || rep.GetTo() != "h1" || rep.GetFrom() != "h2" {
+		t.Fatalf("MigrateContainer through a follower: %v, %v; want ctr-3 h2 → h1", rep, err)
+	}
+	if n := agents.callsOf("ctr-3"); n != 1 {
+		t.Fatalf("the agent was asked to move ctr-3 %d time(s), want 1", n)
+	}
+	eventually(t, "ctr-3 on h1 in the leader's view", func() bool { in, ok := winner.view.Instance("ctr-3"); return ok && in.Host == "h1" })
+
 	// The new leader is deposed in the bucket: its next container move is
-	// fenced before any agent hears of it.
+	// fenced before any agent hears of it, a plan's or an operator's.
 	kv := *winner.lease.kv.Load()
 	e, err := kv.Get(ctx, LeaseKey)
 	if err != nil {
@@ -235,7 +255,10 @@ func TestContainerMoveFencedAndSettledAtTakeover(t *testing.T) {
 	if err := winner.mig.LiveMigrate(ctx, "ctr-3", "h1"); !errors.Is(err, ErrNotLeader) {
 		t.Errorf("container move by a deposed leader: %v, want ErrNotLeader", err)
 	}
-	if n := agents.callsOf("ctr-3"); n != 0 {
-		t.Errorf("the agent was asked to move ctr-3 %d time(s) by a deposed leader", n)
+	if _, err := winner.mig.(rebalance.ContainerMover).MigrateContainer(ctx, "ctr-3", "h2", ""); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("operator's container move by a deposed leader: %v, want ErrNotLeader", err)
+	}
+	if n := agents.callsOf("ctr-3"); n != 1 {
+		t.Errorf("the agent was asked to move ctr-3 %d time(s) in all, want once (none by a deposed leader)", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ecrae/ecrae/agent/container"
 	"github.com/ecrae/ecrae/rebalance"
 )
 
@@ -31,4 +32,17 @@ func (f fenced) LiveMigrate(ctx context.Context, id, target string) error {
 // only waits and reads, so a replica may do it before it leads.
 func (f fenced) Settle(ctx context.Context, id string) (string, error) {
 	return rebalance.Settle(ctx, f.Migrator, id)
+}
+
+// MigrateContainer implements rebalance.ContainerMover: an operator's
+// container move is fenced like a plan's.
+func (f fenced) MigrateContainer(ctx context.Context, id, target, mode string) (container.MigrateReply, error) {
+	cm, ok := f.Migrator.(rebalance.ContainerMover)
+	if !ok {
+		return container.MigrateReply{}, rebalance.ErrNoContainerMover
+	}
+	if err := f.lease.Check(ctx); err != nil {
+		return container.MigrateReply{}, fmt.Errorf("migration of container %s not started: %w", id, err)
+	}
+	return cm.MigrateContainer(ctx, id, target, mode)
 }

@@ -1,5 +1,7 @@
 package optimizer
 
+import "fmt"
+
 // The one rule set, seen from a rebalance: the stages of filterChain that
 // need no load are run here for cluster hosts and instances, so a plan and
 // a boot are judged by the same code. Capacity, ceilings and server groups
@@ -75,4 +77,115 @@ func MoveRelax(req Request, prof Profile, from *Host, hosts []Host) HintRelax {
 		}
 	}
 	return RelaxAllowed
+}
+
+// FilterState is the cluster under a placement, as FilterHosts sees it:
+// each host's totals after reservations, what its instances use, and its
+// utilisation as the instances' busy cores over its cores (measured, as a
+// plan uses what it measured). at[i] is the host index of instance i.
+func (c *Cluster) FilterState(at []int) []Host {
+	hosts := make([]Host, len(c.Hosts))
+	busy := make([]float64, len(c.Hosts))
+	for j := range c.Hosts {
+		ch := &c.Hosts[j]
+		h := ch.FilterHost()
+		h.VCPUsTotal, h.CPURatio = ch.VCPUs-ch.ReservedVCPUs, ch.CPURatio
+		h.TotalRAMMB, h.FreeRAMMB, h.RAMRatio = ch.MemoryMB-ch.ReservedMemoryMB, ch.MemoryMB-ch.ReservedMemoryMB, ch.RAMRatio
+		h.TotalDiskGB, h.FreeDiskMB, h.DiskRatio = ch.DiskGB-ch.ReservedDiskGB, (ch.DiskGB-ch.ReservedDiskGB)*1024, ch.DiskRatio
+		hosts[j] = h
+	}
+	for i, j := range at {
+		in := &c.Instances[i]
+		h := &hosts[j]
+		h.VCPUsUsed += in.VCPUs
+		h.FreeRAMMB -= in.MemoryMB
+		h.FreeDiskMB -= in.DiskGB * 1024
+		h.NumInstances++
+		busy[j] += in.Busy()
+	}
+	for j := range hosts {
+		hosts[j].Utilization, hosts[j].UtilizationMeasured = busy[j]/c.Hosts[j].Cores(), true
+	}
+	return hosts
+}
+
+// MoveRequest is the request Nova's scheduler would judge for a live
+// migration of instance i under placement at: its size, image ISA and
+// measured busy share, its server group's other members' hosts, and the
+// hint relaxed only as MoveRelax allows against the whole cluster.
+func (c *Cluster) MoveRequest(at []int, hosts []Host, i int) Request {
+	in := &c.Instances[i]
+	isa := in.ISA
+	if isa == "" {
+		isa = c.Hosts[at[i]].hostISA() // the cluster's rule: its image runs where it ran
+		for j, h := range c.Hosts {
+			if h.Name == in.Host {
+				isa = c.Hosts[j].hostISA()
+			}
+		}
+	}
+	req := Request{Name: in.ID, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB, DiskGB: in.DiskGB, ImageISA: isa,
+		Busy: in.Busy(), BusyKnown: true}
+	if in.Group != "" {
+		for _, g := range c.Groups {
+			if g.Name == in.Group {
+				req.Group.Policy = g.Policy
+			}
+		}
+		for k, o := range c.Instances {
+			if k != i && o.Group == in.Group {
+				req.Group.Hosts = append(req.Group.Hosts, c.Hosts[at[k]].Name)
+			}
+		}
+	}
+	req.Relax = MoveRelax(req, in.Profile, &hosts[at[i]], hosts)
+	return req
+}
+
+// Placement is where every instance runs now: at[i] is the index in
+// c.Hosts of instance i's Host (-1 when no host has that name).
+func (c *Cluster) Placement() []int {
+	idx := make(map[string]int, len(c.Hosts))
+	for j := range c.Hosts {
+		idx[c.Hosts[j].Name] = j
+	}
+	at := make([]int, len(c.Instances))
+	for i := range c.Instances {
+		j, ok := idx[c.Instances[i].Host]
+		if !ok {
+			j = -1
+		}
+		at[i] = j
+	}
+	return at
+}
+
+// JudgeMove judges one move outside a plan (an operator's) as a plan step
+// is judged: instance i, where the cluster has it now, to host to. A
+// pinned instance never moves; the destination must receive (Receives:
+// not disabled, down, stale, excluded or draining) and pass FilterHosts
+// for the instance's live-migration request on the cluster as it is (ISA,
+// candidates, capacity, ceilings, server groups). The verdict names the
+// rule that refused it.
+func (c *Cluster) JudgeMove(i, to int) Verdict {
+	in := &c.Instances[i]
+	at := c.Placement()
+	for k := range at {
+		if at[k] < 0 {
+			// catalog.LiveCluster lists a stand-in for every host it
+			// places an instance on: a cluster without one is not judged.
+			return Verdict{Filter: "placement", Reason: fmt.Sprintf("%s runs on %s, which the cluster does not list", c.Instances[k].ID, c.Instances[k].Host)}
+		}
+	}
+	switch {
+	case in.Pinned:
+		return Verdict{Filter: "pinned", Reason: fmt.Sprintf("%s is not movable now (not active, or busy with another operation)", in.ID)}
+	case at[i] == to:
+		return Verdict{Filter: "placement", Reason: fmt.Sprintf("%s already runs on %s", in.ID, c.Hosts[to].Name)}
+	case !c.Hosts[to].Receives():
+		return Verdict{Filter: "host state", Reason: fmt.Sprintf("%s receives no instance now (disabled, down, stale, excluded or draining)", c.Hosts[to].Name)}
+	}
+	hosts := c.FilterState(at)
+	req := c.MoveRequest(at, hosts, i)
+	return FilterHosts(req, in.Profile, hosts)[to]
 }

@@ -3,6 +3,8 @@ package optimizer
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -50,69 +52,6 @@ func TestMoveRelax(t *testing.T) {
 	if v := FilterHosts(Request{VCPUs: 4}, armOnly, []Host{x86b}); !v[0].Passed {
 		t.Errorf("boot on the only host of the call: %+v", v[0])
 	}
-}
-
-// clusterState is a cluster under a placement, as FilterHosts sees it:
-// each host's totals after reservations, what its instances use, and its
-// utilisation as the instances' busy cores over its cores (measured, as a
-// plan uses what it measured).
-func clusterState(c *Cluster, at []int) []Host {
-	hosts := make([]Host, len(c.Hosts))
-	busy := make([]float64, len(c.Hosts))
-	for j := range c.Hosts {
-		ch := &c.Hosts[j]
-		h := ch.FilterHost()
-		h.VCPUsTotal, h.CPURatio = ch.VCPUs-ch.ReservedVCPUs, ch.CPURatio
-		h.TotalRAMMB, h.FreeRAMMB, h.RAMRatio = ch.MemoryMB-ch.ReservedMemoryMB, ch.MemoryMB-ch.ReservedMemoryMB, ch.RAMRatio
-		h.TotalDiskGB, h.FreeDiskMB, h.DiskRatio = ch.DiskGB-ch.ReservedDiskGB, (ch.DiskGB-ch.ReservedDiskGB)*1024, ch.DiskRatio
-		hosts[j] = h
-	}
-	for i, j := range at {
-		in := &c.Instances[i]
-		h := &hosts[j]
-		h.VCPUsUsed += in.VCPUs
-		h.FreeRAMMB -= in.MemoryMB
-		h.FreeDiskMB -= in.DiskGB * 1024
-		h.NumInstances++
-		busy[j] += in.Busy()
-	}
-	for j := range hosts {
-		hosts[j].Utilization, hosts[j].UtilizationMeasured = busy[j]/c.Hosts[j].Cores(), true
-	}
-	return hosts
-}
-
-// moveRequest is the request Nova's scheduler would judge for a live
-// migration of instance i under placement at: its size, image ISA and
-// measured busy share, its server group's other members' hosts, and the
-// hint relaxed only as MoveRelax allows against the whole cluster.
-func moveRequest(c *Cluster, at []int, hosts []Host, i int) Request {
-	in := &c.Instances[i]
-	isa := in.ISA
-	if isa == "" {
-		isa = c.Hosts[at[i]].hostISA() // the cluster's rule: its image runs where it ran
-		for j, h := range c.Hosts {
-			if h.Name == in.Host {
-				isa = c.Hosts[j].hostISA()
-			}
-		}
-	}
-	req := Request{Name: in.ID, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB, DiskGB: in.DiskGB, ImageISA: isa,
-		Busy: in.Busy(), BusyKnown: true}
-	if in.Group != "" {
-		for _, g := range c.Groups {
-			if g.Name == in.Group {
-				req.Group.Policy = g.Policy
-			}
-		}
-		for k, o := range c.Instances {
-			if k != i && o.Group == in.Group {
-				req.Group.Hosts = append(req.Group.Hosts, c.Hosts[at[k]].Name)
-			}
-		}
-	}
-	req.Relax = MoveRelax(req, in.Profile, &hosts[at[i]], hosts)
-	return req
 }
 
 // webFrontend hints at small-x86 alone: big-x86 has its ISA but is no
@@ -172,12 +111,21 @@ func TestPlanStepsPassFilterHosts(t *testing.T) {
 				t.Fatalf("case %d (%s) step %d: %s is on %s, the step moves it from %s", k, algo, s,
 					c.Instances[mv.Instance].ID, c.Hosts[at[mv.Instance]].Name, c.Hosts[mv.From].Name)
 			}
-			hosts := clusterState(&c, at)
-			req := moveRequest(&c, at, hosts, mv.Instance)
+			hosts := c.FilterState(at)
+			req := c.MoveRequest(at, hosts, mv.Instance)
 			v := FilterHosts(req, c.Instances[mv.Instance].Profile, hosts)[mv.To]
 			if !v.Passed {
 				t.Fatalf("case %d (%s) step %d: %s (tag %q) %s → %s is refused by FilterHosts: %s: %s", k, algo, s,
 					c.Instances[mv.Instance].ID, c.Instances[mv.Instance].Profile.Tag, c.Hosts[mv.From].Name, c.Hosts[mv.To].Name, v.Filter, v.Reason)
+			}
+			// An operator's move is judged as this step: JudgeMove agrees.
+			cc := c
+			cc.Instances = slices.Clone(c.Instances)
+			for k := range cc.Instances {
+				cc.Instances[k].Host = c.Hosts[at[k]].Name
+			}
+			if jv := cc.JudgeMove(mv.Instance, mv.To); !jv.Passed {
+				t.Fatalf("case %d (%s) step %d: JudgeMove refuses it: %s: %s", k, algo, s, jv.Filter, jv.Reason)
 			}
 			at[mv.Instance] = mv.To
 			steps++
@@ -238,6 +186,61 @@ func TestReceives(t *testing.T) {
 	for _, tc := range tests {
 		if got := tc.h.Receives(); got != tc.want {
 			t.Errorf("%s: Receives = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestJudgeMove: an operator's move is judged as a plan step, and each
+// refusal names its rule. Cluster: a and b x86 "cand" hosts of 16 vCPUs,
+// arm an aarch64 host, stale and drain x86 hosts that receive nothing,
+// o an x86 host of another model with 32 vCPUs.
+func TestJudgeMove(t *testing.T) {
+	cand := &Model{Name: "cand", ISA: "x86_64", Cores: 16, Curve: line(100, 300)}
+	other := &Model{Name: "other", ISA: "x86_64", Cores: 16, Curve: line(100, 300)}
+	arm := &Model{Name: "arm", ISA: "aarch64", Cores: 16, Curve: line(20, 70)}
+	host := func(name string, m *Model) ClusterHost {
+		return ClusterHost{Name: name, ISA: m.ISA, Model: m, VCPUs: 16, MemoryMB: 65536, DiskGB: 1000}
+	}
+	c := Cluster{
+		Hosts:  []ClusterHost{host("a", cand), host("b", cand), host("arm", arm), host("stale", cand), host("drain", cand), host("o", other)},
+		Groups: []ServerGroup{{Name: "g", Policy: PolicyAntiAffinity}},
+	}
+	c.Hosts[3].State = HostStale
+	c.Hosts[4].Draining = "plan-1"
+	c.Hosts[5].VCPUs = 32 // o: room beside big
+	exact := Profile{Tag: "exact-cand", Mode: ModeExact, Candidates: []Candidate{{Architecture: "cand"}}}
+	c.Instances = []ClusterInstance{
+		{ID: "free", Host: "a", VCPUs: 2, MemoryMB: 2048},                  // 0
+		{ID: "pinned", Host: "a", VCPUs: 2, MemoryMB: 2048, Pinned: true},  // 1
+		{ID: "g1", Host: "a", VCPUs: 2, MemoryMB: 2048, Group: "g"},        // 2
+		{ID: "g2", Host: "b", VCPUs: 2, MemoryMB: 2048, Group: "g"},        // 3
+		{ID: "exact", Host: "a", VCPUs: 2, MemoryMB: 2048, Profile: exact}, // 4
+		{ID: "big", Host: "o", VCPUs: 16, MemoryMB: 2048},                  // 5: 16 vCPUs, b has 16 - 2 (g2) = 14 free
+	}
+	idx := map[string]int{}
+	for j, h := range c.Hosts {
+		idx[h.Name] = j
+	}
+	for _, tc := range []struct {
+		inst   int
+		to     string
+		filter string // "" = passes
+	}{
+		{0, "b", ""},
+		{0, "o", ""}, // no tag: any host of its ISA
+		{1, "b", "pinned"},
+		{0, "a", "placement"},
+		{0, "stale", "host state"},
+		{0, "drain", "host state"},
+		{0, "arm", "isa"},
+		{2, "b", "group"}, // g2 is on b
+		{4, "b", ""},
+		{4, "o", "candidates"}, // exact: cand only
+		{5, "b", "capacity"},   // 16 vCPUs onto 14 free
+	} {
+		v := c.JudgeMove(tc.inst, idx[tc.to])
+		if v.Passed != (tc.filter == "") || (tc.filter != "" && !strings.Contains(v.Filter, tc.filter)) {
+			t.Errorf("%s → %s: %+v, want filter %q", c.Instances[tc.inst].ID, tc.to, v, tc.filter)
 		}
 	}
 }

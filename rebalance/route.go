@@ -2,8 +2,10 @@ package rebalance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/ecrae/ecrae/agent/container"
 	"github.com/ecrae/ecrae/hostview"
 )
 
@@ -58,4 +60,23 @@ func (r Route) LiveMigrate(ctx context.Context, id, target string) error {
 		return err
 	}
 	return m.LiveMigrate(ctx, id, target)
+}
+
+// ContainerMover moves one container now, in a migration mode, and returns
+// the agent's reply (container.Client). Route and ha's fence pass it on, so
+// an operator's move goes through the executor's own mover.
+type ContainerMover interface {
+	MigrateContainer(ctx context.Context, id, target, mode string) (container.MigrateReply, error)
+}
+
+// ErrNoContainerMover: the service moves no containers (no agents).
+var ErrNoContainerMover = errors.New("no container mover: the service runs without node agents' container moves")
+
+// MigrateContainer implements ContainerMover through Agents.
+func (r Route) MigrateContainer(ctx context.Context, id, target, mode string) (container.MigrateReply, error) {
+	cm, ok := r.Agents.(ContainerMover)
+	if !ok {
+		return container.MigrateReply{}, ErrNoContainerMover
+	}
+	return cm.MigrateContainer(ctx, id, target, mode)
 }

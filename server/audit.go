@@ -1,9 +1,11 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -133,8 +135,22 @@ func (a *Auditor) ListAuditRecords(ctx context.Context, req *ecraev1.ListAuditRe
 // a host name, replace=true), and the size of long ones (a KB document),
 // never their content.
 func target(m proto.Message) string {
-	var parts []string
+	// Range's order is unspecified (protobuf varies it with the binary):
+	// the fields are put in field-number order so a record reads the same
+	// from every build.
+	type field struct {
+		fd protoreflect.FieldDescriptor
+		v  protoreflect.Value
+	}
+	var fields []field
 	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		fields = append(fields, field{fd, v})
+		return true
+	})
+	slices.SortFunc(fields, func(a, b field) int { return cmp.Compare(a.fd.Number(), b.fd.Number()) })
+	var parts []string
+	for _, f := range fields {
+		fd, v := f.fd, f.v
 		name := string(fd.Name())
 		switch {
 		case fd.IsList() || fd.IsMap():
@@ -154,8 +170,7 @@ func target(m proto.Message) string {
 		default:
 			parts = append(parts, name+"="+v.String())
 		}
-		return true
-	})
+	}
 	return truncate(strings.Join(parts, " "), 300)
 }
 

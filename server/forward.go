@@ -36,7 +36,9 @@ const (
 func LeaderOnly(fullMethod string) bool {
 	switch fullMethod {
 	case "/ecrae.v1.RebalanceService/PlanRebalance", "/ecrae.v1.RebalanceService/ExecutePlan",
-		"/ecrae.v1.RebalanceService/CancelPlan", "/ecrae.v1.RebalanceService/AbortPlan":
+		"/ecrae.v1.RebalanceService/CancelPlan", "/ecrae.v1.RebalanceService/AbortPlan",
+		// The leader's mover is the fenced one.
+		"/ecrae.v1.RebalanceService/MigrateContainer":
 		return true
 	}
 	// The power manager runs on the leader: its history, the hosts it

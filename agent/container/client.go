@@ -67,23 +67,42 @@ func (c *Client) Settle(ctx context.Context, id string) (string, error) {
 	}
 }
 
+// MigrateContainer asks the container's agent to move it to target in
+// mode ("" = c.Mode) and returns the agent's reply once it answers; the
+// move failed when the reply's Error is set. err says why no agent answered
+// (rebalance.ContainerMover: an operator's move through the service).
+func (c *Client) MigrateContainer(ctx context.Context, id, target, mode string) (MigrateReply, error) {
+	in, ok := c.View.Instance(id)
+	if !ok || in.Kind != hostview.KindContainer {
+		return MigrateReply{}, fmt.Errorf("container %s: not in the live view", id)
+	}
+	if mode == "" {
+		mode = c.Mode
+	}
+	b, _ := json.Marshal(MigrateRequest{Container: in.Name, To: target, Mode: mode})
+	msg, err := c.NC.RequestWithContext(ctx, MigrateSubject(in.Host), b)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return MigrateReply{}, fmt.Errorf("container %s (%s): no agent answers for %s on %s", in.Name, id, in.Host, MigrateSubject(in.Host))
+	}
+	if err != nil {
+		return MigrateReply{}, fmt.Errorf("container %s (%s): %w", in.Name, id, err)
+	}
+	var rep MigrateReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return MigrateReply{}, fmt.Errorf("container %s: agent on %s answered %.100q", in.Name, in.Host, msg.Data)
+	}
+	return rep, nil
+}
+
 // LiveMigrate asks the source agent to move the container to target.
 func (c *Client) LiveMigrate(ctx context.Context, id, target string) error {
 	in, ok := c.View.Instance(id)
 	if !ok || in.Kind != hostview.KindContainer {
 		return fmt.Errorf("container %s: not in the live view", id)
 	}
-	b, _ := json.Marshal(MigrateRequest{Container: in.Name, To: target, Mode: c.Mode})
-	msg, err := c.NC.RequestWithContext(ctx, MigrateSubject(in.Host), b)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("container %s (%s): no agent answers for %s on %s", in.Name, id, in.Host, MigrateSubject(in.Host))
-	}
+	rep, err := c.MigrateContainer(ctx, id, target, "")
 	if err != nil {
-		return fmt.Errorf("container %s (%s): %w", in.Name, id, err)
-	}
-	var rep MigrateReply
-	if err := json.Unmarshal(msg.Data, &rep); err != nil {
-		return fmt.Errorf("container %s: agent on %s answered %.100q", in.Name, in.Host, msg.Data)
+		return err
 	}
 	if rep.Error != "" {
 		return fmt.Errorf("container %s: %s", in.Name, rep.Error)

@@ -24,7 +24,7 @@ Usage:
   ecrae agent [flags]                  node agent: publish this node's power and CPU samples on NATS
                                        (--containers lxc|podman: and its containers, and migrate them with CRIU)
   ecrae migrate CONTAINER --to HOST [--mode auto|postcopy|precopy|stopcopy]
-                                       move a container between node agents with CRIU
+                                       ask the service to move a container between node agents with CRIU
   ecrae kb show|export|import|validate|history|diff|rollback|host|flavors|calibrate [flags]
                                        read and write the knowledge base (ecrae kb -h)
   ecrae score [flags]                  rank hosts for one instance

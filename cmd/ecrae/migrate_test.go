@@ -4,24 +4,16 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/ecrae/ecrae/agent/container"
 )
 
-// TestMigrateUsage: bad flags are one line naming the flag; a source host
-// without an agent is named. (The migrations themselves are proven with
-// real containers in agent/container.)
+// TestMigrateUsage: bad flags are one line naming the flag (exit 2); what
+// the service refuses is one line naming what (exit 1), and nothing is
+// moved. (The migrations themselves are proven with real containers in
+// agent/container, the rules in server's TestMigrateContainer.)
 func TestMigrateUsage(t *testing.T) {
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	addr := migrateService(t, map[string]container.MigrateReply{"ctr": {OK: "migrated"}})
 	cases := []struct {
 		args  []string
 		usage bool
@@ -31,12 +23,18 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"migrate", "ctr"}, true, "--to: no destination"},
 		{[]string{"migrate", "ctr", "--to", "b", "--mode", "teleport"}, true, `--mode "teleport"`},
 		{[]string{"migrate", "ctr", "--to", "b", "--migrate-timeout", "0s"}, true, "--migrate-timeout"},
-		{[]string{"migrate", "ctr", "--to", "b", "--from", "node-a", "--nats", s.ClientURL()}, false, `no agent with --containers answers for host "node-a"`},
+		{[]string{"migrate", "ctr", "--to", "b", "--nats", "nats://x"}, true, "-nats"},
+		{[]string{"migrate", "nope", "--to", "node-b", "--server", addr}, false, `container "nope": not in the live view`},
+		{[]string{"migrate", "ctr", "--to", "node-b", "--from", "node-b", "--server", addr}, false, "from: container ctr runs on node-a"},
+		{[]string{"migrate", "ctr", "--to", "node-c", "--server", addr}, false, `to: host "node-c" is not in the live view`},
 	}
 	for _, tc := range cases {
 		_, _, err := runCLI(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, errUsage) != tc.usage {
 			t.Errorf("%v: err %v, want %q (usage %v)", tc.args, err, tc.want, tc.usage)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error of more than one line: %q", tc.args, err)
 		}
 	}
 }

@@ -49,6 +49,11 @@ class RebalanceServiceStub(object):
                 request_serializer=ecrae_dot_v1_dot_rebalance__pb2.AbortPlanRequest.SerializeToString,
                 response_deserializer=ecrae_dot_v1_dot_rebalance__pb2.AbortPlanResponse.FromString,
                 )
+        self.MigrateContainer = channel.unary_unary(
+                '/ecrae.v1.RebalanceService/MigrateContainer',
+                request_serializer=ecrae_dot_v1_dot_rebalance__pb2.MigrateContainerRequest.SerializeToString,
+                response_deserializer=ecrae_dot_v1_dot_rebalance__pb2.MigrateContainerResponse.FromString,
+                )
 
 
 class RebalanceServiceServicer(object):
@@ -107,6 +112,16 @@ class RebalanceServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MigrateContainer(self, request, context):
+        """MigrateContainer moves one container the node agents report to another
+        host's agent (CRIU), now: the move is judged by the same rules as a
+        plan step and sent through the executor's fenced container mover (the
+        leader's, in cluster mode). It returns when the agents answered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RebalanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +154,11 @@ def add_RebalanceServiceServicer_to_server(servicer, server):
                     servicer.AbortPlan,
                     request_deserializer=ecrae_dot_v1_dot_rebalance__pb2.AbortPlanRequest.FromString,
                     response_serializer=ecrae_dot_v1_dot_rebalance__pb2.AbortPlanResponse.SerializeToString,
+            ),
+            'MigrateContainer': grpc.unary_unary_rpc_method_handler(
+                    servicer.MigrateContainer,
+                    request_deserializer=ecrae_dot_v1_dot_rebalance__pb2.MigrateContainerRequest.FromString,
+                    response_serializer=ecrae_dot_v1_dot_rebalance__pb2.MigrateContainerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -254,5 +274,22 @@ class RebalanceService(object):
         return grpc.experimental.unary_unary(request, target, '/ecrae.v1.RebalanceService/AbortPlan',
             ecrae_dot_v1_dot_rebalance__pb2.AbortPlanRequest.SerializeToString,
             ecrae_dot_v1_dot_rebalance__pb2.AbortPlanResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def MigrateContainer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/ecrae.v1.RebalanceService/MigrateContainer',
+            ecrae_dot_v1_dot_rebalance__pb2.MigrateContainerRequest.SerializeToString,
+            ecrae_dot_v1_dot_rebalance__pb2.MigrateContainerResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

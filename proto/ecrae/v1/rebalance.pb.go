@@ -2081,6 +2081,287 @@ func (x *GetPlanResponse) GetPlan() *Plan {
 	return nil
 }
 
+type MigrateContainerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The container's name or uuid, as the live view has it.
+	Container string `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	// The destination host (its agent runs with --containers).
+	To string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// auto (the default when empty), postcopy, precopy or stopcopy.
+	Mode string `protobuf:"bytes,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	// The host the container runs on; empty: where the live view has it.
+	// When set and the view disagrees, the move is refused.
+	From          string `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MigrateContainerRequest) Reset() {
+	*x = MigrateContainerRequest{}
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MigrateContainerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MigrateContainerRequest) ProtoMessage() {}
+
+func (x *MigrateContainerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MigrateContainerRequest.ProtoReflect.Descriptor instead.
+func (*MigrateContainerRequest) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *MigrateContainerRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *MigrateContainerRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *MigrateContainerRequest) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *MigrateContainerRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+// One pre-copy dump round (the agent's DumpStats).
+type MigrateRound struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frozen        *durationpb.Duration   `protobuf:"bytes,1,opt,name=frozen,proto3" json:"frozen,omitempty"`
+	PagesScanned  int64                  `protobuf:"varint,2,opt,name=pages_scanned,json=pagesScanned,proto3" json:"pages_scanned,omitempty"`
+	PagesSkipped  int64                  `protobuf:"varint,3,opt,name=pages_skipped,json=pagesSkipped,proto3" json:"pages_skipped,omitempty"`
+	PagesWritten  int64                  `protobuf:"varint,4,opt,name=pages_written,json=pagesWritten,proto3" json:"pages_written,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MigrateRound) Reset() {
+	*x = MigrateRound{}
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MigrateRound) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MigrateRound) ProtoMessage() {}
+
+func (x *MigrateRound) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MigrateRound.ProtoReflect.Descriptor instead.
+func (*MigrateRound) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *MigrateRound) GetFrozen() *durationpb.Duration {
+	if x != nil {
+		return x.Frozen
+	}
+	return nil
+}
+
+func (x *MigrateRound) GetPagesScanned() int64 {
+	if x != nil {
+		return x.PagesScanned
+	}
+	return 0
+}
+
+func (x *MigrateRound) GetPagesSkipped() int64 {
+	if x != nil {
+		return x.PagesSkipped
+	}
+	return 0
+}
+
+func (x *MigrateRound) GetPagesWritten() int64 {
+	if x != nil {
+		return x.PagesWritten
+	}
+	return 0
+}
+
+type MigrateContainerResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Container string                 `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	From      string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To        string                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// The mode used, and why (for auto, or a refusal).
+	Mode     string `protobuf:"bytes,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	ModeNote string `protobuf:"bytes,5,opt,name=mode_note,json=modeNote,proto3" json:"mode_note,omitempty"`
+	// Request to done (post-copy: to the restore); frozen: dump start to
+	// the container running on the destination (the downtime).
+	Total  *durationpb.Duration `protobuf:"bytes,6,opt,name=total,proto3" json:"total,omitempty"`
+	Frozen *durationpb.Duration `protobuf:"bytes,7,opt,name=frozen,proto3" json:"frozen,omitempty"`
+	// Post-copy: restore to the last page arrived (0: not post-copy).
+	PagesDone  *durationpb.Duration `protobuf:"bytes,8,opt,name=pages_done,json=pagesDone,proto3" json:"pages_done,omitempty"`
+	Rounds     []*MigrateRound      `protobuf:"bytes,9,rep,name=rounds,proto3" json:"rounds,omitempty"`
+	RoundsNote string               `protobuf:"bytes,10,opt,name=rounds_note,json=roundsNote,proto3" json:"rounds_note,omitempty"`
+	// Images, root file system and relayed pages.
+	BytesSent int64 `protobuf:"varint,11,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	// The agent's error: the move failed and the container runs on from.
+	// The call itself succeeds so the measurements reach the caller.
+	Error         string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MigrateContainerResponse) Reset() {
+	*x = MigrateContainerResponse{}
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MigrateContainerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MigrateContainerResponse) ProtoMessage() {}
+
+func (x *MigrateContainerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_rebalance_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MigrateContainerResponse.ProtoReflect.Descriptor instead.
+func (*MigrateContainerResponse) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_rebalance_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *MigrateContainerResponse) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *MigrateContainerResponse) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *MigrateContainerResponse) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *MigrateContainerResponse) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *MigrateContainerResponse) GetModeNote() string {
+	if x != nil {
+		return x.ModeNote
+	}
+	return ""
+}
+
+func (x *MigrateContainerResponse) GetTotal() *durationpb.Duration {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+func (x *MigrateContainerResponse) GetFrozen() *durationpb.Duration {
+	if x != nil {
+		return x.Frozen
+	}
+	return nil
+}
+
+func (x *MigrateContainerResponse) GetPagesDone() *durationpb.Duration {
+	if x != nil {
+		return x.PagesDone
+	}
+	return nil
+}
+
+func (x *MigrateContainerResponse) GetRounds() []*MigrateRound {
+	if x != nil {
+		return x.Rounds
+	}
+	return nil
+}
+
+func (x *MigrateContainerResponse) GetRoundsNote() string {
+	if x != nil {
+		return x.RoundsNote
+	}
+	return ""
+}
+
+func (x *MigrateContainerResponse) GetBytesSent() int64 {
+	if x != nil {
+		return x.BytesSent
+	}
+	return 0
+}
+
+func (x *MigrateContainerResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_ecrae_v1_rebalance_proto protoreflect.FileDescriptor
 
 const file_ecrae_v1_rebalance_proto_rawDesc = "" +
@@ -2252,7 +2533,34 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\x0eGetPlanRequest\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\"5\n" +
 	"\x0fGetPlanResponse\x12\"\n" +
-	"\x04plan\x18\x01 \x01(\v2\x0e.ecrae.v1.PlanR\x04plan*\xb3\x01\n" +
+	"\x04plan\x18\x01 \x01(\v2\x0e.ecrae.v1.PlanR\x04plan\"o\n" +
+	"\x17MigrateContainerRequest\x12\x1c\n" +
+	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\tR\x04mode\x12\x12\n" +
+	"\x04from\x18\x04 \x01(\tR\x04from\"\xb0\x01\n" +
+	"\fMigrateRound\x121\n" +
+	"\x06frozen\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06frozen\x12#\n" +
+	"\rpages_scanned\x18\x02 \x01(\x03R\fpagesScanned\x12#\n" +
+	"\rpages_skipped\x18\x03 \x01(\x03R\fpagesSkipped\x12#\n" +
+	"\rpages_written\x18\x04 \x01(\x03R\fpagesWritten\"\xb1\x03\n" +
+	"\x18MigrateContainerResponse\x12\x1c\n" +
+	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\tR\x04mode\x12\x1b\n" +
+	"\tmode_note\x18\x05 \x01(\tR\bmodeNote\x12/\n" +
+	"\x05total\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x05total\x121\n" +
+	"\x06frozen\x18\a \x01(\v2\x19.google.protobuf.DurationR\x06frozen\x128\n" +
+	"\n" +
+	"pages_done\x18\b \x01(\v2\x19.google.protobuf.DurationR\tpagesDone\x12.\n" +
+	"\x06rounds\x18\t \x03(\v2\x16.ecrae.v1.MigrateRoundR\x06rounds\x12\x1f\n" +
+	"\vrounds_note\x18\n" +
+	" \x01(\tR\n" +
+	"roundsNote\x12\x1d\n" +
+	"\n" +
+	"bytes_sent\x18\v \x01(\x03R\tbytesSent\x12\x14\n" +
+	"\x05error\x18\f \x01(\tR\x05error*\xb3\x01\n" +
 	"\x11SnapshotHostState\x12#\n" +
 	"\x1fSNAPSHOT_HOST_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SNAPSHOT_HOST_STATE_UP\x10\x01\x12 \n" +
@@ -2284,7 +2592,7 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\x10STEP_STATUS_DONE\x10\x03\x12\x16\n" +
 	"\x12STEP_STATUS_FAILED\x10\x04\x12\x17\n" +
 	"\x13STEP_STATUS_SKIPPED\x10\x05\x12\x17\n" +
-	"\x13STEP_STATUS_UNKNOWN\x10\x062\xc5\x03\n" +
+	"\x13STEP_STATUS_UNKNOWN\x10\x062\xa0\x04\n" +
 	"\x10RebalanceService\x12P\n" +
 	"\rPlanRebalance\x12\x1e.ecrae.v1.PlanRebalanceRequest\x1a\x1f.ecrae.v1.PlanRebalanceResponse\x12J\n" +
 	"\vExecutePlan\x12\x1c.ecrae.v1.ExecutePlanRequest\x1a\x1d.ecrae.v1.ExecutePlanResponse\x12>\n" +
@@ -2292,7 +2600,8 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\tListPlans\x12\x1a.ecrae.v1.ListPlansRequest\x1a\x1b.ecrae.v1.ListPlansResponse\x12G\n" +
 	"\n" +
 	"CancelPlan\x12\x1b.ecrae.v1.CancelPlanRequest\x1a\x1c.ecrae.v1.CancelPlanResponse\x12D\n" +
-	"\tAbortPlan\x12\x1a.ecrae.v1.AbortPlanRequest\x1a\x1b.ecrae.v1.AbortPlanResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
+	"\tAbortPlan\x12\x1a.ecrae.v1.AbortPlanRequest\x1a\x1b.ecrae.v1.AbortPlanResponse\x12Y\n" +
+	"\x10MigrateContainer\x12!.ecrae.v1.MigrateContainerRequest\x1a\".ecrae.v1.MigrateContainerResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3"
 
 var (
 	file_ecrae_v1_rebalance_proto_rawDescOnce sync.Once
@@ -2307,36 +2616,39 @@ func file_ecrae_v1_rebalance_proto_rawDescGZIP() []byte {
 }
 
 var file_ecrae_v1_rebalance_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ecrae_v1_rebalance_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_ecrae_v1_rebalance_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_ecrae_v1_rebalance_proto_goTypes = []any{
-	(SnapshotHostState)(0),        // 0: ecrae.v1.SnapshotHostState
-	(ServerGroupPolicy)(0),        // 1: ecrae.v1.ServerGroupPolicy
-	(PlanStatus)(0),               // 2: ecrae.v1.PlanStatus
-	(StepStatus)(0),               // 3: ecrae.v1.StepStatus
-	(*SnapshotHost)(nil),          // 4: ecrae.v1.SnapshotHost
-	(*SnapshotInstance)(nil),      // 5: ecrae.v1.SnapshotInstance
-	(*SnapshotServerGroup)(nil),   // 6: ecrae.v1.SnapshotServerGroup
-	(*ClusterSnapshot)(nil),       // 7: ecrae.v1.ClusterSnapshot
-	(*PlanRebalanceRequest)(nil),  // 8: ecrae.v1.PlanRebalanceRequest
-	(*PlanRebalanceResponse)(nil), // 9: ecrae.v1.PlanRebalanceResponse
-	(*PlanStep)(nil),              // 10: ecrae.v1.PlanStep
-	(*LowerBounds)(nil),           // 11: ecrae.v1.LowerBounds
-	(*UnreachableMove)(nil),       // 12: ecrae.v1.UnreachableMove
-	(*FixedInstance)(nil),         // 13: ecrae.v1.FixedInstance
-	(*Plan)(nil),                  // 14: ecrae.v1.Plan
-	(*FixedGroup)(nil),            // 15: ecrae.v1.FixedGroup
-	(*ListPlansRequest)(nil),      // 16: ecrae.v1.ListPlansRequest
-	(*ListPlansResponse)(nil),     // 17: ecrae.v1.ListPlansResponse
-	(*CancelPlanRequest)(nil),     // 18: ecrae.v1.CancelPlanRequest
-	(*CancelPlanResponse)(nil),    // 19: ecrae.v1.CancelPlanResponse
-	(*AbortPlanRequest)(nil),      // 20: ecrae.v1.AbortPlanRequest
-	(*AbortPlanResponse)(nil),     // 21: ecrae.v1.AbortPlanResponse
-	(*ExecutePlanRequest)(nil),    // 22: ecrae.v1.ExecutePlanRequest
-	(*ExecutePlanResponse)(nil),   // 23: ecrae.v1.ExecutePlanResponse
-	(*GetPlanRequest)(nil),        // 24: ecrae.v1.GetPlanRequest
-	(*GetPlanResponse)(nil),       // 25: ecrae.v1.GetPlanResponse
-	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(SnapshotHostState)(0),           // 0: ecrae.v1.SnapshotHostState
+	(ServerGroupPolicy)(0),           // 1: ecrae.v1.ServerGroupPolicy
+	(PlanStatus)(0),                  // 2: ecrae.v1.PlanStatus
+	(StepStatus)(0),                  // 3: ecrae.v1.StepStatus
+	(*SnapshotHost)(nil),             // 4: ecrae.v1.SnapshotHost
+	(*SnapshotInstance)(nil),         // 5: ecrae.v1.SnapshotInstance
+	(*SnapshotServerGroup)(nil),      // 6: ecrae.v1.SnapshotServerGroup
+	(*ClusterSnapshot)(nil),          // 7: ecrae.v1.ClusterSnapshot
+	(*PlanRebalanceRequest)(nil),     // 8: ecrae.v1.PlanRebalanceRequest
+	(*PlanRebalanceResponse)(nil),    // 9: ecrae.v1.PlanRebalanceResponse
+	(*PlanStep)(nil),                 // 10: ecrae.v1.PlanStep
+	(*LowerBounds)(nil),              // 11: ecrae.v1.LowerBounds
+	(*UnreachableMove)(nil),          // 12: ecrae.v1.UnreachableMove
+	(*FixedInstance)(nil),            // 13: ecrae.v1.FixedInstance
+	(*Plan)(nil),                     // 14: ecrae.v1.Plan
+	(*FixedGroup)(nil),               // 15: ecrae.v1.FixedGroup
+	(*ListPlansRequest)(nil),         // 16: ecrae.v1.ListPlansRequest
+	(*ListPlansResponse)(nil),        // 17: ecrae.v1.ListPlansResponse
+	(*CancelPlanRequest)(nil),        // 18: ecrae.v1.CancelPlanRequest
+	(*CancelPlanResponse)(nil),       // 19: ecrae.v1.CancelPlanResponse
+	(*AbortPlanRequest)(nil),         // 20: ecrae.v1.AbortPlanRequest
+	(*AbortPlanResponse)(nil),        // 21: ecrae.v1.AbortPlanResponse
+	(*ExecutePlanRequest)(nil),       // 22: ecrae.v1.ExecutePlanRequest
+	(*ExecutePlanResponse)(nil),      // 23: ecrae.v1.ExecutePlanResponse
+	(*GetPlanRequest)(nil),           // 24: ecrae.v1.GetPlanRequest
+	(*GetPlanResponse)(nil),          // 25: ecrae.v1.GetPlanResponse
+	(*MigrateContainerRequest)(nil),  // 26: ecrae.v1.MigrateContainerRequest
+	(*MigrateRound)(nil),             // 27: ecrae.v1.MigrateRound
+	(*MigrateContainerResponse)(nil), // 28: ecrae.v1.MigrateContainerResponse
+	(*durationpb.Duration)(nil),      // 29: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 30: google.protobuf.Timestamp
 }
 var file_ecrae_v1_rebalance_proto_depIdxs = []int32{
 	0,  // 0: ecrae.v1.SnapshotHost.state:type_name -> ecrae.v1.SnapshotHostState
@@ -2345,45 +2657,52 @@ var file_ecrae_v1_rebalance_proto_depIdxs = []int32{
 	5,  // 3: ecrae.v1.ClusterSnapshot.instances:type_name -> ecrae.v1.SnapshotInstance
 	6,  // 4: ecrae.v1.ClusterSnapshot.server_groups:type_name -> ecrae.v1.SnapshotServerGroup
 	7,  // 5: ecrae.v1.PlanRebalanceRequest.snapshot:type_name -> ecrae.v1.ClusterSnapshot
-	26, // 6: ecrae.v1.PlanRebalanceRequest.time_limit:type_name -> google.protobuf.Duration
-	26, // 7: ecrae.v1.PlanRebalanceRequest.horizon:type_name -> google.protobuf.Duration
+	29, // 6: ecrae.v1.PlanRebalanceRequest.time_limit:type_name -> google.protobuf.Duration
+	29, // 7: ecrae.v1.PlanRebalanceRequest.horizon:type_name -> google.protobuf.Duration
 	14, // 8: ecrae.v1.PlanRebalanceResponse.plan:type_name -> ecrae.v1.Plan
 	3,  // 9: ecrae.v1.PlanStep.status:type_name -> ecrae.v1.StepStatus
-	27, // 10: ecrae.v1.PlanStep.started_at:type_name -> google.protobuf.Timestamp
-	27, // 11: ecrae.v1.PlanStep.finished_at:type_name -> google.protobuf.Timestamp
+	30, // 10: ecrae.v1.PlanStep.started_at:type_name -> google.protobuf.Timestamp
+	30, // 11: ecrae.v1.PlanStep.finished_at:type_name -> google.protobuf.Timestamp
 	2,  // 12: ecrae.v1.Plan.status:type_name -> ecrae.v1.PlanStatus
-	27, // 13: ecrae.v1.Plan.created_at:type_name -> google.protobuf.Timestamp
+	30, // 13: ecrae.v1.Plan.created_at:type_name -> google.protobuf.Timestamp
 	10, // 14: ecrae.v1.Plan.steps:type_name -> ecrae.v1.PlanStep
 	11, // 15: ecrae.v1.Plan.lower_bounds:type_name -> ecrae.v1.LowerBounds
 	12, // 16: ecrae.v1.Plan.unreachable:type_name -> ecrae.v1.UnreachableMove
 	13, // 17: ecrae.v1.Plan.fixed:type_name -> ecrae.v1.FixedInstance
-	27, // 18: ecrae.v1.Plan.started_at:type_name -> google.protobuf.Timestamp
-	27, // 19: ecrae.v1.Plan.finished_at:type_name -> google.protobuf.Timestamp
-	27, // 20: ecrae.v1.Plan.expires_at:type_name -> google.protobuf.Timestamp
+	30, // 18: ecrae.v1.Plan.started_at:type_name -> google.protobuf.Timestamp
+	30, // 19: ecrae.v1.Plan.finished_at:type_name -> google.protobuf.Timestamp
+	30, // 20: ecrae.v1.Plan.expires_at:type_name -> google.protobuf.Timestamp
 	15, // 21: ecrae.v1.Plan.fixed_groups:type_name -> ecrae.v1.FixedGroup
 	14, // 22: ecrae.v1.ListPlansResponse.plans:type_name -> ecrae.v1.Plan
 	14, // 23: ecrae.v1.CancelPlanResponse.plan:type_name -> ecrae.v1.Plan
 	14, // 24: ecrae.v1.AbortPlanResponse.plan:type_name -> ecrae.v1.Plan
-	26, // 25: ecrae.v1.ExecutePlanRequest.step_timeout:type_name -> google.protobuf.Duration
+	29, // 25: ecrae.v1.ExecutePlanRequest.step_timeout:type_name -> google.protobuf.Duration
 	14, // 26: ecrae.v1.ExecutePlanResponse.plan:type_name -> ecrae.v1.Plan
 	14, // 27: ecrae.v1.GetPlanResponse.plan:type_name -> ecrae.v1.Plan
-	8,  // 28: ecrae.v1.RebalanceService.PlanRebalance:input_type -> ecrae.v1.PlanRebalanceRequest
-	22, // 29: ecrae.v1.RebalanceService.ExecutePlan:input_type -> ecrae.v1.ExecutePlanRequest
-	24, // 30: ecrae.v1.RebalanceService.GetPlan:input_type -> ecrae.v1.GetPlanRequest
-	16, // 31: ecrae.v1.RebalanceService.ListPlans:input_type -> ecrae.v1.ListPlansRequest
-	18, // 32: ecrae.v1.RebalanceService.CancelPlan:input_type -> ecrae.v1.CancelPlanRequest
-	20, // 33: ecrae.v1.RebalanceService.AbortPlan:input_type -> ecrae.v1.AbortPlanRequest
-	9,  // 34: ecrae.v1.RebalanceService.PlanRebalance:output_type -> ecrae.v1.PlanRebalanceResponse
-	23, // 35: ecrae.v1.RebalanceService.ExecutePlan:output_type -> ecrae.v1.ExecutePlanResponse
-	25, // 36: ecrae.v1.RebalanceService.GetPlan:output_type -> ecrae.v1.GetPlanResponse
-	17, // 37: ecrae.v1.RebalanceService.ListPlans:output_type -> ecrae.v1.ListPlansResponse
-	19, // 38: ecrae.v1.RebalanceService.CancelPlan:output_type -> ecrae.v1.CancelPlanResponse
-	21, // 39: ecrae.v1.RebalanceService.AbortPlan:output_type -> ecrae.v1.AbortPlanResponse
-	34, // [34:40] is the sub-list for method output_type
-	28, // [28:34] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	29, // 28: ecrae.v1.MigrateRound.frozen:type_name -> google.protobuf.Duration
+	29, // 29: ecrae.v1.MigrateContainerResponse.total:type_name -> google.protobuf.Duration
+	29, // 30: ecrae.v1.MigrateContainerResponse.frozen:type_name -> google.protobuf.Duration
+	29, // 31: ecrae.v1.MigrateContainerResponse.pages_done:type_name -> google.protobuf.Duration
+	27, // 32: ecrae.v1.MigrateContainerResponse.rounds:type_name -> ecrae.v1.MigrateRound
+	8,  // 33: ecrae.v1.RebalanceService.PlanRebalance:input_type -> ecrae.v1.PlanRebalanceRequest
+	22, // 34: ecrae.v1.RebalanceService.ExecutePlan:input_type -> ecrae.v1.ExecutePlanRequest
+	24, // 35: ecrae.v1.RebalanceService.GetPlan:input_type -> ecrae.v1.GetPlanRequest
+	16, // 36: ecrae.v1.RebalanceService.ListPlans:input_type -> ecrae.v1.ListPlansRequest
+	18, // 37: ecrae.v1.RebalanceService.CancelPlan:input_type -> ecrae.v1.CancelPlanRequest
+	20, // 38: ecrae.v1.RebalanceService.AbortPlan:input_type -> ecrae.v1.AbortPlanRequest
+	26, // 39: ecrae.v1.RebalanceService.MigrateContainer:input_type -> ecrae.v1.MigrateContainerRequest
+	9,  // 40: ecrae.v1.RebalanceService.PlanRebalance:output_type -> ecrae.v1.PlanRebalanceResponse
+	23, // 41: ecrae.v1.RebalanceService.ExecutePlan:output_type -> ecrae.v1.ExecutePlanResponse
+	25, // 42: ecrae.v1.RebalanceService.GetPlan:output_type -> ecrae.v1.GetPlanResponse
+	17, // 43: ecrae.v1.RebalanceService.ListPlans:output_type -> ecrae.v1.ListPlansResponse
+	19, // 44: ecrae.v1.RebalanceService.CancelPlan:output_type -> ecrae.v1.CancelPlanResponse
+	21, // 45: ecrae.v1.RebalanceService.AbortPlan:output_type -> ecrae.v1.AbortPlanResponse
+	28, // 46: ecrae.v1.RebalanceService.MigrateContainer:output_type -> ecrae.v1.MigrateContainerResponse
+	40, // [40:47] is the sub-list for method output_type
+	33, // [33:40] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_ecrae_v1_rebalance_proto_init() }
@@ -2398,7 +2717,7 @@ func file_ecrae_v1_rebalance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ecrae_v1_rebalance_proto_rawDesc), len(file_ecrae_v1_rebalance_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

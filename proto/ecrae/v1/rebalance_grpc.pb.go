@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RebalanceService_PlanRebalance_FullMethodName = "/ecrae.v1.RebalanceService/PlanRebalance"
-	RebalanceService_ExecutePlan_FullMethodName   = "/ecrae.v1.RebalanceService/ExecutePlan"
-	RebalanceService_GetPlan_FullMethodName       = "/ecrae.v1.RebalanceService/GetPlan"
-	RebalanceService_ListPlans_FullMethodName     = "/ecrae.v1.RebalanceService/ListPlans"
-	RebalanceService_CancelPlan_FullMethodName    = "/ecrae.v1.RebalanceService/CancelPlan"
-	RebalanceService_AbortPlan_FullMethodName     = "/ecrae.v1.RebalanceService/AbortPlan"
+	RebalanceService_PlanRebalance_FullMethodName    = "/ecrae.v1.RebalanceService/PlanRebalance"
+	RebalanceService_ExecutePlan_FullMethodName      = "/ecrae.v1.RebalanceService/ExecutePlan"
+	RebalanceService_GetPlan_FullMethodName          = "/ecrae.v1.RebalanceService/GetPlan"
+	RebalanceService_ListPlans_FullMethodName        = "/ecrae.v1.RebalanceService/ListPlans"
+	RebalanceService_CancelPlan_FullMethodName       = "/ecrae.v1.RebalanceService/CancelPlan"
+	RebalanceService_AbortPlan_FullMethodName        = "/ecrae.v1.RebalanceService/AbortPlan"
+	RebalanceService_MigrateContainer_FullMethodName = "/ecrae.v1.RebalanceService/MigrateContainer"
 )
 
 // RebalanceServiceClient is the client API for RebalanceService service.
@@ -55,6 +56,11 @@ type RebalanceServiceClient interface {
 	// AbortPlan stops an executing plan: the migrations in flight finish,
 	// no more start; the plan ends aborted.
 	AbortPlan(ctx context.Context, in *AbortPlanRequest, opts ...grpc.CallOption) (*AbortPlanResponse, error)
+	// MigrateContainer moves one container the node agents report to another
+	// host's agent (CRIU), now: the move is judged by the same rules as a
+	// plan step and sent through the executor's fenced container mover (the
+	// leader's, in cluster mode). It returns when the agents answered.
+	MigrateContainer(ctx context.Context, in *MigrateContainerRequest, opts ...grpc.CallOption) (*MigrateContainerResponse, error)
 }
 
 type rebalanceServiceClient struct {
@@ -125,6 +131,16 @@ func (c *rebalanceServiceClient) AbortPlan(ctx context.Context, in *AbortPlanReq
 	return out, nil
 }
 
+func (c *rebalanceServiceClient) MigrateContainer(ctx context.Context, in *MigrateContainerRequest, opts ...grpc.CallOption) (*MigrateContainerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MigrateContainerResponse)
+	err := c.cc.Invoke(ctx, RebalanceService_MigrateContainer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RebalanceServiceServer is the server API for RebalanceService service.
 // All implementations must embed UnimplementedRebalanceServiceServer
 // for forward compatibility.
@@ -153,6 +169,11 @@ type RebalanceServiceServer interface {
 	// AbortPlan stops an executing plan: the migrations in flight finish,
 	// no more start; the plan ends aborted.
 	AbortPlan(context.Context, *AbortPlanRequest) (*AbortPlanResponse, error)
+	// MigrateContainer moves one container the node agents report to another
+	// host's agent (CRIU), now: the move is judged by the same rules as a
+	// plan step and sent through the executor's fenced container mover (the
+	// leader's, in cluster mode). It returns when the agents answered.
+	MigrateContainer(context.Context, *MigrateContainerRequest) (*MigrateContainerResponse, error)
 	mustEmbedUnimplementedRebalanceServiceServer()
 }
 
@@ -180,6 +201,9 @@ func (UnimplementedRebalanceServiceServer) CancelPlan(context.Context, *CancelPl
 }
 func (UnimplementedRebalanceServiceServer) AbortPlan(context.Context, *AbortPlanRequest) (*AbortPlanResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AbortPlan not implemented")
+}
+func (UnimplementedRebalanceServiceServer) MigrateContainer(context.Context, *MigrateContainerRequest) (*MigrateContainerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MigrateContainer not implemented")
 }
 func (UnimplementedRebalanceServiceServer) mustEmbedUnimplementedRebalanceServiceServer() {}
 func (UnimplementedRebalanceServiceServer) testEmbeddedByValue()                          {}
@@ -310,6 +334,24 @@ func _RebalanceService_AbortPlan_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RebalanceService_MigrateContainer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MigrateContainerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RebalanceServiceServer).MigrateContainer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RebalanceService_MigrateContainer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RebalanceServiceServer).MigrateContainer(ctx, req.(*MigrateContainerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RebalanceService_ServiceDesc is the grpc.ServiceDesc for RebalanceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -340,6 +382,10 @@ var RebalanceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AbortPlan",
 			Handler:    _RebalanceService_AbortPlan_Handler,
+		},
+		{
+			MethodName: "MigrateContainer",
+			Handler:    _RebalanceService_MigrateContainer_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
