@@ -173,7 +173,7 @@ func (c *Catalog) LiveCluster(lv LiveView, defaultTag string, gs []optimizer.Ser
 	listed := map[string]bool{}
 	for i := range snap.Hosts {
 		h := &snap.Hosts[i]
-		if !h.Compute && len(byHost[h.Name]) == 0 {
+		if !h.Compute && !h.Containers && len(byHost[h.Name]) == 0 {
 			continue // a node agent's samples only
 		}
 		listed[h.Name] = true

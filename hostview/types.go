@@ -130,6 +130,10 @@ type Host struct {
 	// instance or metrics event, or a resync), not only a node agent's
 	// samples.
 	Compute bool `json:"compute,omitempty"`
+	// Containers is true once a node agent has reported its containers
+	// here, even none: the node runs a container runtime and can receive
+	// a container move while empty.
+	Containers bool `json:"containers,omitempty"`
 	// Draining is the ID of the running rebalance plan that is emptying
 	// the host, "" when none: the filter chain sends nothing there (boots
 	// and plan moves alike).

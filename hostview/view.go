@@ -272,6 +272,7 @@ func (v *View) applyContainers(ev *Event, gen uint64) Outcome {
 		return Stale
 	}
 	r.ctrAt = c.At
+	r.h.Containers = true
 	if r.h.ISA == "" {
 		r.h.ISA = c.Arch
 	}

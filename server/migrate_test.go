@@ -238,3 +238,33 @@ func TestMigrateContainerAccess(t *testing.T) {
 		t.Errorf("%s is not leader-only: a follower would move with an unfenced mover", m)
 	}
 }
+
+// TestMigrateContainerToAnEmptyContainerNode: a node Nova does not know,
+// whose agent reports containers but has none yet, is a destination (it
+// used to be left out of the live cluster, so `ecrae migrate --to` said
+// NotFound and plans never used it). h-old has a KB model (testKB); h1 is
+// Nova's compute with ctr-a.
+func TestMigrateContainerToAnEmptyContainerNode(t *testing.T) {
+	view := hostview.New(hostview.Options{StaleAfter: time.Hour})
+	now := time.Now()
+	view.Reconcile(hostview.Inventory{At: now, Hosts: []hostview.HostInventory{{Name: "h1", Nodename: "h1", ISA: "x86_64", State: "up",
+		Capacity: hostview.Capacity{VCPUs: 10, CPURatio: 1, MemoryMB: 16384, RAMRatio: 1, DiskGB: 500, DiskRatio: 1}}}})
+	for host, ctrs := range map[string][]string{"h1": {"ctr-a"}, "h-old": nil} {
+		rep := hostview.ContainerReport{Host: host, At: now, Arch: "x86_64"}
+		for _, id := range ctrs {
+			rep.Instances = append(rep.Instances, hostview.Instance{UUID: "uuid-" + id, Name: id, Kind: hostview.KindContainer, State: "active",
+				PowerState: "running", Flavor: hostview.Flavor{Name: "container", VCPUs: 1, MemoryMB: 512}})
+		}
+		view.Apply(0, &hostview.Event{Kind: hostview.KindContainers, Type: "ecrae.containers", Timestamp: now, Containers: rep})
+	}
+	nc, agents := startMigrateAgents(t, "h1", "h-old")
+	client := &container.Client{NC: nc, View: view}
+	mover := rebalance.Route{Agents: client, Kind: func(id string) string { in, _ := view.Instance(id); return in.Kind }}
+	h := newRBWith(t, view, mover, nil)
+	if _, err := h.client.MigrateContainer(context.Background(), &ecraev1.MigrateContainerRequest{Container: "ctr-a", To: "h-old", Mode: "stopcopy"}); err != nil {
+		t.Fatalf("move to the empty container node: %v", err)
+	}
+	if got := agents.requests(); len(got) != 1 || got[0].To != "h-old" {
+		t.Fatalf("agents got %+v, want one request to h-old", got)
+	}
+}
