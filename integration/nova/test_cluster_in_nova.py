@@ -165,8 +165,9 @@ class ClusterInNovaTest(NovaThreeHostsTestCase):
         ranking = None
         for method, req, resp, exc in self.spy.of('WeighHosts'):
             if exc is None and req.instance.instance_uuid == server_uuid:
-                hosts = placement_pb2.WeighHostsRequest.FromString(
-                    req.SerializeToString()).hosts
+                hosts = support.request_hosts(
+                    placement_pb2.WeighHostsRequest.FromString(
+                        req.SerializeToString()))
                 self.assertEqual(len(hosts), len(resp.score_values))
                 ranking = {h.host: s
                            for h, s in zip(hosts, resp.score_values)}
