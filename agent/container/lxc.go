@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,31 +60,11 @@ type LXC struct {
 }
 
 func (l *LXC) run(ctx context.Context, env []string, args ...string) (string, error) {
-	// Output goes to a file, not a pipe: lxc-checkpoint -r leaves the
-	// container's monitor running with the command's stdout, and a pipe
-	// would then never reach EOF.
-	f, err := os.CreateTemp("", "ecrae-lxc-*.out")
+	out, err := runGroup(ctx, env, args)
 	if err != nil {
-		return "", err
+		return out, fmt.Errorf("%s: %w: %s", args[0], err, lastLine([]byte(out)))
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = f, f
-	// lxc-checkpoint runs criu as its child: cancelling must stop both (a
-	// lazy dump would otherwise wait for its page client for ever).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	err = cmd.Run()
-	out, rerr := os.ReadFile(f.Name())
-	if err == nil && rerr != nil {
-		err = rerr
-	}
-	if err != nil {
-		return string(out), fmt.Errorf("%s: %w: %s", args[0], err, lastLine(out))
-	}
-	return string(out), nil
+	return out, nil
 }
 
 // Dir is the directory of a container (config, rootfs, ecrae.id).

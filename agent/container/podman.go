@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 )
 
 // Podman drives one podman storage's containers (podman 4.3 with runc; the
@@ -64,31 +63,15 @@ func (p *Podman) args(args ...string) []string {
 // run runs podman with this CRIU first on PATH. Output goes to a file: a
 // restore leaves conmon behind, and a pipe it inherited would never end.
 func (p *Podman) run(ctx context.Context, args ...string) (string, error) {
-	f, err := os.CreateTemp("", "ecrae-podman-*.out")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	argv := p.args(args...)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = os.Environ()
+	env := os.Environ()
 	if p.CRIU.Bin != "" {
-		cmd.Env = append(cmd.Env, "PATH="+filepath.Dir(p.CRIU.Bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+		env = append(env, "PATH="+filepath.Dir(p.CRIU.Bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}
-	cmd.Stdout, cmd.Stderr = f, f
-	// podman runs runc, which runs CRIU: cancelling stops them all.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	err = cmd.Run()
-	out, rerr := os.ReadFile(f.Name())
-	if err == nil && rerr != nil {
-		err = rerr
-	}
+	out, err := runGroup(ctx, env, p.args(args...))
 	if err != nil {
-		return string(out), fmt.Errorf("podman %s: %w: %s", args[0], err, podmanError(out))
+		return out, fmt.Errorf("podman %s: %w: %s", args[0], err, podmanError([]byte(out)))
 	}
-	return string(out), nil
+	return out, nil
 }
 
 // podmanError is the first "Error:" line of podman's output (its cause),
