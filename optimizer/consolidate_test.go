@@ -2,6 +2,7 @@ package optimizer
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -490,6 +491,34 @@ func TestWavesRespectOrder(t *testing.T) {
 	ws := waves(p, steps, limits{perHost: 2, parallel: 8}, newMeter(Budget{}))
 	if len(ws) != 2 || ws[0].item != 0 || ws[0].wave != 0 || ws[1].item != 1 || ws[1].wave != 1 {
 		t.Fatalf("waves %+v: want item 0 in wave 0, item 1 in wave 1", ws)
+	}
+}
+
+// TestWavesEmptyHostsOneAfterAnother: the moves out of hosts the plan
+// frees run host by host, so each wave leaves hosts empty (and free to
+// power off) instead of every host only at the last wave.
+func TestWavesEmptyHostsOneAfterAnother(t *testing.T) {
+	// Bins 0–3 each hold a big (4) and a small (1) item; all go to bins 4
+	// (from 0 and 1) and 5 (from 2 and 3), two arrivals per host a wave.
+	// Largest first across hosts (the order before) moved the four bigs in
+	// wave 0 and emptied no host until wave 1; host by host, wave 0 empties
+	// bins 0 and 2 (4 arrivals: 0's two to bin 4, 2's two to bin 5).
+	p := &problem{d: 1, n: 8, m: 6, util: -1,
+		size: []float64{4, 1, 4, 1, 4, 1, 4, 1}, cap: []float64{10, 10, 10, 10, 10, 10},
+		home: []int32{0, 0, 1, 1, 2, 2, 3, 3}, mig: []float64{1, 1, 1, 1, 1, 1, 1, 1}}
+	p.finish()
+	steps, _, dropped := sequence(p, []int32{4, 4, 4, 4, 5, 5, 5, 5}, newMeter(Budget{}))
+	if len(dropped) != 0 {
+		t.Fatalf("dropped %+v", dropped)
+	}
+	ws := waves(p, steps, limits{perHost: 2, parallel: 8}, newMeter(Budget{}))
+	emptyAfter := map[int32]int{} // source bin → the wave of its last move
+	for _, st := range ws {
+		emptyAfter[st.from] = max(emptyAfter[st.from], st.wave)
+	}
+	want := map[int32]int{0: 0, 1: 1, 2: 0, 3: 1}
+	if !maps.Equal(emptyAfter, want) {
+		t.Fatalf("hosts emptied after waves %v, want %v (steps %+v)", emptyAfter, want, ws)
 	}
 }
 

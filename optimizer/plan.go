@@ -21,9 +21,10 @@ import (
 //     everything it held when the wave began (a migrating instance holds
 //     room on both hosts until it is done, as Nova's claims do), so any
 //     order of completion is safe. A move joins a wave only if no earlier
-//     move still waiting shares a host with it, which keeps each host's
-//     history in the sequence's order: the first waiting move can always
-//     run, so every wave makes progress.
+//     move still waiting goes to its source or destination, which keeps
+//     the arrivals at each host in the sequence's order: the first waiting
+//     move can always run, so every wave makes progress. Departures may
+//     overtake one another (leaving only makes room).
 
 // step is one planned migration.
 type step struct {
@@ -70,8 +71,10 @@ func sequence(p *problem, goal []int32, m *meter) (steps []step, final []int32, 
 	if len(pending) == 0 {
 		return nil, slices.Clone(s.assign), nil
 	}
-	// Moves out of hosts that end up empty first, then by size, largest
-	// first: the big ones are the hardest to fit later.
+	// Moves out of hosts that end up empty first, host by host (the ones
+	// with the least to move out first), so that the waves empty hosts one
+	// after the other and each can power off as soon as it is empty; then
+	// by size, largest first: the big ones are the hardest to fit later.
 	endUsed := make([]int, p.m)
 	for _, b := range goal {
 		endUsed[b]++
@@ -84,13 +87,26 @@ func sequence(p *problem, goal []int32, m *meter) (steps []step, final []int32, 
 			ns[i] += v
 		}
 	}
+	out := make([]float64, p.m) // per host that ends up empty: the size to move out
+	for _, i := range pending {
+		if from := s.assign[i]; endUsed[from] == 0 {
+			out[from] += ns[i]
+		}
+	}
 	slices.SortFunc(pending, func(a, b int32) int {
-		ea, eb := endUsed[s.assign[a]] == 0, endUsed[s.assign[b]] == 0
+		fa, fb := s.assign[a], s.assign[b]
+		ea, eb := endUsed[fa] == 0, endUsed[fb] == 0
 		if ea != eb {
 			if ea {
 				return -1
 			}
 			return 1
+		}
+		if ea && fa != fb {
+			if c := cmp.Compare(out[fa], out[fb]); c != 0 {
+				return c
+			}
+			return cmp.Compare(fa, fb)
 		}
 		if c := cmp.Compare(ns[b], ns[a]); c != 0 {
 			return c
@@ -359,9 +375,12 @@ func waves(p *problem, steps []step, lim limits, m *meter) []step {
 				count[f] < lim.perHost && count[t] < lim.perHost &&
 				s.fitsWave(int(st.item), t, o)
 			if !ok {
-				// Later moves on these hosts (or of this instance) wait
-				// for this one.
-				blocked[f], blocked[t], busyItem[st.item] = true, true, true
+				// Later moves into its destination (or of this instance)
+				// wait for this one, so none takes the room it was
+				// sequenced to find there. Its source need not wait:
+				// leaving only makes room, and whatever arrives there is
+				// checked against what the host holds then.
+				blocked[t], busyItem[st.item] = true, true
 				prev = j
 				scanned++
 				continue
