@@ -64,12 +64,14 @@ type Config struct {
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 	Log *slog.Logger
-	// Freed, when set, is told of the hosts a plan emptied once it
-	// succeeded (the power manager powers them off).
+	// Freed, when set, is told of the hosts a plan empties (the power
+	// manager powers them off): with a live view, each as soon as the rest
+	// of the plan no longer touches it and the view shows it empty; the
+	// others once the plan succeeded.
 	Freed FreedHosts
 }
 
-// FreedHosts receives the hosts a successful plan emptied.
+// FreedHosts receives the hosts a plan emptied.
 type FreedHosts interface {
 	FreedHosts(ctx context.Context, hosts []string)
 }
@@ -230,6 +232,7 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 		}
 	}
 	waves := wavesOf(p.Steps)
+	told := map[string]bool{} // freed hosts the power manager heard of
 	var failed []string
 	var stale []string
 	aborted := false
@@ -294,6 +297,9 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 		if len(failed) > 0 {
 			break
 		}
+		if w+1 < len(waves) {
+			r.tellFreed(wctx, p, waves[w+1:], told)
+		}
 	}
 	if ctx.Err() == nil && len(failed) == 0 && !aborted && len(stale) == 0 {
 		// Every step done: a host is reported freed only if the live view
@@ -331,9 +337,39 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 			}
 		})
 		r.log.Info("rebalance succeeded", "plan", id)
-		if r.cfg.Freed != nil && len(p.HostsFreed) > 0 {
-			r.cfg.Freed.FreedHosts(wctx, p.HostsFreed)
+		rest := slices.DeleteFunc(slices.Clone(p.HostsFreed), func(h string) bool { return told[h] })
+		if r.cfg.Freed != nil && len(rest) > 0 {
+			r.cfg.Freed.FreedHosts(wctx, rest)
 		}
+	}
+}
+
+// tellFreed tells the power manager, between two waves, of the hosts the
+// plan frees that the waves left (rest) no longer touch and that the live
+// view shows empty: plans empty hosts one after another, and each may go
+// off while the others drain. Without a live view nothing is told before
+// the plan succeeds (a boot could have landed on the host).
+func (r *Executor) tellFreed(ctx context.Context, p *planstore.Plan, rest [][]int, told map[string]bool) {
+	if r.cfg.Freed == nil || r.cfg.Live == nil {
+		return
+	}
+	busy := map[string]bool{}
+	for _, wave := range rest {
+		for _, i := range wave {
+			busy[p.Steps[i].From], busy[p.Steps[i].To] = true, true
+		}
+	}
+	var now []string
+	for _, h := range p.HostsFreed {
+		if told[h] || busy[h] || len(r.holds(h)) > 0 {
+			continue
+		}
+		told[h] = true
+		now = append(now, h)
+	}
+	if len(now) > 0 {
+		r.log.Info("rebalance: hosts freed while the plan goes on", "plan", p.ID, "hosts", now)
+		r.cfg.Freed.FreedHosts(ctx, now)
 	}
 }
 
@@ -417,17 +453,22 @@ func (r *Executor) notFreed(p *planstore.Plan) []string {
 	}
 	var why []string
 	for _, h := range p.HostsFreed {
-		var names []string
-		for _, in := range r.cfg.Live.Instances(h) {
-			if in.State != "deleted" {
-				names = append(names, label(in))
-			}
-		}
-		if len(names) > 0 {
+		if names := r.holds(h); len(names) > 0 {
 			why = append(why, fmt.Sprintf("host %s is not freed: it holds %s", h, strings.Join(names, ", ")))
 		}
 	}
 	return why
+}
+
+// holds labels the instances the live view shows on host h.
+func (r *Executor) holds(h string) []string {
+	var names []string
+	for _, in := range r.cfg.Live.Instances(h) {
+		if in.State != "deleted" {
+			names = append(names, label(in))
+		}
+	}
+	return names
 }
 
 func label(in hostview.Instance) string {

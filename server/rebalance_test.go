@@ -32,6 +32,7 @@ type fakeMigrator struct {
 	at      map[string]string
 	fail    map[string]string // instance → error
 	hang    chan struct{}     // non-nil: migrations wait for it (or ctx)
+	free    int               // with hang: the first free migrations do not wait
 	calls   []string
 	started chan string
 	view    *hostview.View // non-nil: a done move is notified to it
@@ -56,6 +57,9 @@ func (f *fakeMigrator) LiveMigrate(ctx context.Context, id, target string) error
 	f.mu.Lock()
 	f.calls = append(f.calls, id+"→"+target)
 	hang, why := f.hang, f.fail[id]
+	if len(f.calls) <= f.free {
+		hang = nil
+	}
 	f.mu.Unlock()
 	f.started <- id
 	if hang != nil {
@@ -681,6 +685,52 @@ func TestBootOnFreedHostStopsPlan(t *testing.T) {
 	}
 	if d := draining(view); len(d) != 0 {
 		t.Errorf("draining after the end: %v", d)
+	}
+}
+
+// TestFreedHostToldBetweenWaves: the plan empties its hosts one after the
+// other, and the power manager hears of the first while the second still
+// drains, then of the second when the plan succeeded; each once.
+func TestFreedHostToldBetweenWaves(t *testing.T) {
+	view := liveView(t)
+	m := newFakeMigrator(placement(spread()))
+	m.view = view
+	m.hang, m.free = make(chan struct{}), 2 // the third migration waits
+	h := newRB(t, view, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Seed: 1, MaxParallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := p.GetPlan()
+	st := plan.GetSteps()
+	if len(plan.GetHostsFreed()) != 2 || len(st) != 4 || st[0].GetFromHost() != st[1].GetFromHost() || st[2].GetFromHost() != st[3].GetFromHost() {
+		t.Fatalf("plan frees %v by %v; want 2 hosts, emptied one after the other", plan.GetHostsFreed(), st)
+	}
+	first, second := st[0].GetFromHost(), st[2].GetFromHost()
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId(), Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		<-m.started // the third is in flight, and waits
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.freed.got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.freed.got(); len(got) != 1 || !slices.Equal(got[0], []string{first}) {
+		t.Fatalf("told %v while wave 3 runs, want [[%s]]", got, first)
+	}
+	close(m.hang)
+	done := h.wait(t, plan.GetId())
+	if done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED {
+		t.Fatalf("plan %v: %s", done.GetStatus(), done.GetMessage())
+	}
+	for len(h.freed.got()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.freed.got(); len(got) != 2 || !slices.Equal(got[1], []string{second}) {
+		t.Errorf("told %v, want [[%s] [%s]]", got, first, second)
 	}
 }
 
