@@ -79,18 +79,7 @@ func (k *KB) Publish(ctx context.Context, kb *kbstore.KB, change string, prev ui
 // bucket's latest revision (or seeds an empty bucket with the local KB),
 // then applies every later revision in order until ctx ends.
 func (k *KB) Run(ctx context.Context) error {
-	for {
-		err := k.sync(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		k.log.Warn("replicated knowledge base: retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
+	return runUntilDone(ctx, k.log, "replicated knowledge base", k.sync)
 }
 
 func (k *KB) sync(ctx context.Context) error {

@@ -85,18 +85,7 @@ func (p *Plans) writable(ctx context.Context) (jetstream.KeyValue, error) {
 // Run opens the bucket (retrying until JetStream answers) and applies
 // every plan written by another replica, in order, until ctx ends.
 func (p *Plans) Run(ctx context.Context) error {
-	for {
-		err := p.watch(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		p.log.Warn("replicated plans: retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
+	return runUntilDone(ctx, p.log, "replicated plans", p.watch)
 }
 
 func (p *Plans) watch(ctx context.Context) error {
