@@ -197,6 +197,9 @@ func (l *Lease) Run(ctx context.Context, lead func(ctx context.Context)) error {
 			return
 		}
 		l.held.Store(0)
+		// Nor does it know who leads now: a call it forwards meanwhile
+		// must not come back to itself.
+		l.setLeader(leaseValue{})
 		stop()
 		<-done
 		stop, done = nil, nil

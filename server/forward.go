@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -28,6 +29,19 @@ const (
 	// whose certificate has the replica role (Authorizer).
 	MDCaller     = "x-ecrae-caller"
 	MDCallerRole = "x-ecrae-caller-role"
+	// MDNotLeader, in the trailer of a forwarded call's answer, says the
+	// replica it reached no longer leads and ran nothing: the forwarding
+	// replica may send it on to the next leader.
+	MDNotLeader = "x-ecrae-not-leader"
+)
+
+// A forwarded call that reaches a replica which just stopped leading is
+// sent on to the next leader once this replica's lease view names it
+// (a follower sees a new leader within a lease round). These bound it.
+const (
+	forwardHops       = 3
+	newLeaderWait     = 5 * time.Second
+	newLeaderInterval = 20 * time.Millisecond
 )
 
 // LeaderOnly reports whether a method acts through the leader alone (its
@@ -123,40 +137,85 @@ func (f *Forwarder) Unary() grpc.UnaryServerInterceptor {
 		if by := forwardedBy(ctx); by != "" {
 			// Forwarded once already: the leadership moved meanwhile, and a
 			// second hop could bounce between two replicas that each see
-			// the other as leader.
+			// the other as leader. The forwarding replica sends it on.
+			_ = grpc.SetTrailer(ctx, metadata.Pairs(MDNotLeader, f.lease.Name()))
 			return nil, status.Errorf(codes.Unavailable, "%s: forwarded by %s to %s, which does not lead (leader: %q): retry", info.FullMethod, by, f.lease.Name(), leader)
 		}
 		if leader == "" || addr == "" {
 			return nil, status.Errorf(codes.Unavailable, "%s: this replica (%s) does not lead and knows no leader to forward to (leader: %q): retry once one is elected", info.FullMethod, f.lease.Name(), leader)
 		}
-		out, err := newReply(info.FullMethod)
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "forward %s: %v", info.FullMethod, err)
-		}
 		in, ok := req.(proto.Message)
 		if !ok {
 			return nil, status.Errorf(codes.Internal, "forward %s: request %T is not a protobuf message", info.FullMethod, req)
 		}
-		c, err := f.conn(addr)
-		if err != nil {
-			return nil, status.Errorf(codes.Unavailable, "%s: leader %s at %s: %v", info.FullMethod, leader, addr, err)
-		}
-		md := metadata.Pairs(MDForwardedBy, f.lease.Name(), MDCaller, Caller(ctx))
-		if id, ok := CallerIdentity(ctx); ok {
-			md.Set(MDCallerRole, string(id.Role))
-		}
-		// The caller's deadline and cancellation go along (gRPC sends the
-		// deadline); its own metadata (a Keystone token) does not.
-		err = c.Invoke(metadata.NewOutgoingContext(ctx, md), info.FullMethod, in, out)
-		if err != nil {
-			st := status.Convert(err)
-			f.log.Debug("forwarded call failed", "method", info.FullMethod, "leader", leader, "code", st.Code(), "err", st.Message())
-			if st.Code() == codes.Unavailable {
-				return nil, status.Errorf(codes.Unavailable, "forwarded to the leader %s at %s: %s", leader, addr, st.Message())
+		for hop := 1; ; hop++ {
+			out, notLeader, err := f.forward(ctx, info.FullMethod, leader, addr, in)
+			if !notLeader || hop == forwardHops {
+				return out, err
 			}
-			return nil, err // the leader's answer, as it gave it
+			// The replica we knew as leader ran nothing: wait for the lease
+			// to name the next one (it may be this replica).
+			next, nextAddr := f.awaitNewLeader(ctx, leader)
+			if f.lease.IsLeader() {
+				return handler(ctx, req)
+			}
+			if next == "" || nextAddr == "" {
+				return nil, err
+			}
+			f.log.Debug("forwarding to the next leader", "method", info.FullMethod, "former", leader, "leader", next)
+			leader, addr = next, nextAddr
 		}
-		return out, nil
+	}
+}
+
+// forward sends one call to the leader at addr; notLeader reports that it
+// answered that it no longer leads (and ran nothing).
+func (f *Forwarder) forward(ctx context.Context, method, leader, addr string, in proto.Message) (out proto.Message, notLeader bool, err error) {
+	out, err = newReply(method)
+	if err != nil {
+		return nil, false, status.Errorf(codes.Internal, "forward %s: %v", method, err)
+	}
+	c, err := f.conn(addr)
+	if err != nil {
+		return nil, false, status.Errorf(codes.Unavailable, "%s: leader %s at %s: %v", method, leader, addr, err)
+	}
+	md := metadata.Pairs(MDForwardedBy, f.lease.Name(), MDCaller, Caller(ctx))
+	if id, ok := CallerIdentity(ctx); ok {
+		md.Set(MDCallerRole, string(id.Role))
+	}
+	// The caller's deadline and cancellation go along (gRPC sends the
+	// deadline); its own metadata (a Keystone token) does not.
+	var trailer metadata.MD
+	err = c.Invoke(metadata.NewOutgoingContext(ctx, md), method, in, out, grpc.Trailer(&trailer))
+	if err == nil {
+		return out, false, nil
+	}
+	st := status.Convert(err)
+	f.log.Debug("forwarded call failed", "method", method, "leader", leader, "code", st.Code(), "err", st.Message())
+	if st.Code() == codes.Unavailable {
+		return nil, len(trailer.Get(MDNotLeader)) > 0, status.Errorf(codes.Unavailable, "forwarded to the leader %s at %s: %s", leader, addr, st.Message())
+	}
+	return nil, false, err // the leader's answer, as it gave it
+}
+
+// awaitNewLeader waits until this replica's lease view names a leader
+// other than former (or this replica leads), for at most newLeaderWait
+// and while ctx lasts; it returns the leader it then sees.
+func (f *Forwarder) awaitNewLeader(ctx context.Context, former string) (name, grpcAddr string) {
+	ctx, cancel := context.WithTimeout(ctx, newLeaderWait)
+	defer cancel()
+	tick := time.NewTicker(newLeaderInterval)
+	defer tick.Stop()
+	for {
+		name, grpcAddr = f.lease.LeaderEndpoint()
+		if (name != "" && name != former) || f.lease.IsLeader() {
+			return name, grpcAddr
+		}
+		select {
+		case <-ctx.Done():
+			return "", ""
+		case <-tick.C:
+		}
 	}
 }
 

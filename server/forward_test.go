@@ -7,7 +7,10 @@ import (
 	"crypto/x509/pkix"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/grpc"
@@ -113,5 +116,98 @@ func TestForwarderRefusesWithoutALeader(t *testing.T) {
 		if _, err := newReply(m); err != nil {
 			t.Errorf("newReply(%s): %v", m, err)
 		}
+	}
+}
+
+// movingLeader is a Leadership whose view of the leader can change.
+type movingLeader struct {
+	name string
+	mu   sync.Mutex
+	view [2]string // leader name, gRPC address
+}
+
+func (m *movingLeader) Name() string   { return m.name }
+func (m *movingLeader) IsLeader() bool { return false }
+func (m *movingLeader) LeaderEndpoint() (string, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.view[0], m.view[1]
+}
+func (m *movingLeader) set(name, addr string) {
+	m.mu.Lock()
+	m.view = [2]string{name, addr}
+	m.mu.Unlock()
+}
+
+// cancelServer answers CancelPlan with its replica's name in the message.
+type cancelServer struct {
+	ecraev1.UnimplementedRebalanceServiceServer
+	name string
+	ran  atomic.Int32
+}
+
+func (c *cancelServer) CancelPlan(context.Context, *ecraev1.CancelPlanRequest) (*ecraev1.CancelPlanResponse, error) {
+	c.ran.Add(1)
+	return &ecraev1.CancelPlanResponse{Plan: &ecraev1.Plan{Message: "cancelled by " + c.name}}, nil
+}
+
+// serveReplica serves the rebalance service behind interceptors on a
+// loopback port and returns its address.
+func serveReplica(t *testing.T, srv *cancelServer, interceptors ...grpc.UnaryServerInterceptor) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...))
+	ecraev1.RegisterRebalanceServiceServer(g, srv)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	return lis.Addr().String()
+}
+
+// TestForwarderFollowsTheNextLeader: a follower forwards to the replica it
+// last saw leading, which has just stopped leading and runs nothing; the
+// follower sends the call on to the next leader once its lease view names
+// it (before, the operator got UNAVAILABLE during every takeover). If its
+// view never moves, the caller gets the UNAVAILABLE, within its deadline.
+func TestForwarderFollowsTheNextLeader(t *testing.T) {
+	const method = "/ecrae.v1.RebalanceService/CancelPlan"
+	follower := &movingLeader{name: "r2"}
+
+	next := &cancelServer{name: "r0"}
+	nextAddr := serveReplica(t, next, NewForwarder(fixedLeader{leads: true}, nil, nil).Unary())
+
+	former := &cancelServer{name: "r1"}
+	// r1 no longer leads and still names itself (its last view); reaching
+	// it is when the follower's lease round names r0.
+	seen := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		follower.set("r0", nextAddr)
+		return h(ctx, req)
+	}
+	formerLease := &movingLeader{name: "r1"}
+	formerAddr := serveReplica(t, former, seen, NewForwarder(formerLease, nil, nil).Unary())
+	formerLease.set("r1", formerAddr)
+	follower.set("r1", formerAddr)
+
+	f := NewForwarder(follower, nil, nil)
+	defer f.Close()
+	handler := func(context.Context, any) (any, error) { t.Error("the follower ran the call itself"); return nil, nil }
+	out, err := f.Unary()(context.Background(), &ecraev1.CancelPlanRequest{PlanId: "p1"}, &grpc.UnaryServerInfo{FullMethod: method}, handler)
+	if err != nil {
+		t.Fatalf("forwarded during a takeover: %v", err)
+	}
+	if got := out.(*ecraev1.CancelPlanResponse).GetPlan().GetMessage(); got != "cancelled by r0" || former.ran.Load() != 0 || next.ran.Load() != 1 {
+		t.Errorf("answer %q; ran on r1 %d, on r0 %d; want r0 once, r1 never", got, former.ran.Load(), next.ran.Load())
+	}
+
+	// A view that never moves: UNAVAILABLE once the caller's deadline ends.
+	stuck := &movingLeader{name: "r2"}
+	stuck.set("r1", formerAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = NewForwarder(stuck, nil, nil).Unary()(ctx, &ecraev1.CancelPlanRequest{PlanId: "p1"}, &grpc.UnaryServerInfo{FullMethod: method}, handler)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "which does not lead") || next.ran.Load() != 1 {
+		t.Errorf("no next leader: %v (ran on r0 %d), want UNAVAILABLE naming the replica that does not lead", err, next.ran.Load())
 	}
 }
