@@ -35,9 +35,11 @@ const (
 	MDNotLeader = "x-ecrae-not-leader"
 )
 
-// A forwarded call that reaches a replica which just stopped leading is
-// sent on to the next leader once this replica's lease view names it
-// (a follower sees a new leader within a lease round). These bound it.
+// A call that a follower receives between two leaders waits for the next
+// one, and a forwarded call that reaches a replica which just stopped
+// leading is sent on to the next leader, once this replica's lease view
+// names it (a follower sees a new leader within a lease round). These
+// bound it.
 const (
 	forwardHops       = 3
 	newLeaderWait     = 5 * time.Second
@@ -140,6 +142,14 @@ func (f *Forwarder) Unary() grpc.UnaryServerInterceptor {
 			// the other as leader. The forwarding replica sends it on.
 			_ = grpc.SetTrailer(ctx, metadata.Pairs(MDNotLeader, f.lease.Name()))
 			return nil, status.Errorf(codes.Unavailable, "%s: forwarded by %s to %s, which does not lead (leader: %q): retry", info.FullMethod, by, f.lease.Name(), leader)
+		}
+		if leader == "" {
+			// Between two leaders (the last one released the lease): the
+			// next one is elected within a lease round or two.
+			leader, addr = f.awaitNewLeader(ctx, "")
+			if f.lease.IsLeader() {
+				return handler(ctx, req)
+			}
 		}
 		if leader == "" || addr == "" {
 			return nil, status.Errorf(codes.Unavailable, "%s: this replica (%s) does not lead and knows no leader to forward to (leader: %q): retry once one is elected", info.FullMethod, f.lease.Name(), leader)

@@ -94,14 +94,16 @@ func (f fixedLeader) IsLeader() bool                   { return f.leads }
 func (f fixedLeader) LeaderEndpoint() (string, string) { return f.leader, f.addr }
 
 // TestForwarderRefusesWithoutALeader: a follower that knows no leader
-// answers UNAVAILABLE and runs nothing; a method that is not leader-only,
-// or a leader, runs here.
+// until the caller's deadline answers UNAVAILABLE and runs nothing; a
+// method that is not leader-only, or a leader, runs here.
 func TestForwarderRefusesWithoutALeader(t *testing.T) {
 	ran := 0
 	handler := func(context.Context, any) (any, error) { ran++; return &ecraev1.GetPlanResponse{}, nil }
 	req := &ecraev1.PlanRebalanceRequest{}
 	f := NewForwarder(fixedLeader{}, nil, nil)
-	_, err := f.Unary()(context.Background(), req, &grpc.UnaryServerInfo{FullMethod: "/ecrae.v1.RebalanceService/PlanRebalance"}, handler)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := f.Unary()(ctx, req, &grpc.UnaryServerInfo{FullMethod: "/ecrae.v1.RebalanceService/PlanRebalance"}, handler)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "knows no leader") || ran != 0 {
 		t.Errorf("no leader: %v (ran %d)", err, ran)
 	}
@@ -124,6 +126,9 @@ type movingLeader struct {
 	name string
 	mu   sync.Mutex
 	view [2]string // leader name, gRPC address
+	// next, if set, becomes the view after the first read: the lease
+	// round that names a new leader comes after the call looked.
+	next [2]string
 }
 
 func (m *movingLeader) Name() string   { return m.name }
@@ -131,7 +136,11 @@ func (m *movingLeader) IsLeader() bool { return false }
 func (m *movingLeader) LeaderEndpoint() (string, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.view[0], m.view[1]
+	v := m.view
+	if m.next[0] != "" {
+		m.view, m.next = m.next, [2]string{}
+	}
+	return v[0], v[1]
 }
 func (m *movingLeader) set(name, addr string) {
 	m.mu.Lock()
@@ -201,13 +210,20 @@ func TestForwarderFollowsTheNextLeader(t *testing.T) {
 		t.Errorf("answer %q; ran on r1 %d, on r0 %d; want r0 once, r1 never", got, former.ran.Load(), next.ran.Load())
 	}
 
+	// A follower between two leaders waits for the next one.
+	electing := &movingLeader{name: "r2", next: [2]string{"r0", nextAddr}}
+	out, err = NewForwarder(electing, nil, nil).Unary()(context.Background(), &ecraev1.CancelPlanRequest{PlanId: "p1"}, &grpc.UnaryServerInfo{FullMethod: method}, handler)
+	if err != nil || out.(*ecraev1.CancelPlanResponse).GetPlan().GetMessage() != "cancelled by r0" || next.ran.Load() != 2 {
+		t.Errorf("between two leaders: %v, %v; want it forwarded to r0 once elected", out, err)
+	}
+
 	// A view that never moves: UNAVAILABLE once the caller's deadline ends.
 	stuck := &movingLeader{name: "r2"}
 	stuck.set("r1", formerAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err = NewForwarder(stuck, nil, nil).Unary()(ctx, &ecraev1.CancelPlanRequest{PlanId: "p1"}, &grpc.UnaryServerInfo{FullMethod: method}, handler)
-	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "which does not lead") || next.ran.Load() != 1 {
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "which does not lead") || next.ran.Load() != 2 {
 		t.Errorf("no next leader: %v (ran on r0 %d), want UNAVAILABLE naming the replica that does not lead", err, next.ran.Load())
 	}
 }
