@@ -116,6 +116,16 @@ func (f *freedRecorder) got() [][]string {
 	return slices.Clone(f.hosts)
 }
 
+// await polls, for up to 10 s, until the power manager was told n times
+// (the executor tells it after its status writes), and returns what it
+// was told by then.
+func (f *freedRecorder) await(n int) [][]string {
+	for deadline := time.Now().Add(10 * time.Second); len(f.got()) < n && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return f.got()
+}
+
 // newRB serves the RebalanceService over bufconn on testKB, a plan store in
 // a temporary directory (integrity-checked at the end), an optional live
 // view and an optional migrator.
@@ -341,11 +351,7 @@ func TestExecuteDryRunThenForReal(t *testing.T) {
 	if len(done.GetHostsFreed()) == 0 {
 		t.Fatal("the plan freed no host")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(h.freed.got()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := h.freed.got(); len(got) != 1 || !slices.Equal(got[0], done.GetHostsFreed()) {
+	if got := h.freed.await(1); len(got) != 1 || !slices.Equal(got[0], done.GetHostsFreed()) {
 		t.Errorf("freed hosts told %v, want [%v]", got, done.GetHostsFreed())
 	}
 	// A finished plan does not run again.
@@ -714,11 +720,7 @@ func TestFreedHostToldBetweenWaves(t *testing.T) {
 	for range 3 {
 		<-m.started // the third is in flight, and waits
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(h.freed.got()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := h.freed.got(); len(got) != 1 || !slices.Equal(got[0], []string{first}) {
+	if got := h.freed.await(1); len(got) != 1 || !slices.Equal(got[0], []string{first}) {
 		t.Fatalf("told %v while wave 3 runs, want [[%s]]", got, first)
 	}
 	close(m.hang)
@@ -726,10 +728,7 @@ func TestFreedHostToldBetweenWaves(t *testing.T) {
 	if done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED {
 		t.Fatalf("plan %v: %s", done.GetStatus(), done.GetMessage())
 	}
-	for len(h.freed.got()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := h.freed.got(); len(got) != 2 || !slices.Equal(got[1], []string{second}) {
+	if got := h.freed.await(2); len(got) != 2 || !slices.Equal(got[1], []string{second}) {
 		t.Errorf("told %v, want [[%s] [%s]]", got, first, second)
 	}
 }
