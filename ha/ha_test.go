@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/testnet"
 	"github.com/ecrae/ecrae/kbstore"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -21,12 +21,7 @@ import (
 // before the servers start (each lists all of them).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testnet.FreePort(t)
 }
 
 // startCluster runs n real embedded NATS servers clustered over real

@@ -1,0 +1,70 @@
+// Package testnet gives tests loopback addresses for processes they start
+// later: a server's own port, or a cluster route every member must know
+// before any starts.
+package testnet
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// lowest is the lowest port handed out: above the well-known and most
+// registered service ports.
+const lowest = 10000
+
+// FreeAddr returns 127.0.0.1:PORT with a port nothing listens on now, taken
+// below the kernel's ephemeral range. A port from that range (what a
+// listen on port 0 gives) can be taken, before the process meant to
+// listen on it starts, as the source port of any outgoing connection: a
+// NATS route dialling a member not yet up took one in TestThreeReplicas
+// ("address already in use"). Below the range only an explicit bind
+// competes, and the random pick makes two tests' picks rarely meet.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+}
+
+// FreePort is FreeAddr's port.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	below := ephemeralStart()
+	for range 200 {
+		if below-lowest < 1000 {
+			break // no room below the range on this machine
+		}
+		p := lowest + rand.IntN(below-lowest)
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			_ = l.Close()
+			return p
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ephemeralStart is the first port of the kernel's ephemeral range
+// (Linux's default when it cannot be read).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
+}
