@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -50,7 +49,7 @@ func (n *novaServices) log() string {
 // clustered NATS, real gRPC), each with its power manager fenced by its
 // lease, one real IPMI peer (pyghmi's fakebmc) for host c1. A power off
 // and on asked of the follower are done by the leader (its history holds
-// them, the follower's none). Then the lease is stolen in the bucket: the
+// them, and the follower's the same events, replicated). Then the lease is stolen in the bucket: the
 // old leader's power off is refused by the fence, directly and over gRPC
 // (UNAVAILABLE), Nova is not called, and the BMC stays on.
 func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
@@ -65,12 +64,7 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 			v.Reconcile(hostview.Inventory{At: time.Now(), Hosts: []hostview.HostInventory{{Name: "c1", State: "up", ISA: "x86_64",
 				Capacity: hostview.Capacity{VCPUs: 8, CPURatio: 1, MemoryMB: 16384, DiskGB: 100}}}})
 		},
-		power: func(l *Lease, v *hostview.View) *power.Manager {
-			hist, err := power.OpenHistory(filepath.Join(t.TempDir(), "power.db"), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { hist.Close() })
+		power: func(l *Lease, v *hostview.View, hist *power.History) *power.Manager {
 			nova := &novaServices{}
 			mu.Lock()
 			novas[l.Name()] = nova
@@ -113,8 +107,12 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 	if evs, _ := leader.power.History("c1", 0); len(evs) != 2 || evs[0].Action != power.ActOn || evs[1].Action != power.ActOff {
 		t.Errorf("leader's history %+v, want off then on", evs)
 	}
-	if evs, _ := follower.power.History("", 0); len(evs) != 0 {
-		t.Errorf("follower's history %+v, want none: it acted on nothing", evs)
+	eventually(t, "the follower's history to hold the leader's two events", func() bool {
+		evs, _ := follower.power.History("", 0)
+		return len(evs) == 2 && evs[0].Action == power.ActOn && evs[0].By == "cli" && evs[1].Action == power.ActOff
+	})
+	if got := novas[follower.name].log(); got != "" {
+		t.Errorf("follower's Nova calls %q, want none: it acted on nothing", got)
 	}
 	// The history is read from the leader too.
 	h, err := follower.powerClient().ListPowerEvents(ctx, &ecraev1.ListPowerEventsRequest{Host: "c1"})
@@ -156,5 +154,103 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 	}
 	if evs, _ := leader.power.History("c1", 0); len(evs) < 3 || evs[0].Action != power.ActRefused {
 		t.Errorf("leader's history %+v, want the refusal last", evs)
+	}
+}
+
+// TestPowerStateFollowsTheLeader: the hosts one leader powered off are the
+// next leader's to wake. Three replicas (real clustered NATS, real gRPC),
+// one real IPMI peer (pyghmi's fakebmc) for host c1. The leader powers c1
+// off and is stopped; the replica that takes the lease over learns from
+// the replicated history that ECRAE powered c1 off, wakes it when a boot
+// finds no room, and enables its nova-compute once it reports. Before the
+// history was replicated, the new leader knew nothing of c1: it stayed
+// off, its service disabled, whatever the demand.
+func TestPowerStateFollowsTheLeader(t *testing.T) {
+	port := startFakeBMC(t)
+	novas := map[string]*novaServices{}
+	var mu sync.Mutex
+	rs := startReplicas(t, 3, replicaOptions{
+		view: func(v *hostview.View) {
+			v.Reconcile(hostview.Inventory{At: time.Now(), Hosts: []hostview.HostInventory{{Name: "c1", State: "up", ISA: "x86_64",
+				Capacity: hostview.Capacity{VCPUs: 8, CPURatio: 1, MemoryMB: 16384, DiskGB: 100}}}})
+		},
+		power: func(l *Lease, v *hostview.View, hist *power.History) *power.Manager {
+			nova := &novaServices{}
+			mu.Lock()
+			novas[l.Name()] = nova
+			mu.Unlock()
+			m, err := power.NewManager(power.Config{Policy: power.PolicyAct, View: v, History: hist, Nova: nova, Fence: l,
+				Credentials: &power.CredentialFile{Default: &power.Credentials{Username: "admin", Password: "password"}},
+				Hosts: func(context.Context) ([]power.HostEntry, error) {
+					return []power.HostEntry{{Name: "c1", Architecture: "old", Power: fmt.Sprintf("ipmi://127.0.0.1:%d", port)}}, nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		},
+	})
+	leader, followers := leaderAndFollower(t, rs)
+	ctx := context.Background()
+	bmc := func() string {
+		t.Helper()
+		out, err := ipmitool(port, "power", "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if _, err := followers[0].powerClient().PowerOff(ctx, &ecraev1.PowerOffRequest{Host: "c1"}); err != nil {
+		t.Fatalf("power off: %v", err)
+	}
+	if got := bmc(); got != "Chassis Power is off" {
+		t.Fatalf("BMC after power off: %q", got)
+	}
+	off, _ := leader.power.History("c1", 1)
+	if len(off) != 1 || off[0].Action != power.ActOff {
+		t.Fatalf("leader's history %+v, want the power off", off)
+	}
+	// Every replica holds the event under the stream's number.
+	for _, f := range followers {
+		eventually(t, f.name+"'s history to hold the power off", func() bool {
+			evs, _ := f.power.History("c1", 0)
+			return len(evs) == 1 && evs[0].Seq == off[0].Seq && evs[0].Action == power.ActOff && evs[0].Detail == off[0].Detail
+		})
+	}
+
+	leader.stop()
+	var next *replica
+	eventually(t, "a new leader that has taken the power state over", func() bool {
+		for _, f := range followers {
+			if f.lease.IsLeader() && f.power.IsOff("c1") {
+				next = f
+				return true
+			}
+		}
+		return false
+	})
+	// A boot found no room: the new leader wakes the host the old one
+	// powered off.
+	next.power.Tick(ctx, true)
+	if got := bmc(); got != "Chassis Power is on" {
+		t.Fatalf("BMC after the new leader's no-room pass: %q", got)
+	}
+	evs, _ := next.power.History("c1", 1)
+	if len(evs) != 1 || evs[0].Action != power.ActOn || evs[0].By != "no-room" || evs[0].Seq != off[0].Seq+1 {
+		t.Fatalf("new leader's last event %+v, want the no-room power on after seq %d", evs, off[0].Seq)
+	}
+	// The host reports again: its nova-compute is enabled, by the new
+	// leader (the old one disabled it).
+	next.view.Reconcile(hostview.Inventory{At: time.Now().Add(time.Second), Hosts: []hostview.HostInventory{{Name: "c1", State: "up", ISA: "x86_64",
+		Capacity: hostview.Capacity{VCPUs: 8, CPURatio: 1, MemoryMB: 16384, DiskGB: 100}}}})
+	next.power.Tick(ctx, false)
+	if got := novas[next.name].log(); got != "enable c1" {
+		t.Errorf("new leader's Nova calls %q, want the service enabled", got)
+	}
+	if got := novas[leader.name].log(); got != "disable c1" {
+		t.Errorf("old leader's Nova calls %q, want the one disable", got)
+	}
+	if next.power.IsOff("c1") {
+		t.Error("c1 still counted off after it was woken")
 	}
 }

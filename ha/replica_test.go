@@ -45,26 +45,30 @@ tags:
 // a real TCP listener. Nova and the node agents cannot run in a Go test:
 // the migrator and Nova's services API are test doubles, named per test.
 type replica struct {
-	name   string
-	addr   string
-	store  *planstore.Store
-	lease  *Lease
-	plans  *Plans
-	rb     *server.Rebalancer
-	mig    rebalance.Migrator // the executor's (nil: none)
-	power  *power.Manager
-	view   *hostview.View
-	client *grpc.ClientConn
-	cancel context.CancelFunc
-	done   chan struct{}
+	name  string
+	addr  string
+	store *planstore.Store
+	lease *Lease
+	plans *Plans
+	rb    *server.Rebalancer
+	mig   rebalance.Migrator // the executor's (nil: none)
+	power *power.Manager
+	// powerLog replicates power's history (nil without a power manager).
+	powerLog *PowerLog
+	view     *hostview.View
+	client   *grpc.ClientConn
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 // replicaOptions are what a test plugs in.
 type replicaOptions struct {
 	migrator func(r *replica, js jetstream.JetStream) rebalance.Migrator // nil: none
-	power    func(l *Lease, view *hostview.View) *power.Manager
-	view     func(v *hostview.View)
-	ttl      time.Duration
+	// power builds the replica's power manager on hist, which replicates
+	// through the cluster's power stream (as serve does).
+	power func(l *Lease, view *hostview.View, hist *power.History) *power.Manager
+	view  func(v *hostview.View)
+	ttl   time.Duration
 }
 
 func startReplicas(t *testing.T, n int, o replicaOptions) []*replica {
@@ -135,7 +139,13 @@ func startReplica(t *testing.T, i int, js jetstream.JetStream, n int, o replicaO
 	g := grpc.NewServer(grpc.ChainUnaryInterceptor(fw.Unary()))
 	r.rb.Register(g)
 	if o.power != nil {
-		r.power = o.power(r.lease, r.view)
+		hist, err := power.OpenHistory(filepath.Join(dir, "power.db"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hist.Close() })
+		r.powerLog = NewPowerLog(js, Replicas(n), hist, log)
+		r.power = o.power(r.lease, r.view, hist)
 		server.NewPowerService(r.power).Register(g)
 	}
 	go g.Serve(lis)
@@ -152,9 +162,21 @@ func startReplica(t *testing.T, i int, js jetstream.JetStream, n int, o replicaO
 	wg.Add(3)
 	go func() { defer wg.Done(); _ = r.rb.Run(rctx) }()
 	go func() { defer wg.Done(); _ = r.plans.Run(rctx) }()
+	if r.powerLog != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = r.powerLog.Run(rctx) }()
+	}
 	go func() {
 		defer wg.Done()
-		_ = r.lease.Run(rctx, func(lctx context.Context) { r.plans.Lead(lctx, time.Second, r.rb.Resume) })
+		_ = r.lease.Run(rctx, func(lctx context.Context) {
+			if r.powerLog != nil {
+				// As serve's power manager at the start of a term.
+				if err := r.powerLog.Takeover(lctx, r.power.Reload); err != nil {
+					log.Error("power takeover", "err", err)
+				}
+			}
+			r.plans.Lead(lctx, time.Second, r.rb.Resume)
+		})
 	}()
 	go func() { wg.Wait(); close(r.done) }()
 	t.Cleanup(func() {
@@ -202,7 +224,7 @@ func leaderAndFollower(t *testing.T, rs []*replica) (leader *replica, followers 
 			return false
 		}
 		for _, r := range rs {
-			if r.plans.kv.Load() == nil {
+			if r.plans.kv.Load() == nil || (r.powerLog != nil && !r.powerLog.ready.Load()) {
 				return false
 			}
 		}

@@ -1,9 +1,12 @@
 package power
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -36,7 +39,22 @@ type Event struct {
 	Latency  time.Duration `json:"latency_ns,omitempty"` // ActEnabled: power-on to service enabled
 }
 
-var bucketEvents = []byte("events")
+var (
+	bucketEvents     = []byte("events")
+	bucketReplicated = []byte("replicated") // cluster mode: the replicated log, by its numbers
+)
+
+// bucket is where events are listed from: the replicated log once there
+// is a Publisher.
+func (h *History) bucket(tx *bolt.Tx) *bolt.Bucket {
+	if h.pub.Load() != nil {
+		return tx.Bucket(bucketReplicated)
+	}
+	return tx.Bucket(bucketEvents)
+}
+
+// ErrMalformedEvent: a replicated event that is not an Event's JSON.
+var ErrMalformedEvent = errors.New("malformed event")
 
 // DefaultHistoryLimit bounds the history: the oldest events go first.
 const DefaultHistoryLimit = 10000
@@ -45,7 +63,26 @@ const DefaultHistoryLimit = 10000
 type History struct {
 	db    *bolt.DB
 	limit int
+	pub   atomic.Pointer[publisherBox]
 }
+
+// Publisher appends an event (JSON) to the cluster's replicated power
+// log and returns its sequence number there (cluster mode, package ha).
+type Publisher interface {
+	PublishEvent(ctx context.Context, event []byte) (seq uint64, err error)
+}
+
+type publisherBox struct{ p Publisher }
+
+// SetPublisher makes every later Append publish through p and store the
+// event under the sequence number p gives; the other replicas apply it
+// under the same one (ApplyReplicated). From then on the history is the
+// replicated log, kept in a bucket of its own: the events this file held
+// before (one replica's, numbered on its own) are no longer listed.
+func (h *History) SetPublisher(p Publisher) { h.pub.Store(&publisherBox{p}) }
+
+// Limit is the number of events kept.
+func (h *History) Limit() int { return h.limit }
 
 // OpenHistory opens (or creates) the history file.
 func OpenHistory(path string, limit int) (*History, error) {
@@ -57,7 +94,10 @@ func OpenHistory(path string, limit int) (*History, error) {
 		return nil, fmt.Errorf("power history %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketEvents)
+		if _, err := tx.CreateBucketIfNotExists(bucketEvents); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketReplicated)
 		return err
 	}); err != nil {
 		db.Close()
@@ -70,8 +110,23 @@ func OpenHistory(path string, limit int) (*History, error) {
 func (h *History) Close() error { return h.db.Close() }
 
 // Append stores e with the next sequence number and drops the oldest
-// events past the limit, in one transaction.
-func (h *History) Append(e *Event) error {
+// events past the limit, in one transaction. With a Publisher, the event
+// is published first and stored under the log's number; if publishing
+// fails nothing is stored.
+func (h *History) Append(ctx context.Context, e *Event) error {
+	if box := h.pub.Load(); box != nil {
+		e.Seq = 0
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		seq, err := box.p.PublishEvent(ctx, v)
+		if err != nil {
+			return fmt.Errorf("power history: replicate: %w", err)
+		}
+		e.Seq = seq
+		return h.ApplyReplicated(seq, v)
+	}
 	return h.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		seq, err := b.NextSequence()
@@ -86,20 +141,66 @@ func (h *History) Append(e *Event) error {
 		if err := b.Put(key(seq), v); err != nil {
 			return err
 		}
-		// Sequence numbers are dense, so the events to drop are those at or
-		// below seq-limit: a walk from the oldest that stops at the first
-		// kept one.
-		if seq <= uint64(h.limit) {
+		return h.trim(b, seq)
+	})
+}
+
+// trim drops the events past the limit below seq. Sequence numbers are
+// dense, so those are the ones at or below seq-limit: a walk from the
+// oldest that stops at the first kept one.
+func (h *History) trim(b *bolt.Bucket, seq uint64) error {
+	if seq <= uint64(h.limit) {
+		return nil
+	}
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq-uint64(h.limit); k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ApplyReplicated stores event (JSON, as Append publishes it) under seq,
+// the replicated log's number, in one transaction, and drops the events
+// past the limit; an event the limit already dropped is skipped.
+func (h *History) ApplyReplicated(seq uint64, event []byte) error {
+	var e Event
+	if err := json.Unmarshal(event, &e); err != nil {
+		return fmt.Errorf("power history: event %d: %w: %w", seq, ErrMalformedEvent, err)
+	}
+	e.Seq = seq
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return h.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketReplicated)
+		last := seq
+		if k, _ := b.Cursor().Last(); k != nil {
+			last = max(last, binary.BigEndian.Uint64(k))
+		}
+		if seq+uint64(h.limit) <= last {
 			return nil
 		}
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq-uint64(h.limit); k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
+		if err := b.Put(key(seq), v); err != nil {
+			return err
+		}
+		return h.trim(b, last)
+	})
+}
+
+// ReplicatedSeq is the highest number of the replicated log stored (0:
+// none): a replica follows the log from the next one.
+func (h *History) ReplicatedSeq() uint64 {
+	var seq uint64
+	_ = h.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketReplicated).Cursor().Last(); k != nil {
+			seq = binary.BigEndian.Uint64(k)
 		}
 		return nil
 	})
+	return seq
 }
 
 // List returns the newest events first, at most limit (0: all), only of
@@ -107,7 +208,7 @@ func (h *History) Append(e *Event) error {
 func (h *History) List(host string, limit int) ([]Event, error) {
 	var out []Event
 	err := h.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketEvents).Cursor()
+		c := h.bucket(tx).Cursor()
 		for k, v := c.Last(); k != nil; k, v = c.Prev() {
 			var e Event
 			if err := json.Unmarshal(v, &e); err != nil {

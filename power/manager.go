@@ -144,28 +144,53 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, creds: cfg.Credentials, noRoom: make(chan struct{}, 1),
 		off: map[string]*offHost{}, busy: map[string]bool{}}
-	evs, err := cfg.History.List("", 0)
-	if err != nil {
+	if err := m.Reload(); err != nil {
 		return nil, err
 	}
+	return m, nil
+}
+
+// Reload learns from the history which hosts ECRAE powered off and has
+// not woken, and which it woke and waits for. In cluster mode a new
+// leader calls it once the replicated history has caught up: the hosts
+// the previous leader powered off are then its to wake.
+func (m *Manager) Reload() error {
+	// Under the lock from the read on: an action in progress records its
+	// event before it releases its host, so a host is either busy (and
+	// what this replica holds of it stays) or its last event is read.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	evs, err := m.cfg.History.List("", 0)
+	if err != nil {
+		return err
+	}
+	off := map[string]*offHost{}
 	seen := map[string]bool{}
 	for _, e := range evs { // newest first: the first word on a host is its state
-		if e.Host == "" || seen[e.Host] {
+		if e.Host == "" || seen[e.Host] || m.busy[e.Host] {
 			continue
 		}
 		switch e.Action {
 		case ActOff:
-			m.off[e.Host] = &offHost{at: e.At}
+			off[e.Host] = &offHost{at: e.At}
 		case ActOn:
-			m.off[e.Host] = &offHost{at: e.At, wokeAt: e.At}
+			off[e.Host] = &offHost{at: e.At, wokeAt: e.At}
 		case ActEnabled:
 		default:
 			continue
 		}
 		seen[e.Host] = true
 	}
+	for h, o := range m.off {
+		if m.busy[h] {
+			off[h] = o
+		} else if n := off[h]; n != nil && n.at.Equal(o.at) {
+			n.watts = o.watts // measured here before it went off
+		}
+	}
+	m.off = off
 	m.cfg.Metrics.hostsOff.Set(float64(m.countOff()))
-	return m, nil
+	return nil
 }
 
 // SetCredentials replaces the credentials (SIGHUP).
@@ -190,6 +215,13 @@ func (m *Manager) Paused() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.paused
+}
+
+// HostsOff is the number of hosts ECRAE powered off and has not woken.
+func (m *Manager) HostsOff() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.countOff()
 }
 
 func (m *Manager) countOff() int {
@@ -304,6 +336,10 @@ func (m *Manager) Status(ctx context.Context, host string) ([]HostStatus, error)
 // statusParallel bounds the BMCs asked at once by Status.
 const statusParallel = 16
 
+// recordTimeout bounds the recording of one event (in cluster mode a
+// publish to the replicated history, which waits for a quorum).
+const recordTimeout = 10 * time.Second
+
 func (m *Manager) status(ctx context.Context, n string) HostStatus {
 	t, b, err := m.target(ctx, n)
 	if err != nil {
@@ -390,10 +426,15 @@ func (m *Manager) fenced(ctx context.Context, host, action string) error {
 	return nil
 }
 
-func (m *Manager) record(e Event) {
+func (m *Manager) record(ctx context.Context, e Event) {
 	e.At = m.cfg.View.Now()
-	if err := m.cfg.History.Append(&e); err != nil {
-		m.log.Error("power: history", "err", err)
+	// What was done is recorded even when the caller has gone: the
+	// history is how the next leader learns which hosts are off.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := m.cfg.History.Append(ctx, &e); err != nil {
+		m.cfg.Metrics.errors.Inc()
+		m.log.Error("power: history", "host", e.Host, "action", e.Action, "err", err)
 	}
 	m.cfg.Metrics.actions.WithLabelValues(string(e.Action)).Inc()
 	m.log.Info("power", "host", e.Host, "action", e.Action, "by", e.By, "detail", e.Detail)
@@ -409,11 +450,11 @@ func (m *Manager) Off(ctx context.Context, host, by string) error {
 	defer m.release(host)
 	t, b, err := m.target(ctx, host)
 	if err != nil {
-		m.record(Event{Host: host, Action: ActFailed, By: by, Detail: "off: " + err.Error()})
+		m.record(ctx, Event{Host: host, Action: ActFailed, By: by, Detail: "off: " + err.Error()})
 		return err
 	}
 	refuse := func(err error) error {
-		m.record(Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActRefused, By: by, Detail: "off: " + err.Error()})
+		m.record(ctx, Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActRefused, By: by, Detail: "off: " + err.Error()})
 		return err
 	}
 	if err := m.safeToPowerOff(host); err != nil {
@@ -457,7 +498,7 @@ func (m *Manager) Off(ctx context.Context, host, by string) error {
 	if err := b.Off(ctx); err != nil {
 		m.cfg.Metrics.errors.Inc()
 		err = fmt.Errorf("host %s (%s): power off: %w", host, t.Endpoint, err)
-		m.record(Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActFailed, By: by, Detail: err.Error()})
+		m.record(ctx, Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActFailed, By: by, Detail: err.Error()})
 		m.reenable(ctx, host, by)
 		return err
 	}
@@ -469,14 +510,14 @@ func (m *Manager) Off(ctx context.Context, host, by string) error {
 	if watts > 0 {
 		d += fmt.Sprintf(" (drew %.1f W)", watts)
 	}
-	m.record(Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActOff, By: by, Detail: d})
+	m.record(ctx, Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActOff, By: by, Detail: d})
 	return nil
 }
 
 func (m *Manager) reenable(ctx context.Context, host, by string) {
 	if err := m.cfg.Nova.EnableService(context.WithoutCancel(ctx), host); err != nil {
 		m.cfg.Metrics.errors.Inc()
-		m.record(Event{Host: host, Action: ActFailed, By: by, Detail: "enable nova-compute again after a refused power off: " + err.Error()})
+		m.record(ctx, Event{Host: host, Action: ActFailed, By: by, Detail: "enable nova-compute again after a refused power off: " + err.Error()})
 	}
 }
 
@@ -490,17 +531,17 @@ func (m *Manager) On(ctx context.Context, host, by string) error {
 	defer m.release(host)
 	t, b, err := m.target(ctx, host)
 	if err != nil {
-		m.record(Event{Host: host, Action: ActFailed, By: by, Detail: "on: " + err.Error()})
+		m.record(ctx, Event{Host: host, Action: ActFailed, By: by, Detail: "on: " + err.Error()})
 		return err
 	}
 	if err := m.fenced(ctx, host, "power on"); err != nil {
-		m.record(Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActRefused, By: by, Detail: "on: " + err.Error()})
+		m.record(ctx, Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActRefused, By: by, Detail: "on: " + err.Error()})
 		return err
 	}
 	if err := b.On(ctx); err != nil {
 		m.cfg.Metrics.errors.Inc()
 		err = fmt.Errorf("host %s (%s): power on: %w", host, t.Endpoint, err)
-		m.record(Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActFailed, By: by, Detail: err.Error()})
+		m.record(ctx, Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActFailed, By: by, Detail: err.Error()})
 		return err
 	}
 	now := m.cfg.View.Now()
@@ -509,7 +550,7 @@ func (m *Manager) On(ctx context.Context, host, by string) error {
 	if o == nil {
 		// Not powered off by ECRAE: its service is the operator's.
 		m.mu.Unlock()
-		m.record(Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActOn, By: by, Detail: "powered on (not powered off by ECRAE: its nova-compute service is left as it is)"})
+		m.record(ctx, Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActOn, By: by, Detail: "powered on (not powered off by ECRAE: its nova-compute service is left as it is)"})
 		return nil
 	}
 	if o.wokeAt.IsZero() {
@@ -519,7 +560,7 @@ func (m *Manager) On(ctx context.Context, host, by string) error {
 	m.cfg.Metrics.hostsOff.Set(float64(m.countOff()))
 	m.mu.Unlock()
 	m.cfg.Metrics.wakeups.WithLabelValues(by).Inc()
-	m.record(Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActOn, By: by, Detail: "powered on; nova-compute is enabled once the host reports"})
+	m.record(ctx, Event{Host: host, Endpoint: t.Endpoint.String(), Action: ActOn, By: by, Detail: "powered on; nova-compute is enabled once the host reports"})
 	return nil
 }
 
@@ -553,7 +594,7 @@ func (m *Manager) FreedHosts(ctx context.Context, hosts []string) {
 			continue
 		}
 		if m.cfg.Policy == PolicyAdvise {
-			m.record(Event{Host: name, Action: ActAdviseOff, By: "plan", Detail: fmt.Sprintf("freed by a plan; headroom %s holds without it", m.cfg.Headroom)})
+			m.record(ctx, Event{Host: name, Action: ActAdviseOff, By: "plan", Detail: fmt.Sprintf("freed by a plan; headroom %s holds without it", m.cfg.Headroom)})
 			continue
 		}
 		if err := m.Off(ctx, name, "plan"); err != nil {
@@ -633,7 +674,7 @@ func (m *Manager) Tick(ctx context.Context, noRoom bool) {
 		if stale {
 			d = "stopped acting: the live view is stale"
 		}
-		m.record(Event{Action: ActPaused, By: "policy", Detail: d})
+		m.record(ctx, Event{Action: ActPaused, By: "policy", Detail: d})
 		m.mu.Lock()
 		f := m.cfg.OnPause
 		m.mu.Unlock()
@@ -659,7 +700,7 @@ func (m *Manager) Tick(ctx context.Context, noRoom bool) {
 		by = "no-room"
 	}
 	if m.cfg.Policy == PolicyAdvise {
-		m.record(Event{Host: host, Action: ActAdviseOn, By: by, Detail: why})
+		m.record(ctx, Event{Host: host, Action: ActAdviseOn, By: by, Detail: why})
 		return
 	}
 	if err := m.On(ctx, host, by); err != nil {
@@ -746,7 +787,7 @@ func (m *Manager) enableReported(ctx context.Context) {
 		delete(m.off, name)
 		m.mu.Unlock()
 		m.cfg.Metrics.wakeLatency.Observe(lat.Seconds())
-		m.record(Event{Host: name, Endpoint: t.Endpoint.String(), Action: ActEnabled, By: "policy", Latency: lat,
+		m.record(ctx, Event{Host: name, Endpoint: t.Endpoint.String(), Action: ActEnabled, By: "policy", Latency: lat,
 			Detail: fmt.Sprintf("reported %s after power on: nova-compute enabled", lat.Round(time.Millisecond))})
 	}
 }

@@ -419,7 +419,7 @@ func TestHistoryIsBoundedAndSurvivesRestart(t *testing.T) {
 	h, err := OpenHistory(path, 3)
 	noErr(t, err)
 	for i := range 5 {
-		noErr(t, h.Append(&Event{Host: fmt.Sprint("c", i), Action: ActOff, By: "cli"}))
+		noErr(t, h.Append(context.Background(), &Event{Host: fmt.Sprint("c", i), Action: ActOff, By: "cli"}))
 	}
 	evs, err := h.List("", 0)
 	noErr(t, err)

@@ -134,6 +134,20 @@ func TestThreeReplicas(t *testing.T) {
 		batch, _ = publishAcked(rs[1].nats, batch)
 	}
 
+	// A power off the leader records as failed (ha-host has no power
+	// endpoint): its history is the cluster's, so it survives the kill.
+	out.Reset()
+	if err := run(ctx, []string{"power", "off", "ha-host", "--yes", "--server", rs[2].grpc}, nil, &out, &out); err == nil || !strings.Contains(err.Error(), "no power endpoint") {
+		t.Fatalf("power off ha-host: %v, want an error naming it\n%s", err, out.String())
+	}
+	powerHistory := func(r *replicaProc) string {
+		var b bytes.Buffer
+		if err := run(ctx, []string{"power", "history", "ha-host", "--server", r.grpc}, nil, &b, &b); err != nil {
+			return err.Error()
+		}
+		return b.String()
+	}
+
 	// Kill the leader; another replica takes the lease.
 	var leader *replicaProc
 	for _, r := range rs {
@@ -160,6 +174,11 @@ func TestThreeReplicas(t *testing.T) {
 		return false
 	})
 	t.Logf("leader %s killed: another replica leads after %s (--lease-ttl 2s; not asserted)", leader.name, took)
+	// The new leader's power history holds the old leader's event.
+	waitFor(t, "the failed power off in the new leader's history", func() bool {
+		h := powerHistory(live[0])
+		return strings.Contains(h, "ha-host") && strings.Contains(h, "failed")
+	})
 
 	// The rest of the notifications, through a survivor, while the killed
 	// replica is down.

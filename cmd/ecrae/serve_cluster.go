@@ -15,6 +15,7 @@ import (
 	"github.com/ecrae/ecrae/ha"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/planstore"
+	"github.com/ecrae/ecrae/power"
 	"github.com/ecrae/ecrae/rebalance"
 	"github.com/ecrae/ecrae/server"
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -40,7 +41,8 @@ type clusterState struct {
 	js    jetstream.JetStream
 	kb    *ha.KB
 	lease *ha.Lease
-	plans *ha.Plans // set by attachPlans; nil until then
+	plans *ha.Plans    // set by attachPlans; nil until then
+	power *ha.PowerLog // set by powerHistory's replicate; nil until then
 	// forwarder sends leader-only calls to the leader (set by forwarding;
 	// closed when run ends).
 	forwarder *server.Forwarder
@@ -184,6 +186,10 @@ func (c *clusterServe) start(nc *nats.Conn, store *kbstore.Store, reg prometheus
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = st.plans.Run(ctx) }()
 		}
+		if st.power != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = st.power.Run(ctx) }()
+		}
 		if st.forwarder != nil {
 			defer st.forwarder.Close()
 		}
@@ -323,6 +329,33 @@ func (c *clusterServe) retry(ctx context.Context, log *slog.Logger, fn func(ctx 
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// powerHistory returns, in cluster mode, what makes the power history the
+// cluster's (replicate, before the manager reads it) and what reloads the
+// manager from it at the start of each leadership term (takeover: once it
+// holds every event published, waiting out a JetStream election); nil
+// outside cluster mode.
+func (c *clusterServe) powerHistory(log *slog.Logger) (replicate func(*power.History), takeover func(context.Context, func() error) error) {
+	if !c.on() || c.st.lease == nil {
+		return nil, nil
+	}
+	st := c.st
+	replicate = func(h *power.History) {
+		st.power = ha.NewPowerLog(st.js, st.replicas, h, log.With("part", "power-replication"))
+	}
+	takeover = func(ctx context.Context, reload func() error) error {
+		err := c.retry(ctx, log, func(ctx context.Context) error {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return st.power.Takeover(cctx, reload)
+		})
+		if err == nil && ctx.Err() != nil {
+			return ctx.Err() // the term ended while waiting
+		}
+		return err
+	}
+	return replicate, takeover
 }
 
 // attachPlans replicates the plan store through the plans bucket and, each

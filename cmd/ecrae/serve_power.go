@@ -36,6 +36,12 @@ type powerServe struct {
 
 	// fence, in cluster mode, is checked before every power action.
 	fence power.Fence
+	// replicate, in cluster mode, makes the history the cluster's
+	// (ha.PowerLog) before the manager reads it; takeover, at the start
+	// of each leadership term, reloads the manager from it once it holds
+	// every event published.
+	replicate func(*power.History)
+	takeover  func(ctx context.Context, reload func() error) error
 
 	m         *power.Manager
 	hist      *power.History
@@ -92,6 +98,9 @@ func (p *powerServe) open(store *kbstore.Store, view *hostview.View, cloud *open
 		return err
 	}
 	p.closeOnce = &sync.Once{}
+	if p.replicate != nil {
+		p.replicate(p.hist)
+	}
 	cfg := power.Config{Policy: policy, Headroom: headroom, Credentials: creds, View: view, History: p.hist,
 		Metrics: power.NewMetrics(reg), Log: log, Interval: p.interval,
 		Backends: power.Backends{Timeout: p.timeout}, Fence: p.fence,
@@ -159,6 +168,17 @@ func (p *powerServe) start(g *grpc.Server, hs *health.Server, nc *nats.Conn, sub
 	// manage may run once per leadership term in cluster mode (serve
 	// gates it): it owns nothing that outlives a term.
 	manage = func(ctx context.Context) error {
+		if p.takeover != nil {
+			// A new leader: the hosts the previous one powered off or woke
+			// are in the replicated history; they are this one's now.
+			if err := p.takeover(ctx, p.m.Reload); err != nil {
+				if ctx.Err() == nil {
+					log.Error("power: the manager does not run this term", "err", err)
+				}
+				return nil
+			}
+			log.Info("power manager leading", "hosts_off", p.m.HostsOff())
+		}
 		if err := p.m.Run(ctx); err != nil {
 			log.Error("power manager stopped", "err", err)
 		}
