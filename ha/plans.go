@@ -147,22 +147,7 @@ func (p *Plans) CaughtUp(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	s, err := p.js.Stream(ctx, "KV_"+PlansBucket)
-	if err != nil {
-		return err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return err
-	}
-	for p.seen.Load() < info.State.LastSeq {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return nil
+	return awaitApplied(ctx, p.js, "KV_"+PlansBucket, &p.seen)
 }
 
 // Lead, run while this replica leads (ctx: the leadership), takes over

@@ -53,44 +53,12 @@ func (n *novaServices) log() string {
 // old leader's power off is refused by the fence, directly and over gRPC
 // (UNAVAILABLE), Nova is not called, and the BMC stays on.
 func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
-	port := startFakeBMC(t)
-	novas := map[string]*novaServices{}
-	var mu sync.Mutex
-	rs := startReplicas(t, 2, replicaOptions{
-		// Long: the stolen lease must not expire (and be won back by the
-		// old leader) while the test asks the old leader to act.
-		ttl: 12 * time.Second,
-		view: func(v *hostview.View) {
-			v.Reconcile(hostview.Inventory{At: time.Now(), Hosts: []hostview.HostInventory{{Name: "c1", State: "up", ISA: "x86_64",
-				Capacity: hostview.Capacity{VCPUs: 8, CPURatio: 1, MemoryMB: 16384, DiskGB: 100}}}})
-		},
-		power: func(l *Lease, v *hostview.View, hist *power.History) *power.Manager {
-			nova := &novaServices{}
-			mu.Lock()
-			novas[l.Name()] = nova
-			mu.Unlock()
-			m, err := power.NewManager(power.Config{Policy: power.PolicyAct, View: v, History: hist, Nova: nova, Fence: l,
-				Credentials: &power.CredentialFile{Default: &power.Credentials{Username: "admin", Password: "password"}},
-				Hosts: func(context.Context) ([]power.HostEntry, error) {
-					return []power.HostEntry{{Name: "c1", Architecture: "old", Power: fmt.Sprintf("ipmi://127.0.0.1:%d", port)}}, nil
-				}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return m
-		},
-	})
+	// Long: the stolen lease must not expire (and be won back by the old
+	// leader) while the test asks the old leader to act.
+	rs, novas, bmc := powerReplicas(t, 2, 12*time.Second)
 	leader, followers := leaderAndFollower(t, rs)
 	follower := followers[0]
 	ctx := context.Background()
-	bmc := func() string {
-		t.Helper()
-		out, err := ipmitool(port, "power", "status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
 
 	if _, err := follower.powerClient().PowerOff(ctx, &ecraev1.PowerOffRequest{Host: "c1"}); err != nil {
 		t.Fatalf("power off on the follower: %v", err)
@@ -166,40 +134,9 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 // history was replicated, the new leader knew nothing of c1: it stayed
 // off, its service disabled, whatever the demand.
 func TestPowerStateFollowsTheLeader(t *testing.T) {
-	port := startFakeBMC(t)
-	novas := map[string]*novaServices{}
-	var mu sync.Mutex
-	rs := startReplicas(t, 3, replicaOptions{
-		view: func(v *hostview.View) {
-			v.Reconcile(hostview.Inventory{At: time.Now(), Hosts: []hostview.HostInventory{{Name: "c1", State: "up", ISA: "x86_64",
-				Capacity: hostview.Capacity{VCPUs: 8, CPURatio: 1, MemoryMB: 16384, DiskGB: 100}}}})
-		},
-		power: func(l *Lease, v *hostview.View, hist *power.History) *power.Manager {
-			nova := &novaServices{}
-			mu.Lock()
-			novas[l.Name()] = nova
-			mu.Unlock()
-			m, err := power.NewManager(power.Config{Policy: power.PolicyAct, View: v, History: hist, Nova: nova, Fence: l,
-				Credentials: &power.CredentialFile{Default: &power.Credentials{Username: "admin", Password: "password"}},
-				Hosts: func(context.Context) ([]power.HostEntry, error) {
-					return []power.HostEntry{{Name: "c1", Architecture: "old", Power: fmt.Sprintf("ipmi://127.0.0.1:%d", port)}}, nil
-				}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return m
-		},
-	})
+	rs, novas, bmc := powerReplicas(t, 3, 0)
 	leader, followers := leaderAndFollower(t, rs)
 	ctx := context.Background()
-	bmc := func() string {
-		t.Helper()
-		out, err := ipmitool(port, "power", "status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
 	if _, err := followers[0].powerClient().PowerOff(ctx, &ecraev1.PowerOffRequest{Host: "c1"}); err != nil {
 		t.Fatalf("power off: %v", err)
 	}
@@ -253,4 +190,46 @@ func TestPowerStateFollowsTheLeader(t *testing.T) {
 	if next.power.IsOff("c1") {
 		t.Error("c1 still counted off after it was woken")
 	}
+}
+
+// powerReplicas starts n replicas (lease TTL ttl, 0: the default), each
+// with a power manager (policy act, fenced by its lease, its own Nova
+// stand-in) for one host, c1, whose BMC is a real fakebmc; bmc reads its
+// power state through ipmitool.
+func powerReplicas(t *testing.T, n int, ttl time.Duration) (rs []*replica, novas map[string]*novaServices, bmc func() string) {
+	t.Helper()
+	port := startFakeBMC(t)
+	novas = map[string]*novaServices{}
+	var mu sync.Mutex
+	rs = startReplicas(t, n, replicaOptions{
+		ttl: ttl,
+		view: func(v *hostview.View) {
+			v.Reconcile(hostview.Inventory{At: time.Now(), Hosts: []hostview.HostInventory{{Name: "c1", State: "up", ISA: "x86_64",
+				Capacity: hostview.Capacity{VCPUs: 8, CPURatio: 1, MemoryMB: 16384, DiskGB: 100}}}})
+		},
+		power: func(l *Lease, v *hostview.View, hist *power.History) *power.Manager {
+			nova := &novaServices{}
+			mu.Lock()
+			novas[l.Name()] = nova
+			mu.Unlock()
+			m, err := power.NewManager(power.Config{Policy: power.PolicyAct, View: v, History: hist, Nova: nova, Fence: l,
+				Credentials: &power.CredentialFile{Default: &power.Credentials{Username: "admin", Password: "password"}},
+				Hosts: func(context.Context) ([]power.HostEntry, error) {
+					return []power.HostEntry{{Name: "c1", Architecture: "old", Power: fmt.Sprintf("ipmi://127.0.0.1:%d", port)}}, nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		},
+	})
+	bmc = func() string {
+		t.Helper()
+		out, err := ipmitool(port, "power", "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	return rs, novas, bmc
 }

@@ -133,22 +133,7 @@ func (p *PowerLog) CaughtUp(ctx context.Context) error {
 	if err := p.awaitReady(ctx); err != nil {
 		return err
 	}
-	s, err := p.js.Stream(ctx, PowerStream)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", PowerStream, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", PowerStream, err)
-	}
-	for p.seen.Load() < info.State.LastSeq {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return nil
+	return awaitApplied(ctx, p.js, PowerStream, &p.seen)
 }
 
 // Takeover, at the start of a leadership term, waits until the history

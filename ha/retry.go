@@ -2,8 +2,12 @@ package ha
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // runUntilDone runs fn again a second after each time it returns, until
@@ -22,4 +26,25 @@ func runUntilDone(ctx context.Context, log *slog.Logger, what string, fn func(co
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// awaitApplied waits until seen (the last sequence a replica's watch or
+// consumer applied) reaches the last one stream held when it was called.
+func awaitApplied(ctx context.Context, js jetstream.JetStream, stream string, seen *atomic.Uint64) error {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	for seen.Load() < info.State.LastSeq {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
