@@ -129,7 +129,8 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 // next leader's to wake. Three replicas (real clustered NATS, real gRPC),
 // one real IPMI peer (pyghmi's fakebmc) for host c1. The leader powers c1
 // off and is stopped; the replica that takes the lease over learns from
-// the replicated history that ECRAE powered c1 off, wakes it when a boot
+// the replicated history that ECRAE powered c1 off (every follower knows
+// it as soon as the event is replicated), wakes it when a boot
 // finds no room, and enables its nova-compute once it reports. Before the
 // history was replicated, the new leader knew nothing of c1: it stayed
 // off, its service disabled, whatever the demand.
@@ -153,6 +154,11 @@ func TestPowerStateFollowsTheLeader(t *testing.T) {
 			evs, _ := f.power.History("c1", 0)
 			return len(evs) == 1 && evs[0].Seq == off[0].Seq && evs[0].Action == power.ActOff && evs[0].Detail == off[0].Detail
 		})
+	}
+
+	// Each follower's manager knows it too (its console shows it).
+	for _, f := range followers {
+		eventually(t, f.name+" to count c1 off", func() bool { return f.power.IsOff("c1") })
 	}
 
 	leader.stop()

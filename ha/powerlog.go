@@ -36,9 +36,16 @@ type PowerLog struct {
 	hist     *power.History
 	log      *slog.Logger
 
-	ready atomic.Bool   // the stream exists
-	seen  atomic.Uint64 // last stream sequence applied
+	ready  atomic.Bool   // the stream exists
+	seen   atomic.Uint64 // last stream sequence applied
+	caught atomic.Pointer[func()]
 }
+
+// OnCaughtUp sets f, run each time the events applied bring this replica
+// level with the stream: a follower's power manager reloads the hosts
+// that are off (its console shows them), without a reload per event when
+// it catches up on many.
+func (p *PowerLog) OnCaughtUp(f func()) { p.caught.Store(&f) }
 
 // NewPowerLog makes hist publish through the stream from now on.
 func NewPowerLog(js jetstream.JetStream, replicas int, hist *power.History, log *slog.Logger) *PowerLog {
@@ -109,6 +116,9 @@ func (p *PowerLog) follow(ctx context.Context) error {
 			}
 		}
 		p.seen.Store(seq)
+		if f := p.caught.Load(); f != nil && md.NumPending == 0 {
+			(*f)()
+		}
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			p.log.Warn("replicated power history: consumer", "err", err)

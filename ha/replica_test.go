@@ -146,6 +146,11 @@ func startReplica(t *testing.T, i int, js jetstream.JetStream, n int, o replicaO
 		t.Cleanup(func() { hist.Close() })
 		r.powerLog = NewPowerLog(js, Replicas(n), hist, log)
 		r.power = o.power(r.lease, r.view, hist)
+		r.powerLog.OnCaughtUp(func() {
+			if err := r.power.Reload(); err != nil {
+				log.Error("power reload", "err", err)
+			}
+		})
 		server.NewPowerService(r.power).Register(g)
 	}
 	go g.Serve(lis)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/proto"
 )
 
 // HTTPGate runs an in-process call made for an HTTP request (the web
@@ -23,6 +24,12 @@ type HTTPGate struct {
 	Authz *Authorizer
 	// Audit records operator-level calls; nil = none recorded.
 	Audit *Auditor
+	// Forward, in cluster mode, is the Forwarder's interceptor: a
+	// leader-only call with a protobuf request (a plan or power action)
+	// made on a follower's console runs on the leader, as the same call
+	// over gRPC would. Other calls run here (the power panel's reads, of
+	// the replicated history and this replica's view).
+	Forward grpc.UnaryServerInterceptor
 }
 
 // Call runs h as fullMethod for r. Its errors are gRPC statuses:
@@ -35,6 +42,9 @@ func (g HTTPGate) Call(r *http.Request, fullMethod string, req any, h grpc.Unary
 			if ctx, err = g.Authz.authorize(ctx, fullMethod); err != nil {
 				return nil, err
 			}
+		}
+		if _, ok := req.(proto.Message); ok && g.Forward != nil {
+			return g.Forward(ctx, req, &grpc.UnaryServerInfo{FullMethod: fullMethod}, h)
 		}
 		return h(ctx, req)
 	}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/audit"
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 )
 
@@ -163,5 +165,37 @@ func TestHTTPGateOff(t *testing.T) {
 	}
 	if who != "unauthenticated@127.0.0.1:4000" {
 		t.Errorf("caller %q", who)
+	}
+}
+
+// TestHTTPGateForwardsProtobufCalls: with Forward set (cluster mode), a
+// console call whose request is a protobuf message goes through it (the
+// forwarder then sends a leader-only one to the leader); a call with any
+// other request (the power panel's in-process reads) runs here.
+func TestHTTPGateForwardsProtobufCalls(t *testing.T) {
+	var forwarded []string
+	g := HTTPGate{Forward: func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		forwarded = append(forwarded, info.FullMethod)
+		return "from the leader", nil
+	}}
+	local := func(context.Context, any) (any, error) { return "here", nil }
+	r := httptest.NewRequest(http.MethodPost, "/plans/x/cancel", nil)
+	for _, c := range []struct {
+		method string
+		req    any
+		want   string
+	}{
+		{"/ecrae.v1.RebalanceService/CancelPlan", &ecraev1.CancelPlanRequest{PlanId: "x"}, "from the leader"},
+		{"/ecrae.v1.PowerService/PowerOff", &ecraev1.PowerOffRequest{Host: "c1"}, "from the leader"},
+		{"/ecrae.v1.PowerService/ListPowerEvents", 100, "here"},
+		{"/ecrae.v1.PowerService/GetPowerStatus", []string{"c1"}, "here"},
+	} {
+		out, err := g.Call(r, c.method, c.req, local)
+		if err != nil || out != c.want {
+			t.Errorf("%s with %T: %v, %v; want %q", c.method, c.req, out, err, c.want)
+		}
+	}
+	if len(forwarded) != 2 {
+		t.Errorf("forwarded %v, want the two protobuf calls", forwarded)
 	}
 }

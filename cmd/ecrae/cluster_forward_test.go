@@ -3,6 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -134,10 +138,56 @@ func forwardScenario(t *testing.T, ca *testCA, wantWho func(follower *replicaPro
 	if err != nil || !strings.Contains(show, "cancelled") || !strings.Contains(show, wantWho(follower)) {
 		t.Errorf("the plan on the leader after a cancel through %s, want %q in:\n%s %v", follower.name, wantWho(follower), show, err)
 	}
+	if ca == nil {
+		consoleCancelThroughFollower(t, leader, follower, snap, at, wantWho(follower))
+	}
 	if ca != nil {
 		audit, err := at(leader, "audit")
 		if err != nil || !strings.Contains(audit, wantWho(follower)) {
 			t.Errorf("the leader's audit trail, want %q in:\n%s %v", wantWho(follower), audit, err)
 		}
+	}
+}
+
+// consoleCancelThroughFollower: a plan cancelled on the follower's web
+// console is cancelled by the leader, as through the CLI (the console's
+// actions go through the same forwarder as gRPC calls).
+func consoleCancelThroughFollower(t *testing.T, leader, follower *replicaProc, snap string, at func(r *replicaProc, args ...string) (string, error), who string) {
+	t.Helper()
+	out, err := at(leader, "rebalance", "plan", "--snapshot", snap)
+	m := regexp.MustCompile(`plan (\S+) \(planned\)`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("second plan on the leader: %v\n%s", err, out)
+	}
+	id := m[1]
+	waitFor(t, "the second plan on the follower", func() bool {
+		out, err := at(follower, "rebalance", "show", id)
+		return err == nil && strings.Contains(out, id)
+	})
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	base := "http://" + follower.http
+	resp, err := browser.Get(base + "/confirm?action=cancel&plan=" + url.QueryEscape(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	tok := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindSubmatch(page)
+	if tok == nil {
+		t.Fatalf("no token on the follower's confirm page:\n%s", page)
+	}
+	resp, err = browser.PostForm(base+"/plans/"+url.PathEscape(id)+"/cancel", url.Values{"csrf": {string(tok[1])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("cancel on the follower's console: HTTP %d, want 303:\n%s", resp.StatusCode, page)
+	}
+	show, err := at(leader, "rebalance", "show", id)
+	if err != nil || !strings.Contains(show, "cancelled") || !strings.Contains(show, who) {
+		t.Errorf("the plan on the leader after a cancel on %s's console, want cancelled by %q in:\n%s %v", follower.name, who, show, err)
 	}
 }

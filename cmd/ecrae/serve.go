@@ -204,6 +204,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		return err
 	}
 	defer c.power.close(log)
+	c.cluster.followPower(c.power.m.Reload, log)
 	srv, err := server.New(server.Config{DefaultTag: c.defaultTag, Weights: weights, Live: view, LiveSources: sources, StateCacheSize: c.stateCache, NoRoom: c.power.noRoom()}, store, log, stats)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -269,7 +270,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 		log.Error("host view: JetStream stream unavailable", "err", err)
 	}
 	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(c.console.start(ctx, mux, srv, c.rebalance.rb, c.power.m, sec, reg, log))
+	eg.Go(c.console.start(ctx, mux, srv, c.rebalance.rb, c.power.m, sec, c.cluster.consoleForward(), reg, log))
 	eg.Go(func() error {
 		// A broken stream (an external NATS without JetStream) costs the
 		// live view, not the placement service.

@@ -358,6 +358,20 @@ func (c *clusterServe) powerHistory(log *slog.Logger) (replicate func(*power.His
 	return replicate, takeover
 }
 
+// followPower has the power manager reload the hosts that are off each
+// time this replica has applied the replicated history's latest events
+// (a no-op outside cluster mode): a follower's console shows them.
+func (c *clusterServe) followPower(reload func() error, log *slog.Logger) {
+	if !c.on() || c.st.power == nil {
+		return
+	}
+	c.st.power.OnCaughtUp(func() {
+		if err := reload(); err != nil {
+			log.Error("power: reload from the replicated history", "err", err)
+		}
+	})
+}
+
 // attachPlans replicates the plan store through the plans bucket and, each
 // time this replica becomes leader, takes over the plans the previous
 // leader left executing (a no-op outside cluster mode).

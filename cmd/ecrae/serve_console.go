@@ -12,6 +12,7 @@ import (
 	"github.com/ecrae/ecrae/server"
 	"github.com/ecrae/ecrae/server/console"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 )
 
 // consoleServe is the web console on serve's HTTP address (issue 16).
@@ -29,8 +30,9 @@ func (cs *consoleServe) register(fs *flag.FlagSet) {
 
 // start mounts the console on mux and returns the fleet sampler for serve's
 // errgroup (which owns it until ctx ends). State-changing pages go through
-// the same authorization and audit as gRPC (server.HTTPGate).
-func (cs *consoleServe) start(ctx context.Context, mux *http.ServeMux, srv *server.Server, rb *server.Rebalancer, pm *power.Manager, sec *securityRuntime, reg prometheus.Registerer, log *slog.Logger) func() error {
+// the same authorization and audit as gRPC (server.HTTPGate), and in
+// cluster mode through forward to the leader, as gRPC calls are.
+func (cs *consoleServe) start(ctx context.Context, mux *http.ServeMux, srv *server.Server, rb *server.Rebalancer, pm *power.Manager, sec *securityRuntime, forward grpc.UnaryServerInterceptor, reg prometheus.Registerer, log *slog.Logger) func() error {
 	if cs.off {
 		return func() error { return nil }
 	}
@@ -47,7 +49,8 @@ func (cs *consoleServe) start(ctx context.Context, mux *http.ServeMux, srv *serv
 		}
 	}
 	fleet := console.NewFleet(cs.samples, reg)
-	cfg := console.Config{Service: srv, Fleet: fleet, Log: log, Gate: server.HTTPGate{Authz: sec.authz, Audit: sec.audit}, Registerer: reg}
+	gate := server.HTTPGate{Authz: sec.authz, Audit: sec.audit, Forward: forward}
+	cfg := console.Config{Service: srv, Fleet: fleet, Log: log, Gate: gate, Registerer: reg}
 	if rb != nil {
 		cfg.Plans = rb
 	}

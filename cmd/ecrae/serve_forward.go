@@ -41,6 +41,15 @@ func (c *clusterServe) forwarding(grpcAddr string, tlsFiles *server.TLSFiles, ma
 	return []grpc.UnaryServerInterceptor{c.st.forwarder.Unary()}, nil
 }
 
+// consoleForward is the forwarder's interceptor for the web console's
+// calls (nil outside cluster mode).
+func (c *clusterServe) consoleForward() grpc.UnaryServerInterceptor {
+	if !c.on() || c.st.forwarder == nil {
+		return nil
+	}
+	return c.st.forwarder.Unary()
+}
+
 // advertised is --grpc-advertise, else --grpc-addr with this machine's
 // name when it listens on every address.
 func advertised(flagValue, grpcAddr string) (string, error) {
