@@ -94,7 +94,9 @@ func TestReloadTakesTheReplicatedStateOver(t *testing.T) {
 		t.Fatalf("%d hosts off before any event", m.HostsOff())
 	}
 	// The previous leader's events, oldest first: c1 off; c2 off, then
-	// on (waking); c3 off, on, enabled (back); c4 off.
+	// on (waking); c3 off, on, enabled (back); c4 off; c5 back, then
+	// powered on by an operator though ECRAE had not powered it off (its
+	// service is the operator's: not a wake to finish).
 	for i, ev := range []string{
 		`{"at":"2026-12-05T06:01:00Z","host":"c1","action":"off","by":"policy"}`,
 		`{"at":"2026-12-05T06:02:00Z","host":"c2","action":"off","by":"policy"}`,
@@ -103,6 +105,8 @@ func TestReloadTakesTheReplicatedStateOver(t *testing.T) {
 		`{"at":"2026-12-05T06:05:00Z","host":"c3","action":"on","by":"cli"}`,
 		`{"at":"2026-12-05T06:06:00Z","host":"c3","action":"enabled","by":"policy"}`,
 		`{"at":"2026-12-05T06:07:00Z","host":"c4","action":"off","by":"cli"}`,
+		`{"at":"2026-12-05T06:08:00Z","host":"c5","action":"enabled","by":"policy"}`,
+		`{"at":"2026-12-05T06:09:00Z","host":"c5","action":"on","by":"cli"}`,
 	} {
 		noErr(t, h.ApplyReplicated(uint64(i+1), []byte(ev)))
 	}
@@ -113,6 +117,9 @@ func TestReloadTakesTheReplicatedStateOver(t *testing.T) {
 	}
 	noErr(t, m.Reload())
 	m.release("c4")
+	if m.IsOff("c5") || m.woken("c5") {
+		t.Error("c5, powered on while not off by ECRAE, counted as off or waking")
+	}
 	if !m.IsOff("c1") || m.IsOff("c2") || !m.woken("c2") || m.IsOff("c3") || m.woken("c3") || m.IsOff("c4") {
 		t.Errorf("after reload: c1 off %t, c2 off %t woken %t, c3 off %t woken %t, c4 off %t; want true, false true, false false, false",
 			m.IsOff("c1"), m.IsOff("c2"), m.woken("c2"), m.IsOff("c3"), m.woken("c3"), m.IsOff("c4"))

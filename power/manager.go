@@ -164,23 +164,7 @@ func (m *Manager) Reload() error {
 	if err != nil {
 		return err
 	}
-	off := map[string]*offHost{}
-	seen := map[string]bool{}
-	for _, e := range evs { // newest first: the first word on a host is its state
-		if e.Host == "" || seen[e.Host] || m.busy[e.Host] {
-			continue
-		}
-		switch e.Action {
-		case ActOff:
-			off[e.Host] = &offHost{at: e.At}
-		case ActOn:
-			off[e.Host] = &offHost{at: e.At, wokeAt: e.At}
-		case ActEnabled:
-		default:
-			continue
-		}
-		seen[e.Host] = true
-	}
+	off := hostsOff(evs, m.busy)
 	for h, o := range m.off {
 		if m.busy[h] {
 			off[h] = o
@@ -335,6 +319,44 @@ func (m *Manager) Status(ctx context.Context, host string) ([]HostStatus, error)
 
 // statusParallel bounds the BMCs asked at once by Status.
 const statusParallel = 16
+
+// hostsOff reads, from the history (newest first), the hosts ECRAE
+// powered off and has not woken, and those it woke whose service it has
+// not enabled yet; busy hosts are left out. A host's latest off, on or
+// enabled is its state, but an "on" counts as a wake only after an "off":
+// a host ECRAE powered on that it had not powered off keeps the service
+// the operator gave it.
+func hostsOff(evs []Event, busy map[string]bool) map[string]*offHost {
+	off := map[string]*offHost{}
+	latest := map[string]*Event{} // the host's latest on, waiting for the state before it
+	done := map[string]bool{}
+	for i := range evs {
+		e := &evs[i]
+		if e.Host == "" || done[e.Host] || busy[e.Host] {
+			continue
+		}
+		if e.Action != ActOff && e.Action != ActOn && e.Action != ActEnabled {
+			continue
+		}
+		if on := latest[e.Host]; on != nil {
+			if e.Action == ActOff {
+				off[e.Host] = &offHost{at: e.At, wokeAt: on.At}
+			}
+			done[e.Host] = true
+			continue
+		}
+		switch e.Action {
+		case ActOff:
+			off[e.Host] = &offHost{at: e.At}
+			done[e.Host] = true
+		case ActOn:
+			latest[e.Host] = e
+		case ActEnabled:
+			done[e.Host] = true
+		}
+	}
+	return off
+}
 
 // recordTimeout bounds the recording of one event (in cluster mode a
 // publish to the replicated history, which waits for a quorum).
@@ -761,35 +783,50 @@ func (m *Manager) enableReported(ctx context.Context) {
 	m.mu.Unlock()
 	sort.Strings(woken)
 	for _, name := range woken {
-		m.mu.Lock()
-		wokeAt := m.off[name].wokeAt
-		m.mu.Unlock()
-		h, ok := m.cfg.View.Snapshot().Lookup(name, "")
-		if !ok || !h.LastSeen.After(wokeAt) {
-			continue
-		}
-		t, b, err := m.target(ctx, name)
-		if err != nil {
-			continue
-		}
-		if st, err := b.Status(ctx); err != nil || st != StateOn {
-			continue
-		}
-		if m.cfg.Nova != nil {
-			if err := m.cfg.Nova.EnableService(ctx, name); err != nil {
-				m.cfg.Metrics.errors.Inc()
-				m.log.Warn("power: enable nova-compute of a woken host", "host", name, "err", err)
-				continue
-			}
-		}
-		lat := h.LastSeen.Sub(wokeAt)
-		m.mu.Lock()
-		delete(m.off, name)
-		m.mu.Unlock()
-		m.cfg.Metrics.wakeLatency.Observe(lat.Seconds())
-		m.record(ctx, Event{Host: name, Endpoint: t.Endpoint.String(), Action: ActEnabled, By: "policy", Latency: lat,
-			Detail: fmt.Sprintf("reported %s after power on: nova-compute enabled", lat.Round(time.Millisecond))})
+		m.enableIfReported(ctx, name)
 	}
+}
+
+// enableIfReported is enableReported for one host, claimed meanwhile so
+// that a Reload keeps what this pass holds of it until its event is
+// recorded.
+func (m *Manager) enableIfReported(ctx context.Context, name string) {
+	if !m.claim(name) {
+		return // an action on it is in progress: the next pass
+	}
+	defer m.release(name)
+	m.mu.Lock()
+	o := m.off[name]
+	m.mu.Unlock()
+	if o == nil || o.wokeAt.IsZero() {
+		return
+	}
+	wokeAt := o.wokeAt
+	h, ok := m.cfg.View.Snapshot().Lookup(name, "")
+	if !ok || !h.LastSeen.After(wokeAt) {
+		return
+	}
+	t, b, err := m.target(ctx, name)
+	if err != nil {
+		return
+	}
+	if st, err := b.Status(ctx); err != nil || st != StateOn {
+		return
+	}
+	if m.cfg.Nova != nil {
+		if err := m.cfg.Nova.EnableService(ctx, name); err != nil {
+			m.cfg.Metrics.errors.Inc()
+			m.log.Warn("power: enable nova-compute of a woken host", "host", name, "err", err)
+			return
+		}
+	}
+	lat := h.LastSeen.Sub(wokeAt)
+	m.mu.Lock()
+	delete(m.off, name)
+	m.mu.Unlock()
+	m.cfg.Metrics.wakeLatency.Observe(lat.Seconds())
+	m.record(ctx, Event{Host: name, Endpoint: t.Endpoint.String(), Action: ActEnabled, By: "policy", Latency: lat,
+		Detail: fmt.Sprintf("reported %s after power on: nova-compute enabled", lat.Round(time.Millisecond))})
 }
 
 // History lists recorded events, newest first.
