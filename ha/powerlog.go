@@ -97,10 +97,11 @@ func (p *PowerLog) follow(ctx context.Context) error {
 		return fmt.Errorf("ordered consumer on %s from %d: %w", PowerStream, from, err)
 	}
 	failed := make(chan error, 1)
+	broken := false // the callback runs one message at a time
 	cc, err := oc.Consume(func(msg jetstream.Msg) {
 		md, err := msg.Metadata()
-		if err != nil {
-			return
+		if err != nil || broken {
+			return // after a failure, nothing past it: the next round starts there
 		}
 		seq := md.Sequence.Stream
 		if err := p.hist.ApplyReplicated(seq, msg.Data()); err != nil {
@@ -108,6 +109,7 @@ func (p *PowerLog) follow(ctx context.Context) error {
 			// retried from this event on.
 			p.log.Error("replicated power history: event not applied", "seq", seq, "err", err)
 			if !errors.Is(err, power.ErrMalformedEvent) {
+				broken = true
 				select {
 				case failed <- err:
 				default:
