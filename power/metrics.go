@@ -23,7 +23,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 		savedJoules: prometheus.NewCounter(prometheus.CounterOpts{Name: "ecrae_power_energy_saved_joules_total", Help: "Energy not drawn by hosts while off, at their last measured power (hosts without samples count nothing)."}),
 		actions:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ecrae_power_actions_total", Help: "Recorded power events by action."}, []string{"action"}),
-		errors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "ecrae_power_errors_total", Help: "BMC, Ironic or Nova errors."}),
+		errors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "ecrae_power_errors_total", Help: "BMC, Ironic or Nova errors, and events the history could not record."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.hostsOff, m.paused, m.wakeups, m.wakeLatency, m.savedJoules, m.actions, m.errors)
