@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -42,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		failOpen: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecrae_placement_fail_open_total",
-			Help: "Nova filter/weigher calls the shim could not use, so Nova placed without ECRAE (fail open), by method and reason: the gRPC code answered, or client_deadline (answered after the shim gave up). A shim that cannot reach the service at all is not counted here.",
+			Help: "Nova filter/weigher calls the shim could not use, so Nova placed without ECRAE (fail open), by method and reason: the gRPC code answered, client_deadline (answered after the shim gave up), or as the shim reports them with its next call: unreachable (no replica answered) and shim (it could not build the request or use the answer).",
 		}, []string{"method", "reason"}),
 	}
 	if reg != nil {
@@ -73,6 +74,11 @@ func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		m.latency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
 		m.rpcs.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
 		m.countFailOpen(ctx, info.FullMethod, err)
+		if err == nil && ctx.Err() == nil {
+			// Counted once: the shim reports them again until a call of
+			// the method succeeds for it.
+			m.countShimFailOpens(info.FullMethod, req)
+		}
 		return resp, err
 	}
 }
@@ -102,5 +108,24 @@ func (m *Metrics) countFailOpen(ctx context.Context, method string, err error) {
 		m.failOpen.WithLabelValues(method, "client_deadline").Inc()
 	case err != nil:
 		m.failOpen.WithLabelValues(method, status.Code(err).String()).Inc()
+	}
+}
+
+// countShimFailOpens adds the passes the shim reports it failed open on
+// its own (ShimFailOpens) since its last call of the method that the
+// service answered.
+func (m *Metrics) countShimFailOpens(method string, req any) {
+	var r *ecraev1.ShimFailOpens
+	switch q := req.(type) {
+	case *ecraev1.FilterHostsRequest:
+		r = q.GetShimFailOpens()
+	case *ecraev1.WeighHostsRequest:
+		r = q.GetShimFailOpens()
+	}
+	if n := r.GetUnreachable(); n > 0 {
+		m.failOpen.WithLabelValues(method, "unreachable").Add(float64(n))
+	}
+	if n := r.GetShim(); n > 0 {
+		m.failOpen.WithLabelValues(method, "shim").Add(float64(n))
 	}
 }

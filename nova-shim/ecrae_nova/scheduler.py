@@ -1,6 +1,7 @@
 """EcraeFilter and EcraeWeigher: each Nova filter or weigher pass becomes one
 FilterHosts or WeighHosts call to the ECRAE service. No scoring here."""
 
+import threading
 import time
 
 import grpc
@@ -26,6 +27,38 @@ FAILURE_WARNING = _ratelimit.RateLimitedWarning(LOG, interval=60.0)
 # is the flavor's or the image's fault, not ECRAE's: one warning a minute
 # per reason, naming the flavor and the instance to fix.
 INVALID_WARNINGS = _ratelimit.RateLimitedWarnings(LOG, interval=60.0)
+
+
+# Passes failed open that the service did not see, by (method, reason),
+# sent with the method's next call (ShimFailOpens) and forgotten once a
+# call carrying them is answered: the service counts them in
+# ecrae_placement_fail_open_total.
+_UNREPORTED = {}
+_UNREPORTED_LOCK = threading.Lock()
+_REASONS = ('unreachable', 'shim')
+_UINT32_MAX = 2 ** 32 - 1
+
+
+def _note_fail_open(method, reason):
+    with _UNREPORTED_LOCK:
+        _UNREPORTED[(method, reason)] = _UNREPORTED.get((method, reason),
+                                                        0) + 1
+
+
+def _unreported(method):
+    with _UNREPORTED_LOCK:
+        return tuple(min(_UNREPORTED.get((method, r), 0), _UINT32_MAX)
+                     for r in _REASONS)
+
+
+def _reported(method, counts):
+    with _UNREPORTED_LOCK:
+        for reason, n in zip(_REASONS, counts):
+            left = _UNREPORTED.get((method, reason), 0) - n
+            if left > 0:
+                _UNREPORTED[(method, reason)] = left
+            else:
+                _UNREPORTED.pop((method, reason), None)
 
 
 class ServiceError(Exception):
@@ -61,9 +94,20 @@ def _call(method, build, n_hosts, outcome, spec_obj=None):
     """One RPC of the request build(refs) makes; None (after a rate-limited
     warning) when translating or calling failed."""
     start = time.monotonic()
+    counts = _unreported(method)
+
+    def reporting(refs):
+        if any(counts):
+            return translate.report_fail_opens(build(refs), method, *counts)
+        return build(refs)
     try:
-        return client.call(CONF, method, build)
+        resp = client.call(CONF, method, reporting)
     except Exception as exc:
+        if not isinstance(exc, grpc.RpcError):
+            _note_fail_open(method, 'shim')
+        elif (hasattr(exc, 'code') and
+              exc.code() == grpc.StatusCode.UNAVAILABLE):
+            _note_fail_open(method, 'unreachable')
         why = _invalid(exc)
         if why is not None:
             flavor = getattr(getattr(spec_obj, 'flavor', None), 'name', '?')
@@ -83,6 +127,8 @@ def _call(method, build, n_hosts, outcome, spec_obj=None):
             time.monotonic() - start,
             _describe(exc), outcome, n_hosts)
         return None
+    _reported(method, counts)
+    return resp
 
 
 def _check_order(results, hosts, what):
@@ -102,6 +148,7 @@ def _check_count(values, hosts, what):
 
 
 def _failed(method, exc, n_hosts, outcome):
+    _note_fail_open(method, 'shim')
     FAILURE_WARNING.warning(
         'ECRAE %s to %s answered unusably (%s); %s for %d host(s)',
         method, ','.join(client.endpoints(CONF)), exc, outcome, n_hosts)

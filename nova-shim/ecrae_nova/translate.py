@@ -278,6 +278,23 @@ class EncodedRequest(object):
             entry[3] = self._token
 
 
+_REQUESTS = {'FilterHosts': placement_pb2.FilterHostsRequest,
+             'WeighHosts': placement_pb2.WeighHostsRequest}
+
+
+def report_fail_opens(request, method, unreachable, shim):
+    """request with its ShimFailOpens set; a request in wire form gets the
+    field appended (protobuf merges a field that comes after the rest)."""
+    extra = _REQUESTS[method]()
+    extra.shim_fail_opens.unreachable = unreachable
+    extra.shim_fail_opens.shim = shim
+    if isinstance(request, EncodedRequest):
+        request.data += extra.SerializeToString()
+    else:
+        request.MergeFrom(extra)
+    return request
+
+
 def _tag(message, field):
     number = message.DESCRIPTOR.fields_by_name[field].number
     return encoder.TagBytes(number, wire_format.WIRETYPE_LENGTH_DELIMITED)

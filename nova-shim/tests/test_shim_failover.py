@@ -4,7 +4,9 @@ failover is the shim's business, and any replica answers a pass alike."""
 
 import logging
 import os
+import re
 import time
+import urllib.request
 
 import pytest
 
@@ -34,6 +36,7 @@ def two_services(tmp_path, ecrae_conf, monkeypatch):
     ordered = eps[-k:] + eps[:-k] if k else eps
     assert client.preferred(2) == ordered.index(eps[0])
     ecrae_conf(endpoints=ordered, timeout=5.0, down_seconds=0.5)
+    scheduler._UNREPORTED.clear()
     served = []
     real = client._call_one
 
@@ -100,3 +103,39 @@ def test_fails_open_only_when_no_replica_answers(two_services, warnings_log):
     msgs = [r.getMessage() for r in warnings_log()]
     assert len(msgs) == 1 and 'FilterHosts' in msgs[0], msgs
     assert a.endpoint in msgs[0] and b.endpoint in msgs[0]
+
+
+def _fail_opens(service, reason):
+    """ecrae_placement_fail_open_total of FilterHosts for reason, as the
+    service's /metrics says (0 when absent)."""
+    url = 'http://127.0.0.1:%d/metrics' % service.ports[1]
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r'^ecrae_placement_fail_open_total\{method="/ecrae.v1.'
+                  r'PlacementService/FilterHosts",reason="%s"\} (\S+)$'
+                  % reason, text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_passes_failed_open_while_unreachable_are_reported_later(
+        two_services, warnings_log):
+    """The service cannot count the passes that never reached it: the shim
+    reports them with its next call that gets an answer, once."""
+    (a, b), served = two_services
+    a.stop()
+    b.stop()
+    for _ in range(2):
+        assert len(_pass()) == 4   # fail-open, twice, nobody answering
+    b.start()
+    deadline = time.monotonic() + 30
+    while not served:
+        assert time.monotonic() < deadline, (b.proc.poll(), b.output()[-2000:])
+        _pass()
+    # Only b answered, and only after both outage passes (a pass of the
+    # loop above that failed while b was starting adds to them).
+    assert _fail_opens(b, 'unreachable') >= 2
+    before = _fail_opens(b, 'unreachable')
+    _pass()
+    assert served[-1] == b.endpoint
+    assert _fail_opens(b, 'unreachable') == before   # reported once
+    assert scheduler._UNREPORTED == {}

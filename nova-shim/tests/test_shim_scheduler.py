@@ -744,3 +744,20 @@ def test_service_that_lost_the_states_gets_them_again(fake_service,
     run_weigher(hosts, spec)
     assert all(h.state_ref for h in
                shimtest.sent_hosts(fake_service.calls[-1][1]))
+
+
+def test_fail_opens_reported_in_wire_form_and_as_messages():
+    """The passes a shim failed open on its own ride in the next request,
+    appended to a request in wire form or set on a message."""
+    hosts = shimtest.host_states(2)
+    spec = shimtest.request_spec(extra_specs={'ecrae:tag': 'web-frontend'})
+    wire = translate.report_fail_opens(
+        translate.filter_request(spec, hosts), 'FilterHosts', 3, 1)
+    got = placement_pb2.FilterHostsRequest.FromString(
+        wire.SerializeToString())
+    assert (got.shim_fail_opens.unreachable, got.shim_fail_opens.shim) == (
+        3, 1)
+    assert len(got.hosts) == 2 and got.passed_only   # the rest as before
+    msg = translate.report_fail_opens(
+        placement_pb2.WeighHostsRequest(scores_only=True), 'WeighHosts', 0, 2)
+    assert msg.scores_only and msg.shim_fail_opens.shim == 2

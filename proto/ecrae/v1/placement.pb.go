@@ -590,7 +590,10 @@ type FilterHostsRequest struct {
 	// every host of `hosts` must be taken. About 40 bytes a host, read without a
 	// message per host. Empty: `hosts` alone is the call, as before. Errors
 	// name a host by its place in the call (`hosts[i]`, `host_refs[i]`).
-	HostRefs      []byte `protobuf:"bytes,4,opt,name=host_refs,json=hostRefs,proto3" json:"host_refs,omitempty"`
+	HostRefs []byte `protobuf:"bytes,4,opt,name=host_refs,json=hostRefs,proto3" json:"host_refs,omitempty"`
+	// The filter passes the shim failed open on its own since the service
+	// last answered it one.
+	ShimFailOpens *ShimFailOpens `protobuf:"bytes,5,opt,name=shim_fail_opens,json=shimFailOpens,proto3" json:"shim_fail_opens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -653,6 +656,73 @@ func (x *FilterHostsRequest) GetHostRefs() []byte {
 	return nil
 }
 
+func (x *FilterHostsRequest) GetShimFailOpens() *ShimFailOpens {
+	if x != nil {
+		return x.ShimFailOpens
+	}
+	return nil
+}
+
+// ShimFailOpens are passes of one method (filter or weigher) that the shim
+// failed open without the service seeing why, reported with its next call
+// of that method; the service adds them to ecrae_placement_fail_open_total
+// (reasons "unreachable" and "shim"). A pass the service answered with an
+// error, or too late, it counts itself.
+type ShimFailOpens struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// No replica answered: connection refused or UNAVAILABLE (a call that
+	// reached the service and timed out, it counted as client_deadline).
+	Unreachable uint32 `protobuf:"varint,1,opt,name=unreachable,proto3" json:"unreachable,omitempty"`
+	// The shim could not build the request or use the answer.
+	Shim          uint32 `protobuf:"varint,2,opt,name=shim,proto3" json:"shim,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShimFailOpens) Reset() {
+	*x = ShimFailOpens{}
+	mi := &file_ecrae_v1_placement_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShimFailOpens) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShimFailOpens) ProtoMessage() {}
+
+func (x *ShimFailOpens) ProtoReflect() protoreflect.Message {
+	mi := &file_ecrae_v1_placement_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShimFailOpens.ProtoReflect.Descriptor instead.
+func (*ShimFailOpens) Descriptor() ([]byte, []int) {
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ShimFailOpens) GetUnreachable() uint32 {
+	if x != nil {
+		return x.Unreachable
+	}
+	return 0
+}
+
+func (x *ShimFailOpens) GetShim() uint32 {
+	if x != nil {
+		return x.Shim
+	}
+	return 0
+}
+
 // HostVerdict answers one host, in the order of the request.
 type HostVerdict struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -669,7 +739,7 @@ type HostVerdict struct {
 
 func (x *HostVerdict) Reset() {
 	*x = HostVerdict{}
-	mi := &file_ecrae_v1_placement_proto_msgTypes[6]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +751,7 @@ func (x *HostVerdict) String() string {
 func (*HostVerdict) ProtoMessage() {}
 
 func (x *HostVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_placement_proto_msgTypes[6]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +764,7 @@ func (x *HostVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostVerdict.ProtoReflect.Descriptor instead.
 func (*HostVerdict) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{6}
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HostVerdict) GetHost() string {
@@ -757,7 +827,7 @@ type FilterHostsResponse struct {
 
 func (x *FilterHostsResponse) Reset() {
 	*x = FilterHostsResponse{}
-	mi := &file_ecrae_v1_placement_proto_msgTypes[7]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +839,7 @@ func (x *FilterHostsResponse) String() string {
 func (*FilterHostsResponse) ProtoMessage() {}
 
 func (x *FilterHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_placement_proto_msgTypes[7]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +852,7 @@ func (x *FilterHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterHostsResponse.ProtoReflect.Descriptor instead.
 func (*FilterHostsResponse) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{7}
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FilterHostsResponse) GetVerdicts() []*HostVerdict {
@@ -840,14 +910,17 @@ type WeighHostsRequest struct {
 	// weigher asks for; see FilterHostsRequest.passed_only for why).
 	ScoresOnly bool `protobuf:"varint,5,opt,name=scores_only,json=scoresOnly,proto3" json:"scores_only,omitempty"`
 	// As FilterHostsRequest.host_refs.
-	HostRefs      []byte `protobuf:"bytes,6,opt,name=host_refs,json=hostRefs,proto3" json:"host_refs,omitempty"`
+	HostRefs []byte `protobuf:"bytes,6,opt,name=host_refs,json=hostRefs,proto3" json:"host_refs,omitempty"`
+	// The weigher passes the shim failed open on its own since the service
+	// last answered it one.
+	ShimFailOpens *ShimFailOpens `protobuf:"bytes,7,opt,name=shim_fail_opens,json=shimFailOpens,proto3" json:"shim_fail_opens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WeighHostsRequest) Reset() {
 	*x = WeighHostsRequest{}
-	mi := &file_ecrae_v1_placement_proto_msgTypes[8]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +932,7 @@ func (x *WeighHostsRequest) String() string {
 func (*WeighHostsRequest) ProtoMessage() {}
 
 func (x *WeighHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_placement_proto_msgTypes[8]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +945,7 @@ func (x *WeighHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeighHostsRequest.ProtoReflect.Descriptor instead.
 func (*WeighHostsRequest) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{8}
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WeighHostsRequest) GetInstance() *InstanceRequest {
@@ -917,6 +990,13 @@ func (x *WeighHostsRequest) GetHostRefs() []byte {
 	return nil
 }
 
+func (x *WeighHostsRequest) GetShimFailOpens() *ShimFailOpens {
+	if x != nil {
+		return x.ShimFailOpens
+	}
+	return nil
+}
+
 // ScoreComponent is one scorer's contribution to a host's score.
 type ScoreComponent struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -935,7 +1015,7 @@ type ScoreComponent struct {
 
 func (x *ScoreComponent) Reset() {
 	*x = ScoreComponent{}
-	mi := &file_ecrae_v1_placement_proto_msgTypes[9]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1027,7 @@ func (x *ScoreComponent) String() string {
 func (*ScoreComponent) ProtoMessage() {}
 
 func (x *ScoreComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_placement_proto_msgTypes[9]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1040,7 @@ func (x *ScoreComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreComponent.ProtoReflect.Descriptor instead.
 func (*ScoreComponent) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{9}
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScoreComponent) GetScorer() string {
@@ -1028,7 +1108,7 @@ type HostScore struct {
 
 func (x *HostScore) Reset() {
 	*x = HostScore{}
-	mi := &file_ecrae_v1_placement_proto_msgTypes[10]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1120,7 @@ func (x *HostScore) String() string {
 func (*HostScore) ProtoMessage() {}
 
 func (x *HostScore) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_placement_proto_msgTypes[10]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1133,7 @@ func (x *HostScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostScore.ProtoReflect.Descriptor instead.
 func (*HostScore) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{10}
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HostScore) GetHost() string {
@@ -1138,7 +1218,7 @@ type WeighHostsResponse struct {
 
 func (x *WeighHostsResponse) Reset() {
 	*x = WeighHostsResponse{}
-	mi := &file_ecrae_v1_placement_proto_msgTypes[11]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1230,7 @@ func (x *WeighHostsResponse) String() string {
 func (*WeighHostsResponse) ProtoMessage() {}
 
 func (x *WeighHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_placement_proto_msgTypes[11]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1243,7 @@ func (x *WeighHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeighHostsResponse.ProtoReflect.Descriptor instead.
 func (*WeighHostsResponse) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{11}
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WeighHostsResponse) GetScores() []*HostScore {
@@ -1223,7 +1303,7 @@ type WhatIfRequest struct {
 
 func (x *WhatIfRequest) Reset() {
 	*x = WhatIfRequest{}
-	mi := &file_ecrae_v1_placement_proto_msgTypes[12]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1315,7 @@ func (x *WhatIfRequest) String() string {
 func (*WhatIfRequest) ProtoMessage() {}
 
 func (x *WhatIfRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_placement_proto_msgTypes[12]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1328,7 @@ func (x *WhatIfRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhatIfRequest.ProtoReflect.Descriptor instead.
 func (*WhatIfRequest) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{12}
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WhatIfRequest) GetInstances() []*InstanceRequest {
@@ -1292,7 +1372,7 @@ type Alternative struct {
 
 func (x *Alternative) Reset() {
 	*x = Alternative{}
-	mi := &file_ecrae_v1_placement_proto_msgTypes[13]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1384,7 @@ func (x *Alternative) String() string {
 func (*Alternative) ProtoMessage() {}
 
 func (x *Alternative) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_placement_proto_msgTypes[13]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1397,7 @@ func (x *Alternative) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alternative.ProtoReflect.Descriptor instead.
 func (*Alternative) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{13}
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Alternative) GetHost() string {
@@ -1379,7 +1459,7 @@ type InstancePlacement struct {
 
 func (x *InstancePlacement) Reset() {
 	*x = InstancePlacement{}
-	mi := &file_ecrae_v1_placement_proto_msgTypes[14]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1471,7 @@ func (x *InstancePlacement) String() string {
 func (*InstancePlacement) ProtoMessage() {}
 
 func (x *InstancePlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_placement_proto_msgTypes[14]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1484,7 @@ func (x *InstancePlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstancePlacement.ProtoReflect.Descriptor instead.
 func (*InstancePlacement) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{14}
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InstancePlacement) GetName() string {
@@ -1504,7 +1584,7 @@ type WhatIfResponse struct {
 
 func (x *WhatIfResponse) Reset() {
 	*x = WhatIfResponse{}
-	mi := &file_ecrae_v1_placement_proto_msgTypes[15]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1596,7 @@ func (x *WhatIfResponse) String() string {
 func (*WhatIfResponse) ProtoMessage() {}
 
 func (x *WhatIfResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ecrae_v1_placement_proto_msgTypes[15]
+	mi := &file_ecrae_v1_placement_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1609,7 @@ func (x *WhatIfResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhatIfResponse.ProtoReflect.Descriptor instead.
 func (*WhatIfResponse) Descriptor() ([]byte, []int) {
-	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{15}
+	return file_ecrae_v1_placement_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WhatIfResponse) GetPlacements() []*InstancePlacement {
@@ -1639,13 +1719,17 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\x0f\n" +
-	"\r_disk_mb_used\"\xb4\x01\n" +
+	"\r_disk_mb_used\"\xf5\x01\n" +
 	"\x12FilterHostsRequest\x125\n" +
 	"\binstance\x18\x01 \x01(\v2\x19.ecrae.v1.InstanceRequestR\binstance\x12)\n" +
 	"\x05hosts\x18\x02 \x03(\v2\x13.ecrae.v1.HostStateR\x05hosts\x12\x1f\n" +
 	"\vpassed_only\x18\x03 \x01(\bR\n" +
 	"passedOnly\x12\x1b\n" +
-	"\thost_refs\x18\x04 \x01(\fR\bhostRefs\"\x85\x01\n" +
+	"\thost_refs\x18\x04 \x01(\fR\bhostRefs\x12?\n" +
+	"\x0fshim_fail_opens\x18\x05 \x01(\v2\x17.ecrae.v1.ShimFailOpensR\rshimFailOpens\"E\n" +
+	"\rShimFailOpens\x12 \n" +
+	"\vunreachable\x18\x01 \x01(\rR\vunreachable\x12\x12\n" +
+	"\x04shim\x18\x02 \x01(\rR\x04shim\"\x85\x01\n" +
 	"\vHostVerdict\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1a\n" +
 	"\bnodename\x18\x02 \x01(\tR\bnodename\x12\x16\n" +
@@ -1661,7 +1745,7 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\vstates_held\x18\x05 \x01(\bR\n" +
 	"statesHeld\x12\x1f\n" +
 	"\vrefs_packed\x18\x06 \x01(\bR\n" +
-	"refsPacked\"\xf9\x02\n" +
+	"refsPacked\"\xba\x03\n" +
 	"\x11WeighHostsRequest\x125\n" +
 	"\binstance\x18\x01 \x01(\v2\x19.ecrae.v1.InstanceRequestR\binstance\x12)\n" +
 	"\x05hosts\x18\x02 \x03(\v2\x13.ecrae.v1.HostStateR\x05hosts\x12U\n" +
@@ -1669,7 +1753,8 @@ const file_ecrae_v1_placement_proto_rawDesc = "" +
 	"\x11omit_explanations\x18\x04 \x01(\bR\x10omitExplanations\x12\x1f\n" +
 	"\vscores_only\x18\x05 \x01(\bR\n" +
 	"scoresOnly\x12\x1b\n" +
-	"\thost_refs\x18\x06 \x01(\fR\bhostRefs\x1a@\n" +
+	"\thost_refs\x18\x06 \x01(\fR\bhostRefs\x12?\n" +
+	"\x0fshim_fail_opens\x18\a \x01(\v2\x17.ecrae.v1.ShimFailOpensR\rshimFailOpens\x1a@\n" +
 	"\x12ScorerWeightsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xb0\x01\n" +
@@ -1756,7 +1841,7 @@ func file_ecrae_v1_placement_proto_rawDescGZIP() []byte {
 	return file_ecrae_v1_placement_proto_rawDescData
 }
 
-var file_ecrae_v1_placement_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_ecrae_v1_placement_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_ecrae_v1_placement_proto_goTypes = []any{
 	(*Flavor)(nil),              // 0: ecrae.v1.Flavor
 	(*HintValues)(nil),          // 1: ecrae.v1.HintValues
@@ -1764,59 +1849,62 @@ var file_ecrae_v1_placement_proto_goTypes = []any{
 	(*Aggregate)(nil),           // 3: ecrae.v1.Aggregate
 	(*HostState)(nil),           // 4: ecrae.v1.HostState
 	(*FilterHostsRequest)(nil),  // 5: ecrae.v1.FilterHostsRequest
-	(*HostVerdict)(nil),         // 6: ecrae.v1.HostVerdict
-	(*FilterHostsResponse)(nil), // 7: ecrae.v1.FilterHostsResponse
-	(*WeighHostsRequest)(nil),   // 8: ecrae.v1.WeighHostsRequest
-	(*ScoreComponent)(nil),      // 9: ecrae.v1.ScoreComponent
-	(*HostScore)(nil),           // 10: ecrae.v1.HostScore
-	(*WeighHostsResponse)(nil),  // 11: ecrae.v1.WeighHostsResponse
-	(*WhatIfRequest)(nil),       // 12: ecrae.v1.WhatIfRequest
-	(*Alternative)(nil),         // 13: ecrae.v1.Alternative
-	(*InstancePlacement)(nil),   // 14: ecrae.v1.InstancePlacement
-	(*WhatIfResponse)(nil),      // 15: ecrae.v1.WhatIfResponse
-	nil,                         // 16: ecrae.v1.Flavor.ExtraSpecsEntry
-	nil,                         // 17: ecrae.v1.InstanceRequest.ImagePropertiesEntry
-	nil,                         // 18: ecrae.v1.InstanceRequest.SchedulerHintsEntry
-	nil,                         // 19: ecrae.v1.Aggregate.MetadataEntry
-	nil,                         // 20: ecrae.v1.HostState.MetricsEntry
-	nil,                         // 21: ecrae.v1.WeighHostsRequest.ScorerWeightsEntry
-	nil,                         // 22: ecrae.v1.WhatIfRequest.ScorerWeightsEntry
+	(*ShimFailOpens)(nil),       // 6: ecrae.v1.ShimFailOpens
+	(*HostVerdict)(nil),         // 7: ecrae.v1.HostVerdict
+	(*FilterHostsResponse)(nil), // 8: ecrae.v1.FilterHostsResponse
+	(*WeighHostsRequest)(nil),   // 9: ecrae.v1.WeighHostsRequest
+	(*ScoreComponent)(nil),      // 10: ecrae.v1.ScoreComponent
+	(*HostScore)(nil),           // 11: ecrae.v1.HostScore
+	(*WeighHostsResponse)(nil),  // 12: ecrae.v1.WeighHostsResponse
+	(*WhatIfRequest)(nil),       // 13: ecrae.v1.WhatIfRequest
+	(*Alternative)(nil),         // 14: ecrae.v1.Alternative
+	(*InstancePlacement)(nil),   // 15: ecrae.v1.InstancePlacement
+	(*WhatIfResponse)(nil),      // 16: ecrae.v1.WhatIfResponse
+	nil,                         // 17: ecrae.v1.Flavor.ExtraSpecsEntry
+	nil,                         // 18: ecrae.v1.InstanceRequest.ImagePropertiesEntry
+	nil,                         // 19: ecrae.v1.InstanceRequest.SchedulerHintsEntry
+	nil,                         // 20: ecrae.v1.Aggregate.MetadataEntry
+	nil,                         // 21: ecrae.v1.HostState.MetricsEntry
+	nil,                         // 22: ecrae.v1.WeighHostsRequest.ScorerWeightsEntry
+	nil,                         // 23: ecrae.v1.WhatIfRequest.ScorerWeightsEntry
 }
 var file_ecrae_v1_placement_proto_depIdxs = []int32{
-	16, // 0: ecrae.v1.Flavor.extra_specs:type_name -> ecrae.v1.Flavor.ExtraSpecsEntry
+	17, // 0: ecrae.v1.Flavor.extra_specs:type_name -> ecrae.v1.Flavor.ExtraSpecsEntry
 	0,  // 1: ecrae.v1.InstanceRequest.flavor:type_name -> ecrae.v1.Flavor
-	17, // 2: ecrae.v1.InstanceRequest.image_properties:type_name -> ecrae.v1.InstanceRequest.ImagePropertiesEntry
-	18, // 3: ecrae.v1.InstanceRequest.scheduler_hints:type_name -> ecrae.v1.InstanceRequest.SchedulerHintsEntry
-	19, // 4: ecrae.v1.Aggregate.metadata:type_name -> ecrae.v1.Aggregate.MetadataEntry
-	20, // 5: ecrae.v1.HostState.metrics:type_name -> ecrae.v1.HostState.MetricsEntry
+	18, // 2: ecrae.v1.InstanceRequest.image_properties:type_name -> ecrae.v1.InstanceRequest.ImagePropertiesEntry
+	19, // 3: ecrae.v1.InstanceRequest.scheduler_hints:type_name -> ecrae.v1.InstanceRequest.SchedulerHintsEntry
+	20, // 4: ecrae.v1.Aggregate.metadata:type_name -> ecrae.v1.Aggregate.MetadataEntry
+	21, // 5: ecrae.v1.HostState.metrics:type_name -> ecrae.v1.HostState.MetricsEntry
 	3,  // 6: ecrae.v1.HostState.aggregates:type_name -> ecrae.v1.Aggregate
 	2,  // 7: ecrae.v1.FilterHostsRequest.instance:type_name -> ecrae.v1.InstanceRequest
 	4,  // 8: ecrae.v1.FilterHostsRequest.hosts:type_name -> ecrae.v1.HostState
-	6,  // 9: ecrae.v1.FilterHostsResponse.verdicts:type_name -> ecrae.v1.HostVerdict
-	2,  // 10: ecrae.v1.WeighHostsRequest.instance:type_name -> ecrae.v1.InstanceRequest
-	4,  // 11: ecrae.v1.WeighHostsRequest.hosts:type_name -> ecrae.v1.HostState
-	21, // 12: ecrae.v1.WeighHostsRequest.scorer_weights:type_name -> ecrae.v1.WeighHostsRequest.ScorerWeightsEntry
-	9,  // 13: ecrae.v1.HostScore.breakdown:type_name -> ecrae.v1.ScoreComponent
-	10, // 14: ecrae.v1.WeighHostsResponse.scores:type_name -> ecrae.v1.HostScore
-	2,  // 15: ecrae.v1.WhatIfRequest.instances:type_name -> ecrae.v1.InstanceRequest
-	4,  // 16: ecrae.v1.WhatIfRequest.hosts:type_name -> ecrae.v1.HostState
-	22, // 17: ecrae.v1.WhatIfRequest.scorer_weights:type_name -> ecrae.v1.WhatIfRequest.ScorerWeightsEntry
-	9,  // 18: ecrae.v1.InstancePlacement.breakdown:type_name -> ecrae.v1.ScoreComponent
-	13, // 19: ecrae.v1.InstancePlacement.alternatives:type_name -> ecrae.v1.Alternative
-	6,  // 20: ecrae.v1.InstancePlacement.rejected:type_name -> ecrae.v1.HostVerdict
-	14, // 21: ecrae.v1.WhatIfResponse.placements:type_name -> ecrae.v1.InstancePlacement
-	1,  // 22: ecrae.v1.InstanceRequest.SchedulerHintsEntry.value:type_name -> ecrae.v1.HintValues
-	5,  // 23: ecrae.v1.PlacementService.FilterHosts:input_type -> ecrae.v1.FilterHostsRequest
-	8,  // 24: ecrae.v1.PlacementService.WeighHosts:input_type -> ecrae.v1.WeighHostsRequest
-	12, // 25: ecrae.v1.PlacementService.WhatIf:input_type -> ecrae.v1.WhatIfRequest
-	7,  // 26: ecrae.v1.PlacementService.FilterHosts:output_type -> ecrae.v1.FilterHostsResponse
-	11, // 27: ecrae.v1.PlacementService.WeighHosts:output_type -> ecrae.v1.WeighHostsResponse
-	15, // 28: ecrae.v1.PlacementService.WhatIf:output_type -> ecrae.v1.WhatIfResponse
-	26, // [26:29] is the sub-list for method output_type
-	23, // [23:26] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	6,  // 9: ecrae.v1.FilterHostsRequest.shim_fail_opens:type_name -> ecrae.v1.ShimFailOpens
+	7,  // 10: ecrae.v1.FilterHostsResponse.verdicts:type_name -> ecrae.v1.HostVerdict
+	2,  // 11: ecrae.v1.WeighHostsRequest.instance:type_name -> ecrae.v1.InstanceRequest
+	4,  // 12: ecrae.v1.WeighHostsRequest.hosts:type_name -> ecrae.v1.HostState
+	22, // 13: ecrae.v1.WeighHostsRequest.scorer_weights:type_name -> ecrae.v1.WeighHostsRequest.ScorerWeightsEntry
+	6,  // 14: ecrae.v1.WeighHostsRequest.shim_fail_opens:type_name -> ecrae.v1.ShimFailOpens
+	10, // 15: ecrae.v1.HostScore.breakdown:type_name -> ecrae.v1.ScoreComponent
+	11, // 16: ecrae.v1.WeighHostsResponse.scores:type_name -> ecrae.v1.HostScore
+	2,  // 17: ecrae.v1.WhatIfRequest.instances:type_name -> ecrae.v1.InstanceRequest
+	4,  // 18: ecrae.v1.WhatIfRequest.hosts:type_name -> ecrae.v1.HostState
+	23, // 19: ecrae.v1.WhatIfRequest.scorer_weights:type_name -> ecrae.v1.WhatIfRequest.ScorerWeightsEntry
+	10, // 20: ecrae.v1.InstancePlacement.breakdown:type_name -> ecrae.v1.ScoreComponent
+	14, // 21: ecrae.v1.InstancePlacement.alternatives:type_name -> ecrae.v1.Alternative
+	7,  // 22: ecrae.v1.InstancePlacement.rejected:type_name -> ecrae.v1.HostVerdict
+	15, // 23: ecrae.v1.WhatIfResponse.placements:type_name -> ecrae.v1.InstancePlacement
+	1,  // 24: ecrae.v1.InstanceRequest.SchedulerHintsEntry.value:type_name -> ecrae.v1.HintValues
+	5,  // 25: ecrae.v1.PlacementService.FilterHosts:input_type -> ecrae.v1.FilterHostsRequest
+	9,  // 26: ecrae.v1.PlacementService.WeighHosts:input_type -> ecrae.v1.WeighHostsRequest
+	13, // 27: ecrae.v1.PlacementService.WhatIf:input_type -> ecrae.v1.WhatIfRequest
+	8,  // 28: ecrae.v1.PlacementService.FilterHosts:output_type -> ecrae.v1.FilterHostsResponse
+	12, // 29: ecrae.v1.PlacementService.WeighHosts:output_type -> ecrae.v1.WeighHostsResponse
+	16, // 30: ecrae.v1.PlacementService.WhatIf:output_type -> ecrae.v1.WhatIfResponse
+	28, // [28:31] is the sub-list for method output_type
+	25, // [25:28] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_ecrae_v1_placement_proto_init() }
@@ -1831,7 +1919,7 @@ func file_ecrae_v1_placement_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ecrae_v1_placement_proto_rawDesc), len(file_ecrae_v1_placement_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
