@@ -140,12 +140,8 @@ func (p *Plans) apply(ctx context.Context, e jetstream.KeyValueEntry) {
 // CaughtUp waits until the watch has handled everything the bucket held
 // when it was called: a new leader resumes from the plans as they are.
 func (p *Plans) CaughtUp(ctx context.Context) error {
-	for p.kv.Load() == nil {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := pollUntil(ctx, 50*time.Millisecond, func() bool { return p.kv.Load() != nil }); err != nil {
+		return err
 	}
 	return awaitApplied(ctx, p.js, "KV_"+PlansBucket, &p.seen)
 }

@@ -162,12 +162,5 @@ func (p *PowerLog) Takeover(ctx context.Context, reload func() error) error {
 // awaitReady waits until Run has created the stream (a replica that has
 // just started), while ctx lasts.
 func (p *PowerLog) awaitReady(ctx context.Context) error {
-	for !p.ready.Load() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
+	return pollUntil(ctx, 50*time.Millisecond, p.ready.Load)
 }

@@ -146,7 +146,10 @@ func startReplica(t *testing.T, i int, js jetstream.JetStream, n int, o replicaO
 		t.Cleanup(func() { hist.Close() })
 		r.powerLog = NewPowerLog(js, Replicas(n), hist, log)
 		r.power = o.power(r.lease, r.view, hist)
-		r.powerLog.OnCaughtUp(func() {
+		r.powerLog.OnCaughtUp(func() { // as serve's followPower
+			if r.lease.IsLeader() {
+				return
+			}
 			if err := r.power.Reload(); err != nil {
 				log.Error("power reload", "err", err)
 			}

@@ -39,11 +39,18 @@ func awaitApplied(ctx context.Context, js jetstream.JetStream, stream string, se
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", stream, err)
 	}
-	for seen.Load() < info.State.LastSeq {
+	last := info.State.LastSeq
+	return pollUntil(ctx, 20*time.Millisecond, func() bool { return seen.Load() >= last })
+}
+
+// pollUntil checks cond every interval until it holds (nil) or ctx ends
+// (its error).
+func pollUntil(ctx context.Context, every time.Duration, cond func() bool) error {
+	for !cond() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
 	return nil

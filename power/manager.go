@@ -177,6 +177,44 @@ func (m *Manager) Reload() error {
 	return nil
 }
 
+// hostsOff reads, from the history (newest first), the hosts ECRAE
+// powered off and has not woken, and those it woke whose service it has
+// not enabled yet; busy hosts are left out. A host's latest off, on or
+// enabled is its state, but an "on" counts as a wake only after an "off":
+// a host ECRAE powered on that it had not powered off keeps the service
+// the operator gave it.
+func hostsOff(evs []Event, busy map[string]bool) map[string]*offHost {
+	off := map[string]*offHost{}
+	latest := map[string]*Event{} // the host's latest on, waiting for the state before it
+	done := map[string]bool{}
+	for i := range evs {
+		e := &evs[i]
+		if e.Host == "" || done[e.Host] || busy[e.Host] {
+			continue
+		}
+		if e.Action != ActOff && e.Action != ActOn && e.Action != ActEnabled {
+			continue
+		}
+		if on := latest[e.Host]; on != nil {
+			if e.Action == ActOff {
+				off[e.Host] = &offHost{at: e.At, wokeAt: on.At}
+			}
+			done[e.Host] = true
+			continue
+		}
+		switch e.Action {
+		case ActOff:
+			off[e.Host] = &offHost{at: e.At}
+			done[e.Host] = true
+		case ActOn:
+			latest[e.Host] = e
+		case ActEnabled:
+			done[e.Host] = true
+		}
+	}
+	return off
+}
+
 // SetCredentials replaces the credentials (SIGHUP).
 func (m *Manager) SetCredentials(c *CredentialFile) {
 	m.mu.Lock()
@@ -319,44 +357,6 @@ func (m *Manager) Status(ctx context.Context, host string) ([]HostStatus, error)
 
 // statusParallel bounds the BMCs asked at once by Status.
 const statusParallel = 16
-
-// hostsOff reads, from the history (newest first), the hosts ECRAE
-// powered off and has not woken, and those it woke whose service it has
-// not enabled yet; busy hosts are left out. A host's latest off, on or
-// enabled is its state, but an "on" counts as a wake only after an "off":
-// a host ECRAE powered on that it had not powered off keeps the service
-// the operator gave it.
-func hostsOff(evs []Event, busy map[string]bool) map[string]*offHost {
-	off := map[string]*offHost{}
-	latest := map[string]*Event{} // the host's latest on, waiting for the state before it
-	done := map[string]bool{}
-	for i := range evs {
-		e := &evs[i]
-		if e.Host == "" || done[e.Host] || busy[e.Host] {
-			continue
-		}
-		if e.Action != ActOff && e.Action != ActOn && e.Action != ActEnabled {
-			continue
-		}
-		if on := latest[e.Host]; on != nil {
-			if e.Action == ActOff {
-				off[e.Host] = &offHost{at: e.At, wokeAt: on.At}
-			}
-			done[e.Host] = true
-			continue
-		}
-		switch e.Action {
-		case ActOff:
-			off[e.Host] = &offHost{at: e.At}
-			done[e.Host] = true
-		case ActOn:
-			latest[e.Host] = e
-		case ActEnabled:
-			done[e.Host] = true
-		}
-	}
-	return off
-}
 
 // recordTimeout bounds the recording of one event (in cluster mode a
 // publish to the replicated history, which waits for a quorum).

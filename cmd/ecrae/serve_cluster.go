@@ -358,14 +358,19 @@ func (c *clusterServe) powerHistory(log *slog.Logger) (replicate func(*power.His
 	return replicate, takeover
 }
 
-// followPower has the power manager reload the hosts that are off each
-// time this replica has applied the replicated history's latest events
-// (a no-op outside cluster mode): a follower's console shows them.
+// followPower has a follower's power manager reload the hosts that are
+// off each time this replica has applied the replicated history's latest
+// events (a no-op outside cluster mode): its console shows them. The
+// leader's manager made those events itself, and reloaded at takeover.
 func (c *clusterServe) followPower(reload func() error, log *slog.Logger) {
 	if !c.on() || c.st.power == nil {
 		return
 	}
+	lease := c.st.lease
 	c.st.power.OnCaughtUp(func() {
+		if lease.IsLeader() {
+			return
+		}
 		if err := reload(); err != nil {
 			log.Error("power: reload from the replicated history", "err", err)
 		}

@@ -46,12 +46,16 @@ def _note_fail_open(method, reason):
 
 
 def _unreported(method):
+    if not _UNREPORTED:   # every pass but those after an outage
+        return (0, 0)
     with _UNREPORTED_LOCK:
         return tuple(min(_UNREPORTED.get((method, r), 0), _UINT32_MAX)
                      for r in _REASONS)
 
 
 def _reported(method, counts):
+    if not any(counts):
+        return
     with _UNREPORTED_LOCK:
         for reason, n in zip(_REASONS, counts):
             left = _UNREPORTED.get((method, reason), 0) - n
