@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -62,12 +61,7 @@ func forwardScenario(t *testing.T, ca *testCA, wantWho func(follower *replicaPro
 				"--nats-cluster-addr", r.route, "--nats-routes", strings.Join(routes, ","), "--nats-addr", r.nats,
 				"--grpc-addr", r.grpc, "--http-addr", r.http, "--db", filepath.Join(r.dir, "ecrae.db"), "--lease-ttl", "2s",
 				"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", ca.File, "--authz", authz)
-			t.Cleanup(func() {
-				if t.Failed() {
-					b, _ := os.ReadFile(logPath)
-					t.Logf("%s log:\n%s", r.name, b)
-				}
-			})
+			logOnFailure(t, r.name, logPath)
 		}
 		status = func(r *replicaProc) (*ClusterStatus, error) {
 			body, err := tryHTTPS(ca, "https://"+r.http+"/cluster")

@@ -30,7 +30,18 @@ func (r *replicaProc) start(t *testing.T, routes string) {
 		"--nats-cluster-addr", r.route, "--nats-routes", routes, "--nats-addr", r.nats,
 		"--grpc-addr", r.grpc, "--http-addr", r.http, "--db", filepath.Join(r.dir, "ecrae.db"),
 		"--lease-ttl", "2s", "--view-checkpoint", "200ms")
+	logOnFailure(t, r.name, logPath)
 	waitChildHealthy(t, r.c, r.http, logPath)
+}
+
+// logOnFailure prints a replica's log when the test fails.
+func logOnFailure(t *testing.T, name, logPath string) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("%s log (%s):\n%s", name, logPath, b)
+		}
+	})
 }
 
 func (r *replicaProc) status() (*ClusterStatus, error) {
