@@ -17,22 +17,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// freePort reserves a port for a route listener, which must be known
-// before the servers start (each lists all of them).
-func freePort(t *testing.T) int {
-	t.Helper()
-	return testnet.FreePort(t)
-}
-
 // startCluster runs n real embedded NATS servers clustered over real
 // routes, JetStream on each, and returns a JetStream handle per member.
 func startCluster(t *testing.T, n int) ([]*natsserver.Server, []jetstream.JetStream) {
 	t.Helper()
 	var routes []string
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = freePort(t)
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+	// The route ports must be known before the servers start (each lists
+	// all of them), so they are picked together, distinct.
+	ports := testnet.FreePorts(t, n)
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
 	}
 	var servers []*natsserver.Server
 	var jss []jetstream.JetStream

@@ -37,8 +37,9 @@ func TestFollowerForwardsToLeader(t *testing.T) {
 func forwardScenario(t *testing.T, ca *testCA, wantWho func(follower *replicaProc) string) {
 	var rs []*replicaProc
 	var routes []string
+	a := freeAddrs(t, 2*4) // every replica lists every route before any starts
 	for i := range 2 {
-		r := &replicaProc{name: fmt.Sprintf("r%d", i), grpc: freeAddr(t), http: freeAddr(t), nats: freeAddr(t), route: freeAddr(t), dir: t.TempDir()}
+		r := &replicaProc{name: fmt.Sprintf("r%d", i), grpc: a[4*i], http: a[4*i+1], nats: a[4*i+2], route: a[4*i+3], dir: t.TempDir()}
 		rs = append(rs, r)
 		routes = append(routes, "nats://"+r.route)
 	}

@@ -84,8 +84,9 @@ func TestThreeReplicas(t *testing.T) {
 	noCloud(t)
 	var rs []*replicaProc
 	var routes []string
+	a := freeAddrs(t, 3*4) // every replica lists every route before any starts
 	for i := range 3 {
-		r := &replicaProc{name: fmt.Sprintf("r%d", i), grpc: freeAddr(t), http: freeAddr(t), nats: freeAddr(t), route: freeAddr(t), dir: t.TempDir()}
+		r := &replicaProc{name: fmt.Sprintf("r%d", i), grpc: a[4*i], http: a[4*i+1], nats: a[4*i+2], route: a[4*i+3], dir: t.TempDir()}
 		rs = append(rs, r)
 		routes = append(routes, "nats://"+r.route)
 	}

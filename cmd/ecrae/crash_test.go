@@ -249,7 +249,8 @@ func TestCrashLoopLosesNoEvent(t *testing.T) {
 	sc := newCrashScenario(seed, events, 16)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	dir := t.TempDir()
-	grpcAddr, httpAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	a := freeAddrs(t, 3)
+	grpcAddr, httpAddr, natsAddr := a[0], a[1], a[2]
 	args := []string{"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--nats", "embedded", "--nats-addr", natsAddr,
 		"--db", filepath.Join(dir, "ecrae.db"), "--view-checkpoint", "50ms", "--log-level", "info"}
 	ctx := context.Background()
@@ -385,7 +386,7 @@ func TestExternalNATSRestartLosesNoEvent(t *testing.T) {
 	const restarts = 4
 	sc := newCrashScenario(12, 6000, 8)
 	dir := t.TempDir()
-	natsAddr := freeAddr(t)
+	natsAddr := freeAddrs(t, 1)[0]
 	_, port, _ := strings.Cut(natsAddr, ":")
 	startNATSServer := func(i int) *child {
 		logPath := filepath.Join(dir, fmt.Sprintf("nats-%d.log", i))
@@ -421,7 +422,8 @@ func TestExternalNATSRestartLosesNoEvent(t *testing.T) {
 		}
 	}
 	ns := startNATSServer(0)
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	a := freeAddrs(t, 2) // nats-server listens already: it cannot be picked
+	grpcAddr, httpAddr := a[0], a[1]
 	logPath := filepath.Join(dir, "serve.log")
 	svc := startChild(t, logPath, "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--nats", "nats://"+natsAddr,
 		"--db", filepath.Join(dir, "ecrae.db"), "--view-checkpoint", "50ms")

@@ -230,7 +230,8 @@ func (l *lockedBuffer) String() string {
 func TestServeWithoutCredentialsSaysSo(t *testing.T) {
 	noCloud(t)
 	dir := t.TempDir()
-	c := serveConfig{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), natsURL: "embedded", natsAddr: freeAddr(t),
+	a := freeAddrs(t, 3)
+	c := serveConfig{grpcAddr: a[0], httpAddr: a[1], natsURL: "embedded", natsAddr: a[2],
 		dbPath: filepath.Join(dir, "ecrae.db"), defaultTag: "default", shutdownGrace: time.Second}
 	var logs lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())

@@ -76,7 +76,8 @@ func TestKeystoneTokenRoles(t *testing.T) {
 	dir := t.TempDir()
 	ca := newTestCA(t, dir, "ecrae")
 	cert, key, _ := ca.issue("server", "ecrae-server", []string{"localhost"})
-	c := serveConfig{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), natsURL: "embedded", natsAddr: freeAddr(t),
+	a := freeAddrs(t, 3)
+	c := serveConfig{grpcAddr: a[0], httpAddr: a[1], natsURL: "embedded", natsAddr: a[2],
 		dbPath: filepath.Join(dir, "ecrae.db"), defaultTag: "default", shutdownGrace: 5 * time.Second,
 		security: securityServe{tlsCert: cert, tlsKey: key, keystoneURL: url}}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -22,9 +22,10 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 )
 
-func freeAddr(t *testing.T) string {
+// freeAddrs are n distinct free loopback addresses (testnet.FreeAddrs).
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	return testnet.FreeAddr(t)
+	return testnet.FreeAddrs(t, n)
 }
 
 // startServe runs `ecrae serve` in-process on free ports and a temp DB, and
@@ -32,7 +33,8 @@ func freeAddr(t *testing.T) string {
 // and reports what serve returned.
 func startServe(t *testing.T, dir string, opts ...func(*serveConfig)) (c serveConfig, stop func() error) {
 	t.Helper()
-	c = serveConfig{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), natsURL: "embedded", natsAddr: freeAddr(t),
+	a := freeAddrs(t, 3)
+	c = serveConfig{grpcAddr: a[0], httpAddr: a[1], natsURL: "embedded", natsAddr: a[2],
 		dbPath: filepath.Join(dir, "ecrae.db"), defaultTag: "default", shutdownGrace: 5 * time.Second}
 	for _, o := range opts {
 		o(&c)
@@ -148,7 +150,8 @@ func TestServeEndToEnd(t *testing.T) {
 
 	// A second service on the same KB file gets a clear lock error.
 	c2 := c
-	c2.grpcAddr, c2.httpAddr, c2.natsAddr = freeAddr(t), freeAddr(t), freeAddr(t)
+	a := freeAddrs(t, 3)
+	c2.grpcAddr, c2.httpAddr, c2.natsAddr = a[0], a[1], a[2]
 	err = serve(context.Background(), c2, nil, slog.New(slog.DiscardHandler))
 	if !errors.Is(err, kbstore.ErrLocked) || !strings.Contains(err.Error(), "ecrae.db") {
 		t.Errorf("second serve on the same DB: %v", err)

@@ -30,7 +30,8 @@ func securedServe(t *testing.T, dir string, ca *testCA, authz string) serveConfi
 	cert, key, _ := ca.issue("server", "ecrae-server", []string{"localhost"})
 	authzFile := filepath.Join(dir, "authz.yaml")
 	writeFile(t, authzFile, authz)
-	c := serveConfig{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), natsURL: "embedded", natsAddr: freeAddr(t),
+	a := freeAddrs(t, 3)
+	c := serveConfig{grpcAddr: a[0], httpAddr: a[1], natsURL: "embedded", natsAddr: a[2],
 		dbPath: filepath.Join(dir, "ecrae.db"), defaultTag: "default", shutdownGrace: 5 * time.Second,
 		security: securityServe{tlsCert: cert, tlsKey: key, tlsClientCA: ca.File, authz: authzFile, insecureWarnEvery: time.Hour}}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -23,7 +23,8 @@ func TestServeTakenPortCreatesNothing(t *testing.T) {
 	for _, flag := range []string{"--nats-addr", "--grpc-addr", "--http-addr"} {
 		t.Run(flag, func(t *testing.T) {
 			dir := t.TempDir()
-			c := serveConfig{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), natsURL: "embedded", natsAddr: freeAddr(t),
+			a := freeAddrs(t, 3)
+			c := serveConfig{grpcAddr: a[0], httpAddr: a[1], natsURL: "embedded", natsAddr: a[2],
 				dbPath: filepath.Join(dir, "ecrae.db"), defaultTag: "default", shutdownGrace: time.Second}
 			switch flag {
 			case "--nats-addr":
