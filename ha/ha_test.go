@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,14 @@ import (
 // routes, JetStream on each, and returns a JetStream handle per member.
 func startCluster(t *testing.T, n int) ([]*natsserver.Server, []jetstream.JetStream) {
 	t.Helper()
+	servers, jss, _ := startMembers(t, n)
+	return servers, jss
+}
+
+// startMembers is startCluster, with each member's options (its client
+// port fixed to the one it took) for restartMember.
+func startMembers(t *testing.T, n int) ([]*natsserver.Server, []jetstream.JetStream, []*natsserver.Options) {
+	t.Helper()
 	var routes []string
 	// The route ports must be known before the servers start (each lists
 	// all of them), so they are picked together, distinct.
@@ -30,6 +39,7 @@ func startCluster(t *testing.T, n int) ([]*natsserver.Server, []jetstream.JetStr
 	}
 	var servers []*natsserver.Server
 	var jss []jetstream.JetStream
+	var opts []*natsserver.Options
 	for i := range n {
 		o := &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
 		c := Cluster{Name: "test", Node: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes}
@@ -46,6 +56,7 @@ func startCluster(t *testing.T, n int) ([]*natsserver.Server, []jetstream.JetStr
 		s.Start()
 		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 		servers = append(servers, s)
+		opts = append(opts, o)
 	}
 	for _, s := range servers {
 		if !s.ReadyForConnections(10 * time.Second) {
@@ -62,7 +73,28 @@ func startCluster(t *testing.T, n int) ([]*natsserver.Server, []jetstream.JetStr
 		}
 		jss = append(jss, js)
 	}
-	return servers, jss
+	for i, s := range servers {
+		o := opts[i].Clone()
+		o.Port = s.Addr().(*net.TCPAddr).Port // its clients reconnect to it
+		opts[i] = o
+	}
+	return servers, jss, opts
+}
+
+// restartMember starts a member again, from its store and on its ports,
+// after it was shut down.
+func restartMember(t *testing.T, o *natsserver.Options) *natsserver.Server {
+	t.Helper()
+	s, err := natsserver.NewServer(o.Clone())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("restarted member not ready")
+	}
+	return s
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -232,7 +232,7 @@ func leaderAndFollower(t *testing.T, rs []*replica) (leader *replica, followers 
 			return false
 		}
 		for _, r := range rs {
-			if r.plans.kv.Load() == nil || (r.powerLog != nil && !r.powerLog.ready.Load()) {
+			if r.plans.kv.Load() == nil || (r.powerLog != nil && !r.powerLog.l.ready.Load()) {
 				return false
 			}
 		}

@@ -52,6 +52,9 @@ func (a *Auditor) Register(g *grpc.Server) { ecraev1.RegisterAuditServiceServer(
 type identitySlot struct {
 	id  Identity
 	set bool
+	// forwarded: the leader ran the call (this replica forwarded it) and
+	// recorded it in the cluster's trail, which this replica shares.
+	forwarded bool
 }
 
 type slotKey struct{}
@@ -59,6 +62,14 @@ type slotKey struct{}
 func fillSlot(ctx context.Context, id Identity) {
 	if s, ok := ctx.Value(slotKey{}).(*identitySlot); ok {
 		s.id, s.set = id, true
+	}
+}
+
+// markForwarded tells the Auditor that the leader ran and recorded the
+// call in ctx: a record here would be a second one of the same call.
+func markForwarded(ctx context.Context) {
+	if s, ok := ctx.Value(slotKey{}).(*identitySlot); ok {
+		s.forwarded = true
 	}
 }
 
@@ -70,6 +81,9 @@ func (a *Auditor) Unary() grpc.UnaryServerInterceptor {
 		}
 		slot := &identitySlot{}
 		resp, err := handler(context.WithValue(ctx, slotKey{}, slot), req)
+		if slot.forwarded {
+			return resp, err
+		}
 		r := audit.Record{Time: a.clock().UTC(), Method: info.FullMethod, Code: status.Code(err).String(), Who: Caller(ctx)}
 		if slot.set {
 			r.Who, r.Role = slot.id.Subject, string(slot.id.Role)
@@ -126,6 +140,7 @@ func (a *Auditor) ListAuditRecords(ctx context.Context, req *ecraev1.ListAuditRe
 		out.Records = append(out.Records, &ecraev1.AuditRecord{
 			Time: timestamppb.New(r.Time), Who: r.Who, Role: r.Role, Method: r.Method,
 			Target: r.Target, Code: r.Code, Message: r.Message, Seq: r.Seq,
+			Replica: r.Replica, Pending: r.Pending,
 		})
 	}
 	return out, nil

@@ -159,7 +159,11 @@ func (f *Forwarder) Unary() grpc.UnaryServerInterceptor {
 			return nil, status.Errorf(codes.Internal, "forward %s: request %T is not a protobuf message", info.FullMethod, req)
 		}
 		for hop := 1; ; hop++ {
-			out, notLeader, err := f.forward(ctx, info.FullMethod, leader, addr, in)
+			out, notLeader, ran, err := f.forward(ctx, info.FullMethod, leader, addr, in)
+			if ran {
+				// The leader recorded the call in the cluster's audit trail.
+				markForwarded(ctx)
+			}
 			if !notLeader || hop == forwardHops {
 				return out, err
 			}
@@ -179,15 +183,16 @@ func (f *Forwarder) Unary() grpc.UnaryServerInterceptor {
 }
 
 // forward sends one call to the leader at addr; notLeader reports that it
-// answered that it no longer leads (and ran nothing).
-func (f *Forwarder) forward(ctx context.Context, method, leader, addr string, in proto.Message) (out proto.Message, notLeader bool, err error) {
+// answered that it no longer leads (and ran nothing), ran that the leader
+// ran the call and gave its answer (err is then the leader's own).
+func (f *Forwarder) forward(ctx context.Context, method, leader, addr string, in proto.Message) (out proto.Message, notLeader, ran bool, err error) {
 	out, err = newReply(method)
 	if err != nil {
-		return nil, false, status.Errorf(codes.Internal, "forward %s: %v", method, err)
+		return nil, false, false, status.Errorf(codes.Internal, "forward %s: %v", method, err)
 	}
 	c, err := f.conn(addr)
 	if err != nil {
-		return nil, false, status.Errorf(codes.Unavailable, "%s: leader %s at %s: %v", method, leader, addr, err)
+		return nil, false, false, status.Errorf(codes.Unavailable, "%s: leader %s at %s: %v", method, leader, addr, err)
 	}
 	md := metadata.Pairs(MDForwardedBy, f.lease.Name(), MDCaller, Caller(ctx))
 	if id, ok := CallerIdentity(ctx); ok {
@@ -198,14 +203,16 @@ func (f *Forwarder) forward(ctx context.Context, method, leader, addr string, in
 	var trailer metadata.MD
 	err = c.Invoke(metadata.NewOutgoingContext(ctx, md), method, in, out, grpc.Trailer(&trailer))
 	if err == nil {
-		return out, false, nil
+		return out, false, true, nil
 	}
 	st := status.Convert(err)
 	f.log.Debug("forwarded call failed", "method", method, "leader", leader, "code", st.Code(), "err", st.Message())
 	if st.Code() == codes.Unavailable {
-		return nil, len(trailer.Get(MDNotLeader)) > 0, status.Errorf(codes.Unavailable, "forwarded to the leader %s at %s: %s", leader, addr, st.Message())
+		// Unreachable, or no longer leading: whether the leader ran it is
+		// not known, so this replica records it too.
+		return nil, len(trailer.Get(MDNotLeader)) > 0, false, status.Errorf(codes.Unavailable, "forwarded to the leader %s at %s: %s", leader, addr, st.Message())
 	}
-	return nil, false, err // the leader's answer, as it gave it
+	return nil, false, true, err // the leader's answer, as it gave it
 }
 
 // awaitNewLeader waits until this replica's lease view names a leader

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/ecrae/ecrae/internal/quote"
@@ -48,7 +49,13 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cf.json {
 		return printJSON(stdout, resp)
 	}
+	// A cluster's trail names the replica of each record; one service's
+	// table stays as it was.
+	cluster := slices.ContainsFunc(resp.GetRecords(), func(r *ecraev1.AuditRecord) bool { return r.GetReplica() != "" })
 	tw := table(stdout)
+	if cluster {
+		fmt.Fprint(tw, "REPLICA\t")
+	}
 	fmt.Fprintln(tw, "TIME\tWHO\tROLE\tMETHOD\tTARGET\tOUTCOME")
 	for _, r := range resp.GetRecords() {
 		outcome := r.GetCode()
@@ -58,6 +65,13 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		role := r.GetRole()
 		if role == "" {
 			role = "-"
+		}
+		if cluster {
+			replica := r.GetReplica()
+			if r.GetPending() {
+				replica += " (pending)"
+			}
+			fmt.Fprintf(tw, "%s\t", replica)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.GetTime().AsTime().Format(time.RFC3339), r.GetWho(), role, r.GetMethod(), r.GetTarget(), outcome)
 	}

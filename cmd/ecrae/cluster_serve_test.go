@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,6 +191,23 @@ func TestThreeReplicas(t *testing.T) {
 	waitFor(t, "the failed power off in the new leader's history", func() bool {
 		h := powerHistory(live[0])
 		return strings.Contains(h, "ha-host") && strings.Contains(h, "failed")
+	})
+	// So does its audit trail: the killed leader ran (and recorded) the
+	// power off, and the record outlives it.
+	waitFor(t, "the killed leader's audit record of the power off on "+live[0].name, func() bool {
+		var b bytes.Buffer
+		if err := run(ctx, []string{"audit", "--json", "--server", live[0].grpc}, nil, &b, &b); err != nil {
+			return false
+		}
+		var resp struct {
+			Records []struct{ Method, Target, Replica string }
+		}
+		if err := json.Unmarshal(b.Bytes(), &resp); err != nil {
+			t.Fatalf("ecrae audit --json: %v\n%s", err, b.String())
+		}
+		return slices.ContainsFunc(resp.Records, func(r struct{ Method, Target, Replica string }) bool {
+			return strings.HasSuffix(r.Method, "/PowerOff") && strings.Contains(r.Target, "ha-host") && r.Replica == leader.name
+		})
 	})
 
 	// The rest of the notifications, through a survivor, while the killed

@@ -170,6 +170,7 @@ func serve(ctx context.Context, c serveConfig, weights map[string]float64, log *
 	c.rebalance.leader = &c.cluster
 	c.power.fence = c.cluster.powerFence()
 	c.power.replicate, c.power.takeover = c.cluster.powerHistory(log)
+	c.cluster.replicateAudit(sec.store, reg, log)
 
 	// The live host view: Nova's notifications and node samples from
 	// JetStream, reconciled with Nova and Placement when credentials exist.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ecrae/ecrae/audit"
 	"github.com/ecrae/ecrae/ha"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/planstore"
@@ -41,8 +42,9 @@ type clusterState struct {
 	js    jetstream.JetStream
 	kb    *ha.KB
 	lease *ha.Lease
-	plans *ha.Plans    // set by attachPlans; nil until then
-	power *ha.PowerLog // set by powerHistory's replicate; nil until then
+	plans *ha.Plans      // set by attachPlans; nil until then
+	power *ha.PowerLog   // set by powerHistory's replicate; nil until then
+	audit *ha.AuditTrail // set by replicateAudit; nil until then
 	// forwarder sends leader-only calls to the leader (set by forwarding;
 	// closed when run ends).
 	forwarder *server.Forwarder
@@ -189,6 +191,10 @@ func (c *clusterServe) start(nc *nats.Conn, store *kbstore.Store, reg prometheus
 		if st.power != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = st.power.Run(ctx) }()
+		}
+		if st.audit != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = st.audit.Run(ctx) }()
 		}
 		if st.forwarder != nil {
 			defer st.forwarder.Close()
@@ -356,6 +362,21 @@ func (c *clusterServe) powerHistory(log *slog.Logger) (replicate func(*power.His
 		return err
 	}
 	return replicate, takeover
+}
+
+// replicateAudit makes the audit trail the cluster's (a no-op outside
+// cluster mode): each replica's records go through the ECRAE_AUDIT stream
+// and every replica lists them all; a record made without quorum waits in
+// this replica's outbox (ecrae_audit_pending_records) until the stream
+// takes it.
+func (c *clusterServe) replicateAudit(store *audit.Store, reg prometheus.Registerer, log *slog.Logger) {
+	if !c.on() || c.st.js == nil {
+		return
+	}
+	c.st.audit = ha.NewAuditTrail(c.st.js, c.st.replicas, store, c.node, log.With("part", "audit-replication"))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecrae_audit_pending_records",
+		Help: "Audit records this replica keeps until the replicated trail takes them (made while the cluster had no quorum)."},
+		func() float64 { return float64(store.Pending()) }))
 }
 
 // followPower has a follower's power manager reload the hosts that are

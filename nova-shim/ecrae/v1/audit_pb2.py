@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x65\x63rae/v1/audit.proto\x12\x08\x65\x63rae.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\x17ListAuditRecordsRequest\x12\x30\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05since\x12\x14\n\x05limit\x18\x02 \x01(\x05R\x05limit\"\xd3\x01\n\x0b\x41uditRecord\x12.\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x10\n\x03who\x18\x02 \x01(\tR\x03who\x12\x12\n\x04role\x18\x03 \x01(\tR\x04role\x12\x16\n\x06method\x18\x04 \x01(\tR\x06method\x12\x16\n\x06target\x18\x05 \x01(\tR\x06target\x12\x12\n\x04\x63ode\x18\x06 \x01(\tR\x04\x63ode\x12\x18\n\x07message\x18\x07 \x01(\tR\x07message\x12\x10\n\x03seq\x18\x08 \x01(\x04R\x03seq\"g\n\x18ListAuditRecordsResponse\x12/\n\x07records\x18\x01 \x03(\x0b\x32\x15.ecrae.v1.AuditRecordR\x07records\x12\x1a\n\x08\x63\x61pacity\x18\x02 \x01(\x05R\x08\x63\x61pacity2i\n\x0c\x41uditService\x12Y\n\x10ListAuditRecords\x12!.ecrae.v1.ListAuditRecordsRequest\x1a\".ecrae.v1.ListAuditRecordsResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x65\x63rae/v1/audit.proto\x12\x08\x65\x63rae.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\x17ListAuditRecordsRequest\x12\x30\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05since\x12\x14\n\x05limit\x18\x02 \x01(\x05R\x05limit\"\x87\x02\n\x0b\x41uditRecord\x12.\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x10\n\x03who\x18\x02 \x01(\tR\x03who\x12\x12\n\x04role\x18\x03 \x01(\tR\x04role\x12\x16\n\x06method\x18\x04 \x01(\tR\x06method\x12\x16\n\x06target\x18\x05 \x01(\tR\x06target\x12\x12\n\x04\x63ode\x18\x06 \x01(\tR\x04\x63ode\x12\x18\n\x07message\x18\x07 \x01(\tR\x07message\x12\x10\n\x03seq\x18\x08 \x01(\x04R\x03seq\x12\x18\n\x07replica\x18\t \x01(\tR\x07replica\x12\x18\n\x07pending\x18\n \x01(\x08R\x07pending\"g\n\x18ListAuditRecordsResponse\x12/\n\x07records\x18\x01 \x03(\x0b\x32\x15.ecrae.v1.AuditRecordR\x07records\x12\x1a\n\x08\x63\x61pacity\x18\x02 \x01(\x05R\x08\x63\x61pacity2i\n\x0c\x41uditService\x12Y\n\x10ListAuditRecords\x12!.ecrae.v1.ListAuditRecordsRequest\x1a\".ecrae.v1.ListAuditRecordsResponseB/Z-github.com/ecrae/ecrae/proto/ecrae/v1;ecraev1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ecrae.v1.audit_pb2', globals())
@@ -25,9 +25,9 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _LISTAUDITRECORDSREQUEST._serialized_start=67
   _LISTAUDITRECORDSREQUEST._serialized_end=164
   _AUDITRECORD._serialized_start=167
-  _AUDITRECORD._serialized_end=378
-  _LISTAUDITRECORDSRESPONSE._serialized_start=380
-  _LISTAUDITRECORDSRESPONSE._serialized_end=483
-  _AUDITSERVICE._serialized_start=485
-  _AUDITSERVICE._serialized_end=590
+  _AUDITRECORD._serialized_end=430
+  _LISTAUDITRECORDSRESPONSE._serialized_start=432
+  _LISTAUDITRECORDSRESPONSE._serialized_end=535
+  _AUDITSERVICE._serialized_start=537
+  _AUDITSERVICE._serialized_end=642
 # @@protoc_insertion_point(module_scope)

@@ -31,7 +31,9 @@ class AuditServiceServicer(object):
     """
 
     def ListAuditRecords(self, request, context):
-        """ListAuditRecords lists records, oldest first.
+        """ListAuditRecords lists records, oldest first. In cluster mode every
+        replica answers with the cluster's trail (in the order the trail took
+        the records), then its own pending records.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

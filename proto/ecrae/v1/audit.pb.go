@@ -94,8 +94,17 @@ type AuditRecord struct {
 	Code string `protobuf:"bytes,6,opt,name=code,proto3" json:"code,omitempty"`
 	// The error message, at most 200 bytes ("" when OK).
 	Message string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
-	// Sequence number, increasing.
-	Seq           uint64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Sequence number, increasing. In cluster mode, the number in the
+	// replicated trail; 0 while pending.
+	Seq uint64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Cluster mode: the replica that ran (or refused) the call. A call a
+	// follower forwarded is recorded once, by the leader that ran it, with
+	// the follower named in who.
+	Replica string `protobuf:"bytes,9,opt,name=replica,proto3" json:"replica,omitempty"`
+	// Cluster mode: made while the replicated trail could not take it (no
+	// quorum); kept on that replica, shown only there, and published once
+	// the trail takes records again.
+	Pending       bool `protobuf:"varint,10,opt,name=pending,proto3" json:"pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -186,6 +195,20 @@ func (x *AuditRecord) GetSeq() uint64 {
 	return 0
 }
 
+func (x *AuditRecord) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
 type ListAuditRecordsResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Records []*AuditRecord         `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
@@ -246,7 +269,7 @@ const file_ecrae_v1_audit_proto_rawDesc = "" +
 	"\x14ecrae/v1/audit.proto\x12\becrae.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n" +
 	"\x17ListAuditRecordsRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\xd3\x01\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\x87\x02\n" +
 	"\vAuditRecord\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x10\n" +
 	"\x03who\x18\x02 \x01(\tR\x03who\x12\x12\n" +
@@ -255,7 +278,10 @@ const file_ecrae_v1_audit_proto_rawDesc = "" +
 	"\x06target\x18\x05 \x01(\tR\x06target\x12\x12\n" +
 	"\x04code\x18\x06 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\a \x01(\tR\amessage\x12\x10\n" +
-	"\x03seq\x18\b \x01(\x04R\x03seq\"g\n" +
+	"\x03seq\x18\b \x01(\x04R\x03seq\x12\x18\n" +
+	"\areplica\x18\t \x01(\tR\areplica\x12\x18\n" +
+	"\apending\x18\n" +
+	" \x01(\bR\apending\"g\n" +
 	"\x18ListAuditRecordsResponse\x12/\n" +
 	"\arecords\x18\x01 \x03(\v2\x15.ecrae.v1.AuditRecordR\arecords\x12\x1a\n" +
 	"\bcapacity\x18\x02 \x01(\x05R\bcapacity2i\n" +

@@ -30,7 +30,9 @@ const (
 // writes, plan execution and cancellation, power actions) with who made it,
 // when and how it ended. `ecrae audit` calls it.
 type AuditServiceClient interface {
-	// ListAuditRecords lists records, oldest first.
+	// ListAuditRecords lists records, oldest first. In cluster mode every
+	// replica answers with the cluster's trail (in the order the trail took
+	// the records), then its own pending records.
 	ListAuditRecords(ctx context.Context, in *ListAuditRecordsRequest, opts ...grpc.CallOption) (*ListAuditRecordsResponse, error)
 }
 
@@ -60,7 +62,9 @@ func (c *auditServiceClient) ListAuditRecords(ctx context.Context, in *ListAudit
 // writes, plan execution and cancellation, power actions) with who made it,
 // when and how it ended. `ecrae audit` calls it.
 type AuditServiceServer interface {
-	// ListAuditRecords lists records, oldest first.
+	// ListAuditRecords lists records, oldest first. In cluster mode every
+	// replica answers with the cluster's trail (in the order the trail took
+	// the records), then its own pending records.
 	ListAuditRecords(context.Context, *ListAuditRecordsRequest) (*ListAuditRecordsResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
