@@ -2,6 +2,7 @@ package optimizer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -58,6 +59,15 @@ type ConsolidateOptions struct {
 	// defaults to 1); default 1. MaxParallel bounds them in all; default 8.
 	MaxPerHost  int
 	MaxParallel int
+	// Relieve is the share of a host's cores (0, 1] its own instances may
+	// keep busy past their ceiling before the plan moves some of them
+	// away, and the share it moves them down to. A host between its
+	// ceiling and Relieve keeps what it has and receives nothing (the
+	// ceiling still bounds every destination). 0 = the ceiling: a host over
+	// it is relieved down to it. A higher value trades a little headroom on
+	// hosts that are already busy for the migrations of relieving them at
+	// every fluctuation (sim/README.md measures it).
+	Relieve float64
 
 	// legacySearch runs the search as it was before issue 15's density
 	// work, for BenchmarkConsolidateDensity's baseline in the same run.
@@ -72,6 +82,14 @@ const (
 	DefaultMaxPerHost           = 1
 	DefaultMaxParallel          = 8
 )
+
+// Validate reports the first option out of range, naming it.
+func (o *ConsolidateOptions) Validate() error {
+	if math.IsNaN(o.Relieve) || o.Relieve < 0 || o.Relieve > 1 {
+		return fmt.Errorf("relieve: %v is not 0 (the ceiling) or a share of a host's cores in (0, 1]", o.Relieve)
+	}
+	return nil
+}
 
 func (o *ConsolidateOptions) defaults() {
 	if o.MigrationJoulesPerMB == 0 {
@@ -169,6 +187,9 @@ const (
 // that reach it so that every intermediate state keeps every rule, in waves
 // within the concurrency limits.
 func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	opts.defaults()
 	a, err := parseAlgorithm(opts.Algorithm)
 	if err != nil {
@@ -187,6 +208,7 @@ func Consolidate(c Cluster, opts ConsolidateOptions) (*Plan, error) {
 	p := cc.p
 	p.maxMig = opts.MaxMigrations
 	p.legacy = opts.legacySearch
+	p.keepBusy(opts.Relieve)
 	plan := &Plan{Algorithm: a.name, Seed: opts.Seed, Bounds: p.lowerBounds(), Fixed: map[int]string{}}
 	for i, why := range cc.fixedWhy {
 		if why != "" {

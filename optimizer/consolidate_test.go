@@ -149,6 +149,14 @@ func initialFit(h *ClusterHost, in *ClusterInstance, used [4]float64) bool {
 // when the wave began, capacity, ceilings and anti-affinity.
 func checkPlan(t *testing.T, c *Cluster, p *Plan, perHost, parallel int) {
 	t.Helper()
+	checkPlanRelieve(t, c, p, perHost, parallel, 0)
+}
+
+// checkPlanRelieve is checkPlan for a plan made with
+// ConsolidateOptions.Relieve: a host's own instances may keep it busy past
+// their ceiling, up to relieve of its cores, without it being overloaded.
+func checkPlanRelieve(t *testing.T, c *Cluster, p *Plan, perHost, parallel int, relieve float64) {
+	t.Helper()
 	hostIdx := map[string]int{}
 	for j, h := range c.Hosts {
 		hostIdx[h.Name] = j
@@ -214,6 +222,11 @@ func checkPlan(t *testing.T, c *Cluster, p *Plan, perHost, parallel int) {
 	// overloaded lists the hosts over a capacity or busy past the lowest
 	// ceiling of their instances, with the total excess (vCPUs + GB of
 	// RAM + GB of disk + busy cores: a rough sum, enough to compare).
+	keep := make([]float64, len(c.Hosts)) // busy cores kept past the ceiling, from the start
+	for j := range c.Hosts {
+		_, _, _, busy, _, _ := usage(j)
+		keep[j] = min(busy, relieve*c.Hosts[j].Cores())
+	}
 	overloaded := func() (hosts []int, excess float64) {
 		const tol = 1e-6
 		for j := range c.Hosts {
@@ -221,7 +234,7 @@ func checkPlan(t *testing.T, c *Cluster, p *Plan, perHost, parallel int) {
 			cv, cm, cd := c.Hosts[j].HostCapacity()
 			ex := max(0, v-cv-tol) + max(0, m-cm-tol)/1024 + max(0, d-cd-tol)
 			if !math.IsInf(minCeil, 1) {
-				ex += max(0, busy-minCeil*c.Hosts[j].Cores()-tol)
+				ex += max(0, busy-max(minCeil*c.Hosts[j].Cores(), keep[j])-tol)
 			}
 			if ex > 0 {
 				hosts = append(hosts, j)

@@ -35,6 +35,11 @@ func (s *solution) binOverload(b int) float64 {
 	}
 	if p.util >= 0 && p.ref[p.util] > 0 {
 		if c := s.minCeil[b]; !math.IsInf(c, 1) {
+			if p.keep != nil {
+				// Busy a host's own instances keep is no overload; a
+				// host that received any is within its ceiling (fits).
+				c = max(c, p.keep[b])
+			}
 			if ex := s.load[b*p.d+p.util] - c*(1+eps) - eps; ex > 0 {
 				v += ex / p.ref[p.util]
 			}

@@ -2,6 +2,7 @@ package optimizer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -341,4 +342,92 @@ func BenchmarkConsolidateBudget(b *testing.B) {
 	b.ReportMetric(worst, "limit-ratio")
 	b.ReportMetric(float64(len(p.Moves)), "moves")
 	b.ReportMetric(float64(len(p.HostsFreed)), "hosts-freed")
+}
+
+// TestRelieveKeepsBusyHosts: with Relieve, a host its own instances keep
+// busy past their ceiling, but within Relieve of its cores, keeps them and
+// receives nothing; one past Relieve is relieved down to it, not to the
+// ceiling.
+func TestRelieveKeepsBusyHosts(t *testing.T) {
+	ceil := Profile{Tag: "web", UtilizationCeiling: 0.8}
+	busy := func(id, host string) ClusterInstance {
+		in := fullyBusy(id, host, 3) // 3 busy cores
+		in.Profile = ceil
+		return in
+	}
+	// Four 10-core nodes (ceiling 8 busy cores, so two instances of 3 at
+	// most): a holds 3 × 3 = 9 (90 %), b holds 4 × 3 = 12 on 10 cores
+	// (120 %, vCPUs overcommitted 2:1), c and d are empty.
+	cluster := func() Cluster {
+		hosts := []ClusterHost{watcherHost("a", watcherNode), watcherHost("b", watcherNode), watcherHost("c", watcherNode), watcherHost("d", watcherNode)}
+		for j := range hosts {
+			hosts[j].CPURatio = 2
+		}
+		return Cluster{Hosts: hosts, Instances: []ClusterInstance{
+			busy("a1", "a"), busy("a2", "a"), busy("a3", "a"),
+			busy("b1", "b"), busy("b2", "b"), busy("b3", "b"), busy("b4", "b"),
+		}}
+	}
+	cases := []struct {
+		relieve   float64
+		a, b      float64 // busy cores left on a and b
+		moves     int
+		newcomers float64 // busy cores c and d receive
+	}{
+		// The ceilings hold: 7 instances, at most 2 a host: a 9 → 6 and
+		// b 12 → 6 (three moves), c and d take the three (9 cores).
+		{relieve: 0, a: 6, b: 6, moves: 3, newcomers: 9},
+		// Relieve 0.9: a keeps 9 (≤ 0.9 × 10); b is relieved to ≤ 9: one
+		// out (12 − 3 = 9), to c or d (3 ≤ 8). Nothing goes to a or b.
+		{relieve: 0.9, a: 9, b: 9, moves: 1, newcomers: 3},
+		// Relieve 1: the same (b to ≤ 10 is one out as well).
+		{relieve: 1, a: 9, b: 9, moves: 1, newcomers: 3},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprint(tc.relieve), func(t *testing.T) {
+			c := cluster()
+			opts := ConsolidateOptions{Seed: 1, MaxPerHost: 2, MaxParallel: 4, Relieve: tc.relieve, Budget: Budget{MaxIterations: 3000}}
+			p, err := Consolidate(c, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkPlanRelieve(t, &c, p, opts.MaxPerHost, opts.MaxParallel, tc.relieve)
+			got := map[string]float64{}
+			for i, j := range p.Placement {
+				got[c.Hosts[j].Name] += c.Instances[i].Busy()
+			}
+			if got["a"] != tc.a || got["b"] != tc.b || got["c"]+got["d"] != tc.newcomers || len(p.Moves) != tc.moves || len(p.Overloaded) != 0 {
+				t.Errorf("relieve %g: busy cores %v after %d moves (overloaded %v); want a %g, b %g, c+d %g after %d, none overloaded",
+					tc.relieve, got, len(p.Moves), p.Overloaded, tc.a, tc.b, tc.newcomers, tc.moves)
+			}
+		})
+	}
+	for _, bad := range []float64{-0.1, 1.5, math.NaN()} {
+		_, err := Consolidate(cluster(), ConsolidateOptions{Relieve: bad})
+		if err == nil || !strings.HasPrefix(err.Error(), "relieve: ") {
+			t.Errorf("relieve %v: err = %v, want one naming relieve", bad, err)
+		}
+	}
+}
+
+// TestRelieveProperty: on random clusters with ceilings, whatever Relieve,
+// every wave keeps every rule at its destinations (a host busy past its
+// ceiling receives nothing), no host ends busier than it started past its
+// ceiling, and the hosts left overloaded are exactly those past Relieve.
+func TestRelieveProperty(t *testing.T) {
+	gen := clusterGen{states: true, groups: true, ceilings: true, pinned: true}
+	for k := range 20 {
+		r := rand.New(rand.NewPCG(uint64(k), 11))
+		c := gen.draw(r, 4+r.IntN(10), 10+r.IntN(50))
+		relieve := []float64{0, 0.9, 0.95, 1}[k%4]
+		opts := ConsolidateOptions{Algorithm: []string{"", "current+ls"}[k%2], Seed: uint64(k), MaxPerHost: 1 + r.IntN(2),
+			MaxParallel: 1 + r.IntN(6), Relieve: relieve, Budget: Budget{MaxIterations: 3000}}
+		p, err := Consolidate(c, opts)
+		if err != nil {
+			t.Fatalf("case %d: %v", k, err)
+		}
+		t.Run(fmt.Sprintf("case%d-relieve%g", k, relieve), func(t *testing.T) {
+			checkPlanRelieve(t, &c, p, opts.MaxPerHost, opts.MaxParallel, relieve)
+		})
+	}
 }

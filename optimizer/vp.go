@@ -34,6 +34,10 @@ type problem struct {
 	// it and the power curves read it); -1 = none.
 	util  int
 	cores []float64 // per bin: busy cores at 100 % utilisation
+	// keep is, per bin, the busy cores that are not an overload even past
+	// the ceilings (what its own items keep, ConsolidateOptions.Relieve);
+	// it never lets a bin receive past them. nil = none.
+	keep []float64
 
 	target []bool  // per bin: may receive items it does not already hold; nil = all
 	fixed  []int32 // per item: the bin it must stay in, -1 = movable; nil = none fixed
@@ -80,6 +84,24 @@ func (p *problem) kindCeil(i, b int) (float64, bool) {
 		c *= p.cores[b]
 	}
 	return c, p.allow[k]
+}
+
+// keepBusy sets what each bin's own items may keep busy past their
+// ceiling (ConsolidateOptions.Relieve): their busy cores now, up to relieve
+// of the bin's cores. relieve 0 keeps nothing (the ceilings hold).
+func (p *problem) keepBusy(relieve float64) {
+	if relieve <= 0 || p.util < 0 || p.home == nil {
+		return
+	}
+	p.keep = make([]float64, p.m)
+	for i, b := range p.home {
+		if b >= 0 {
+			p.keep[b] += p.size[i*p.d+p.util]
+		}
+	}
+	for b := range p.keep {
+		p.keep[b] = min(p.keep[b], relieve*p.cores[b])
+	}
 }
 
 func (p *problem) binCost(b int, busy float64) float64 {

@@ -263,6 +263,10 @@ func (r *Rebalancer) options(req *ecraev1.PlanRebalanceRequest) (optimizer.Conso
 		}
 		o.Horizon = h.AsDuration()
 	}
+	if v := req.GetRelieve(); math.IsNaN(v) || v < 0 || v > 1 {
+		return o, 0, invalid("relieve", "must be 0 (the ceiling) or a share of a host's cores in (0, 1], got %v", v)
+	}
+	o.Relieve = req.GetRelieve()
 	if req.GetAlgorithm() != "" && !slices.Contains(optimizer.Algorithms(), req.GetAlgorithm()) {
 		return o, 0, invalid("algorithm", "unknown algorithm %s (known: %s)", quote.Value(req.GetAlgorithm()), strings.Join(optimizer.Algorithms(), ", "))
 	}

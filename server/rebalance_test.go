@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"path/filepath"
 	"slices"
@@ -290,6 +291,8 @@ func TestPlanRequestErrors(t *testing.T) {
 		{"algorithm", &ecraev1.PlanRebalanceRequest{Snapshot: spread(), Algorithm: "magic"}, codes.InvalidArgument, "unknown algorithm"},
 		{"time limit", &ecraev1.PlanRebalanceRequest{Snapshot: spread(), TimeLimit: durationpb.New(time.Hour)}, codes.InvalidArgument, "time_limit"},
 		{"cap", &ecraev1.PlanRebalanceRequest{Snapshot: spread(), MaxMigrations: -1}, codes.InvalidArgument, "max_migrations"},
+		{"relieve", &ecraev1.PlanRebalanceRequest{Snapshot: spread(), Relieve: 1.5}, codes.InvalidArgument, "relieve: must be 0"},
+		{"relieve NaN", &ecraev1.PlanRebalanceRequest{Snapshot: spread(), Relieve: math.NaN()}, codes.InvalidArgument, "relieve: must be 0"},
 	}
 	for _, c := range cases {
 		_, err := h.client.PlanRebalance(ctx, c.req)
@@ -960,6 +963,42 @@ func TestRunOwnsExecutions(t *testing.T) {
 // TestPeriodicExecutesRepair: Watcher's scenario_3 on the live view (1, 2,
 // 4 and 8 vCPUs on a 10-vCPU host: 15 > 10) is repaired by the periodic
 // mode although the plan saves nothing (the threshold is out of reach).
+// TestRelieveKeepsBusyHost: a request's relieve reaches the plan. Two
+// "old" hosts of 10 threads; h0 holds three 3-vCPU instances of tag
+// capped (ceiling 0.8) measured fully busy: 9 of 10 threads, past the
+// ceiling (8). Relieving to the ceiling moves one to h1 (6 and 3); with
+// relieve 0.9 h0 keeps its 9 and the plan moves nothing.
+func TestRelieveKeepsBusyHost(t *testing.T) {
+	h := newRB(t, nil, nil)
+	snap := func() *ecraev1.ClusterSnapshot {
+		s := &ecraev1.ClusterSnapshot{}
+		for _, n := range []string{"h0", "h1"} {
+			s.Hosts = append(s.Hosts, &ecraev1.SnapshotHost{Name: n, Architecture: "old", Vcpus: 10, MemoryMb: 16384, DiskGb: 500})
+		}
+		for i := range 3 {
+			u := 1.0
+			s.Instances = append(s.Instances, &ecraev1.SnapshotInstance{Id: fmt.Sprintf("i%d", i), Host: "h0", Tag: "capped",
+				Vcpus: 3, MemoryMb: 2048, DiskGb: 10, CpuUtilization: &u})
+		}
+		return s
+	}
+	for _, c := range []struct {
+		relieve  float64
+		steps    int
+		repaired int
+	}{{0, 1, 1}, {0.9, 0, 0}} {
+		resp, err := h.client.PlanRebalance(context.Background(), &ecraev1.PlanRebalanceRequest{Snapshot: snap(), Seed: 1, Relieve: c.relieve})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.GetPlan()
+		if len(p.GetSteps()) != c.steps || len(p.GetRepairedHosts()) != c.repaired || len(p.GetOverloadedHosts()) != 0 {
+			t.Errorf("relieve %g: %d steps, repaired %v, overloaded %v; want %d steps, %d repaired, none overloaded",
+				c.relieve, len(p.GetSteps()), p.GetRepairedHosts(), p.GetOverloadedHosts(), c.steps, c.repaired)
+		}
+	}
+}
+
 func TestPeriodicExecutesRepair(t *testing.T) {
 	view := hostview.New(hostview.Options{StaleAfter: time.Hour})
 	inv := hostview.Inventory{At: time.Now()}

@@ -38,6 +38,10 @@ tags:
   - name: pinned-old
     mode: exact
     candidates: [{architecture: old, performance_factor: 1}]
+  - name: capped
+    mode: hint
+    candidates: [{isa: x86_64, performance_factor: 1}]
+    utilization_ceiling: 0.8
 flavors:
   - {name: small, vcpus: 1, memory_mb: 1024, root_gb: 10, tags: [web]}
 hosts:

@@ -47,6 +47,7 @@ type ecraePolicy struct {
 	parallel  int
 	settle    float64
 	headroom  power.Headroom
+	relieve   float64
 
 	models   []optimizer.Model
 	profiles []optimizer.Profile // per VM type, for consolidation
@@ -61,6 +62,9 @@ type ecraePolicy struct {
 //
 //	ceiling     host utilisation the placement and the plan may fill up to
 //	overload    a host asked for more than this share of its MIPS sheds VMs
+//	relieve     an overloaded host sheds VMs down to this share of its MIPS
+//	            (0: the ceiling), and the plan keeps a host busy past the
+//	            ceiling up to it (optimizer.ConsolidateOptions.Relieve)
 //	settle      hosts at least this busy keep their VMs in the step's plan
 //	            (pinned); the plan empties the others into the room left
 //	horizon     seconds over which a migration's energy is spread (s)
@@ -90,6 +94,7 @@ func ecraeDefaults() map[string]float64 {
 		"energy":     1,
 		"consolid":   0.5,
 		"ls":         1,
+		"relieve":    1,
 		// Under transitions: the service's default --power-headroom
 		// (empty powered-on hosts, free share).
 		"headroom_hosts": float64(h.Hosts),
@@ -100,6 +105,9 @@ func ecraeDefaults() map[string]float64 {
 func buildEcrae(p map[string]float64, s *Setup, seed uint64) (policy, error) {
 	if !(p["ceiling"] > 0 && p["ceiling"] <= 1) {
 		return nil, fmt.Errorf("%w: ecrae: ceiling must be in (0, 1], got %g", ErrPolicy, p["ceiling"])
+	}
+	if r := p["relieve"]; !(r >= 0 && r <= 1) {
+		return nil, fmt.Errorf("%w: ecrae: relieve must be 0 (the ceiling) or in (0, 1], got %g", ErrPolicy, r)
 	}
 	if !(p["overload"] > 0) {
 		return nil, fmt.Errorf("%w: ecrae: overload must be > 0, got %g", ErrPolicy, p["overload"])
@@ -121,6 +129,7 @@ func buildEcrae(p map[string]float64, s *Setup, seed uint64) (policy, error) {
 		perHost:   max(int(p["perhost"]), 1),
 		parallel:  int(p["parallel"]),
 		settle:    p["settle"],
+		relieve:   p["relieve"],
 		headroom:  power.Headroom{Hosts: int(p["headroom_hosts"]), VCPUShare: min(p["headroom_vcpus"], 1)},
 	}, nil
 }
@@ -348,8 +357,10 @@ func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
 	}
 
 	// 1. Overloaded hosts shed VMs, least RAM first (the quickest to
-	// move), until under the ceiling; the placement chain finds them a
-	// host among those that are not overloaded.
+	// move), down to relieve of their MIPS (the ceiling when 0), as the
+	// service's plan relieves a host (optimizer.ConsolidateOptions.Relieve);
+	// the placement chain finds them a host among those that are not
+	// overloaded.
 	var moves []move
 	over := make([]bool, n)
 	var evict []int32
@@ -367,7 +378,7 @@ func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
 			return cmp.Compare(e.vms[b].req, e.vms[a].req)
 		})
 		for _, vi := range vms {
-			if demand[h] <= p.ceiling*hs.total && hs.peCap >= e.vms[vi].req/float64(e.vms[vi].pes) {
+			if demand[h] <= p.shedTo()*hs.total && hs.peCap >= e.vms[vi].req/float64(e.vms[vi].pes) {
 				continue
 			}
 			evict = append(evict, vi)
@@ -401,4 +412,12 @@ func (p *ecraePolicy) optimize(e *engine, t float64) ([]move, error) {
 		return nil, err
 	}
 	return append(moves, planned...), nil
+}
+
+// shedTo is the share of its MIPS an overloaded host sheds down to.
+func (p *ecraePolicy) shedTo() float64 {
+	if p.relieve > 0 {
+		return p.relieve
+	}
+	return p.ceiling
 }

@@ -97,6 +97,7 @@ func (p *ecraePolicy) planCell(e *engine, lo, hi, cell int, inst []int32, where 
 		Horizon:       p.horizon,
 		MaxPerHost:    p.perHost,
 		MaxParallel:   cmp.Or(p.parallel, hi-lo),
+		Relieve:       p.relieve,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ecrae: consolidation: %w", err)

@@ -149,7 +149,7 @@ func instanceFlags() map[string]string {
 func planFlags() map[string]string {
 	return map[string]string{
 		"algorithm": "--algorithm", "time_limit": "--time-limit", "max_migrations": "--max-migrations",
-		"max_per_host": "--max-per-host", "max_parallel": "--max-parallel", "seed": "--seed",
+		"max_per_host": "--max-per-host", "max_parallel": "--max-parallel", "seed": "--seed", "relieve": "--relieve",
 	}
 }
 

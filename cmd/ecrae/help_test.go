@@ -110,6 +110,13 @@ func TestErrorsNameFlags(t *testing.T) {
 	if e := flagError(status.Error(codes.InvalidArgument, "max_per_host: must not be negative, got -1"), planFlags()); e.Error() != "usage: --max-per-host: must not be negative, got -1" {
 		t.Errorf("flagError: %v", e)
 	}
+	// Checked before any call: one line naming the flag.
+	for _, v := range []string{"1.5", "-0.1", "NaN"} {
+		_, err := cli(t, "rebalance", "plan", "--relieve", v, "--server", "127.0.0.1:1")
+		if exitCode(err) != exitUsage || !strings.HasPrefix(err.Error(), "usage: --relieve "+v+": ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("rebalance plan --relieve %s: %v", v, err)
+		}
+	}
 	// Fields named in passing become flags too; ordinary words stay.
 	e := flagError(status.Error(codes.InvalidArgument, `instance.flavor.name: unknown flavor "x" (give vcpus and memory_mb, or a flavor of the knowledge base)`), instanceFlags())
 	if want := `usage: --flavor: unknown flavor "x" (give --vcpus and --ram-mb, or a flavor of the knowledge base)`; e.Error() != want {

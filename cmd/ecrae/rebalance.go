@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -66,6 +67,7 @@ func runRebalancePlan(ctx context.Context, args []string, stdin io.Reader, stdou
 	maxMig := fs.Int("max-migrations", 0, "cap on the plan's migrations (0: none)")
 	perHost := fs.Int("max-per-host", 0, "migrations in flight at once touching one host (0: the service's default, 1)")
 	parallel := fs.Int("max-parallel", 0, "migrations in flight at once in all (0: the service's default, 8)")
+	relieve := fs.Float64("relieve", 0, "share of a host's cores its instances may keep busy past their ceiling before some move away, and the share they move down to (0: the ceiling; at most 1)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -73,9 +75,12 @@ func runRebalancePlan(ctx context.Context, args []string, stdin io.Reader, stdou
 	if len(pos) != 0 {
 		return fmt.Errorf("%w: rebalance plan takes no arguments (the snapshot goes with --snapshot)", errUsage)
 	}
+	if math.IsNaN(*relieve) || *relieve < 0 || *relieve > 1 {
+		return fmt.Errorf("%w: --relieve %v: want 0 (the ceiling) or a share in (0, 1]", errUsage, *relieve)
+	}
 	req := &ecraev1.PlanRebalanceRequest{
 		Algorithm: *algo, Seed: *seed, TimeLimit: durationpb.New(*limit),
-		MaxMigrations: int32(*maxMig), MaxPerHost: int32(*perHost), MaxParallel: int32(*parallel),
+		MaxMigrations: int32(*maxMig), MaxPerHost: int32(*perHost), MaxParallel: int32(*parallel), Relieve: *relieve,
 	}
 	if *snapshot != "" {
 		data, err := readInput(*snapshot, stdin)

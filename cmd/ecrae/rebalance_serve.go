@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ type rebalanceServe struct {
 	maxMigrations int
 	maxPerHost    int
 	maxParallel   int
+	relieve       float64
 	stepTimeout   time.Duration
 	planTTL       time.Duration
 	keep          int
@@ -59,6 +61,7 @@ func (r *rebalanceServe) register(fs *flag.FlagSet) {
 	fs.IntVar(&r.maxMigrations, "rebalance-max-migrations", 0, "periodic mode: cap on the migrations of a plan (0: none)")
 	fs.IntVar(&r.maxPerHost, "rebalance-max-per-host", optimizer.DefaultMaxPerHost, "periodic mode: migrations in flight at once touching one host")
 	fs.IntVar(&r.maxParallel, "rebalance-max-parallel", optimizer.DefaultMaxParallel, "periodic mode: migrations in flight at once in all")
+	fs.Float64Var(&r.relieve, "rebalance-relieve", 0, "periodic mode: share of a host's cores its instances may keep busy past their ceiling before some move away (0: the ceiling; at most 1)")
 	fs.DurationVar(&r.stepTimeout, "rebalance-step-timeout", 10*time.Minute, "time a live migration may take before its plan stops")
 	fs.DurationVar(&r.planTTL, "rebalance-plan-ttl", server.DefaultPlanTTL, "a plan not executed within this long expires (the cluster has moved on)")
 	fs.IntVar(&r.keep, "rebalance-keep", server.DefaultKeep, "plans kept in plans.db: the newest; older ones are deleted (never a running one)")
@@ -89,6 +92,9 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 	}
 	if r.planTTL < 0 {
 		return nil, nil, fmt.Errorf("%w: --rebalance-plan-ttl must be positive, got %s", errUsage, r.planTTL)
+	}
+	if math.IsNaN(r.relieve) || r.relieve < 0 || r.relieve > 1 {
+		return nil, nil, fmt.Errorf("%w: --rebalance-relieve %v: want 0 (the ceiling) or a share in (0, 1]", errUsage, r.relieve)
 	}
 	if r.keep < 0 {
 		return nil, nil, fmt.Errorf("%w: --rebalance-keep must be positive, got %d", errUsage, r.keep)
@@ -140,7 +146,7 @@ func (r *rebalanceServe) start(g *grpc.Server, srv *server.Server, cloud *openst
 					Interval: r.interval, MinSavingW: r.minSavingW, Execute: r.execute,
 					Request: &ecraev1.PlanRebalanceRequest{
 						Algorithm: r.algorithm, TimeLimit: durationpb.New(r.timeLimit), MaxMigrations: int32(r.maxMigrations),
-						MaxPerHost: int32(r.maxPerHost), MaxParallel: int32(r.maxParallel),
+						MaxPerHost: int32(r.maxPerHost), MaxParallel: int32(r.maxParallel), Relieve: r.relieve,
 					},
 				})
 			})

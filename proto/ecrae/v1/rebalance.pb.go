@@ -713,8 +713,15 @@ type PlanRebalanceRequest struct {
 	MigrationJoulesPerMb float64              `protobuf:"fixed64,8,opt,name=migration_joules_per_mb,json=migrationJoulesPerMb,proto3" json:"migration_joules_per_mb,omitempty"`
 	MigrationJoules      float64              `protobuf:"fixed64,9,opt,name=migration_joules,json=migrationJoules,proto3" json:"migration_joules,omitempty"`
 	Horizon              *durationpb.Duration `protobuf:"bytes,10,opt,name=horizon,proto3" json:"horizon,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Share of a host's cores, in (0, 1], its own instances may keep busy
+	// past their tags' ceiling before the plan moves some away, and the
+	// share it moves them down to; such a host receives nothing. 0 (the
+	// default) = the ceiling: a host over it is relieved down to it. Measured
+	// utilisation never exceeds 1, so a host asked for more than it has
+	// shows as 1: above 0.98 a saturated host is never relieved.
+	Relieve       float64 `protobuf:"fixed64,11,opt,name=relieve,proto3" json:"relieve,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlanRebalanceRequest) Reset() {
@@ -815,6 +822,13 @@ func (x *PlanRebalanceRequest) GetHorizon() *durationpb.Duration {
 		return x.Horizon
 	}
 	return nil
+}
+
+func (x *PlanRebalanceRequest) GetRelieve() float64 {
+	if x != nil {
+		return x.Relieve
+	}
+	return 0
 }
 
 type PlanRebalanceResponse struct {
@@ -2405,7 +2419,7 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\x0fClusterSnapshot\x12,\n" +
 	"\x05hosts\x18\x01 \x03(\v2\x16.ecrae.v1.SnapshotHostR\x05hosts\x128\n" +
 	"\tinstances\x18\x02 \x03(\v2\x1a.ecrae.v1.SnapshotInstanceR\tinstances\x12B\n" +
-	"\rserver_groups\x18\x03 \x03(\v2\x1d.ecrae.v1.SnapshotServerGroupR\fserverGroups\"\xbc\x03\n" +
+	"\rserver_groups\x18\x03 \x03(\v2\x1d.ecrae.v1.SnapshotServerGroupR\fserverGroups\"\xd6\x03\n" +
 	"\x14PlanRebalanceRequest\x125\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x19.ecrae.v1.ClusterSnapshotR\bsnapshot\x12\x1c\n" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12\x12\n" +
@@ -2419,7 +2433,8 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\x17migration_joules_per_mb\x18\b \x01(\x01R\x14migrationJoulesPerMb\x12)\n" +
 	"\x10migration_joules\x18\t \x01(\x01R\x0fmigrationJoules\x123\n" +
 	"\ahorizon\x18\n" +
-	" \x01(\v2\x19.google.protobuf.DurationR\ahorizon\";\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\ahorizon\x12\x18\n" +
+	"\arelieve\x18\v \x01(\x01R\arelieve\";\n" +
 	"\x15PlanRebalanceResponse\x12\"\n" +
 	"\x04plan\x18\x01 \x01(\v2\x0e.ecrae.v1.PlanR\x04plan\"\xc4\x03\n" +
 	"\bPlanStep\x12\x14\n" +

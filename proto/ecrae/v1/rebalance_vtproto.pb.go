@@ -401,6 +401,12 @@ func (m *PlanRebalanceRequest) MarshalToSizedBufferVT(dAtA []byte) (int, error) 
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.Relieve != 0 {
+		i -= 8
+		binary.LittleEndian.PutUint64(dAtA[i:], uint64(math.Float64bits(float64(m.Relieve))))
+		i--
+		dAtA[i] = 0x59
+	}
 	if m.Horizon != nil {
 		size, err := (*durationpb.Duration)(m.Horizon).MarshalToSizedBufferVT(dAtA[:i])
 		if err != nil {
@@ -2090,6 +2096,9 @@ func (m *PlanRebalanceRequest) SizeVT() (n int) {
 	if m.Horizon != nil {
 		l = (*durationpb.Duration)(m.Horizon).SizeVT()
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.Relieve != 0 {
+		n += 9
 	}
 	n += len(m.unknownFields)
 	return n
@@ -3912,6 +3921,17 @@ func (m *PlanRebalanceRequest) UnmarshalVT(dAtA []byte) error {
 				return err
 			}
 			iNdEx = postIndex
+		case 11:
+			if wireType != 1 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Relieve", wireType)
+			}
+			var v uint64
+			if (iNdEx + 8) > l {
+				return io.ErrUnexpectedEOF
+			}
+			v = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
+			iNdEx += 8
+			m.Relieve = float64(math.Float64frombits(v))
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
