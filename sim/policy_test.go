@@ -28,7 +28,7 @@ func TestParsePolicy(t *testing.T) {
 	if CloudSimName(lr) != "LR-MMT-1.2" {
 		t.Errorf("CloudSim name %q", CloudSimName(lr))
 	}
-	for _, bad := range []string{"nope", "thr-mmt:x=1", "thr-mmt:threshold", "thr-mmt:threshold=abc", "dvfs:a=1", "lr-mmt:safety=-1", "ecrae:ceiling=2"} {
+	for _, bad := range []string{"nope", "thr-mmt:x=1", "thr-mmt:threshold", "thr-mmt:threshold=abc", "dvfs:a=1", "lr-mmt:safety=-1", "ecrae:ceiling=2", "ecrae:relieve=1.5", "ecrae:relieve=-1"} {
 		spec, err := ParsePolicy(bad)
 		if err == nil {
 			_, err = spec.build(&Setup{}, 1)
