@@ -93,6 +93,7 @@ type Plan struct {
 	Note        string       `json:"note,omitempty"`
 	MaxPerHost  int          `json:"max_per_host"`
 	MaxParallel int          `json:"max_parallel"`
+	Relieve     float64      `json:"relieve,omitempty"` // ConsolidateOptions.Relieve it was made with
 
 	// Repair: hosts overloaded before and not after; still overloaded
 	// after, and why.

@@ -202,7 +202,7 @@ func (r *Rebalancer) plan(ctx context.Context, req *ecraev1.PlanRebalanceRequest
 		return nil, status.Errorf(codes.Internal, "plan: %v", err)
 	}
 	sp := rebalance.NewPlan(cl, plan, source, r.cfg.Now(), r.cfg.Now().Sub(start))
-	sp.MaxPerHost, sp.MaxParallel = opts.MaxPerHost, opts.MaxParallel
+	sp.MaxPerHost, sp.MaxParallel, sp.Relieve = opts.MaxPerHost, opts.MaxParallel, opts.Relieve
 	if sp.MaxPerHost == 0 {
 		sp.MaxPerHost = optimizer.DefaultMaxPerHost
 	}
@@ -444,6 +444,7 @@ func planToProto(p *planstore.Plan) *ecraev1.Plan {
 		Message: p.Message, StartedAt: ts(p.StartedAt), FinishedAt: ts(p.FinishedAt),
 		ExecutedBy: p.ExecutedBy, ExpiresAt: ts(p.ExpiresAt), AbortRequested: p.AbortRequested,
 		RepairedHosts: p.Repaired, OverloadedHosts: p.Overloaded, InfeasibleReason: p.InfeasibleReason,
+		Relieve: p.Relieve,
 	}
 	for _, g := range p.FixedGroups {
 		out.FixedGroups = append(out.FixedGroups, &ecraev1.FixedGroup{Reason: g.Reason, Count: int32(g.Count), ExampleInstanceIds: g.Examples})

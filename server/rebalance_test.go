@@ -992,9 +992,9 @@ func TestRelieveKeepsBusyHost(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := resp.GetPlan()
-		if len(p.GetSteps()) != c.steps || len(p.GetRepairedHosts()) != c.repaired || len(p.GetOverloadedHosts()) != 0 {
-			t.Errorf("relieve %g: %d steps, repaired %v, overloaded %v; want %d steps, %d repaired, none overloaded",
-				c.relieve, len(p.GetSteps()), p.GetRepairedHosts(), p.GetOverloadedHosts(), c.steps, c.repaired)
+		if len(p.GetSteps()) != c.steps || len(p.GetRepairedHosts()) != c.repaired || len(p.GetOverloadedHosts()) != 0 || p.GetRelieve() != c.relieve {
+			t.Errorf("relieve %g: %d steps, repaired %v, overloaded %v, relieve %g echoed; want %d steps, %d repaired, none overloaded, the request's relieve",
+				c.relieve, len(p.GetSteps()), p.GetRepairedHosts(), p.GetOverloadedHosts(), p.GetRelieve(), c.steps, c.repaired)
 		}
 	}
 }

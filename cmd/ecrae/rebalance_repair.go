@@ -17,4 +17,7 @@ func printRepair(w io.Writer, p *ecraev1.Plan) {
 	if len(p.GetOverloadedHosts()) > 0 {
 		fmt.Fprintf(w, "still overloaded after the plan: %s (%s)\n", strings.Join(p.GetOverloadedHosts(), ", "), p.GetInfeasibleReason())
 	}
+	if r := p.GetRelieve(); r > 0 {
+		fmt.Fprintf(w, "relieve %g: hosts busy past a ceiling but within %g %% of their cores kept their instances\n", r, 100*r)
+	}
 }

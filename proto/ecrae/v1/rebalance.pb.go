@@ -1274,8 +1274,11 @@ type Plan struct {
 	// the budget. The plan still reduces the overload where it can.
 	OverloadedHosts  []string `protobuf:"bytes,41,rep,name=overloaded_hosts,json=overloadedHosts,proto3" json:"overloaded_hosts,omitempty"`
 	InfeasibleReason string   `protobuf:"bytes,42,opt,name=infeasible_reason,json=infeasibleReason,proto3" json:"infeasible_reason,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The request's relieve (0: hosts over a ceiling were relieved down to
+	// it): hosts busy past a ceiling but within it kept their instances.
+	Relieve       float64 `protobuf:"fixed64,43,opt,name=relieve,proto3" json:"relieve,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Plan) Reset() {
@@ -1551,6 +1554,13 @@ func (x *Plan) GetInfeasibleReason() string {
 		return x.InfeasibleReason
 	}
 	return ""
+}
+
+func (x *Plan) GetRelieve() float64 {
+	if x != nil {
+		return x.Relieve
+	}
+	return 0
 }
 
 // FixedGroup counts the instances that cannot move for one reason.
@@ -2472,8 +2482,7 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\rFixedInstance\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xfc\n" +
-	"\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x96\v\n" +
 	"\x04Plan\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x14.ecrae.v1.PlanStatusR\x06status\x12\x16\n" +
@@ -2519,7 +2528,8 @@ const file_ecrae_v1_rebalance_proto_rawDesc = "" +
 	"\ffixed_groups\x18  \x03(\v2\x14.ecrae.v1.FixedGroupR\vfixedGroups\x12%\n" +
 	"\x0erepaired_hosts\x18( \x03(\tR\rrepairedHosts\x12)\n" +
 	"\x10overloaded_hosts\x18) \x03(\tR\x0foverloadedHosts\x12+\n" +
-	"\x11infeasible_reason\x18* \x01(\tR\x10infeasibleReason\"l\n" +
+	"\x11infeasible_reason\x18* \x01(\tR\x10infeasibleReason\x12\x18\n" +
+	"\arelieve\x18+ \x01(\x01R\arelieve\"l\n" +
 	"\n" +
 	"FixedGroup\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +

@@ -837,6 +837,14 @@ func (m *Plan) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.Relieve != 0 {
+		i -= 8
+		binary.LittleEndian.PutUint64(dAtA[i:], uint64(math.Float64bits(float64(m.Relieve))))
+		i--
+		dAtA[i] = 0x2
+		i--
+		dAtA[i] = 0xd9
+	}
 	if len(m.InfeasibleReason) > 0 {
 		i -= len(m.InfeasibleReason)
 		copy(dAtA[i:], m.InfeasibleReason)
@@ -2387,6 +2395,9 @@ func (m *Plan) SizeVT() (n int) {
 	l = len(m.InfeasibleReason)
 	if l > 0 {
 		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.Relieve != 0 {
+		n += 10
 	}
 	n += len(m.unknownFields)
 	return n
@@ -5816,6 +5827,17 @@ func (m *Plan) UnmarshalVT(dAtA []byte) error {
 			}
 			m.InfeasibleReason = string(dAtA[iNdEx:postIndex])
 			iNdEx = postIndex
+		case 43:
+			if wireType != 1 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Relieve", wireType)
+			}
+			var v uint64
+			if (iNdEx + 8) > l {
+				return io.ErrUnexpectedEOF
+			}
+			v = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
+			iNdEx += 8
+			m.Relieve = float64(math.Float64frombits(v))
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
