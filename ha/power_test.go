@@ -82,10 +82,10 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 	if got := novas[follower.name].log(); got != "" {
 		t.Errorf("follower's Nova calls %q, want none: it acted on nothing", got)
 	}
-	// The history is read from the leader too.
+	// The follower answers the history itself: it holds the replicated copy.
 	h, err := follower.powerClient().ListPowerEvents(ctx, &ecraev1.ListPowerEventsRequest{Host: "c1"})
 	if err != nil || len(h.GetEvents()) != 2 {
-		t.Errorf("history through the follower: %v, %v; want the leader's 2 events", h, err)
+		t.Errorf("history on the follower: %v, %v; want the leader's 2 events", h, err)
 	}
 	if got := novas[leader.name].log(); got != "disable c1" {
 		t.Errorf("leader's Nova calls %q, want one disable", got)

@@ -57,9 +57,11 @@ func LeaderOnly(fullMethod string) bool {
 		"/ecrae.v1.RebalanceService/MigrateContainer":
 		return true
 	}
-	// The power manager runs on the leader: its history, the hosts it
-	// powered off and its pause are the leader's.
-	return strings.HasPrefix(fullMethod, "/ecrae.v1.PowerService/")
+	// The power manager runs on the leader: the hosts it powered off, its
+	// pause and the BMCs it asks are the leader's. Its history is every
+	// replica's (replicated, ha.PowerLog): read where asked, as plans are,
+	// also while no leader is elected.
+	return strings.HasPrefix(fullMethod, "/ecrae.v1.PowerService/") && fullMethod != "/ecrae.v1.PowerService/ListPowerEvents"
 }
 
 // Leadership is what forwarding needs of the leader lease (ha.Lease).

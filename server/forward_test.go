@@ -110,8 +110,12 @@ func TestForwarderRefusesWithoutALeader(t *testing.T) {
 	if _, err := f.Unary()(context.Background(), req, &grpc.UnaryServerInfo{FullMethod: "/ecrae.v1.RebalanceService/GetPlan"}, handler); err != nil || ran != 1 {
 		t.Errorf("GetPlan on a follower: %v (ran %d), want it served here", err, ran)
 	}
+	// The power history is replicated: read where asked, though no leader is known.
+	if _, err := f.Unary()(context.Background(), req, &grpc.UnaryServerInfo{FullMethod: "/ecrae.v1.PowerService/ListPowerEvents"}, handler); err != nil || ran != 2 {
+		t.Errorf("ListPowerEvents on a follower: %v (ran %d), want it served here", err, ran)
+	}
 	lead := NewForwarder(fixedLeader{leads: true}, nil, nil)
-	if _, err := lead.Unary()(context.Background(), req, &grpc.UnaryServerInfo{FullMethod: "/ecrae.v1.RebalanceService/PlanRebalance"}, handler); err != nil || ran != 2 {
+	if _, err := lead.Unary()(context.Background(), req, &grpc.UnaryServerInfo{FullMethod: "/ecrae.v1.RebalanceService/PlanRebalance"}, handler); err != nil || ran != 3 {
 		t.Errorf("PlanRebalance on the leader: %v (ran %d), want it served here", err, ran)
 	}
 	for _, m := range []string{"/ecrae.v1.RebalanceService/PlanRebalance", "/ecrae.v1.PowerService/PowerOff", "/ecrae.v1.PowerService/ListPowerEvents"} {
