@@ -17,7 +17,6 @@ package audit
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/seqlog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -147,24 +147,11 @@ func (s *Store) Append(ctx context.Context, r Record) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(key(seq), v); err != nil {
+		if err := b.Put(seqlog.Key(seq), v); err != nil {
 			return err
 		}
-		return s.trim(b, seq)
+		return seqlog.Trim(b, seq, s.capacity)
 	})
-}
-
-// trim drops the records past the capacity up to seq. Keys run without
-// gaps from the oldest kept to seq (only the oldest are ever deleted), so
-// their count is a subtraction.
-func (s *Store) trim(b *bolt.Bucket, seq uint64) error {
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil && seq-binary.BigEndian.Uint64(k)+1 > uint64(s.capacity); k, _ = c.First() {
-		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (s *Store) appendReplicated(ctx context.Context, box *publisherBox, r Record) error {
@@ -184,7 +171,7 @@ func (s *Store) appendReplicated(ctx context.Context, box *publisherBox, r Recor
 		if local, err = b.NextSequence(); err != nil {
 			return err
 		}
-		if err := b.Put(key(local), v); err != nil {
+		if err := b.Put(seqlog.Key(local), v); err != nil {
 			return err
 		}
 		// Past the capacity the oldest pending records go, as in the log.
@@ -240,9 +227,9 @@ func (s *Store) Flush(ctx context.Context) error {
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
 			var r Record
 			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("outbox record %d: %w", binary.BigEndian.Uint64(k), err)
+				return fmt.Errorf("outbox record %d: %w", seqlog.Seq(k), err)
 			}
-			todo = append(todo, pending{binary.BigEndian.Uint64(k), r.ID, append([]byte(nil), v...)})
+			todo = append(todo, pending{seqlog.Seq(k), r.ID, append([]byte(nil), v...)})
 			return nil
 		})
 	}); err != nil {
@@ -293,35 +280,8 @@ func (s *Store) apply(seq uint64, record []byte, local uint64) error {
 		if err := dropFromOutbox(tx.Bucket(bucketOutbox), local, r.ID); err != nil {
 			return err
 		}
-		b := tx.Bucket(bucketReplicated)
-		last := seq
-		if k, _ := b.Cursor().Last(); k != nil {
-			last = max(last, binary.BigEndian.Uint64(k))
-		}
-		if seq+uint64(s.capacity) <= last {
-			return nil
-		}
-		if err := b.Put(key(seq), v); err != nil {
-			return err
-		}
-		return s.trimBelow(b, last)
+		return seqlog.PutNumbered(tx.Bucket(bucketReplicated), seq, v, s.capacity)
 	})
-}
-
-// trimBelow drops the replicated records the capacity leaves out below
-// last (the log's numbers have gaps where other replicas' records were
-// dropped before this one saw them, so it compares numbers, not counts).
-func (s *Store) trimBelow(b *bolt.Bucket, last uint64) error {
-	if last <= uint64(s.capacity) {
-		return nil
-	}
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= last-uint64(s.capacity); k, _ = c.First() {
-		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // dropFromOutbox deletes the outbox's copy of a record now in the log: by
@@ -330,7 +290,7 @@ func (s *Store) trimBelow(b *bolt.Bucket, last uint64) error {
 // records of an outage, so the walk is short.
 func dropFromOutbox(b *bolt.Bucket, local uint64, id string) error {
 	if local != 0 {
-		return b.Delete(key(local))
+		return b.Delete(seqlog.Key(local))
 	}
 	if id == "" {
 		return nil
@@ -347,16 +307,7 @@ func dropFromOutbox(b *bolt.Bucket, local uint64, id string) error {
 
 // ReplicatedSeq is the highest number of the replicated log stored (0:
 // none): a replica follows the log from the next one.
-func (s *Store) ReplicatedSeq() uint64 {
-	var seq uint64
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bucketReplicated).Cursor().Last(); k != nil {
-			seq = binary.BigEndian.Uint64(k)
-		}
-		return nil
-	})
-	return seq
-}
+func (s *Store) ReplicatedSeq() uint64 { return seqlog.LastIn(s.db, bucketReplicated) }
 
 // List returns the records at or after since (zero: all), oldest first;
 // limit > 0 keeps only the newest limit of them. In cluster mode they are
@@ -377,7 +328,7 @@ func (s *Store) List(ctx context.Context, since time.Time, limit int) ([]Record,
 			for k, v := c.Last(); k != nil; k, v = c.Prev() {
 				var r Record
 				if err := json.Unmarshal(v, &r); err != nil {
-					return fmt.Errorf("record %d: %w", binary.BigEndian.Uint64(k), err)
+					return fmt.Errorf("record %d: %w", seqlog.Seq(k), err)
 				}
 				r.Pending = string(name) == string(bucketOutbox)
 				if !since.IsZero() && r.Time.Before(since) {
@@ -401,10 +352,4 @@ func (s *Store) List(ctx context.Context, since time.Time, limit int) ([]Record,
 	}
 	slices.Reverse(out)
 	return out, nil
-}
-
-func key(seq uint64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return k[:]
 }

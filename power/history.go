@@ -2,13 +2,13 @@ package power
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/ecrae/ecrae/internal/seqlog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -138,27 +138,11 @@ func (h *History) Append(ctx context.Context, e *Event) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(key(seq), v); err != nil {
+		if err := b.Put(seqlog.Key(seq), v); err != nil {
 			return err
 		}
-		return h.trim(b, seq)
+		return seqlog.Trim(b, seq, h.limit)
 	})
-}
-
-// trim drops the events past the limit below seq. Sequence numbers are
-// dense, so those are the ones at or below seq-limit: a walk from the
-// oldest that stops at the first kept one.
-func (h *History) trim(b *bolt.Bucket, seq uint64) error {
-	if seq <= uint64(h.limit) {
-		return nil
-	}
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq-uint64(h.limit); k, _ = c.First() {
-		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // ApplyReplicated stores event (JSON, as Append publishes it) under seq,
@@ -175,33 +159,13 @@ func (h *History) ApplyReplicated(seq uint64, event []byte) error {
 		return err
 	}
 	return h.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketReplicated)
-		last := seq
-		if k, _ := b.Cursor().Last(); k != nil {
-			last = max(last, binary.BigEndian.Uint64(k))
-		}
-		if seq+uint64(h.limit) <= last {
-			return nil
-		}
-		if err := b.Put(key(seq), v); err != nil {
-			return err
-		}
-		return h.trim(b, last)
+		return seqlog.PutNumbered(tx.Bucket(bucketReplicated), seq, v, h.limit)
 	})
 }
 
 // ReplicatedSeq is the highest number of the replicated log stored (0:
 // none): a replica follows the log from the next one.
-func (h *History) ReplicatedSeq() uint64 {
-	var seq uint64
-	_ = h.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bucketReplicated).Cursor().Last(); k != nil {
-			seq = binary.BigEndian.Uint64(k)
-		}
-		return nil
-	})
-	return seq
-}
+func (h *History) ReplicatedSeq() uint64 { return seqlog.LastIn(h.db, bucketReplicated) }
 
 // List returns the newest events first, at most limit (0: all), only of
 // host when host is not "".
@@ -212,7 +176,7 @@ func (h *History) List(host string, limit int) ([]Event, error) {
 		for k, v := c.Last(); k != nil; k, v = c.Prev() {
 			var e Event
 			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+				return fmt.Errorf("event %d: %w", seqlog.Seq(k), err)
 			}
 			if host != "" && e.Host != host {
 				continue
@@ -225,10 +189,4 @@ func (h *History) List(host string, limit int) ([]Event, error) {
 		return nil
 	})
 	return out, err
-}
-
-func key(seq uint64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return k[:]
 }

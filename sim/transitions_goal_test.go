@@ -16,20 +16,7 @@ import (
 func TestTransitionsGoal(t *testing.T) {
 	for _, name := range []string{"20110303", "20110306", "20110309"} {
 		day := sharedDay(t, name)
-		run := func(policy string) *Result {
-			s := CloudSimSetup()
-			s.Transitions = RealisticTransitions()
-			spec, err := ParsePolicy(policy)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := Run(context.Background(), s, day, spec, Options{Seed: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-		e, lr := run("ecrae"), run("lr-mmt")
+		e, lr := runTransitions(t, day, "ecrae"), runTransitions(t, day, "lr-mmt")
 		total := e.EnergyKWh / lr.EnergyKWh
 		own := (e.EnergyKWh - e.StandbyKWh) / (lr.EnergyKWh - lr.StandbyKWh)
 		goal := "met"
@@ -52,24 +39,28 @@ func TestTransitionsGoal(t *testing.T) {
 // is the one closest to the goal). Deterministic: fixed seed.
 func TestRelieveShedsLess(t *testing.T) {
 	day := sharedDay(t, "20110306")
-	run := func(policy string) *Result {
-		s := CloudSimSetup()
-		s.Transitions = RealisticTransitions()
-		spec, err := ParsePolicy(policy)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := Run(context.Background(), s, day, spec, Options{Seed: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	now, before := run("ecrae"), run("ecrae:relieve=0")
+	now, before := runTransitions(t, day, "ecrae"), runTransitions(t, day, "ecrae:relieve=0")
 	t.Logf("relieve 1: %.2f kWh, SLAV %.5f %%, %d migrations; relieve 0: %.2f kWh, SLAV %.5f %%, %d migrations",
 		now.EnergyKWh, now.SLAV*100, now.Migrations, before.EnergyKWh, before.SLAV*100, before.Migrations)
 	if now.Migrations >= before.Migrations || now.SLAV >= before.SLAV || now.EnergyKWh > before.EnergyKWh {
 		t.Errorf("relieve 1 vs 0: %d vs %d migrations, SLAV %.5f vs %.5f %%, %.2f vs %.2f kWh; want fewer, lower, no more",
 			now.Migrations, before.Migrations, now.SLAV*100, before.SLAV*100, now.EnergyKWh, before.EnergyKWh)
 	}
+}
+
+// runTransitions runs policy on day in CloudSim's data center under the
+// realistic transitions, seed 1.
+func runTransitions(t *testing.T, day *Day, policy string) *Result {
+	t.Helper()
+	s := CloudSimSetup()
+	s.Transitions = RealisticTransitions()
+	spec, err := ParsePolicy(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), s, day, spec, Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
