@@ -109,7 +109,3 @@ func (t *AuditTrail) flush(ctx context.Context) error {
 	}
 	return t.store.Flush(ctx)
 }
-
-// CaughtUp waits until this replica holds every record the stream held
-// when it was called.
-func (t *AuditTrail) CaughtUp(ctx context.Context) error { return t.l.caughtUp(ctx) }
