@@ -116,8 +116,10 @@ func (o *ConsolidateOptions) defaults() {
 type Move struct {
 	Instance int // index in Cluster.Instances
 	From, To int // indices in Cluster.Hosts
-	// Wave numbers the group of moves that may run together, from 0; all
-	// moves of a wave finish before the next begins.
+	// Wave numbers the group of moves that may run together, from 0: the
+	// plan is feasible whenever each wave's moves start once every move of
+	// an earlier wave on their hosts has finished (Gate), which running the
+	// waves one after the other also satisfies.
 	Wave int
 	// Detour marks a stop on a host with room to spare, to break a
 	// deadlock; the instance moves on later in the plan.

@@ -1,7 +1,8 @@
-// Package rebalance executes stored rebalance plans through Nova, one
-// wave of live migrations at a time, and runs the periodic mode that plans
-// and executes on its own. Planning itself (the optimizer on a cluster the
-// catalog builds) and the gRPC surface are the server's.
+// Package rebalance executes stored rebalance plans through Nova, each
+// live migration as soon as the plan's waves allow on its two hosts, and
+// runs the periodic mode that plans and executes on its own. Planning
+// itself (the optimizer on a cluster the catalog builds) and the gRPC
+// surface are the server's.
 package rebalance
 
 import (
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/planstore"
 )
 
@@ -203,12 +205,15 @@ func (r *Executor) release(id string) {
 	r.mu.Unlock()
 }
 
-// execute runs the plan's waves in order; the steps of a wave run
-// together. Before each wave the plan is checked against the live view
-// (and the store, for an abort): a stale plan stops there with the reason.
-// The first failure stops the plan after its wave: the steps after it are
-// skipped, nothing is retried. Cancelling ctx (the service stopping)
-// interrupts it.
+// execute runs the plan's steps, each as soon as the steps of earlier
+// waves on its two hosts have ended (optimizer.Gate) and fewer than the
+// plan's MaxParallel are in flight: a host never waits for the slowest
+// migration of a wave elsewhere, and still holds at each start what the
+// plan checked. Before steps start, the plan is checked against the live
+// view (and the store, for an abort): a stale plan stops there with the
+// reason. The first failure stops the plan: the steps in flight finish,
+// no other starts, nothing is retried. Cancelling ctx (the service
+// stopping) interrupts it.
 func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.Duration) {
 	id := p.ID
 	// Store writes must land even while ctx is being cancelled.
@@ -231,48 +236,63 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 			}
 		}
 	}
-	waves := wavesOf(p.Steps)
+	gate := optimizer.NewGate(len(p.Steps), func(i int) (string, string, int) {
+		return p.Steps[i].From, p.Steps[i].To, p.Steps[i].Wave
+	})
+	// A plan taken over from another leader (Resume) has steps done
+	// already: only pending steps run.
+	var pending []int
+	for i, st := range p.Steps {
+		if st.Status == planstore.StepPending {
+			pending = append(pending, i)
+		} else {
+			gate.End(i)
+		}
+	}
+	limit := p.MaxParallel
+	if limit <= 0 {
+		limit = len(p.Steps)
+	}
+	type outcome struct {
+		step int
+		err  error // nil: done
+	}
+	ended := make(chan outcome, len(p.Steps))
+	running := map[int]bool{}
 	told := map[string]bool{} // freed hosts the power manager heard of
-	var failed []string
-	var stale []string
-	aborted := false
-	for w, wave := range waves {
-		if ctx.Err() != nil {
-			break
+	var failed, stale []string
+	aborted, stop := false, false
+	for {
+		var ready []int
+		if !stop && ctx.Err() == nil {
+			ready = startable(gate, pending, len(running), limit)
 		}
-		// A plan taken over from another leader (Resume) has waves done
-		// already: only pending steps run, and the staleness check starts
-		// at the first of them (done steps' instances are at their
-		// destination, not at their origin).
-		wave = slices.DeleteFunc(slices.Clone(wave), func(i int) bool { return p.Steps[i].Status != planstore.StepPending })
-		if len(wave) == 0 {
-			continue
+		if len(ready) > 0 {
+			cur, err := r.cfg.Plans.Get(wctx, id)
+			switch {
+			case err != nil:
+				failed = append(failed, fmt.Sprintf("cannot read the plan before step %d: %v", ready[0]+1, err))
+			case cur.AbortRequested:
+				aborted = true
+			default:
+				stale = r.stale(p, pending, running)
+			}
+			if stop = len(failed) > 0 || aborted || len(stale) > 0; stop {
+				ready = nil
+			}
 		}
-		cur, err := r.cfg.Plans.Get(wctx, id)
-		if err != nil {
-			failed = append(failed, fmt.Sprintf("cannot read the plan before wave %d: %v", w+1, err))
-			break
-		}
-		if cur.AbortRequested {
-			aborted = true
-			break
-		}
-		if stale = r.stale(p, wave[0]); len(stale) > 0 {
-			break
-		}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for _, i := range wave {
+		for _, i := range ready {
+			running[i] = true
+			pending = slices.DeleteFunc(pending, func(k int) bool { return k == i })
 			st := p.Steps[i]
-			wg.Add(1)
 			go func() {
-				defer wg.Done()
 				update(func(p *planstore.Plan) {
 					p.Steps[i].Status, p.Steps[i].StartedAt = planstore.StepRunning, r.cfg.Now()
 				})
 				confirmed, err := r.step(ctx, st, timeout)
 				if ctx.Err() != nil && err != nil {
-					return // interrupted: recorded below as unknown
+					ended <- outcome{step: i} // interrupted: recorded below as unknown
+					return
 				}
 				update(func(p *planstore.Plan) {
 					s := &p.Steps[i]
@@ -284,21 +304,26 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 					s.Status, s.ConfirmedBy = planstore.StepDone, confirmed
 				})
 				if err != nil {
-					mu.Lock()
-					failed = append(failed, fmt.Sprintf("step %d (%s %s → %s): %v", i+1, name(st), st.From, st.To, err))
-					mu.Unlock()
 					r.log.Error("rebalance step failed", "plan", id, "step", i+1, "instance", st.InstanceID, "from", st.From, "to", st.To, "err", err)
 				} else {
-					r.log.Info("rebalance step done", "plan", id, "step", i+1, "instance", st.InstanceID, "to", st.To, "confirmed_by", confirmed)
+					r.log.Info("rebalance step done", "plan", id, "step", i+1, "wave", st.Wave+1, "instance", st.InstanceID, "to", st.To, "confirmed_by", confirmed)
 				}
+				ended <- outcome{step: i, err: err}
 			}()
 		}
-		wg.Wait()
-		if len(failed) > 0 {
+		if len(running) == 0 {
 			break
 		}
-		if w+1 < len(waves) {
-			r.tellFreed(wctx, p, waves[w+1:], told)
+		o := <-ended
+		delete(running, o.step)
+		gate.End(o.step)
+		if o.err != nil {
+			st := p.Steps[o.step]
+			failed = append(failed, fmt.Sprintf("step %d (%s %s → %s): %v", o.step+1, name(st), st.From, st.To, o.err))
+			stop = true
+		}
+		if !stop {
+			r.tellFreed(wctx, p, pending, running, told)
 		}
 	}
 	if ctx.Err() == nil && len(failed) == 0 && !aborted && len(stale) == 0 {
@@ -344,20 +369,37 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 	}
 }
 
-// tellFreed tells the power manager, between two waves, of the hosts the
-// plan frees that the waves left (rest) no longer touch and that the live
-// view shows empty: plans empty hosts one after another, and each may go
-// off while the others drain. Without a live view nothing is told before
-// the plan succeeds (a boot could have landed on the host).
-func (r *Executor) tellFreed(ctx context.Context, p *planstore.Plan, rest [][]int, told map[string]bool) {
+// startable lists the pending steps (in plan order) that may start now:
+// the gate lets them, and with them at most limit steps are in flight.
+func startable(gate *optimizer.Gate[string], pending []int, inFlight, limit int) []int {
+	var ready []int
+	for _, i := range pending {
+		if inFlight+len(ready) >= limit {
+			break
+		}
+		if gate.Ready(i) {
+			ready = append(ready, i)
+		}
+	}
+	return ready
+}
+
+// tellFreed tells the power manager, as steps end, of the hosts the plan
+// frees that no step still to start (pending) or in flight (running)
+// touches and that the live view shows empty: plans empty hosts one after
+// another, and each may go off while the others drain. Without a live view
+// nothing is told before the plan succeeds (a boot could have landed on
+// the host).
+func (r *Executor) tellFreed(ctx context.Context, p *planstore.Plan, pending []int, running map[int]bool, told map[string]bool) {
 	if r.cfg.Freed == nil || r.cfg.Live == nil {
 		return
 	}
 	busy := map[string]bool{}
-	for _, wave := range rest {
-		for _, i := range wave {
-			busy[p.Steps[i].From], busy[p.Steps[i].To] = true, true
-		}
+	for _, i := range pending {
+		busy[p.Steps[i].From], busy[p.Steps[i].To] = true, true
+	}
+	for i := range running {
+		busy[p.Steps[i].From], busy[p.Steps[i].To] = true, true
 	}
 	var now []string
 	for _, h := range p.HostsFreed {
@@ -373,25 +415,13 @@ func (r *Executor) tellFreed(ctx context.Context, p *planstore.Plan, rest [][]in
 	}
 }
 
-// wavesOf groups step indices by wave, in order (steps are stored wave by
-// wave).
-func wavesOf(steps []planstore.Step) [][]int {
-	var waves [][]int
-	for i, st := range steps {
-		if len(waves) == 0 || steps[waves[len(waves)-1][0]].Wave != st.Wave {
-			waves = append(waves, nil)
-		}
-		waves[len(waves)-1] = append(waves[len(waves)-1], i)
-	}
-	return waves
-}
-
-// stale checks the steps from index from on against the live view: each
-// instance still exists, at its planned size, where its next move expects
-// it; each destination still takes instances; and each host to be freed
+// stale checks the steps still to start (check, in plan order) against
+// the live view: each instance still exists, at its planned size, where
+// its next move expects it (unless a step in flight, running, moves it
+// now); each destination still takes instances; and each host to be freed
 // holds only instances the plan moves away. It returns what is wrong (nil:
 // the plan still holds, or there is no live view to check with).
-func (r *Executor) stale(p *planstore.Plan, from int) []string {
+func (r *Executor) stale(p *planstore.Plan, check []int, running map[int]bool) []string {
 	lv := r.cfg.Live
 	if lv == nil {
 		return nil
@@ -416,7 +446,10 @@ func (r *Executor) stale(p *planstore.Plan, from int) []string {
 		}
 		leaving[st.From][st.InstanceID] = true
 	}
-	for i := from; i < len(p.Steps); i++ {
+	for i := range running {
+		seen[p.Steps[i].InstanceID] = true // on its way: where it is now proves nothing
+	}
+	for _, i := range check {
 		st := p.Steps[i]
 		if s, ok := state[st.To]; ok && !s.Placeable() {
 			why = append(why, fmt.Sprintf("step %d: destination %s is %s", i+1, st.To, s))
@@ -536,7 +569,11 @@ func (r *Executor) Check(ctx context.Context, p *planstore.Plan) []string {
 		problems = append(problems, "the plan has no moves")
 	}
 	if r.cfg.Live != nil {
-		problems = append(problems, r.stale(p, 0)...)
+		all := make([]int, len(p.Steps))
+		for i := range all {
+			all[i] = i
+		}
+		problems = append(problems, r.stale(p, all, nil)...)
 	} else if r.cfg.Migrator != nil {
 		seen := map[string]bool{}
 		for i, st := range p.Steps {
@@ -578,7 +615,7 @@ func Settle(ctx context.Context, m Migrator, id string) (string, error) {
 // Resume takes over a plan another replica was executing when it lost the
 // lead (cluster mode): each step it had marked running is confirmed from
 // Nova (waiting for Nova to finish it), never started again; if every one
-// reached its destination, the remaining waves run as Start would run
+// reached its destination, the remaining steps run as Start would run
 // them, re-checked against the live view first; otherwise the plan fails,
 // saying where each instance is.
 func (r *Executor) Resume(ctx context.Context, id string) error {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/optimizer"
 	"github.com/ecrae/ecrae/planstore"
 )
 
@@ -45,25 +46,26 @@ func TestStale(t *testing.T) {
 		at        map[string]string
 		disabledC bool
 		mem       map[string]int64
-		from      int
-		want      []string // substrings, one per problem, in order
+		check     []int        // the steps still to start
+		running   map[int]bool // the steps in flight
+		want      []string     // substrings, one per problem, in order
 	}{
-		{"holds", map[string]string{"x": "a", "y": "a", "z": "b"}, false, nil, 0, nil},
-		{"deleted", map[string]string{"x": "a", "z": "b"}, false, nil, 0, []string{"step 2: y is gone"}},
-		{"moved", map[string]string{"x": "a", "y": "c"}, false, nil, 0, []string{"step 2: y is on c, not on a"}},
-		{"resized", map[string]string{"x": "a", "y": "a"}, false, map[string]int64{"x": 4096}, 0,
+		{"holds", map[string]string{"x": "a", "y": "a", "z": "b"}, false, nil, []int{0, 1}, nil, nil},
+		{"deleted", map[string]string{"x": "a", "z": "b"}, false, nil, []int{0, 1}, nil, []string{"step 2: y is gone"}},
+		{"moved", map[string]string{"x": "a", "y": "c"}, false, nil, []int{0, 1}, nil, []string{"step 2: y is on c, not on a"}},
+		{"resized", map[string]string{"x": "a", "y": "a"}, false, map[string]int64{"x": 4096}, []int{0, 1}, nil,
 			[]string{"step 1: x was resized (4096 MB, planned 2048 MB)"}},
-		{"destination disabled", map[string]string{"x": "a", "y": "a"}, true, nil, 0, []string{"step 1: destination c is disabled"}},
-		// After wave 0 only the second step is checked: c being disabled no longer
+		{"destination disabled", map[string]string{"x": "a", "y": "a"}, true, nil, []int{0, 1}, nil, []string{"step 1: destination c is disabled"}},
+		// Once the first step ended only the second is checked: c being disabled no longer
 		// matters, x already left (the view may lag: still on a is fine).
-		{"disabled, wave 1", map[string]string{"x": "a", "y": "a"}, true, nil, 1, nil},
-		{"boot on freed host", map[string]string{"x": "a", "y": "a", "new": "a"}, false, nil, 0,
+		{"disabled, first step ended", map[string]string{"x": "a", "y": "a"}, true, nil, []int{1}, nil, nil},
+		{"boot on freed host", map[string]string{"x": "a", "y": "a", "new": "a"}, false, nil, []int{0, 1}, nil,
 			[]string{"host a to be freed now holds new"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := NewExecutor(Config{Live: view(t, c.at, c.disabledC, c.mem)})
-			got := e.stale(plan, c.from)
+			got := e.stale(plan, c.check, c.running)
 			if len(got) != len(c.want) {
 				t.Fatalf("stale = %q, want %d problems like %q", got, len(c.want), c.want)
 			}
@@ -76,12 +78,47 @@ func TestStale(t *testing.T) {
 	}
 }
 
-// TestWavesOf: steps stored wave by wave group in order.
-func TestWavesOf(t *testing.T) {
-	steps := []planstore.Step{{Wave: 0}, {Wave: 0}, {Wave: 1}, {Wave: 2}, {Wave: 2}}
-	got := wavesOf(steps)
-	want := [][]int{{0, 1}, {2}, {3, 4}}
-	if !slices.EqualFunc(got, want, slices.Equal) {
-		t.Errorf("wavesOf = %v, want %v", got, want)
+// TestStaleInFlight: an instance whose first move is in flight is not
+// checked against its second move's source: the view still shows it
+// where it leaves.
+func TestStaleInFlight(t *testing.T) {
+	plan := &planstore.Plan{ID: "p2", Steps: []planstore.Step{
+		{Wave: 0, InstanceID: "x", From: "a", To: "b", MemoryMB: 2048},
+		{Wave: 1, InstanceID: "x", From: "b", To: "c", MemoryMB: 2048},
+	}}
+	e := NewExecutor(Config{Live: view(t, map[string]string{"x": "a"}, false, nil)})
+	if got := e.stale(plan, []int{1}, map[int]bool{0: true}); len(got) != 0 {
+		t.Errorf("first move in flight: stale = %q, want nothing", got)
+	}
+	if got := e.stale(plan, []int{1}, nil); len(got) != 1 || !strings.Contains(got[0], "step 2: x is on a, not on b") {
+		t.Errorf("first move ended, x still on a: stale = %q, want step 2 out of date", got)
+	}
+}
+
+// TestStartable: the steps that may start are those the gate lets start,
+// in plan order, as many as the limit leaves room for.
+func TestStartable(t *testing.T) {
+	// Four moves on disjoint pairs of hosts, one wave each (a plan made
+	// with MaxParallel 1), then one more on the first pair.
+	steps := []planstore.Step{{Wave: 0, From: "a", To: "b"}, {Wave: 1, From: "c", To: "d"}, {Wave: 2, From: "e", To: "f"},
+		{Wave: 3, From: "g", To: "h"}, {Wave: 4, From: "b", To: "a"}}
+	gate := optimizer.NewGate(len(steps), func(i int) (string, string, int) { return steps[i].From, steps[i].To, steps[i].Wave })
+	for _, c := range []struct {
+		pending         []int
+		inFlight, limit int
+		want            []int
+	}{
+		{[]int{0, 1, 2, 3, 4}, 0, 1, []int{0}},          // the limit: one at a time
+		{[]int{1, 2, 3, 4}, 1, 1, nil},                  // one in flight: none more
+		{[]int{0, 1, 2, 3, 4}, 0, 8, []int{0, 1, 2, 3}}, // 4 waits for 0, on a and b
+		{[]int{1, 2, 3, 4}, 1, 3, []int{1, 2}},          // 1 in flight + 2 = 3
+	} {
+		if got := startable(gate, c.pending, c.inFlight, c.limit); !slices.Equal(got, c.want) {
+			t.Errorf("pending %v, %d in flight, limit %d: %v, want %v", c.pending, c.inFlight, c.limit, got, c.want)
+		}
+	}
+	gate.End(0)
+	if got := startable(gate, []int{4}, 0, 8); !slices.Equal(got, []int{4}) {
+		t.Errorf("after step 0 ended: %v, want [4]", got)
 	}
 }

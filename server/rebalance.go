@@ -22,7 +22,8 @@ import (
 )
 
 // The RebalanceService (issue 5): plans on the live view or a snapshot,
-// stores them, and executes them through a Migrator, one wave at a time.
+// stores them, and executes them through a Migrator (rebalance.Executor:
+// each step once the earlier waves' steps on its hosts have ended).
 
 // GroupsFunc lists Nova's server groups: each group's rule and members.
 type GroupsFunc func(ctx context.Context) ([]optimizer.ServerGroup, map[string]string, error)

@@ -38,6 +38,27 @@ type fakeMigrator struct {
 	started chan string
 	view    *hostview.View // non-nil: a done move is notified to it
 	seq     uint64
+	// stepwise: each migration waits until the test releases its
+	// instance (release).
+	stepwise bool
+	released map[string]chan struct{}
+}
+
+// release lets instance id's migration end (stepwise).
+func (f *fakeMigrator) release(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	close(f.gateOf(id))
+}
+
+func (f *fakeMigrator) gateOf(id string) chan struct{} {
+	if f.released == nil {
+		f.released = map[string]chan struct{}{}
+	}
+	if f.released[id] == nil {
+		f.released[id] = make(chan struct{})
+	}
+	return f.released[id]
 }
 
 func newFakeMigrator(at map[string]string) *fakeMigrator {
@@ -60,6 +81,9 @@ func (f *fakeMigrator) LiveMigrate(ctx context.Context, id, target string) error
 	hang, why := f.hang, f.fail[id]
 	if len(f.calls) <= f.free {
 		hang = nil
+	}
+	if f.stepwise {
+		hang = f.gateOf(id)
 	}
 	f.mu.Unlock()
 	f.started <- id
@@ -1049,5 +1073,70 @@ func TestPeriodicExecutesRepair(t *testing.T) {
 			t.Fatalf("no repair plan executed; plans: %d", len(ps))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// nextStart is the instance of the next migration asked, within a
+// generous deadline.
+func (f *fakeMigrator) nextStart(t *testing.T) string {
+	t.Helper()
+	select {
+	case id := <-f.started:
+		return id
+	case <-time.After(10 * time.Second):
+		t.Fatal("no migration started within 10 s")
+		return ""
+	}
+}
+
+// pairs: eight hosts with room for two instances each (memory), one
+// instance on each: consolidation moves one instance of each pair of
+// hosts onto the other, four moves on disjoint hosts.
+func pairs() *ecraev1.ClusterSnapshot {
+	s := &ecraev1.ClusterSnapshot{}
+	for j := range 8 {
+		u := 0.5
+		s.Hosts = append(s.Hosts, &ecraev1.SnapshotHost{Name: fmt.Sprintf("p%d", j), Architecture: "old", Vcpus: 10, MemoryMb: 4096, DiskGb: 500})
+		s.Instances = append(s.Instances, &ecraev1.SnapshotInstance{Id: fmt.Sprintf("j%d", j), Name: fmt.Sprintf("vm%d", j),
+			Host: fmt.Sprintf("p%d", j), Vcpus: 2, MemoryMb: 2048, DiskGb: 10, CpuUtilization: &u})
+	}
+	return s
+}
+
+// TestStepStartsWhenItsHostsAreFree: with two migrations at a time, the
+// second wave's first move starts as soon as a first-wave move has ended,
+// while the other is still in flight (its hosts are not the same); with
+// the wave barrier it waited for both.
+func TestStepStartsWhenItsHostsAreFree(t *testing.T) {
+	m := newFakeMigrator(placement(pairs()))
+	m.stepwise = true
+	h := newRB(t, nil, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: pairs(), Seed: 1, MaxParallel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := p.GetPlan()
+	hosts := map[string]bool{}
+	for _, st := range plan.GetSteps() {
+		hosts[st.GetFromHost()], hosts[st.GetToHost()] = true, true
+	}
+	if plan.GetWaves() != 2 || len(plan.GetSteps()) != 4 || len(hosts) != 8 {
+		t.Fatalf("plan %v in %d waves; want two waves of two moves on eight hosts", plan.GetSteps(), plan.GetWaves())
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId(), Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	first, other := m.nextStart(t), m.nextStart(t)
+	m.release(first)
+	third := m.nextStart(t) // with the barrier: none until other ends
+	if third == other || third == first {
+		t.Fatalf("third start %s", third)
+	}
+	m.release(other)
+	m.release(third)
+	m.release(m.nextStart(t))
+	if done := h.wait(t, plan.GetId()); done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED {
+		t.Fatalf("plan %v: %s", done.GetStatus(), done.GetMessage())
 	}
 }

@@ -21,8 +21,8 @@ import (
 // times the work, and its budget per VM is lower than the floor gives a
 // CloudSim-sized one, so the search stops in its first descent and leaves
 // most hosts half empty. A cell is what one plan covers at CloudSim's size;
-// cells are planned independently and their waves run together (wave w of
-// every cell at once: no host is in two cells, so the per-host limit holds).
+// cells are planned independently and their moves run together (no host
+// is in two cells, so a cell's moves never wait for another's).
 func (p *ecraePolicy) consolidate(e *engine, where []int, demand []float64, shift bool) ([]move, error) {
 	size := p.cellSize(e)
 	// The instances of each cell, in VM order.

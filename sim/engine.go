@@ -122,12 +122,15 @@ type hostEntry struct {
 	active        bool
 }
 
-// move is one live migration a policy asks for. Moves of wave w+1 start
-// when every move of wave w has completed; CloudSim's policies use wave 0
-// only (all start at the step).
+// move is one live migration a policy asks for. Moves of wave 0 start at
+// the step (CloudSim's policies use wave 0 only); a move of a later wave
+// once every move of an earlier wave on its two hosts has completed
+// (startReady).
 type move struct {
 	vm, to int
 	wave   int
+	from   int // the planned source (schedule sets it)
+	idx    int // in the step's plan (schedule sets it)
 }
 
 type flight struct {
@@ -136,6 +139,7 @@ type flight struct {
 	vm   int
 	to   int
 	wave int
+	idx  int // in plan
 }
 
 type engine struct {
@@ -149,7 +153,7 @@ type engine struct {
 
 	lastProcess float64
 	atStep      bool
-	stepEnd     float64  // time of the next step: waves must finish before it
+	stepEnd     float64  // time of the next step: migrations must finish before it
 	interp      interpAt // utilAt's last instant
 
 	energyJ    float64
@@ -183,8 +187,15 @@ type engine struct {
 	pol      policy // its power decisions run when migrations end, too
 	inflight []flight
 	seq      int
-	waves    [][]move // waves still to start, in order
-	waveLeft int      // moves of the current wave still in flight
+	// The step's plan: its moves in wave order, the gate that says when
+	// each may start (optimizer.Gate, as the executor runs plans), the
+	// next not started, and the hosts of the moves dropped (the later
+	// moves there are dropped too: the plan counted on them).
+	plan     []move
+	gate     *optimizer.Gate[int]
+	next     []bool // plan[i] not started yet
+	blocked  map[int]bool
+	parallel int // live migrations in flight in all (0: no limit), set by the policy
 
 	series []Sample
 }
@@ -665,7 +676,7 @@ func (e *engine) startMigration(t float64, m move) bool {
 	// CloudSim: ram / (bw / (2 × 8000)) with bw in kbit/s.
 	dur := float64(v.ram) / (ht.model.BandwidthMbps * 1000 / 16000)
 	e.seq++
-	f := flight{end: t + dur, seq: e.seq, vm: m.vm, to: m.to, wave: m.wave}
+	f := flight{end: t + dur, seq: e.seq, vm: m.vm, to: m.to, wave: m.wave, idx: m.idx}
 	k, _ := slices.BinarySearchFunc(e.inflight, f, func(a, b flight) int {
 		if c := cmp.Compare(a.end, b.end); c != 0 {
 			return c
@@ -703,7 +714,7 @@ func (e *engine) completeMigration(f flight) {
 // drain processes the migrations that complete before until: at each
 // completion time, an update (energy up to then), the completions, and an
 // update again (CloudSim updates once more after the last migration of that
-// instant). Then the next wave may start.
+// instant). Then the moves whose hosts are now free start.
 func (e *engine) drain(until float64) {
 	for len(e.inflight) > 0 {
 		t := e.inflight[0].end
@@ -719,52 +730,54 @@ func (e *engine) drain(until float64) {
 		e.inflight = slices.Delete(e.inflight, 0, n)
 		for _, f := range group {
 			e.completeMigration(f)
-			e.waveLeft--
+			if e.gate != nil {
+				e.gate.End(f.idx)
+			}
 		}
 		e.update(t)
-		if e.waveLeft <= 0 {
-			e.startWave(t)
-		}
+		e.startReady(t)
 		e.powerStep(e.pol, t) // a host the moves emptied goes off now
 	}
 }
 
-// startWave starts the next wave of moves at t, if it can finish before
-// the next step; otherwise the rest of the plan is dropped (the next step
-// plans again).
-func (e *engine) startWave(t float64) {
-	for len(e.waves) > 0 {
-		w := e.waves[0]
-		e.waves = e.waves[1:]
-		end := t
-		var ok []move
-		for _, m := range w {
-			v := &e.vms[m.vm]
-			if !v.alive || v.inMig || v.host < 0 || int(v.host) == m.to {
-				continue
-			}
-			ok = append(ok, m)
-			end = max(end, t+float64(v.ram)/(e.hosts[m.to].model.BandwidthMbps*1000/16000))
-		}
-		if len(ok) == 0 {
+// startReady starts, in plan order, the moves the gate lets start: each
+// as soon as the earlier-wave moves on its two hosts have ended, not when
+// its whole wave has (the executor's rule). A move that could not end
+// before the next step, or whose destination cannot take it now (it
+// wakes), is dropped, and so is every later move on its hosts, since the
+// plan counted on it; a move whose VM is gone or already there has
+// nothing to do.
+func (e *engine) startReady(t float64) {
+	for i, m := range e.plan {
+		if !e.next[i] || (e.parallel > 0 && len(e.inflight) >= e.parallel) {
 			continue
 		}
-		if end >= e.stepEnd || end >= e.limit {
-			e.waves = nil
-			return
-		}
-		started := 0
-		for _, m := range ok {
-			if e.startMigration(t, m) {
-				started++
-			}
-		}
-		if started == 0 {
+		if e.blocked[m.from] || e.blocked[m.to] {
+			e.drop(i)
 			continue
 		}
-		e.waveLeft = started
-		return
+		if !e.gate.Ready(i) {
+			continue
+		}
+		e.next[i] = false
+		v := &e.vms[m.vm]
+		if !v.alive || v.inMig || v.host < 0 || int(v.host) == m.to {
+			e.gate.End(i)
+			continue
+		}
+		end := t + float64(v.ram)/(e.hosts[m.to].model.BandwidthMbps*1000/16000)
+		if end >= e.stepEnd || end >= e.limit || !e.startMigration(t, m) {
+			e.drop(i)
+		}
 	}
+}
+
+// drop gives up plan move i and blocks its hosts for the moves after it.
+func (e *engine) drop(i int) {
+	m := e.plan[i]
+	e.next[i] = false
+	e.gate.End(i)
+	e.blocked[m.from], e.blocked[m.to] = true, true
 }
 
 // Sample is the state at one scheduling step.
@@ -936,7 +949,7 @@ func run(ctx context.Context, setup *Setup, day *Day, pol policy, opts Options) 
 		if next >= e.limit {
 			break
 		}
-		e.waves, e.waveLeft = nil, 0
+		e.plan, e.gate, e.next = nil, nil, nil
 		e.atStep = true
 		e.update(next)
 		e.atStep = false
@@ -989,29 +1002,32 @@ func (e *engine) schedule(t float64, moves []move) {
 	if len(moves) == 0 {
 		return
 	}
-	maxWave := 0
-	for _, m := range moves {
-		maxWave = max(maxWave, m.wave)
+	slices.SortStableFunc(moves, func(a, b move) int { return cmp.Compare(a.wave, b.wave) })
+	at := make(map[int]int) // where each moved VM is after the moves so far
+	for k := range moves {
+		m := &moves[k]
+		h, ok := at[m.vm]
+		if !ok {
+			h = int(e.vms[m.vm].host)
+		}
+		m.from, m.idx, at[m.vm] = h, k, m.to
 	}
-	e.waves = make([][]move, maxWave+1)
-	for _, m := range moves {
-		e.waves[m.wave] = append(e.waves[m.wave], m)
-	}
-	first := e.waves[0]
-	e.waves = e.waves[1:]
+	e.plan, e.next, e.blocked = moves, make([]bool, len(moves)), map[int]bool{}
+	e.gate = optimizer.NewGate(len(moves), func(i int) (int, int, int) { return moves[i].from, moves[i].to, moves[i].wave })
 	// Wave 0 starts now, in order, as CloudSim starts its migration map:
 	// a VM may appear twice (moved by the overload pass, then again by the
 	// underload pass); both migrations run.
-	started := 0
-	for _, m := range first {
-		if e.startMigration(t, m) {
-			started++
+	for i, m := range moves {
+		if m.wave > 0 {
+			e.next[i] = true
+			continue
+		}
+		if !e.startMigration(t, m) {
+			e.blocked[m.from], e.blocked[m.to] = true, true
+			e.gate.End(i)
 		}
 	}
-	e.waveLeft = started
-	if started == 0 {
-		e.startWave(t)
-	}
+	e.startReady(t)
 }
 
 // check verifies the engine's invariants (tests): every live VM is on the

@@ -171,3 +171,24 @@ func TestSetupValidate(t *testing.T) {
 		t.Error("vmTypeOf: want CloudSim's quarters of ceil(1052/4) = 263")
 	}
 }
+
+// TestLaterWaveStartsWhenItsHostsAreFree: a plan's second-wave move starts
+// as soon as the first-wave move on its hosts has ended, not when the
+// whole first wave has (the executor's rule, optimizer.Gate). At the step
+// at 300 s, wave 0 moves a big VM from host 0 to 1 (18,438 MB / 62.5
+// MB/s ≈ 295 s) and a small one from 2 to 3 (10 s); wave 1 moves another
+// small one from 3 to 2. It starts at 310 s and ends at 320 s; after the
+// whole wave it would have started at 595 s and, unable to end before the
+// next step (600 s), been dropped: 3 migrations, not 2.
+func TestLaterWaveStartsWhenItsHostsAreFree(t *testing.T) {
+	s := tinySetup(4)
+	s.Models[0].RAMMB = 32768
+	s.VMTypes = append(s.VMTypes, VMType{Name: "big", PEs: 1, MIPS: 1000, RAMMB: 18438, BandwidthMbps: 100})
+	// Types by CloudSim's rule, 2 VMs a type (3 / 2 rounded up): VMs 0
+	// and 1 small, 2 big.
+	pol := &scripted{start: []int{2, 3, 0}, steps: map[int][]move{1: {{vm: 2, to: 1}, {vm: 0, to: 3}, {vm: 1, to: 2, wave: 1}}}}
+	r := mustRun(t, s, genDay(3, constant(10)), pol)
+	if r.Migrations != 3 {
+		t.Errorf("%d migrations, want 3 (the second wave's on free hosts)", r.Migrations)
+	}
+}

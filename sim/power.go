@@ -175,7 +175,7 @@ type powerer interface {
 
 // powerStep runs after a step's plan has started and whenever migrations
 // end: the hosts that are on and empty (for Hold seconds at least), and
-// that no later wave of the plan targets, go off (as the policy says), and
+// that no move of the plan still to start targets, go off (as the policy says), and
 // the hosts the policy wants awake boot. Every policy's emptied hosts thus go off the moment they are
 // empty, as CloudSim switches them off, and as the service's power policy
 // is told of the hosts a plan freed when it completes; waiting for the next
@@ -185,8 +185,8 @@ func (e *engine) powerStep(pol policy, t float64) {
 		return
 	}
 	target := make(map[int]bool)
-	for _, w := range e.waves {
-		for _, m := range w {
+	for i, m := range e.plan {
+		if e.next[i] {
 			target[m.to] = true
 		}
 	}
