@@ -22,8 +22,9 @@ func NewConsolePower(m ConsolePowerManager) console.PowerManager { return consol
 
 type consolePower struct{ m ConsolePowerManager }
 
-// by names the console in the history, as "cli" names `ecrae power`; who
-// clicked is in the audit record.
+// byConsole names the console in the history, as "cli" names `ecrae
+// power`, also when a follower's console forwards the action to the leader
+// (actionBy); who clicked is in the audit record.
 const byConsole = "console"
 
 func (p consolePower) History(ctx context.Context, limit int) ([]console.PowerAction, error) {

@@ -29,6 +29,9 @@ const (
 	// whose certificate has the replica role (Authorizer).
 	MDCaller     = "x-ecrae-caller"
 	MDCallerRole = "x-ecrae-caller-role"
+	// MDVia is the channel the original call came through, when not gRPC:
+	// "console" for the web console's (the power history's by).
+	MDVia = "x-ecrae-via"
 	// MDNotLeader, in the trailer of a forwarded call's answer, says the
 	// replica it reached no longer leads and ran nothing: the forwarding
 	// replica may send it on to the next leader.
@@ -200,6 +203,9 @@ func (f *Forwarder) forward(ctx context.Context, method, leader, addr string, in
 	if id, ok := CallerIdentity(ctx); ok {
 		md.Set(MDCallerRole, string(id.Role))
 	}
+	if fromConsole(ctx) {
+		md.Set(MDVia, byConsole)
+	}
 	// The caller's deadline and cancellation go along (gRPC sends the
 	// deadline); its own metadata (a Keystone token) does not.
 	var trailer metadata.MD
@@ -262,6 +268,29 @@ func newReply(fullMethod string) (proto.Message, error) {
 		return nil, err
 	}
 	return mt.New().Interface(), nil
+}
+
+type consoleKey struct{}
+
+// withConsole marks ctx as a call the web console makes (HTTPGate).
+func withConsole(ctx context.Context) context.Context {
+	return context.WithValue(ctx, consoleKey{}, true)
+}
+
+func fromConsole(ctx context.Context) bool {
+	v, _ := ctx.Value(consoleKey{}).(bool)
+	return v
+}
+
+// actionBy names who a power action is recorded as made by: "console"
+// for the web console's, on this replica or forwarded by another, else
+// "cli" (ecrae power, or any gRPC client). A label: who made the call is
+// in the audit record.
+func actionBy(ctx context.Context) string {
+	if fromConsole(ctx) || (forwardedBy(ctx) != "" && firstMD(ctx, MDVia) == byConsole) {
+		return byConsole
+	}
+	return "cli"
 }
 
 // forwardedBy is the replica that forwarded the call in ctx, "" if none.

@@ -6,6 +6,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,5 +232,54 @@ func TestForwarderFollowsTheNextLeader(t *testing.T) {
 	_, err = NewForwarder(stuck, nil, nil).Unary()(ctx, &ecraev1.CancelPlanRequest{PlanId: "p1"}, &grpc.UnaryServerInfo{FullMethod: method}, handler)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "which does not lead") || next.ran.Load() != 2 {
 		t.Errorf("no next leader: %v (ran on r0 %d), want UNAVAILABLE naming the replica that does not lead", err, next.ran.Load())
+	}
+}
+
+// byRecorder is a power manager that records who each power off is made
+// by (the rest answers nothing).
+type byRecorder struct {
+	errManager
+	mu sync.Mutex
+	by []string
+}
+
+func (b *byRecorder) Off(_ context.Context, _, by string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.by = append(b.by, by)
+	return nil
+}
+
+// TestConsolePowerForwardedNamesConsole: a power off made on a follower's
+// web console runs on the leader, whose history names the console, as
+// when it is made on the leader's console; the same call over gRPC names
+// the CLI. (Before, the forwarded console action was recorded as "cli".)
+func TestConsolePowerForwardedNamesConsole(t *testing.T) {
+	rec := &byRecorder{}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(NewForwarder(fixedLeader{leads: true}, nil, nil).Unary()))
+	NewPowerService(rec).Register(g)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+
+	f := NewForwarder(fixedLeader{leader: "r0", addr: lis.Addr().String()}, nil, nil)
+	defer f.Close()
+	const method = "/ecrae.v1.PowerService/PowerOff"
+	here := func(context.Context, any) (any, error) { t.Error("the follower ran the power off itself"); return nil, nil }
+	console := HTTPGate{Forward: f.Unary()}
+	r := httptest.NewRequest(http.MethodPost, "/power/c1/off", nil)
+	if _, err := console.Call(r, method, &ecraev1.PowerOffRequest{Host: "c1"}, here); err != nil {
+		t.Fatalf("console power off through the follower: %v", err)
+	}
+	if _, err := f.Unary()(context.Background(), &ecraev1.PowerOffRequest{Host: "c1"}, &grpc.UnaryServerInfo{FullMethod: method}, here); err != nil {
+		t.Fatalf("gRPC power off through the follower: %v", err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if want := []string{"console", "cli"}; !slices.Equal(rec.by, want) {
+		t.Errorf("the leader recorded power offs by %q, want %q", rec.by, want)
 	}
 }

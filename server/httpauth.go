@@ -35,7 +35,7 @@ type HTTPGate struct {
 // Call runs h as fullMethod for r. Its errors are gRPC statuses:
 // Unauthenticated or PermissionDenied when refused, else h's own.
 func (g HTTPGate) Call(r *http.Request, fullMethod string, req any, h grpc.UnaryHandler) (any, error) {
-	ctx := httpCallContext(r)
+	ctx := withConsole(httpCallContext(r))
 	decide := func(ctx context.Context, req any) (any, error) {
 		if g.Authz != nil {
 			var err error

@@ -89,7 +89,7 @@ func (p *PowerService) PowerOff(ctx context.Context, req *ecraev1.PowerOffReques
 	if err := hostArg(req.GetHost(), true); err != nil {
 		return nil, err
 	}
-	if err := p.m.Off(ctx, req.GetHost(), "cli"); err != nil {
+	if err := p.m.Off(ctx, req.GetHost(), actionBy(ctx)); err != nil {
 		return nil, powerError(err)
 	}
 	return &ecraev1.PowerOffResponse{Host: p.after(ctx, req.GetHost())}, nil
@@ -100,7 +100,7 @@ func (p *PowerService) PowerOn(ctx context.Context, req *ecraev1.PowerOnRequest)
 	if err := hostArg(req.GetHost(), true); err != nil {
 		return nil, err
 	}
-	if err := p.m.On(ctx, req.GetHost(), "cli"); err != nil {
+	if err := p.m.On(ctx, req.GetHost(), actionBy(ctx)); err != nil {
 		return nil, powerError(err)
 	}
 	return &ecraev1.PowerOnResponse{Host: p.after(ctx, req.GetHost())}, nil
