@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ecrae/ecrae/events"
 )
 
 // checkHost refuses a host name that cannot be part of a NATS subject
@@ -98,13 +100,16 @@ func New(cfg Config) (*Agent, error) {
 // Collect takes one sample. Sources that need two readings for a rate
 // return ErrPriming the first time: Collect then returns ErrPriming too,
 // and the next call has a sample.
-func (a *Agent) Collect(ctx context.Context) (Sample, error) {
+func (a *Agent) Collect(ctx context.Context) (events.Sample, error) {
 	s := newSample(a.cfg.Host, a.cfg.Now())
 	var utilErr error
 	if a.proc != nil {
-		u, err := a.proc.utilization()
+		r, err := a.proc.read()
 		if err == nil {
-			s.CPUUtilization = &u
+			s.CPUUtilization = &r.Util
+			if r.HasDemand {
+				s.CPUDemand = &r.Demand
+			}
 		}
 		utilErr = err
 	}
@@ -120,17 +125,17 @@ func (a *Agent) Collect(ctx context.Context) (Sample, error) {
 			errs = append(errs, err)
 			continue
 		}
-		s.Watts, s.Source, s.WattsSource = &w, src.Name(), WattsMeasured
+		s.Watts, s.Source, s.WattsSource = &w, src.Name(), events.WattsMeasured
 		break
 	}
 	if priming {
-		return Sample{}, ErrPriming
+		return events.Sample{}, ErrPriming
 	}
 	if s.Watts == nil {
 		if !a.cfg.UtilOnly || s.CPUUtilization == nil {
-			return Sample{}, fmt.Errorf("agent: no source gave a reading: %w", errors.Join(append(errs, utilErr)...))
+			return events.Sample{}, fmt.Errorf("agent: no source gave a reading: %w", errors.Join(append(errs, utilErr)...))
 		}
-		s.Source, s.WattsSource = SourceProc, WattsModel
+		s.Source, s.WattsSource = SourceProc, events.WattsModel
 	}
 	a.mu.Lock()
 	changed := s.Source != a.source

@@ -170,8 +170,8 @@ func TestAgentNATSAway(t *testing.T) {
 		if want := float64(produced - 2 + uint64(i)); ev.Power.Watts != want || !ev.Power.HasWatts {
 			t.Errorf("sample %d: %v W, want %v", i, ev.Power.Watts, want)
 		}
-		var smp Sample
-		if err := json.Unmarshal(m.Data, &smp); err != nil || smp.Source != "counter" || smp.WattsSource != WattsMeasured {
+		var smp events.Sample
+		if err := json.Unmarshal(m.Data, &smp); err != nil || smp.Source != "counter" || smp.WattsSource != events.WattsMeasured {
 			t.Errorf("sample %d: %s", i, m.Data)
 		}
 	}
@@ -195,7 +195,7 @@ func TestAgentCollect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Watts != nil || s.CPUUtilization == nil || *s.CPUUtilization != 0.2 || s.Source != SourceProc || s.WattsSource != WattsModel {
+	if s.Watts != nil || s.CPUUtilization == nil || *s.CPUUtilization != 0.2 || s.Source != SourceProc || s.WattsSource != events.WattsModel {
 		t.Errorf("util-only sample: %+v", s)
 	}
 	b, _ := json.Marshal(s)
@@ -305,7 +305,7 @@ func TestAgentNATSRestart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("sample %d W: %v", v, err)
 		}
-		var smp Sample
+		var smp events.Sample
 		if err := json.Unmarshal(m.Data, &smp); err != nil || smp.Watts == nil || *smp.Watts != float64(v) {
 			t.Fatalf("got %s, want %d W", m.Data, v)
 		}
@@ -320,7 +320,7 @@ func lastQueued(a *Agent) uint64 {
 	if len(a.queue) == 0 {
 		return 0
 	}
-	var s Sample
+	var s events.Sample
 	if json.Unmarshal(a.queue[len(a.queue)-1], &s) != nil || s.Watts == nil {
 		return 0
 	}

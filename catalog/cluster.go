@@ -266,9 +266,14 @@ func share01(x float64) float64 {
 	return 1
 }
 
-// measuredUtil is a host's fresh measured utilisation, if any.
+// measuredUtil is a host's fresh measured utilisation, if any: its CPU
+// demand when the agent says it is asked for more than it has (a busy
+// share stops at 1, so an overloaded host would look merely full, and
+// ConsolidateOptions.Relieve could never relieve it), else its busy share.
 func measuredUtil(h *hostview.Host, fr hostview.Freshness) (float64, bool) {
 	switch {
+	case fr.Demand && h.Demand.Value > 1:
+		return h.Demand.Value, true // at most events.MaxCPUDemand: the decoder bounds it
 	case fr.Utilization:
 		return math.Max(0, math.Min(1, h.Utilization.Value)), true
 	case fr.CPU:

@@ -437,6 +437,12 @@ type Sample struct {
 	Timestamp      string   `json:"timestamp"`
 	Watts          *float64 `json:"watts"`
 	CPUUtilization *float64 `json:"cpu_utilization"`
+	// CPUDemand is the CPU the node's tasks asked for, as a share of its
+	// CPUs: the busy share plus the share they spent runnable but waiting
+	// for a CPU. Above 1 the node is asked for more than it has, which
+	// cpu_utilization (at most 1) cannot tell. Absent when the kernel keeps
+	// no run-queue statistics.
+	CPUDemand *float64 `json:"cpu_demand,omitempty"`
 	// Source is where the agent read the watts (rapl, ipmi, redfish), or
 	// proc for utilisation only: informational.
 	Source string `json:"source"`
@@ -445,6 +451,10 @@ type Sample struct {
 	// measurement (the KB model stands in).
 	WattsSource string `json:"watts_source"`
 }
+
+// MaxCPUDemand bounds a sample's cpu_demand: more runnable tasks than 64
+// times the CPUs is a broken reading, not a load.
+const MaxCPUDemand = 64
 
 // Values of Sample.WattsSource.
 const (
@@ -514,6 +524,14 @@ func (dec Decoder) Sample(subjectHost string, data []byte) (*hostview.Event, err
 			return nil, reject(ReasonSampleRange, "cpu_utilization %v: want a share in [0, 1]", u)
 		}
 		p.Utilization, p.HasUtil = *s.CPUUtilization, true
+	}
+	if s.CPUDemand != nil {
+		if d := *s.CPUDemand; math.IsNaN(d) {
+			return nil, malformed("cpu_demand %v: want a number", d)
+		} else if !(d >= 0 && d <= MaxCPUDemand) {
+			return nil, reject(ReasonSampleRange, "cpu_demand %v: want a share in [0, %d]", d, MaxCPUDemand)
+		}
+		p.Demand, p.HasDemand = *s.CPUDemand, true
 	}
 	return &hostview.Event{Kind: hostview.KindPower, Type: TypeSample, Timestamp: t, Power: p}, nil
 }

@@ -162,13 +162,18 @@ func TestDecodeSample(t *testing.T) {
 	if diff := cmp.Diff(want, ev.Power); diff != "" || ev.Kind != hostview.KindPower || ev.Type != TypeSample {
 		t.Errorf("sample (-want,+got):\n%s", diff)
 	}
+	// cpu_demand: the CPU asked for, past 1 when the host is short.
+	if ev, err := DecodeSample("h", []byte(`{"timestamp": "2026-05-01T10:00:00Z", "cpu_utilization": 1, "cpu_demand": 1.75}`)); err != nil || !ev.Power.HasDemand || ev.Power.Demand != 1.75 || ev.Power.Utilization != 1 {
+		t.Errorf("demand: %+v %v", ev, err)
+	}
 	if ev, err := DecodeSample("subject-host", []byte(`{"host": "body-host", "timestamp": "2026-05-01T12:00:00+02:00", "watts": 0}`)); err != nil || ev.Power.Host != "body-host" || ev.Power.HasUtil || !ev.Power.At.Equal(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)) {
 		t.Errorf("watts only: %+v %v", ev, err)
 	}
 	for _, bad := range []string{
 		`nope`, `{"watts": 1}`, `{"timestamp": "2026-05-01 10:00:00", "watts": 1}`, `{"timestamp": "2026-05-01T10:00:00Z"}`,
 		`{"timestamp": "2026-05-01T10:00:00Z", "watts": -1}`, `{"timestamp": "2026-05-01T10:00:00Z", "cpu_utilization": 42}`,
-		`{"timestamp": "2026-05-01T10:00:00Z", "watts": "100"}`,
+		`{"timestamp": "2026-05-01T10:00:00Z", "watts": "100"}`, `{"timestamp": "2026-05-01T10:00:00Z", "cpu_utilization": 1, "cpu_demand": -0.5}`,
+		`{"timestamp": "2026-05-01T10:00:00Z", "cpu_utilization": 1, "cpu_demand": "2"}`,
 	} {
 		if _, err := DecodeSample("h", []byte(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", bad, err)
@@ -206,6 +211,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"event_type": "instance.create.end", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {"uuid": "u", "host": null, "flavor": null}}}`, "")
 	f.Add(`{"oslo.version": "2.0", "oslo.message": "{\"event_type\": \"service.delete\"}"}`, "")
 	f.Add(`{"host": "h", "timestamp": "2026-05-01T10:00:00Z", "watts": 1e308, "cpu_utilization": 1}`, "h")
+	f.Add(`{"host": "h", "timestamp": "2026-05-01T10:00:00Z", "cpu_utilization": 1, "cpu_demand": 1.5}`, "h")
 	f.Add(`{"event_type": "instance.create.end", "timestamp": "9999-12-31 23:59:59.0", "payload": {"nova_object.data": {"uuid": "u"}}}`, "")
 	f.Add(`{"event_type": "instance.create.end", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {"uuid": "0123abcd-0000-4000-8000-0123456789abc"}}}`, "")
 	f.Add(`{"event_type": "service.update", "timestamp": "2026-01-01 00:00:00.0", "payload": {"nova_object.data": {"host": "`+strings.Repeat("h", 300)+`"}}}`, "")
@@ -263,7 +269,8 @@ func FuzzDecode(f *testing.F) {
 				}
 			case hostview.KindPower:
 				p := ev.Power
-				if p.Host == "" || p.Watts < 0 || math.IsInf(p.Watts, 0) || p.Utilization < 0 || p.Utilization > 1 {
+				if p.Host == "" || p.Watts < 0 || math.IsInf(p.Watts, 0) || p.Utilization < 0 || p.Utilization > 1 ||
+					p.Demand < 0 || p.Demand > MaxCPUDemand {
 					t.Fatalf("sample %+v", p)
 				}
 			}
@@ -312,6 +319,8 @@ func TestDecodeLimits(t *testing.T) {
 		{"sample from the future", sample("2026-05-01T10:05:01Z", 1), true, ReasonFutureTimestamp},
 		{"sample with negative watts", sample("2026-05-01T10:00:00Z", -1), true, ReasonSampleRange},
 		{"sample utilisation 1.5", `{"timestamp": "2026-05-01T10:00:00Z", "cpu_utilization": 1.5}`, true, ReasonSampleRange},
+		{"sample demand at the limit", `{"timestamp": "2026-05-01T10:00:00Z", "cpu_utilization": 1, "cpu_demand": 64}`, true, ""},
+		{"sample demand 65", `{"timestamp": "2026-05-01T10:00:00Z", "cpu_utilization": 1, "cpu_demand": 65}`, true, ReasonSampleRange},
 		{"sample 256-byte host", `{"host": "` + strings.Repeat("h", 256) + `", "timestamp": "2026-05-01T10:00:00Z", "watts": 1}`, true, ReasonFieldTooLong},
 		{"sample over 1 MiB", `{"timestamp": "2026-05-01T10:00:00Z", "watts": 1, "pad": "` + big + `"}`, true, ReasonTooLarge},
 	} {

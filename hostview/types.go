@@ -151,9 +151,12 @@ type Host struct {
 	Busy      []TagVCPUs `json:"busy,omitempty"` // running vCPUs by tag, sorted by tag
 
 	// CPU is the CPU utilisation share in [0,1] from Nova's metrics.update
-	// (cpu.percent), Utilization and Watts from the node agent's samples.
+	// (cpu.percent), Utilization, Demand and Watts from the node agent's
+	// samples. Demand is the CPU asked for, a share that exceeds 1 when the
+	// host is asked for more than it has.
 	CPU         Measurement `json:"cpu"`
 	Utilization Measurement `json:"utilization"`
+	Demand      Measurement `json:"demand,omitzero"`
 	Watts       Measurement `json:"watts"`
 
 	// LastSeen is when the host was last heard from.
@@ -238,6 +241,10 @@ type PowerSample struct {
 	HasWatts    bool
 	Utilization float64
 	HasUtil     bool
+	// Demand: the CPU asked for, a share of the CPUs that may exceed 1
+	// (events.Sample.CPUDemand).
+	Demand    float64
+	HasDemand bool
 	// Source is where the agent read the watts ("" = not said).
 	Source string
 }

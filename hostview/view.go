@@ -425,6 +425,9 @@ func (v *View) applyPower(ev *Event, gen uint64) Outcome {
 	if p.HasUtil {
 		r.h.Utilization = Measurement{Value: p.Utilization, At: at}
 	}
+	if p.HasDemand {
+		r.h.Demand = Measurement{Value: p.Demand, At: at}
+	}
 	if p.HasWatts && p.HasUtil && p.Source != SourceRAPL {
 		if r.fit == nil {
 			r.fit = &powerfit.Stats{}
@@ -593,7 +596,7 @@ type Freshness struct {
 	Heard bool
 	Since time.Duration
 	// Each measurement is present and no older than StaleAfter.
-	CPU, Utilization, Watts bool
+	CPU, Utilization, Demand, Watts bool
 	// Limit is the view's StaleAfter.
 	Limit time.Duration
 }
@@ -607,7 +610,7 @@ func (v *View) Freshness(h *Host, now time.Time) Freshness {
 	}
 	f.Stale = !f.Heard || f.Since > v.staleAfter
 	if !f.Stale {
-		f.CPU, f.Utilization, f.Watts = fresh(h.CPU), fresh(h.Utilization), fresh(h.Watts)
+		f.CPU, f.Utilization, f.Demand, f.Watts = fresh(h.CPU), fresh(h.Utilization), fresh(h.Demand), fresh(h.Watts)
 	}
 	return f
 }

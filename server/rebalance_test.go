@@ -1140,3 +1140,49 @@ func TestStepStartsWhenItsHostsAreFree(t *testing.T) {
 		t.Fatalf("plan %v: %s", done.GetStatus(), done.GetMessage())
 	}
 }
+
+// TestDemandPastCapacityIsRelieved: an agent's cpu_demand above 1 makes a
+// host busier than its cores in the plan, so that relieve 1 sheds what it
+// lacks; the busy share alone stops at 1, and the same host then looks
+// merely full. h0 (10 cores, 2 vCPUs a core) runs four 4-vCPU instances
+// tagged capped (ceiling 0.8). Utilisation 1: 10 busy cores, 2.5 each,
+// within relieve 1: nothing moves. Demand 1.5: 15 cores asked for, 3.75
+// each: two move to h1 (7.5 busy there, under its 8-core ceiling; 7.5 left).
+func TestDemandPastCapacityIsRelieved(t *testing.T) {
+	for _, c := range []struct {
+		demand   float64 // 0: the agent reports none
+		steps    int
+		repaired []string
+	}{{0, 0, nil}, {1.5, 2, []string{"h0"}}} {
+		view := hostview.New(hostview.Options{StaleAfter: time.Hour})
+		now := time.Now()
+		inv := hostview.Inventory{At: now}
+		for _, n := range []string{"h0", "h1"} {
+			inv.Hosts = append(inv.Hosts, hostview.HostInventory{Name: n, Nodename: n, ISA: "x86_64", State: "up",
+				Capacity: hostview.Capacity{VCPUs: 10, CPURatio: 2, MemoryMB: 65536, RAMRatio: 1, DiskGB: 500, DiskRatio: 1}})
+		}
+		for i := range 4 {
+			id := fmt.Sprintf("i%d", i)
+			inv.Instances = append(inv.Instances, hostview.Instance{UUID: id, Name: id, Host: "h0", Node: "h0", State: "active", PowerState: "running",
+				Tag: "capped", Flavor: hostview.Flavor{Name: "f", VCPUs: 4, MemoryMB: 2048, RootGB: 10}})
+		}
+		view.Reconcile(inv)
+		s := hostview.PowerSample{Host: "h0", At: now, Utilization: 1, HasUtil: true}
+		if c.demand > 0 {
+			s.Demand, s.HasDemand = c.demand, true
+		}
+		view.Apply(1, &hostview.Event{Kind: hostview.KindPower, Type: "ecrae.metrics", Timestamp: now, Power: s})
+		view.Apply(2, &hostview.Event{Kind: hostview.KindPower, Type: "ecrae.metrics", Timestamp: now,
+			Power: hostview.PowerSample{Host: "h1", At: now, Utilization: 0, HasUtil: true}})
+		h := newRB(t, view, nil)
+		resp, err := h.client.PlanRebalance(context.Background(), &ecraev1.PlanRebalanceRequest{Seed: 1, Relieve: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.GetPlan()
+		if len(p.GetSteps()) != c.steps || !slices.Equal(p.GetRepairedHosts(), c.repaired) || len(p.GetOverloadedHosts()) != 0 {
+			t.Errorf("demand %g: %d steps, repaired %v, overloaded %v; want %d steps, repaired %v, none overloaded",
+				c.demand, len(p.GetSteps()), p.GetRepairedHosts(), p.GetOverloadedHosts(), c.steps, c.repaired)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/agent"
+	"github.com/ecrae/ecrae/events"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"github.com/nats-io/nats.go"
 )
@@ -52,8 +53,8 @@ func TestKBCalibrate(t *testing.T) {
 		for range 3 {
 			at = at.Add(100 * time.Millisecond)
 			w, u := 1.5*ibm[k], float64(k)/10
-			b, _ := json.Marshal(agent.Sample{Host: "node-1", Timestamp: at.UTC().Format(time.RFC3339Nano),
-				Watts: &w, CPUUtilization: &u, Source: "ipmi", WattsSource: agent.WattsMeasured})
+			b, _ := json.Marshal(events.Sample{Host: "node-1", Timestamp: at.UTC().Format(time.RFC3339Nano),
+				Watts: &w, CPUUtilization: &u, Source: "ipmi", WattsSource: events.WattsMeasured})
 			if err := pub.Publish(context.Background(), agent.Subject("node-1"), b); err != nil {
 				t.Fatal(err)
 			}

@@ -718,7 +718,8 @@ type PlanRebalanceRequest struct {
 	// share it moves them down to; such a host receives nothing. 0 (the
 	// default) = the ceiling: a host over it is relieved down to it. Measured
 	// utilisation never exceeds 1, so a host asked for more than it has
-	// shows as 1: above 0.98 a saturated host is never relieved.
+	// shows as 1 unless its agent reports a CPU demand above 1: without
+	// one, above 0.98 a saturated host is never relieved.
 	Relieve       float64 `protobuf:"fixed64,11,opt,name=relieve,proto3" json:"relieve,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
