@@ -268,7 +268,10 @@ func TestConsolePowerForwardedNamesConsole(t *testing.T) {
 	f := NewForwarder(fixedLeader{leader: "r0", addr: lis.Addr().String()}, nil, nil)
 	defer f.Close()
 	const method = "/ecrae.v1.PowerService/PowerOff"
-	here := func(context.Context, any) (any, error) { t.Error("the follower ran the power off itself"); return nil, nil }
+	here := func(context.Context, any) (any, error) {
+		t.Error("the follower ran the power off itself")
+		return nil, nil
+	}
 	console := HTTPGate{Forward: f.Unary()}
 	r := httptest.NewRequest(http.MethodPost, "/power/c1/off", nil)
 	if _, err := console.Call(r, method, &ecraev1.PowerOffRequest{Host: "c1"}, here); err != nil {
