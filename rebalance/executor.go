@@ -251,7 +251,12 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 	}
 	limit := p.MaxParallel
 	if limit <= 0 {
-		limit = len(p.Steps)
+		// A plan stored before its bound was: its largest wave.
+		size := map[int]int{}
+		for _, st := range p.Steps {
+			size[st.Wave]++
+			limit = max(limit, size[st.Wave])
+		}
 	}
 	type outcome struct {
 		step int
