@@ -249,6 +249,10 @@ func (s *Server) ListLiveHosts(ctx context.Context, req *ecraev1.ListLiveHostsRe
 		default:
 			lh.UtilizationSource = "estimate"
 		}
+		if fr.Demand {
+			d := h.Demand.Value
+			lh.CpuDemand = &d
+		}
 		lh.Watts = lh.ModelWatts
 		if oh.MeasuredWatts > 0 {
 			lh.Watts, lh.WattsMeasured = oh.MeasuredWatts, true

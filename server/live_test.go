@@ -169,8 +169,19 @@ func TestListLiveHosts(t *testing.T) {
 	// Measured: 70 % utilisation, 170 W (the model says 170 W at 70 % too).
 	if lh.GetArchitecture() != "old" || lh.GetCapacitySource() != "placement" || lh.GetVcpusTotal() != 10 || lh.GetVcpusUsed() != 5 ||
 		lh.GetUtilization() != 0.7 || lh.GetUtilizationSource() != "node agent" || !lh.GetWattsMeasured() || lh.GetWatts() != 170 ||
-		!near(lh.GetModelWatts(), 170) || lh.GetStale() || lh.GetServiceState() != "up" || len(lh.GetInstanceList()) != 1 {
+		!near(lh.GetModelWatts(), 170) || lh.GetStale() || lh.GetServiceState() != "up" || len(lh.GetInstanceList()) != 1 || lh.CpuDemand != nil {
 		t.Errorf("%+v", lh)
+	}
+	// The agent reports a demand past the host's CPUs: shown, utilisation
+	// still at most 1.
+	d := hostview.PowerSample{Host: "h-old", At: t0.Add(time.Second), Utilization: 1, HasUtil: true, Demand: 1.4, HasDemand: true}
+	h.view.Apply(2, &hostview.Event{Kind: hostview.KindPower, Type: "ecrae.metrics", Timestamp: d.At, Power: d})
+	resp, err = h.hv.ListLiveHosts(context.Background(), &ecraev1.ListLiveHostsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lh := resp.GetHosts()[0]; lh.GetUtilization() != 1 || lh.CpuDemand == nil || lh.GetCpuDemand() != 1.4 {
+		t.Errorf("demand: utilisation %v, cpu_demand %v; want 1 and 1.4", lh.GetUtilization(), lh.CpuDemand)
 	}
 	*h.now = t0.Add(time.Hour)
 	resp, err = h.hv.ListLiveHosts(context.Background(), &ecraev1.ListLiveHostsRequest{})
@@ -180,7 +191,7 @@ func TestListLiveHosts(t *testing.T) {
 	// Stale: the estimate, 5 running vCPUs of 10 → 50 %, 150 W.
 	lh = resp.GetHosts()[0]
 	if !lh.GetStale() || lh.GetWattsMeasured() || lh.GetUtilizationSource() != "estimate" || lh.GetUtilization() != 0.5 || !near(lh.GetWatts(), 150) ||
-		!strings.Contains(lh.GetNote(), "stale") {
+		!strings.Contains(lh.GetNote(), "stale") || lh.CpuDemand != nil {
 		t.Errorf("stale: %+v", lh)
 	}
 }

@@ -86,6 +86,9 @@ func printHosts(w io.Writer, resp *ecraev1.ListLiveHostsResponse, instances bool
 		if h.GetUtilizationSource() == "unknown" {
 			util = "?"
 		}
+		if h.CpuDemand != nil && h.GetCpuDemand() > 1 {
+			util += fmt.Sprintf(", asked %.0f%%", 100*h.GetCpuDemand())
+		}
 		watts := "-"
 		switch {
 		case h.GetWattsMeasured():

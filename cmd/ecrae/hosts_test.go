@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -268,4 +269,33 @@ func TestServeWithoutCredentialsSaysSo(t *testing.T) {
 		t.Errorf("log:\n%s", logs2.String())
 	}
 
+}
+
+// TestHostsTableShowsDemand: a host asked for more CPU than it has says so
+// next to its utilisation; one within its CPUs, or without a demand, does
+// not.
+func TestHostsTableShowsDemand(t *testing.T) {
+	over, within := 1.5, 0.7
+	resp := &ecraev1.ListLiveHostsResponse{Hosts: []*ecraev1.LiveHost{
+		{Host: "busy", Utilization: 1, UtilizationSource: "node agent", CpuDemand: &over},
+		{Host: "calm", Utilization: 0.6, UtilizationSource: "node agent", CpuDemand: &within},
+		{Host: "plain", Utilization: 0.5, UtilizationSource: "node agent"},
+	}}
+	var b bytes.Buffer
+	if err := printHosts(&b, resp, false); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	for _, c := range []struct {
+		host string
+		want bool
+	}{{"busy", true}, {"calm", false}, {"plain", false}} {
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, c.host+" ") })
+		if i < 0 {
+			t.Fatalf("no line for %s:\n%s", c.host, b.String())
+		}
+		if got := strings.Contains(lines[i], "asked 150%"); got != c.want || (c.host != "busy" && strings.Contains(lines[i], "asked")) {
+			t.Errorf("%s: %q; want asked 150%% %v", c.host, lines[i], c.want)
+		}
+	}
 }

@@ -256,7 +256,12 @@ type LiveHost struct {
 	InstanceList []*LiveInstance `protobuf:"bytes,27,rep,name=instance_list,json=instanceList,proto3" json:"instance_list,omitempty"`
 	// In StreamLiveHosts only: this entry continues the instance_list of the
 	// previous entry, the same host, and carries nothing else.
-	Continued     bool `protobuf:"varint,28,opt,name=continued,proto3" json:"continued,omitempty"`
+	Continued bool `protobuf:"varint,28,opt,name=continued,proto3" json:"continued,omitempty"`
+	// The CPU the host's tasks ask for, a share of its CPUs, from the node
+	// agent (fresh only): above 1 it is asked for more than it has, which
+	// utilization (at most 1) cannot say, and rebalancing plans count it so.
+	// Absent when not measured.
+	CpuDemand     *float64 `protobuf:"fixed64,29,opt,name=cpu_demand,json=cpuDemand,proto3,oneof" json:"cpu_demand,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -487,6 +492,13 @@ func (x *LiveHost) GetContinued() bool {
 	return false
 }
 
+func (x *LiveHost) GetCpuDemand() float64 {
+	if x != nil && x.CpuDemand != nil {
+		return *x.CpuDemand
+	}
+	return 0
+}
+
 type ListLiveHostsResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Hosts      []*LiveHost            `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
@@ -597,7 +609,7 @@ const file_ecrae_v1_hostview_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"powerState\x124\n" +
 	"\aupdated\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12\x12\n" +
-	"\x04kind\x18\f \x01(\tR\x04kind\"\xcb\a\n" +
+	"\x04kind\x18\f \x01(\tR\x04kind\"\xfe\a\n" +
 	"\bLiveHost\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1a\n" +
 	"\bnodename\x18\x02 \x01(\tR\bnodename\x12\x12\n" +
@@ -631,7 +643,10 @@ const file_ecrae_v1_hostview_proto_rawDesc = "" +
 	"\x04note\x18\x19 \x01(\tR\x04note\x12\x18\n" +
 	"\acompute\x18\x1a \x01(\bR\acompute\x12;\n" +
 	"\rinstance_list\x18\x1b \x03(\v2\x16.ecrae.v1.LiveInstanceR\finstanceList\x12\x1c\n" +
-	"\tcontinued\x18\x1c \x01(\bR\tcontinued\"\x87\x02\n" +
+	"\tcontinued\x18\x1c \x01(\bR\tcontinued\x12\"\n" +
+	"\n" +
+	"cpu_demand\x18\x1d \x01(\x01H\x00R\tcpuDemand\x88\x01\x01B\r\n" +
+	"\v_cpu_demand\"\x87\x02\n" +
 	"\x15ListLiveHostsResponse\x12(\n" +
 	"\x05hosts\x18\x01 \x03(\v2\x12.ecrae.v1.LiveHostR\x05hosts\x12/\n" +
 	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12:\n" +
@@ -689,6 +704,7 @@ func file_ecrae_v1_hostview_proto_init() {
 	if File_ecrae_v1_hostview_proto != nil {
 		return
 	}
+	file_ecrae_v1_hostview_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -211,6 +211,14 @@ func (m *LiveHost) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.CpuDemand != nil {
+		i -= 8
+		binary.LittleEndian.PutUint64(dAtA[i:], uint64(math.Float64bits(float64(*m.CpuDemand))))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xe9
+	}
 	if m.Continued {
 		i--
 		if m.Continued {
@@ -694,6 +702,9 @@ func (m *LiveHost) SizeVT() (n int) {
 	}
 	if m.Continued {
 		n += 3
+	}
+	if m.CpuDemand != nil {
+		n += 10
 	}
 	n += len(m.unknownFields)
 	return n
@@ -1900,6 +1911,18 @@ func (m *LiveHost) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.Continued = bool(v != 0)
+		case 29:
+			if wireType != 1 {
+				return fmt.Errorf("proto: wrong wireType = %d for field CpuDemand", wireType)
+			}
+			var v uint64
+			if (iNdEx + 8) > l {
+				return io.ErrUnexpectedEOF
+			}
+			v = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
+			iNdEx += 8
+			v2 := float64(math.Float64frombits(v))
+			m.CpuDemand = &v2
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
