@@ -18,8 +18,9 @@ import (
 // invocation; proto field names; every field present, zeros included;
 // numbers as numbers (protojson writes int64 as strings); enums as the word
 // the tables print (PLAN_STATUS_PLANNED → "planned"); timestamps RFC 3339;
-// durations in seconds; an unset message or timestamp is null. Keys are
-// sorted (encoding/json sorts maps), so the output is stable for goldens.
+// durations in seconds; an unset message, timestamp or optional number is
+// null. Keys are sorted (encoding/json sorts maps), so the output is stable
+// for goldens.
 
 // printJSON writes one value as the one JSON document of the invocation.
 // Proto messages anywhere in v (directly, in maps or slices) are converted.
@@ -96,8 +97,8 @@ func messageJSON(m protoreflect.Message) any {
 				return true
 			})
 			out[name] = mp
-		case fd.Message() != nil && !m.Has(fd):
-			out[name] = nil
+		case (fd.Message() != nil || fd.HasOptionalKeyword()) && !m.Has(fd):
+			out[name] = nil // unset message, or an optional number not measured
 		default:
 			out[name] = scalarJSON(fd, v)
 		}
