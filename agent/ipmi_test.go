@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecrae/ecrae/internal/testnet"
 )
 
 // startDCMIBMC runs pyghmi's fake BMC (Debian python3-pyghmi), extended in
@@ -20,12 +21,7 @@ func startDCMIBMC(t *testing.T, watts int) int {
 	if err := exec.Command("/usr/bin/python3", "-c", "import pyghmi.ipmi.bmc").Run(); err != nil {
 		t.Skip("python3-pyghmi is not installed (make test installs it)")
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	port := testnet.FreeUDPPort(t)
 	script, _ := filepath.Abs(filepath.Join("testdata", "dcmibmc.py"))
 	cmd := exec.Command("/usr/bin/python3", script, strconv.Itoa(port), strconv.Itoa(watts))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -244,6 +244,7 @@ func TestDuplicatesAndReorderingOverNATS(t *testing.T) {
 		last = publish(t, js, f.Subject, f.Message)
 	}
 	waitSeq(t, v, last)
+	waitCounted(t, r.c.m, float64(len(order)))
 	ev, _, _ := DecodeNotification(create.Message)
 	i, _ := v.Instance(ev.Instance.Instance.UUID)
 	// As after the real order: resized onto host1 with the 2-vCPU flavor.
@@ -321,6 +322,7 @@ func TestMalformedMessagesNeverStopTheStream(t *testing.T) {
 	publish(t, js, create.Subject, create.Message)
 	last := publish(t, js, "ecrae.metrics.node7", []byte(`{"timestamp": "2026-05-01T10:00:00Z", "watts": 321.5, "cpu_utilization": 0.5}`))
 	waitSeq(t, v, last)
+	waitCounted(t, c.m, float64(len(bad)+2))
 
 	ev, _, _ := DecodeNotification(create.Message)
 	if _, ok := v.Instance(ev.Instance.Instance.UUID); !ok {

@@ -85,6 +85,7 @@ func TestContainerReportsThroughTheStream(t *testing.T) {
 	last := publish(t, js, "ecrae.containers.node-a", []byte(`{"timestamp": "`+now.Add(time.Second).Format(time.RFC3339Nano)+`", "arch": "x86_64",
 		"containers": [{"name": "web1", "id": "id-1", "state": "RUNNING", "memory_limit_mb": 256, "tag": "web-frontend"}]}`))
 	waitSeq(t, v, last)
+	waitCounted(t, c.m, 2)
 	ins := v.Instances("node-a")
 	if len(ins) != 1 || ins[0].Kind != hostview.KindContainer || ins[0].Name != "web1" {
 		t.Fatalf("view: %+v", ins)

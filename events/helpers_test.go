@@ -266,3 +266,31 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// waitCounted waits until the consumer has counted n messages in all
+// (each message is counted once, under one outcome). A view's AppliedSeq
+// moves when Apply returns, a moment before the consumer counts the
+// message: a test that reads a counter after waitSeq waits for this too.
+func waitCounted(t testing.TB, m *Metrics, n float64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ch := make(chan prometheus.Metric, 64)
+		go func() { m.events.Collect(ch); close(ch) }()
+		sum := 0.0
+		for pm := range ch {
+			var d dto.Metric
+			if err := pm.Write(&d); err != nil {
+				t.Fatal(err)
+			}
+			sum += d.GetCounter().GetValue()
+		}
+		if sum >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v messages counted, want %v", sum, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -53,6 +53,7 @@ func TestLimitsOverNATS(t *testing.T) {
 	publish(t, js, "ecrae.metrics.ghost", []byte(`{"timestamp": "`+now.Format(time.RFC3339)+`", "watts": 100}`))
 	// The real delete after the year-9999 update still deletes.
 	waitSeq(t, v, publish(t, js, subj("instance.delete.end"), nova("instance.delete.end", now, uuid, "n1")))
+	waitCounted(t, r.c.m, 8)
 
 	for reason, want := range map[string]float64{ReasonTooLarge: 1, ReasonFieldTooLong: 1, ReasonFutureTimestamp: 1, ReasonSampleRange: 1, ReasonUnknownHost: 1} {
 		if got := counterValue(t, r.c.m.rejected.WithLabelValues(reason)); got != want {

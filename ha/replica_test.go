@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/testnet"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/planstore"
 	"github.com/ecrae/ecrae/power"
@@ -258,12 +259,7 @@ func startFakeBMC(t *testing.T) int {
 	if _, err := exec.LookPath("ipmitool"); err != nil {
 		t.Skip("ipmitool not installed")
 	}
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := c.LocalAddr().(*net.UDPAddr).Port
-	c.Close()
+	port := testnet.FreeUDPPort(t)
 	cmd := exec.Command(path, "--port", strconv.Itoa(port))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,12 +2,13 @@ package power
 
 import (
 	"context"
-	"net"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecrae/ecrae/internal/testnet"
 )
 
 // startFakeBMC runs pyghmi's fakebmc (Debian python3-pyghmi; user admin,
@@ -19,12 +20,7 @@ func startFakeBMC(t *testing.T) int {
 	if err != nil {
 		t.Skip("fakebmc not installed (scripts/install-test-deps.sh installs python3-pyghmi)")
 	}
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := c.LocalAddr().(*net.UDPAddr).Port
-	c.Close()
+	port := testnet.FreeUDPPort(t)
 	cmd := exec.Command(path, "--port", strconv.Itoa(port))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

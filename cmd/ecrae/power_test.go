@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ecrae/ecrae/internal/testnet"
 )
 
 // fakeBMC runs pyghmi's fakebmc (Debian python3-pyghmi; admin/password,
@@ -22,12 +23,7 @@ func fakeBMC(t *testing.T) (port int, ipmitool func(args ...string) string) {
 	if err1 != nil || err2 != nil {
 		t.Skip("fakebmc or ipmitool not installed (scripts/install-test-deps.sh)")
 	}
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port = c.LocalAddr().(*net.UDPAddr).Port
-	c.Close()
+	port = testnet.FreeUDPPort(t)
 	cmd := exec.Command(fb, "--port", strconv.Itoa(port))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -66,7 +66,54 @@ func FreePorts(t testing.TB, n int) []int {
 	return ports
 }
 
+// FreeUDPPort is FreePort for a UDP peer started later (a BMC on RMCP+):
+// an ephemeral UDP port can be taken meanwhile as the source port of any
+// datagram socket, the test's own IPMI client's included, and the peer
+// then never binds.
+func FreeUDPPort(t testing.TB) int {
+	t.Helper()
+	return freeUDPPort(t)
+}
+
 func freePort(t testing.TB) int {
+	t.Helper()
+	return pick(t, func(addr string) (func(), error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return func() { _ = l.Close() }, nil
+	}, func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	})
+}
+
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	return pick(t, func(addr string) (func(), error) {
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return func() { _ = c.Close() }, nil
+	}, func() int {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	})
+}
+
+// pick tries random ports below the ephemeral range with try (which binds
+// and returns how to let go), else falls back to the kernel's choice.
+func pick(t testing.TB, try func(addr string) (func(), error), fallback func() int) int {
 	t.Helper()
 	below := ephemeralStart()
 	for range 200 {
@@ -74,17 +121,12 @@ func freePort(t testing.TB) int {
 			break // no room below the range on this machine
 		}
 		p := lowest + rand.IntN(below-lowest)
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
-			_ = l.Close()
+		if release, err := try(fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			release()
 			return p
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return fallback()
 }
 
 // ephemeralStart is the first port of the kernel's ephemeral range

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"net"
+	"strconv"
 	"testing"
 )
 
@@ -40,5 +41,25 @@ func TestFreePortsDistinct(t *testing.T) {
 	}
 	if addrs := FreeAddrs(t, 2); addrs[0] == addrs[1] {
 		t.Fatalf("FreeAddrs gave %s twice", addrs[0])
+	}
+}
+
+// TestFreeUDPPortBelowEphemeralRange: a UDP port outside the range
+// datagram sockets take their source ports from, and free to bind.
+func TestFreeUDPPortBelowEphemeralRange(t *testing.T) {
+	below := ephemeralStart()
+	if below-lowest < 1000 {
+		t.Skipf("ephemeral range starts at %d: no room below it on this machine", below)
+	}
+	for range 50 {
+		p := FreeUDPPort(t)
+		if p < lowest || p >= below {
+			t.Fatalf("port %d, want in [%d, %d)", p, lowest, below)
+		}
+		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("bind the free UDP port: %v", err)
+		}
+		_ = c.Close()
 	}
 }
