@@ -28,16 +28,19 @@ const userHZ = 100
 // per-CPU lines. guest and guest_nice are left out: the kernel already
 // counts them in user and nice.
 func ParseProcStat(data []byte) (CPUTimes, error) {
+	var agg *CPUTimes
 	cpus := 0
 	for line := range bytes.Lines(data) {
-		if len(line) > 3 && string(line[:3]) == "cpu" && line[3] >= '0' && line[3] <= '9' {
-			cpus++
-		}
-	}
-	for line := range bytes.Lines(data) {
 		f := bytes.Fields(line)
-		if len(f) == 0 || string(f[0]) != "cpu" {
+		if len(f) == 0 || !bytes.HasPrefix(f[0], []byte("cpu")) {
 			continue
+		}
+		if string(f[0]) != "cpu" {
+			cpus++ // cpu0, cpu1, ...
+			continue
+		}
+		if agg != nil {
+			continue // the first aggregate line counts
 		}
 		// user nice system idle iowait irq softirq steal guest guest_nice;
 		// kernels before 2.6.11 stop after iowait or earlier.
@@ -57,9 +60,13 @@ func ParseProcStat(data []byte) (CPUTimes, error) {
 		if busy < v[0] || idle < v[3] || busy+idle < busy {
 			return CPUTimes{}, errors.New("/proc/stat: cpu counters overflow")
 		}
-		return CPUTimes{Busy: busy, Total: busy + idle, CPUs: cpus}, nil
+		agg = &CPUTimes{Busy: busy, Total: busy + idle}
 	}
-	return CPUTimes{}, errors.New(`/proc/stat: no aggregate "cpu" line`)
+	if agg == nil {
+		return CPUTimes{}, errors.New(`/proc/stat: no aggregate "cpu" line`)
+	}
+	agg.CPUs = cpus
+	return *agg, nil
 }
 
 // Utilization is the busy share between two readings; ok is false when no

@@ -5,6 +5,7 @@ package testnet
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -72,48 +73,33 @@ func FreePorts(t testing.TB, n int) []int {
 // then never binds.
 func FreeUDPPort(t testing.TB) int {
 	t.Helper()
-	return freeUDPPort(t)
+	return pick(t, "udp")
 }
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	return pick(t, func(addr string) (func(), error) {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		return func() { _ = l.Close() }, nil
-	}, func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	})
+	return pick(t, "tcp")
 }
 
-func freeUDPPort(t testing.TB) int {
-	t.Helper()
-	return pick(t, func(addr string) (func(), error) {
+// bind listens on addr over network ("tcp" or "udp").
+func bind(network, addr string) (net.Addr, io.Closer, error) {
+	if network == "udp" {
 		c, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func() { _ = c.Close() }, nil
-	}, func() int {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	})
+		return c.LocalAddr(), c, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l.Addr(), l, nil
 }
 
-// pick tries random ports below the ephemeral range with try (which binds
-// and returns how to let go), else falls back to the kernel's choice.
-func pick(t testing.TB, try func(addr string) (func(), error), fallback func() int) int {
+// pick is a random port below the ephemeral range that network can bind
+// now, else the kernel's choice.
+func pick(t testing.TB, network string) int {
 	t.Helper()
 	below := ephemeralStart()
 	for range 200 {
@@ -121,12 +107,19 @@ func pick(t testing.TB, try func(addr string) (func(), error), fallback func() i
 			break // no room below the range on this machine
 		}
 		p := lowest + rand.IntN(below-lowest)
-		if release, err := try(fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
-			release()
+		if _, c, err := bind(network, fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			_ = c.Close()
 			return p
 		}
 	}
-	return fallback()
+	a, c, err := bind(network, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, port, _ := net.SplitHostPort(a.String())
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // ephemeralStart is the first port of the kernel's ephemeral range
