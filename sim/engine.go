@@ -139,7 +139,8 @@ type flight struct {
 	vm   int
 	to   int
 	wave int
-	idx  int // in plan
+	idx  int // in the plan of step gen
+	gen  int
 }
 
 type engine struct {
@@ -192,6 +193,7 @@ type engine struct {
 	// next not started, and the hosts of the moves dropped (the later
 	// moves there are dropped too: the plan counted on them).
 	plan     []move
+	planGen  int // counts plans: a migration may outlast its step's plan
 	gate     *optimizer.Gate[int]
 	next     []bool // plan[i] not started yet
 	blocked  map[int]bool
@@ -676,7 +678,7 @@ func (e *engine) startMigration(t float64, m move) bool {
 	// CloudSim: ram / (bw / (2 × 8000)) with bw in kbit/s.
 	dur := float64(v.ram) / (ht.model.BandwidthMbps * 1000 / 16000)
 	e.seq++
-	f := flight{end: t + dur, seq: e.seq, vm: m.vm, to: m.to, wave: m.wave, idx: m.idx}
+	f := flight{end: t + dur, seq: e.seq, vm: m.vm, to: m.to, wave: m.wave, idx: m.idx, gen: e.planGen}
 	k, _ := slices.BinarySearchFunc(e.inflight, f, func(a, b flight) int {
 		if c := cmp.Compare(a.end, b.end); c != 0 {
 			return c
@@ -730,7 +732,7 @@ func (e *engine) drain(until float64) {
 		e.inflight = slices.Delete(e.inflight, 0, n)
 		for _, f := range group {
 			e.completeMigration(f)
-			if e.gate != nil {
+			if e.gate != nil && f.gen == e.planGen {
 				e.gate.End(f.idx)
 			}
 		}
@@ -1012,6 +1014,7 @@ func (e *engine) schedule(t float64, moves []move) {
 		}
 		m.from, m.idx, at[m.vm] = h, k, m.to
 	}
+	e.planGen++
 	e.plan, e.next, e.blocked = moves, make([]bool, len(moves)), map[int]bool{}
 	e.gate = optimizer.NewGate(len(moves), func(i int) (int, int, int) { return moves[i].from, moves[i].to, moves[i].wave })
 	// Wave 0 starts now, in order, as CloudSim starts its migration map:

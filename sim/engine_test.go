@@ -192,3 +192,23 @@ func TestLaterWaveStartsWhenItsHostsAreFree(t *testing.T) {
 		t.Errorf("%d migrations, want 3 (the second wave's on free hosts)", r.Migrations)
 	}
 }
+
+// TestMigrationOutlastingItsStep: a migration that the step's first wave
+// started and that ends after the next step (25,000 MB / 62.5 MB/s = 400
+// s, from 300 s to 700 s) ends nothing in the next step's plan, whose
+// moves are numbered afresh (it was move 1 of its plan; the next plan has
+// only a move 0).
+func TestMigrationOutlastingItsStep(t *testing.T) {
+	s := tinySetup(4)
+	s.Models[0].RAMMB = 65536
+	s.VMTypes = append(s.VMTypes, VMType{Name: "big", PEs: 1, MIPS: 1000, RAMMB: 25000, BandwidthMbps: 100})
+	// VMs 0 and 1 small, 2 big (2 VMs a type).
+	pol := &scripted{start: []int{0, 1, 2}, steps: map[int][]move{
+		1: {{vm: 0, to: 3}, {vm: 2, to: 3}},
+		2: {{vm: 1, to: 0}},
+	}}
+	r := mustRun(t, s, genDay(3, constant(10)), pol)
+	if r.Migrations != 3 {
+		t.Errorf("%d migrations, want 3", r.Migrations)
+	}
+}
