@@ -10,40 +10,12 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/novafake"
 	"github.com/ecrae/ecrae/power"
 	ecraev1 "github.com/ecrae/ecrae/proto/ecrae/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// novaServices stands in for Nova's compute services API, which cannot
-// run in a Go test (integration/ drives the real one): it records calls.
-type novaServices struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (n *novaServices) DisableService(_ context.Context, host, _ string) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.calls = append(n.calls, "disable "+host)
-	return nil
-}
-
-func (n *novaServices) EnableService(_ context.Context, host string) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.calls = append(n.calls, "enable "+host)
-	return nil
-}
-
-func (n *novaServices) HostBusy(context.Context, string) (string, error) { return "", nil }
-
-func (n *novaServices) log() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return strings.Join(n.calls, "; ")
-}
 
 // TestPowerFollowerForwardsAndDeposedLeaderIsFenced: two replicas (real
 // clustered NATS, real gRPC), each with its power manager fenced by its
@@ -79,7 +51,7 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 		evs, _ := follower.power.History("", 0)
 		return len(evs) == 2 && evs[0].Action == power.ActOn && evs[0].By == "cli" && evs[1].Action == power.ActOff
 	})
-	if got := novas[follower.name].log(); got != "" {
+	if got := novas[follower.name].Log(); got != "" {
 		t.Errorf("follower's Nova calls %q, want none: it acted on nothing", got)
 	}
 	// The follower answers the history itself: it holds the replicated copy.
@@ -87,7 +59,7 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 	if err != nil || len(h.GetEvents()) != 2 {
 		t.Errorf("history on the follower: %v, %v; want the leader's 2 events", h, err)
 	}
-	if got := novas[leader.name].log(); got != "disable c1" {
+	if got := novas[leader.name].Log(); got != "disable c1 ecrae: powered off" {
 		t.Errorf("leader's Nova calls %q, want one disable", got)
 	}
 
@@ -102,7 +74,7 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 	if _, err := kv.Update(ctx, LeaseKey, []byte("intruder"), e.Revision()); err != nil {
 		t.Fatal(err)
 	}
-	novaBefore := novas[leader.name].log()
+	novaBefore := novas[leader.name].Log()
 	err = leader.power.Off(ctx, "c1", "cli")
 	if !errors.Is(err, power.ErrFenced) || !errors.Is(err, ErrNotLeader) || !strings.Contains(err.Error(), "intruder") {
 		t.Fatalf("deposed leader's power off: %v, want fenced by the lease held by intruder", err)
@@ -117,7 +89,7 @@ func TestPowerFollowerForwardsAndDeposedLeaderIsFenced(t *testing.T) {
 	if got := bmc(); got != "Chassis Power is on" {
 		t.Errorf("BMC after the deposed leader's power offs: %q", got)
 	}
-	if got := novas[leader.name].log(); got != novaBefore {
+	if got := novas[leader.name].Log(); got != novaBefore {
 		t.Errorf("Nova called by the deposed leader: %q, was %q", got, novaBefore)
 	}
 	if evs, _ := leader.power.History("c1", 0); len(evs) < 3 || evs[0].Action != power.ActRefused {
@@ -187,10 +159,10 @@ func TestPowerStateFollowsTheLeader(t *testing.T) {
 	next.view.Reconcile(hostview.Inventory{At: time.Now().Add(time.Second), Hosts: []hostview.HostInventory{{Name: "c1", State: "up", ISA: "x86_64",
 		Capacity: hostview.Capacity{VCPUs: 8, CPURatio: 1, MemoryMB: 16384, DiskGB: 100}}}})
 	next.power.Tick(ctx, false)
-	if got := novas[next.name].log(); got != "enable c1" {
+	if got := novas[next.name].Log(); got != "enable c1" {
 		t.Errorf("new leader's Nova calls %q, want the service enabled", got)
 	}
-	if got := novas[leader.name].log(); got != "disable c1" {
+	if got := novas[leader.name].Log(); got != "disable c1 ecrae: powered off" {
 		t.Errorf("old leader's Nova calls %q, want the one disable", got)
 	}
 	if next.power.IsOff("c1") {
@@ -202,10 +174,10 @@ func TestPowerStateFollowsTheLeader(t *testing.T) {
 // with a power manager (policy act, fenced by its lease, its own Nova
 // stand-in) for one host, c1, whose BMC is a real fakebmc; bmc reads its
 // power state through ipmitool.
-func powerReplicas(t *testing.T, n int, ttl time.Duration) (rs []*replica, novas map[string]*novaServices, bmc func() string) {
+func powerReplicas(t *testing.T, n int, ttl time.Duration) (rs []*replica, novas map[string]*novafake.Services, bmc func() string) {
 	t.Helper()
 	port := startFakeBMC(t)
-	novas = map[string]*novaServices{}
+	novas = map[string]*novafake.Services{}
 	var mu sync.Mutex
 	rs = startReplicas(t, n, replicaOptions{
 		ttl: ttl,
@@ -214,7 +186,7 @@ func powerReplicas(t *testing.T, n int, ttl time.Duration) (rs []*replica, novas
 				Capacity: hostview.Capacity{VCPUs: 8, CPURatio: 1, MemoryMB: 16384, DiskGB: 100}}}})
 		},
 		power: func(l *Lease, v *hostview.View, hist *power.History) *power.Manager {
-			nova := &novaServices{}
+			nova := &novafake.Services{}
 			mu.Lock()
 			novas[l.Name()] = nova
 			mu.Unlock()

@@ -26,8 +26,8 @@ func TestCheckAgreesWithTheActions(t *testing.T) {
 	if on, off := r.m.Check(ctx, "nope"); !errors.Is(on, ErrUnknownHost) || !errors.Is(off, ErrUnknownHost) {
 		t.Errorf("Check(nope) = %v, %v; want no endpoint for both", on, off)
 	}
-	if evs, _ := r.m.History("", 0); len(evs) != 0 || r.nova.log() != "" || r.bmc(t, "c1") != "Chassis Power is on" {
-		t.Fatalf("Check acted: history %+v, Nova %q", evs, r.nova.log())
+	if evs, _ := r.m.History("", 0); len(evs) != 0 || r.nova.Log() != "" || r.bmc(t, "c1") != "Chassis Power is on" {
+		t.Fatalf("Check acted: history %+v, Nova %q", evs, r.nova.Log())
 	}
 	if err := r.m.Off(ctx, "c1", "cli"); errText(err) != errText(off) {
 		t.Errorf("Off(c1) = %v; Check said %v", err, off)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/novafake"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -43,48 +44,13 @@ func noErr(t *testing.T, err error) {
 	}
 }
 
-// fakeNova records service changes: Nova's API does not run in a Go test
-// (the Nova harness test in integration/ uses the real one).
-type fakeNova struct {
-	mu       sync.Mutex
-	calls    []string
-	failNext error
-	busy     map[string]string // Nova's own word on a host
-}
-
-func (f *fakeNova) HostBusy(_ context.Context, host string) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.busy[host], nil
-}
-
-func (f *fakeNova) DisableService(_ context.Context, host, reason string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.failNext; err != nil {
-		f.failNext = nil
-		return err
-	}
-	f.calls = append(f.calls, "disable "+host+" "+reason)
-	return nil
-}
-
-func (f *fakeNova) EnableService(_ context.Context, host string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, "enable "+host)
-	return nil
-}
-
-func (f *fakeNova) log() string { f.mu.Lock(); defer f.mu.Unlock(); return strings.Join(f.calls, "; ") }
-
 // rig is a manager over a real view and history and a real fakebmc per
 // host.
 type rig struct {
 	m     *Manager
 	view  *hostview.View
 	clk   *clock
-	nova  *fakeNova
+	nova  *novafake.Services
 	seq   atomic.Uint64
 	ports map[string]int
 	reg   *prometheus.Registry
@@ -123,7 +89,7 @@ func (r *rig) bmc(t *testing.T, host string) string {
 
 func newRig(t *testing.T, policy Policy, headroom Headroom, hosts ...string) *rig {
 	t.Helper()
-	r := &rig{clk: newClock(t0), nova: &fakeNova{}, ports: map[string]int{}, reg: prometheus.NewRegistry()}
+	r := &rig{clk: newClock(t0), nova: &novafake.Services{}, ports: map[string]int{}, reg: prometheus.NewRegistry()}
 	r.view = hostview.New(hostview.Options{Now: r.clk.now, StaleAfter: 5 * time.Minute})
 	var entries []HostEntry
 	for _, h := range hosts {
@@ -152,7 +118,7 @@ func TestOffRefusesAHostWithAnInstance(t *testing.T) {
 	if got := r.bmc(t, "c1"); got != "Chassis Power is on" {
 		t.Errorf("BMC: %q", got)
 	}
-	if got := r.nova.log(); got != "" {
+	if got := r.nova.Log(); got != "" {
 		t.Errorf("Nova was called: %s", got)
 	}
 	// An instance in flight anywhere may be on its way to c2.
@@ -172,7 +138,7 @@ func TestOffDisablesThenPowersOffAndOnWaitsForTheHostToReport(t *testing.T) {
 	r.sample("c1", 120)
 	ctx := context.Background()
 	noErr(t, r.m.Off(ctx, "c1", "cli"))
-	if got, want := r.nova.log(), "disable c1 ecrae: powered off"; got != want {
+	if got, want := r.nova.Log(), "disable c1 ecrae: powered off"; got != want {
 		t.Errorf("Nova: %q, want %q", got, want)
 	}
 	if got := r.bmc(t, "c1"); got != "Chassis Power is off" {
@@ -193,13 +159,13 @@ func TestOffDisablesThenPowersOffAndOnWaitsForTheHostToReport(t *testing.T) {
 	}
 	// Not reporting yet: the service stays disabled.
 	r.m.Tick(ctx, false)
-	if strings.Contains(r.nova.log(), "enable") {
-		t.Fatalf("enabled before the host reported: %s", r.nova.log())
+	if strings.Contains(r.nova.Log(), "enable") {
+		t.Fatalf("enabled before the host reported: %s", r.nova.Log())
 	}
 	r.clk.add(90 * time.Second)
 	r.sample("c1", 80)
 	r.m.Tick(ctx, false)
-	if got, want := r.nova.log(), "disable c1 ecrae: powered off; enable c1"; got != want {
+	if got, want := r.nova.Log(), "disable c1 ecrae: powered off; enable c1"; got != want {
 		t.Errorf("Nova: %q, want %q", got, want)
 	}
 	evs, _ := r.m.History("c1", 0)
@@ -212,12 +178,12 @@ func TestOffDisablesThenPowersOffAndOnWaitsForTheHostToReport(t *testing.T) {
 // notification); Nova's own list is the last word.
 func TestOffAsksNovaToo(t *testing.T) {
 	r := newRig(t, PolicyAct, Headroom{}, "c1")
-	r.nova.busy = map[string]string{"c1": "Nova lists 1 server(s) on c1 (first: i-7)"}
+	r.nova.SetBusy("c1", "Nova lists 1 server(s) on c1 (first: i-7)")
 	err := r.m.Off(context.Background(), "c1", "cli")
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "i-7") {
 		t.Fatalf("Off = %v, want refused naming i-7", err)
 	}
-	if got, want := r.nova.log(), "disable c1 ecrae: powered off; enable c1"; got != want {
+	if got, want := r.nova.Log(), "disable c1 ecrae: powered off; enable c1"; got != want {
 		t.Errorf("Nova: %q, want %q", got, want)
 	}
 	if r.bmc(t, "c1") != "Chassis Power is on" {
@@ -234,7 +200,7 @@ func TestOffFailsCleanlyOnAWrongPassword(t *testing.T) {
 		t.Fatalf("Off with a wrong password = %v, want an error naming the host and %s", err, ep)
 	}
 	// The service was disabled first, then enabled again: all or nothing.
-	if got, want := r.nova.log(), "disable c1 ecrae: powered off; enable c1"; got != want {
+	if got, want := r.nova.Log(), "disable c1 ecrae: powered off; enable c1"; got != want {
 		t.Errorf("Nova: %q, want %q", got, want)
 	}
 	if r.m.IsOff("c1") {
@@ -284,7 +250,7 @@ func TestPolicyKeepsHeadroomAndWakesOnNoRoom(t *testing.T) {
 	r := newRig(t, PolicyAct, Headroom{Hosts: 1}, "c1", "c2", "c3")
 	ctx := context.Background()
 	r.m.FreedHosts(ctx, []string{"c1", "c2", "c3"})
-	if got, want := r.nova.log(), "disable c1 ecrae: powered off; disable c2 ecrae: powered off"; got != want {
+	if got, want := r.nova.Log(), "disable c1 ecrae: powered off; disable c2 ecrae: powered off"; got != want {
 		t.Fatalf("Nova: %q, want %q", got, want)
 	}
 	if r.bmc(t, "c3") != "Chassis Power is on" || r.bmc(t, "c1") != "Chassis Power is off" {
@@ -363,8 +329,8 @@ func TestPolicyCountsABootingHostAsHeadroom(t *testing.T) {
 func TestPolicyAdviseOnlyRecords(t *testing.T) {
 	r := newRig(t, PolicyAdvise, Headroom{}, "c1")
 	r.m.FreedHosts(context.Background(), []string{"c1"})
-	if r.bmc(t, "c1") != "Chassis Power is on" || r.nova.log() != "" {
-		t.Fatalf("advise acted: BMC %q, Nova %q", r.bmc(t, "c1"), r.nova.log())
+	if r.bmc(t, "c1") != "Chassis Power is on" || r.nova.Log() != "" {
+		t.Fatalf("advise acted: BMC %q, Nova %q", r.bmc(t, "c1"), r.nova.Log())
 	}
 	evs, _ := r.m.History("c1", 0)
 	if len(evs) != 1 || evs[0].Action != ActAdviseOff {
@@ -404,8 +370,8 @@ func TestStaleViewStopsThePolicy(t *testing.T) {
 	if err := r.m.Off(ctx, "c2", "cli"); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "stale") {
 		t.Errorf("Off on a stale host = %v", err)
 	}
-	if r.nova.log() != "" || r.bmc(t, "c1") != "Chassis Power is on" {
-		t.Errorf("acted on a stale view: %s", r.nova.log())
+	if r.nova.Log() != "" || r.bmc(t, "c1") != "Chassis Power is on" {
+		t.Errorf("acted on a stale view: %s", r.nova.Log())
 	}
 	r.resync()
 	r.m.Tick(ctx, false)
@@ -470,7 +436,7 @@ func TestFenceStopsPowerActions(t *testing.T) {
 	if !errors.Is(err, ErrFenced) || !errors.Is(err, errLost) || errors.Is(err, ErrRefused) {
 		t.Fatalf("Off without the lease = %v, want ErrFenced wrapping the lease's reason", err)
 	}
-	if got := r.nova.log(); got != "" {
+	if got := r.nova.Log(); got != "" {
 		t.Errorf("Nova was called: %s", got)
 	}
 	// Lost between the first check (before Nova) and the second (before
@@ -479,7 +445,7 @@ func TestFenceStopsPowerActions(t *testing.T) {
 	if err := r.m.Off(ctx, "c1", "cli"); !errors.Is(err, ErrFenced) {
 		t.Fatalf("Off losing the lease midway = %v, want ErrFenced", err)
 	}
-	if got, want := r.nova.log(), "disable c1 ecrae: powered off; enable c1"; got != want {
+	if got, want := r.nova.Log(), "disable c1 ecrae: powered off; enable c1"; got != want {
 		t.Errorf("Nova: %q, want %q", got, want)
 	}
 	if got := r.bmc(t, "c1"); got != "Chassis Power is on" {

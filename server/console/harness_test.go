@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ecrae/ecrae/hostview"
+	"github.com/ecrae/ecrae/internal/novafake"
 	"github.com/ecrae/ecrae/kbstore"
 	"github.com/ecrae/ecrae/planstore"
 	"github.com/ecrae/ecrae/power"
@@ -86,7 +87,7 @@ type harness struct {
 	// With power: the manager, its BMCs and Nova's services.
 	pm   *power.Manager
 	bmc  *redfishBMC
-	nova *novaServices
+	nova *novafake.Services
 }
 
 // options of a harness.
@@ -208,7 +209,7 @@ func (h *harness) wirePower(t *testing.T, dir string, nhosts int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hist.Close() })
-	h.nova = &novaServices{}
+	h.nova = &novafake.Services{}
 	h.pm, err = power.NewManager(power.Config{Policy: power.PolicyOff, View: h.view, History: hist, Nova: h.nova,
 		Credentials: &power.CredentialFile{Default: &power.Credentials{Username: "root", Password: "calvin"}},
 		Hosts:       func(context.Context) ([]power.HostEntry, error) { return entries, nil }})
@@ -273,36 +274,4 @@ func (b *redfishBMC) power(id string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state[id]
-}
-
-// novaServices records what the power manager asks of Nova's compute
-// services API, which does not run in a Go test (integration/ drives the
-// real one inside Nova's harness).
-type novaServices struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (n *novaServices) DisableService(_ context.Context, host, reason string) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.calls = append(n.calls, "disable "+host)
-	return nil
-}
-
-func (n *novaServices) EnableService(_ context.Context, host string) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.calls = append(n.calls, "enable "+host)
-	return nil
-}
-
-// HostBusy: Nova's word agrees with the view here; the view's own refusals
-// are what the console tests show.
-func (n *novaServices) HostBusy(context.Context, string) (string, error) { return "", nil }
-
-func (n *novaServices) log() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return strings.Join(n.calls, "; ")
 }

@@ -83,8 +83,8 @@ func TestPowerOffNeedsOperator(t *testing.T) {
 	if r := post(t, viewer, h.ts.URL+act, tok, nil); r.StatusCode != http.StatusForbidden {
 		t.Errorf("viewer: POST %s: %d, want 403", act, r.StatusCode)
 	}
-	if got := h.bmc.power("h4"); got != "On" || h.nova.log() != "" || len(historyOf(t, h, "")) != 0 {
-		t.Fatalf("after the viewer's refused power off: BMC %s, Nova %q, history %q", got, h.nova.log(), historyOf(t, h, ""))
+	if got := h.bmc.power("h4"); got != "On" || h.nova.Log() != "" || len(historyOf(t, h, "")) != 0 {
+		t.Fatalf("after the viewer's refused power off: BMC %s, Nova %q, history %q", got, h.nova.Log(), historyOf(t, h, ""))
 	}
 
 	act, tok = confirmForm(t, ops, h.ts.URL+"/confirm?action=power-off&host=h4")
@@ -92,8 +92,8 @@ func TestPowerOffNeedsOperator(t *testing.T) {
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/power?done=off&host=h4") {
 		t.Fatalf("operator: POST %s: %d to %q", act, resp.StatusCode, loc)
 	}
-	if got := h.bmc.power("h4"); got != "Off" || h.nova.log() != "disable h4" {
-		t.Errorf("after the operator's power off: BMC %s, Nova %q", got, h.nova.log())
+	if got := h.bmc.power("h4"); got != "Off" || h.nova.Log() != "disable h4 ecrae: powered off" {
+		t.Errorf("after the operator's power off: BMC %s, Nova %q", got, h.nova.Log())
 	}
 	_, body := get(t, ops, h.ts.URL+resp.Header.Get("Location"))
 	for _, want := range []string{
@@ -156,8 +156,8 @@ func TestPowerOffConfirmRequired(t *testing.T) {
 			t.Errorf("%s: %d, want 403 or 405", name, r.StatusCode)
 		}
 	}
-	if got := h.bmc.power("h4"); got != "On" || h.nova.log() != "" {
-		t.Fatalf("without a confirmed post: BMC %s, Nova %q", got, h.nova.log())
+	if got := h.bmc.power("h4"); got != "On" || h.nova.Log() != "" {
+		t.Fatalf("without a confirmed post: BMC %s, Nova %q", got, h.nova.Log())
 	}
 	if r := post(t, c, h.ts.URL+"/power/h4/explode", tok, nil); r.StatusCode != http.StatusBadRequest {
 		t.Errorf("unknown action: %d, want 400", r.StatusCode)
@@ -203,8 +203,8 @@ func TestPowerOffRefusalShown(t *testing.T) {
 			t.Errorf("no %q in\n%s", want, body)
 		}
 	}
-	if h.bmc.power("h4") != "On" || h.nova.log() != "" {
-		t.Errorf("refused, yet BMC %s, Nova %q", h.bmc.power("h4"), h.nova.log())
+	if h.bmc.power("h4") != "On" || h.nova.Log() != "" {
+		t.Errorf("refused, yet BMC %s, Nova %q", h.bmc.power("h4"), h.nova.Log())
 	}
 	if got := historyOf(t, h, "h4"); len(got) != 1 || got[0] != "refused by console" {
 		t.Errorf("history %q", got)
