@@ -117,9 +117,10 @@ type Move struct {
 	Instance int // index in Cluster.Instances
 	From, To int // indices in Cluster.Hosts
 	// Wave numbers the group of moves that may run together, from 0: the
-	// plan is feasible whenever each wave's moves start once every move of
-	// an earlier wave on their hosts has finished (Gate), which running the
-	// waves one after the other also satisfies.
+	// plan is feasible whenever each move starts once its instance's
+	// earlier move and every move of an earlier wave out of its
+	// destination have finished, within MaxPerHost (Gate), which running
+	// the waves one after the other also satisfies.
 	Wave int
 	// Detour marks a stop on a host with room to spare, to break a
 	// deadlock; the instance moves on later in the plan.

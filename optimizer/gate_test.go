@@ -8,17 +8,23 @@ import (
 )
 
 func TestGate(t *testing.T) {
-	// Moves (from → to, wave):
-	//   0: A → B, 0     2: C → D, 1 (waits for nothing: no wave-0 move on C or D)
-	//   1: E → F, 0     3: B → C, 1 (waits for 0, on B)
-	//                   4: F → A, 2 (waits for 1 on F, and for 0 on A)
-	//                   5: D → E, 2 (waits for 2 on D, and for 1 on E)
+	// Moves (from → to, wave, instance), at most 2 in flight per host:
+	//   0: A → B, 0, i0     3: C → A, 1, i3 (waits for 0, out of A)
+	//   1: B → C, 0, i1     4: E → F, 2, i4 (waits for nothing)
+	//   2: D → B, 1, i2     5: B → G, 2, i2 (waits for 2, its instance's move)
+	//      (waits for 1,    6: H → B, 2, i6 (waits for 1, out of B)
+	//      out of B)
 	type mv struct {
 		from, to string
 		wave     int
+		inst     string
 	}
-	moves := []mv{{"A", "B", 0}, {"E", "F", 0}, {"C", "D", 1}, {"B", "C", 1}, {"F", "A", 2}, {"D", "E", 2}}
-	g := NewGate(len(moves), func(i int) (string, string, int) { return moves[i].from, moves[i].to, moves[i].wave })
+	moves := []mv{{"A", "B", 0, "i0"}, {"B", "C", 0, "i1"}, {"D", "B", 1, "i2"}, {"C", "A", 1, "i3"},
+		{"E", "F", 2, "i4"}, {"B", "G", 2, "i2"}, {"H", "B", 2, "i6"}}
+	g := NewGate(len(moves), 2, func(i int) GateMove[string, string] {
+		m := moves[i]
+		return GateMove[string, string]{From: m.from, To: m.to, Wave: m.wave, Instance: m.inst}
+	})
 	ready := func() (out []int) {
 		for i := range moves {
 			if g.Ready(i) {
@@ -28,35 +34,45 @@ func TestGate(t *testing.T) {
 		return out
 	}
 	for _, c := range []struct {
-		end  int // -1: none
-		want []int
+		start, end []int
+		want       []int
 	}{
-		{-1, []int{0, 1, 2}},
-		{2, []int{0, 1}},    // 5 still waits for 1 on E
-		{0, []int{1, 3}},    // 3's B is free; 4 still waits for 1 on F
-		{1, []int{3, 4, 5}}, // 4: A and F free; 5: D and E free
-		{1, []int{3, 4, 5}}, // ending twice changes nothing
-		{3, []int{4, 5}},
-		{4, []int{5}},
-		{5, nil},
+		{nil, nil, []int{0, 1, 4}},
+		{[]int{0, 1}, nil, []int{4}},    // started moves are not ready again
+		{nil, []int{1}, []int{2, 4, 6}}, // B's wave-0 departure is over: 2 and 6 arrive while 0 still does
+		{[]int{2}, nil, []int{4}},       // B has 0 and 2 in flight: 6 waits for a slot
+		{nil, []int{0}, []int{3, 4, 6}}, // A's departure is over (3); B has a slot again (6)
+		{nil, []int{2}, []int{3, 4, 5, 6}},
+		{nil, []int{2}, []int{3, 4, 5, 6}}, // ending twice changes nothing
+		{[]int{3, 4, 5, 6}, nil, nil},
+		{nil, []int{3, 4, 5, 6}, nil},
 	} {
-		if c.end >= 0 {
-			g.End(c.end)
+		for _, i := range c.start {
+			g.Start(i)
+		}
+		for _, i := range c.end {
+			g.End(i)
 		}
 		if got := ready(); !slices.Equal(got, c.want) {
-			t.Fatalf("after ending %d: ready %v, want %v", c.end, got, c.want)
+			t.Fatalf("after starting %v and ending %v: ready %v, want %v", c.start, c.end, got, c.want)
 		}
+	}
+	// A move ended before it started (dropped) never becomes ready.
+	g2 := NewGate(1, 1, func(int) GateMove[string, int] { return GateMove[string, int]{From: "A", To: "B"} })
+	g2.End(0)
+	if g2.Ready(0) {
+		t.Fatal("a move ended before it started is ready")
 	}
 }
 
 // TestGateKeepsPlansFeasible runs random plans the way the executor does,
 // every ready move started as soon as a slot is free (MaxParallel), each
 // migration taking a random time, and checks at each start what Gate
-// promises: every earlier-wave move on the move's hosts has ended, no
-// later-wave one has started, and the destination holds, counting what
-// is in flight to and from it, no more than its capacity, and no two
-// members of an anti-affinity group. Every move runs: the lowest wave
-// with a move left is always ready.
+// promises: the instance's earlier moves and every earlier-wave move out of
+// the destination have ended, no host has more than MaxPerHost moves in
+// flight, and every host holds, counting what is in flight to and from it,
+// no more than its capacity, and no two members of an anti-affinity group.
+// Every move runs: the gate never gets stuck.
 func TestGateKeepsPlansFeasible(t *testing.T) {
 	gen := clusterGen{states: true, groups: true, ceilings: true, pinned: true}
 	started := 0
@@ -69,7 +85,7 @@ func TestGateKeepsPlansFeasible(t *testing.T) {
 			t.Fatalf("case %d: %v", k, err)
 		}
 		t.Run(fmt.Sprintf("case%d", k), func(t *testing.T) {
-			started += runGated(t, r, &c, p, opts.MaxParallel)
+			started += runGated(t, r, &c, p, opts.MaxPerHost, opts.MaxParallel)
 		})
 	}
 	if started < 100 {
@@ -77,7 +93,7 @@ func TestGateKeepsPlansFeasible(t *testing.T) {
 	}
 }
 
-func runGated(t *testing.T, r *rand.Rand, c *Cluster, p *Plan, parallel int) int {
+func runGated(t *testing.T, r *rand.Rand, c *Cluster, p *Plan, perHost, parallel int) int {
 	t.Helper()
 	at := make([]int, len(c.Instances))
 	hostIdx := map[string]int{}
@@ -91,7 +107,9 @@ func runGated(t *testing.T, r *rand.Rand, c *Cluster, p *Plan, parallel int) int
 	for _, g := range c.Groups {
 		anti[g.Name] = g.Policy == PolicyAntiAffinity
 	}
-	g := NewGate(len(p.Moves), func(i int) (int, int, int) { return p.Moves[i].From, p.Moves[i].To, p.Moves[i].Wave })
+	g := NewGate(len(p.Moves), perHost, func(i int) GateMove[int, int] {
+		return GateMove[int, int]{From: p.Moves[i].From, To: p.Moves[i].To, Wave: p.Moves[i].Wave, Instance: p.Moves[i].Instance}
+	})
 	const (
 		waiting = iota
 		flying
@@ -137,21 +155,31 @@ func runGated(t *testing.T, r *rand.Rand, c *Cluster, p *Plan, parallel int) int
 			if inFlight >= parallel || state[i] != waiting || !g.Ready(i) {
 				continue
 			}
+			busy := map[int]int{}
 			for k, o := range p.Moves {
-				touches := o.From == mv.From || o.From == mv.To || o.To == mv.From || o.To == mv.To
-				if touches && o.Wave < mv.Wave && state[k] != ended {
-					t.Fatalf("move %d (wave %d) ready while move %d (wave %d) on its hosts has not ended", i, mv.Wave, k, o.Wave)
+				if o.Instance == mv.Instance && k < i && state[k] != ended {
+					t.Fatalf("move %d ready while move %d of its instance has not ended", i, k)
 				}
-				if touches && o.Wave > mv.Wave && state[k] != waiting {
-					t.Fatalf("move %d (wave %d) ready after move %d (wave %d) on its hosts started", i, mv.Wave, k, o.Wave)
+				if o.From == mv.To && o.Wave < mv.Wave && state[k] != ended {
+					t.Fatalf("move %d (wave %d) ready while move %d (wave %d) out of its destination has not ended", i, mv.Wave, k, o.Wave)
+				}
+				if state[k] == flying {
+					busy[o.From]++
+					busy[o.To]++
 				}
 			}
 			if at[mv.Instance] != mv.From {
 				t.Fatalf("move %d: instance on %d, the move leaves %d", i, at[mv.Instance], mv.From)
 			}
+			if busy[mv.From] >= perHost || busy[mv.To] >= perHost {
+				t.Fatalf("move %d ready with %d and %d moves in flight on its hosts, at most %d allowed", i, busy[mv.From], busy[mv.To], perHost)
+			}
 			state[i], end[i] = flying, now+0.1+r.Float64()*10
+			g.Start(i)
 			inFlight++
-			holds(mv.To)
+			for j := range c.Hosts {
+				holds(j)
+			}
 		}
 		next := -1
 		for i := range p.Moves {
@@ -195,7 +223,7 @@ func BenchmarkGateMakespan(b *testing.B) {
 			for i, mv := range p.Moves {
 				dur[i] = float64(c.Instances[mv.Instance].MemoryMB) * (1 + 2*r.Float64())
 			}
-			w, g := makespans(p, dur, DefaultMaxParallel)
+			w, g := makespans(p, dur, DefaultMaxPerHost, DefaultMaxParallel)
 			waved, gated = waved+w, gated+g
 		}
 	}
@@ -203,8 +231,9 @@ func BenchmarkGateMakespan(b *testing.B) {
 }
 
 // makespans is how long plan p takes with the moves' durations dur, wave
-// by wave and gated (at most parallel in flight, started in plan order).
-func makespans(p *Plan, dur []float64, parallel int) (waved, gated float64) {
+// by wave and gated (at most perHost in flight on a host and parallel in
+// all, started in plan order).
+func makespans(p *Plan, dur []float64, perHost, parallel int) (waved, gated float64) {
 	longest := make([]float64, p.Waves)
 	for i, mv := range p.Moves {
 		longest[mv.Wave] = max(longest[mv.Wave], dur[i])
@@ -212,7 +241,9 @@ func makespans(p *Plan, dur []float64, parallel int) (waved, gated float64) {
 	for _, d := range longest {
 		waved += d
 	}
-	g := NewGate(len(p.Moves), func(i int) (int, int, int) { return p.Moves[i].From, p.Moves[i].To, p.Moves[i].Wave })
+	g := NewGate(len(p.Moves), perHost, func(i int) GateMove[int, int] {
+		return GateMove[int, int]{From: p.Moves[i].From, To: p.Moves[i].To, Wave: p.Moves[i].Wave, Instance: p.Moves[i].Instance}
+	})
 	started := make([]bool, len(p.Moves))
 	end := make([]float64, len(p.Moves))
 	var flying []int
@@ -220,6 +251,7 @@ func makespans(p *Plan, dur []float64, parallel int) (waved, gated float64) {
 		for i := range p.Moves {
 			if len(flying) < parallel && !started[i] && g.Ready(i) {
 				started[i], end[i] = true, gated+dur[i]
+				g.Start(i)
 				flying = append(flying, i)
 			}
 		}

@@ -205,11 +205,13 @@ func (r *Executor) release(id string) {
 	r.mu.Unlock()
 }
 
-// execute runs the plan's steps, each as soon as the steps of earlier
-// waves on its two hosts have ended (optimizer.Gate) and fewer than the
-// plan's MaxParallel are in flight: a host never waits for the slowest
-// migration of a wave elsewhere, and still holds at each start what the
-// plan checked. Before steps start, the plan is checked against the live
+// execute runs the plan's steps, each as soon as optimizer.Gate lets it
+// (its instance's earlier step and the earlier waves' steps out of its
+// destination have ended, and its hosts have fewer than the plan's
+// MaxPerHost in flight) and fewer than the plan's MaxParallel are in
+// flight: a host never waits for the slowest migration of a wave
+// elsewhere, a destination takes its next arrival as soon as one ends, and
+// every host still holds at each start part of what the plan checked. Before steps start, the plan is checked against the live
 // view (and the store, for an abort): a stale plan stops there with the
 // reason. The first failure stops the plan: the steps in flight finish,
 // no other starts, nothing is retried. Cancelling ctx (the service
@@ -236,8 +238,13 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 			}
 		}
 	}
-	gate := optimizer.NewGate(len(p.Steps), func(i int) (string, string, int) {
-		return p.Steps[i].From, p.Steps[i].To, p.Steps[i].Wave
+	perHost := p.MaxPerHost
+	if perHost <= 0 {
+		perHost = optimizer.DefaultMaxPerHost // a plan stored before its bound was
+	}
+	gate := optimizer.NewGate(len(p.Steps), perHost, func(i int) optimizer.GateMove[string, string] {
+		st := &p.Steps[i]
+		return optimizer.GateMove[string, string]{From: st.From, To: st.To, Wave: st.Wave, Instance: st.InstanceID}
 	})
 	// A plan taken over from another leader (Resume) has steps done
 	// already: only pending steps run.
@@ -374,15 +381,19 @@ func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.
 	}
 }
 
-// startable lists the pending steps (in plan order) that may start now:
-// the gate lets them, and with them at most limit steps are in flight.
-func startable(gate *optimizer.Gate[string], pending []int, inFlight, limit int) []int {
+// startable lists the pending steps (in plan order) that may start now,
+// and marks them started in the gate: the gate lets them, and with them
+// at most limit steps are in flight. A step listed that then does not run
+// (the plan stops first) leaves the gate counting it, which no longer
+// matters: nothing starts after a stop.
+func startable(gate *optimizer.Gate[string, string], pending []int, inFlight, limit int) []int {
 	var ready []int
 	for _, i := range pending {
 		if inFlight+len(ready) >= limit {
 			break
 		}
 		if gate.Ready(i) {
+			gate.Start(i)
 			ready = append(ready, i)
 		}
 	}

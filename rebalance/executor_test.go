@@ -96,29 +96,43 @@ func TestStaleInFlight(t *testing.T) {
 }
 
 // TestStartable: the steps that may start are those the gate lets start,
-// in plan order, as many as the limit leaves room for.
+// in plan order, as many as the limit leaves room for, and the gate counts
+// them as started.
 func TestStartable(t *testing.T) {
 	// Four moves on disjoint pairs of hosts, one wave each (a plan made
-	// with MaxParallel 1), then one more on the first pair.
-	steps := []planstore.Step{{Wave: 0, From: "a", To: "b"}, {Wave: 1, From: "c", To: "d"}, {Wave: 2, From: "e", To: "f"},
-		{Wave: 3, From: "g", To: "h"}, {Wave: 4, From: "b", To: "a"}}
-	gate := optimizer.NewGate(len(steps), func(i int) (string, string, int) { return steps[i].From, steps[i].To, steps[i].Wave })
+	// with MaxParallel 1), then one back out of b to a, and one more to d;
+	// one migration per host.
+	steps := []planstore.Step{{Wave: 0, From: "a", To: "b", InstanceID: "i0"}, {Wave: 1, From: "c", To: "d", InstanceID: "i1"},
+		{Wave: 2, From: "e", To: "f", InstanceID: "i2"}, {Wave: 3, From: "g", To: "h", InstanceID: "i3"},
+		{Wave: 4, From: "b", To: "a", InstanceID: "i4"}, {Wave: 5, From: "x", To: "d", InstanceID: "i5"}}
+	newGate := func() *optimizer.Gate[string, string] {
+		return optimizer.NewGate(len(steps), 1, func(i int) optimizer.GateMove[string, string] {
+			return optimizer.GateMove[string, string]{From: steps[i].From, To: steps[i].To, Wave: steps[i].Wave, Instance: steps[i].InstanceID}
+		})
+	}
+	all := []int{0, 1, 2, 3, 4, 5}
 	for _, c := range []struct {
 		pending         []int
 		inFlight, limit int
 		want            []int
 	}{
-		{[]int{0, 1, 2, 3, 4}, 0, 1, []int{0}},          // the limit: one at a time
-		{[]int{1, 2, 3, 4}, 1, 1, nil},                  // one in flight: none more
-		{[]int{0, 1, 2, 3, 4}, 0, 8, []int{0, 1, 2, 3}}, // 4 waits for 0, on a and b
-		{[]int{1, 2, 3, 4}, 1, 3, []int{1, 2}},          // 1 in flight + 2 = 3
+		{all, 0, 1, []int{0}},          // the limit: one at a time
+		{all[1:], 1, 1, nil},           // one in flight: none more
+		{all, 0, 8, []int{0, 1, 2, 3}}, // 4 waits for 0 (out of a), 5 for a slot on d (1 has it)
+		{all[1:], 1, 3, []int{1, 2}},   // 1 in flight + 2 = 3
 	} {
-		if got := startable(gate, c.pending, c.inFlight, c.limit); !slices.Equal(got, c.want) {
+		if got := startable(newGate(), c.pending, c.inFlight, c.limit); !slices.Equal(got, c.want) {
 			t.Errorf("pending %v, %d in flight, limit %d: %v, want %v", c.pending, c.inFlight, c.limit, got, c.want)
 		}
 	}
+	gate := newGate()
+	startable(gate, all, 0, 8)
+	if got := startable(gate, []int{4, 5}, 4, 8); got != nil {
+		t.Errorf("with 0 and 1 in flight: %v, want none", got)
+	}
 	gate.End(0)
-	if got := startable(gate, []int{4}, 0, 8); !slices.Equal(got, []int{4}) {
-		t.Errorf("after step 0 ended: %v, want [4]", got)
+	gate.End(1)
+	if got := startable(gate, []int{4, 5}, 2, 8); !slices.Equal(got, []int{4, 5}) {
+		t.Errorf("after steps 0 and 1 ended: %v, want [4 5]", got)
 	}
 }

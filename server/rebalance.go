@@ -23,7 +23,7 @@ import (
 
 // The RebalanceService (issue 5): plans on the live view or a snapshot,
 // stores them, and executes them through a Migrator (rebalance.Executor:
-// each step once the earlier waves' steps on its hosts have ended).
+// each step once optimizer.Gate lets it).
 
 // GroupsFunc lists Nova's server groups: each group's rule and members.
 type GroupsFunc func(ctx context.Context) ([]optimizer.ServerGroup, map[string]string, error)

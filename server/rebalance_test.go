@@ -1141,6 +1141,52 @@ func TestStepStartsWhenItsHostsAreFree(t *testing.T) {
 	}
 }
 
+// TestArrivalsDoNotWaitForEachOther: five hosts with one instance each
+// empty into one, two migrations per host at a time. The destination's
+// third arrival (a later wave) starts as soon as one of its first two has
+// ended, while the other is still in flight: arrivals need no order among
+// themselves (optimizer.Gate). Before, it waited for both.
+func TestArrivalsDoNotWaitForEachOther(t *testing.T) {
+	snap := &ecraev1.ClusterSnapshot{}
+	for j := range 5 {
+		u := 0.5
+		snap.Hosts = append(snap.Hosts, &ecraev1.SnapshotHost{Name: fmt.Sprintf("p%d", j), Architecture: "old", Vcpus: 10, MemoryMb: 16384, DiskGb: 500})
+		snap.Instances = append(snap.Instances, &ecraev1.SnapshotInstance{Id: fmt.Sprintf("j%d", j), Name: fmt.Sprintf("vm%d", j),
+			Host: fmt.Sprintf("p%d", j), Vcpus: 2, MemoryMb: 2048, DiskGb: 10, CpuUtilization: &u})
+	}
+	m := newFakeMigrator(placement(snap))
+	m.stepwise = true
+	h := newRB(t, nil, m)
+	ctx := context.Background()
+	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1, MaxPerHost: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := p.GetPlan()
+	to := map[string]int{}
+	for _, st := range plan.GetSteps() {
+		to[st.GetToHost()]++
+	}
+	if len(plan.GetSteps()) != 4 || len(to) != 1 || plan.GetWaves() != 2 {
+		t.Fatalf("plan %v in %d waves; want four moves to one host, in two waves", plan.GetSteps(), plan.GetWaves())
+	}
+	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId(), Execute: true}); err != nil {
+		t.Fatal(err)
+	}
+	first, other := m.nextStart(t), m.nextStart(t)
+	m.release(first)
+	third := m.nextStart(t) // before: none until other ended
+	if third == other || third == first {
+		t.Fatalf("third start %s", third)
+	}
+	m.release(other)
+	m.release(third)
+	m.release(m.nextStart(t))
+	if done := h.wait(t, plan.GetId()); done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED {
+		t.Fatalf("plan %v: %s", done.GetStatus(), done.GetMessage())
+	}
+}
+
 // TestDemandPastCapacityIsRelieved: an agent's cpu_demand above 1 makes a
 // host busier than its cores in the plan, so that relieve 1 sheds what it
 // lacks; the busy share alone stops at 1, and the same host then looks

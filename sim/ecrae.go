@@ -24,8 +24,8 @@ import (
 //     code behind PlanRebalance) plans a cheaper placement from the current
 //     one, pricing each migration's energy, and orders the live migrations
 //     into waves that keep every intermediate state within the rules; the
-//     engine starts each move once the earlier waves' moves on its hosts
-//     have ended, as the executor does (optimizer.Gate).
+//     engine starts each move when optimizer.Gate lets it, as the
+//     executor does.
 //
 // Units: the optimizer counts utilisation in cores and vCPUs; here a
 // "core" is one MIPS, so a host model has as many cores as MIPS and a VM
@@ -139,7 +139,7 @@ func (*ecraePolicy) nonPowerAware() bool { return false }
 
 func (p *ecraePolicy) init(e *engine) error {
 	s := e.s
-	e.parallel = p.parallel
+	e.parallel, e.perHost = p.parallel, p.perHost
 	p.models = make([]optimizer.Model, len(s.Models))
 	for i, m := range s.Models {
 		p.models[i] = optimizer.Model{Name: m.Name, ISA: m.ISA, Cores: int(math.Round(m.TotalMIPS())), MemoryMB: m.RAMMB, Curve: m.Curve}

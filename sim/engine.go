@@ -124,8 +124,7 @@ type hostEntry struct {
 
 // move is one live migration a policy asks for. Moves of wave 0 start at
 // the step (CloudSim's policies use wave 0 only); a move of a later wave
-// once every move of an earlier wave on its two hosts has completed
-// (startReady).
+// when optimizer.Gate lets it (startReady).
 type move struct {
 	vm, to int
 	wave   int
@@ -194,10 +193,11 @@ type engine struct {
 	// moves there are dropped too: the plan counted on them).
 	plan     []move
 	planGen  int // counts plans: a migration may outlast its step's plan
-	gate     *optimizer.Gate[int]
+	gate     *optimizer.Gate[int, int]
 	next     []bool // plan[i] not started yet
 	blocked  map[int]bool
 	parallel int // live migrations in flight in all (0: no limit), set by the policy
+	perHost  int // live migrations in flight per host (0: no limit), set by the policy
 
 	series []Sample
 }
@@ -742,9 +742,10 @@ func (e *engine) drain(until float64) {
 	}
 }
 
-// startReady starts, in plan order, the moves the gate lets start: each
-// as soon as the earlier-wave moves on its two hosts have ended, not when
-// its whole wave has (the executor's rule). A move that could not end
+// startReady starts, in plan order, the moves the gate lets start (the
+// executor's rule, optimizer.Gate): each as soon as its VM's earlier move
+// and the earlier-wave moves out of its destination have ended and its
+// hosts have a migration slot, not when its whole wave has. A move that could not end
 // before the next step, or whose destination cannot take it now (it
 // wakes), is dropped, and so is every later move on its hosts, since the
 // plan counted on it; a move whose VM is gone or already there has
@@ -770,7 +771,9 @@ func (e *engine) startReady(t float64) {
 		end := t + float64(v.ram)/(e.hosts[m.to].model.BandwidthMbps*1000/16000)
 		if end >= e.stepEnd || end >= e.limit || !e.startMigration(t, m) {
 			e.drop(i)
+			continue
 		}
+		e.gate.Start(i)
 	}
 }
 
@@ -1016,7 +1019,9 @@ func (e *engine) schedule(t float64, moves []move) {
 	}
 	e.planGen++
 	e.plan, e.next, e.blocked = moves, make([]bool, len(moves)), map[int]bool{}
-	e.gate = optimizer.NewGate(len(moves), func(i int) (int, int, int) { return moves[i].from, moves[i].to, moves[i].wave })
+	e.gate = optimizer.NewGate(len(moves), e.perHost, func(i int) optimizer.GateMove[int, int] {
+		return optimizer.GateMove[int, int]{From: moves[i].from, To: moves[i].to, Wave: moves[i].wave, Instance: moves[i].vm}
+	})
 	// Wave 0 starts now, in order, as CloudSim starts its migration map:
 	// a VM may appear twice (moved by the overload pass, then again by the
 	// underload pass); both migrations run.
@@ -1028,7 +1033,9 @@ func (e *engine) schedule(t float64, moves []move) {
 		if !e.startMigration(t, m) {
 			e.blocked[m.from], e.blocked[m.to] = true, true
 			e.gate.End(i)
+			continue
 		}
+		e.gate.Start(i)
 	}
 	e.startReady(t)
 }

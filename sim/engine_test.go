@@ -193,6 +193,26 @@ func TestLaterWaveStartsWhenItsHostsAreFree(t *testing.T) {
 	}
 }
 
+// TestArrivalDoesNotWaitForArrivals: a later-wave move to a host starts at
+// once while an earlier wave's move to the same host is in flight: only the
+// earlier waves' moves out of a destination must have ended
+// (optimizer.Gate). At 300 s, wave 0 moves the big VM from host 0 to 1
+// (18,438 MB / 62.5 MB/s ≈ 295 s) and wave 1 a small one from 2 to 1 (10
+// s): it ends at 310 s. Had it waited for the big one, it would have
+// started at 595 s and, unable to end before the next step (600 s), been
+// dropped: 2 migrations, not 1.
+func TestArrivalDoesNotWaitForArrivals(t *testing.T) {
+	s := tinySetup(4)
+	s.Models[0].RAMMB = 32768
+	s.VMTypes = append(s.VMTypes, VMType{Name: "big", PEs: 1, MIPS: 1000, RAMMB: 18438, BandwidthMbps: 100})
+	// VMs 0 and 1 small, 2 big (2 VMs a type).
+	pol := &scripted{start: []int{2, 3, 0}, steps: map[int][]move{1: {{vm: 2, to: 1}, {vm: 0, to: 1, wave: 1}}}}
+	r := mustRun(t, s, genDay(3, constant(10)), pol)
+	if r.Migrations != 2 {
+		t.Errorf("%d migrations, want 2 (the second wave's arrival beside the first's)", r.Migrations)
+	}
+}
+
 // TestMigrationOutlastingItsStep: a migration that the step's first wave
 // started and that ends after the next step (25,000 MB / 62.5 MB/s = 400
 // s, from 300 s to 700 s) ends nothing in the next step's plan, whose

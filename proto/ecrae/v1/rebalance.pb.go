@@ -881,8 +881,10 @@ type PlanStep struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	// The plan proves each wave's state feasible with its steps in flight
-	// together; a step starts once the steps of earlier waves on its two
-	// hosts have finished (not the whole wave), at most max_parallel at once.
+	// together; a step starts once its instance's earlier step and the
+	// earlier waves' steps out of its destination have finished (not the
+	// whole wave), with at most max_per_host in flight on each of its hosts
+	// and max_parallel in all.
 	Wave         int32  `protobuf:"varint,2,opt,name=wave,proto3" json:"wave,omitempty"`
 	InstanceId   string `protobuf:"bytes,3,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	InstanceName string `protobuf:"bytes,4,opt,name=instance_name,json=instanceName,proto3" json:"instance_name,omitempty"`
