@@ -1089,18 +1089,30 @@ func (f *fakeMigrator) nextStart(t *testing.T) string {
 	}
 }
 
-// pairs: eight hosts with room for two instances each (memory), one
-// instance on each: consolidation moves one instance of each pair of
-// hosts onto the other, four moves on disjoint hosts.
-func pairs() *ecraev1.ClusterSnapshot {
+// oneEach: n hosts of memMB, one 2 GB instance on each.
+func oneEach(n int, memMB int64) *ecraev1.ClusterSnapshot {
 	s := &ecraev1.ClusterSnapshot{}
-	for j := range 8 {
+	for j := range n {
 		u := 0.5
-		s.Hosts = append(s.Hosts, &ecraev1.SnapshotHost{Name: fmt.Sprintf("p%d", j), Architecture: "old", Vcpus: 10, MemoryMb: 4096, DiskGb: 500})
+		s.Hosts = append(s.Hosts, &ecraev1.SnapshotHost{Name: fmt.Sprintf("p%d", j), Architecture: "old", Vcpus: 10, MemoryMb: memMB, DiskGb: 500})
 		s.Instances = append(s.Instances, &ecraev1.SnapshotInstance{Id: fmt.Sprintf("j%d", j), Name: fmt.Sprintf("vm%d", j),
 			Host: fmt.Sprintf("p%d", j), Vcpus: 2, MemoryMb: 2048, DiskGb: 10, CpuUtilization: &u})
 	}
 	return s
+}
+
+// planStepwise plans req on its snapshot for an executor whose migrator
+// starts a step and ends it only when the test releases it.
+func planStepwise(t *testing.T, req *ecraev1.PlanRebalanceRequest) (*rbHarness, *fakeMigrator, *ecraev1.Plan) {
+	t.Helper()
+	m := newFakeMigrator(placement(req.GetSnapshot()))
+	m.stepwise = true
+	h := newRB(t, nil, m)
+	p, err := h.client.PlanRebalance(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, m, p.GetPlan()
 }
 
 // TestStepStartsWhenItsHostsAreFree: with two migrations at a time, the
@@ -1108,15 +1120,10 @@ func pairs() *ecraev1.ClusterSnapshot {
 // while the other is still in flight (its hosts are not the same); with
 // the wave barrier it waited for both.
 func TestStepStartsWhenItsHostsAreFree(t *testing.T) {
-	m := newFakeMigrator(placement(pairs()))
-	m.stepwise = true
-	h := newRB(t, nil, m)
-	ctx := context.Background()
-	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: pairs(), Seed: 1, MaxParallel: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := p.GetPlan()
+	// Eight hosts with room for two instances each (memory), one on each:
+	// consolidation moves one instance of each pair of hosts onto the
+	// other, four moves on disjoint hosts.
+	h, m, plan := planStepwise(t, &ecraev1.PlanRebalanceRequest{Snapshot: oneEach(8, 4096), Seed: 1, MaxParallel: 2})
 	hosts := map[string]bool{}
 	for _, st := range plan.GetSteps() {
 		hosts[st.GetFromHost()], hosts[st.GetToHost()] = true, true
@@ -1124,19 +1131,27 @@ func TestStepStartsWhenItsHostsAreFree(t *testing.T) {
 	if plan.GetWaves() != 2 || len(plan.GetSteps()) != 4 || len(hosts) != 8 {
 		t.Fatalf("plan %v in %d waves; want two waves of two moves on eight hosts", plan.GetSteps(), plan.GetWaves())
 	}
-	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId(), Execute: true}); err != nil {
+	thirdStartsBeforeSecondEnds(t, h, m, plan.GetId())
+}
+
+// thirdStartsBeforeSecondEnds executes a four-step plan with a stepwise
+// migrator: two steps start; once the first ends, a third starts while
+// the second is still in flight; then all end and the plan succeeds.
+func thirdStartsBeforeSecondEnds(t *testing.T, h *rbHarness, m *fakeMigrator, id string) {
+	t.Helper()
+	if _, err := h.client.ExecutePlan(context.Background(), &ecraev1.ExecutePlanRequest{PlanId: id, Execute: true}); err != nil {
 		t.Fatal(err)
 	}
 	first, other := m.nextStart(t), m.nextStart(t)
 	m.release(first)
-	third := m.nextStart(t) // with the barrier: none until other ends
+	third := m.nextStart(t)
 	if third == other || third == first {
 		t.Fatalf("third start %s", third)
 	}
 	m.release(other)
 	m.release(third)
 	m.release(m.nextStart(t))
-	if done := h.wait(t, plan.GetId()); done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED {
+	if done := h.wait(t, id); done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED {
 		t.Fatalf("plan %v: %s", done.GetStatus(), done.GetMessage())
 	}
 }
@@ -1147,22 +1162,7 @@ func TestStepStartsWhenItsHostsAreFree(t *testing.T) {
 // ended, while the other is still in flight: arrivals need no order among
 // themselves (optimizer.Gate). Before, it waited for both.
 func TestArrivalsDoNotWaitForEachOther(t *testing.T) {
-	snap := &ecraev1.ClusterSnapshot{}
-	for j := range 5 {
-		u := 0.5
-		snap.Hosts = append(snap.Hosts, &ecraev1.SnapshotHost{Name: fmt.Sprintf("p%d", j), Architecture: "old", Vcpus: 10, MemoryMb: 16384, DiskGb: 500})
-		snap.Instances = append(snap.Instances, &ecraev1.SnapshotInstance{Id: fmt.Sprintf("j%d", j), Name: fmt.Sprintf("vm%d", j),
-			Host: fmt.Sprintf("p%d", j), Vcpus: 2, MemoryMb: 2048, DiskGb: 10, CpuUtilization: &u})
-	}
-	m := newFakeMigrator(placement(snap))
-	m.stepwise = true
-	h := newRB(t, nil, m)
-	ctx := context.Background()
-	p, err := h.client.PlanRebalance(ctx, &ecraev1.PlanRebalanceRequest{Snapshot: snap, Seed: 1, MaxPerHost: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := p.GetPlan()
+	h, m, plan := planStepwise(t, &ecraev1.PlanRebalanceRequest{Snapshot: oneEach(5, 16384), Seed: 1, MaxPerHost: 2})
 	to := map[string]int{}
 	for _, st := range plan.GetSteps() {
 		to[st.GetToHost()]++
@@ -1170,21 +1170,7 @@ func TestArrivalsDoNotWaitForEachOther(t *testing.T) {
 	if len(plan.GetSteps()) != 4 || len(to) != 1 || plan.GetWaves() != 2 {
 		t.Fatalf("plan %v in %d waves; want four moves to one host, in two waves", plan.GetSteps(), plan.GetWaves())
 	}
-	if _, err := h.client.ExecutePlan(ctx, &ecraev1.ExecutePlanRequest{PlanId: plan.GetId(), Execute: true}); err != nil {
-		t.Fatal(err)
-	}
-	first, other := m.nextStart(t), m.nextStart(t)
-	m.release(first)
-	third := m.nextStart(t) // before: none until other ended
-	if third == other || third == first {
-		t.Fatalf("third start %s", third)
-	}
-	m.release(other)
-	m.release(third)
-	m.release(m.nextStart(t))
-	if done := h.wait(t, plan.GetId()); done.GetStatus() != ecraev1.PlanStatus_PLAN_STATUS_SUCCEEDED {
-		t.Fatalf("plan %v: %s", done.GetStatus(), done.GetMessage())
-	}
+	thirdStartsBeforeSecondEnds(t, h, m, plan.GetId()) // before: the third waited for the second
 }
 
 // TestDemandPastCapacityIsRelieved: an agent's cpu_demand above 1 makes a
