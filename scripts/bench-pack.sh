@@ -135,7 +135,7 @@ if [ "${SKIP_GO:-0}" != 1 ]; then
   echo "== Go benchmark: planning a 10,000-instance, 1,000-host snapshot (target < 2 s) =="
   go test -run '^$' -bench 'BenchmarkConsolidate10k' -benchtime 3x ./optimizer/
   echo
-  echo "== Go benchmark: plan makespan, gated (each migration once its hosts are free) over wave by wave (simulated time; 40 random plans, service defaults) =="
+  echo "== Go benchmark: plan makespan, gated (each migration once optimizer.Gate lets it) over wave by wave (simulated time; 40 random plans, service defaults) =="
   go test -run '^$' -bench 'BenchmarkGateMakespan' -benchtime 1x ./optimizer/
   echo
   echo "== Go benchmark: budgets (limit-ratio = time taken / time limit, target <= 1.1): pack 30,000 and 300,000 items, plan 50,000 instances, 1 s each =="
