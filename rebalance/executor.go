@@ -211,9 +211,9 @@ func (r *Executor) release(id string) {
 // MaxPerHost in flight) and fewer than the plan's MaxParallel are in
 // flight: a host never waits for the slowest migration of a wave
 // elsewhere, a destination takes its next arrival as soon as one ends, and
-// every host still holds at each start part of what the plan checked. Before steps start, the plan is checked against the live
-// view (and the store, for an abort): a stale plan stops there with the
-// reason. The first failure stops the plan: the steps in flight finish,
+// every host still holds at each start part of what the plan checked.
+// Before steps start, the plan is checked against the live view (and the
+// store, for an abort): a stale plan stops there with the reason. The first failure stops the plan: the steps in flight finish,
 // no other starts, nothing is retried. Cancelling ctx (the service
 // stopping) interrupts it.
 func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.Duration) {

@@ -745,11 +745,11 @@ func (e *engine) drain(until float64) {
 // startReady starts, in plan order, the moves the gate lets start (the
 // executor's rule, optimizer.Gate): each as soon as its VM's earlier move
 // and the earlier-wave moves out of its destination have ended and its
-// hosts have a migration slot, not when its whole wave has. A move that could not end
-// before the next step, or whose destination cannot take it now (it
-// wakes), is dropped, and so is every later move on its hosts, since the
-// plan counted on it; a move whose VM is gone or already there has
-// nothing to do.
+// hosts have a migration slot, not when its whole wave has. A move that
+// could not end before the next step, or whose destination cannot take it
+// now (it wakes), is dropped, and so is every later move on its hosts,
+// since the plan counted on it; a move whose VM is gone or already there
+// has nothing to do.
 func (e *engine) startReady(t float64) {
 	for i, m := range e.plan {
 		if !e.next[i] || (e.parallel > 0 && len(e.inflight) >= e.parallel) {
