@@ -213,9 +213,10 @@ func (r *Executor) release(id string) {
 // elsewhere, a destination takes its next arrival as soon as one ends, and
 // every host still holds at each start part of what the plan checked.
 // Before steps start, the plan is checked against the live view (and the
-// store, for an abort): a stale plan stops there with the reason. The first failure stops the plan: the steps in flight finish,
-// no other starts, nothing is retried. Cancelling ctx (the service
-// stopping) interrupts it.
+// store, for an abort): a stale plan stops there with the reason. The
+// first failure stops the plan: the steps in flight finish, no other
+// starts, nothing is retried. Cancelling ctx (the service stopping)
+// interrupts it.
 func (r *Executor) execute(ctx context.Context, p *planstore.Plan, timeout time.Duration) {
 	id := p.ID
 	// Store writes must land even while ctx is being cancelled.
