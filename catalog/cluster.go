@@ -20,8 +20,9 @@ type LiveView interface {
 	Snapshot() *hostview.Snapshot
 	Freshness(h *hostview.Host, now time.Time) hostview.Freshness
 	Now() time.Time
-	// Instances lists the instances of one host ("" = all).
-	Instances(host string) []hostview.Instance
+	// SnapshotWithInstances is the current hosts (shared, never modified)
+	// and every instance, at one instant.
+	SnapshotWithInstances() (*hostview.Snapshot, []hostview.Instance)
 }
 
 // SnapshotCluster turns a request snapshot into the optimizer's input,
@@ -160,11 +161,11 @@ func groupPolicy(p ecraev1.ServerGroupPolicy) optimizer.GroupPolicy {
 // gs (groups maps an instance to its group).
 func (c *Catalog) LiveCluster(lv LiveView, defaultTag string, gs []optimizer.ServerGroup, groups map[string]string) optimizer.Cluster {
 	cl := optimizer.Cluster{Groups: gs}
-	snap := lv.Snapshot()
+	snap, all := lv.SnapshotWithInstances()
 	now := lv.Now()
 	load := c.Load(defaultTag)
 	byHost := map[string][]hostview.Instance{}
-	for _, in := range lv.Instances("") {
+	for _, in := range all {
 		if in.Host == "" || in.State == "deleted" || in.State == "shelved_offloaded" {
 			continue
 		}

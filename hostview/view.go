@@ -1,6 +1,7 @@
 package hostview
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 	"sync"
@@ -481,6 +482,11 @@ func (v *View) Snapshot() *Snapshot {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	return v.snapshotLocked()
+}
+
+// snapshotLocked is Snapshot with v.mu held.
+func (v *View) snapshotLocked() *Snapshot {
 	prev := v.snap.Load()
 	ver := v.version.Load()
 	if prev != nil && prev.Version == ver {
@@ -553,29 +559,41 @@ func busyList(m map[string]int) []TagVCPUs {
 // host then uuid; host "" filters nothing, else only that host's.
 func (v *View) Instances(host string) []Instance {
 	v.mu.Lock()
+	out := v.instancesLocked(host)
+	v.mu.Unlock()
+	sortInstances(out)
+	return out
+}
+
+// SnapshotWithInstances is Snapshot and Instances("") taken at one
+// instant: a caller that shows or plans from both never mixes two states
+// of the view (a host's instance count from before a resync with the
+// instance list from after it).
+func (v *View) SnapshotWithInstances() (*Snapshot, []Instance) {
+	v.mu.Lock()
+	s := v.snapshotLocked()
+	out := v.instancesLocked("")
+	v.mu.Unlock()
+	sortInstances(out)
+	return s, out
+}
+
+// instancesLocked copies the instances of host ("" = all), v.mu held.
+func (v *View) instancesLocked(host string) []Instance {
 	out := make([]Instance, 0, len(v.insts))
 	for _, i := range v.insts {
 		if host == "" || i.Host == host {
 			out = append(out, *i)
 		}
 	}
-	v.mu.Unlock()
-	slices.SortFunc(out, func(a, b Instance) int {
-		if a.Host != b.Host {
-			if a.Host < b.Host {
-				return -1
-			}
-			return 1
-		}
-		if a.UUID < b.UUID {
-			return -1
-		}
-		if a.UUID > b.UUID {
-			return 1
-		}
-		return 0
-	})
 	return out
+}
+
+// sortInstances orders instances by host, then UUID.
+func sortInstances(out []Instance) {
+	slices.SortFunc(out, func(a, b Instance) int {
+		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.UUID, b.UUID))
+	})
 }
 
 // Instance returns one instance.

@@ -24,6 +24,8 @@ type LiveView interface {
 	StaleAfter() time.Duration
 	// Instances lists the instances of one host ("" = all).
 	Instances(host string) []hostview.Instance
+	// SnapshotWithInstances is Snapshot and Instances("") at one instant.
+	SnapshotWithInstances() (*hostview.Snapshot, []hostview.Instance)
 }
 
 var _ LiveView = (*hostview.View)(nil)
@@ -189,14 +191,14 @@ func (s *Server) ListLiveHosts(ctx context.Context, req *ecraev1.ListLiveHostsRe
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
-	snap := lv.Snapshot()
+	// One instant: a host's counts and the instance list must agree.
+	snap, all := lv.SnapshotWithInstances()
 	now, load := lv.Now(), c.Load(s.cfg.DefaultTag)
 	out := &ecraev1.ListLiveHostsResponse{
 		AsOf: timestamppb.New(now), StaleAfter: durationpb.New(lv.StaleAfter()),
 		AppliedSeq: snap.AppliedSeq, Sources: s.cfg.LiveSources,
 	}
 	var byHost map[string][]hostview.Instance
-	all := lv.Instances("")
 	out.Instances = int32(len(all))
 	if req.GetIncludeInstances() {
 		byHost = map[string][]hostview.Instance{}
