@@ -396,29 +396,15 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 func TestSnapshotUnderConcurrency(t *testing.T) {
 	v := New(Options{})
 	const hosts, n = 8, 4000
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for r := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				s := v.Snapshot()
-				for _, h := range s.Hosts {
-					if h.Usage.VCPUs != 2*h.Instances {
-						t.Errorf("reader %d: %s has %d vCPUs for %d instances", r, h.Name, h.Usage.VCPUs, h.Instances)
-						return
-					}
-				}
+	whileApplying(n, func(r int) bool {
+		for _, h := range v.Snapshot().Hosts {
+			if h.Usage.VCPUs != 2*h.Instances {
+				t.Errorf("reader %d: %s has %d vCPUs for %d instances", r, h.Name, h.Usage.VCPUs, h.Instances)
+				return false
 			}
-		}()
-	}
-	for i := range n {
+		}
+		return true
+	}, func(i int) {
 		at := t0.Add(time.Duration(i) * time.Millisecond)
 		uuid := fmt.Sprint("i", i%500)
 		if i%3 == 2 {
@@ -426,9 +412,7 @@ func TestSnapshotUnderConcurrency(t *testing.T) {
 		} else {
 			v.Apply(uint64(i), create(fmt.Sprint("m", i), uuid, fmt.Sprint("h", i%hosts), at, small(), ""))
 		}
-	}
-	close(stop)
-	wg.Wait()
+	})
 	total := 0
 	for _, h := range v.Snapshot().Hosts {
 		total += h.Instances
@@ -446,6 +430,36 @@ func TestSnapshotUnderConcurrency(t *testing.T) {
 func TestSnapshotWithInstancesAgree(t *testing.T) {
 	v := New(Options{})
 	const hosts, n = 8, 4000
+	whileApplying(n, func(r int) bool {
+		s, insts := v.SnapshotWithInstances()
+		listed := map[string]int{}
+		for _, i := range insts {
+			listed[i.Host]++
+		}
+		for _, h := range s.Hosts {
+			if h.Instances != listed[h.Name] {
+				t.Errorf("reader %d: %s counts %d instances and lists %d", r, h.Name, h.Instances, listed[h.Name])
+				return false
+			}
+		}
+		return true
+	}, func(i int) {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		uuid := fmt.Sprint("i", i%500)
+		switch i % 3 {
+		case 0:
+			v.Apply(uint64(i), create(fmt.Sprint("m", i), uuid, fmt.Sprint("h", i%hosts), at, small(), ""))
+		case 1:
+			v.Apply(uint64(i), moveTo(fmt.Sprint("m", i), uuid, fmt.Sprint("h", (i+1)%hosts), at))
+		default:
+			v.Apply(uint64(i), del(fmt.Sprint("m", i), uuid, at))
+		}
+	})
+}
+
+// whileApplying calls apply(0..n-1) while two readers call check (with
+// their number) over and over; a reader stops at the first false.
+func whileApplying(n int, check func(reader int) bool, apply func(i int)) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for r := range 2 {
@@ -458,31 +472,14 @@ func TestSnapshotWithInstancesAgree(t *testing.T) {
 					return
 				default:
 				}
-				s, insts := v.SnapshotWithInstances()
-				listed := map[string]int{}
-				for _, i := range insts {
-					listed[i.Host]++
-				}
-				for _, h := range s.Hosts {
-					if h.Instances != listed[h.Name] {
-						t.Errorf("reader %d: %s counts %d instances and lists %d", r, h.Name, h.Instances, listed[h.Name])
-						return
-					}
+				if !check(r) {
+					return
 				}
 			}
 		}()
 	}
 	for i := range n {
-		at := t0.Add(time.Duration(i) * time.Millisecond)
-		uuid := fmt.Sprint("i", i%500)
-		switch i % 3 {
-		case 0:
-			v.Apply(uint64(i), create(fmt.Sprint("m", i), uuid, fmt.Sprint("h", i%hosts), at, small(), ""))
-		case 1:
-			v.Apply(uint64(i), moveTo(fmt.Sprint("m", i), uuid, fmt.Sprint("h", (i+1)%hosts), at))
-		default:
-			v.Apply(uint64(i), del(fmt.Sprint("m", i), uuid, at))
-		}
+		apply(i)
 	}
 	close(stop)
 	wg.Wait()
