@@ -172,44 +172,37 @@ func TestSetupValidate(t *testing.T) {
 	}
 }
 
-// TestLaterWaveStartsWhenItsHostsAreFree: a plan's second-wave move starts
-// as soon as the first-wave move on its hosts has ended, not when the
-// whole first wave has (the executor's rule, optimizer.Gate). At the step
-// at 300 s, wave 0 moves a big VM from host 0 to 1 (18,438 MB / 62.5
-// MB/s ≈ 295 s) and a small one from 2 to 3 (10 s); wave 1 moves another
-// small one from 3 to 2. It starts at 310 s and ends at 320 s; after the
-// whole wave it would have started at 595 s and, unable to end before the
-// next step (600 s), been dropped: 3 migrations, not 2.
-func TestLaterWaveStartsWhenItsHostsAreFree(t *testing.T) {
-	s := tinySetup(4)
-	s.Models[0].RAMMB = 32768
-	s.VMTypes = append(s.VMTypes, VMType{Name: "big", PEs: 1, MIPS: 1000, RAMMB: 18438, BandwidthMbps: 100})
-	// Types by CloudSim's rule, 2 VMs a type (3 / 2 rounded up): VMs 0
-	// and 1 small, 2 big.
-	pol := &scripted{start: []int{2, 3, 0}, steps: map[int][]move{1: {{vm: 2, to: 1}, {vm: 0, to: 3}, {vm: 1, to: 2, wave: 1}}}}
-	r := mustRun(t, s, genDay(3, constant(10)), pol)
-	if r.Migrations != 3 {
-		t.Errorf("%d migrations, want 3 (the second wave's on free hosts)", r.Migrations)
-	}
-}
-
-// TestArrivalDoesNotWaitForArrivals: a later-wave move to a host starts at
-// once while an earlier wave's move to the same host is in flight: only the
-// earlier waves' moves out of a destination must have ended
-// (optimizer.Gate). At 300 s, wave 0 moves the big VM from host 0 to 1
-// (18,438 MB / 62.5 MB/s ≈ 295 s) and wave 1 a small one from 2 to 1 (10
-// s): it ends at 310 s. Had it waited for the big one, it would have
-// started at 595 s and, unable to end before the next step (600 s), been
-// dropped: 2 migrations, not 1.
-func TestArrivalDoesNotWaitForArrivals(t *testing.T) {
-	s := tinySetup(4)
-	s.Models[0].RAMMB = 32768
-	s.VMTypes = append(s.VMTypes, VMType{Name: "big", PEs: 1, MIPS: 1000, RAMMB: 18438, BandwidthMbps: 100})
-	// VMs 0 and 1 small, 2 big (2 VMs a type).
-	pol := &scripted{start: []int{2, 3, 0}, steps: map[int][]move{1: {{vm: 2, to: 1}, {vm: 0, to: 1, wave: 1}}}}
-	r := mustRun(t, s, genDay(3, constant(10)), pol)
-	if r.Migrations != 2 {
-		t.Errorf("%d migrations, want 2 (the second wave's arrival beside the first's)", r.Migrations)
+// TestLaterWaveStartsEarly: a plan's second-wave move starts when
+// optimizer.Gate lets it (the executor's rule), not once the whole first
+// wave has ended. At the step at 300 s, wave 0 moves the big VM from host 0
+// to 1 (18,438 MB / 62.5 MB/s ≈ 295 s); the wave-1 move is a small VM (10
+// s). Started at once it ends by 320 s; after the big move it would start
+// at 595 s and, unable to end before the next step (600 s), be dropped:
+// one migration fewer.
+func TestLaterWaveStartsEarly(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		moves []move
+		want  int
+	}{
+		// Wave 0 also moves a small VM from 2 to 3 (ends at 310 s); wave 1
+		// moves another from 3 to 2: its hosts are free then.
+		{"its hosts are free", []move{{vm: 2, to: 1}, {vm: 0, to: 3}, {vm: 1, to: 2, wave: 1}}, 3},
+		// Wave 1 moves a small VM from 2 to 1, beside the big arrival:
+		// arrivals do not wait for one another.
+		{"arrival beside an arrival", []move{{vm: 2, to: 1}, {vm: 0, to: 1, wave: 1}}, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := tinySetup(4)
+			s.Models[0].RAMMB = 32768
+			s.VMTypes = append(s.VMTypes, VMType{Name: "big", PEs: 1, MIPS: 1000, RAMMB: 18438, BandwidthMbps: 100})
+			// Types by CloudSim's rule, 2 VMs a type (3 / 2 rounded up):
+			// VMs 0 and 1 small on hosts 2 and 3, 2 big on host 0.
+			pol := &scripted{start: []int{2, 3, 0}, steps: map[int][]move{1: c.moves}}
+			if r := mustRun(t, s, genDay(3, constant(10)), pol); r.Migrations != c.want {
+				t.Errorf("%d migrations, want %d (the second wave's started early)", r.Migrations, c.want)
+			}
+		})
 	}
 }
 

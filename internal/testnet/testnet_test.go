@@ -1,23 +1,41 @@
 package testnet
 
 import (
+	"io"
 	"net"
 	"strconv"
 	"testing"
 )
 
-// TestFreePortBelowEphemeralRange: the port is outside the range outgoing
-// connections take their source ports from, and free to listen on.
+// TestFreePortBelowEphemeralRange: TCP and UDP ports outside the range
+// outgoing sockets take their source ports from, and free to listen on or
+// bind.
 func TestFreePortBelowEphemeralRange(t *testing.T) {
 	below := ephemeralStart()
 	if below-lowest < 1000 {
 		t.Skipf("ephemeral range starts at %d: no room below it on this machine", below)
 	}
-	for range 50 {
-		p := FreePort(t)
-		if p < lowest || p >= below {
-			t.Fatalf("port %d, want in [%d, %d)", p, lowest, below)
+	for _, c := range []struct {
+		network string
+		free    func(testing.TB) int
+		bind    func(addr string) (io.Closer, error)
+	}{
+		{"tcp", FreePort, func(a string) (io.Closer, error) { return net.Listen("tcp", a) }},
+		{"udp", FreeUDPPort, func(a string) (io.Closer, error) { return net.ListenPacket("udp", a) }},
+	} {
+		for range 50 {
+			p := c.free(t)
+			if p < lowest || p >= below {
+				t.Fatalf("%s port %d, want in [%d, %d)", c.network, p, lowest, below)
+			}
+			l, err := c.bind(net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				t.Fatalf("bind the free %s port %d: %v", c.network, p, err)
+			}
+			_ = l.Close()
 		}
+	}
+	for range 50 {
 		l, err := net.Listen("tcp", FreeAddr(t))
 		if err != nil {
 			t.Fatalf("listen on a free address: %v", err)
@@ -41,25 +59,5 @@ func TestFreePortsDistinct(t *testing.T) {
 	}
 	if addrs := FreeAddrs(t, 2); addrs[0] == addrs[1] {
 		t.Fatalf("FreeAddrs gave %s twice", addrs[0])
-	}
-}
-
-// TestFreeUDPPortBelowEphemeralRange: a UDP port outside the range
-// datagram sockets take their source ports from, and free to bind.
-func TestFreeUDPPortBelowEphemeralRange(t *testing.T) {
-	below := ephemeralStart()
-	if below-lowest < 1000 {
-		t.Skipf("ephemeral range starts at %d: no room below it on this machine", below)
-	}
-	for range 50 {
-		p := FreeUDPPort(t)
-		if p < lowest || p >= below {
-			t.Fatalf("port %d, want in [%d, %d)", p, lowest, below)
-		}
-		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			t.Fatalf("bind the free UDP port: %v", err)
-		}
-		_ = c.Close()
 	}
 }
